@@ -1,0 +1,2 @@
+//! control: see lib.rs for the layer map.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! dataplane: see lib.rs for the layer map.
+#![deny(unsafe_op_in_unsafe_fn)]

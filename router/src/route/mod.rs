@@ -1,0 +1,2 @@
+//! route: see lib.rs for the layer map.
+#![forbid(unsafe_code)]

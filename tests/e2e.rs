@@ -1,0 +1,1 @@
+//! End-to-end tests: tungate between network namespaces (need root and TUN).
