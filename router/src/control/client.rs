@@ -1,0 +1,60 @@
+//! The caller side of the control socket, used by the multi-call front ends.
+#![forbid(unsafe_code)]
+
+use super::proto::{self, Request, Response, Tool, VERSION};
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+/// The socket path: `--ctl PATH` (already stripped by the caller), else
+/// `TUNGATE_CTL`, else [`super::DEFAULT_SOCKET`].
+pub fn socket_path(explicit: Option<&str>) -> PathBuf {
+    explicit
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("TUNGATE_CTL").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(super::DEFAULT_SOCKET))
+}
+
+/// Sends one request and feeds every response to `on_response` (several for
+/// streaming tools). Returns the exit status from the last response.
+pub fn call(
+    path: &Path,
+    tool: Tool,
+    args: &[String],
+    stdin: Option<String>,
+    mut on_response: impl FnMut(&Response),
+) -> io::Result<i32> {
+    let mut s = UnixStream::connect(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot reach the gateway at {}: {e} (is `tungate run` running? set --ctl or TUNGATE_CTL)",
+                path.display()
+            ),
+        )
+    })?;
+    let req = Request {
+        version: VERSION,
+        tool,
+        args: args.to_vec(),
+        stdin,
+    };
+    proto::write_frame(&mut s, &req)?;
+    loop {
+        match proto::read_frame::<_, Response>(&mut s) {
+            Ok(Some(r)) => {
+                on_response(&r);
+                if !r.more {
+                    return Ok(r.status);
+                }
+            }
+            Ok(None) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "gateway closed the connection without an answer",
+                ))
+            }
+            Err(e) => return Err(io::Error::other(e.to_string())),
+        }
+    }
+}

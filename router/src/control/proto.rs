@@ -1,0 +1,241 @@
+//! Control protocol, version 1.
+//!
+//! Transport: one Unix stream connection per request. Each message is a frame:
+//!
+//! ```text
+//! +----------------------+--------------------------------+
+//! | length: u32, BE      | payload: `length` bytes, UTF-8 |
+//! +----------------------+--------------------------------+
+//! ```
+//!
+//! `length` is 1..=[`MAX_FRAME`]; a larger or zero length is a protocol error
+//! and the connection is closed after an error response. The payload is a JSON
+//! object:
+//!
+//! * client -> server, exactly one [`Request`]:
+//!   `{"version":1,"tool":"iptables","args":["-t","nat","-L"],"stdin":null}`
+//! * server -> client, one or more [`Response`]s; every one but the last has
+//!   `"more":true` (a stream, as `conntrack -E` produces):
+//!   `{"version":1,"status":0,"stdout":"...","stderr":"","more":false}`
+//!
+//! A request whose `version` the server does not speak is answered with status
+//! 2 and a message naming the versions it does speak.
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+use std::io::{self, Read, Write};
+
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+
+/// Largest frame accepted in either direction: a 10,000-service kube ruleset
+/// is about 15 MiB of iptables-restore text; leave room for four times that.
+pub const MAX_FRAME: u32 = 64 << 20;
+
+/// The tools a request may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tool {
+    Iptables,
+    IptablesSave,
+    IptablesRestore,
+    Conntrack,
+    Stats,
+}
+
+impl Tool {
+    /// The tool a multi-call name stands for (`iptables`, `iptables-legacy`,
+    /// `/usr/sbin/iptables-save`, ...).
+    pub fn from_program_name(name: &str) -> Option<Tool> {
+        let base = name.rsplit('/').next().unwrap_or(name);
+        match base {
+            "iptables" | "iptables-nft" | "iptables-legacy" => Some(Tool::Iptables),
+            "iptables-save" | "iptables-nft-save" | "iptables-legacy-save" => {
+                Some(Tool::IptablesSave)
+            }
+            "iptables-restore" | "iptables-nft-restore" | "iptables-legacy-restore" => {
+                Some(Tool::IptablesRestore)
+            }
+            "conntrack" => Some(Tool::Conntrack),
+            "stats" => Some(Tool::Stats),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Iptables => "iptables",
+            Tool::IptablesSave => "iptables-save",
+            Tool::IptablesRestore => "iptables-restore",
+            Tool::Conntrack => "conntrack",
+            Tool::Stats => "stats",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub version: u32,
+    pub tool: Tool,
+    /// Arguments after the program name.
+    pub args: Vec<String>,
+    /// Standard input, for tools that read it (`iptables-restore`).
+    #[serde(default)]
+    pub stdin: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    pub version: u32,
+    /// Exit status the client process should end with.
+    pub status: i32,
+    #[serde(default)]
+    pub stdout: String,
+    #[serde(default)]
+    pub stderr: String,
+    /// More responses follow (streaming).
+    #[serde(default)]
+    pub more: bool,
+}
+
+impl Response {
+    pub fn ok(stdout: impl Into<String>) -> Response {
+        Response {
+            version: VERSION,
+            status: 0,
+            stdout: stdout.into(),
+            stderr: String::new(),
+            more: false,
+        }
+    }
+
+    pub fn error(status: i32, stderr: impl Into<String>) -> Response {
+        Response {
+            version: VERSION,
+            status,
+            stdout: String::new(),
+            stderr: stderr.into(),
+            more: false,
+        }
+    }
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("connection closed before a complete frame")]
+    Truncated,
+    #[error("frame length {0} is outside 1..={MAX_FRAME}")]
+    BadLength(u32),
+    #[error("frame is not valid JSON for this message: {0}")]
+    BadPayload(String),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// Writes one frame.
+pub fn write_frame<W: Write, M: Serialize>(w: &mut W, msg: &M) -> io::Result<()> {
+    let body = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    if body.is_empty() || body.len() > MAX_FRAME as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("message of {} bytes exceeds the frame limit", body.len()),
+        ));
+    }
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    w.write_all(&frame)?;
+    w.flush()
+}
+
+/// Reads one frame; `Ok(None)` on a clean end of stream before any byte.
+pub fn read_frame<R: Read, M: for<'de> Deserialize<'de>>(
+    r: &mut R,
+) -> Result<Option<M>, FrameError> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match r.read(&mut len[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(FrameError::Truncated),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let len = u32::from_be_bytes(len);
+    if len == 0 || len > MAX_FRAME {
+        return Err(FrameError::BadLength(len));
+    }
+    let mut body = vec![0u8; len as usize];
+    r.read_exact(&mut body).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => FrameError::Truncated,
+        _ => FrameError::Io(e),
+    })?;
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| FrameError::BadPayload(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req() -> Request {
+        Request {
+            version: VERSION,
+            tool: Tool::Iptables,
+            args: vec!["-t".into(), "nat".into(), "-S".into()],
+            stdin: None,
+        }
+    }
+
+    #[test]
+    fn frame_roundtrip() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &req()).unwrap();
+        let back: Request = read_frame(&mut buf.as_slice()).unwrap().unwrap();
+        assert_eq!(back, req());
+    }
+
+    #[test]
+    fn truncated_and_oversized_frames_are_errors() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &req()).unwrap();
+        let cut = &buf[..buf.len() - 3];
+        assert!(matches!(
+            read_frame::<_, Request>(&mut &cut[..]),
+            Err(FrameError::Truncated)
+        ));
+        let huge = (MAX_FRAME + 1).to_be_bytes();
+        assert!(matches!(
+            read_frame::<_, Request>(&mut &huge[..]),
+            Err(FrameError::BadLength(_))
+        ));
+        let zero = 0u32.to_be_bytes();
+        assert!(matches!(
+            read_frame::<_, Request>(&mut &zero[..]),
+            Err(FrameError::BadLength(0))
+        ));
+        assert!(read_frame::<_, Request>(&mut &[][..]).unwrap().is_none());
+    }
+
+    #[test]
+    fn garbage_payload_is_a_clear_error() {
+        let mut buf = 5u32.to_be_bytes().to_vec();
+        buf.extend_from_slice(b"hello");
+        let err = read_frame::<_, Request>(&mut buf.as_slice()).unwrap_err();
+        assert!(matches!(err, FrameError::BadPayload(_)), "{err}");
+    }
+
+    #[test]
+    fn program_names_map_to_tools() {
+        assert_eq!(
+            Tool::from_program_name("/usr/sbin/iptables-save"),
+            Some(Tool::IptablesSave)
+        );
+        assert_eq!(Tool::from_program_name("conntrack"), Some(Tool::Conntrack));
+        assert_eq!(Tool::from_program_name("tungate"), None);
+    }
+}

@@ -1,0 +1,346 @@
+//! The control socket listener.
+//!
+//! Guarantees:
+//! * The socket is created mode 0600 (0660 and group-owned when a control group
+//!   is configured), and every connection's peer credentials (SO_PEERCRED) are
+//!   checked: uid 0, or a process whose primary or supplementary groups include
+//!   the configured group. Anyone else gets status 1 "permission denied" and
+//!   nothing is read from them.
+//! * A request is read whole (bounded by [`proto::MAX_FRAME`]) within
+//!   [`ServerConfig::read_timeout`] before anything is executed: a client that
+//!   stalls or disconnects mid-request changes nothing.
+//! * At most [`ServerConfig::max_clients`] requests run at once; more are told
+//!   to retry.
+#![forbid(unsafe_code)]
+
+use super::proto::{self, FrameError, Request, Response};
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// Executes requests against the live gateway.
+pub trait Handler: Send + Sync + 'static {
+    /// Runs one request. Streaming tools call `stream` for every intermediate
+    /// response (it returns `false` once the client is gone) and return the
+    /// final one.
+    fn handle(&self, req: &Request, stream: &mut dyn FnMut(&Response) -> bool) -> Response;
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub path: PathBuf,
+    /// Group (gid) whose members may use the socket besides root.
+    pub group: Option<u32>,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub max_clients: usize,
+}
+
+impl ServerConfig {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            path: path.into(),
+            group: None,
+            read_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(30),
+            max_clients: 16,
+        }
+    }
+}
+
+/// A running listener; dropping it stops accepting and removes the socket.
+pub struct Server {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds the socket (replacing a stale one left by a crash) and starts the
+    /// accept thread.
+    pub fn start(cfg: ServerConfig, handler: Arc<dyn Handler>) -> io::Result<Server> {
+        let listener = bind(&cfg)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(AtomicUsize::new(0));
+        let stop2 = stop.clone();
+        let path = cfg.path.clone();
+        let thread = thread::Builder::new()
+            .name("tungate-ctl".into())
+            .spawn(move || accept_loop(listener, cfg, handler, stop2, active))?;
+        Ok(Server {
+            path,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ = UnixStream::connect(&self.path);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+fn bind(cfg: &ServerConfig) -> io::Result<UnixListener> {
+    if let Some(dir) = cfg.path.parent() {
+        if !dir.as_os_str().is_empty() {
+            fs::create_dir_all(dir)?;
+        }
+    }
+    if cfg.path.exists() {
+        match UnixStream::connect(&cfg.path) {
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!(
+                        "{} is in use by another running gateway",
+                        cfg.path.display()
+                    ),
+                ))
+            }
+            Err(_) => fs::remove_file(&cfg.path)?,
+        }
+    }
+    let listener = UnixListener::bind(&cfg.path)?;
+    let mode = if let Some(gid) = cfg.group {
+        nix::unistd::chown(&cfg.path, None, Some(nix::unistd::Gid::from_raw(gid)))
+            .map_err(io::Error::from)?;
+        0o660
+    } else {
+        0o600
+    };
+    fs::set_permissions(&cfg.path, fs::Permissions::from_mode(mode))?;
+    Ok(listener)
+}
+
+fn accept_loop(
+    listener: UnixListener,
+    cfg: ServerConfig,
+    handler: Arc<dyn Handler>,
+    stop: Arc<AtomicBool>,
+    active: Arc<AtomicUsize>,
+) {
+    let cfg = Arc::new(cfg);
+    for conn in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(mut stream) = conn else { continue };
+        if active.fetch_add(1, Ordering::SeqCst) >= cfg.max_clients {
+            active.fetch_sub(1, Ordering::SeqCst);
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = proto::write_frame(
+                &mut stream,
+                &Response::error(4, "tungate: control socket busy, try again\n"),
+            );
+            continue;
+        }
+        let (handler, cfg, active) = (handler.clone(), cfg.clone(), active.clone());
+        let spawned = thread::Builder::new()
+            .name("tungate-ctl-conn".into())
+            .spawn(move || {
+                serve_one(stream, &cfg, handler.as_ref());
+                active.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            tracing::warn!("control: could not spawn a connection thread");
+        }
+    }
+}
+
+/// Whether the peer may use the socket.
+fn authorized(stream: &UnixStream, group: Option<u32>) -> Result<(), String> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let cred = getsockopt(stream, PeerCredentials).map_err(|e| format!("SO_PEERCRED: {e}"))?;
+    if cred.uid() == 0 {
+        return Ok(());
+    }
+    if let Some(g) = group {
+        if cred.gid() == g || supplementary_groups(cred.pid()).contains(&g) {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "permission denied: uid {} is neither root nor in the control group",
+        cred.uid()
+    ))
+}
+
+/// Supplementary groups of a process, from /proc/PID/status ("Groups:").
+fn supplementary_groups(pid: i32) -> Vec<u32> {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return Vec::new();
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .map(|g| {
+            g.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn serve_one(mut stream: UnixStream, cfg: &ServerConfig, handler: &dyn Handler) {
+    let _ = stream.set_read_timeout(Some(cfg.read_timeout));
+    let _ = stream.set_write_timeout(Some(cfg.write_timeout));
+    if let Err(why) = authorized(&stream, cfg.group) {
+        tracing::warn!("control: refused a client: {why}");
+        let _ = proto::write_frame(
+            &mut stream,
+            &Response::error(1, format!("tungate: {why}\n")),
+        );
+        return;
+    }
+    let req: Request = match proto::read_frame(&mut stream) {
+        Ok(Some(r)) => r,
+        Ok(None) => return,
+        Err(e) => {
+            let msg = match &e {
+                FrameError::Io(io) if io.kind() == io::ErrorKind::WouldBlock => {
+                    "request not received in time".to_string()
+                }
+                other => other.to_string(),
+            };
+            tracing::warn!("control: bad request: {msg}");
+            let _ = proto::write_frame(
+                &mut stream,
+                &Response::error(2, format!("tungate: bad request: {msg}\n")),
+            );
+            return;
+        }
+    };
+    if req.version != proto::VERSION {
+        let _ = proto::write_frame(
+            &mut stream,
+            &Response::error(
+                2,
+                format!(
+                    "tungate: protocol version {} not supported (this gateway speaks {})\n",
+                    req.version,
+                    proto::VERSION
+                ),
+            ),
+        );
+        return;
+    }
+    let mut out = stream.try_clone().ok();
+    let mut stream_fn = |r: &Response| -> bool {
+        let mut r = r.clone();
+        r.more = true;
+        match out.as_mut() {
+            Some(s) => proto::write_frame(s, &r).is_ok(),
+            None => false,
+        }
+    };
+    let mut last = handler.handle(&req, &mut stream_fn);
+    last.more = false;
+    let _ = proto::write_frame(&mut stream, &last);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::client;
+    use crate::control::proto::{Tool, VERSION};
+    use std::io::Write;
+
+    struct Echo;
+    impl Handler for Echo {
+        fn handle(&self, req: &Request, stream: &mut dyn FnMut(&Response) -> bool) -> Response {
+            if req.args.first().map(String::as_str) == Some("stream") {
+                for i in 0..3 {
+                    stream(&Response::ok(format!("event {i}\n")));
+                }
+            }
+            Response::ok(format!("{} {}\n", req.tool.name(), req.args.join(" ")))
+        }
+    }
+
+    fn sock(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("tungate-test-{}-{name}.sock", std::process::id()))
+    }
+
+    #[test]
+    fn request_response_and_stream() {
+        let path = sock("rr");
+        let _srv = Server::start(ServerConfig::new(&path), Arc::new(Echo)).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let mut got = String::new();
+        let status = client::call(&path, Tool::Iptables, &["-S".to_string()], None, |r| {
+            got.push_str(&r.stdout)
+        })
+        .unwrap();
+        assert_eq!((status, got.as_str()), (0, "iptables -S\n"));
+        let mut got = String::new();
+        client::call(&path, Tool::Conntrack, &["stream".into()], None, |r| {
+            got.push_str(&r.stdout)
+        })
+        .unwrap();
+        assert_eq!(got, "event 0\nevent 1\nevent 2\nconntrack stream\n");
+    }
+
+    #[test]
+    fn stalled_and_garbage_clients_do_not_hurt_the_server() {
+        let path = sock("bad");
+        let mut cfg = ServerConfig::new(&path);
+        cfg.read_timeout = Duration::from_millis(200);
+        let _srv = Server::start(cfg, Arc::new(Echo)).unwrap();
+        // Half a frame, then silence: the server times out and says why.
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.write_all(&[0, 0, 0, 50, b'{']).unwrap();
+        let r: Response = proto::read_frame(&mut s).unwrap().unwrap();
+        assert_eq!(r.status, 2, "{r:?}");
+        // Wrong version.
+        let mut s = UnixStream::connect(&path).unwrap();
+        let req = Request {
+            version: VERSION + 7,
+            tool: Tool::Iptables,
+            args: vec![],
+            stdin: None,
+        };
+        proto::write_frame(&mut s, &req).unwrap();
+        let r: Response = proto::read_frame(&mut s).unwrap().unwrap();
+        assert!(r.stderr.contains("not supported"), "{r:?}");
+        // Oversized length.
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.write_all(&u32::MAX.to_be_bytes()).unwrap();
+        let r: Response = proto::read_frame(&mut s).unwrap().unwrap();
+        assert!(r.stderr.contains("outside"), "{r:?}");
+        // The server still answers.
+        let status = client::call(&path, Tool::Stats, &[], None, |_| {}).unwrap();
+        assert_eq!(status, 0);
+    }
+
+    #[test]
+    fn stale_socket_is_replaced_live_one_is_not() {
+        let path = sock("stale");
+        {
+            let _l = UnixListener::bind(&path).unwrap();
+        } // listener dropped, file stays: a crashed gateway's socket.
+        assert!(path.exists());
+        let srv = Server::start(ServerConfig::new(&path), Arc::new(Echo)).unwrap();
+        let second = Server::start(ServerConfig::new(&path), Arc::new(Echo));
+        assert!(second.is_err());
+        drop(srv);
+        assert!(!path.exists());
+    }
+}
