@@ -2,6 +2,9 @@
 //! the multi-call iptables/conntrack personalities.
 #![forbid(unsafe_code)]
 
+pub mod multicall;
+
+use crate::control::proto::Tool;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
@@ -13,12 +16,37 @@ commands:
   ruleset save [FILE|-]        print its iptables-save form
   ruleset list [FILE|-] [-t TABLE] [-n] [-v] [-x] [--line-numbers]
                                print its iptables -L form
+  iptables ARGS...             iptables against the running gateway
+  iptables-save [-t TABLE] [-c]
+  iptables-restore [--noflush] [--counters] [--test] < FILE
+  conntrack -L|-D|-F|-C|-S|-E [filters]
+  stats                        counters of the running gateway
+  install-links DIR            links named iptables, iptables-save,
+                               iptables-restore, conntrack -> tungate
+
+The control socket is --ctl PATH (first argument of a front end), else
+$TUNGATE_CTL, else /run/tungate/control.sock.
 ";
 
 /// Entry point: dispatches on argv[0] (multi-call links) then on the subcommand.
 pub fn main(args: Vec<String>) -> ExitCode {
+    let argv0 = args.first().map(String::as_str).unwrap_or("tungate");
+    if let Some(tool) = Tool::from_program_name(argv0) {
+        return multicall::run(tool, args[1..].to_vec());
+    }
     let rest: Vec<String> = args.iter().skip(1).cloned().collect();
-    match rest.first().map(String::as_str) {
+    let cmd = rest.first().map(String::as_str);
+    if let Some(tool) = cmd.and_then(Tool::from_program_name) {
+        return multicall::run(tool, rest[1..].to_vec());
+    }
+    match cmd {
+        Some("install-links") => match rest.get(1) {
+            Some(dir) => multicall::install_links(dir),
+            None => {
+                eprintln!("usage: tungate install-links DIR");
+                ExitCode::from(2)
+            }
+        },
         Some("-h") | Some("--help") | None => {
             print!("{USAGE}");
             ExitCode::SUCCESS

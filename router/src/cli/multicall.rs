@@ -1,0 +1,83 @@
+//! The iptables/conntrack personalities: `tungate iptables ...` or a link named
+//! `iptables` (see `tungate install-links DIR`). They forward argv and stdin to
+//! the running gateway and print what it answers, exiting with its status.
+#![forbid(unsafe_code)]
+
+use crate::control::{client, proto::Tool};
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+/// Names `install-links` creates, each a symlink to the tungate binary.
+pub const LINK_NAMES: [&str; 4] = ["iptables", "iptables-save", "iptables-restore", "conntrack"];
+
+/// Runs `tool` with `args` (program name already removed). A leading
+/// `--ctl PATH` selects the socket.
+pub fn run(tool: Tool, mut args: Vec<String>) -> ExitCode {
+    let mut ctl = None;
+    if args.first().map(String::as_str) == Some("--ctl") && args.len() >= 2 {
+        ctl = Some(args[1].clone());
+        args.drain(..2);
+    }
+    let path = client::socket_path(ctl.as_deref());
+    let stdin = if tool == Tool::IptablesRestore {
+        let mut s = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut s) {
+            eprintln!("{}: reading standard input: {e}", tool.name());
+            return ExitCode::from(1);
+        }
+        Some(s)
+    } else {
+        None
+    };
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    let result = client::call(&path, tool, &args, stdin, |r| {
+        let _ = out.write_all(r.stdout.as_bytes());
+        let _ = out.flush();
+        let _ = err.write_all(r.stderr.as_bytes());
+    });
+    match result {
+        Ok(status) => ExitCode::from(status.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("{}: {e}", tool.name());
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `tungate install-links DIR`: symlinks named like the real tools, pointing at
+/// this binary. Existing links to us are replaced; other files are left alone.
+pub fn install_links(dir: &str) -> ExitCode {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("tungate: cannot find own executable: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("tungate: {dir}: {e}");
+        return ExitCode::from(1);
+    }
+    for name in LINK_NAMES {
+        let link = std::path::Path::new(dir).join(name);
+        if let Ok(meta) = std::fs::symlink_metadata(&link) {
+            let ours = meta.file_type().is_symlink()
+                && std::fs::read_link(&link).map(|t| t == exe).unwrap_or(false);
+            if !ours {
+                eprintln!(
+                    "tungate: {} exists and is not a link to tungate; left alone",
+                    link.display()
+                );
+                return ExitCode::from(1);
+            }
+            let _ = std::fs::remove_file(&link);
+        }
+        if let Err(e) = std::os::unix::fs::symlink(&exe, &link) {
+            eprintln!("tungate: {}: {e}", link.display());
+            return ExitCode::from(1);
+        }
+        println!("{} -> {}", link.display(), exe.display());
+    }
+    ExitCode::SUCCESS
+}
