@@ -1,2 +1,859 @@
-//! ruleset: see lib.rs for the layer map.
+//! The ruleset model: five netfilter tables, their chains, rules, matches,
+//! targets and counters, as plain data (`Clone`, no interior mutability).
+//!
+//! # For the pipeline author
+//!
+//! * [`Ruleset`] holds the five tables, indexed by [`TableKind`]
+//!   (`ruleset.table(TableKind::Nat)`). Each [`Table`] keeps its chains in
+//!   the order iptables lists them: built-in chains first in hook order, then
+//!   user chains in creation order (iptables-nft lists user chains sorted by
+//!   name, and so do we: [`Table::add_user_chain`] keeps them sorted).
+//! * A [`Chain`] is built-in (`policy: Some(..)`, with the hook it sits on)
+//!   or user-defined (`policy: None`). Built-in chains carry policy counters.
+//! * A [`Rule`] is the fixed IPv4 header part (`-s -d -i -o -p -f`, each with
+//!   its own inversion), then `matches` in the user's order (all must match,
+//!   evaluated in order), then a [`Target`] (`Target::None` when the rule has
+//!   no `-j`: it only counts), then its [`Counters`].
+//! * Everything is semantic: addresses and masks are `u32` in host order
+//!   (`Ipv4Addr::from(u32)` to print), ports are inclusive `(lo, hi)`
+//!   ranges, ctstate is a bit set, marks are `(value, mask)`, the statistic
+//!   probability is the kernel's `u32` threshold (match when
+//!   `random_u32() < threshold`), limit rates are in the kernel's
+//!   `XT_LIMIT_SCALE` units.
+//! * Jumps name their chain: [`Target::Jump`] / [`Target::Goto`] hold the
+//!   chain name. [`Table::chain_index`] resolves a name; the compiled,
+//!   index-based form belongs to the pipeline (it compiles once per ruleset
+//!   replacement, after [`Ruleset::validate`] has passed, so every name
+//!   resolves and there are no loops).
+//! * Counters: the pipeline keeps live counters itself and copies them back
+//!   with [`Ruleset::set_rule_counters`] / [`Ruleset::set_policy_counters`]
+//!   (or by writing the public fields) before a listing is printed.
+//!
+//! Parsing and printing live in `crate::syntax`; this module only defines the
+//! data and the edit operations iptables commands perform on it.
 #![forbid(unsafe_code)]
+
+mod validate;
+
+pub use validate::ValidateError;
+
+use std::fmt;
+
+/// The five netfilter tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TableKind {
+    Raw,
+    Mangle,
+    Nat,
+    Filter,
+    Security,
+}
+
+impl TableKind {
+    /// Order of `iptables-save` output (the nft backend lists tables in the
+    /// order they were created; the kernel creates them on first use; our
+    /// save prints them in this fixed order).
+    pub const ALL: [TableKind; 5] = [
+        TableKind::Raw,
+        TableKind::Mangle,
+        TableKind::Nat,
+        TableKind::Filter,
+        TableKind::Security,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TableKind::Raw => "raw",
+            TableKind::Mangle => "mangle",
+            TableKind::Nat => "nat",
+            TableKind::Filter => "filter",
+            TableKind::Security => "security",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<TableKind> {
+        Some(match s {
+            "raw" => TableKind::Raw,
+            "mangle" => TableKind::Mangle,
+            "nat" => TableKind::Nat,
+            "filter" => TableKind::Filter,
+            "security" => TableKind::Security,
+            _ => return None,
+        })
+    }
+
+    /// The built-in chains (hooks) of this table, in listing order.
+    pub fn hooks(self) -> &'static [Hook] {
+        use Hook::*;
+        match self {
+            TableKind::Raw => &[Prerouting, Output],
+            TableKind::Mangle => &[Prerouting, Input, Forward, Output, Postrouting],
+            TableKind::Nat => &[Prerouting, Input, Output, Postrouting],
+            TableKind::Filter | TableKind::Security => &[Input, Forward, Output],
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The five netfilter hooks (names of the built-in chains).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Hook {
+    Prerouting,
+    Input,
+    Forward,
+    Output,
+    Postrouting,
+}
+
+impl Hook {
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Prerouting => "PREROUTING",
+            Hook::Input => "INPUT",
+            Hook::Forward => "FORWARD",
+            Hook::Output => "OUTPUT",
+            Hook::Postrouting => "POSTROUTING",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Hook> {
+        Some(match s {
+            "PREROUTING" => Hook::Prerouting,
+            "INPUT" => Hook::Input,
+            "FORWARD" => Hook::Forward,
+            "OUTPUT" => Hook::Output,
+            "POSTROUTING" => Hook::Postrouting,
+            _ => return None,
+        })
+    }
+
+    /// Bit for hook masks (`1 << hook`), as the kernel's `NF_INET_*`.
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// Packet and byte counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Policy of a built-in chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Accept,
+    Drop,
+}
+
+impl Policy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Accept => "ACCEPT",
+            Policy::Drop => "DROP",
+        }
+    }
+}
+
+/// The whole ruleset: the five tables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ruleset {
+    tables: [Table; 5],
+}
+
+impl Default for Ruleset {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Ruleset {
+    /// Empty tables with their built-in chains, policies ACCEPT, counters 0.
+    pub fn new() -> Ruleset {
+        Ruleset {
+            tables: TableKind::ALL.map(Table::new),
+        }
+    }
+
+    pub fn table(&self, kind: TableKind) -> &Table {
+        &self.tables[kind.index()]
+    }
+
+    pub fn table_mut(&mut self, kind: TableKind) -> &mut Table {
+        &mut self.tables[kind.index()]
+    }
+
+    pub fn tables(&self) -> impl Iterator<Item = &Table> {
+        self.tables.iter()
+    }
+
+    /// Sets the counters of rule `index` (0-based) of `chain`. Returns false
+    /// if the chain or rule does not exist.
+    pub fn set_rule_counters(
+        &mut self,
+        table: TableKind,
+        chain: &str,
+        index: usize,
+        c: Counters,
+    ) -> bool {
+        match self
+            .table_mut(table)
+            .chain_mut(chain)
+            .and_then(|ch| ch.rules.get_mut(index))
+        {
+            Some(r) => {
+                r.counters = c;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sets the policy counters of a built-in chain.
+    pub fn set_policy_counters(&mut self, table: TableKind, chain: &str, c: Counters) -> bool {
+        match self.table_mut(table).chain_mut(chain) {
+            Some(ch) if ch.policy.is_some() => {
+                ch.counters = c;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Checks every table: targets allowed where used, jumps resolve, no
+    /// loops. See [`validate`](self::validate).
+    pub fn validate(&self) -> Result<(), ValidateError> {
+        for t in &self.tables {
+            t.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// One table: its chains, built-in chains first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub kind: TableKind,
+    pub chains: Vec<Chain>,
+}
+
+impl Table {
+    pub fn new(kind: TableKind) -> Table {
+        Table {
+            kind,
+            chains: kind.hooks().iter().map(|&h| Chain::builtin(h)).collect(),
+        }
+    }
+
+    pub fn chain_index(&self, name: &str) -> Option<usize> {
+        self.chains.iter().position(|c| c.name == name)
+    }
+
+    pub fn chain(&self, name: &str) -> Option<&Chain> {
+        self.chains.iter().find(|c| c.name == name)
+    }
+
+    pub fn chain_mut(&mut self, name: &str) -> Option<&mut Chain> {
+        self.chains.iter_mut().find(|c| c.name == name)
+    }
+
+    /// Adds an empty user chain, keeping user chains sorted by name (the
+    /// order iptables-nft lists them in). Returns false if it exists.
+    pub fn add_user_chain(&mut self, name: &str) -> bool {
+        if self.chain_index(name).is_some() {
+            return false;
+        }
+        let nb = self.chains.iter().filter(|c| c.policy.is_some()).count();
+        let pos = self.chains[nb..]
+            .iter()
+            .position(|c| c.name.as_str() > name)
+            .map(|p| p + nb)
+            .unwrap_or(self.chains.len());
+        self.chains.insert(pos, Chain::user(name));
+        true
+    }
+
+    /// Number of rules in this table that jump or go to `name`.
+    pub fn references(&self, name: &str) -> usize {
+        self.chains
+            .iter()
+            .flat_map(|c| c.rules.iter())
+            .filter(|r| r.target.chain_ref() == Some(name))
+            .count()
+    }
+
+    /// Validates this table alone (see [`Ruleset::validate`]).
+    pub fn validate(&self) -> Result<(), ValidateError> {
+        validate::validate_table(self)
+    }
+}
+
+/// A chain: built-in (with hook, policy and policy counters) or user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chain {
+    pub name: String,
+    /// `Some` for built-in chains.
+    pub hook: Option<Hook>,
+    /// `Some` for built-in chains.
+    pub policy: Option<Policy>,
+    /// Policy counters (built-in chains only; zero for user chains).
+    pub counters: Counters,
+    pub rules: Vec<Rule>,
+}
+
+impl Chain {
+    pub fn builtin(h: Hook) -> Chain {
+        Chain {
+            name: h.name().to_string(),
+            hook: Some(h),
+            policy: Some(Policy::Accept),
+            counters: Counters::default(),
+            rules: Vec::new(),
+        }
+    }
+
+    pub fn user(name: &str) -> Chain {
+        Chain {
+            name: name.to_string(),
+            hook: None,
+            policy: None,
+            counters: Counters::default(),
+            rules: Vec::new(),
+        }
+    }
+
+    pub fn is_builtin(&self) -> bool {
+        self.hook.is_some()
+    }
+}
+
+/// An address match `[!] -s addr/mask`; host order `u32`s, `addr` already
+/// masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AddrMask {
+    pub addr: u32,
+    pub mask: u32,
+    pub invert: bool,
+}
+
+impl AddrMask {
+    /// True when this matches every address (`0.0.0.0/0`, not inverted).
+    pub fn is_any(&self) -> bool {
+        self.mask == 0 && !self.invert
+    }
+
+    pub fn matches(&self, a: u32) -> bool {
+        ((a & self.mask) == self.addr) != self.invert
+    }
+}
+
+/// An interface match `[!] -i name[+]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Iface {
+    /// Name without the trailing `+`.
+    pub name: String,
+    /// Trailing `+`: prefix match.
+    pub wildcard: bool,
+    pub invert: bool,
+}
+
+impl Iface {
+    pub fn matches(&self, ifname: &str) -> bool {
+        let m = if self.wildcard {
+            ifname.starts_with(&self.name)
+        } else {
+            ifname == self.name
+        };
+        m != self.invert
+    }
+}
+
+/// An inclusive range with inversion, used for ports, lengths, MSS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range16 {
+    pub lo: u16,
+    pub hi: u16,
+    pub invert: bool,
+}
+
+impl Range16 {
+    pub fn matches(&self, v: u16) -> bool {
+        (self.lo <= v && v <= self.hi) != self.invert
+    }
+}
+
+/// One rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub src: AddrMask,
+    pub dst: AddrMask,
+    pub in_iface: Option<Iface>,
+    pub out_iface: Option<Iface>,
+    /// `-p`: protocol number (0 = all) and inversion.
+    pub proto: u8,
+    pub proto_invert: bool,
+    /// `-f` (`Some(false)`) or `! -f` (`Some(true)`).
+    pub fragment: Option<bool>,
+    /// Matches in the user's order.
+    pub matches: Vec<Match>,
+    pub target: Target,
+    pub counters: Counters,
+}
+
+impl Default for Rule {
+    fn default() -> Self {
+        Rule {
+            src: AddrMask::default(),
+            dst: AddrMask::default(),
+            in_iface: None,
+            out_iface: None,
+            proto: 0,
+            proto_invert: false,
+            fragment: None,
+            matches: Vec::new(),
+            target: Target::None,
+            counters: Counters::default(),
+        }
+    }
+}
+
+impl Rule {
+    /// Rule equality as `iptables -D/-C` uses it (everything but counters).
+    pub fn same_spec(&self, o: &Rule) -> bool {
+        self.src == o.src
+            && self.dst == o.dst
+            && self.in_iface == o.in_iface
+            && self.out_iface == o.out_iface
+            && self.proto == o.proto
+            && self.proto_invert == o.proto_invert
+            && self.fragment == o.fragment
+            && self.matches == o.matches
+            && self.target == o.target
+    }
+}
+
+/// Connection tracking states (`--ctstate`, `--state`), bit values as the
+/// kernel's `XT_CONNTRACK_STATE_BIT` (plus SNAT/DNAT/UNTRACKED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct CtState(pub u16);
+
+impl CtState {
+    pub const INVALID: CtState = CtState(1 << 0);
+    pub const ESTABLISHED: CtState = CtState(1 << 1);
+    pub const RELATED: CtState = CtState(1 << 2);
+    pub const NEW: CtState = CtState(1 << 3);
+    pub const UNTRACKED: CtState = CtState(1 << 8);
+    pub const SNAT: CtState = CtState(1 << 9);
+    pub const DNAT: CtState = CtState(1 << 10);
+
+    /// Names in the order iptables prints them.
+    pub const NAMES: [(CtState, &'static str); 7] = [
+        (CtState::INVALID, "INVALID"),
+        (CtState::NEW, "NEW"),
+        (CtState::RELATED, "RELATED"),
+        (CtState::ESTABLISHED, "ESTABLISHED"),
+        (CtState::UNTRACKED, "UNTRACKED"),
+        (CtState::SNAT, "SNAT"),
+        (CtState::DNAT, "DNAT"),
+    ];
+
+    pub fn contains(self, o: CtState) -> bool {
+        self.0 & o.0 == o.0
+    }
+
+    pub fn intersects(self, o: CtState) -> bool {
+        self.0 & o.0 != 0
+    }
+}
+
+/// Conntrack status bits (`--ctstatus`), kernel `IPS_*` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct CtStatus(pub u32);
+
+impl CtStatus {
+    pub const NONE: CtStatus = CtStatus(0);
+    pub const EXPECTED: CtStatus = CtStatus(1 << 0);
+    pub const SEEN_REPLY: CtStatus = CtStatus(1 << 1);
+    pub const ASSURED: CtStatus = CtStatus(1 << 2);
+    pub const CONFIRMED: CtStatus = CtStatus(1 << 3);
+
+    pub const NAMES: [(CtStatus, &'static str); 4] = [
+        (CtStatus::EXPECTED, "EXPECTED"),
+        (CtStatus::SEEN_REPLY, "SEEN_REPLY"),
+        (CtStatus::ASSURED, "ASSURED"),
+        (CtStatus::CONFIRMED, "CONFIRMED"),
+    ];
+}
+
+/// Value/mask pair; matches when `(x & mask) == value` (mark, connmark).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkMask {
+    pub value: u32,
+    pub mask: u32,
+    pub invert: bool,
+}
+
+/// A `--ctorigsrc`-style address with mask and inversion.
+pub type CtAddr = AddrMask;
+
+/// `-m conntrack`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConntrackMatch {
+    pub state: Option<(CtState, bool)>,
+    pub proto: Option<(u8, bool)>,
+    pub orig_src: Option<CtAddr>,
+    pub orig_dst: Option<CtAddr>,
+    pub repl_src: Option<CtAddr>,
+    pub repl_dst: Option<CtAddr>,
+    pub orig_src_port: Option<Range16>,
+    pub orig_dst_port: Option<Range16>,
+    pub repl_src_port: Option<Range16>,
+    pub repl_dst_port: Option<Range16>,
+    pub status: Option<(CtStatus, bool)>,
+    /// `(lo, hi, invert)` seconds.
+    pub expire: Option<(u32, u32, bool)>,
+    /// `Some(true)` = `--ctdir REPLY`, `Some(false)` = `ORIGINAL`.
+    pub dir_reply: Option<bool>,
+}
+
+/// Which ports `-m multiport` looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MultiportKind {
+    Src,
+    Dst,
+    Any,
+}
+
+/// `-m statistic` mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatisticMode {
+    /// Kernel threshold: matches when `prandom_u32() < threshold`... more
+    /// exactly, iptables stores `probability * 0x80000000` (31 bits) and the
+    /// kernel matches when `(get_random_u32() & 0x7FFFFFFF) < threshold`.
+    Random { threshold: u32 },
+    /// Every `every`th packet, starting at counter `packet`.
+    Nth { every: u32, packet: u32 },
+}
+
+/// Address types for `-m addrtype` (kernel `XT_ADDRTYPE_*` bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct AddrTypes(pub u16);
+
+impl AddrTypes {
+    pub const NAMES: [&'static str; 12] = [
+        "UNSPEC",
+        "UNICAST",
+        "LOCAL",
+        "BROADCAST",
+        "ANYCAST",
+        "MULTICAST",
+        "BLACKHOLE",
+        "UNREACHABLE",
+        "PROHIBIT",
+        "THROW",
+        "NAT",
+        "XRESOLVE",
+    ];
+    pub const LOCAL: AddrTypes = AddrTypes(1 << 2);
+}
+
+/// `--ttl-eq/-lt/-gt` (and `! --ttl-eq` = `Ne`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlOp {
+    Eq,
+    Ne,
+    Lt,
+    Gt,
+}
+
+/// `-m recent` command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecentCmd {
+    Set,
+    Rcheck,
+    Update,
+    Remove,
+}
+
+/// `-m recent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentMatch {
+    pub cmd: RecentCmd,
+    pub invert: bool,
+    pub seconds: u32,
+    pub reap: bool,
+    pub hit_count: u32,
+    pub rttl: bool,
+    pub name: String,
+    /// true = `--rdest` (default `--rsource`).
+    pub rdest: bool,
+    pub mask: u32,
+}
+
+/// One `-m` match, semantic form.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Match {
+    Tcp {
+        sport: Option<Range16>,
+        dport: Option<Range16>,
+        /// (mask, compare, invert): matches when `flags & mask == compare`.
+        flags: Option<(u8, u8, bool)>,
+        /// (option kind, invert).
+        option: Option<(u8, bool)>,
+    },
+    Udp {
+        sport: Option<Range16>,
+        dport: Option<Range16>,
+    },
+    Icmp {
+        /// 255 = any.
+        icmp_type: u8,
+        code_lo: u8,
+        code_hi: u8,
+        invert: bool,
+    },
+    Multiport {
+        kind: MultiportKind,
+        /// Up to 15 ports; a range counts as two.
+        ports: Vec<(u16, u16)>,
+        invert: bool,
+    },
+    Conntrack(Box<ConntrackMatch>),
+    State {
+        states: CtState,
+        invert: bool,
+    },
+    Comment(String),
+    Mark(MarkMask),
+    Connmark(MarkMask),
+    Statistic {
+        mode: StatisticMode,
+        invert: bool,
+    },
+    Addrtype {
+        src: Option<(AddrTypes, bool)>,
+        dst: Option<(AddrTypes, bool)>,
+        limit_iface_in: bool,
+        limit_iface_out: bool,
+    },
+    Iprange {
+        /// (from, to, invert), host order.
+        src: Option<(u32, u32, bool)>,
+        dst: Option<(u32, u32, bool)>,
+    },
+    Limit {
+        /// Average in kernel units: `XT_LIMIT_SCALE (10000) * seconds / n`.
+        avg: u32,
+        burst: u32,
+    },
+    Length(Range16),
+    Ttl {
+        op: TtlOp,
+        value: u8,
+    },
+    Tcpmss(Range16),
+    Recent(Box<RecentMatch>),
+}
+
+impl Match {
+    /// The module name printed after `-m`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Match::Tcp { .. } => "tcp",
+            Match::Udp { .. } => "udp",
+            Match::Icmp { .. } => "icmp",
+            Match::Multiport { .. } => "multiport",
+            Match::Conntrack(_) => "conntrack",
+            Match::State { .. } => "state",
+            Match::Comment(_) => "comment",
+            Match::Mark(_) => "mark",
+            Match::Connmark(_) => "connmark",
+            Match::Statistic { .. } => "statistic",
+            Match::Addrtype { .. } => "addrtype",
+            Match::Iprange { .. } => "iprange",
+            Match::Limit { .. } => "limit",
+            Match::Length(_) => "length",
+            Match::Ttl { .. } => "ttl",
+            Match::Tcpmss(_) => "tcpmss",
+            Match::Recent(_) => "recent",
+        }
+    }
+}
+
+/// REJECT's `--reject-with`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectWith {
+    NetUnreachable,
+    HostUnreachable,
+    PortUnreachable,
+    ProtoUnreachable,
+    NetProhibited,
+    HostProhibited,
+    AdminProhibited,
+    TcpReset,
+}
+
+impl RejectWith {
+    pub const ALL: [(RejectWith, &'static str); 8] = [
+        (RejectWith::NetUnreachable, "icmp-net-unreachable"),
+        (RejectWith::HostUnreachable, "icmp-host-unreachable"),
+        (RejectWith::PortUnreachable, "icmp-port-unreachable"),
+        (RejectWith::ProtoUnreachable, "icmp-proto-unreachable"),
+        (RejectWith::NetProhibited, "icmp-net-prohibited"),
+        (RejectWith::HostProhibited, "icmp-host-prohibited"),
+        (RejectWith::AdminProhibited, "icmp-admin-prohibited"),
+        (RejectWith::TcpReset, "tcp-reset"),
+    ];
+
+    pub fn name(self) -> &'static str {
+        RejectWith::ALL.iter().find(|(r, _)| *r == self).unwrap().1
+    }
+}
+
+/// LOG target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogTarget {
+    pub prefix: Option<String>,
+    /// syslog level 0..=7; default 4 (warning).
+    pub level: u8,
+    /// Kernel `XT_LOG_*` flags: 1 tcp-sequence, 2 tcp-options, 4 ip-options,
+    /// 8 uid.
+    pub flags: u8,
+}
+
+/// NAT range of DNAT/SNAT (`--to-destination a[-b][:p[-q][/base]]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NatRange {
+    /// None: keep the address (only ports given, e.g. `:80`).
+    pub addrs: Option<(u32, u32)>,
+    pub ports: Option<(u16, u16)>,
+    /// `/base` (port offset base, kernel NF_NAT_RANGE_PROTO_OFFSET).
+    pub base_port: Option<u16>,
+}
+
+/// NAT flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NatFlags {
+    pub random: bool,
+    pub random_fully: bool,
+    pub persistent: bool,
+}
+
+/// CONNMARK target modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnmarkTarget {
+    /// ctmark = (ctmark & !mask) ^ value.
+    SetXmark { value: u32, mask: u32 },
+    /// ctmark = (ctmark & !ctmask) ^ (nfmark & nfmask).
+    Save { nfmask: u32, ctmask: u32 },
+    /// nfmark = (nfmark & !nfmask) ^ (ctmark & ctmask).
+    Restore { nfmask: u32, ctmask: u32 },
+}
+
+/// CT target.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CtTarget {
+    pub notrack: bool,
+    pub zone: Option<u16>,
+    /// Event bits in the order of `CT_EVENT_NAMES`.
+    pub ctevents: u32,
+    pub expevents: u32,
+}
+
+pub const CT_EVENT_NAMES: [&str; 8] = [
+    "new",
+    "related",
+    "destroy",
+    "reply",
+    "assured",
+    "protoinfo",
+    "helper",
+    "mark",
+];
+
+/// A rule's target.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// No `-j`: the rule only counts, evaluation continues.
+    None,
+    Accept,
+    Drop,
+    Return,
+    /// `-j CHAIN`: call a user chain.
+    Jump(String),
+    /// `-g CHAIN`: go to a user chain (RETURN from it returns to the caller
+    /// of the current chain).
+    Goto(String),
+    Reject(RejectWith),
+    Log(LogTarget),
+    /// MARK: nfmark = (nfmark & !mask) ^ value.
+    Mark {
+        value: u32,
+        mask: u32,
+    },
+    Connmark(ConnmarkTarget),
+    Dnat {
+        range: NatRange,
+        flags: NatFlags,
+    },
+    Snat {
+        range: NatRange,
+        flags: NatFlags,
+    },
+    Masquerade {
+        ports: Option<(u16, u16)>,
+        flags: NatFlags,
+    },
+    Redirect {
+        ports: Option<(u16, u16)>,
+        flags: NatFlags,
+    },
+    Notrack,
+    Ct(CtTarget),
+    /// `--set-mss N`.
+    TcpmssSet(u16),
+    /// `--clamp-mss-to-pmtu`.
+    TcpmssClamp,
+}
+
+impl Target {
+    /// The chain a jump or goto names.
+    pub fn chain_ref(&self) -> Option<&str> {
+        match self {
+            Target::Jump(c) | Target::Goto(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Name printed after `-j`/`-g` (empty for none).
+    pub fn name(&self) -> &str {
+        match self {
+            Target::None => "",
+            Target::Accept => "ACCEPT",
+            Target::Drop => "DROP",
+            Target::Return => "RETURN",
+            Target::Jump(c) | Target::Goto(c) => c,
+            Target::Reject(_) => "REJECT",
+            Target::Log(_) => "LOG",
+            Target::Mark { .. } => "MARK",
+            Target::Connmark(_) => "CONNMARK",
+            Target::Dnat { .. } => "DNAT",
+            Target::Snat { .. } => "SNAT",
+            Target::Masquerade { .. } => "MASQUERADE",
+            Target::Redirect { .. } => "REDIRECT",
+            Target::Notrack => "NOTRACK",
+            Target::Ct(_) => "CT",
+            Target::TcpmssSet(_) | Target::TcpmssClamp => "TCPMSS",
+        }
+    }
+}
+
+impl fmt::Display for TableKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

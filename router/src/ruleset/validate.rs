@@ -1,0 +1,228 @@
+//! Table checks the kernel performs when a ruleset is loaded: every jump
+//! names an existing user chain, jumps form no loop, and each target / match
+//! is used only in the tables and hooks where netfilter accepts it (for a user
+//! chain, every hook it is reachable from counts).
+#![forbid(unsafe_code)]
+
+use super::{Hook, Match, Table, TableKind, Target};
+
+/// Why a table was rejected. Messages follow iptables' wording.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidateError {
+    #[error(
+        "Couldn't load target `{target}':No such file or directory (chain {chain}, rule {rule})"
+    )]
+    NoSuchChain {
+        chain: String,
+        rule: usize,
+        target: String,
+    },
+    #[error("Too many levels of symbolic links: jumps from chain {chain} loop back to it")]
+    Loop { chain: String },
+    #[error("{target} target: only valid in {allowed} (used in table {table}, chain {chain}, rule {rule})")]
+    TargetPlacement {
+        target: &'static str,
+        allowed: &'static str,
+        table: &'static str,
+        chain: String,
+        rule: usize,
+    },
+    #[error("{what} (table {table}, chain {chain}, rule {rule})")]
+    MatchPlacement {
+        what: &'static str,
+        table: &'static str,
+        chain: String,
+        rule: usize,
+    },
+}
+
+/// Hooks a target may be used from, and tables it may be used in.
+/// `None` tables = any table.
+pub(crate) fn target_rules(
+    t: &Target,
+) -> Option<(&'static str, Option<TableKind>, u8, &'static str)> {
+    use Hook::*;
+    let b = |hs: &[Hook]| hs.iter().fold(0u8, |m, h| m | h.bit());
+    Some(match t {
+        Target::Dnat { .. } => (
+            "DNAT",
+            Some(TableKind::Nat),
+            b(&[Prerouting, Output]),
+            "the nat table, chains PREROUTING and OUTPUT",
+        ),
+        Target::Redirect { .. } => (
+            "REDIRECT",
+            Some(TableKind::Nat),
+            b(&[Prerouting, Output]),
+            "the nat table, chains PREROUTING and OUTPUT",
+        ),
+        Target::Snat { .. } => (
+            "SNAT",
+            Some(TableKind::Nat),
+            b(&[Postrouting, Input]),
+            "the nat table, chains POSTROUTING and INPUT",
+        ),
+        Target::Masquerade { .. } => (
+            "MASQUERADE",
+            Some(TableKind::Nat),
+            b(&[Postrouting]),
+            "the nat table, chain POSTROUTING",
+        ),
+        Target::Reject(_) => (
+            "REJECT",
+            None,
+            b(&[Input, Forward, Output]),
+            "chains INPUT, FORWARD and OUTPUT",
+        ),
+        Target::Notrack => (
+            "NOTRACK",
+            Some(TableKind::Raw),
+            b(&[Prerouting, Output]),
+            "the raw table",
+        ),
+        Target::Ct(_) => (
+            "CT",
+            Some(TableKind::Raw),
+            b(&[Prerouting, Output]),
+            "the raw table",
+        ),
+        Target::TcpmssClamp => (
+            "TCPMSS",
+            None,
+            b(&[Forward, Output, Postrouting]),
+            "chains FORWARD, OUTPUT and POSTROUTING (path-MTU clamping)",
+        ),
+        _ => return None,
+    })
+}
+
+/// Hook mask from which each chain is reachable (index = chain index).
+fn reachability(t: &Table) -> Vec<u8> {
+    let mut reach = vec![0u8; t.chains.len()];
+    let mut stack = Vec::new();
+    for (i, c) in t.chains.iter().enumerate() {
+        if let Some(h) = c.hook {
+            reach[i] = h.bit();
+            stack.push(i);
+        }
+    }
+    while let Some(i) = stack.pop() {
+        let m = reach[i];
+        for r in &t.chains[i].rules {
+            if let Some(name) = r.target.chain_ref() {
+                if let Some(j) = t.chain_index(name) {
+                    if reach[j] & m != m {
+                        reach[j] |= m;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+    }
+    reach
+}
+
+pub(crate) fn validate_table(t: &Table) -> Result<(), ValidateError> {
+    // References.
+    for c in &t.chains {
+        for (ri, r) in c.rules.iter().enumerate() {
+            if let Some(name) = r.target.chain_ref() {
+                let ok = t.chain(name).map(|tc| !tc.is_builtin()).unwrap_or(false);
+                if !ok {
+                    return Err(ValidateError::NoSuchChain {
+                        chain: c.name.clone(),
+                        rule: ri + 1,
+                        target: name.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    // Loops: iterative DFS with colours over the jump graph.
+    let n = t.chains.len();
+    let idx: Vec<Vec<usize>> = t
+        .chains
+        .iter()
+        .map(|c| {
+            c.rules
+                .iter()
+                .filter_map(|r| r.target.chain_ref().and_then(|n| t.chain_index(n)))
+                .collect()
+        })
+        .collect();
+    let mut colour = vec![0u8; n];
+    for s in 0..n {
+        if colour[s] != 0 {
+            continue;
+        }
+        let mut stack = vec![(s, 0usize)];
+        colour[s] = 1;
+        while let Some(&mut (v, ref mut k)) = stack.last_mut() {
+            if *k < idx[v].len() {
+                let w = idx[v][*k];
+                *k += 1;
+                match colour[w] {
+                    0 => {
+                        colour[w] = 1;
+                        stack.push((w, 0));
+                    }
+                    1 => {
+                        return Err(ValidateError::Loop {
+                            chain: t.chains[w].name.clone(),
+                        })
+                    }
+                    _ => {}
+                }
+            } else {
+                colour[v] = 2;
+                stack.pop();
+            }
+        }
+    }
+    // Placement.
+    let reach = reachability(t);
+    for (ci, c) in t.chains.iter().enumerate() {
+        let hooks = reach[ci];
+        for (ri, r) in c.rules.iter().enumerate() {
+            if let Some((name, table, allowed, msg)) = target_rules(&r.target) {
+                let table_ok = table.map(|k| k == t.kind).unwrap_or(true);
+                if !table_ok || hooks & !allowed != 0 {
+                    return Err(ValidateError::TargetPlacement {
+                        target: name,
+                        allowed: msg,
+                        table: t.kind.name(),
+                        chain: c.name.clone(),
+                        rule: ri + 1,
+                    });
+                }
+            }
+            for m in &r.matches {
+                if let Match::Addrtype {
+                    limit_iface_in,
+                    limit_iface_out,
+                    ..
+                } = m
+                {
+                    let inb = Hook::Prerouting.bit() | Hook::Input.bit() | Hook::Forward.bit();
+                    let outb = Hook::Postrouting.bit() | Hook::Output.bit() | Hook::Forward.bit();
+                    let bad = if *limit_iface_in && hooks & !inb != 0 {
+                        Some("addrtype: --limit-iface-in only valid in PREROUTING, INPUT and FORWARD")
+                    } else if *limit_iface_out && hooks & !outb != 0 {
+                        Some("addrtype: --limit-iface-out only valid in POSTROUTING, OUTPUT and FORWARD")
+                    } else {
+                        None
+                    };
+                    if let Some(what) = bad {
+                        return Err(ValidateError::MatchPlacement {
+                            what,
+                            table: t.kind.name(),
+                            chain: c.name.clone(),
+                            rule: ri + 1,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
