@@ -6,6 +6,10 @@
 //! an [`Emit`] sink together with the interface they leave through.
 #![forbid(unsafe_code)]
 
+pub mod compile;
+pub mod eval;
+pub mod log;
+
 use crate::clock::Timestamp;
 use crate::wire::vnet::VnetHdr;
 

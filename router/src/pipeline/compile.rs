@@ -1,0 +1,357 @@
+//! The compiled, index-based form of a [`Ruleset`] the fast path walks.
+//!
+//! Compilation happens once per ruleset replacement, off the packet path:
+//!
+//! * Chains are resolved to indices; `-j`/`-g` targets carry the chain index.
+//! * Every rule and every built-in policy gets a slot in a counter array that
+//!   is **per worker** (`counters[worker][slot]`), so workers never contend on
+//!   a cache line for a hot rule; listings sum the rows.
+//! * **Keyed runs.** A run of consecutive rules in one chain that all pin the
+//!   same kind of key — `-d A/32 -p tcp|udp --dport P` (KUBE-SERVICES),
+//!   `-d A/32`, or `-s A/32` — becomes a hash map from key to the ascending
+//!   list of rule positions having that key. A rule in such a run can only
+//!   match packets whose key equals its own, so the first rule of the run that
+//!   matches a packet is the first one, at or after the current position, in
+//!   the packet key's list (each candidate is still checked in full, so other
+//!   conditions on a keyed rule stay exact). Packets whose key is in no list
+//!   skip the run in one step. The cost per packet is one hash lookup per run,
+//!   not one comparison per rule: 10,000 services cost what 10 do. Counters,
+//!   first-match order, jumps that RETURN into the middle of a run: all as
+//!   the linear walk.
+//! * Per-rule state the kernel keeps (statistic nth counters, limit buckets)
+//!   lives here, next to the rule.
+#![forbid(unsafe_code)]
+
+use crate::ruleset::{
+    Counters, Hook, Match, Policy, Rule, Ruleset, StatisticMode, TableKind, Target,
+};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Smallest run worth a hash map.
+const MIN_RUN: usize = 6;
+
+/// A rule's target with chain names resolved to indices.
+#[derive(Debug, Clone)]
+pub enum CTarget {
+    None,
+    Jump(u32),
+    Goto(u32),
+    /// Any other target: see the rule's `target` for parameters.
+    Other,
+}
+
+/// Kernel-side state of stateful matches.
+#[derive(Debug, Default)]
+pub struct RuleState {
+    /// statistic --mode nth counter.
+    pub nth: AtomicU32,
+    /// limit: remaining credit in nanoseconds and the time of the last update.
+    pub limit: Mutex<(u64, u64)>,
+}
+
+#[derive(Debug)]
+pub struct CRule {
+    pub rule: Rule,
+    pub target: CTarget,
+    /// Slot in the counter rows.
+    pub slot: u32,
+    pub state: RuleState,
+}
+
+/// The key kinds a keyed run can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    DstProtoPort,
+    Dst,
+    Src,
+}
+
+/// Packet key for a run: (address, proto, port); unused parts zero.
+pub type RunKey = (u32, u8, u16);
+
+#[derive(Debug)]
+pub struct KeyedRun {
+    pub start: u32,
+    pub end: u32,
+    pub kind: KeyKind,
+    pub map: HashMap<RunKey, Vec<u32>>,
+}
+
+#[derive(Debug)]
+pub struct CChain {
+    pub name: String,
+    pub policy: Option<Policy>,
+    pub policy_slot: u32,
+    pub rules: Vec<CRule>,
+    /// Keyed runs sorted by start; `run_at[i]` is the run covering rule i.
+    pub runs: Vec<KeyedRun>,
+    pub run_at: Vec<u32>,
+}
+
+pub const NO_RUN: u32 = u32::MAX;
+
+#[derive(Debug)]
+pub struct CTable {
+    pub kind: TableKind,
+    pub chains: Vec<CChain>,
+    /// Chain index of each hook's built-in chain, by `Hook as usize`.
+    pub hook_chain: [Option<u32>; 5],
+}
+
+/// Counter rows, one per worker: `[packets, bytes]` per slot.
+#[derive(Debug)]
+pub struct CounterRows {
+    slots: usize,
+    cells: Box<[AtomicU64]>,
+}
+
+impl CounterRows {
+    fn new(workers: usize, slots: usize) -> Self {
+        let n = workers.max(1) * slots * 2;
+        CounterRows {
+            slots,
+            cells: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    #[inline]
+    pub fn bump(&self, worker: usize, slot: u32, bytes: u64) {
+        let rows = self.cells.len() / (2 * self.slots.max(1));
+        let w = if worker < rows { worker } else { 0 };
+        let i = (w * self.slots + slot as usize) * 2;
+        if let (Some(p), Some(b)) = (self.cells.get(i), self.cells.get(i + 1)) {
+            // Each worker owns its row: relaxed load+store is enough and
+            // cheaper than a locked add; the rare foreign writer (worker index
+            // out of range) shares row 0 and may lose an increment to a race.
+            p.store(p.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            b.store(b.load(Ordering::Relaxed) + bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Sum over workers.
+    pub fn get(&self, slot: u32) -> Counters {
+        let mut c = Counters::default();
+        if self.slots == 0 {
+            return c;
+        }
+        let rows = self.cells.len() / (2 * self.slots);
+        for w in 0..rows {
+            let i = (w * self.slots + slot as usize) * 2;
+            c.packets += self.cells[i].load(Ordering::Relaxed);
+            c.bytes += self.cells[i + 1].load(Ordering::Relaxed);
+        }
+        c
+    }
+
+    /// Zeroes one slot in every row.
+    pub fn zero(&self, slot: u32) {
+        let rows = self.cells.len() / (2 * self.slots.max(1));
+        for w in 0..rows {
+            let i = (w * self.slots + slot as usize) * 2;
+            self.cells[i].store(0, Ordering::Relaxed);
+            self.cells[i + 1].store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A ruleset ready for the fast path.
+#[derive(Debug)]
+pub struct CompiledRuleset {
+    /// The model it was compiled from, with the counters it was loaded with
+    /// (the base to which live counts are added).
+    pub source: Ruleset,
+    pub tables: Vec<CTable>,
+    pub counters: CounterRows,
+    /// Counters each slot started from (restored `[p:b]`, or carried over).
+    base: Vec<Counters>,
+    /// (table, chain, rule) of each slot; rule == u32::MAX for policies.
+    slot_owner: Vec<(TableKind, u32, u32)>,
+}
+
+impl CompiledRuleset {
+    /// Compiles a validated ruleset for `workers` worker threads.
+    pub fn compile(source: Ruleset, workers: usize) -> CompiledRuleset {
+        Self::compile_with(source, workers, true)
+    }
+
+    /// As [`compile`](Self::compile); `keyed_runs: false` keeps every chain a
+    /// plain linear walk (the reference the keyed form is tested against).
+    pub fn compile_with(source: Ruleset, workers: usize, keyed_runs: bool) -> CompiledRuleset {
+        let mut slot_owner = Vec::new();
+        let mut base = Vec::new();
+        let mut tables = Vec::new();
+        for t in source.tables() {
+            let mut chains = Vec::with_capacity(t.chains.len());
+            let mut hook_chain = [None; 5];
+            for (ci, ch) in t.chains.iter().enumerate() {
+                if let Some(h) = ch.hook {
+                    hook_chain[h as usize] = Some(ci as u32);
+                }
+                let policy_slot = slot_owner.len() as u32;
+                slot_owner.push((t.kind, ci as u32, u32::MAX));
+                base.push(ch.counters);
+                let rules: Vec<CRule> = ch
+                    .rules
+                    .iter()
+                    .enumerate()
+                    .map(|(ri, r)| {
+                        let slot = slot_owner.len() as u32;
+                        slot_owner.push((t.kind, ci as u32, ri as u32));
+                        base.push(r.counters);
+                        let resolve = |name: &str| t.chain_index(name).unwrap_or(0) as u32;
+                        let target = match &r.target {
+                            Target::None => CTarget::None,
+                            Target::Jump(c) => CTarget::Jump(resolve(c)),
+                            Target::Goto(c) => CTarget::Goto(resolve(c)),
+                            _ => CTarget::Other,
+                        };
+                        let state = RuleState::default();
+                        for m in &r.matches {
+                            if let Match::Statistic {
+                                mode: StatisticMode::Nth { packet, .. },
+                                ..
+                            } = m
+                            {
+                                state.nth.store(*packet, Ordering::Relaxed);
+                            }
+                        }
+                        CRule {
+                            rule: r.clone(),
+                            target,
+                            slot,
+                            state,
+                        }
+                    })
+                    .collect();
+                let (runs, run_at) = if keyed_runs {
+                    build_runs(&rules)
+                } else {
+                    (Vec::new(), vec![NO_RUN; rules.len()])
+                };
+                chains.push(CChain {
+                    name: ch.name.clone(),
+                    policy: ch.policy,
+                    policy_slot,
+                    rules,
+                    runs,
+                    run_at,
+                });
+            }
+            tables.push(CTable {
+                kind: t.kind,
+                chains,
+                hook_chain,
+            });
+        }
+        let counters = CounterRows::new(workers, slot_owner.len());
+        CompiledRuleset {
+            source,
+            tables,
+            counters,
+            base,
+            slot_owner,
+        }
+    }
+
+    pub fn table(&self, kind: TableKind) -> &CTable {
+        &self.tables[TableKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)]
+    }
+
+    /// Built-in chain of `hook` in `kind`, if the table has that hook.
+    pub fn hook_chain(&self, kind: TableKind, hook: Hook) -> Option<u32> {
+        self.table(kind).hook_chain[hook as usize]
+    }
+
+    /// Current counters of a slot: base plus live.
+    pub fn slot_counters(&self, slot: u32) -> Counters {
+        let live = self.counters.get(slot);
+        let b = self.base.get(slot as usize).copied().unwrap_or_default();
+        Counters {
+            packets: b.packets + live.packets,
+            bytes: b.bytes + live.bytes,
+        }
+    }
+
+    /// The model with live counters filled in, for listings and saves.
+    pub fn snapshot(&self) -> Ruleset {
+        let mut rs = self.source.clone();
+        for (slot, &(kind, ci, ri)) in self.slot_owner.iter().enumerate() {
+            let c = self.slot_counters(slot as u32);
+            let ch = &mut rs.table_mut(kind).chains[ci as usize];
+            if ri == u32::MAX {
+                ch.counters = c;
+            } else if let Some(r) = ch.rules.get_mut(ri as usize) {
+                r.counters = c;
+            }
+        }
+        rs
+    }
+}
+
+/// The key of `r` under `kind`, if `r` pins one.
+fn rule_key(r: &Rule, kind: KeyKind) -> Option<RunKey> {
+    match kind {
+        KeyKind::Src => (r.src.mask == u32::MAX && !r.src.invert).then_some((r.src.addr, 0, 0)),
+        KeyKind::Dst => (r.dst.mask == u32::MAX && !r.dst.invert).then_some((r.dst.addr, 0, 0)),
+        KeyKind::DstProtoPort => {
+            if r.dst.mask != u32::MAX || r.dst.invert || r.proto_invert {
+                return None;
+            }
+            if r.proto != 6 && r.proto != 17 {
+                return None;
+            }
+            let port = r.matches.iter().find_map(|m| match m {
+                Match::Tcp { dport: Some(d), .. } | Match::Udp { dport: Some(d), .. }
+                    if !d.invert && d.lo == d.hi =>
+                {
+                    Some(d.lo)
+                }
+                _ => None,
+            })?;
+            Some((r.dst.addr, r.proto, port))
+        }
+    }
+}
+
+fn build_runs(rules: &[CRule]) -> (Vec<KeyedRun>, Vec<u32>) {
+    let mut runs = Vec::new();
+    let mut run_at = vec![NO_RUN; rules.len()];
+    let mut i = 0;
+    while i < rules.len() {
+        let mut best: Option<(KeyKind, usize)> = None;
+        for kind in [KeyKind::DstProtoPort, KeyKind::Dst, KeyKind::Src] {
+            let len = rules[i..]
+                .iter()
+                .take_while(|r| rule_key(&r.rule, kind).is_some())
+                .count();
+            if len >= MIN_RUN && best.is_none_or(|(_, l)| len > l) {
+                best = Some((kind, len));
+            }
+        }
+        match best {
+            Some((kind, len)) => {
+                let mut map: HashMap<RunKey, Vec<u32>> = HashMap::with_capacity(len);
+                for (j, r) in rules[i..i + len].iter().enumerate() {
+                    if let Some(k) = rule_key(&r.rule, kind) {
+                        map.entry(k).or_default().push((i + j) as u32);
+                    }
+                }
+                let idx = runs.len() as u32;
+                for slot in run_at.iter_mut().skip(i).take(len) {
+                    *slot = idx;
+                }
+                runs.push(KeyedRun {
+                    start: i as u32,
+                    end: (i + len) as u32,
+                    kind,
+                    map,
+                });
+                i += len;
+            }
+            None => i += 1,
+        }
+    }
+    (runs, run_at)
+}

@@ -1,0 +1,940 @@
+//! Rule evaluation: one table's chain walk for one packet, as `ipt_do_table`.
+//!
+//! Semantics kept from the kernel: rules are tried in order, the first whose
+//! every condition holds has its counters bumped and its target run; `-j`
+//! pushes a return point, `-g` does not; RETURN (or falling off a user chain)
+//! pops, and falling off (or RETURN from) a built-in chain applies its policy
+//! and bumps the policy counters. Non-terminal targets (LOG, MARK, CONNMARK,
+//! NOTRACK, CT, TCPMSS) act and continue.
+#![forbid(unsafe_code)]
+
+use super::compile::{CChain, CRule, CTarget, CompiledRuleset, KeyKind, RunKey, NO_RUN};
+use crate::clock::Timestamp;
+use crate::ruleset::{
+    AddrTypes, ConnmarkTarget, ConntrackMatch, CtState, Hook, Match, MultiportKind, Policy,
+    RecentCmd, RecentMatch, RejectWith, StatisticMode, TableKind, Target, TtlOp,
+};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Connection-tracking facts a rule can look at.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CtInfo {
+    /// INVALID / NEW / ESTABLISHED / RELATED / UNTRACKED, plus SNAT / DNAT.
+    pub state: CtState,
+    /// IPS_* bits.
+    pub status: u32,
+    pub proto: u8,
+    /// (src, dst, sport, dport) of each direction, host order.
+    pub orig: (u32, u32, u16, u16),
+    pub reply: (u32, u32, u16, u16),
+    pub dir_reply: bool,
+    /// Seconds until the entry expires.
+    pub expires: u32,
+}
+
+/// Header fields of the packet being evaluated, extracted once.
+#[derive(Debug, Clone)]
+pub struct PacketFields<'a> {
+    pub src: u32,
+    pub dst: u32,
+    pub proto: u8,
+    /// Fragment offset (in 8-byte units) is nonzero.
+    pub later_fragment: bool,
+    pub len: u16,
+    pub ttl: u8,
+    pub tos: u8,
+    pub id: u16,
+    pub df: bool,
+    /// L4 header present (first fragment with enough bytes).
+    pub has_l4: bool,
+    pub sport: u16,
+    pub dport: u16,
+    pub tcp_flags: u8,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    /// The L4 header and payload, as far as the packet holds them.
+    pub l4: &'a [u8],
+    pub in_if: &'a str,
+    pub out_if: &'a str,
+}
+
+impl<'a> PacketFields<'a> {
+    /// Extracts fields from an IPv4 packet whose header was already checked
+    /// (version 4, IHL >= 5, IHL*4 <= len). Missing L4 bytes leave
+    /// `has_l4` false; nothing here can panic.
+    pub fn parse(pkt: &'a [u8], in_if: &'a str, out_if: &'a str) -> Option<PacketFields<'a>> {
+        if pkt.len() < 20 {
+            return None;
+        }
+        let ihl = ((pkt[0] & 0x0f) as usize) * 4;
+        if ihl < 20 || pkt.len() < ihl {
+            return None;
+        }
+        let total = u16::from_be_bytes([pkt[2], pkt[3]]);
+        let frag = u16::from_be_bytes([pkt[6], pkt[7]]);
+        let end = (total as usize).clamp(ihl, pkt.len());
+        let l4 = &pkt[ihl..end];
+        let proto = pkt[9];
+        let later_fragment = frag & 0x1fff != 0;
+        let mut f = PacketFields {
+            src: u32::from_be_bytes([pkt[12], pkt[13], pkt[14], pkt[15]]),
+            dst: u32::from_be_bytes([pkt[16], pkt[17], pkt[18], pkt[19]]),
+            proto,
+            later_fragment,
+            len: total,
+            ttl: pkt[8],
+            tos: pkt[1],
+            id: u16::from_be_bytes([pkt[4], pkt[5]]),
+            df: frag & 0x4000 != 0,
+            has_l4: false,
+            sport: 0,
+            dport: 0,
+            tcp_flags: 0,
+            icmp_type: 0,
+            icmp_code: 0,
+            l4,
+            in_if,
+            out_if,
+        };
+        if !later_fragment {
+            match proto {
+                6 if l4.len() >= 20 => {
+                    f.has_l4 = true;
+                    f.sport = u16::from_be_bytes([l4[0], l4[1]]);
+                    f.dport = u16::from_be_bytes([l4[2], l4[3]]);
+                    f.tcp_flags = l4[13];
+                }
+                17 if l4.len() >= 8 => {
+                    f.has_l4 = true;
+                    f.sport = u16::from_be_bytes([l4[0], l4[1]]);
+                    f.dport = u16::from_be_bytes([l4[2], l4[3]]);
+                }
+                1 if l4.len() >= 4 => {
+                    f.has_l4 = true;
+                    f.icmp_type = l4[0];
+                    f.icmp_code = l4[1];
+                }
+                _ => {}
+            }
+        }
+        Some(f)
+    }
+
+    /// TCP options bytes (empty if none or malformed).
+    fn tcp_options(&self) -> &'a [u8] {
+        if self.proto != 6 || !self.has_l4 {
+            return &[];
+        }
+        let doff = ((self.l4[12] >> 4) as usize) * 4;
+        if doff < 20 || doff > self.l4.len() {
+            return &[];
+        }
+        &self.l4[20..doff]
+    }
+
+    /// Iterates (kind, data) over TCP options; stops at malformed input.
+    fn tcp_option(&self, want: u8) -> Option<&'a [u8]> {
+        let mut o = self.tcp_options();
+        while let Some(&kind) = o.first() {
+            match kind {
+                0 => return None,
+                1 => o = &o[1..],
+                _ => {
+                    let len = *o.get(1)? as usize;
+                    if len < 2 || len > o.len() {
+                        return None;
+                    }
+                    if kind == want {
+                        return Some(&o[2..len]);
+                    }
+                    o = &o[len..];
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Where the walk gets facts beyond the packet.
+pub trait Env {
+    /// `-m addrtype` type bits of `addr`; `iface` limits LOCAL to addresses
+    /// of that interface (`--limit-iface-in/out`).
+    fn addr_type(&self, addr: u32, iface: Option<&str>) -> AddrTypes;
+    /// A uniformly random u32 (statistic --mode random, NAT --random).
+    fn random_u32(&mut self) -> u32;
+    /// A LOG target fired.
+    fn log(&mut self, target: &crate::ruleset::LogTarget, pkt: &PacketFields<'_>, mark: u32);
+}
+
+/// `-m recent` lists, shared by all workers; kept across ruleset swaps as the
+/// kernel keeps them by name.
+#[derive(Debug, Default)]
+pub struct RecentTables {
+    lists: Mutex<HashMap<String, HashMap<u32, Vec<Timestamp>>>>,
+}
+
+/// Per-list capacity as the kernel's `ip_pkt_list_tot` default.
+const RECENT_PKTS: usize = 20;
+
+impl RecentTables {
+    fn check(&self, m: &RecentMatch, addr: u32, ttl: u8, now: Timestamp) -> bool {
+        let _ = ttl;
+        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        let list = lists.entry(m.name.clone()).or_default();
+        let key = addr & m.mask;
+        let hit = match m.cmd {
+            RecentCmd::Set => {
+                let e = list.entry(key).or_default();
+                e.push(now);
+                if e.len() > RECENT_PKTS {
+                    e.remove(0);
+                }
+                true
+            }
+            RecentCmd::Remove => list.remove(&key).is_some(),
+            RecentCmd::Rcheck | RecentCmd::Update => {
+                let window = m.seconds as u64 * 1_000_000_000;
+                let found = match list.get_mut(&key) {
+                    None => false,
+                    Some(stamps) => {
+                        let in_window = |t: &Timestamp| {
+                            m.seconds == 0 || now.as_nanos().saturating_sub(t.as_nanos()) <= window
+                        };
+                        let n = stamps.iter().filter(|t| in_window(t)).count();
+                        let need = m.hit_count.max(1) as usize;
+                        if m.reap && m.seconds > 0 {
+                            stamps.retain(in_window);
+                        }
+                        n >= need
+                    }
+                };
+                if found && m.cmd == RecentCmd::Update {
+                    let e = list.entry(key).or_default();
+                    e.push(now);
+                    if e.len() > RECENT_PKTS {
+                        e.remove(0);
+                    }
+                }
+                if m.reap {
+                    list.retain(|_, v| !v.is_empty());
+                }
+                found
+            }
+        };
+        hit != m.invert
+    }
+}
+
+/// Mutable per-packet state the walk reads and writes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PacketMarks {
+    /// nfmark.
+    pub mark: u32,
+    /// Connection mark (written back to the entry by the caller if changed).
+    pub ctmark: u32,
+    pub ctmark_changed: bool,
+    /// NOTRACK / CT --notrack fired (raw table).
+    pub notrack: bool,
+    /// TCPMSS target asked for this MSS clamp (0 = none; u16::MAX = to PMTU).
+    pub set_mss: u16,
+}
+
+/// How one table's walk ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TableVerdict {
+    Accept,
+    /// A rule's DROP, or a DROP policy (`policy == true`).
+    Drop {
+        policy: bool,
+    },
+    Reject(RejectWith),
+    /// A NAT target fired (nat table): the binding to set up.
+    Nat(Target),
+}
+
+/// Everything the walk needs besides the packet.
+pub struct Walk<'e> {
+    pub rs: &'e CompiledRuleset,
+    pub worker: usize,
+    pub now: Timestamp,
+    pub recent: &'e RecentTables,
+}
+
+const MAX_DEPTH: usize = 64;
+
+impl Walk<'_> {
+    /// Runs `table`'s built-in chain for `hook`. Tables without the hook
+    /// accept.
+    pub fn run(
+        &self,
+        table: TableKind,
+        hook: Hook,
+        pkt: &PacketFields<'_>,
+        ct: Option<&CtInfo>,
+        marks: &mut PacketMarks,
+        env: &mut dyn Env,
+    ) -> TableVerdict {
+        let t = self.rs.table(table);
+        let Some(start) = t.hook_chain[hook as usize] else {
+            return TableVerdict::Accept;
+        };
+        let bytes = pkt.len as u64;
+        // Return stack of (chain, next rule index).
+        let mut stack: [(u32, u32); MAX_DEPTH] = [(0, 0); MAX_DEPTH];
+        let mut depth = 0usize;
+        let mut chain = start;
+        let mut pos = 0u32;
+        loop {
+            let ch: &CChain = &t.chains[chain as usize];
+            match self.next_match(ch, pos, pkt, ct, marks, env) {
+                None => {
+                    // Fell off the end of the chain.
+                    if depth == 0 {
+                        return self.policy(&t.chains[start as usize], bytes);
+                    }
+                    depth -= 1;
+                    (chain, pos) = stack[depth];
+                }
+                Some(i) => {
+                    let r: &CRule = &ch.rules[i as usize];
+                    self.rs.counters.bump(self.worker, r.slot, bytes);
+                    match r.target {
+                        CTarget::None => pos = i + 1,
+                        CTarget::Jump(c) => {
+                            if depth == MAX_DEPTH {
+                                // Validation forbids loops; a chain this
+                                // deep is treated as the kernel does an
+                                // overflow: drop.
+                                return TableVerdict::Drop { policy: false };
+                            }
+                            stack[depth] = (chain, i + 1);
+                            depth += 1;
+                            chain = c;
+                            pos = 0;
+                        }
+                        CTarget::Goto(c) => {
+                            chain = c;
+                            pos = 0;
+                        }
+                        CTarget::Other => match &r.rule.target {
+                            Target::Accept => return TableVerdict::Accept,
+                            Target::Drop => return TableVerdict::Drop { policy: false },
+                            Target::Return => {
+                                if depth == 0 {
+                                    return self.policy(&t.chains[start as usize], bytes);
+                                }
+                                depth -= 1;
+                                (chain, pos) = stack[depth];
+                            }
+                            Target::Reject(w) => return TableVerdict::Reject(*w),
+                            t @ (Target::Dnat { .. }
+                            | Target::Snat { .. }
+                            | Target::Masquerade { .. }
+                            | Target::Redirect { .. }) => return TableVerdict::Nat(t.clone()),
+                            other => {
+                                apply_continue(other, pkt, marks, env);
+                                pos = i + 1;
+                            }
+                        },
+                    }
+                }
+            }
+        }
+    }
+
+    fn policy(&self, ch: &CChain, bytes: u64) -> TableVerdict {
+        self.rs.counters.bump(self.worker, ch.policy_slot, bytes);
+        match ch.policy {
+            Some(Policy::Drop) => TableVerdict::Drop { policy: true },
+            _ => TableVerdict::Accept,
+        }
+    }
+
+    /// Index of the first rule at or after `pos` that matches.
+    fn next_match(
+        &self,
+        ch: &CChain,
+        mut pos: u32,
+        pkt: &PacketFields<'_>,
+        ct: Option<&CtInfo>,
+        marks: &PacketMarks,
+        env: &mut dyn Env,
+    ) -> Option<u32> {
+        let n = ch.rules.len() as u32;
+        while pos < n {
+            let run = ch.run_at[pos as usize];
+            if run != NO_RUN {
+                let run = &ch.runs[run as usize];
+                let key: RunKey = match run.kind {
+                    KeyKind::DstProtoPort => (pkt.dst, pkt.proto, pkt.dport),
+                    KeyKind::Dst => (pkt.dst, 0, 0),
+                    KeyKind::Src => (pkt.src, 0, 0),
+                };
+                let usable = run.kind != KeyKind::DstProtoPort || pkt.has_l4;
+                if usable {
+                    if let Some(cands) = run.map.get(&key) {
+                        let from = cands.partition_point(|&c| c < pos);
+                        for &c in &cands[from..] {
+                            if self.rule_matches(&ch.rules[c as usize], pkt, ct, marks, env) {
+                                return Some(c);
+                            }
+                        }
+                    }
+                }
+                pos = run.end;
+                continue;
+            }
+            if self.rule_matches(&ch.rules[pos as usize], pkt, ct, marks, env) {
+                return Some(pos);
+            }
+            pos += 1;
+        }
+        None
+    }
+
+    fn rule_matches(
+        &self,
+        cr: &CRule,
+        p: &PacketFields<'_>,
+        ct: Option<&CtInfo>,
+        marks: &PacketMarks,
+        env: &mut dyn Env,
+    ) -> bool {
+        let r = &cr.rule;
+        if !r.src.matches(p.src) || !r.dst.matches(p.dst) {
+            return false;
+        }
+        if r.proto != 0 && ((p.proto == r.proto) == r.proto_invert) {
+            return false;
+        }
+        if r.proto == 0 && r.proto_invert {
+            // `! -p all` matches nothing.
+            return false;
+        }
+        if let Some(inv) = r.fragment {
+            // `-f` (inv false): later fragments only; `! -f`: the rest.
+            if p.later_fragment == inv {
+                return false;
+            }
+        }
+        if let Some(i) = &r.in_iface {
+            if !i.matches(p.in_if) {
+                return false;
+            }
+        }
+        if let Some(o) = &r.out_iface {
+            if !o.matches(p.out_if) {
+                return false;
+            }
+        }
+        r.matches
+            .iter()
+            .all(|m| self.match_one(cr, m, p, ct, marks, env))
+    }
+
+    fn match_one(
+        &self,
+        cr: &CRule,
+        m: &Match,
+        p: &PacketFields<'_>,
+        ct: Option<&CtInfo>,
+        marks: &PacketMarks,
+        env: &mut dyn Env,
+    ) -> bool {
+        match m {
+            Match::Tcp {
+                sport,
+                dport,
+                flags,
+                option,
+            } => {
+                if p.proto != 6 || !p.has_l4 {
+                    return false;
+                }
+                sport.is_none_or(|r| r.matches(p.sport))
+                    && dport.is_none_or(|r| r.matches(p.dport))
+                    && flags.is_none_or(|(mask, cmp, inv)| ((p.tcp_flags & mask) == cmp) != inv)
+                    && option.is_none_or(|(kind, inv)| p.tcp_option(kind).is_some() != inv)
+            }
+            Match::Udp { sport, dport } => {
+                if p.proto != 17 || !p.has_l4 {
+                    return false;
+                }
+                sport.is_none_or(|r| r.matches(p.sport)) && dport.is_none_or(|r| r.matches(p.dport))
+            }
+            Match::Icmp {
+                icmp_type,
+                code_lo,
+                code_hi,
+                invert,
+            } => {
+                if p.proto != 1 || !p.has_l4 {
+                    return false;
+                }
+                let hit = *icmp_type == 255
+                    || (p.icmp_type == *icmp_type && (*code_lo..=*code_hi).contains(&p.icmp_code));
+                hit != *invert
+            }
+            Match::Multiport {
+                kind,
+                ports,
+                invert,
+            } => {
+                if !p.has_l4 || !matches!(p.proto, 6 | 17 | 132 | 33 | 136) {
+                    return false;
+                }
+                let inr = |v: u16| ports.iter().any(|&(lo, hi)| lo <= v && v <= hi);
+                let hit = match kind {
+                    MultiportKind::Src => inr(p.sport),
+                    MultiportKind::Dst => inr(p.dport),
+                    MultiportKind::Any => inr(p.sport) || inr(p.dport),
+                };
+                hit != *invert
+            }
+            Match::Conntrack(c) => conntrack_match(c, ct),
+            Match::State { states, invert } => state_bits(ct, false).intersects(*states) != *invert,
+            Match::Comment(_) => true,
+            Match::Mark(mm) => ((marks.mark & mm.mask) == mm.value) != mm.invert,
+            Match::Connmark(mm) => match ct {
+                Some(_) => ((marks.ctmark & mm.mask) == mm.value) != mm.invert,
+                None => false,
+            },
+            Match::Statistic { mode, invert } => {
+                let hit = match mode {
+                    StatisticMode::Random { threshold } => {
+                        (env.random_u32() & 0x7fff_ffff) < *threshold
+                    }
+                    StatisticMode::Nth { every, .. } => {
+                        // As xt_statistic: count wraps to 0 after `every`,
+                        // the packet that wraps it matches.
+                        let c = &cr.state.nth;
+                        let mut old = c.load(std::sync::atomic::Ordering::Relaxed);
+                        loop {
+                            let new = if old >= *every { 0 } else { old + 1 };
+                            match c.compare_exchange_weak(
+                                old,
+                                new,
+                                std::sync::atomic::Ordering::Relaxed,
+                                std::sync::atomic::Ordering::Relaxed,
+                            ) {
+                                Ok(_) => break new == 0,
+                                Err(o) => old = o,
+                            }
+                        }
+                    }
+                };
+                hit != *invert
+            }
+            Match::Addrtype {
+                src,
+                dst,
+                limit_iface_in,
+                limit_iface_out,
+            } => {
+                let iface = if *limit_iface_in {
+                    Some(p.in_if)
+                } else if *limit_iface_out {
+                    Some(p.out_if)
+                } else {
+                    None
+                };
+                src.is_none_or(|(t, inv)| ((env.addr_type(p.src, iface).0 & t.0) != 0) != inv)
+                    && dst
+                        .is_none_or(|(t, inv)| ((env.addr_type(p.dst, iface).0 & t.0) != 0) != inv)
+            }
+            Match::Iprange { src, dst } => {
+                src.is_none_or(|(lo, hi, inv)| (lo <= p.src && p.src <= hi) != inv)
+                    && dst.is_none_or(|(lo, hi, inv)| (lo <= p.dst && p.dst <= hi) != inv)
+            }
+            Match::Limit { avg, burst } => {
+                // Token bucket in nanoseconds of credit, as xt_limit's
+                // jiffies-based one: one packet costs avg/10000 s, the
+                // bucket holds `burst` packets and starts full.
+                let cost = (*avg as u64).saturating_mul(100_000).max(1);
+                let cap = cost.saturating_mul((*burst).max(1) as u64);
+                let now = self.now.as_nanos();
+                let mut st = cr.state.limit.lock().unwrap_or_else(|e| e.into_inner());
+                let (credit, last) = &mut *st;
+                if *last == 0 {
+                    *credit = cap;
+                } else {
+                    *credit = credit.saturating_add(now.saturating_sub(*last)).min(cap);
+                }
+                *last = now.max(1);
+                if *credit >= cost {
+                    *credit -= cost;
+                    true
+                } else {
+                    false
+                }
+            }
+            Match::Length(r) => r.matches(p.len),
+            Match::Ttl { op, value } => match op {
+                TtlOp::Eq => p.ttl == *value,
+                TtlOp::Ne => p.ttl != *value,
+                TtlOp::Lt => p.ttl < *value,
+                TtlOp::Gt => p.ttl > *value,
+            },
+            Match::Tcpmss(r) => {
+                if p.proto != 6 || !p.has_l4 {
+                    return false;
+                }
+                match p.tcp_option(2) {
+                    Some(d) if d.len() == 2 => r.matches(u16::from_be_bytes([d[0], d[1]])),
+                    // No MSS option: matches only when inverted (xt_tcpmss).
+                    _ => r.invert,
+                }
+            }
+            Match::Recent(rm) => {
+                let addr = if rm.rdest { p.dst } else { p.src };
+                self.recent.check(rm, addr, p.ttl, self.now)
+            }
+        }
+    }
+}
+
+/// The state bits of xt_conntrack / xt_state for the packet's connection.
+fn state_bits(ct: Option<&CtInfo>, with_nat: bool) -> CtState {
+    match ct {
+        None => CtState::INVALID,
+        Some(c) => {
+            let mut s = c.state.0;
+            if !with_nat {
+                s &= !(CtState::SNAT.0 | CtState::DNAT.0);
+            }
+            CtState(s)
+        }
+    }
+}
+
+fn conntrack_match(c: &ConntrackMatch, ct: Option<&CtInfo>) -> bool {
+    if let Some((states, inv)) = c.state {
+        if state_bits(ct, true).intersects(states) == inv {
+            return false;
+        }
+    }
+    // Every other option needs a tracked connection (xt_conntrack returns
+    // false without one, whatever the inversion).
+    let tracked = ct.filter(|c| !c.state.contains(CtState::UNTRACKED));
+    let needs_ct = c.proto.is_some()
+        || c.orig_src.is_some()
+        || c.orig_dst.is_some()
+        || c.repl_src.is_some()
+        || c.repl_dst.is_some()
+        || c.orig_src_port.is_some()
+        || c.orig_dst_port.is_some()
+        || c.repl_src_port.is_some()
+        || c.repl_dst_port.is_some()
+        || c.status.is_some()
+        || c.expire.is_some()
+        || c.dir_reply.is_some();
+    if !needs_ct {
+        return true;
+    }
+    let Some(ct) = tracked else {
+        return false;
+    };
+    if let Some((p, inv)) = c.proto {
+        if (ct.proto == p) == inv {
+            return false;
+        }
+    }
+    let addr_ok = |m: &Option<crate::ruleset::AddrMask>, a: u32| m.is_none_or(|m| m.matches(a));
+    let port_ok = |m: &Option<crate::ruleset::Range16>, v: u16| m.is_none_or(|r| r.matches(v));
+    if !addr_ok(&c.orig_src, ct.orig.0)
+        || !addr_ok(&c.orig_dst, ct.orig.1)
+        || !addr_ok(&c.repl_src, ct.reply.0)
+        || !addr_ok(&c.repl_dst, ct.reply.1)
+        || !port_ok(&c.orig_src_port, ct.orig.2)
+        || !port_ok(&c.orig_dst_port, ct.orig.3)
+        || !port_ok(&c.repl_src_port, ct.reply.2)
+        || !port_ok(&c.repl_dst_port, ct.reply.3)
+    {
+        return false;
+    }
+    if let Some((st, inv)) = c.status {
+        if ((ct.status & st.0) != 0) == inv {
+            return false;
+        }
+    }
+    if let Some((lo, hi, inv)) = c.expire {
+        if (lo <= ct.expires && ct.expires <= hi) == inv {
+            return false;
+        }
+    }
+    if let Some(reply) = c.dir_reply {
+        if ct.dir_reply != reply {
+            return false;
+        }
+    }
+    true
+}
+
+/// Non-terminal targets.
+fn apply_continue(t: &Target, p: &PacketFields<'_>, marks: &mut PacketMarks, env: &mut dyn Env) {
+    match t {
+        Target::Log(l) => env.log(l, p, marks.mark),
+        Target::Mark { value, mask } => marks.mark = (marks.mark & !mask) ^ value,
+        Target::Connmark(c) => {
+            let old = marks.ctmark;
+            match *c {
+                ConnmarkTarget::SetXmark { value, mask } => {
+                    marks.ctmark = (marks.ctmark & !mask) ^ value;
+                }
+                ConnmarkTarget::Save { nfmask, ctmask } => {
+                    marks.ctmark = (marks.ctmark & !ctmask) ^ (marks.mark & nfmask);
+                }
+                ConnmarkTarget::Restore { nfmask, ctmask } => {
+                    marks.mark = (marks.mark & !nfmask) ^ (marks.ctmark & ctmask);
+                }
+            }
+            marks.ctmark_changed |= marks.ctmark != old;
+        }
+        Target::Notrack => marks.notrack = true,
+        Target::Ct(c) => marks.notrack |= c.notrack,
+        Target::TcpmssSet(mss) => marks.set_mss = *mss,
+        Target::TcpmssClamp => marks.set_mss = u16::MAX,
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ruleset::{AddrMask, Range16, Rule, Ruleset};
+
+    struct TestEnv(u64);
+    impl Env for TestEnv {
+        fn addr_type(&self, addr: u32, _iface: Option<&str>) -> AddrTypes {
+            if addr == 0x0a00_0001 {
+                AddrTypes::LOCAL
+            } else {
+                AddrTypes(1 << 1)
+            }
+        }
+        fn random_u32(&mut self) -> u32 {
+            // splitmix64
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) as u32
+        }
+        fn log(&mut self, _: &crate::ruleset::LogTarget, _: &PacketFields<'_>, _: u32) {}
+    }
+
+    fn tcp_packet(src: u32, dst: u32, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&40u16.to_be_bytes());
+        p[8] = 64;
+        p[9] = 6;
+        p[12..16].copy_from_slice(&src.to_be_bytes());
+        p[16..20].copy_from_slice(&dst.to_be_bytes());
+        p[20..22].copy_from_slice(&sport.to_be_bytes());
+        p[22..24].copy_from_slice(&dport.to_be_bytes());
+        p[32] = 0x50;
+        p[33] = flags;
+        p
+    }
+
+    fn host(a: u32) -> AddrMask {
+        AddrMask {
+            addr: a,
+            mask: u32::MAX,
+            invert: false,
+        }
+    }
+
+    fn dport_rule(dst: u32, port: u16, target: Target) -> Rule {
+        Rule {
+            dst: host(dst),
+            proto: 6,
+            matches: vec![Match::Tcp {
+                sport: None,
+                dport: Some(Range16 {
+                    lo: port,
+                    hi: port,
+                    invert: false,
+                }),
+                flags: None,
+                option: None,
+            }],
+            target,
+            ..Rule::default()
+        }
+    }
+
+    fn walk(rs: &CompiledRuleset, recent: &RecentTables, pkt: &[u8]) -> TableVerdict {
+        let f = PacketFields::parse(pkt, "in0", "out0").unwrap();
+        let w = Walk {
+            rs,
+            worker: 0,
+            now: Timestamp::from_secs(1),
+            recent,
+        };
+        w.run(
+            TableKind::Filter,
+            Hook::Forward,
+            &f,
+            None,
+            &mut PacketMarks::default(),
+            &mut TestEnv(7),
+        )
+    }
+
+    #[test]
+    fn jump_return_goto_and_policy() {
+        let mut rs = Ruleset::new();
+        let t = rs.table_mut(TableKind::Filter);
+        t.add_user_chain("A");
+        t.add_user_chain("B");
+        t.chain_mut("FORWARD").unwrap().policy = Some(Policy::Drop);
+        let fwd = &mut t.chain_mut("FORWARD").unwrap().rules;
+        fwd.push(Rule {
+            target: Target::Jump("A".into()),
+            ..Rule::default()
+        });
+        fwd.push(dport_rule(2, 80, Target::Accept));
+        let a = &mut t.chain_mut("A").unwrap().rules;
+        a.push(dport_rule(2, 22, Target::Goto("B".into())));
+        a.push(dport_rule(2, 80, Target::Return));
+        t.chain_mut("B").unwrap().rules.push(dport_rule(
+            2,
+            22,
+            Target::Reject(RejectWith::TcpReset),
+        ));
+        let c = CompiledRuleset::compile(rs, 1);
+        let recent = RecentTables::default();
+        assert_eq!(
+            walk(&c, &recent, &tcp_packet(1, 2, 1000, 80, 2)),
+            TableVerdict::Accept
+        );
+        assert_eq!(
+            walk(&c, &recent, &tcp_packet(1, 2, 1000, 22, 2)),
+            TableVerdict::Reject(RejectWith::TcpReset)
+        );
+        assert_eq!(
+            walk(&c, &recent, &tcp_packet(1, 2, 1000, 25, 2)),
+            TableVerdict::Drop { policy: true }
+        );
+        let snap = c.snapshot();
+        let f = snap.table(TableKind::Filter);
+        let fw = f.chain("FORWARD").unwrap();
+        assert_eq!(fw.rules[0].counters.packets, 3);
+        assert_eq!(fw.rules[1].counters.packets, 1);
+        assert_eq!(fw.counters.packets, 1, "policy counter");
+        assert_eq!(fw.counters.bytes, 40);
+        assert_eq!(f.chain("A").unwrap().rules[1].counters.packets, 1);
+    }
+
+    /// The keyed-run form must give the same verdicts and counters as the
+    /// plain walk, including RETURN into the middle of a run and duplicate
+    /// keys whose first rule does not terminate.
+    #[test]
+    fn keyed_runs_equal_linear_walk() {
+        let mut env = TestEnv(42);
+        let mut rs = Ruleset::new();
+        let t = rs.table_mut(TableKind::Filter);
+        t.add_user_chain("SVC");
+        t.add_user_chain("MARKER");
+        t.chain_mut("MARKER").unwrap().rules.push(Rule {
+            target: Target::Mark { value: 1, mask: 1 },
+            ..Rule::default()
+        });
+        t.chain_mut("SVC")
+            .unwrap()
+            .rules
+            .push(dport_rule(5, 5, Target::Drop));
+        let mut rules = Vec::new();
+        for _ in 0..400 {
+            let dst = env.random_u32() % 12;
+            let port = (env.random_u32() % 6) as u16;
+            let target = match env.random_u32() % 5 {
+                0 => Target::Accept,
+                1 => Target::Drop,
+                2 => Target::Jump("MARKER".into()),
+                3 => Target::Jump("SVC".into()),
+                _ => Target::None,
+            };
+            let mut r = dport_rule(dst, port, target);
+            if env.random_u32().is_multiple_of(10) {
+                r.src = AddrMask {
+                    addr: 3,
+                    mask: u32::MAX,
+                    invert: true,
+                };
+            }
+            rules.push(r);
+            if env.random_u32().is_multiple_of(50) {
+                // Something unkeyed breaks the run.
+                rules.push(Rule {
+                    proto: 17,
+                    target: Target::Accept,
+                    ..Rule::default()
+                });
+            }
+        }
+        t.chain_mut("FORWARD").unwrap().rules = rules;
+        let keyed = CompiledRuleset::compile_with(rs.clone(), 1, true);
+        let linear = CompiledRuleset::compile_with(rs, 1, false);
+        let runs: usize = keyed
+            .table(TableKind::Filter)
+            .chains
+            .iter()
+            .map(|c| c.runs.len())
+            .sum();
+        assert!(runs > 0, "the test ruleset must exercise keyed runs");
+        let recent = RecentTables::default();
+        for i in 0..3000u32 {
+            let src = env.random_u32() % 5;
+            let dst = env.random_u32() % 14;
+            let port = (env.random_u32() % 8) as u16;
+            let pkt = tcp_packet(src, dst, 1000 + (i % 7) as u16, port, 2);
+            assert_eq!(walk(&keyed, &recent, &pkt), walk(&linear, &recent, &pkt));
+        }
+        assert_eq!(keyed.snapshot(), linear.snapshot());
+    }
+
+    #[test]
+    fn statistic_nth_and_random_follow_the_kernel() {
+        let mut rs = Ruleset::new();
+        let fwd = &mut rs
+            .table_mut(TableKind::Filter)
+            .chain_mut("FORWARD")
+            .unwrap()
+            .rules;
+        fwd.push(Rule {
+            matches: vec![Match::Statistic {
+                mode: StatisticMode::Nth {
+                    every: 2,
+                    packet: 0,
+                },
+                invert: false,
+            }],
+            target: Target::Drop,
+            ..Rule::default()
+        });
+        let c = CompiledRuleset::compile(rs, 1);
+        let recent = RecentTables::default();
+        let pkt = tcp_packet(1, 2, 3, 4, 2);
+        // every=2 in iptables syntax is stored as every-1 = 1 by iptables;
+        // with every field 2 the kernel matches each third packet.
+        let v: Vec<bool> = (0..6)
+            .map(|_| walk(&c, &recent, &pkt) != TableVerdict::Accept)
+            .collect();
+        assert_eq!(v, [false, false, true, false, false, true]);
+    }
+
+    #[test]
+    fn truncated_packets_do_not_panic_and_do_not_match_l4() {
+        let pkt = tcp_packet(1, 2, 3, 4, 2);
+        for n in 0..pkt.len() {
+            if let Some(f) = PacketFields::parse(&pkt[..n], "a", "b") {
+                assert!(!f.has_l4 || n >= 40);
+                let _ = f.tcp_option(2);
+            }
+        }
+    }
+}
