@@ -27,6 +27,8 @@
 pub mod defrag;
 pub mod table;
 pub mod tcp;
+#[cfg(test)]
+mod tests;
 
 use crate::wire::{icmp, IcmpPacket, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
 use std::fmt;
@@ -36,7 +38,7 @@ use std::time::Duration;
 
 pub use table::{
     ClashKind, ConfirmError, Confirmed, ConnRef, ConnSnapshot, ConnTable, CtEvent, EventKind,
-    NewConn, Stats,
+    NewConn, Stats, StatsSnapshot, Tracked,
 };
 pub use tcp::TcpState;
 

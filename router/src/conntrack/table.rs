@@ -532,6 +532,19 @@ impl<'a> ConnRef<'a> {
     }
 }
 
+/// What [`ConnTable::track`] made of a packet.
+#[derive(Debug)]
+pub enum Tracked<'a> {
+    /// A confirmed entry; the protocol tracker accepted the packet.
+    Known { conn: ConnRef<'a>, state: CtState },
+    /// An ICMP error about a tracked connection (direction of the error).
+    Related(ConnRef<'a>),
+    /// First packet of a connection: NAT it, then [`ConnTable::confirm`].
+    New(NewConn),
+    /// INVALID (no entry; rules see `--ctstate INVALID`).
+    Invalid,
+}
+
 impl ConnTable {
     pub fn new(cfg: ConntrackConfig) -> ConnTable {
         Self::with_hasher(cfg, TupleHashBuilder::random())
@@ -629,6 +642,31 @@ impl ConnTable {
             gen: gl >> 1,
             dir,
         })
+    }
+
+    /// The conntrack hook in one call: lookup (or RELATED lookup), protocol
+    /// update, or a new unconfirmed connection. No allocation.
+    pub fn track(&self, key: &super::PacketKey, len: u32, now: Timestamp) -> Tracked<'_> {
+        match *key {
+            super::PacketKey::Flow { tuple, tcp_flags } => {
+                if let Some(conn) = self.lookup(&tuple, now) {
+                    match conn.update(tcp_flags, len, now) {
+                        CtState::Invalid => return Tracked::Invalid,
+                        state if conn.alive() => return Tracked::Known { conn, state },
+                        _ => {} // TCP reopen: the old entry is gone.
+                    }
+                }
+                match self.new_conn(&tuple, tcp_flags, len, now) {
+                    Some(nc) => Tracked::New(nc),
+                    None => Tracked::Invalid,
+                }
+            }
+            super::PacketKey::IcmpError { embedded } => match self.lookup_related(&embedded, now) {
+                Some(c) => Tracked::Related(c),
+                None => Tracked::Invalid,
+            },
+            super::PacketKey::Untrackable => Tracked::Invalid,
+        }
     }
 
     /// RELATED lookup for an ICMP error: `embedded` is the quoted packet's

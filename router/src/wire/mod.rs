@@ -41,3 +41,6 @@ pub fn get_u16(b: &[u8], at: usize) -> u16 {
 pub fn set_u16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
+
+#[cfg(test)]
+pub mod testutil;
