@@ -284,8 +284,10 @@ pub fn setup(
             (1024, 65535 - 1024 + 1)
         };
     }
+    // The kernel draws a u16 offset; a u32 one avoids the modulo bias that
+    // makes the first ports of a 64512-port class twice as likely.
     let mut off: u32 = if random_all || manip != Manip::Dst || icmp {
-        rng.next_u32() & 0xffff
+        rng.next_u32()
     } else {
         0
     };
@@ -303,7 +305,7 @@ pub fn setup(
             return Err(NatError::Exhausted);
         }
         attempts /= 2;
-        off = rng.next_u32() & 0xffff;
+        off = rng.next_u32();
     }
 }
 
@@ -454,3 +456,6 @@ pub fn translate_both(packet: &mut [u8], partial: bool, target: &Tuple) -> Resul
     let b = translate(packet, partial, target, Manip::Src)?;
     Ok(a || b)
 }
+
+#[cfg(test)]
+mod tests;
