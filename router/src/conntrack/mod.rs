@@ -1,2 +1,439 @@
-//! conntrack: see lib.rs for the layer map.
+//! Connection tracking: tuples, directions, states, the TCP/UDP/ICMP/generic
+//! protocol trackers and the sharded connection table shared by all workers.
+//!
+//! # Per-packet protocol with the pipeline (netfilter's unconfirmed -> confirmed)
+//!
+//! ```text
+//! let key = conntrack::classify(packet)?;             // parse, no allocation
+//! match key {
+//!   PacketKey::Flow { tuple, tcp_flags } => match table.lookup(&tuple, now) {
+//!     Some(conn) => { let st = conn.update(tcp_flags, len, now); ... }      // known flow
+//!     None => { let mut nc = table.new_conn(&tuple, tcp_flags, len, now)?; // NEW, unconfirmed
+//!               // nat table: nat::setup(&table, &mut nc, &range, Manip::Dst, rng, now)
+//!               // ... at the end of POSTROUTING:
+//!               let c = table.confirm(&nc, now)?; }                        // clash-resolved
+//!   },
+//!   PacketKey::IcmpError { embedded } => table.lookup_related(&embedded, now) // RELATED
+//!   PacketKey::Untrackable => INVALID
+//! }
+//! ```
+//! Rule matching reads `ctstate`, `status`, `mark`, the tuples; NAT is applied
+//! with `nat::translate(packet, partial, &conn.nat_target(), Manip::Dst|Src)`.
+//!
+//! The table design (sharded map from both tuples to a slab slot, lazy and
+//! incremental expiry, early drop) is described in [`table`].
 #![forbid(unsafe_code)]
+
+pub mod defrag;
+pub mod table;
+pub mod tcp;
+#[cfg(test)]
+mod tests;
+
+use crate::wire::{icmp, IcmpPacket, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+pub use table::{
+    ClashKind, ConfirmError, Confirmed, ConnRef, ConnSnapshot, ConnTable, CtEvent, EventKind,
+    NewConn, Stats, StatsSnapshot, Tracked,
+};
+pub use tcp::TcpState;
+
+/// Protocol numbers conntrack treats specially.
+pub const PROTO_ICMP: u8 = 1;
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+
+/// A connection tuple (`nf_conntrack_tuple`, IPv4 part).
+///
+/// TCP/UDP: ports. ICMP queries: `sport` is the identifier (in both
+/// directions, as the kernel keeps `src.u.icmp.id`) and `dport` is
+/// `type << 8 | code`. Other protocols: both ports are 0 ("generic").
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Tuple {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+}
+
+impl Hash for Tuple {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (a, b) = self.pack();
+        state.write_u64(a);
+        state.write_u64(b);
+    }
+}
+
+impl Tuple {
+    pub fn new(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, sport: u16, dport: u16) -> Tuple {
+        Tuple {
+            src,
+            dst,
+            sport,
+            dport,
+            proto,
+        }
+    }
+
+    /// An ICMP query tuple.
+    pub fn icmp(src: Ipv4Addr, dst: Ipv4Addr, ty: u8, code: u8, id: u16) -> Tuple {
+        Tuple {
+            src,
+            dst,
+            sport: id,
+            dport: (ty as u16) << 8 | code as u16,
+            proto: PROTO_ICMP,
+        }
+    }
+
+    pub fn icmp_type(&self) -> u8 {
+        (self.dport >> 8) as u8
+    }
+    pub fn icmp_code(&self) -> u8 {
+        self.dport as u8
+    }
+    pub fn icmp_id(&self) -> u16 {
+        self.sport
+    }
+
+    /// The tuple of the answer (`nf_ct_invert_tuple`): addresses and ports
+    /// swapped; ICMP keeps the id and maps request type to reply type.
+    /// `None` for an ICMP type without a reply (the kernel's `invmap`).
+    pub fn invert(&self) -> Option<Tuple> {
+        if self.proto == PROTO_ICMP {
+            let inv = match self.icmp_type() {
+                icmp::types::ECHO_REQUEST => icmp::types::ECHO_REPLY,
+                icmp::types::ECHO_REPLY => icmp::types::ECHO_REQUEST,
+                icmp::types::TIMESTAMP => icmp::types::TIMESTAMP_REPLY,
+                icmp::types::TIMESTAMP_REPLY => icmp::types::TIMESTAMP,
+                icmp::types::INFO_REQUEST => icmp::types::INFO_REPLY,
+                icmp::types::INFO_REPLY => icmp::types::INFO_REQUEST,
+                icmp::types::ADDRESS_MASK => icmp::types::ADDRESS_MASK_REPLY,
+                icmp::types::ADDRESS_MASK_REPLY => icmp::types::ADDRESS_MASK,
+                _ => return None,
+            };
+            return Some(Tuple::icmp(
+                self.dst,
+                self.src,
+                inv,
+                self.icmp_code(),
+                self.sport,
+            ));
+        }
+        Some(Tuple {
+            src: self.dst,
+            dst: self.src,
+            sport: self.dport,
+            dport: self.sport,
+            proto: self.proto,
+        })
+    }
+
+    /// Inversion for tuples known to be invertible (TCP, UDP, generic, ICMP
+    /// queries); falls back to a plain swap otherwise.
+    pub fn inverse(&self) -> Tuple {
+        self.invert().unwrap_or(Tuple {
+            src: self.dst,
+            dst: self.src,
+            sport: self.dport,
+            dport: self.sport,
+            proto: self.proto,
+        })
+    }
+
+    /// True if the protocol has ports (or an ICMP id) NAT can change.
+    pub fn has_ports(&self) -> bool {
+        matches!(self.proto, PROTO_TCP | PROTO_UDP | PROTO_ICMP)
+    }
+
+    /// Two words: `src << 32 | dst`, `sport << 24 | dport << 8 | proto`.
+    pub fn pack(&self) -> (u64, u64) {
+        (
+            (u32::from(self.src) as u64) << 32 | u32::from(self.dst) as u64,
+            (self.sport as u64) << 24 | (self.dport as u64) << 8 | self.proto as u64,
+        )
+    }
+
+    pub fn unpack(a: u64, b: u64) -> Tuple {
+        Tuple {
+            src: Ipv4Addr::from((a >> 32) as u32),
+            dst: Ipv4Addr::from(a as u32),
+            sport: (b >> 24) as u16,
+            dport: (b >> 8) as u16,
+            proto: b as u8,
+        }
+    }
+}
+
+impl fmt::Display for Tuple {
+    /// `conntrack -L` form: `src=A dst=B sport=P dport=Q` (ICMP: `type= code= id=`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "src={} dst={}", self.src, self.dst)?;
+        match self.proto {
+            PROTO_TCP | PROTO_UDP => write!(f, " sport={} dport={}", self.sport, self.dport),
+            PROTO_ICMP => write!(
+                f,
+                " type={} code={} id={}",
+                self.icmp_type(),
+                self.icmp_code(),
+                self.sport
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Direction of a packet relative to the connection (`enum ip_conntrack_dir`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Dir {
+    Original = 0,
+    Reply = 1,
+}
+
+impl Dir {
+    pub fn other(self) -> Dir {
+        match self {
+            Dir::Original => Dir::Reply,
+            Dir::Reply => Dir::Original,
+        }
+    }
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The `-m conntrack --ctstate` / `-m state` classes of a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CtState {
+    New,
+    Established,
+    Related,
+    Invalid,
+    Untracked,
+}
+
+impl CtState {
+    pub fn name(self) -> &'static str {
+        match self {
+            CtState::New => "NEW",
+            CtState::Established => "ESTABLISHED",
+            CtState::Related => "RELATED",
+            CtState::Invalid => "INVALID",
+            CtState::Untracked => "UNTRACKED",
+        }
+    }
+}
+
+/// Connection status bits, with the kernel's values (`enum ip_conntrack_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Status(pub u32);
+
+impl Status {
+    pub const EXPECTED: u32 = 1 << 0;
+    pub const SEEN_REPLY: u32 = 1 << 1;
+    pub const ASSURED: u32 = 1 << 2;
+    pub const CONFIRMED: u32 = 1 << 3;
+    pub const SRC_NAT: u32 = 1 << 4;
+    pub const DST_NAT: u32 = 1 << 5;
+    pub const SRC_NAT_DONE: u32 = 1 << 7;
+    pub const DST_NAT_DONE: u32 = 1 << 8;
+    pub const DYING: u32 = 1 << 9;
+    /// The entry lost a confirm race and was merged into another (kernel's NAT_CLASH).
+    pub const NAT_CLASH: u32 = 1 << 12;
+
+    pub fn has(self, bit: u32) -> bool {
+        self.0 & bit != 0
+    }
+    pub fn seen_reply(self) -> bool {
+        self.has(Self::SEEN_REPLY)
+    }
+    pub fn assured(self) -> bool {
+        self.has(Self::ASSURED)
+    }
+    pub fn src_nat(self) -> bool {
+        self.has(Self::SRC_NAT)
+    }
+    pub fn dst_nat(self) -> bool {
+        self.has(Self::DST_NAT)
+    }
+}
+
+/// Protocol timeouts, the kernel's defaults (`nf_conntrack_*_timeout*` sysctls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp_syn_sent: Duration,
+    pub tcp_syn_recv: Duration,
+    pub tcp_established: Duration,
+    pub tcp_fin_wait: Duration,
+    pub tcp_close_wait: Duration,
+    pub tcp_last_ack: Duration,
+    pub tcp_time_wait: Duration,
+    pub tcp_close: Duration,
+    pub udp_unreplied: Duration,
+    pub udp_stream: Duration,
+    pub icmp: Duration,
+    pub generic: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        let s = Duration::from_secs;
+        Timeouts {
+            tcp_syn_sent: s(120),
+            tcp_syn_recv: s(60),
+            tcp_established: s(432_000),
+            tcp_fin_wait: s(120),
+            tcp_close_wait: s(60),
+            tcp_last_ack: s(30),
+            tcp_time_wait: s(120),
+            tcp_close: s(10),
+            udp_unreplied: s(30),
+            udp_stream: s(120),
+            icmp: s(30),
+            generic: s(600),
+        }
+    }
+}
+
+impl Timeouts {
+    pub fn tcp(&self, st: TcpState) -> Duration {
+        match st {
+            TcpState::None | TcpState::SynSent | TcpState::SynSent2 => self.tcp_syn_sent,
+            TcpState::SynRecv => self.tcp_syn_recv,
+            TcpState::Established => self.tcp_established,
+            TcpState::FinWait => self.tcp_fin_wait,
+            TcpState::CloseWait => self.tcp_close_wait,
+            TcpState::LastAck => self.tcp_last_ack,
+            TcpState::TimeWait => self.tcp_time_wait,
+            TcpState::Close => self.tcp_close,
+        }
+    }
+}
+
+/// Table configuration.
+#[derive(Debug, Clone)]
+pub struct ConntrackConfig {
+    /// `nf_conntrack_max`.
+    pub max_entries: usize,
+    pub timeouts: Timeouts,
+    /// `nf_conntrack_tcp_loose`: pick up established TCP flows from an ACK.
+    pub tcp_loose: bool,
+    /// Capacity of the event queue (`conntrack -E`); 0 disables events.
+    pub event_queue: usize,
+    /// Slots examined by the incremental expiry sweep on each confirm.
+    pub gc_budget: usize,
+}
+
+impl Default for ConntrackConfig {
+    fn default() -> Self {
+        ConntrackConfig {
+            max_entries: 262_144,
+            timeouts: Timeouts::default(),
+            tcp_loose: true,
+            event_queue: 0,
+            gc_budget: 16,
+        }
+    }
+}
+
+/// What conntrack makes of a packet before any lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketKey {
+    /// A trackable packet: its tuple; `tcp_flags` is 0 for non-TCP.
+    Flow { tuple: Tuple, tcp_flags: u8 },
+    /// An ICMP error; `embedded` is the tuple of the quoted packet as it was
+    /// sent. Look it up with [`ConnTable::lookup_related`].
+    IcmpError { embedded: Tuple },
+    /// Conntrack cannot track it (unknown ICMP type, truncated L4 header of
+    /// TCP/UDP, an ICMP error quoting something unparsable): INVALID.
+    Untrackable,
+}
+
+/// Reads the tuple of the packet (an IPv4 packet, not a fragment: reassemble
+/// first). `Err` only when the IP header itself is malformed.
+pub fn classify(packet: &[u8]) -> Result<PacketKey, crate::wire::WireError> {
+    let ip = Ipv4Packet::new_checked(packet)?;
+    if ip.frag_offset() != 0 {
+        // A non-first fragment has no L4 header.
+        return Ok(PacketKey::Untrackable);
+    }
+    Ok(l4_key(
+        ip.src_addr(),
+        ip.dst_addr(),
+        ip.protocol_raw(),
+        ip.payload(),
+        true,
+    ))
+}
+
+fn l4_key(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8], outer: bool) -> PacketKey {
+    match IpProtocol::from(proto) {
+        IpProtocol::Tcp => {
+            // The quoted segment in an ICMP error has only 8 bytes.
+            if outer {
+                match TcpPacket::new_checked(l4) {
+                    Ok(t) => PacketKey::Flow {
+                        tuple: Tuple::new(src, dst, proto, t.src_port(), t.dst_port()),
+                        tcp_flags: t.flags(),
+                    },
+                    Err(_) => PacketKey::Untrackable,
+                }
+            } else if l4.len() >= 4 {
+                let t = TcpPacket::new_unchecked(l4);
+                PacketKey::Flow {
+                    tuple: Tuple::new(src, dst, proto, t.src_port(), t.dst_port()),
+                    tcp_flags: 0,
+                }
+            } else {
+                PacketKey::Untrackable
+            }
+        }
+        IpProtocol::Udp | IpProtocol::Udplite => match UdpPacket::new_checked(l4) {
+            Ok(u) => PacketKey::Flow {
+                tuple: Tuple::new(src, dst, proto, u.src_port(), u.dst_port()),
+                tcp_flags: 0,
+            },
+            Err(_) => PacketKey::Untrackable,
+        },
+        IpProtocol::Icmp => {
+            let Ok(ic) = IcmpPacket::new_checked(l4) else {
+                return PacketKey::Untrackable;
+            };
+            let ty = ic.msg_type();
+            if icmp::is_query(ty) {
+                PacketKey::Flow {
+                    tuple: Tuple::icmp(src, dst, ty, ic.code(), ic.ident()),
+                    tcp_flags: 0,
+                }
+            } else if outer && icmp::is_error(ty) {
+                let Ok(inner) = ic.embedded() else {
+                    return PacketKey::Untrackable;
+                };
+                let iip = Ipv4Packet::new_unchecked(inner);
+                let h = iip.header_len();
+                match l4_key(
+                    iip.src_addr(),
+                    iip.dst_addr(),
+                    iip.protocol_raw(),
+                    &inner[h..],
+                    false,
+                ) {
+                    PacketKey::Flow { tuple, .. } => PacketKey::IcmpError { embedded: tuple },
+                    _ => PacketKey::Untrackable,
+                }
+            } else {
+                PacketKey::Untrackable
+            }
+        }
+        _ => PacketKey::Flow {
+            tuple: Tuple::new(src, dst, proto, 0, 0),
+            tcp_flags: 0,
+        },
+    }
+}

@@ -1,2 +1,461 @@
-//! nat: see lib.rs for the layer map.
+//! NAT: ranges, the unique-tuple allocator and in-place header rewriting.
+//!
+//! As in netfilter, the nat table decides once per connection, on the
+//! unconfirmed [`NewConn`]: [`setup`] picks the translated tuple (the
+//! kernel's `get_unique_tuple`) and stores it as the connection's REPLY
+//! tuple. Every packet of the connection (both directions, and ICMP errors
+//! about it) is then rewritten by [`translate`] towards
+//! `ConnRef::nat_target()`: destination part in PREROUTING/OUTPUT
+//! ([`Manip::Dst`]), source part in POSTROUTING/INPUT ([`Manip::Src`]).
+//!
+//! Rewrites use RFC 1624 incremental checksum updates for the IPv4 header
+//! and the L4 checksum, and keep a CHECKSUM_PARTIAL L4 field partial (it
+//! follows address changes, not port changes); see `wire::checksum`.
+//!
+//! Not implemented from nf_nat_core: `find_appropriate_src` (reusing the
+//! mapping of another connection from the same source) and
+//! `NF_NAT_RANGE_PROTO_OFFSET`.
 #![forbid(unsafe_code)]
+
+use crate::clock::Timestamp;
+use crate::conntrack::{ConnTable, NewConn, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::wire::checksum::{update_addr, update_port};
+use crate::wire::{get_u16, icmp, set_u16, IcmpPacket, Ipv4Packet, WireError};
+use std::net::Ipv4Addr;
+
+/// Which half of the tuple a NAT step changes (`enum nf_nat_manip_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Manip {
+    /// SNAT / MASQUERADE (POSTROUTING, INPUT).
+    Src,
+    /// DNAT / REDIRECT (PREROUTING, OUTPUT).
+    Dst,
+}
+
+impl Manip {
+    pub fn other(self) -> Manip {
+        match self {
+            Manip::Src => Manip::Dst,
+            Manip::Dst => Manip::Src,
+        }
+    }
+}
+
+/// `NF_NAT_RANGE_*` flags, kernel values.
+pub mod flags {
+    pub const MAP_IPS: u32 = 1 << 0;
+    pub const PROTO_SPECIFIED: u32 = 1 << 1;
+    pub const PROTO_RANDOM: u32 = 1 << 2;
+    pub const PERSISTENT: u32 = 1 << 3;
+    pub const PROTO_RANDOM_FULLY: u32 = 1 << 4;
+    pub const PROTO_RANDOM_ALL: u32 = PROTO_RANDOM | PROTO_RANDOM_FULLY;
+}
+
+/// A NAT range (`nf_nat_range2`, IPv4): `--to-source/--to-destination
+/// A[-B][:P[-Q]]` plus `--random`, `--random-fully`, `--persistent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NatRange {
+    pub flags: u32,
+    pub min_addr: Ipv4Addr,
+    pub max_addr: Ipv4Addr,
+    /// Port (or ICMP id) range, used with `PROTO_SPECIFIED`.
+    pub min_port: u16,
+    pub max_port: u16,
+}
+
+impl NatRange {
+    /// One address, ports unchanged where possible.
+    pub fn addr(a: Ipv4Addr) -> NatRange {
+        NatRange {
+            flags: flags::MAP_IPS,
+            min_addr: a,
+            max_addr: a,
+            min_port: 0,
+            max_port: 0,
+        }
+    }
+    /// An address range.
+    pub fn addrs(min: Ipv4Addr, max: Ipv4Addr) -> NatRange {
+        NatRange {
+            flags: flags::MAP_IPS,
+            min_addr: min,
+            max_addr: max,
+            min_port: 0,
+            max_port: 0,
+        }
+    }
+    /// Adds a port range.
+    pub fn with_ports(mut self, min: u16, max: u16) -> NatRange {
+        self.flags |= flags::PROTO_SPECIFIED;
+        self.min_port = min.min(max);
+        self.max_port = max.max(min);
+        self
+    }
+    pub fn with_flags(mut self, f: u32) -> NatRange {
+        self.flags |= f;
+        self
+    }
+    /// MASQUERADE: SNAT to the egress interface's address, keeping the
+    /// rule's port range and random flags.
+    pub fn masquerade(egress_addr: Ipv4Addr, rule: Option<&NatRange>) -> NatRange {
+        let mut r = NatRange::addr(egress_addr);
+        if let Some(x) = rule {
+            r.flags |= x.flags & !flags::MAP_IPS;
+            r.min_port = x.min_port;
+            r.max_port = x.max_port;
+        }
+        r
+    }
+    /// REDIRECT: DNAT to the ingress interface's address, ports from
+    /// `--to-ports` when given.
+    pub fn redirect(ingress_addr: Ipv4Addr, ports: Option<(u16, u16)>) -> NatRange {
+        let r = NatRange::addr(ingress_addr);
+        match ports {
+            Some((a, b)) => r.with_ports(a, b),
+            None => r,
+        }
+    }
+}
+
+/// A small seedable PRNG (SplitMix64) for `--random-fully` and port offsets;
+/// one per worker, no locking.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    pub fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+}
+
+/// NAT setup failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatError {
+    /// No free tuple in the range (the packet is dropped: `NatExhausted`).
+    Exhausted,
+}
+
+/// `NF_NAT_MAX_ATTEMPTS`.
+const MAX_ATTEMPTS: u32 = 128;
+
+fn addr_hash(src: Ipv4Addr, seed: u32) -> u32 {
+    // A jhash-like 32-bit mix of one word with an init value.
+    let mut h = (u32::from(src) ^ 0xdead_beef).wrapping_add(seed.wrapping_mul(0x9e37_79b9));
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x7feb_352d);
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x846c_a68b);
+    h ^ (h >> 16)
+}
+
+/// `find_best_ips_proto`: the address, by hash of the source address (and
+/// of the destination unless PERSISTENT), scaled into the range.
+fn pick_addr(t: &mut Tuple, range: &NatRange, manip: Manip) {
+    if range.flags & flags::MAP_IPS == 0 {
+        return;
+    }
+    let (min, max) = (u32::from(range.min_addr), u32::from(range.max_addr));
+    let v = if min >= max {
+        min
+    } else {
+        let seed = if range.flags & flags::PERSISTENT != 0 {
+            0
+        } else {
+            u32::from(t.dst)
+        };
+        let j = addr_hash(t.src, seed);
+        let dist = (max - min) as u64 + 1;
+        min + ((j as u64 * dist) >> 32) as u32
+    };
+    match manip {
+        Manip::Src => t.src = Ipv4Addr::from(v),
+        Manip::Dst => t.dst = Ipv4Addr::from(v),
+    }
+}
+
+fn in_range(t: &Tuple, range: &NatRange, manip: Manip) -> bool {
+    let (a, p) = match manip {
+        Manip::Src => (t.src, t.sport),
+        Manip::Dst => (t.dst, t.dport),
+    };
+    if range.flags & flags::MAP_IPS != 0 && !(range.min_addr <= a && a <= range.max_addr) {
+        return false;
+    }
+    if range.flags & flags::PROTO_SPECIFIED != 0 && t.has_ports() {
+        let key = if t.proto == PROTO_ICMP { t.sport } else { p };
+        return range.min_port <= key && key <= range.max_port;
+    }
+    true
+}
+
+/// Picks the translated tuple for `nc` (the kernel's `get_unique_tuple` +
+/// `nf_nat_l4proto_unique_tuple`) and records it: `nc.reply` becomes its
+/// inverse and SRC_NAT/DST_NAT (+ `_DONE`) are set in `nc.status`.
+///
+/// Source NAT keeps the original port when the resulting reply tuple is free
+/// (unless `--random`/`--random-fully`); otherwise it searches from a random
+/// offset within the port's class (1-511, 600-1023, 1024-65535) or the given
+/// port range, up to 128 attempts, then halves the window from a new random
+/// offset, as the kernel does.
+pub fn setup(
+    table: &ConnTable,
+    nc: &mut NewConn,
+    range: &NatRange,
+    manip: Manip,
+    rng: &mut Rng,
+    now: Timestamp,
+) -> Result<(), NatError> {
+    let orig = nc.reply.inverse();
+    let used = |t: &Tuple| -> bool {
+        let r = t.inverse();
+        r != nc.reply && table.tuple_taken(&r, now)
+    };
+    let done = |nc: &mut NewConn, t: Tuple| {
+        nc.reply = t.inverse();
+        let (bit, done) = match manip {
+            Manip::Src => (Status::SRC_NAT, Status::SRC_NAT_DONE),
+            Manip::Dst => (Status::DST_NAT, Status::DST_NAT_DONE),
+        };
+        nc.status.0 |= done;
+        if t != orig {
+            nc.status.0 |= bit;
+        }
+    };
+    let random_all = range.flags & flags::PROTO_RANDOM_ALL != 0;
+    if manip == Manip::Src && !random_all && in_range(&orig, range, manip) && !used(&orig) {
+        done(nc, orig);
+        return Ok(());
+    }
+    let mut t = orig;
+    pick_addr(&mut t, range, manip);
+    if !random_all {
+        if range.flags & flags::PROTO_SPECIFIED != 0 {
+            if in_range(&t, range, manip) && (range.min_port == range.max_port || !used(&t)) {
+                done(nc, t);
+                return Ok(());
+            }
+        } else if !used(&t) {
+            done(nc, t);
+            return Ok(());
+        }
+    }
+    // nf_nat_l4proto_unique_tuple.
+    let (min, size): (u32, u32);
+    let icmp = t.proto == PROTO_ICMP;
+    if !matches!(t.proto, PROTO_TCP | PROTO_UDP | PROTO_ICMP) {
+        if used(&t) {
+            return Err(NatError::Exhausted);
+        }
+        done(nc, t);
+        return Ok(());
+    }
+    let key = |t: &mut Tuple| -> u16 { *key_of(t, icmp, manip) };
+    if range.flags & flags::PROTO_SPECIFIED != 0 {
+        min = range.min_port as u32;
+        size = range.max_port as u32 - min + 1;
+    } else if icmp {
+        min = 0;
+        size = 65536;
+    } else {
+        if manip == Manip::Dst {
+            // A destination rewrite without ports cannot change the port.
+            if used(&t) {
+                return Err(NatError::Exhausted);
+            }
+            done(nc, t);
+            return Ok(());
+        }
+        let p = key(&mut t);
+        (min, size) = if p < 512 {
+            (1, 511)
+        } else if p < 1024 {
+            (600, 1023 - 600 + 1)
+        } else {
+            (1024, 65535 - 1024 + 1)
+        };
+    }
+    // The kernel draws a u16 offset; a u32 one avoids the modulo bias that
+    // makes the first ports of a 64512-port class twice as likely.
+    let mut off: u32 = if random_all || manip != Manip::Dst || icmp {
+        rng.next_u32()
+    } else {
+        0
+    };
+    let mut attempts = size.min(MAX_ATTEMPTS);
+    loop {
+        for _ in 0..attempts {
+            *key_of(&mut t, icmp, manip) = (min + off % size) as u16;
+            off = off.wrapping_add(1);
+            if !used(&t) {
+                done(nc, t);
+                return Ok(());
+            }
+        }
+        if attempts >= size || attempts < 16 {
+            return Err(NatError::Exhausted);
+        }
+        attempts /= 2;
+        off = rng.next_u32();
+    }
+}
+
+fn key_of(t: &mut Tuple, icmp: bool, manip: Manip) -> &mut u16 {
+    if icmp {
+        &mut t.sport
+    } else {
+        match manip {
+            Manip::Src => &mut t.sport,
+            Manip::Dst => &mut t.dport,
+        }
+    }
+}
+
+/// Rewrites the `manip` half (addresses, ports / ICMP id) of `packet` to
+/// `target`, with incremental checksum updates. ICMP errors are handled as
+/// the kernel's `nf_nat_icmp_reply_translation`: the outer address follows
+/// `manip`, the embedded packet gets the inverse tuple with the opposite
+/// manip, and the ICMP checksum is recomputed. `partial`: the L4 checksum
+/// is CHECKSUM_PARTIAL (`VnetHdr::needs_csum()`).
+///
+/// Returns whether anything changed. Never panics on a malformed packet.
+pub fn translate(
+    packet: &mut [u8],
+    partial: bool,
+    target: &Tuple,
+    manip: Manip,
+) -> Result<bool, WireError> {
+    let ip = Ipv4Packet::new_checked(&*packet)?;
+    let end = ip.total_len() as usize;
+    let hl = ip.header_len();
+    let is_err = ip.protocol_raw() == PROTO_ICMP
+        && ip.frag_offset() == 0
+        && end >= hl + icmp::HEADER_LEN
+        && icmp::is_error(packet[hl]);
+    if !is_err {
+        return Ok(manip_pkt(&mut packet[..end], partial, target, manip, false));
+    }
+    // Embedded packet: check it before touching anything.
+    let inner_ok = IcmpPacket::new_unchecked(&packet[hl..end])
+        .embedded()
+        .is_ok();
+    if !inner_ok {
+        return Err(WireError::BadLength);
+    }
+    let inner_target = target.inverse();
+    let start = hl + icmp::HEADER_LEN;
+    let mut changed = manip_pkt(
+        &mut packet[start..end],
+        false,
+        &inner_target,
+        manip.other(),
+        true,
+    );
+    changed |= manip_pkt(&mut packet[..end], false, target, manip, true);
+    if changed {
+        let mut ic = IcmpPacket::new_unchecked(&mut packet[hl..end]);
+        ic.fill_checksum();
+    }
+    Ok(changed)
+}
+
+/// Rewrites one (outer or embedded) IPv4 packet in `buf`. For an embedded
+/// packet (`inner`) the L4 part may be only 8 bytes: a TCP checksum outside
+/// them is left alone, as the kernel does; the caller fixes the ICMP checksum.
+fn manip_pkt(buf: &mut [u8], partial: bool, target: &Tuple, manip: Manip, inner: bool) -> bool {
+    let mut ip = Ipv4Packet::new_unchecked(&mut *buf);
+    let hl = ip.header_len();
+    let proto = ip.protocol_raw();
+    let (old_addr, new_addr) = match manip {
+        Manip::Src => (ip.src_addr(), target.src),
+        Manip::Dst => (ip.dst_addr(), target.dst),
+    };
+    let mut changed = false;
+    if old_addr != new_addr {
+        match manip {
+            Manip::Src => ip.rewrite_src_addr(new_addr),
+            Manip::Dst => ip.rewrite_dst_addr(new_addr),
+        }
+        changed = true;
+    }
+    if ip.frag_offset() != 0 {
+        return changed;
+    }
+    let l4 = &mut buf[hl..];
+    let (port_at, new_port) = match manip {
+        Manip::Src => (0, target.sport),
+        Manip::Dst => (2, target.dport),
+    };
+    match proto {
+        PROTO_TCP => {
+            if l4.len() < 4 {
+                return changed;
+            }
+            let old_port = get_u16(l4, port_at);
+            if old_port != new_port {
+                set_u16(l4, port_at, new_port);
+                changed = true;
+            }
+            if l4.len() >= 20 && !(inner && l4.len() < 20) {
+                let mut c = get_u16(l4, 16);
+                c = update_addr(c, old_addr, new_addr, partial);
+                c = update_port(c, old_port, new_port, partial);
+                set_u16(l4, 16, c);
+            }
+        }
+        PROTO_UDP => {
+            if l4.len() < 8 {
+                return changed;
+            }
+            let old_port = get_u16(l4, port_at);
+            if old_port != new_port {
+                set_u16(l4, port_at, new_port);
+                changed = true;
+            }
+            let c = get_u16(l4, 6);
+            if c != 0 || partial {
+                let mut n = update_addr(c, old_addr, new_addr, partial);
+                n = update_port(n, old_port, new_port, partial);
+                if n == 0 && !partial {
+                    n = 0xffff;
+                }
+                set_u16(l4, 6, n);
+            }
+        }
+        PROTO_ICMP => {
+            if l4.len() < 8 || !icmp::is_query(l4[0]) {
+                return changed;
+            }
+            // The id is the "port" in both directions (tuple sport).
+            let old_id = get_u16(l4, 4);
+            if old_id != target.sport {
+                let c = update_port(get_u16(l4, 2), old_id, target.sport, partial);
+                set_u16(l4, 4, target.sport);
+                set_u16(l4, 2, c);
+                changed = true;
+            }
+        }
+        _ => {}
+    }
+    changed
+}
+
+/// Applies both halves (used after a confirm clash with `Retranslate`, where
+/// the packet already carries the losing binding).
+pub fn translate_both(packet: &mut [u8], partial: bool, target: &Tuple) -> Result<bool, WireError> {
+    let a = translate(packet, partial, target, Manip::Dst)?;
+    let b = translate(packet, partial, target, Manip::Src)?;
+    Ok(a || b)
+}
+
+#[cfg(test)]
+mod tests;

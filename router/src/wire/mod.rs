@@ -1,7 +1,46 @@
 //! Zero-copy packet views and checksums.
 //!
 //! Header types wrap a byte buffer (`Ipv4Packet<T: AsRef<[u8]>>`, smoltcp style);
-//! untrusted input goes through `new_checked` once, after which getters cannot panic.
+//! untrusted input goes through `new_checked` once, after which getters cannot
+//! panic. Setters live in the `AsMut` impl blocks. Field positions are named once
+//! as byte ranges in each module's `mod field`.
+//!
+//! Checksums: [`checksum`] has the full RFC 1071 sum and the RFC 1624 (eqn. 3)
+//! incremental update, plus the CHECKSUM_PARTIAL variant (the L4 field holds the
+//! non-complemented pseudo-header sum, see [`vnet::VnetHdr::needs_csum`]).
 #![forbid(unsafe_code)]
 
+pub mod checksum;
+pub mod icmp;
+pub mod ipv4;
+pub mod tcp;
+pub mod udp;
 pub mod vnet;
+
+pub use icmp::IcmpPacket;
+pub use ipv4::{IpProtocol, Ipv4Packet};
+pub use tcp::TcpPacket;
+pub use udp::UdpPacket;
+
+/// A view could not be created: the buffer is shorter than the header it
+/// claims, or a length field is inconsistent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireError {
+    /// Buffer shorter than the fixed header.
+    Truncated,
+    /// A length field (IHL, total length, data offset) is inconsistent.
+    BadLength,
+    /// Not IPv4.
+    BadVersion,
+}
+
+pub fn get_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+pub fn set_u16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+#[cfg(test)]
+pub mod testutil;

@@ -1,0 +1,2 @@
+//! IPv4 reassembly (placeholder, filled in below).
+#![forbid(unsafe_code)]

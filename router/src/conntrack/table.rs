@@ -1,0 +1,1048 @@
+//! The connection table shared by all worker threads.
+//!
+//! # Layout
+//! - Entries live in a **slab** of fixed-size slots (`Slot`, 96 bytes, all
+//!   fields atomics so readers need no lock), allocated lazily in chunks of
+//!   4096 up to `max_entries`; freed slots go on a free list. Entry memory is
+//!   allocated only when a chunk is first touched, never per packet.
+//! - A **sharded hash map** (`dashmap`, one `RwLock` per shard) maps *both*
+//!   tuples of a connection to `slot << 1 | direction` (20-byte map entries),
+//!   so an ORIGINAL and a REPLY packet find the same slot. The hasher is a
+//!   keyed multiply-xorshift over the packed tuple (two `u64` words): SipHash
+//!   cost more than the rest of a lookup together.
+//! - A lookup is: hash, shard read lock, probe, copy out a `u32`, unlock, then
+//!   atomic loads from the slot (a generation/live word guards against slot
+//!   reuse: the slot's tuple must still equal the key). No allocation.
+//!
+//! # Expiry
+//! Each slot holds its deadline. Expired entries are removed (a) lazily when a
+//! lookup or a confirm meets them (the kernel's `nf_ct_is_expired` check), and
+//! (b) by an incremental sweep, [`ConnTable::gc`], that examines a fixed
+//! number of slots per call from a rotating cursor; `confirm` calls it with
+//! `gc_budget` slots, so the cost per new flow is O(1) and the whole slab is
+//! visited every `capacity / gc_budget` new flows; the dataplane should also
+//! call it periodically when idle. Nothing ever scans the whole table per packet.
+//!
+//! # Full table
+//! As the kernel's `early_drop`: when `entries >= max_entries`, up to
+//! [`EARLY_DROP_SCAN`] slots starting at a position derived from the new
+//! tuple's hash are examined and the first expired or non-ASSURED entry is
+//! evicted; if none is found the new connection is refused
+//! (`Stats::insert_failed`, the pipeline drops the packet as `ConntrackFull`).
+//!
+//! # Clash (nf_ct_resolve_clash)
+//! Two workers may build the same ORIGINAL tuple at once (kube DNS: A and AAAA
+//! from one UDP socket). The loser of `confirm` gets the winner's entry back
+//! (`Confirmed::clash`): `Compatible` when the NAT result is the same (the
+//! packet is already right), `Retranslate` when it differs (the caller rewrites
+//! the packet to the winner's binding with `nat::translate`). The packet is
+//! never dropped for a clash; its counters are added to the winner.
+#![forbid(unsafe_code)]
+
+use super::tcp::{self, TcpBits, TcpState, TcpVerdict};
+use super::{ConntrackConfig, CtState, Dir, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::clock::Timestamp;
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use std::collections::VecDeque;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+const CHUNK: usize = 4096;
+/// Slots examined by early drop (the kernel looks at 8 buckets' chains).
+pub const EARLY_DROP_SCAN: usize = 64;
+
+/// Keyed hasher for tuples: multiply-xorshift (64-bit) over the two words
+/// written by `Tuple::hash`, finished with the murmur3 fmix64 avalanche.
+#[derive(Clone, Copy)]
+pub struct TupleHasher {
+    h: u64,
+}
+
+impl Hasher for TupleHasher {
+    fn finish(&self) -> u64 {
+        let mut x = self.h;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^ (x >> 33)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(*b as u64);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.h = (self.h ^ v)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+}
+
+/// Builds [`TupleHasher`]s with a per-table random key.
+#[derive(Clone, Copy)]
+pub struct TupleHashBuilder {
+    key: u64,
+}
+
+impl TupleHashBuilder {
+    pub fn random() -> Self {
+        let k = std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64);
+        TupleHashBuilder { key: k | 1 }
+    }
+    pub fn with_key(key: u64) -> Self {
+        TupleHashBuilder { key }
+    }
+}
+
+impl BuildHasher for TupleHashBuilder {
+    type Hasher = TupleHasher;
+    fn build_hasher(&self) -> TupleHasher {
+        TupleHasher { h: self.key }
+    }
+}
+
+/// One connection; every field is an atomic so workers read without locks.
+#[derive(Default)]
+struct Slot {
+    /// `generation << 1 | live`.
+    gen_live: AtomicU32,
+    /// ORIGINAL tuple (two words), REPLY tuple (two words); see `Tuple::pack`.
+    tuples: [AtomicU64; 4],
+    status: AtomicU32,
+    /// TCP: `TcpBits`. UDP: second (of `Timestamp`) after which a replied
+    /// flow counts as a stream (the kernel's `stream_ts`, creation + 2 s).
+    proto: AtomicU32,
+    /// Expiry deadline, `Timestamp` nanoseconds.
+    deadline: AtomicU64,
+    mark: AtomicU32,
+    id: AtomicU32,
+    packets: [AtomicU64; 2],
+    bytes: [AtomicU64; 2],
+}
+
+impl Slot {
+    fn tuple(&self, d: Dir) -> Tuple {
+        let i = d.index() * 2;
+        Tuple::unpack(
+            self.tuples[i].load(Relaxed),
+            self.tuples[i + 1].load(Relaxed),
+        )
+    }
+}
+
+/// A connection not yet in the table (netfilter's unconfirmed conntrack):
+/// built for the first packet, NATed by the nat table, inserted by
+/// [`ConnTable::confirm`] at the end of POSTROUTING. Plain data, no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewConn {
+    pub orig: Tuple,
+    /// Starts as `orig.inverse()`; NAT setup changes it.
+    pub reply: Tuple,
+    pub status: Status,
+    /// Protocol state word (TCP: `TcpBits`; UDP: stream second).
+    pub proto_state: u32,
+    pub mark: u32,
+    /// Size of the first packet (counted in ORIGINAL at confirm).
+    pub len: u32,
+    pub created: Timestamp,
+}
+
+impl NewConn {
+    /// What the packet (ORIGINAL direction) must look like after NAT.
+    pub fn nat_target(&self) -> Tuple {
+        self.reply.inverse()
+    }
+    pub fn ctstate(&self) -> CtState {
+        CtState::New
+    }
+    pub fn tcp_state(&self) -> Option<TcpState> {
+        (self.orig.proto == PROTO_TCP).then(|| TcpBits(self.proto_state).state())
+    }
+}
+
+/// How a `confirm` that found the tuple already present was resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClashKind {
+    /// Same NAT result: the packet is already correct.
+    Compatible,
+    /// Different NAT result: rewrite the packet to `conn.nat_target()`.
+    Retranslate,
+}
+
+/// Result of [`ConnTable::confirm`].
+#[derive(Debug)]
+pub struct Confirmed<'a> {
+    pub conn: ConnRef<'a>,
+    pub clash: Option<ClashKind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmError {
+    /// Table full and nothing could be evicted (`insert_failed` counted).
+    Full,
+    /// The REPLY tuple is taken by another connection (a NAT allocation race
+    /// or a reply tuple colliding with an existing flow): drop as the kernel does.
+    ReplyTaken,
+}
+
+/// Counters (`conntrack -S` style).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub inserted: AtomicU64,
+    pub early_drop: AtomicU64,
+    pub insert_failed: AtomicU64,
+    pub expired: AtomicU64,
+    pub deleted: AtomicU64,
+    pub clash_resolved: AtomicU64,
+    pub invalid: AtomicU64,
+    pub events_lost: AtomicU64,
+}
+
+/// A point-in-time copy of these counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub entries: usize,
+    pub inserted: u64,
+    pub early_drop: u64,
+    pub insert_failed: u64,
+    pub expired: u64,
+    pub deleted: u64,
+    pub clash_resolved: u64,
+    pub invalid: u64,
+    pub events_lost: u64,
+}
+
+/// A copy of one entry, for listings, deletion filters and events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnSnapshot {
+    pub id: u32,
+    pub orig: Tuple,
+    pub reply: Tuple,
+    pub status: Status,
+    pub tcp_state: Option<TcpState>,
+    pub mark: u32,
+    pub deadline: Timestamp,
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+}
+
+impl ConnSnapshot {
+    /// Seconds left, as `conntrack -L` prints them.
+    pub fn timeout_secs(&self, now: Timestamp) -> u64 {
+        self.deadline.0.saturating_sub(now.0) / 1_000_000_000
+    }
+
+    /// One `conntrack -L` line. `acct`: print packet/byte counters
+    /// (`nf_conntrack_acct=1`).
+    pub fn display(&self, now: Timestamp, acct: bool) -> ConntrackLine<'_> {
+        ConntrackLine { s: self, now, acct }
+    }
+}
+
+/// Formatter returned by [`ConnSnapshot::display`].
+pub struct ConntrackLine<'a> {
+    s: &'a ConnSnapshot,
+    now: Timestamp,
+    acct: bool,
+}
+
+impl fmt::Display for ConntrackLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.s;
+        let name = match s.orig.proto {
+            PROTO_TCP => "tcp",
+            PROTO_UDP => "udp",
+            PROTO_ICMP => "icmp",
+            _ => "unknown",
+        };
+        write!(
+            f,
+            "{:<8} {} {} ",
+            name,
+            s.orig.proto,
+            s.timeout_secs(self.now)
+        )?;
+        if let Some(st) = s.tcp_state {
+            write!(f, "{} ", st.name())?;
+        }
+        write!(f, "{} ", s.orig)?;
+        if self.acct {
+            write!(f, "packets={} bytes={} ", s.packets[0], s.bytes[0])?;
+        }
+        if !s.status.seen_reply() {
+            write!(f, "[UNREPLIED] ")?;
+        }
+        write!(f, "{} ", s.reply)?;
+        if self.acct {
+            write!(f, "packets={} bytes={} ", s.packets[1], s.bytes[1])?;
+        }
+        if s.status.assured() {
+            write!(f, "[ASSURED] ")?;
+        }
+        write!(f, "mark={} use=1", s.mark)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    New,
+    Update,
+    Destroy,
+}
+
+/// A conntrack event (`conntrack -E`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CtEvent {
+    pub kind: EventKind,
+    pub conn: ConnSnapshot,
+}
+
+/// Why an entry left the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KillReason {
+    Expired,
+    EarlyDrop,
+    Deleted,
+    Reopen,
+}
+
+/// The shared connection table.
+pub struct ConnTable {
+    cfg: ConntrackConfig,
+    map: DashMap<Tuple, u32, TupleHashBuilder>,
+    chunks: Box<[OnceLock<Box<[Slot]>>]>,
+    capacity: u32,
+    /// Slots ever handed out (bump allocator high-water mark).
+    high: AtomicU32,
+    free: Mutex<Vec<u32>>,
+    count: AtomicUsize,
+    next_id: AtomicU32,
+    gc_cursor: AtomicUsize,
+    hasher: TupleHashBuilder,
+    stats: Stats,
+    events: Option<Mutex<VecDeque<CtEvent>>>,
+}
+
+impl fmt::Debug for ConnTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnTable")
+            .field("entries", &self.len())
+            .finish()
+    }
+}
+
+/// A handle to a confirmed entry plus the direction of the current packet.
+/// Cheap to copy; valid while the entry lives (operations on an entry that
+/// was deleted meanwhile are ignored, guarded by the slot generation).
+#[derive(Clone, Copy)]
+pub struct ConnRef<'a> {
+    table: &'a ConnTable,
+    idx: u32,
+    gen: u32,
+    dir: Dir,
+}
+
+impl fmt::Debug for ConnRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnRef")
+            .field("idx", &self.idx)
+            .field("dir", &self.dir)
+            .field("orig", &self.tuple(Dir::Original))
+            .field("reply", &self.tuple(Dir::Reply))
+            .finish()
+    }
+}
+
+impl<'a> ConnRef<'a> {
+    fn slot(&self) -> &'a Slot {
+        self.table.slot(self.idx)
+    }
+    fn alive(&self) -> bool {
+        self.slot().gen_live.load(Acquire) == self.gen << 1 | 1
+    }
+    /// Direction of the packet that found this entry.
+    pub fn dir(&self) -> Dir {
+        self.dir
+    }
+    /// The same entry seen from the other direction.
+    pub fn with_dir(self, dir: Dir) -> ConnRef<'a> {
+        ConnRef { dir, ..self }
+    }
+    pub fn tuple(&self, d: Dir) -> Tuple {
+        self.slot().tuple(d)
+    }
+    pub fn orig(&self) -> Tuple {
+        self.tuple(Dir::Original)
+    }
+    pub fn reply(&self) -> Tuple {
+        self.tuple(Dir::Reply)
+    }
+    pub fn status(&self) -> Status {
+        Status(self.slot().status.load(Relaxed))
+    }
+    pub fn id(&self) -> u32 {
+        self.slot().id.load(Relaxed)
+    }
+    pub fn mark(&self) -> u32 {
+        self.slot().mark.load(Relaxed)
+    }
+    pub fn set_mark(&self, m: u32) {
+        if self.alive() && self.slot().mark.swap(m, Relaxed) != m {
+            self.table.event(EventKind::Update, self.idx);
+        }
+    }
+    pub fn deadline(&self) -> Timestamp {
+        Timestamp(self.slot().deadline.load(Relaxed))
+    }
+    pub fn tcp_state(&self) -> Option<TcpState> {
+        (self.orig().proto == PROTO_TCP).then(|| TcpBits(self.slot().proto.load(Relaxed)).state())
+    }
+    pub fn counters(&self, d: Dir) -> (u64, u64) {
+        let s = self.slot();
+        (
+            s.packets[d.index()].load(Relaxed),
+            s.bytes[d.index()].load(Relaxed),
+        )
+    }
+    /// The ctstate of a packet in this entry's direction, from the status
+    /// alone (ORIGINAL before any reply is still NEW, as in the kernel).
+    pub fn ctstate(&self) -> CtState {
+        if self.dir == Dir::Reply || self.status().seen_reply() {
+            CtState::Established
+        } else {
+            CtState::New
+        }
+    }
+    /// What a packet in `self.dir()` must look like after NAT: the inverse
+    /// of the other direction's tuple.
+    pub fn nat_target(&self) -> Tuple {
+        self.tuple(self.dir.other()).inverse()
+    }
+    pub fn snapshot(&self) -> ConnSnapshot {
+        self.table.snapshot_slot(self.idx)
+    }
+
+    /// Feeds one packet (in `self.dir()`) to the protocol tracker: updates
+    /// state, SEEN_REPLY/ASSURED, counters and the timeout. Returns the
+    /// packet's ctstate; `Invalid` leaves the entry untouched (no counters),
+    /// as the kernel does. `New` after a TCP reopen: the old entry is gone
+    /// and the caller must treat the packet as a new connection.
+    pub fn update(&self, tcp_flags: u8, len: u32, now: Timestamp) -> CtState {
+        let t = self.table;
+        let s = self.slot();
+        let reply = self.dir == Dir::Reply;
+        let proto = self.orig().proto;
+        let to = &t.cfg.timeouts;
+        let mut changed = false;
+        let timeout: Duration;
+        match proto {
+            PROTO_TCP => {
+                let mut cur = s.proto.load(Relaxed);
+                loop {
+                    match tcp::track(TcpBits(cur), reply, tcp_flags) {
+                        TcpVerdict::Invalid => {
+                            t.stats.invalid.fetch_add(1, Relaxed);
+                            return CtState::Invalid;
+                        }
+                        TcpVerdict::Reopen => {
+                            t.kill(self.idx, self.gen, KillReason::Reopen);
+                            return CtState::New;
+                        }
+                        TcpVerdict::Ok(nb) => {
+                            match s.proto.compare_exchange_weak(cur, nb.0, AcqRel, Relaxed) {
+                                Ok(_) => {
+                                    let (old, new) = (TcpBits(cur).state(), nb.state());
+                                    changed = old != new;
+                                    timeout = if tcp::index(tcp_flags) == tcp::Index::Rst {
+                                        to.tcp_close
+                                    } else {
+                                        to.tcp(new)
+                                    };
+                                    // ASSURED after a valid ACK moves SYN_RECV (or a
+                                    // picked-up flow's answer) to ESTABLISHED.
+                                    let st = Status(s.status.load(Relaxed));
+                                    if new == TcpState::Established
+                                        && matches!(old, TcpState::SynRecv | TcpState::Established)
+                                        && (st.seen_reply() || reply)
+                                        && !st.assured()
+                                    {
+                                        s.status.fetch_or(Status::ASSURED, Relaxed);
+                                        changed = true;
+                                    }
+                                    break;
+                                }
+                                Err(x) => cur = x,
+                            }
+                        }
+                    }
+                }
+            }
+            PROTO_UDP => {
+                let st = Status(s.status.load(Relaxed));
+                if st.seen_reply() || reply {
+                    let stream_at = s.proto.load(Relaxed) as u64;
+                    if now.as_secs() >= stream_at {
+                        timeout = to.udp_stream;
+                        if !st.assured() && !st.has(Status::NAT_CLASH) {
+                            s.status.fetch_or(Status::ASSURED, Relaxed);
+                            changed = true;
+                        }
+                    } else {
+                        timeout = to.udp_unreplied;
+                    }
+                } else {
+                    timeout = to.udp_unreplied;
+                }
+            }
+            PROTO_ICMP => timeout = to.icmp,
+            _ => {
+                timeout = to.generic;
+                // The generic tracker assures once both directions were seen.
+                let st = Status(s.status.load(Relaxed));
+                if (st.seen_reply() || reply) && !st.assured() {
+                    s.status.fetch_or(Status::ASSURED, Relaxed);
+                }
+            }
+        }
+        if reply && s.status.fetch_or(Status::SEEN_REPLY, Relaxed) & Status::SEEN_REPLY == 0 {
+            changed = true;
+        }
+        let d = self.dir.index();
+        s.packets[d].fetch_add(1, Relaxed);
+        s.bytes[d].fetch_add(len as u64, Relaxed);
+        s.deadline.store((now + timeout).0, Relaxed);
+        if changed {
+            t.event(EventKind::Update, self.idx);
+        }
+        if reply || Status(s.status.load(Relaxed)).seen_reply() {
+            CtState::Established
+        } else {
+            CtState::New
+        }
+    }
+
+    /// Removes this entry (`conntrack -D` of one entry).
+    pub fn delete(&self) -> bool {
+        self.table.kill(self.idx, self.gen, KillReason::Deleted)
+    }
+}
+
+/// What [`ConnTable::track`] made of a packet.
+#[derive(Debug)]
+pub enum Tracked<'a> {
+    /// A confirmed entry; the protocol tracker accepted the packet.
+    Known { conn: ConnRef<'a>, state: CtState },
+    /// An ICMP error about a tracked connection (direction of the error).
+    Related(ConnRef<'a>),
+    /// First packet of a connection: NAT it, then [`ConnTable::confirm`].
+    New(NewConn),
+    /// INVALID (no entry; rules see `--ctstate INVALID`).
+    Invalid,
+}
+
+impl ConnTable {
+    pub fn new(cfg: ConntrackConfig) -> ConnTable {
+        Self::with_hasher(cfg, TupleHashBuilder::random())
+    }
+
+    /// A table with a fixed hash key (deterministic tests).
+    pub fn with_hasher(cfg: ConntrackConfig, hasher: TupleHashBuilder) -> ConnTable {
+        let capacity = cfg.max_entries.clamp(1, (u32::MAX >> 2) as usize);
+        let nchunks = capacity.div_ceil(CHUNK);
+        let chunks: Vec<OnceLock<Box<[Slot]>>> = (0..nchunks).map(|_| OnceLock::new()).collect();
+        let shards = (std::thread::available_parallelism().map_or(4, |n| n.get()) * 16)
+            .next_power_of_two()
+            .max(16);
+        let events =
+            (cfg.event_queue > 0).then(|| Mutex::new(VecDeque::with_capacity(cfg.event_queue)));
+        ConnTable {
+            map: DashMap::with_hasher_and_shard_amount(hasher, shards),
+            chunks: chunks.into_boxed_slice(),
+            capacity: capacity as u32,
+            high: AtomicU32::new(0),
+            free: Mutex::new(Vec::new()),
+            count: AtomicUsize::new(0),
+            next_id: AtomicU32::new(1),
+            gc_cursor: AtomicUsize::new(0),
+            hasher,
+            stats: Stats::default(),
+            events,
+            cfg,
+        }
+    }
+
+    pub fn config(&self) -> &ConntrackConfig {
+        &self.cfg
+    }
+
+    /// Number of confirmed entries.
+    pub fn len(&self) -> usize {
+        self.count.load(Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        let s = &self.stats;
+        StatsSnapshot {
+            entries: self.len(),
+            inserted: s.inserted.load(Relaxed),
+            early_drop: s.early_drop.load(Relaxed),
+            insert_failed: s.insert_failed.load(Relaxed),
+            expired: s.expired.load(Relaxed),
+            deleted: s.deleted.load(Relaxed),
+            clash_resolved: s.clash_resolved.load(Relaxed),
+            invalid: s.invalid.load(Relaxed),
+            events_lost: s.events_lost.load(Relaxed),
+        }
+    }
+
+    fn slot(&self, idx: u32) -> &Slot {
+        let i = idx as usize;
+        let chunk = self.chunks[i / CHUNK].get_or_init(|| {
+            (0..CHUNK)
+                .map(|_| Slot::default())
+                .collect::<Vec<_>>()
+                .into_boxed_slice()
+        });
+        &chunk[i % CHUNK]
+    }
+
+    /// Finds the entry one of whose tuples is `t`. An expired entry is
+    /// removed on the spot and not returned.
+    pub fn lookup(&self, t: &Tuple, now: Timestamp) -> Option<ConnRef<'_>> {
+        let v = *self.map.get(t)?;
+        let (idx, dir) = (
+            v >> 1,
+            if v & 1 == 0 {
+                Dir::Original
+            } else {
+                Dir::Reply
+            },
+        );
+        let s = self.slot(idx);
+        let gl = s.gen_live.load(Acquire);
+        if gl & 1 == 0 || s.tuple(dir) != *t {
+            return None;
+        }
+        if s.deadline.load(Relaxed) <= now.0 {
+            self.kill(idx, gl >> 1, KillReason::Expired);
+            return None;
+        }
+        Some(ConnRef {
+            table: self,
+            idx,
+            gen: gl >> 1,
+            dir,
+        })
+    }
+
+    /// The conntrack hook in one call: lookup (or RELATED lookup), protocol
+    /// update, or a new unconfirmed connection. No allocation.
+    pub fn track(&self, key: &super::PacketKey, len: u32, now: Timestamp) -> Tracked<'_> {
+        match *key {
+            super::PacketKey::Flow { tuple, tcp_flags } => {
+                if let Some(conn) = self.lookup(&tuple, now) {
+                    match conn.update(tcp_flags, len, now) {
+                        CtState::Invalid => return Tracked::Invalid,
+                        state if conn.alive() => return Tracked::Known { conn, state },
+                        _ => {} // TCP reopen: the old entry is gone.
+                    }
+                }
+                match self.new_conn(&tuple, tcp_flags, len, now) {
+                    Some(nc) => Tracked::New(nc),
+                    None => Tracked::Invalid,
+                }
+            }
+            super::PacketKey::IcmpError { embedded } => match self.lookup_related(&embedded, now) {
+                Some(c) => Tracked::Related(c),
+                None => Tracked::Invalid,
+            },
+            super::PacketKey::Untrackable => Tracked::Invalid,
+        }
+    }
+
+    /// RELATED lookup for an ICMP error: `embedded` is the quoted packet's
+    /// tuple as it was sent; the error travels the other way, so the entry is
+    /// found by its inverse. The returned direction is that of the error.
+    pub fn lookup_related(&self, embedded: &Tuple, now: Timestamp) -> Option<ConnRef<'_>> {
+        let inv = embedded.invert()?;
+        self.lookup(&inv, now)
+    }
+
+    /// True if some live entry has `t` as one of its tuples (NAT's
+    /// `nf_conntrack_tuple_taken`).
+    pub fn tuple_taken(&self, t: &Tuple, now: Timestamp) -> bool {
+        self.lookup(t, now).is_some()
+    }
+
+    /// Builds the unconfirmed connection for the first packet of a flow.
+    /// `None` if the packet cannot start a connection (INVALID: a TCP
+    /// segment that is not a SYN, or not an ACK when loose pickup is on;
+    /// an ICMP reply type; bad TCP flags).
+    pub fn new_conn(&self, t: &Tuple, tcp_flags: u8, len: u32, now: Timestamp) -> Option<NewConn> {
+        let proto_state = match t.proto {
+            PROTO_TCP => match tcp::new_state(tcp_flags, self.cfg.tcp_loose) {
+                Some(b) => b.0,
+                None => {
+                    self.stats.invalid.fetch_add(1, Relaxed);
+                    return None;
+                }
+            },
+            PROTO_UDP => (now.as_secs() + 2) as u32,
+            PROTO_ICMP => {
+                use crate::wire::icmp::types::*;
+                if !matches!(
+                    t.icmp_type(),
+                    ECHO_REQUEST | TIMESTAMP | INFO_REQUEST | ADDRESS_MASK
+                ) {
+                    self.stats.invalid.fetch_add(1, Relaxed);
+                    return None;
+                }
+                0
+            }
+            _ => 0,
+        };
+        let reply = t.invert()?;
+        Some(NewConn {
+            orig: *t,
+            reply,
+            status: Status::default(),
+            proto_state,
+            mark: 0,
+            len,
+            created: now,
+        })
+    }
+
+    fn initial_timeout(&self, nc: &NewConn) -> Duration {
+        let to = &self.cfg.timeouts;
+        match nc.orig.proto {
+            PROTO_TCP => to.tcp(TcpBits(nc.proto_state).state()),
+            PROTO_UDP => to.udp_unreplied,
+            PROTO_ICMP => to.icmp,
+            _ => to.generic,
+        }
+    }
+
+    fn alloc_slot(&self) -> Option<u32> {
+        if let Some(i) = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Some(i);
+        }
+        let mut h = self.high.load(Relaxed);
+        loop {
+            if h >= self.capacity {
+                return None;
+            }
+            match self.high.compare_exchange_weak(h, h + 1, Relaxed, Relaxed) {
+                Ok(_) => return Some(h),
+                Err(x) => h = x,
+            }
+        }
+    }
+
+    fn free_slot(&self, idx: u32) {
+        let s = self.slot(idx);
+        let gl = s.gen_live.load(Relaxed);
+        s.gen_live
+            .store(((gl >> 1).wrapping_add(1) << 1) & !1, Release);
+        self.free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(idx);
+    }
+
+    /// Inserts the connection (both tuples) at the end of POSTROUTING.
+    /// A concurrent confirm of the same ORIGINAL tuple is resolved as
+    /// described in the module doc; the packet is never lost to a clash.
+    pub fn confirm(&self, nc: &NewConn, now: Timestamp) -> Result<Confirmed<'_>, ConfirmError> {
+        if self.cfg.gc_budget > 0 {
+            self.gc(now, self.cfg.gc_budget);
+        }
+        if let Some(c) = self.lookup(&nc.orig, now) {
+            return Ok(self.resolve_clash(c, nc));
+        }
+        if self.count.load(Relaxed) >= self.cfg.max_entries && !self.early_drop(&nc.orig, now) {
+            self.stats.insert_failed.fetch_add(1, Relaxed);
+            return Err(ConfirmError::Full);
+        }
+        let Some(idx) = self.alloc_slot() else {
+            self.stats.insert_failed.fetch_add(1, Relaxed);
+            return Err(ConfirmError::Full);
+        };
+        let s = self.slot(idx);
+        let (a, b) = nc.orig.pack();
+        let (c, d) = nc.reply.pack();
+        for (w, v) in s.tuples.iter().zip([a, b, c, d]) {
+            w.store(v, Relaxed);
+        }
+        s.status.store(nc.status.0 | Status::CONFIRMED, Relaxed);
+        s.proto.store(nc.proto_state, Relaxed);
+        s.deadline
+            .store((now + self.initial_timeout(nc)).0, Relaxed);
+        s.mark.store(nc.mark, Relaxed);
+        s.id.store(self.next_id.fetch_add(1, Relaxed), Relaxed);
+        s.packets[0].store(1, Relaxed);
+        s.bytes[0].store(nc.len as u64, Relaxed);
+        s.packets[1].store(0, Relaxed);
+        s.bytes[1].store(0, Relaxed);
+        let gen = s.gen_live.load(Relaxed) >> 1;
+        s.gen_live.store(gen << 1 | 1, Release);
+
+        // ORIGINAL tuple: the clash point.
+        let mut tries = 0;
+        loop {
+            let existing = match self.map.entry(nc.orig) {
+                Entry::Vacant(v) => {
+                    v.insert(idx << 1);
+                    break;
+                }
+                Entry::Occupied(o) => *o.get(),
+            };
+            // Shard lock released; is the occupant alive?
+            tries += 1;
+            if let Some(c) = self.lookup(&nc.orig, now) {
+                self.free_slot(idx);
+                return Ok(self.resolve_clash(c, nc));
+            }
+            // Stale key (entry dead or expired and killed by lookup): drop it.
+            self.map.remove_if(&nc.orig, |_, v| *v == existing);
+            if tries > 8 {
+                self.free_slot(idx);
+                self.stats.insert_failed.fetch_add(1, Relaxed);
+                return Err(ConfirmError::ReplyTaken);
+            }
+        }
+        // REPLY tuple.
+        if nc.reply != nc.orig {
+            let mut tries = 0;
+            loop {
+                let existing = match self.map.entry(nc.reply) {
+                    Entry::Vacant(v) => {
+                        v.insert(idx << 1 | 1);
+                        break;
+                    }
+                    Entry::Occupied(o) => *o.get(),
+                };
+                tries += 1;
+                if self.lookup(&nc.reply, now).is_some() || tries > 8 {
+                    self.map.remove_if(&nc.orig, |_, v| *v == idx << 1);
+                    self.free_slot(idx);
+                    self.stats.insert_failed.fetch_add(1, Relaxed);
+                    return Err(ConfirmError::ReplyTaken);
+                }
+                self.map.remove_if(&nc.reply, |_, v| *v == existing);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.stats.inserted.fetch_add(1, Relaxed);
+        self.event(EventKind::New, idx);
+        Ok(Confirmed {
+            conn: ConnRef {
+                table: self,
+                idx,
+                gen,
+                dir: Dir::Original,
+            },
+            clash: None,
+        })
+    }
+
+    fn resolve_clash<'a>(&'a self, c: ConnRef<'a>, nc: &NewConn) -> Confirmed<'a> {
+        self.stats.clash_resolved.fetch_add(1, Relaxed);
+        let s = c.slot();
+        let d = c.dir.index();
+        s.packets[d].fetch_add(1, Relaxed);
+        s.bytes[d].fetch_add(nc.len as u64, Relaxed);
+        let kind = if c.dir == Dir::Original && c.reply() == nc.reply {
+            ClashKind::Compatible
+        } else {
+            ClashKind::Retranslate
+        };
+        Confirmed {
+            conn: c,
+            clash: Some(kind),
+        }
+    }
+
+    /// Evicts one expired or non-ASSURED entry near `t`'s hash position.
+    fn early_drop(&self, t: &Tuple, now: Timestamp) -> bool {
+        let high = self.high.load(Relaxed) as usize;
+        if high == 0 {
+            return false;
+        }
+        let start = (self.hasher.hash_one(t) as usize) % high;
+        for k in 0..EARLY_DROP_SCAN.min(high) {
+            let idx = ((start + k) % high) as u32;
+            let s = self.slot(idx);
+            let gl = s.gen_live.load(Acquire);
+            if gl & 1 == 0 {
+                continue;
+            }
+            if s.deadline.load(Relaxed) <= now.0 {
+                if self.kill(idx, gl >> 1, KillReason::Expired) {
+                    return true;
+                }
+                continue;
+            }
+            if !Status(s.status.load(Relaxed)).assured()
+                && self.kill(idx, gl >> 1, KillReason::EarlyDrop)
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Removes entry `idx` of generation `gen`; false if someone else did.
+    fn kill(&self, idx: u32, gen: u32, why: KillReason) -> bool {
+        let s = self.slot(idx);
+        // Claim: live -> dying (generation kept, live bit cleared).
+        if s.gen_live
+            .compare_exchange(gen << 1 | 1, gen << 1, AcqRel, Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        s.status.fetch_or(Status::DYING, Relaxed);
+        let (o, r) = (s.tuple(Dir::Original), s.tuple(Dir::Reply));
+        self.map.remove_if(&o, |_, v| *v == idx << 1);
+        self.map.remove_if(&r, |_, v| *v == idx << 1 | 1);
+        if self.events.is_some() {
+            let snap = self.snapshot_raw(s);
+            self.push_event(CtEvent {
+                kind: EventKind::Destroy,
+                conn: snap,
+            });
+        }
+        match why {
+            KillReason::Expired => &self.stats.expired,
+            KillReason::EarlyDrop => &self.stats.early_drop,
+            KillReason::Deleted | KillReason::Reopen => &self.stats.deleted,
+        }
+        .fetch_add(1, Relaxed);
+        self.count.fetch_sub(1, Relaxed);
+        s.gen_live.store(gen.wrapping_add(1) << 1, Release);
+        self.free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(idx);
+        true
+    }
+
+    /// Incremental expiry: examines `budget` slots from a rotating cursor
+    /// and removes the expired ones. Returns how many were removed.
+    pub fn gc(&self, now: Timestamp, budget: usize) -> usize {
+        let high = self.high.load(Relaxed) as usize;
+        if high == 0 {
+            return 0;
+        }
+        let start = self.gc_cursor.fetch_add(budget, Relaxed);
+        let mut n = 0;
+        for k in 0..budget.min(high) {
+            let idx = ((start + k) % high) as u32;
+            let s = self.slot(idx);
+            let gl = s.gen_live.load(Acquire);
+            if gl & 1 == 1
+                && s.deadline.load(Relaxed) <= now.0
+                && self.kill(idx, gl >> 1, KillReason::Expired)
+            {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn snapshot_raw(&self, s: &Slot) -> ConnSnapshot {
+        let orig = s.tuple(Dir::Original);
+        ConnSnapshot {
+            id: s.id.load(Relaxed),
+            orig,
+            reply: s.tuple(Dir::Reply),
+            status: Status(s.status.load(Relaxed)),
+            tcp_state: (orig.proto == PROTO_TCP).then(|| TcpBits(s.proto.load(Relaxed)).state()),
+            mark: s.mark.load(Relaxed),
+            deadline: Timestamp(s.deadline.load(Relaxed)),
+            packets: [s.packets[0].load(Relaxed), s.packets[1].load(Relaxed)],
+            bytes: [s.bytes[0].load(Relaxed), s.bytes[1].load(Relaxed)],
+        }
+    }
+
+    fn snapshot_slot(&self, idx: u32) -> ConnSnapshot {
+        self.snapshot_raw(self.slot(idx))
+    }
+
+    fn event(&self, kind: EventKind, idx: u32) {
+        if self.events.is_some() {
+            let snap = self.snapshot_slot(idx);
+            self.push_event(CtEvent { kind, conn: snap });
+        }
+    }
+
+    fn push_event(&self, ev: CtEvent) {
+        if let Some(q) = &self.events {
+            let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
+            if q.len() >= self.cfg.event_queue {
+                q.pop_front();
+                self.stats.events_lost.fetch_add(1, Relaxed);
+            }
+            q.push_back(ev);
+        }
+    }
+
+    /// Moves queued events into `out` (oldest first).
+    pub fn drain_events(&self, out: &mut Vec<CtEvent>) {
+        if let Some(q) = &self.events {
+            out.extend(q.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
+        }
+    }
+
+    /// Calls `f` for every live, unexpired entry (for `conntrack -L`).
+    pub fn for_each(&self, now: Timestamp, mut f: impl FnMut(&ConnSnapshot)) {
+        let high = self.high.load(Acquire);
+        for idx in 0..high {
+            let s = self.slot(idx);
+            if s.gen_live.load(Acquire) & 1 == 1 && s.deadline.load(Relaxed) > now.0 {
+                f(&self.snapshot_raw(s));
+            }
+        }
+    }
+
+    /// All live entries, ordered by id.
+    pub fn list(&self, now: Timestamp) -> Vec<ConnSnapshot> {
+        let mut v = Vec::new();
+        self.for_each(now, |s| v.push(*s));
+        v.sort_by_key(|s| s.id);
+        v
+    }
+
+    /// Deletes every entry for which `pred` holds (`conntrack -D` with
+    /// filters); returns how many.
+    pub fn delete_where(&self, mut pred: impl FnMut(&ConnSnapshot) -> bool) -> usize {
+        let high = self.high.load(Acquire);
+        let mut n = 0;
+        for idx in 0..high {
+            let s = self.slot(idx);
+            let gl = s.gen_live.load(Acquire);
+            if gl & 1 == 1
+                && pred(&self.snapshot_raw(s))
+                && self.kill(idx, gl >> 1, KillReason::Deleted)
+            {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Removes everything (`conntrack -F`).
+    pub fn flush(&self) -> usize {
+        self.delete_where(|_| true)
+    }
+}

@@ -1,0 +1,378 @@
+//! Scenario tests on a simulated clock, written from netfilter's documented
+//! behaviour (default timeouts, state table, early drop).
+
+use super::*;
+use crate::clock::Timestamp;
+use crate::wire::tcp::flags::*;
+use crate::wire::testutil::{self, a};
+use std::time::Duration;
+
+fn secs(s: f64) -> Timestamp {
+    Timestamp((s * 1e9) as u64)
+}
+
+fn table(max: usize) -> ConnTable {
+    ConnTable::new(ConntrackConfig {
+        max_entries: max,
+        event_queue: 64,
+        ..Default::default()
+    })
+}
+
+/// The conntrack hook for a test: track, and confirm a NEW packet at once.
+fn hook<'a>(t: &'a ConnTable, pkt: &[u8], now: Timestamp) -> (CtState, Option<ConnRef<'a>>) {
+    let key = classify(pkt).unwrap();
+    match t.track(&key, pkt.len() as u32, now) {
+        Tracked::Known { conn, state } => (state, Some(conn)),
+        Tracked::Related(c) => (CtState::Related, Some(c)),
+        Tracked::New(nc) => match t.confirm(&nc, now) {
+            Ok(c) => (CtState::New, Some(c.conn)),
+            Err(_) => (CtState::Invalid, None),
+        },
+        Tracked::Invalid => (CtState::Invalid, None),
+    }
+}
+
+fn tcp(from_client: bool, fl: u8) -> Vec<u8> {
+    if from_client {
+        testutil::tcp("10.0.0.1", "10.0.0.2", 40000, 80, fl, b"")
+    } else {
+        testutil::tcp("10.0.0.2", "10.0.0.1", 80, 40000, fl, b"")
+    }
+}
+
+#[test]
+fn tuple_inversion_and_icmp_types() {
+    let t = Tuple::new(a("1.1.1.1"), a("2.2.2.2"), PROTO_TCP, 1234, 80);
+    assert_eq!(
+        t.inverse(),
+        Tuple::new(a("2.2.2.2"), a("1.1.1.1"), PROTO_TCP, 80, 1234)
+    );
+    let e = Tuple::icmp(a("1.1.1.1"), a("2.2.2.2"), 8, 0, 77);
+    let r = e.invert().unwrap();
+    assert_eq!((r.icmp_type(), r.icmp_id(), r.src), (0, 77, a("2.2.2.2")));
+    assert!(Tuple::icmp(a("1.1.1.1"), a("2.2.2.2"), 3, 3, 0)
+        .invert()
+        .is_none());
+    let (x, y) = t.pack();
+    assert_eq!(Tuple::unpack(x, y), t);
+}
+
+#[test]
+fn tcp_lifecycle_to_time_wait_expiry() {
+    let t = table(1024);
+    let mut now = secs(100.0);
+    let (st, c) = hook(&t, &tcp(true, SYN), now);
+    assert_eq!(st, CtState::New);
+    let c = c.unwrap();
+    assert_eq!(c.tcp_state(), Some(TcpState::SynSent));
+    assert_eq!(c.deadline(), now + Duration::from_secs(120));
+    assert!(!c.status().seen_reply());
+
+    now = secs(100.5);
+    let (st, c2) = hook(&t, &tcp(false, SYN | ACK), now);
+    assert_eq!(st, CtState::Established);
+    let c2 = c2.unwrap();
+    assert_eq!(c2.dir(), Dir::Reply);
+    assert_eq!(c2.id(), c.id(), "both directions find the same entry");
+    assert_eq!(c.tcp_state(), Some(TcpState::SynRecv));
+    assert!(c.status().seen_reply() && !c.status().assured());
+
+    let (st, _) = hook(&t, &tcp(true, ACK), now);
+    assert_eq!(st, CtState::Established);
+    assert_eq!(c.tcp_state(), Some(TcpState::Established));
+    assert!(c.status().assured());
+    assert_eq!(c.deadline(), now + Duration::from_secs(432_000));
+
+    let steps = [
+        (true, FIN | ACK, TcpState::FinWait),
+        (false, ACK, TcpState::CloseWait),
+        (false, FIN | ACK, TcpState::LastAck),
+        (true, ACK, TcpState::TimeWait),
+    ];
+    for (client, fl, want) in steps {
+        now = now + Duration::from_millis(10);
+        assert_eq!(hook(&t, &tcp(client, fl), now).0, CtState::Established);
+        assert_eq!(c.tcp_state(), Some(want));
+    }
+    assert_eq!(c.counters(Dir::Original).0, 4);
+    assert_eq!(c.counters(Dir::Reply).0, 3);
+    let tw = now;
+    let tuple = classify(&tcp(true, ACK)).unwrap();
+    let PacketKey::Flow { tuple, .. } = tuple else {
+        panic!()
+    };
+    assert!(t
+        .lookup(&tuple, tw + Duration::from_millis(119_999))
+        .is_some());
+    assert!(t.lookup(&tuple, tw + Duration::from_secs(120)).is_none());
+    assert_eq!(t.len(), 0);
+    assert_eq!(t.stats().expired, 1);
+    let mut ev = Vec::new();
+    t.drain_events(&mut ev);
+    assert_eq!(ev.first().unwrap().kind, EventKind::New);
+    assert_eq!(ev.last().unwrap().kind, EventKind::Destroy);
+    assert!(ev
+        .iter()
+        .any(|e| e.kind == EventKind::Update && e.conn.status.assured()));
+}
+
+#[test]
+fn tcp_invalid_packets_do_not_touch_the_entry() {
+    let t = table(64);
+    let now = secs(1.0);
+    assert_eq!(hook(&t, &tcp(true, SYN | FIN), now).0, CtState::Invalid);
+    assert_eq!(hook(&t, &tcp(true, SYN | ACK), now).0, CtState::Invalid);
+    assert_eq!(t.len(), 0);
+    let c = hook(&t, &tcp(true, SYN), now).1.unwrap();
+    let before = c.snapshot();
+    // ORIGINAL SYN-ACK in SYN_SENT is sIV.
+    assert_eq!(
+        hook(&t, &tcp(true, SYN | ACK), secs(2.0)).0,
+        CtState::Invalid
+    );
+    assert_eq!(c.snapshot(), before);
+    assert!(t.stats().invalid >= 3);
+    // RST from the server closes: CLOSE, 10 s.
+    assert_eq!(
+        hook(&t, &tcp(false, RST | ACK), secs(3.0)).0,
+        CtState::Established
+    );
+    assert_eq!(c.tcp_state(), Some(TcpState::Close));
+    assert_eq!(c.deadline(), secs(13.0));
+}
+
+#[test]
+fn tcp_reopen_from_time_wait() {
+    let t = table(64);
+    let mut now = secs(1.0);
+    for (client, fl) in [
+        (true, SYN),
+        (false, SYN | ACK),
+        (true, ACK),
+        (true, FIN | ACK),
+        (false, FIN | ACK),
+        (true, ACK),
+    ] {
+        hook(&t, &tcp(client, fl), now);
+        now = now + Duration::from_millis(1);
+    }
+    let old = t.list(now)[0];
+    assert_eq!(old.tcp_state, Some(TcpState::TimeWait));
+    let (st, c) = hook(&t, &tcp(true, SYN), now);
+    assert_eq!(st, CtState::New);
+    let c = c.unwrap();
+    assert_ne!(c.id(), old.id);
+    assert_eq!(c.tcp_state(), Some(TcpState::SynSent));
+    assert_eq!(t.len(), 1);
+}
+
+#[test]
+fn udp_unreplied_30s_stream_120s() {
+    let t = table(64);
+    let req = testutil::udp("10.0.0.1", "10.0.0.53", 5353, 53, b"q");
+    let rsp = testutil::udp("10.0.0.53", "10.0.0.1", 53, 5353, b"r");
+    let PacketKey::Flow { tuple, .. } = classify(&req).unwrap() else {
+        panic!()
+    };
+    assert_eq!(hook(&t, &req, secs(10.0)).0, CtState::New);
+    assert_eq!(
+        hook(&t, &req, secs(11.0)).0,
+        CtState::New,
+        "NEW until a reply is seen"
+    );
+    assert!(t.lookup(&tuple, secs(40.9)).is_some());
+    assert!(
+        t.lookup(&tuple, secs(41.0)).is_none(),
+        "unreplied UDP gone at 30 s"
+    );
+
+    // Replied: still 30 s for the first 2 s, then a stream (120 s, ASSURED).
+    let c = hook(&t, &req, secs(100.0)).1.unwrap();
+    assert_eq!(hook(&t, &rsp, secs(100.1)).0, CtState::Established);
+    assert!(c.status().seen_reply() && !c.status().assured());
+    assert_eq!(c.deadline(), secs(130.1));
+    assert_eq!(hook(&t, &req, secs(103.0)).0, CtState::Established);
+    assert!(c.status().assured());
+    assert_eq!(c.deadline(), secs(223.0));
+    assert!(t.lookup(&tuple, secs(222.9)).is_some());
+    assert!(
+        t.lookup(&tuple, secs(223.0)).is_none(),
+        "stream gone at 120 s"
+    );
+}
+
+#[test]
+fn icmp_echo_30s_and_reply_without_request_invalid() {
+    let t = table(64);
+    let rq = testutil::echo_request("10.0.0.1", "10.0.0.9", 4242, 1);
+    let rp = testutil::echo_reply("10.0.0.9", "10.0.0.1", 4242, 1);
+    assert_eq!(hook(&t, &rp, secs(1.0)).0, CtState::Invalid);
+    assert_eq!(hook(&t, &rq, secs(1.0)).0, CtState::New);
+    assert_eq!(hook(&t, &rp, secs(2.0)).0, CtState::Established);
+    let PacketKey::Flow { tuple, .. } = classify(&rq).unwrap() else {
+        panic!()
+    };
+    assert_eq!(tuple.icmp_type(), 8);
+    assert!(t.lookup(&tuple, secs(31.9)).is_some());
+    assert!(t.lookup(&tuple, secs(32.0)).is_none());
+}
+
+#[test]
+fn generic_protocol_600s() {
+    let t = table(64);
+    let mut gre = testutil::udp("10.0.0.1", "10.0.0.2", 1, 2, b"xx");
+    gre[9] = 47;
+    let PacketKey::Flow { tuple, .. } = classify(&gre).unwrap() else {
+        panic!()
+    };
+    assert_eq!((tuple.sport, tuple.dport, tuple.proto), (0, 0, 47));
+    assert_eq!(hook(&t, &gre, secs(0.0)).0, CtState::New);
+    assert!(t.lookup(&tuple, secs(599.0)).is_some());
+    assert!(t.lookup(&tuple, secs(600.0)).is_none());
+}
+
+#[test]
+fn related_icmp_error_found_from_embedded_header() {
+    let t = table(64);
+    let syn = tcp(true, SYN);
+    let c = hook(&t, &syn, secs(1.0)).1.unwrap();
+    // A router on the way reports the SYN.
+    let err = testutil::icmp_error("192.0.2.1", "10.0.0.1", 11, 0, &syn, false);
+    let key = classify(&err).unwrap();
+    assert!(matches!(key, PacketKey::IcmpError { .. }));
+    let (st, r) = hook(&t, &err, secs(1.1));
+    assert_eq!(st, CtState::Related);
+    let r = r.unwrap();
+    assert_eq!((r.id(), r.dir()), (c.id(), Dir::Reply));
+    // An error about an unknown flow, or an unrelated type, is INVALID.
+    let other = testutil::tcp("10.0.0.1", "10.0.0.3", 1, 2, SYN, b"");
+    let err2 = testutil::icmp_error("10.0.0.3", "10.0.0.1", 3, 3, &other, false);
+    assert_eq!(hook(&t, &err2, secs(1.2)).0, CtState::Invalid);
+    let mut short = testutil::icmp_error("10.0.0.3", "10.0.0.1", 3, 3, &syn, false);
+    short.truncate(40); // quotes less than IP header + 8 bytes
+    short[2..4].copy_from_slice(&40u16.to_be_bytes());
+    assert_eq!(classify(&short).unwrap(), PacketKey::Untrackable);
+}
+
+#[test]
+fn full_table_evicts_unassured_then_refuses_new_flows() {
+    let t = table(4);
+    let now = secs(5.0);
+    // Four unassured UDP flows.
+    for p in 0..4u16 {
+        hook(
+            &t,
+            &testutil::udp("10.0.0.1", "10.0.0.2", 1000 + p, 53, b""),
+            now,
+        );
+    }
+    assert_eq!(t.len(), 4);
+    // A fifth evicts one of them (early drop).
+    assert_eq!(
+        hook(
+            &t,
+            &testutil::udp("10.0.0.1", "10.0.0.2", 2000, 53, b""),
+            now
+        )
+        .0,
+        CtState::New
+    );
+    assert_eq!((t.len(), t.stats().early_drop), (4, 1));
+    t.flush();
+    // Four assured TCP flows: nothing can be evicted, new flows are refused.
+    let mut ids = Vec::new();
+    for p in 0..4u16 {
+        let (c, s) = (
+            testutil::tcp("10.0.0.1", "10.0.0.2", 3000 + p, 80, SYN, b""),
+            testutil::tcp("10.0.0.2", "10.0.0.1", 80, 3000 + p, SYN | ACK, b""),
+        );
+        ids.push(hook(&t, &c, now).1.unwrap().id());
+        hook(&t, &s, now);
+        hook(
+            &t,
+            &testutil::tcp("10.0.0.1", "10.0.0.2", 3000 + p, 80, ACK, b""),
+            now,
+        );
+    }
+    assert!(t.list(now).iter().all(|s| s.status.assured()));
+    let (st, c) = hook(&t, &testutil::udp("10.0.0.1", "10.0.0.2", 9, 9, b""), now);
+    assert_eq!((st, c.is_none()), (CtState::Invalid, true));
+    assert_eq!(t.stats().insert_failed, 1);
+    // Established flows keep working.
+    let (st, c) = hook(
+        &t,
+        &testutil::tcp("10.0.0.2", "10.0.0.1", 80, 3001, ACK, b"x"),
+        now,
+    );
+    assert_eq!((st, c.unwrap().id()), (CtState::Established, ids[1]));
+    // Once entries expire, a new flow gets in again.
+    let later = now + Duration::from_secs(432_001);
+    assert_eq!(
+        hook(&t, &testutil::udp("10.0.0.1", "10.0.0.2", 9, 9, b""), later).0,
+        CtState::New
+    );
+}
+
+#[test]
+fn gc_sweeps_incrementally() {
+    let t = ConnTable::new(ConntrackConfig {
+        max_entries: 1000,
+        gc_budget: 0,
+        ..Default::default()
+    });
+    for p in 0..500u16 {
+        hook(
+            &t,
+            &testutil::udp("10.0.0.1", "10.0.0.2", 1000 + p, 53, b""),
+            secs(0.0),
+        );
+    }
+    assert_eq!(t.len(), 500);
+    let late = secs(31.0);
+    let mut calls = 0;
+    while !t.is_empty() {
+        let n = t.gc(late, 64);
+        assert!(n <= 64);
+        calls += 1;
+        assert!(calls < 100);
+    }
+    assert_eq!(t.stats().expired, 500);
+    assert!(calls >= 500 / 64);
+}
+
+#[test]
+fn listing_delete_and_mark() {
+    let t = table(64);
+    let now = secs(1.0);
+    for (c, s) in [(true, SYN), (false, SYN | ACK), (true, ACK)] {
+        hook(&t, &tcp(c, s), now);
+    }
+    let c = hook(
+        &t,
+        &testutil::udp("10.0.0.1", "10.0.0.9", 5000, 53, b""),
+        now,
+    )
+    .1
+    .unwrap();
+    c.set_mark(0x42);
+    let list = t.list(now);
+    assert_eq!(list.len(), 2);
+    assert_eq!(
+        list[0].display(now, false).to_string(),
+        "tcp      6 432000 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=80 \
+         src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40000 [ASSURED] mark=0 use=1"
+    );
+    assert_eq!(
+        list[1]
+            .display(now + Duration::from_secs(1), false)
+            .to_string(),
+        "udp      17 29 src=10.0.0.1 dst=10.0.0.9 sport=5000 dport=53 [UNREPLIED] \
+         src=10.0.0.9 dst=10.0.0.1 sport=53 dport=5000 mark=66 use=1"
+    );
+    assert_eq!(t.delete_where(|s| s.orig.proto == PROTO_UDP), 1);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.flush(), 1);
+    assert!(t.is_empty());
+    assert_eq!(t.stats().deleted, 2);
+}

@@ -1,0 +1,546 @@
+//! NAT scenario tests: allocation, rewriting with checksums checked by an
+//! independent implementation (etherparse), ICMP errors, the confirm race.
+
+use super::*;
+use crate::conntrack::{classify, ConnTable, ConntrackConfig, CtState, PacketKey, Tracked};
+use crate::wire::tcp::flags::*;
+use crate::wire::testutil::{self, a, assert_checksums};
+use std::time::Duration;
+
+fn secs(s: u64) -> Timestamp {
+    Timestamp::from_secs(s)
+}
+
+fn table() -> ConnTable {
+    ConnTable::new(ConntrackConfig {
+        max_entries: 1 << 16,
+        ..Default::default()
+    })
+}
+
+/// A minimal pipeline for one packet: conntrack, NAT decision for NEW
+/// packets (`dnat`/`snat` ranges), rewrite, confirm. Returns the ctstate.
+fn pass(
+    t: &ConnTable,
+    pkt: &mut [u8],
+    partial: bool,
+    dnat: Option<NatRange>,
+    snat: Option<NatRange>,
+    rng: &mut Rng,
+    now: Timestamp,
+) -> CtState {
+    let key = classify(pkt).unwrap();
+    match t.track(&key, pkt.len() as u32, now) {
+        Tracked::Known { conn, state } => {
+            let target = conn.nat_target();
+            translate(pkt, partial, &target, Manip::Dst).unwrap();
+            translate(pkt, partial, &target, Manip::Src).unwrap();
+            state
+        }
+        Tracked::Related(conn) => {
+            let target = conn.nat_target();
+            translate(pkt, partial, &target, Manip::Dst).unwrap();
+            translate(pkt, partial, &target, Manip::Src).unwrap();
+            CtState::Related
+        }
+        Tracked::New(mut nc) => {
+            if let Some(r) = dnat {
+                setup(t, &mut nc, &r, Manip::Dst, rng, now).unwrap();
+            }
+            translate(pkt, partial, &nc.nat_target(), Manip::Dst).unwrap();
+            if let Some(r) = snat {
+                setup(t, &mut nc, &r, Manip::Src, rng, now).unwrap();
+            }
+            translate(pkt, partial, &nc.nat_target(), Manip::Src).unwrap();
+            let c = t.confirm(&nc, now).unwrap();
+            if c.clash == Some(crate::conntrack::ClashKind::Retranslate) {
+                translate_both(pkt, partial, &c.conn.nat_target()).unwrap();
+            }
+            CtState::New
+        }
+        Tracked::Invalid => CtState::Invalid,
+    }
+}
+
+fn tuple_of(p: &[u8]) -> Tuple {
+    match classify(p).unwrap() {
+        PacketKey::Flow { tuple, .. } => tuple,
+        k => panic!("{k:?}"),
+    }
+}
+
+#[test]
+fn dnat_tcp_scenario_translates_both_ways_and_expires() {
+    let t = table();
+    let mut rng = Rng::new(1);
+    let vip = NatRange::addr(a("10.96.0.10")).with_ports(8080, 8080);
+    let vip = NatRange {
+        min_addr: a("172.16.0.5"),
+        max_addr: a("172.16.0.5"),
+        ..vip
+    };
+    // Client 10.0.0.1:40000 -> service 10.96.0.10:80, DNAT to 172.16.0.5:8080.
+    let mut syn = testutil::tcp("10.0.0.1", "10.96.0.10", 40000, 80, SYN, b"");
+    assert_eq!(
+        pass(&t, &mut syn, false, Some(vip), None, &mut rng, secs(1)),
+        CtState::New
+    );
+    assert_eq!(
+        tuple_of(&syn),
+        Tuple::new(a("10.0.0.1"), a("172.16.0.5"), 6, 40000, 8080)
+    );
+    assert_checksums(&syn);
+    let c = t.list(secs(1))[0];
+    assert!(c.status.dst_nat() && !c.status.src_nat());
+
+    let mut synack = testutil::tcp("172.16.0.5", "10.0.0.1", 8080, 40000, SYN | ACK, b"");
+    assert_eq!(
+        pass(&t, &mut synack, false, None, None, &mut rng, secs(1)),
+        CtState::Established
+    );
+    assert_eq!(
+        tuple_of(&synack),
+        Tuple::new(a("10.96.0.10"), a("10.0.0.1"), 6, 80, 40000)
+    );
+    assert_checksums(&synack);
+
+    let mut ack = testutil::tcp(
+        "10.0.0.1",
+        "10.96.0.10",
+        40000,
+        80,
+        ACK,
+        b"GET / HTTP/1.1\r\n\r\n",
+    );
+    assert_eq!(
+        pass(&t, &mut ack, false, None, None, &mut rng, secs(2)),
+        CtState::Established
+    );
+    assert_eq!(tuple_of(&ack).dst, a("172.16.0.5"));
+    assert_checksums(&ack);
+    assert!(t.list(secs(2))[0].status.assured());
+
+    let mut now = secs(3);
+    for (client, fl) in [
+        (true, FIN | ACK),
+        (false, ACK),
+        (false, FIN | ACK),
+        (true, ACK),
+    ] {
+        let mut p = if client {
+            testutil::tcp("10.0.0.1", "10.96.0.10", 40000, 80, fl, b"")
+        } else {
+            testutil::tcp("172.16.0.5", "10.0.0.1", 8080, 40000, fl, b"")
+        };
+        assert_eq!(
+            pass(&t, &mut p, false, None, None, &mut rng, now),
+            CtState::Established
+        );
+        assert_checksums(&p);
+        now = now + Duration::from_millis(100);
+    }
+    let tw = t.list(now)[0];
+    assert_eq!(tw.tcp_state, Some(crate::conntrack::TcpState::TimeWait));
+    assert_eq!(t.list(tw.deadline - Duration::from_nanos(1)).len(), 1);
+    let key = Tuple::new(a("10.0.0.1"), a("10.96.0.10"), 6, 40000, 80);
+    assert!(t.lookup(&key, now + Duration::from_secs(120)).is_none());
+    assert!(t.is_empty());
+}
+
+#[test]
+fn snat_keeps_port_when_free_and_moves_within_class_on_clash() {
+    let t = table();
+    let mut rng = Rng::new(7);
+    let masq = NatRange::masquerade(a("203.0.113.1"), None);
+    let mut out = Vec::new();
+    for (client, sport) in [
+        ("10.0.0.1", 40000u16),
+        ("10.0.0.2", 40000),
+        ("10.0.0.3", 700),
+        ("10.0.0.4", 700),
+        ("10.0.0.5", 100),
+        ("10.0.0.6", 100),
+    ] {
+        let mut p = testutil::udp(client, "198.51.100.7", sport, 53, b"q");
+        pass(&t, &mut p, false, None, Some(masq), &mut rng, secs(1));
+        assert_checksums(&p);
+        let tt = tuple_of(&p);
+        assert_eq!(tt.src, a("203.0.113.1"));
+        out.push(tt.sport);
+    }
+    assert_eq!(
+        out[0], 40000,
+        "source port kept when the reply tuple is free"
+    );
+    assert!(out[1] != 40000 && out[1] >= 1024);
+    assert_eq!(out[2], 700);
+    assert!(out[3] != 700 && (600..=1023).contains(&out[3]));
+    assert_eq!(out[4], 100);
+    assert!(out[5] != 100 && (1..=511).contains(&out[5]));
+    // Replies reach the right clients.
+    for (i, client) in ["10.0.0.1", "10.0.0.2"].iter().enumerate() {
+        let mut r = testutil::udp("198.51.100.7", "203.0.113.1", 53, out[i], b"r");
+        assert_eq!(
+            pass(&t, &mut r, false, None, None, &mut rng, secs(2)),
+            CtState::Established
+        );
+        assert_eq!(
+            tuple_of(&r),
+            Tuple::new(a("198.51.100.7"), a(client), 17, 53, 40000)
+        );
+        assert_checksums(&r);
+    }
+}
+
+#[test]
+fn port_range_exhaustion_and_persistent_addresses() {
+    let t = table();
+    let mut rng = Rng::new(3);
+    let r = NatRange::addr(a("203.0.113.9")).with_ports(5000, 5001);
+    for (i, want_ok) in [(1, true), (2, true), (3, false)] {
+        let p = testutil::udp(&format!("10.0.0.{i}"), "198.51.100.7", 40000, 53, b"");
+        let Tracked::New(mut nc) = t.track(&classify(&p).unwrap(), 0, secs(1)) else {
+            panic!()
+        };
+        let res = setup(&t, &mut nc, &r, Manip::Src, &mut rng, secs(1));
+        assert_eq!(res.is_ok(), want_ok);
+        if res.is_ok() {
+            assert!((5000..=5001).contains(&nc.reply.dport));
+            t.confirm(&nc, secs(1)).unwrap();
+        }
+    }
+    // Address ranges: PERSISTENT maps a source to one address whatever the
+    // destination; without it the destination takes part in the hash.
+    let range = NatRange::addrs(a("203.0.113.0"), a("203.0.113.255"));
+    let pick = |dst: &str, rr: &NatRange| {
+        let p = testutil::udp("10.0.0.77", dst, 1, 2, b"");
+        let Tracked::New(mut nc) = t.track(&classify(&p).unwrap(), 0, secs(1)) else {
+            panic!()
+        };
+        setup(&t, &mut nc, rr, Manip::Src, &mut Rng::new(1), secs(1)).unwrap();
+        nc.reply.dst
+    };
+    let pers = range.with_flags(flags::PERSISTENT);
+    let dsts: Vec<String> = (1..40).map(|i| format!("198.51.{i}.1")).collect();
+    let p: std::collections::HashSet<_> = dsts.iter().map(|d| pick(d, &pers)).collect();
+    let n: std::collections::HashSet<_> = dsts.iter().map(|d| pick(d, &range)).collect();
+    assert_eq!(p.len(), 1);
+    assert!(n.len() > 10, "hash over src and dst spreads: {}", n.len());
+}
+
+#[test]
+fn random_fully_spreads_source_ports() {
+    let t = table();
+    let mut rng = Rng::new(0xfeed);
+    let r = NatRange::addr(a("203.0.113.1")).with_flags(flags::PROTO_RANDOM_FULLY);
+    const N: usize = 16_000;
+    const BINS: usize = 16;
+    let mut bins = [0usize; BINS];
+    let mut same = 0;
+    for i in 0..N {
+        let src = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+        let p = testutil::udp(&src, "198.51.100.7", 40000, 53, b"");
+        let Tracked::New(mut nc) = t.track(&classify(&p).unwrap(), 0, secs(1)) else {
+            panic!()
+        };
+        setup(&t, &mut nc, &r, Manip::Src, &mut rng, secs(1)).unwrap();
+        let port = nc.reply.dport;
+        assert!(port >= 1024);
+        same += (port == 40000) as usize;
+        bins[(port as usize - 1024) * BINS / (65536 - 1024)] += 1;
+        t.confirm(&nc, secs(1)).unwrap();
+    }
+    let e = N as f64 / BINS as f64;
+    let chi2: f64 = bins.iter().map(|&o| (o as f64 - e).powi(2) / e).sum();
+    // 15 degrees of freedom: P(chi2 > 37.7) = 0.001.
+    assert!(chi2 < 37.7, "chi2 = {chi2}, bins = {bins:?}");
+    assert!(
+        same < 10,
+        "random-fully must not prefer the original port: {same}"
+    );
+    assert_eq!(t.len(), N);
+}
+
+#[test]
+fn partial_checksums_follow_addresses_not_ports() {
+    for proto in ["tcp", "udp"] {
+        let t = table();
+        let mut rng = Rng::new(5);
+        let mk = |s: &str, d: &str, sp, dp| {
+            if proto == "tcp" {
+                testutil::tcp(s, d, sp, dp, SYN, b"payload bytes")
+            } else {
+                testutil::udp(s, d, sp, dp, b"payload bytes")
+            }
+        };
+        // Occupy 40000 so the SNAT must change the port too.
+        let mut first = mk("10.0.0.9", "198.51.100.7", 40000, 443);
+        let masq = NatRange::masquerade(a("203.0.113.1"), None);
+        let dnat = NatRange::addr(a("172.16.0.5")).with_ports(8443, 8443);
+        pass(
+            &t,
+            &mut first,
+            false,
+            Some(dnat),
+            Some(masq),
+            &mut rng,
+            secs(1),
+        );
+        let mut p = mk("10.0.0.1", "198.51.100.7", 40000, 443);
+        testutil::to_partial(&mut p);
+        let before = p.clone();
+        pass(&t, &mut p, true, Some(dnat), Some(masq), &mut rng, secs(1));
+        let tt = tuple_of(&p);
+        assert_eq!(
+            (tt.src, tt.dst, tt.dport),
+            (a("203.0.113.1"), a("172.16.0.5"), 8443)
+        );
+        assert_ne!(tt.sport, 40000);
+        // Still a valid partial: equals the new pseudo-header sum...
+        let mut expect = p.clone();
+        testutil::to_partial(&mut expect);
+        assert_eq!(p, expect, "{proto}: partial field = new pseudo-header sum");
+        assert_ne!(p, before);
+        // ...and the receiver completes it into a correct checksum.
+        testutil::finish_partial(&mut p);
+        assert_checksums(&p);
+    }
+}
+
+#[test]
+fn udp_zero_checksum_stays_zero_and_computed_zero_becomes_ffff() {
+    let mut p = testutil::udp("10.0.0.1", "10.0.0.2", 1000, 53, b"abc");
+    p[26] = 0;
+    p[27] = 0;
+    let target = Tuple::new(a("192.0.2.1"), a("10.0.0.2"), 17, 2000, 53);
+    assert!(translate(&mut p, false, &target, Manip::Src).unwrap());
+    assert_eq!(&p[26..28], &[0, 0]);
+    assert_checksums(&p);
+    // Find a rewrite whose correct checksum is 0 and check it is sent as 0xffff.
+    let base = testutil::udp("10.0.0.1", "10.0.0.2", 1000, 53, b"abc");
+    let mut hit = false;
+    for port in 1..=65535u16 {
+        let mut q = base.clone();
+        let tgt = Tuple::new(a("10.0.0.1"), a("10.0.0.2"), 17, port, 53);
+        translate(&mut q, false, &tgt, Manip::Src).unwrap();
+        let mut full = q.clone();
+        full[26] = 0;
+        full[27] = 0;
+        let s = crate::wire::checksum::sum(&full[20..], 0)
+            + crate::wire::checksum::pseudo_header_sum(a("10.0.0.1"), a("10.0.0.2"), 17, 11);
+        if !crate::wire::checksum::fold(s) == 0 {
+            assert_eq!(&q[26..28], &[0xff, 0xff], "port {port}");
+            hit = true;
+            break;
+        }
+    }
+    assert!(hit);
+}
+
+#[test]
+fn icmp_error_about_dnat_flow_is_translated_inside_and_outside() {
+    let t = table();
+    let mut rng = Rng::new(9);
+    let dnat = NatRange::addr(a("172.16.0.5")).with_ports(5353, 5353);
+    let mut q = testutil::udp("10.0.0.1", "10.96.0.10", 33000, 53, b"query");
+    pass(&t, &mut q, false, Some(dnat), None, &mut rng, secs(1));
+    assert_eq!(
+        tuple_of(&q),
+        Tuple::new(a("10.0.0.1"), a("172.16.0.5"), 17, 33000, 5353)
+    );
+    // The server answers port unreachable, quoting the whole datagram it got.
+    for full in [true, false] {
+        let mut err = testutil::icmp_error("172.16.0.5", "10.0.0.1", 3, 3, &q, full);
+        assert_eq!(
+            pass(&t, &mut err, false, None, None, &mut rng, secs(2)),
+            CtState::Related
+        );
+        assert_checksums(&err);
+        let ip = crate::wire::Ipv4Packet::new_checked(&err[..]).unwrap();
+        assert_eq!(
+            (ip.src_addr(), ip.dst_addr()),
+            (a("10.96.0.10"), a("10.0.0.1"))
+        );
+        let inner = &err[28..];
+        let iip = crate::wire::Ipv4Packet::new_unchecked(inner);
+        assert!(iip.verify_checksum(), "embedded IP header checksum");
+        assert_eq!(
+            (iip.src_addr(), iip.dst_addr()),
+            (a("10.0.0.1"), a("10.96.0.10"))
+        );
+        assert_eq!(crate::wire::get_u16(inner, 20), 33000);
+        assert_eq!(crate::wire::get_u16(inner, 22), 53);
+        if full {
+            // The whole datagram is quoted: its UDP checksum must be right too.
+            assert_checksums(inner);
+        }
+    }
+}
+
+#[test]
+fn icmp_error_about_masqueraded_flow_reaches_the_client() {
+    let t = table();
+    let mut rng = Rng::new(9);
+    let masq = NatRange::masquerade(a("203.0.113.1"), None);
+    let mut syn = testutil::tcp("10.0.0.1", "198.51.100.7", 40000, 80, SYN, b"");
+    pass(&t, &mut syn, false, None, Some(masq), &mut rng, secs(1));
+    let mut err = testutil::icmp_error("198.51.100.7", "203.0.113.1", 3, 10, &syn, false);
+    assert_eq!(
+        pass(&t, &mut err, false, None, None, &mut rng, secs(1)),
+        CtState::Related
+    );
+    assert_checksums(&err);
+    let ip = crate::wire::Ipv4Packet::new_checked(&err[..]).unwrap();
+    assert_eq!(ip.dst_addr(), a("10.0.0.1"));
+    let inner = crate::wire::Ipv4Packet::new_unchecked(&err[28..]);
+    assert_eq!(inner.src_addr(), a("10.0.0.1"));
+    assert!(inner.verify_checksum());
+    assert_eq!(crate::wire::get_u16(&err[28..], 20), 40000);
+}
+
+#[test]
+fn icmp_echo_snat_changes_id_on_clash_and_translates_reply() {
+    let t = table();
+    let mut rng = Rng::new(11);
+    let masq = NatRange::masquerade(a("203.0.113.1"), None);
+    let mut p1 = testutil::echo_request("10.0.0.1", "8.8.8.8", 7, 1);
+    let mut p2 = testutil::echo_request("10.0.0.2", "8.8.8.8", 7, 1);
+    pass(&t, &mut p1, false, None, Some(masq), &mut rng, secs(1));
+    pass(&t, &mut p2, false, None, Some(masq), &mut rng, secs(1));
+    assert_checksums(&p1);
+    assert_checksums(&p2);
+    let (t1, t2) = (tuple_of(&p1), tuple_of(&p2));
+    assert_eq!(t1.icmp_id(), 7);
+    assert_ne!(t2.icmp_id(), 7);
+    let mut r2 = testutil::echo_reply("8.8.8.8", "203.0.113.1", t2.icmp_id(), 1);
+    assert_eq!(
+        pass(&t, &mut r2, false, None, None, &mut rng, secs(1)),
+        CtState::Established
+    );
+    assert_checksums(&r2);
+    let rt = tuple_of(&r2);
+    assert_eq!((rt.dst, rt.icmp_id()), (a("10.0.0.2"), 7));
+}
+
+#[test]
+fn redirect_to_ingress_address() {
+    let t = table();
+    let mut rng = Rng::new(1);
+    let r = NatRange::redirect(a("10.0.0.254"), Some((3128, 3128)));
+    let mut p = testutil::tcp("10.0.0.1", "93.184.216.34", 40000, 80, SYN, b"");
+    pass(&t, &mut p, false, Some(r), None, &mut rng, secs(1));
+    assert_eq!(
+        tuple_of(&p),
+        Tuple::new(a("10.0.0.1"), a("10.0.0.254"), 6, 40000, 3128)
+    );
+    assert_checksums(&p);
+}
+
+/// The kube DNS race: one UDP socket sends A and AAAA queries (same 5-tuple)
+/// that two workers process at the same moment. Both build an unconfirmed
+/// entry, both NAT, both confirm: the loser must still deliver its packet,
+/// with the same translation as the winner. `forced`: a barrier between the
+/// NAT decision and confirm makes every round a clash (deterministic); else
+/// the threads race freely.
+#[test]
+fn confirm_race_delivers_both_packets_with_one_translation() {
+    use crate::conntrack::ClashKind;
+    use std::sync::{Arc, Barrier};
+    const ROUNDS: u16 = 1000;
+    let mut net = 0u8;
+    for forced in [true, false] {
+        for random_fully in [false, true] {
+            net += 1;
+            let t = Arc::new(table());
+            let mut snat = NatRange::masquerade(a("203.0.113.1"), None);
+            if random_fully {
+                snat.flags |= flags::PROTO_RANDOM_FULLY;
+            }
+            let dnat = NatRange::addrs(a("172.16.0.10"), a("172.16.0.13")).with_ports(53, 53);
+            let barrier = Arc::new(Barrier::new(2));
+            let workers: Vec<_> = (0..2u64)
+                .map(|w| {
+                    let (t, barrier) = (t.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        let mut rng = Rng::new(w * 1000 + random_fully as u64);
+                        let mut out = Vec::new();
+                        let now = Timestamp::from_secs(1);
+                        for i in 0..ROUNDS {
+                            let src = format!("10.{net}.{}.{}", i >> 8, i & 255);
+                            let qname: &[u8] = if w == 0 {
+                                b"A example"
+                            } else {
+                                b"AAAA example"
+                            };
+                            let mut p = testutil::udp(&src, "10.96.0.10", 10000 + i, 53, qname);
+                            barrier.wait();
+                            let key = classify(&p).unwrap();
+                            let (delivered, clash) = match t.track(&key, p.len() as u32, now) {
+                                Tracked::New(mut nc) => {
+                                    setup(&t, &mut nc, &dnat, Manip::Dst, &mut rng, now).unwrap();
+                                    translate(&mut p, false, &nc.nat_target(), Manip::Dst).unwrap();
+                                    setup(&t, &mut nc, &snat, Manip::Src, &mut rng, now).unwrap();
+                                    translate(&mut p, false, &nc.nat_target(), Manip::Src).unwrap();
+                                    if forced {
+                                        barrier.wait();
+                                    }
+                                    match t.confirm(&nc, now) {
+                                        Ok(c) => {
+                                            if c.clash == Some(ClashKind::Retranslate) {
+                                                translate_both(&mut p, false, &c.conn.nat_target())
+                                                    .unwrap();
+                                            }
+                                            (true, c.clash)
+                                        }
+                                        Err(_) => (false, None),
+                                    }
+                                }
+                                Tracked::Known { conn, .. } => {
+                                    if forced {
+                                        barrier.wait();
+                                    }
+                                    translate_both(&mut p, false, &conn.nat_target()).unwrap();
+                                    (true, None)
+                                }
+                                other => panic!("{other:?}"),
+                            };
+                            assert_checksums(&p);
+                            out.push((delivered, clash, tuple_of(&p)));
+                        }
+                        out
+                    })
+                })
+                .collect();
+            let res: Vec<Vec<_>> = workers.into_iter().map(|h| h.join().unwrap()).collect();
+            let mut clashes = 0;
+            for (i, (&a0, &a1)) in res[0].iter().zip(res[1].iter()).enumerate() {
+                assert!(a0.0 && a1.0, "round {i}: both packets delivered");
+                assert_eq!(
+                    a0.2, a1.2,
+                    "round {i}: both packets leave with the same translation"
+                );
+                clashes += a0.1.is_some() as usize + a1.1.is_some() as usize;
+                if forced && !random_fully {
+                    // Same deterministic NAT on both sides: the clash is compatible.
+                    assert!(
+                        a0.1 != Some(ClashKind::Retranslate)
+                            && a1.1 != Some(ClashKind::Retranslate),
+                        "round {i}: {a0:?} {a1:?}"
+                    );
+                }
+            }
+            if forced {
+                assert_eq!(
+                    clashes, ROUNDS as usize,
+                    "every forced round is exactly one clash"
+                );
+            }
+            println!(
+                "forced={forced} random_fully={random_fully}: {clashes} clashes in {ROUNDS} rounds"
+            );
+            assert_eq!(t.len(), ROUNDS as usize);
+            assert_eq!(t.stats().clash_resolved as usize, clashes);
+            assert_eq!(t.stats().insert_failed, 0);
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! ICMPv4 view (RFC 792).
+//!
+//! Echo/timestamp/info/address-mask messages carry an identifier (bytes 4..6),
+//! which conntrack uses as the "port". Error messages (destination unreachable,
+//! source quench, redirect, time exceeded, parameter problem) embed the IP
+//! header of the offending packet plus at least 8 bytes of its payload, from
+//! byte 8 on: [`IcmpPacket::embedded`].
+#![forbid(unsafe_code)]
+
+use super::{get_u16, set_u16, WireError};
+
+pub mod field {
+    pub type Field = std::ops::Range<usize>;
+    pub const TYPE: usize = 0;
+    pub const CODE: usize = 1;
+    pub const CHECKSUM: Field = 2..4;
+    pub const IDENT: Field = 4..6;
+    pub const SEQ: Field = 6..8;
+    pub const MTU: Field = 6..8;
+    pub const DATA: usize = 8;
+}
+
+pub const HEADER_LEN: usize = 8;
+
+/// ICMP types (RFC 792, RFC 950 for address mask).
+pub mod types {
+    pub const ECHO_REPLY: u8 = 0;
+    pub const DEST_UNREACH: u8 = 3;
+    pub const SOURCE_QUENCH: u8 = 4;
+    pub const REDIRECT: u8 = 5;
+    pub const ECHO_REQUEST: u8 = 8;
+    pub const TIME_EXCEEDED: u8 = 11;
+    pub const PARAM_PROBLEM: u8 = 12;
+    pub const TIMESTAMP: u8 = 13;
+    pub const TIMESTAMP_REPLY: u8 = 14;
+    pub const INFO_REQUEST: u8 = 15;
+    pub const INFO_REPLY: u8 = 16;
+    pub const ADDRESS_MASK: u8 = 17;
+    pub const ADDRESS_MASK_REPLY: u8 = 18;
+}
+
+/// Destination-unreachable codes (RFC 792, RFC 1812 section 5.2.7.1).
+pub mod unreach {
+    pub const NET: u8 = 0;
+    pub const HOST: u8 = 1;
+    pub const PROTOCOL: u8 = 2;
+    pub const PORT: u8 = 3;
+    pub const FRAG_NEEDED: u8 = 4;
+    pub const NET_PROHIBITED: u8 = 9;
+    pub const HOST_PROHIBITED: u8 = 10;
+    pub const ADMIN_PROHIBITED: u8 = 13;
+}
+
+/// True for the error types conntrack relates to an existing entry.
+pub fn is_error(ty: u8) -> bool {
+    matches!(
+        ty,
+        types::DEST_UNREACH
+            | types::SOURCE_QUENCH
+            | types::REDIRECT
+            | types::TIME_EXCEEDED
+            | types::PARAM_PROBLEM
+    )
+}
+
+/// True for the query types that carry an identifier.
+pub fn is_query(ty: u8) -> bool {
+    matches!(
+        ty,
+        types::ECHO_REPLY
+            | types::ECHO_REQUEST
+            | types::TIMESTAMP
+            | types::TIMESTAMP_REPLY
+            | types::INFO_REQUEST
+            | types::INFO_REPLY
+            | types::ADDRESS_MASK
+            | types::ADDRESS_MASK_REPLY
+    )
+}
+
+#[derive(Debug, Clone)]
+pub struct IcmpPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> IcmpPacket<T> {
+    pub fn new_unchecked(buffer: T) -> Self {
+        IcmpPacket { buffer }
+    }
+    /// Checks the 8-byte header is present.
+    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
+        if buffer.as_ref().len() < HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        Ok(IcmpPacket { buffer })
+    }
+    pub fn msg_type(&self) -> u8 {
+        self.buffer.as_ref()[field::TYPE]
+    }
+    pub fn code(&self) -> u8 {
+        self.buffer.as_ref()[field::CODE]
+    }
+    pub fn checksum(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), 2)
+    }
+    pub fn ident(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), 4)
+    }
+    pub fn seq(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), 6)
+    }
+    pub fn is_error(&self) -> bool {
+        is_error(self.msg_type())
+    }
+    /// Everything after the 8-byte header (for errors: the embedded packet).
+    pub fn data(&self) -> &[u8] {
+        &self.buffer.as_ref()[HEADER_LEN..]
+    }
+    /// For error messages: the embedded IP header + leading L4 bytes. Checks
+    /// version, IHL and that at least 8 bytes of L4 follow the embedded header
+    /// (the embedded total length may exceed what is quoted: not checked).
+    pub fn embedded(&self) -> Result<&[u8], WireError> {
+        let d = self.data();
+        if d.len() < 20 {
+            return Err(WireError::Truncated);
+        }
+        if d[0] >> 4 != 4 {
+            return Err(WireError::BadVersion);
+        }
+        let ihl = ((d[0] & 0x0f) as usize) * 4;
+        if ihl < 20 || d.len() < ihl + 8 {
+            return Err(WireError::BadLength);
+        }
+        Ok(d)
+    }
+    pub fn verify_checksum(&self) -> bool {
+        super::checksum::fold(super::checksum::sum(self.buffer.as_ref(), 0)) == 0xffff
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
+    pub fn set_msg_type(&mut self, v: u8) {
+        self.buffer.as_mut()[field::TYPE] = v;
+    }
+    pub fn set_code(&mut self, v: u8) {
+        self.buffer.as_mut()[field::CODE] = v;
+    }
+    pub fn set_checksum(&mut self, v: u16) {
+        set_u16(self.buffer.as_mut(), 2, v)
+    }
+    pub fn set_ident(&mut self, v: u16) {
+        set_u16(self.buffer.as_mut(), 4, v)
+    }
+    pub fn set_seq(&mut self, v: u16) {
+        set_u16(self.buffer.as_mut(), 6, v)
+    }
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[HEADER_LEN..]
+    }
+    /// Recomputes the checksum over the whole message.
+    pub fn fill_checksum(&mut self) {
+        self.set_checksum(0);
+        let c = super::checksum::checksum(self.buffer.as_ref());
+        self.set_checksum(c);
+    }
+}

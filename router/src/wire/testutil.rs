@@ -1,0 +1,154 @@
+//! Packet builders and checksum verifiers for unit tests (etherparse builds
+//! the packets and recomputes checksums independently of our code).
+#![forbid(unsafe_code)]
+
+use super::checksum;
+use etherparse::{PacketBuilder, TcpHeaderSlice, UdpHeaderSlice};
+use std::net::Ipv4Addr;
+
+pub fn a(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+/// A TCP segment with the given flag byte (FIN..URG) and payload.
+pub fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
+    use super::tcp::flags as f;
+    let mut b =
+        PacketBuilder::ipv4(a(src).octets(), a(dst).octets(), 64).tcp(sport, dport, 1000, 64240);
+    if flags & f::SYN != 0 {
+        b = b.syn();
+    }
+    if flags & f::ACK != 0 {
+        b = b.ack(2000);
+    }
+    if flags & f::FIN != 0 {
+        b = b.fin();
+    }
+    if flags & f::RST != 0 {
+        b = b.rst();
+    }
+    if flags & f::PSH != 0 {
+        b = b.psh();
+    }
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+pub fn udp(src: &str, dst: &str, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(a(src).octets(), a(dst).octets(), 64)
+        .udp(sport, dport)
+        .write(&mut v, payload)
+        .unwrap();
+    v
+}
+
+pub fn echo_request(src: &str, dst: &str, id: u16, seq: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(a(src).octets(), a(dst).octets(), 64)
+        .icmpv4_echo_request(id, seq)
+        .write(&mut v, b"ping-payload")
+        .unwrap();
+    v
+}
+
+pub fn echo_reply(src: &str, dst: &str, id: u16, seq: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(a(src).octets(), a(dst).octets(), 64)
+        .icmpv4_echo_reply(id, seq)
+        .write(&mut v, b"ping-payload")
+        .unwrap();
+    v
+}
+
+/// An ICMP error from `src` to `dst` quoting the first 28 bytes (IP header +
+/// 8 bytes) of `about`, or all of it with `full`.
+pub fn icmp_error(src: &str, dst: &str, ty: u8, code: u8, about: &[u8], full: bool) -> Vec<u8> {
+    let n = if full {
+        about.len()
+    } else {
+        28.min(about.len())
+    };
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(a(src).octets(), a(dst).octets(), 64)
+        .icmpv4_raw(ty, code, [0; 4])
+        .write(&mut v, &about[..n])
+        .unwrap();
+    v
+}
+
+/// Asserts the IPv4 header checksum and the L4 checksum are right (TCP/UDP
+/// via etherparse; ICMP by the RFC 1071 property). A UDP checksum of 0 is
+/// accepted as "none".
+pub fn assert_checksums(p: &[u8]) {
+    let (ip, rest) = etherparse::Ipv4Header::from_slice(p).unwrap();
+    assert_eq!(
+        ip.header_checksum,
+        ip.calc_header_checksum(),
+        "IPv4 header checksum"
+    );
+    let l4 = &rest[..(ip.total_len as usize - ip.header_len())];
+    match ip.protocol.0 {
+        6 => {
+            let t = TcpHeaderSlice::from_slice(l4).unwrap();
+            let payload = &l4[t.slice().len()..];
+            let want = t
+                .calc_checksum_ipv4_raw(ip.source, ip.destination, payload)
+                .unwrap();
+            assert_eq!(t.checksum(), want, "TCP checksum");
+        }
+        17 => {
+            let u = UdpHeaderSlice::from_slice(l4).unwrap();
+            if u.checksum() != 0 {
+                let want = u
+                    .to_header()
+                    .calc_checksum_ipv4_raw(ip.source, ip.destination, &l4[8..])
+                    .unwrap();
+                assert_eq!(u.checksum(), want, "UDP checksum");
+            }
+        }
+        1 => assert_eq!(
+            checksum::fold(checksum::sum(l4, 0)),
+            0xffff,
+            "ICMP checksum"
+        ),
+        _ => {}
+    }
+}
+
+fn l4_csum_at(proto: u8) -> usize {
+    if proto == 6 {
+        16
+    } else {
+        6
+    }
+}
+
+/// Turns a complete TCP/UDP packet into its CHECKSUM_PARTIAL form: the L4
+/// field holds the folded pseudo-header sum (what the kernel hands a TUN
+/// reader with NEEDS_CSUM).
+pub fn to_partial(p: &mut [u8]) {
+    let hl = ((p[0] & 0xf) as usize) * 4;
+    let total = u16::from_be_bytes([p[2], p[3]]) as usize;
+    let src = Ipv4Addr::new(p[12], p[13], p[14], p[15]);
+    let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
+    let s = checksum::fold(checksum::pseudo_header_sum(
+        src,
+        dst,
+        p[9],
+        (total - hl) as u16,
+    ));
+    let at = hl + l4_csum_at(p[9]);
+    p[at..at + 2].copy_from_slice(&s.to_be_bytes());
+}
+
+/// What the receiver of a partial packet does: sum from the L4 header on
+/// (the field holding the pseudo-header sum) and store the complement.
+pub fn finish_partial(p: &mut [u8]) {
+    let hl = ((p[0] & 0xf) as usize) * 4;
+    let total = u16::from_be_bytes([p[2], p[3]]) as usize;
+    let at = hl + l4_csum_at(p[9]);
+    let c = !checksum::fold(checksum::sum(&p[hl..total], 0));
+    p[at..at + 2].copy_from_slice(&c.to_be_bytes());
+}

@@ -1,0 +1,69 @@
+//! UDP header view (RFC 768).
+//!
+//! A checksum of 0 means "no checksum" (RFC 768): rewrites keep it 0, and a
+//! computed 0 is sent as 0xffff.
+#![forbid(unsafe_code)]
+
+use super::{get_u16, set_u16, WireError};
+
+pub mod field {
+    pub type Field = std::ops::Range<usize>;
+    pub const SRC_PORT: Field = 0..2;
+    pub const DST_PORT: Field = 2..4;
+    pub const LENGTH: Field = 4..6;
+    pub const CHECKSUM: Field = 6..8;
+}
+
+pub const HEADER_LEN: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct UdpPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> UdpPacket<T> {
+    pub fn new_unchecked(buffer: T) -> Self {
+        UdpPacket { buffer }
+    }
+    /// Checks the 8-byte header is present (the length field is not trusted
+    /// for slicing: the payload is what the IP header says).
+    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
+        if buffer.as_ref().len() < HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        Ok(UdpPacket { buffer })
+    }
+    pub fn src_port(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), 0)
+    }
+    pub fn dst_port(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), 2)
+    }
+    pub fn len(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), 4)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() <= HEADER_LEN as u16
+    }
+    pub fn checksum(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), 6)
+    }
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[HEADER_LEN..]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
+    pub fn set_src_port(&mut self, v: u16) {
+        set_u16(self.buffer.as_mut(), 0, v)
+    }
+    pub fn set_dst_port(&mut self, v: u16) {
+        set_u16(self.buffer.as_mut(), 2, v)
+    }
+    pub fn set_len(&mut self, v: u16) {
+        set_u16(self.buffer.as_mut(), 4, v)
+    }
+    pub fn set_checksum(&mut self, v: u16) {
+        set_u16(self.buffer.as_mut(), 6, v)
+    }
+}
