@@ -6,6 +6,8 @@
 //! an [`Emit`] sink together with the interface they leave through.
 #![forbid(unsafe_code)]
 
+pub mod passthrough;
+
 use crate::clock::Timestamp;
 use crate::wire::vnet::VnetHdr;
 

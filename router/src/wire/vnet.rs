@@ -83,7 +83,10 @@ mod tests {
         let raw = [1u8, 1, 52, 0, 0xa8, 0x05, 20, 0, 16, 0];
         let h = VnetHdr::parse(&raw).unwrap();
         assert!(h.needs_csum() && h.is_gso());
-        assert_eq!((h.hdr_len, h.gso_size, h.csum_start, h.csum_offset), (52, 1448, 20, 16));
+        assert_eq!(
+            (h.hdr_len, h.gso_size, h.csum_start, h.csum_offset),
+            (52, 1448, 20, 16)
+        );
         let mut out = [0u8; 10];
         h.write(&mut out);
         assert_eq!(out, raw);
