@@ -59,7 +59,7 @@ fn tcp_iperf3_through_the_gateway() {
     };
     let gw = Gateway::start(&topo, None);
     let json = iperf3(&topo.server(), &topo.client(), "10.2.0.2", &["-t", "2"]);
-    let bytes = json_number(&json, "\"sum_received\"", "bytes").expect("sum_received.bytes");
+    let bytes = iperf3_end(&json, "sum_received", "bytes");
     assert!(bytes > 0.0, "{json}");
     assert!(!json.contains("\"error\""), "{json}");
     // And the reverse direction (server sends), through the other queue pair.
@@ -69,7 +69,7 @@ fn tcp_iperf3_through_the_gateway() {
         "10.2.0.2",
         &["-t", "2", "-R"],
     );
-    let bytes = json_number(&json, "\"sum_received\"", "bytes").expect("sum_received.bytes");
+    let bytes = iperf3_end(&json, "sum_received", "bytes");
     assert!(bytes > 0.0, "{json}");
     let stats = gw.stats();
     assert!(!stats.contains("drop malformed"), "{stats}");
@@ -87,11 +87,11 @@ fn udp_iperf3_through_the_gateway() {
         "10.2.0.2",
         &["-u", "-b", "20M", "-t", "2"],
     );
-    let packets = json_number(&json, "\"sum\"", "packets").expect("sum.packets");
-    let lost = json_number(&json, "\"sum\"", "lost_packets").expect("sum.lost_packets");
+    let packets = iperf3_end(&json, "sum", "packets");
+    let lost = iperf3_end(&json, "sum", "lost_packets");
     assert!(packets > 0.0, "{json}");
     assert!(lost < packets, "every datagram was lost:\n{json}");
-    let bytes = json_number(&json, "\"sum\"", "bytes").unwrap();
+    let bytes = iperf3_end(&json, "sum", "bytes");
     assert!(bytes > 0.0, "{json}");
 }
 
@@ -188,4 +188,92 @@ fn bad_config_is_rejected_with_file_key_and_reason() {
     assert!(String::from_utf8_lossy(&help.stdout).contains("[[interface]]"));
     let _ = std::fs::remove_dir_all(&dir);
     let _ = Duration::ZERO;
+}
+
+/// A Processor that panics on the first packet: the dataplane must report
+/// it (the binary turns that into a non-zero exit with the message).
+struct Boom;
+
+impl tungate::pipeline::Processor for Boom {
+    fn process(
+        &self,
+        _: &tungate::pipeline::PacketCtx,
+        _: &mut [u8],
+        _: &mut tungate::wire::vnet::VnetHdr,
+        _: &mut dyn tungate::pipeline::Emit,
+    ) -> tungate::pipeline::Verdict {
+        panic!("boom from the processor")
+    }
+}
+
+#[test]
+fn worker_panic_is_reported_not_silent() {
+    use tungate::config::InterfaceConfig;
+    use tungate::dataplane::{netns, Dataplane, TunDevice, WorkerFailure};
+    let Some(topo) = Topology::client_gw_server("boom") else {
+        return;
+    };
+    let dev = topo.devices()[0].clone();
+    let d = TunDevice::create(&dev, 1, true).expect("create TUN");
+    netns::configure(&InterfaceConfig {
+        name: dev.clone(),
+        netns: Some(topo.client().name.clone()),
+        address: "10.1.0.1/24".parse().unwrap(),
+        peer_address: Some("10.1.0.2/24".parse().unwrap()),
+        peer_routes: vec!["0.0.0.0/0".parse().unwrap()],
+        mtu: 1500,
+        queues: 1,
+    })
+    .expect("configure");
+    let mut dp = Dataplane::start(vec![d], std::sync::Arc::new(Boom)).expect("start");
+    let _ = topo.client().ping("10.1.0.1", 1, &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let failure = loop {
+        match dp.check() {
+            Err(f) => break f,
+            Ok(()) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "worker panic not reported"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    match &failure {
+        WorkerFailure::Panicked { message, .. } => {
+            assert!(message.contains("boom from the processor"), "{failure}")
+        }
+        other => panic!("expected a panic report, got {other}"),
+    }
+    drop(dp);
+    assert!(
+        !topo.client().has_link(&dev),
+        "device must go with the dataplane"
+    );
+}
+
+/// The oracle side of the harness: the kernel router namespace with the
+/// demo ruleset forwards the DNAT port to the server (what tungate must match).
+#[test]
+fn kernel_router_oracle_forwards_dnat_port() {
+    let rules = std::fs::read_to_string(repo_root().join("netns-scripts/demo-rules.v4")).unwrap();
+    let Some(topo) = Topology::kernel_router("kdnat", Shape::ClientGwServer, Some(&rules)) else {
+        return;
+    };
+    let json = iperf3(
+        &topo.server(),
+        &topo.client(),
+        "10.1.0.1",
+        &["-t", "1", "--get-server-output"],
+    );
+    assert!(iperf3_end(&json, "sum_received", "bytes") > 0.0, "{json}");
+    // MASQUERADE: the server saw the router's server-side address as its peer.
+    assert_eq!(
+        server_saw_peer(&json).as_deref(),
+        Some("10.2.0.1"),
+        "{json}"
+    );
+    let save = topo.router().exec(&["iptables-save", "-t", "nat"]);
+    assert!(String::from_utf8_lossy(&save.stdout).contains("--to-destination 10.2.0.2:5201"));
 }

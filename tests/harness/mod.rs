@@ -471,10 +471,10 @@ pub fn iperf3(server: &Ns, client: &Ns, target: &str, args: &[&str]) -> String {
         a.extend_from_slice(args);
         let out = client.exec_timeout(&a, Duration::from_secs(30));
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        if out.status.success() {
+        if out.status.success() && !text.contains("\"error\"") {
             return text;
         }
-        // The server may not listen yet.
+        // The server may not listen yet (iperf3 -J may exit 0 with an error).
         last = out.text();
         if !last.contains("Connection refused") {
             break;
@@ -482,4 +482,20 @@ pub fn iperf3(server: &Ns, client: &Ns, target: &str, args: &[&str]) -> String {
         std::thread::sleep(Duration::from_millis(200));
     }
     panic!("iperf3 {args:?} to {target} failed:\n{last}");
+}
+
+/// `end.<section>.<key>` of iperf3 -J output; panics with the output if absent.
+pub fn iperf3_end(json: &str, section: &str, key: &str) -> f64 {
+    let end = json.find("\"end\"").map(|i| &json[i..]).unwrap_or("");
+    json_number(end, &format!("\"{section}\""), key)
+        .unwrap_or_else(|| panic!("no end.{section}.{key} in iperf3 output:\n{json}"))
+}
+
+/// The client address the iperf3 server saw (needs `--get-server-output`;
+/// the server runs without -J, so this reads "Accepted connection from X,"):
+/// the gateway's address when MASQUERADE applied, the client's otherwise.
+pub fn server_saw_peer(json: &str) -> Option<String> {
+    let key = "Accepted connection from ";
+    let rest = &json[json.find(key)? + key.len()..];
+    Some(rest[..rest.find(',')?].to_string())
 }
