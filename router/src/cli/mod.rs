@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod multicall;
+pub mod run;
 
 use crate::control::proto::Tool;
 use std::process::ExitCode;
@@ -51,6 +52,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
             print!("{USAGE}");
             ExitCode::SUCCESS
         }
+        Some("run") => run::main(&rest[1..]),
         Some(other) => {
             eprintln!("tungate: unknown command {other:?}\n{USAGE}");
             ExitCode::from(2)

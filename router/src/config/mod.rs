@@ -1,2 +1,488 @@
-//! config: see lib.rs for the layer map.
+//! The gateway's configuration file (`tungate run --config FILE`), in TOML.
+//!
+//! [`Config::load`] reads and validates the whole file before anything touches
+//! a device: every error names the file, the key and the reason. The parsed
+//! form is plain data; the dataplane and the CLI act on it.
+//!
+//! ```toml
+//! workers = 2                      # worker threads, default: number of cores
+//! ruleset = "rules.v4"             # iptables-restore file, relative to this file
+//! control_socket = "/run/tungate.sock"
+//! log_level = "info"               # error | warn | info | debug | trace
+//!
+//! [conntrack]
+//! max = 262144
+//! tcp_established_timeout = 432000 # seconds
+//!
+//! [[interface]]
+//! name = "tg-client"               # TUN device name (<= 15 bytes)
+//! netns = "client"                 # move the kernel side there (optional)
+//! address = "10.1.0.1/24"          # the gateway's own address on this link
+//! peer_address = "10.1.0.2/24"     # set on the namespace side (optional)
+//! peer_routes = ["0.0.0.0/0"]      # routed into the device on the namespace side
+//! mtu = 1500
+//!
+//! [[route]]
+//! destination = "10.9.0.0/16"
+//! interface = "tg-server"
+//! ```
 #![forbid(unsafe_code)]
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// An IPv4 prefix `a.b.c.d/len`; the address may have host bits set (an
+/// interface address); [`Cidr::network`] masks them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    pub addr: Ipv4Addr,
+    pub len: u8,
+}
+
+impl Cidr {
+    pub fn mask(self) -> u32 {
+        if self.len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.len))
+        }
+    }
+
+    pub fn network(self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) & self.mask())
+    }
+
+    pub fn contains(self, a: Ipv4Addr) -> bool {
+        u32::from(a) & self.mask() == u32::from(self.network())
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    /// `a.b.c.d/len`, or a bare address meaning `/32`.
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (a, l) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("{a:?} is not an IPv4 address (write e.g. 10.1.0.1/24)"))?;
+        let len = match l {
+            None => 32,
+            Some(l) => match l.parse::<u8>() {
+                Ok(n) if n <= 32 => n,
+                _ => return Err(format!("prefix length {l:?} is not 0..=32")),
+            },
+        };
+        Ok(Cidr { addr, len })
+    }
+}
+
+/// Errors in the configuration file, each naming the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Syntax { file: PathBuf, message: String },
+    #[error("{file}: key `{key}`: {reason}")]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        reason: String,
+    },
+}
+
+/// One gateway interface: a TUN device whose kernel side may live in a namespace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InterfaceConfig {
+    pub name: String,
+    pub netns: Option<String>,
+    /// The gateway's own address on this link; its prefix is a connected route.
+    pub address: Cidr,
+    /// Address set on the kernel side of the device (in `netns`).
+    pub peer_address: Option<Cidr>,
+    /// Prefixes the namespace side routes into this device.
+    pub peer_routes: Vec<Cidr>,
+    pub mtu: u16,
+    /// TUN queues; always equal to the worker count (one queue per worker).
+    pub queues: usize,
+}
+
+/// A static route: destination prefix out of a named interface.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    pub destination: Cidr,
+    pub interface: String,
+}
+
+/// Connection tracking limits, handed to the pipeline.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConntrackConfig {
+    /// Maximum number of entries (nf_conntrack_max).
+    pub max: usize,
+    /// Seconds; the kernel's nf_conntrack_*_timeout defaults.
+    pub tcp_established_timeout: u64,
+    pub tcp_syn_sent_timeout: u64,
+    pub tcp_time_wait_timeout: u64,
+    pub tcp_close_timeout: u64,
+    pub udp_timeout: u64,
+    pub udp_stream_timeout: u64,
+    pub icmp_timeout: u64,
+    pub generic_timeout: u64,
+}
+
+impl Default for ConntrackConfig {
+    fn default() -> Self {
+        ConntrackConfig {
+            max: 262_144,
+            tcp_established_timeout: 432_000,
+            tcp_syn_sent_timeout: 120,
+            tcp_time_wait_timeout: 120,
+            tcp_close_timeout: 10,
+            udp_timeout: 30,
+            udp_stream_timeout: 120,
+            icmp_timeout: 30,
+            generic_timeout: 600,
+        }
+    }
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it came from (relative paths inside resolve against its folder).
+    pub file: PathBuf,
+    pub workers: usize,
+    /// iptables-restore file, resolved; `None` = empty ruleset (ACCEPT policies).
+    pub ruleset: Option<PathBuf>,
+    pub control_socket: Option<PathBuf>,
+    pub log_level: String,
+    pub conntrack: ConntrackConfig,
+    pub interfaces: Vec<InterfaceConfig>,
+    pub routes: Vec<RouteConfig>,
+    /// Disable IFF_VNET_HDR/TSO (plain frames); for measurement and old kernels.
+    pub offload: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    workers: Option<usize>,
+    ruleset: Option<String>,
+    control_socket: Option<String>,
+    log_level: Option<String>,
+    offload: Option<bool>,
+    #[serde(default)]
+    conntrack: ConntrackConfig,
+    #[serde(default, rename = "interface")]
+    interfaces: Vec<RawInterface>,
+    #[serde(default, rename = "route")]
+    routes: Vec<RawRoute>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInterface {
+    name: String,
+    netns: Option<String>,
+    address: String,
+    peer_address: Option<String>,
+    #[serde(default)]
+    peer_routes: Vec<String>,
+    mtu: Option<u16>,
+    queues: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    destination: String,
+    interface: String,
+}
+
+const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+impl Config {
+    /// Reads and validates `file`. Touches nothing but the file system.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, file)
+    }
+
+    /// Parses `text` as if read from `file` (used for messages and relative paths).
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            file: file.to_owned(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let invalid = |key: String, reason: String| ConfigError::Invalid {
+            file: file.to_owned(),
+            key,
+            reason,
+        };
+        let base = file.parent().unwrap_or(Path::new("."));
+
+        let workers = raw.workers.unwrap_or_else(default_workers);
+        if workers == 0 || workers > 64 {
+            return Err(invalid(
+                "workers".into(),
+                format!("{workers} is not in 1..=64"),
+            ));
+        }
+        let log_level = raw.log_level.unwrap_or_else(|| "info".into());
+        if !LOG_LEVELS.contains(&log_level.as_str()) {
+            return Err(invalid(
+                "log_level".into(),
+                format!("{log_level:?} is not one of {}", LOG_LEVELS.join(", ")),
+            ));
+        }
+        let ruleset = raw.ruleset.map(|r| base.join(r));
+        if let Some(r) = &ruleset {
+            if !r.is_file() {
+                return Err(invalid(
+                    "ruleset".into(),
+                    format!("{} does not exist or is not a file", r.display()),
+                ));
+            }
+        }
+        if raw.conntrack.max == 0 {
+            return Err(invalid("conntrack.max".into(), "must be at least 1".into()));
+        }
+        if raw.interfaces.is_empty() {
+            return Err(invalid(
+                "interface".into(),
+                "no [[interface]] tables: the gateway needs at least one".into(),
+            ));
+        }
+
+        let mut names = HashSet::new();
+        let mut interfaces = Vec::new();
+        for (i, ri) in raw.interfaces.into_iter().enumerate() {
+            let key = |k: &str| format!("interface[{i}].{k}");
+            if ri.name.is_empty()
+                || ri.name.len() > 15
+                || !ri
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            {
+                return Err(invalid(
+                    key("name"),
+                    format!(
+                        "{:?} is not a device name (1-15 of [A-Za-z0-9._-])",
+                        ri.name
+                    ),
+                ));
+            }
+            if !names.insert(ri.name.clone()) {
+                return Err(invalid(key("name"), format!("{:?} appears twice", ri.name)));
+            }
+            if let Some(ns) = &ri.netns {
+                if ns.is_empty() || ns.contains('/') || ns.starts_with('.') {
+                    return Err(invalid(
+                        key("netns"),
+                        format!("{ns:?} is not a namespace name"),
+                    ));
+                }
+            }
+            let address: Cidr = ri.address.parse().map_err(|e| invalid(key("address"), e))?;
+            let peer_address = ri
+                .peer_address
+                .as_deref()
+                .map(str::parse::<Cidr>)
+                .transpose()
+                .map_err(|e| invalid(key("peer_address"), e))?;
+            let mut peer_routes = Vec::new();
+            for (j, r) in ri.peer_routes.iter().enumerate() {
+                let c: Cidr = if r == "default" {
+                    Ok(Cidr {
+                        addr: Ipv4Addr::UNSPECIFIED,
+                        len: 0,
+                    })
+                } else {
+                    r.parse()
+                }
+                .map_err(|e| invalid(key(&format!("peer_routes[{j}]")), e))?;
+                peer_routes.push(c);
+            }
+            let mtu = ri.mtu.unwrap_or(1500);
+            if !(576..=65_000).contains(&mtu) {
+                return Err(invalid(key("mtu"), format!("{mtu} is not in 576..=65000")));
+            }
+            let queues = ri.queues.unwrap_or(workers);
+            if queues != workers {
+                return Err(invalid(
+                    key("queues"),
+                    format!(
+                        "{queues} differs from workers = {workers}: each worker owns one queue of every device"
+                    ),
+                ));
+            }
+            interfaces.push(InterfaceConfig {
+                name: ri.name,
+                netns: ri.netns,
+                address,
+                peer_address,
+                peer_routes,
+                mtu,
+                queues,
+            });
+        }
+
+        let mut routes = Vec::new();
+        for (i, rr) in raw.routes.into_iter().enumerate() {
+            let destination: Cidr = rr
+                .destination
+                .parse()
+                .map_err(|e| invalid(format!("route[{i}].destination"), e))?;
+            if !names.contains(&rr.interface) {
+                return Err(invalid(
+                    format!("route[{i}].interface"),
+                    format!("{:?} is not the name of an [[interface]]", rr.interface),
+                ));
+            }
+            routes.push(RouteConfig {
+                destination,
+                interface: rr.interface,
+            });
+        }
+
+        Ok(Config {
+            file: file.to_owned(),
+            workers,
+            ruleset,
+            control_socket: raw.control_socket.map(|s| base.join(s)),
+            log_level,
+            conntrack: raw.conntrack,
+            interfaces,
+            routes,
+            offload: raw.offload.unwrap_or(true),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+workers = 2
+log_level = "debug"
+[conntrack]
+max = 1000
+[[interface]]
+name = "tg-c"
+netns = "client"
+address = "10.1.0.1/24"
+peer_address = "10.1.0.2/24"
+peer_routes = ["default"]
+[[interface]]
+name = "tg-s"
+address = "10.2.0.1/24"
+mtu = 9000
+[[route]]
+destination = "10.9.0.0/16"
+interface = "tg-s"
+"#;
+
+    fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::parse(t, Path::new("/etc/tungate.toml"))
+    }
+
+    #[test]
+    fn parses_a_full_config() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.workers, 2);
+        assert_eq!(c.interfaces.len(), 2);
+        assert_eq!(c.interfaces[0].address.to_string(), "10.1.0.1/24");
+        assert_eq!(c.interfaces[0].peer_routes[0].len, 0);
+        assert_eq!(c.interfaces[1].mtu, 9000);
+        assert_eq!(c.interfaces[1].queues, 2);
+        assert_eq!(
+            c.routes[0].destination.network(),
+            Ipv4Addr::new(10, 9, 0, 0)
+        );
+        assert_eq!(c.conntrack.max, 1000);
+        assert_eq!(c.conntrack.udp_timeout, 30);
+        assert!(c.offload);
+    }
+
+    #[test]
+    fn errors_name_file_key_and_reason() {
+        let bad = GOOD.replace("10.2.0.1/24", "10.2.0.300/24");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(e.contains("/etc/tungate.toml"), "{e}");
+        assert!(e.contains("interface[1].address"), "{e}");
+        assert!(e.contains("10.2.0.300"), "{e}");
+
+        let bad = GOOD.replace("interface = \"tg-s\"", "interface = \"nope\"");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("route[0].interface") && e.contains("nope"),
+            "{e}"
+        );
+
+        let bad = GOOD.replace("mtu = 9000", "mtu = 9000\nqueues = 3");
+        assert!(parse(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("interface[1].queues"));
+
+        let bad = GOOD.replace("workers = 2", "workers = 2\nbogus = 1");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+
+        let bad = GOOD.replace("name = \"tg-c\"", "name = \"a-name-far-too-long\"");
+        assert!(parse(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("interface[0].name"));
+
+        let bad = GOOD.replace(
+            "log_level = \"debug\"",
+            "ruleset = \"/nonexistent/rules.v4\"",
+        );
+        assert!(parse(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("key `ruleset`"));
+    }
+
+    #[test]
+    fn cidr_parsing_and_masks() {
+        let c: Cidr = "10.1.2.3/8".parse().unwrap();
+        assert_eq!(c.network(), Ipv4Addr::new(10, 0, 0, 0));
+        assert!(c.contains(Ipv4Addr::new(10, 200, 0, 1)));
+        assert!(!c.contains(Ipv4Addr::new(11, 0, 0, 1)));
+        let h: Cidr = "1.2.3.4".parse().unwrap();
+        assert_eq!(h.len, 32);
+        let z: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(z.contains(Ipv4Addr::new(8, 8, 8, 8)));
+        assert!("1.2.3.4/33".parse::<Cidr>().is_err());
+        assert!("1.2.3/8".parse::<Cidr>().is_err());
+    }
+}

@@ -1,2 +1,173 @@
-//! dataplane: see lib.rs for the layer map.
+//! The forwarding plane, and the only module with `unsafe`: TUN devices
+//! (ioctls), io_uring rings with provided-buffer rings, worker threads.
+//!
+//! [`Dataplane::start`] takes the devices (created with [`TunDevice::create`]
+//! and configured with [`netns::configure`]) and any [`Processor`], and runs
+//! one worker per queue: worker `w` reads queue `w` of every device and writes
+//! what it forwards to queue `w` of the egress device. Each packet is
+//! processed by the worker that read it, in the buffer it was read into.
+//!
+//! Every `unsafe` block carries a `// SAFETY:` comment; the buffer ownership
+//! rule is stated once on [`bufring`].
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod bufring;
+pub mod netns;
+pub mod stats;
+pub mod tun;
+mod worker;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+pub use stats::{IfStats, Stats, WorkerStats};
+pub use tun::TunDevice;
+
+use crate::pipeline::Processor;
+
+/// Cheap, cloneable reader of the running dataplane's counters (for the
+/// control socket).
+#[derive(Clone)]
+pub struct StatsHandle {
+    names: Arc<Vec<String>>,
+    workers: Arc<Vec<Arc<WorkerStats>>>,
+}
+
+impl StatsHandle {
+    pub fn snapshot(&self) -> Stats {
+        Stats::collect(&self.names, &self.workers)
+    }
+}
+
+/// Running workers over a set of devices.
+pub struct Dataplane {
+    devices: Arc<Vec<TunDevice>>,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<std::io::Result<()>>>,
+    stats: StatsHandle,
+}
+
+/// Why the dataplane stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerFailure {
+    #[error("worker {worker} panicked: {message}")]
+    Panicked { worker: usize, message: String },
+    #[error("worker {worker} failed: {error}")]
+    Failed {
+        worker: usize,
+        error: std::io::Error,
+    },
+    #[error("worker {worker} exited unexpectedly")]
+    Exited { worker: usize },
+}
+
+impl Dataplane {
+    /// Starts one worker per queue (every device must have the same number
+    /// of queues, at least one).
+    pub fn start(
+        devices: Vec<TunDevice>,
+        processor: Arc<dyn Processor>,
+    ) -> std::io::Result<Dataplane> {
+        let nq = devices.first().map_or(0, |d| d.queues.len());
+        if nq == 0 || devices.iter().any(|d| d.queues.len() != nq) {
+            return Err(std::io::Error::other(
+                "every device needs the same, non-zero, number of queues",
+            ));
+        }
+        let names = Arc::new(devices.iter().map(|d| d.name.clone()).collect::<Vec<_>>());
+        let devices = Arc::new(devices);
+        let stop = Arc::new(AtomicBool::new(false));
+        let wstats: Vec<Arc<WorkerStats>> = (0..nq)
+            .map(|_| Arc::new(WorkerStats::new(devices.len())))
+            .collect();
+        let mut workers = Vec::with_capacity(nq);
+        for (index, st) in wstats.iter().enumerate() {
+            let args = worker::WorkerArgs {
+                index,
+                devices: devices.clone(),
+                processor: processor.clone(),
+                stats: st.clone(),
+                stop: stop.clone(),
+            };
+            let h = std::thread::Builder::new()
+                .name(format!("tg-worker-{index}"))
+                .spawn(move || worker::run(args))?;
+            workers.push(h);
+        }
+        tracing::info!(workers = nq, devices = devices.len(), "dataplane started");
+        Ok(Dataplane {
+            devices,
+            stop,
+            workers,
+            stats: StatsHandle {
+                names,
+                workers: Arc::new(wstats),
+            },
+        })
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats.snapshot()
+    }
+
+    pub fn stats_handle(&self) -> StatsHandle {
+        self.stats.clone()
+    }
+
+    /// `Err` as soon as any worker has stopped before [`Dataplane::shutdown`]
+    /// (panic, I/O error or unexpected exit); the caller should exit non-zero.
+    pub fn check(&mut self) -> Result<(), WorkerFailure> {
+        let Some(i) = self.workers.iter().position(|h| h.is_finished()) else {
+            return Ok(());
+        };
+        let h = self.workers.remove(i);
+        Err(match h.join() {
+            Err(p) => WorkerFailure::Panicked {
+                worker: i,
+                message: p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".into()),
+            },
+            Ok(Err(error)) => WorkerFailure::Failed { worker: i, error },
+            Ok(Ok(())) => WorkerFailure::Exited { worker: i },
+        })
+    }
+
+    /// Stops the workers, then closes every queue, which removes the devices.
+    pub fn shutdown(mut self) -> Result<(), WorkerFailure> {
+        self.stop_workers()
+    }
+
+    fn stop_workers(&mut self) -> Result<(), WorkerFailure> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut first = Ok(());
+        for (i, h) in self.workers.drain(..).enumerate() {
+            let r = match h.join() {
+                Err(_) => Err(WorkerFailure::Panicked {
+                    worker: i,
+                    message: "during shutdown".into(),
+                }),
+                Ok(Err(error)) => Err(WorkerFailure::Failed { worker: i, error }),
+                Ok(Ok(())) => Ok(()),
+            };
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+
+    pub fn device_names(&self) -> Vec<String> {
+        self.devices.iter().map(|d| d.name.clone()).collect()
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        let _ = self.stop_workers();
+    }
+}

@@ -9,6 +9,7 @@
 pub mod compile;
 pub mod eval;
 pub mod log;
+pub mod passthrough;
 
 use crate::clock::Timestamp;
 use crate::wire::vnet::VnetHdr;

@@ -1,0 +1,212 @@
+//! `tungate run --config FILE`: load the configuration, create and place the
+//! TUN devices, start the workers, and run until SIGINT/SIGTERM.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, Signal};
+
+use crate::config::Config;
+use crate::dataplane::{netns, Dataplane, TunDevice};
+use crate::pipeline::passthrough::Passthrough;
+use crate::pipeline::Processor;
+use crate::route::RouteTable;
+
+pub const HELP: &str = "\
+usage: tungate run --config FILE
+
+Runs the gateway: creates one TUN device per [[interface]] (one queue per
+worker, vnet header + TSO offload), moves its kernel side into the interface's
+network namespace, sets the namespace-side address and routes, loads the
+ruleset and forwards until SIGINT or SIGTERM, which remove the devices.
+SIGUSR1 logs the counters.
+
+The config file is TOML:
+
+  workers = 2                    # worker threads (default: number of cores)
+  ruleset = \"rules.v4\"           # iptables-restore file (relative to the config)
+  control_socket = \"/run/tungate.sock\"
+  log_level = \"info\"             # error|warn|info|debug|trace (RUST_LOG overrides)
+  offload = true                 # false: plain frames, no vnet header / TSO
+
+  [conntrack]                    # limits and timeouts (seconds), kernel defaults
+  max = 262144
+  tcp_established_timeout = 432000
+  udp_timeout = 30
+
+  [[interface]]
+  name = \"tg-client\"             # device name, at most 15 bytes
+  netns = \"client\"               # existing namespace for the kernel side (optional)
+  address = \"10.1.0.1/24\"        # the gateway's address; its prefix is a connected route
+  peer_address = \"10.1.0.2/24\"   # set on the namespace side (optional)
+  peer_routes = [\"default\"]      # namespace-side routes into the device (optional)
+  mtu = 1500
+
+  [[route]]                      # static routes, longest prefix wins
+  destination = \"10.9.0.0/16\"
+  interface = \"tg-server\"
+
+A bad config is reported with the file, the key and the reason before any
+device is touched.
+";
+
+/// The single place where the packet pipeline is chosen.
+///
+/// LEAD: replace the body with the real pipeline built from `cfg.ruleset`
+/// (iptables-restore text), `cfg.conntrack` and `routes`; the dataplane takes
+/// any `Arc<dyn Processor>`. Until then this checks the ruleset file exists
+/// and forwards everything (the stand-in `Passthrough`).
+pub fn build_processor(cfg: &Config, routes: RouteTable) -> anyhow::Result<Arc<dyn Processor>> {
+    if let Some(r) = &cfg.ruleset {
+        anyhow::ensure!(r.is_file(), "ruleset {} does not exist", r.display());
+        tracing::warn!(
+            ruleset = %r.display(),
+            "the rule pipeline is not wired in yet: forwarding everything (passthrough)"
+        );
+    }
+    Ok(Arc::new(Passthrough::new(routes)))
+}
+
+fn parse_args(args: &[String]) -> Result<Option<PathBuf>, String> {
+    let mut config = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "-c" | "--config" => {
+                config = Some(PathBuf::from(
+                    it.next().ok_or("--config needs a FILE argument")?,
+                ));
+            }
+            s if s.starts_with("--config=") => config = Some(PathBuf::from(&s[9..])),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    config
+        .map(Some)
+        .ok_or_else(|| "missing --config FILE".to_string())
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// `tungate run ...` (args after `run`).
+pub fn main(args: &[String]) -> ExitCode {
+    let path = match parse_args(args) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("tungate run: {e}\n\n{HELP}");
+            return ExitCode::from(2);
+        }
+    };
+    let cfg = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tungate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&cfg.log_level);
+    match run(&cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("tungate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cfg: &Config) -> anyhow::Result<()> {
+    for (i, ifc) in cfg.interfaces.iter().enumerate() {
+        if let Some(ns) = &ifc.netns {
+            anyhow::ensure!(
+                netns::netns_exists(ns),
+                "{}: key `interface[{i}].netns`: namespace {ns:?} does not exist (create it with `ip netns add {ns}`)",
+                cfg.file.display()
+            );
+        }
+    }
+    let routes = RouteTable::from_config(cfg);
+    let processor = build_processor(cfg, routes)?;
+
+    // Signals are taken by one thread through sigwait: block them before any
+    // thread exists so that every thread inherits the mask.
+    let mut sigs = SigSet::empty();
+    sigs.add(Signal::SIGINT);
+    sigs.add(Signal::SIGTERM);
+    sigs.add(Signal::SIGUSR1);
+    sigs.thread_block()?;
+
+    let mut devices = Vec::with_capacity(cfg.interfaces.len());
+    for ifc in &cfg.interfaces {
+        let d = TunDevice::create(&ifc.name, cfg.workers, cfg.offload)?;
+        tracing::info!(
+            device = %ifc.name,
+            queues = d.queues.len(),
+            vnet_hdr = d.vnet_hdr,
+            offload = d.offload,
+            "device created"
+        );
+        devices.push(d);
+    }
+    let vnet = devices.iter().all(|d| d.vnet_hdr);
+    if !vnet && devices.iter().any(|d| d.vnet_hdr) {
+        anyhow::bail!("devices disagree on the vnet header; restart with offload = false");
+    }
+    // All queues are open: now move and configure (a TUNSETIFF after the move
+    // would create a new device in the wrong namespace).
+    for ifc in &cfg.interfaces {
+        netns::configure(ifc)?;
+        tracing::info!(device = %ifc.name, netns = ifc.netns.as_deref().unwrap_or("-"), "device configured");
+    }
+    let mut dp = Dataplane::start(devices, processor)?;
+
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("tg-signals".into())
+        .spawn(move || loop {
+            match sigs.wait() {
+                Ok(s) => {
+                    if tx.send(s).is_err() || s != Signal::SIGUSR1 {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        })?;
+    tracing::info!("tungate running");
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(Signal::SIGUSR1) => tracing::info!("counters\n{}", dp.stats()),
+            Ok(s) => {
+                tracing::info!("{s}: shutting down");
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if let Err(f) = dp.check() {
+            // Devices are removed when `dp` drops (queues closed).
+            return Err(anyhow::anyhow!("{f}"));
+        }
+    }
+    let stats = dp.stats();
+    dp.shutdown().map_err(|f| anyhow::anyhow!("{f}"))?;
+    tracing::info!("stopped; devices removed\n{stats}");
+    Ok(())
+}

@@ -1,0 +1,340 @@
+//! `Passthrough`: the stand-in [`Processor`] with no rules, used until the
+//! netfilter pipeline is plugged in (and by the dataplane's own tests).
+//!
+//! It validates the IPv4 header, answers ICMP echo requests addressed to the
+//! gateway, routes by longest-prefix match, decrements the TTL with an
+//! incremental header-checksum update (RFC 1624) and forwards. The L4 checksum
+//! and the vnet header are untouched: a partial checksum stays partial and the
+//! receiver finishes it.
+#![forbid(unsafe_code)]
+
+use std::net::Ipv4Addr;
+
+use super::{DropReason, Emit, PacketCtx, Processor, Verdict};
+use crate::route::{RouteResult, RouteTable};
+use crate::wire::vnet::VnetHdr;
+
+const PROTO_ICMP: u8 = 1;
+const ICMP_ECHO_REPLY: u8 = 0;
+const ICMP_DEST_UNREACH: u8 = 3;
+const ICMP_ECHO_REQUEST: u8 = 8;
+const ICMP_TIME_EXCEEDED: u8 = 11;
+
+/// Accept-all forwarder over a [`RouteTable`].
+#[derive(Debug, Clone)]
+pub struct Passthrough {
+    routes: RouteTable,
+}
+
+impl Passthrough {
+    pub fn new(routes: RouteTable) -> Self {
+        Passthrough { routes }
+    }
+}
+
+/// One's-complement sum of `data` as big-endian 16-bit words (RFC 1071).
+fn sum16(data: &[u8], mut acc: u32) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for w in &mut chunks {
+        acc += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [b] = chunks.remainder() {
+        acc += u32::from(*b) << 8;
+    }
+    acc
+}
+
+fn fold(mut acc: u32) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+/// Internet checksum of `data` (the value to store in the checksum field).
+fn checksum(data: &[u8]) -> u16 {
+    fold(sum16(data, 0))
+}
+
+/// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m').
+fn csum_update(hc: u16, old: u16, new: u16) -> u16 {
+    fold(u32::from(!hc) + u32::from(!old) + u32::from(new))
+}
+
+/// Writes an IPv4 header (no options) of `total` bytes into `b[..20]`.
+fn write_ip_header(b: &mut [u8], total: usize, proto: u8, src: Ipv4Addr, dst: Ipv4Addr) {
+    b[0] = 0x45;
+    b[1] = 0;
+    b[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    b[4..8].copy_from_slice(&[0, 0, 0x40, 0]); // id 0, DF
+    b[8] = 64;
+    b[9] = proto;
+    b[10..12].fill(0);
+    b[12..16].copy_from_slice(&src.octets());
+    b[16..20].copy_from_slice(&dst.octets());
+    let c = checksum(&b[..20]);
+    b[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
+impl Passthrough {
+    /// RFC 792 error (time exceeded / unreachable) quoting the header + 8 bytes.
+    fn icmp_error(
+        &self,
+        ctx: &PacketCtx,
+        pkt: &[u8],
+        ihl: usize,
+        ty: u8,
+        code: u8,
+        out: &mut dyn Emit,
+    ) {
+        let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
+        // Never answer an ICMP error with an error (RFC 1122 3.2.2).
+        if pkt[9] == PROTO_ICMP && pkt.get(ihl).is_some_and(|&t| ![0, 8].contains(&t)) {
+            return;
+        }
+        let Some(me) = self.routes.interface_address(ctx.ingress) else {
+            return;
+        };
+        let quote = &pkt[..(ihl + 8).min(pkt.len())];
+        let mut b = [0u8; 20 + 8 + 60 + 8];
+        let total = 28 + quote.len();
+        write_ip_header(&mut b, total, PROTO_ICMP, me, src);
+        b[20] = ty;
+        b[21] = code;
+        b[28..total].copy_from_slice(quote);
+        let c = checksum(&b[20..total]);
+        b[22..24].copy_from_slice(&c.to_be_bytes());
+        out.emit(ctx.ingress, &b[..total]);
+    }
+}
+
+impl Processor for Passthrough {
+    fn process(
+        &self,
+        ctx: &PacketCtx,
+        packet: &mut [u8],
+        vnet: &mut VnetHdr,
+        out: &mut dyn Emit,
+    ) -> Verdict {
+        let Some(&first) = packet.first() else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        match first >> 4 {
+            4 => {}
+            6 => return Verdict::Drop(DropReason::Ipv6Unsupported),
+            _ => return Verdict::Drop(DropReason::BadVersion),
+        }
+        let ihl = usize::from(first & 0x0f) * 4;
+        if ihl < 20 || packet.len() < ihl {
+            return Verdict::Drop(DropReason::Malformed);
+        }
+        let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+        if total < ihl || total > packet.len() {
+            return Verdict::Drop(DropReason::Malformed);
+        }
+        if checksum(&packet[..ihl]) != 0 {
+            return Verdict::Drop(DropReason::BadIpChecksum);
+        }
+        if vnet.needs_csum()
+            && usize::from(vnet.csum_start) + usize::from(vnet.csum_offset) + 2 > total
+        {
+            return Verdict::Drop(DropReason::BadVnetHdr);
+        }
+        let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+        let pkt = &mut packet[..total];
+        match self.routes.lookup(dst) {
+            RouteResult::Local(_) => {
+                let is_frag = u16::from_be_bytes([pkt[6], pkt[7]]) & 0x3fff != 0;
+                if pkt[9] == PROTO_ICMP
+                    && !is_frag
+                    && total >= ihl + 8
+                    && pkt[ihl] == ICMP_ECHO_REQUEST
+                    && pkt[ihl + 1] == 0
+                {
+                    // Echo reply in place: swap addresses, type 8 -> 0.
+                    let (s, d) = pkt[12..20].split_at_mut(4);
+                    s.swap_with_slice(d);
+                    pkt[8] = 64;
+                    pkt[10..12].fill(0);
+                    let c = checksum(&pkt[..ihl]);
+                    pkt[10..12].copy_from_slice(&c.to_be_bytes());
+                    pkt[ihl] = ICMP_ECHO_REPLY;
+                    pkt[ihl + 2..ihl + 4].fill(0);
+                    let c = checksum(&pkt[ihl..]);
+                    pkt[ihl + 2..ihl + 4].copy_from_slice(&c.to_be_bytes());
+                    out.emit(ctx.ingress, pkt);
+                    Verdict::Consumed
+                } else {
+                    Verdict::Drop(DropReason::LocalNoListener)
+                }
+            }
+            RouteResult::Unreachable => {
+                self.icmp_error(ctx, pkt, ihl, ICMP_DEST_UNREACH, 0, out);
+                Verdict::Drop(DropReason::NoRoute)
+            }
+            RouteResult::Forward(egress) => {
+                let ttl = pkt[8];
+                if ttl <= 1 {
+                    self.icmp_error(ctx, pkt, ihl, ICMP_TIME_EXCEEDED, 0, out);
+                    return Verdict::Drop(DropReason::TtlExceeded);
+                }
+                let old = u16::from_be_bytes([ttl, pkt[9]]);
+                pkt[8] = ttl - 1;
+                let new = u16::from_be_bytes([ttl - 1, pkt[9]]);
+                let hc = u16::from_be_bytes([pkt[10], pkt[11]]);
+                pkt[10..12].copy_from_slice(&csum_update(hc, old, new).to_be_bytes());
+                Verdict::Forward(egress)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+    use crate::pipeline::{EmitVec, IfIndex};
+
+    fn table() -> RouteTable {
+        let mut t = RouteTable::new();
+        t.add("10.1.0.0/24".parse().unwrap(), IfIndex(0));
+        t.add("10.2.0.0/24".parse().unwrap(), IfIndex(1));
+        t.add_local(Ipv4Addr::new(10, 1, 0, 1), IfIndex(0));
+        t.add_local(Ipv4Addr::new(10, 2, 0, 1), IfIndex(1));
+        t
+    }
+
+    fn ctx() -> PacketCtx {
+        PacketCtx {
+            ingress: IfIndex(0),
+            worker: 0,
+            now: Timestamp::from_secs(1),
+        }
+    }
+
+    /// A UDP packet 10.1.0.2:1000 -> dst:2000 with 4 bytes payload.
+    fn udp(dst: [u8; 4], ttl: u8) -> Vec<u8> {
+        let mut p = vec![0u8; 32];
+        write_ip_header(
+            &mut p,
+            32,
+            17,
+            Ipv4Addr::new(10, 1, 0, 2),
+            Ipv4Addr::from(dst),
+        );
+        p[8] = ttl;
+        p[10..12].fill(0);
+        let c = checksum(&p[..20]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p[20..28].copy_from_slice(&[0x03, 0xe8, 0x07, 0xd0, 0, 12, 0, 0]);
+        p[28..].copy_from_slice(b"ping");
+        p
+    }
+
+    fn run(p: &mut [u8]) -> (Verdict, EmitVec) {
+        let mut e = EmitVec::default();
+        let v = Passthrough::new(table()).process(&ctx(), p, &mut VnetHdr::default(), &mut e);
+        (v, e)
+    }
+
+    #[test]
+    fn forwards_and_decrements_ttl_with_valid_checksum() {
+        let mut p = udp([10, 2, 0, 2], 64);
+        let (v, e) = run(&mut p);
+        assert_eq!(v, Verdict::Forward(IfIndex(1)));
+        assert!(e.0.is_empty());
+        assert_eq!(p[8], 63);
+        assert_eq!(
+            checksum(&p[..20]),
+            0,
+            "incremental update must keep the header valid"
+        );
+    }
+
+    #[test]
+    fn incremental_update_matches_full_recompute_for_every_ttl() {
+        for ttl in 2..=255u8 {
+            let mut p = udp([10, 2, 0, 2], ttl);
+            let _ = run(&mut p);
+            let got = u16::from_be_bytes([p[10], p[11]]);
+            p[10..12].fill(0);
+            assert_eq!(got, checksum(&p[..20]), "ttl {ttl}");
+        }
+    }
+
+    #[test]
+    fn ttl_expiry_drops_and_emits_time_exceeded() {
+        let mut p = udp([10, 2, 0, 2], 1);
+        let (v, e) = run(&mut p);
+        assert_eq!(v, Verdict::Drop(DropReason::TtlExceeded));
+        assert_eq!(e.0.len(), 1);
+        let (out, r) = &e.0[0];
+        assert_eq!(*out, IfIndex(0));
+        assert_eq!(r[20], ICMP_TIME_EXCEEDED);
+        assert_eq!(&r[12..16], &[10, 1, 0, 1]);
+        assert_eq!(&r[16..20], &[10, 1, 0, 2]);
+        assert_eq!(checksum(&r[..20]), 0);
+        assert_eq!(checksum(&r[20..]), 0);
+        assert_eq!(&r[28..48], &p[..20]);
+    }
+
+    #[test]
+    fn echo_to_gateway_is_answered() {
+        let mut p = vec![0u8; 20 + 8 + 4];
+        write_ip_header(
+            &mut p,
+            32,
+            PROTO_ICMP,
+            Ipv4Addr::new(10, 1, 0, 2),
+            Ipv4Addr::new(10, 2, 0, 1),
+        );
+        p[20] = ICMP_ECHO_REQUEST;
+        p[24..28].copy_from_slice(&[0, 7, 0, 1]);
+        p[28..].copy_from_slice(b"abcd");
+        let c = checksum(&p[20..]);
+        p[22..24].copy_from_slice(&c.to_be_bytes());
+        let (v, e) = run(&mut p);
+        assert_eq!(v, Verdict::Consumed);
+        let (out, r) = &e.0[0];
+        assert_eq!(*out, IfIndex(0));
+        assert_eq!(r[20], ICMP_ECHO_REPLY);
+        assert_eq!(&r[12..16], &[10, 2, 0, 1]);
+        assert_eq!(&r[16..20], &[10, 1, 0, 2]);
+        assert_eq!(&r[24..], &p[24..]);
+        assert_eq!(checksum(&r[..20]), 0);
+        assert_eq!(checksum(&r[20..]), 0);
+    }
+
+    #[test]
+    fn malformed_and_unroutable_are_dropped_not_panicking() {
+        assert_eq!(run(&mut []).0, Verdict::Drop(DropReason::Malformed));
+        assert_eq!(
+            run(&mut [0x45, 0, 0]).0,
+            Verdict::Drop(DropReason::Malformed)
+        );
+        let mut p = udp([10, 2, 0, 2], 64);
+        p[2..4].copy_from_slice(&100u16.to_be_bytes());
+        assert_eq!(run(&mut p).0, Verdict::Drop(DropReason::Malformed));
+        let mut p = udp([10, 2, 0, 2], 64);
+        p[0] = 0x44;
+        assert_eq!(run(&mut p).0, Verdict::Drop(DropReason::Malformed));
+        let mut p = udp([10, 2, 0, 2], 64);
+        p[11] ^= 1;
+        assert_eq!(run(&mut p).0, Verdict::Drop(DropReason::BadIpChecksum));
+        let mut p = udp([10, 2, 0, 2], 64);
+        p[0] = 0x65;
+        assert_eq!(run(&mut p).0, Verdict::Drop(DropReason::Ipv6Unsupported));
+        let mut p = udp([192, 168, 0, 1], 64);
+        let (v, e) = run(&mut p);
+        assert_eq!(v, Verdict::Drop(DropReason::NoRoute));
+        assert_eq!(e.0[0].1[20], ICMP_DEST_UNREACH);
+        let mut p = udp([10, 1, 0, 1], 64);
+        assert_eq!(run(&mut p).0, Verdict::Drop(DropReason::LocalNoListener));
+        // Every truncation of a valid packet is handled.
+        let p = udp([10, 2, 0, 2], 64);
+        for n in 0..p.len() {
+            let mut q = p[..n].to_vec();
+            let _ = run(&mut q);
+        }
+    }
+}

@@ -1,0 +1,501 @@
+//! Harness for end-to-end tests: namespaces built by `netns-scripts/topo.sh`,
+//! the real `tungate` binary between them, and helpers to run tools inside.
+//!
+//! Adding a ruleset test takes a few lines:
+//!
+//! ```ignore
+//! let Some(topo) = Topology::client_gw_server("dnat") else { return };
+//! let gw = Gateway::start(&topo, Some(RULES));
+//! let out = topo.client().exec(&["iperf3", "-c", "10.1.0.1", "-t", "1"]);
+//! assert!(out.status.success(), "{}", out.text());
+//! ```
+//!
+//! Everything is torn down by `Drop` guards, also when a test panics.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The repository root (the crate lives in `router/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `../shared` beside the repository, or `$TUNGATE_SHARED`.
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("TUNGATE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared"))
+}
+
+fn topo_script() -> PathBuf {
+    repo_root().join("netns-scripts/topo.sh")
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Why end-to-end tests cannot run here, if they cannot.
+pub fn missing_prerequisite() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("not root (network namespaces and TUN need CAP_NET_ADMIN)".into());
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        return Some("/dev/net/tun is missing".into());
+    }
+    for t in ["ip", "iperf3", "hping3", "iptables-restore"] {
+        if !have(t) {
+            return Some(format!(
+                "`{t}` is not installed (apt-get install iproute2 iperf3 hping3 iptables)"
+            ));
+        }
+    }
+    None
+}
+
+/// Returns true (and prints why) when the test must skip. Under CI (`$CI`
+/// set) a missing prerequisite is a failure, not a skip.
+pub fn skip(test: &str) -> bool {
+    match missing_prerequisite() {
+        None => false,
+        Some(why) if std::env::var_os("CI").is_some() => panic!("{test}: cannot run in CI: {why}"),
+        Some(why) => {
+            eprintln!("SKIP {test}: {why}");
+            true
+        }
+    }
+}
+
+/// Output of a command, with a readable rendering for assertion messages.
+pub trait OutputText {
+    fn text(&self) -> String;
+}
+
+impl OutputText for Output {
+    fn text(&self) -> String {
+        format!(
+            "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.status,
+            String::from_utf8_lossy(&self.stdout),
+            String::from_utf8_lossy(&self.stderr)
+        )
+    }
+}
+
+/// A network namespace.
+#[derive(Debug, Clone)]
+pub struct Ns {
+    pub name: String,
+}
+
+impl Ns {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).args(args);
+        c
+    }
+
+    /// Runs `args` inside the namespace and waits.
+    pub fn exec(&self, args: &[&str]) -> Output {
+        self.cmd(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {args:?} in {}: {e}", self.name))
+    }
+
+    /// Like `exec`, killed after `limit`.
+    pub fn exec_timeout(&self, args: &[&str], limit: Duration) -> Output {
+        let secs = format!("{}", limit.as_secs().max(1));
+        let mut a = vec!["timeout", "-s", "KILL", secs.as_str()];
+        a.extend_from_slice(args);
+        self.exec(&a)
+    }
+
+    /// Starts `args` inside the namespace; killed when the guard drops.
+    pub fn spawn(&self, args: &[&str]) -> ChildGuard {
+        let child = self
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {args:?} in {}: {e}", self.name));
+        ChildGuard(Some(child))
+    }
+
+    /// `hping3 --icmp` echo requests; returns (replies received, output).
+    pub fn ping(&self, dst: &str, count: u32, extra: &[&str]) -> (u32, String) {
+        let c = count.to_string();
+        let mut a = vec!["hping3", "--icmp", "-c", &c, "-i", "u100000"];
+        a.extend_from_slice(extra);
+        a.push(dst);
+        let out = self.exec_timeout(&a, Duration::from_secs(u64::from(count) + 5));
+        let text = out.text();
+        let received = text
+            .lines()
+            .find_map(|l| {
+                let (_, rest) = l.split_once("packets transmitted, ")?;
+                rest.split_whitespace().next()?.parse().ok()
+            })
+            .unwrap_or(0);
+        (received, text)
+    }
+
+    pub fn has_link(&self, dev: &str) -> bool {
+        Command::new("ip")
+            .args(["-n", &self.name, "link", "show", "dev", dev])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    pub fn exists(&self) -> bool {
+        Path::new("/run/netns").join(&self.name).exists()
+    }
+}
+
+/// Kills the child on drop.
+pub struct ChildGuard(pub Option<Child>);
+
+impl ChildGuard {
+    pub fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("child")
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// client - gateway - server
+    ClientGwServer,
+    /// client - gateway - four backends
+    ClientGwBackends,
+}
+
+/// Namespaces of one test; removed on drop.
+pub struct Topology {
+    pub prefix: String,
+    pub shape: Shape,
+    pub label: String,
+    pub dir: PathBuf,
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+fn run_script(args: &[&str]) -> Output {
+    let out = Command::new(topo_script())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run topo.sh {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "topo.sh {args:?} failed: {}",
+        out.text()
+    );
+    out
+}
+
+impl Topology {
+    fn build(label: &str, shape: Shape, mode: &str, rules: Option<&Path>) -> Option<Topology> {
+        if skip(label) {
+            return None;
+        }
+        let prefix = format!(
+            "t{:04}{}",
+            std::process::id() % 10_000,
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = std::env::temp_dir().join(format!("tungate-e2e-{prefix}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let topo = Topology {
+            prefix: prefix.clone(),
+            shape,
+            label: label.to_string(),
+            dir,
+        };
+        let s = topo.shape_arg();
+        let mut args = vec!["up", prefix.as_str(), s, mode];
+        let r;
+        if let Some(p) = rules {
+            r = p.to_string_lossy().to_string();
+            args.push(&r);
+        }
+        run_script(&args);
+        Some(topo)
+    }
+
+    fn shape_arg(&self) -> &'static str {
+        match self.shape {
+            Shape::ClientGwServer => "cgs",
+            Shape::ClientGwBackends => "backends",
+        }
+    }
+
+    /// client (10.1.0.2) - tungate (10.1.0.1 | 10.2.0.1) - server (10.2.0.2).
+    /// `None` (after printing why) when the machine cannot run it.
+    pub fn client_gw_server(label: &str) -> Option<Topology> {
+        Topology::build(label, Shape::ClientGwServer, "tungate", None)
+    }
+
+    /// client (10.1.0.2) - tungate - backend N at 10.2.N.2 (N = 1..=4).
+    pub fn client_gw_backends(label: &str, n: usize) -> Option<Topology> {
+        assert_eq!(n, 4, "topo.sh builds exactly four backends");
+        Topology::build(label, Shape::ClientGwBackends, "tungate", None)
+    }
+
+    /// The same shape with a kernel router namespace and `rules` loaded by
+    /// the real iptables-restore (the oracle).
+    pub fn kernel_router(label: &str, shape: Shape, rules: Option<&str>) -> Option<Topology> {
+        let tmp =
+            std::env::temp_dir().join(format!("tungate-e2e-kr-{}-{label}.v4", std::process::id()));
+        if let Some(r) = rules {
+            std::fs::write(&tmp, r).unwrap();
+        }
+        Topology::build(label, shape, "kernel", rules.map(|_| tmp.as_path()))
+    }
+
+    pub fn ns(&self, suffix: &str) -> Ns {
+        Ns {
+            name: format!("{}-{suffix}", self.prefix),
+        }
+    }
+
+    pub fn client(&self) -> Ns {
+        self.ns("c")
+    }
+
+    pub fn server(&self) -> Ns {
+        assert_eq!(self.shape, Shape::ClientGwServer);
+        self.ns("s")
+    }
+
+    /// Backend `i` in 1..=4.
+    pub fn backend(&self, i: usize) -> Ns {
+        self.ns(&format!("b{i}"))
+    }
+
+    /// The kernel router namespace (kernel mode only).
+    pub fn router(&self) -> Ns {
+        self.ns("r")
+    }
+
+    /// The gateway's TUN device names, in config order.
+    pub fn devices(&self) -> Vec<String> {
+        let sufs: &[&str] = match self.shape {
+            Shape::ClientGwServer => &["tc", "ts"],
+            Shape::ClientGwBackends => &["tc", "t1", "t2", "t3", "t4"],
+        };
+        sufs.iter()
+            .map(|s| format!("{}-{s}", self.prefix))
+            .collect()
+    }
+
+    /// The tungate config for this topology (from `topo.sh config`).
+    pub fn config(&self, ruleset: Option<&Path>, workers: usize) -> String {
+        let w = workers.to_string();
+        let r = ruleset
+            .map(|p| p.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let out = run_script(&["config", &self.prefix, self.shape_arg(), &r, &w]);
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        let _ = Command::new(topo_script())
+            .args(["down", &self.prefix])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running `tungate run`; stopped with SIGTERM on drop.
+pub struct Gateway {
+    child: Option<Child>,
+    pub log: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Gateway {
+    /// Starts tungate over `topo` with `ruleset` (iptables-restore text, or
+    /// none) and 2 workers; returns once every device is up in its namespace.
+    pub fn start(topo: &Topology, ruleset: Option<&str>) -> Gateway {
+        Gateway::start_with(topo, ruleset, 2, "")
+    }
+
+    /// Like `start`; `extra` is appended to the top of the generated config.
+    pub fn start_with(
+        topo: &Topology,
+        ruleset: Option<&str>,
+        workers: usize,
+        extra: &str,
+    ) -> Gateway {
+        let rules = ruleset.map(|text| {
+            let p = topo.dir.join("rules.v4");
+            std::fs::write(&p, text).unwrap();
+            p
+        });
+        let cfg_text = format!("{extra}\n{}", topo.config(rules.as_deref(), workers));
+        let config = topo.dir.join("tungate.toml");
+        std::fs::write(&config, cfg_text).unwrap();
+        let log = topo.dir.join("tungate.log");
+        let logf = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_tungate"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("start tungate");
+        let mut gw = Gateway {
+            child: Some(child),
+            log,
+            config,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(st)) = gw.child.as_mut().unwrap().try_wait() {
+                panic!("tungate exited during start ({st}):\n{}", gw.log_text());
+            }
+            if gw.log_text().contains("tungate running") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tungate did not start in 15 s:\n{}",
+                gw.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        gw
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    /// Sends SIGUSR1 and returns the counters block the gateway logs.
+    pub fn stats(&self) -> String {
+        let before = self.log_text().len();
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::Signal::SIGUSR1,
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let t = self.log_text();
+            if let Some(i) = t[before.min(t.len())..].find("counters") {
+                std::thread::sleep(Duration::from_millis(100));
+                let t = self.log_text();
+                return t[before + i..].to_string();
+            }
+            assert!(Instant::now() < deadline, "no counters in log:\n{t}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then waits (at most 10 s) for the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.terminate()
+            .expect("tungate did not exit within 10 s of SIGTERM")
+    }
+
+    fn terminate(&mut self) -> Option<ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.terminate();
+    }
+}
+
+/// Value of the first number after `"key":` following `after` in iperf3 -J
+/// output (enough JSON for the few fields the tests read).
+pub fn json_number(json: &str, after: &str, key: &str) -> Option<f64> {
+    let start = json.find(after)?;
+    let rest = &json[start..];
+    let k = format!("\"{key}\":");
+    let i = rest.find(&k)? + k.len();
+    let num: String = rest[i..]
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-' || *c == 'e' || *c == '+')
+        .collect();
+    num.parse().ok()
+}
+
+/// Runs an iperf3 server in `server` and a client in `client` against
+/// `target`; returns the client's JSON output. `args` go to the client.
+pub fn iperf3(server: &Ns, client: &Ns, target: &str, args: &[&str]) -> String {
+    let _srv = server.spawn(&["iperf3", "-s", "-1"]);
+    let mut last = String::new();
+    for _ in 0..25 {
+        let mut a = vec!["iperf3", "-c", target, "-J"];
+        a.extend_from_slice(args);
+        let out = client.exec_timeout(&a, Duration::from_secs(30));
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.success() && !text.contains("\"error\"") {
+            return text;
+        }
+        // The server may not listen yet (iperf3 -J may exit 0 with an error).
+        last = out.text();
+        if !last.contains("Connection refused") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("iperf3 {args:?} to {target} failed:\n{last}");
+}
+
+/// `end.<section>.<key>` of iperf3 -J output; panics with the output if absent.
+pub fn iperf3_end(json: &str, section: &str, key: &str) -> f64 {
+    let end = json.find("\"end\"").map(|i| &json[i..]).unwrap_or("");
+    json_number(end, &format!("\"{section}\""), key)
+        .unwrap_or_else(|| panic!("no end.{section}.{key} in iperf3 output:\n{json}"))
+}
+
+/// The client address the iperf3 server saw (needs `--get-server-output`;
+/// the server runs without -J, so this reads "Accepted connection from X,"):
+/// the gateway's address when MASQUERADE applied, the client's otherwise.
+pub fn server_saw_peer(json: &str) -> Option<String> {
+    let key = "Accepted connection from ";
+    let rest = &json[json.find(key)? + key.len()..];
+    Some(rest[..rest.find(',')?].to_string())
+}
