@@ -55,6 +55,8 @@ pub struct PacketFields<'a> {
     pub icmp_code: u8,
     /// The L4 header and payload, as far as the packet holds them.
     pub l4: &'a [u8],
+    /// The whole packet.
+    pub raw: &'a [u8],
     pub in_if: &'a str,
     pub out_if: &'a str,
 }
@@ -94,6 +96,7 @@ impl<'a> PacketFields<'a> {
             icmp_type: 0,
             icmp_code: 0,
             l4,
+            raw: pkt,
             in_if,
             out_if,
         };

@@ -7,9 +7,11 @@
 #![forbid(unsafe_code)]
 
 pub mod compile;
+pub mod engine;
 pub mod eval;
 pub mod log;
 pub mod passthrough;
+pub mod reply;
 
 use crate::clock::Timestamp;
 use crate::wire::vnet::VnetHdr;
