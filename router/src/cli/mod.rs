@@ -2,6 +2,8 @@
 //! the multi-call iptables/conntrack personalities.
 #![forbid(unsafe_code)]
 
+pub mod ruleset;
+
 use std::process::ExitCode;
 
 const USAGE: &str = "\
@@ -23,6 +25,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
             print!("{USAGE}");
             ExitCode::SUCCESS
         }
+        Some("ruleset") => ruleset::main(&rest[1..]),
         Some(other) => {
             eprintln!("tungate: unknown command {other:?}\n{USAGE}");
             ExitCode::from(2)
