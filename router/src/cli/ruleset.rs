@@ -9,8 +9,11 @@ use crate::ruleset::{Ruleset, TableKind};
 use crate::syntax::{list, restore, save, ListFormat, RestoreOptions};
 
 const USAGE: &str = "usage: tungate ruleset check [FILE|-]
-       tungate ruleset save [FILE|-]
-       tungate ruleset list [FILE|-] [-t TABLE] [-n] [-v] [-x] [--line-numbers]
+       tungate ruleset save [FILE|-] [-c]
+       tungate ruleset list [FILE|-] [-t TABLE] [-n] [-v] [-x] [--line-numbers] [-c]
+
+-c keeps the [packets:bytes] counters of the input (iptables-restore --counters);
+without it counters read as zero, as after a plain iptables-restore.
 ";
 
 fn read_input(path: Option<&str>) -> Result<String, String> {
@@ -27,14 +30,14 @@ fn read_input(path: Option<&str>) -> Result<String, String> {
 }
 
 /// Loads a restore file into a fresh ruleset; the error is ready to print.
-pub fn load(path: Option<&str>) -> Result<Ruleset, String> {
+pub fn load(path: Option<&str>, counters: bool) -> Result<Ruleset, String> {
     let text = read_input(path)?;
     let mut rs = Ruleset::new();
     restore(
         &mut rs,
         &text,
         RestoreOptions {
-            counters: true,
+            counters,
             ..Default::default()
         },
     )
@@ -51,6 +54,7 @@ pub fn main(args: &[String]) -> ExitCode {
     let mut file: Option<&str> = None;
     let mut table: Option<TableKind> = None;
     let mut f = ListFormat::default();
+    let mut counters = false;
     let mut i = 1;
     while i < args.len() {
         match args[i].as_str() {
@@ -66,6 +70,7 @@ pub fn main(args: &[String]) -> ExitCode {
                     }
                 }
             }
+            "-c" | "--counters" => counters = true,
             "-n" | "--numeric" if sub == "list" => f.numeric = true,
             "-v" | "--verbose" if sub == "list" => f.verbose = true,
             "-x" | "--exact" if sub == "list" => f.exact = true,
@@ -78,7 +83,7 @@ pub fn main(args: &[String]) -> ExitCode {
         }
         i += 1;
     }
-    let rs = match load(file) {
+    let rs = match load(file, counters) {
         Ok(rs) => rs,
         Err(e) => {
             eprintln!("{e}");
@@ -88,7 +93,7 @@ pub fn main(args: &[String]) -> ExitCode {
     match sub.as_str() {
         "check" => ExitCode::SUCCESS,
         "save" => {
-            print!("{}", save(&rs, false));
+            print!("{}", save(&rs, counters));
             ExitCode::SUCCESS
         }
         "list" => {

@@ -732,6 +732,12 @@ pub enum Match {
     },
     Tcpmss(Range16),
     Recent(Box<RecentMatch>),
+    /// `-m mac --mac-source`: source MAC (no Ethernet header on a TUN
+    /// device, so it never matches there; kept for ruleset compatibility).
+    Mac {
+        addr: [u8; 6],
+        invert: bool,
+    },
 }
 
 impl Match {
@@ -755,6 +761,7 @@ impl Match {
             Match::Ttl { .. } => "ttl",
             Match::Tcpmss(_) => "tcpmss",
             Match::Recent(_) => "recent",
+            Match::Mac { .. } => "mac",
         }
     }
 }
@@ -833,6 +840,10 @@ pub enum ConnmarkTarget {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CtTarget {
     pub notrack: bool,
+    /// `--helper NAME`.
+    pub helper: Option<String>,
+    /// `--timeout NAME` (a timeout policy name).
+    pub timeout: Option<String>,
     pub zone: Option<u16>,
     /// Event bits in the order of `CT_EVENT_NAMES`.
     pub ctevents: u32,
@@ -893,6 +904,21 @@ pub enum Target {
     TcpmssSet(u16),
     /// `--clamp-mss-to-pmtu`.
     TcpmssClamp,
+    /// NFLOG: hand the packet to a netlink log group.
+    Nflog(NflogTarget),
+    /// `CHECKSUM --checksum-fill`: complete a partial checksum.
+    ChecksumFill,
+}
+
+/// NFLOG target.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NflogTarget {
+    pub group: u16,
+    pub prefix: Option<String>,
+    /// `--nflog-range` / `--nflog-size` (copy length); `size` flag says which.
+    pub len: Option<(u32, bool)>,
+    /// Default 1.
+    pub threshold: u16,
 }
 
 impl Target {
@@ -923,6 +949,8 @@ impl Target {
             Target::Notrack => "NOTRACK",
             Target::Ct(_) => "CT",
             Target::TcpmssSet(_) | Target::TcpmssClamp => "TCPMSS",
+            Target::Nflog(_) => "NFLOG",
+            Target::ChecksumFill => "CHECKSUM",
         }
     }
 }

@@ -357,6 +357,15 @@ pub const ALL_OPTIONS: &[&str] = &[
     "--expevents",
     "--set-mss",
     "--clamp-mss-to-pmtu",
+    "--mac-source",
+    "--helper",
+    "--timeout",
+    "--nflog-group",
+    "--nflog-prefix",
+    "--nflog-range",
+    "--nflog-size",
+    "--nflog-threshold",
+    "--checksum-fill",
 ];
 
 fn edit_distance(a: &str, b: &str) -> usize {

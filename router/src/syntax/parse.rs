@@ -731,6 +731,10 @@ fn new_match(name: &str) -> R<Match> {
             rdest: false,
             mask: u32::MAX,
         })),
+        "mac" => Match::Mac {
+            addr: [0; 6],
+            invert: false,
+        },
         _ => {
             return Err(SyntaxError::UnknownMatch {
                 name: name.to_string(),
@@ -771,6 +775,11 @@ fn new_target(name: &str) -> Target {
         "NOTRACK" => Target::Notrack,
         "CT" => Target::Ct(CtTarget::default()),
         "TCPMSS" => Target::TcpmssSet(0),
+        "NFLOG" => Target::Nflog(NflogTarget {
+            threshold: 1,
+            ..Default::default()
+        }),
+        "CHECKSUM" => Target::ChecksumFill,
         other => Target::Jump(other.to_string()),
     }
 }
@@ -1496,6 +1505,25 @@ impl RuleBuilder {
                 *op = o2;
                 *value = n as u8;
             }
+            Match::Mac { addr, invert } => match name {
+                "--mac-source" => {
+                    once(seen, S1, name)?;
+                    let v = o.arg(c)?;
+                    let bad = || err_val(name, v, "a MAC address XX:XX:XX:XX:XX:XX");
+                    let parts: Vec<&str> = v.split(':').collect();
+                    if parts.len() != 6 {
+                        return Err(bad());
+                    }
+                    for (i, p) in parts.iter().enumerate() {
+                        if p.is_empty() || p.len() > 2 {
+                            return Err(bad());
+                        }
+                        addr[i] = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+                    }
+                    *invert = inv;
+                }
+                _ => return Ok(false),
+            },
             Match::Recent(r) => {
                 let cmd = match name {
                     "--set" => Some(RecentCmd::Set),
@@ -1774,6 +1802,8 @@ impl RuleBuilder {
                         );
                     }
                     "--ctevents" => ct.ctevents = parse_events(name, o.arg(c)?)?,
+                    "--helper" => ct.helper = Some(o.arg(c)?.to_string()),
+                    "--timeout" => ct.timeout = Some(o.arg(c)?.to_string()),
                     "--expevents" => {
                         let v = o.arg(c)?;
                         if v != "new" {
@@ -1784,6 +1814,43 @@ impl RuleBuilder {
                     _ => return Ok(false),
                 }
             }
+            Target::Nflog(n) => {
+                no_inv(inv, name)?;
+                match name {
+                    "--nflog-group" => {
+                        let v = o.arg(c)?;
+                        n.group = parse_u32_dec(v)
+                            .and_then(|g| u16::try_from(g).ok())
+                            .ok_or_else(|| err_val(name, v, "a group 0-65535"))?;
+                    }
+                    "--nflog-prefix" => {
+                        let v = o.arg(c)?;
+                        if v.len() > 63 {
+                            return Err(err_val(name, v, "a prefix of at most 63 characters"));
+                        }
+                        n.prefix = Some(v.to_string());
+                    }
+                    "--nflog-range" | "--nflog-size" => {
+                        let v = o.arg(c)?;
+                        let l = parse_u32_dec(v).ok_or_else(|| err_val(name, v, "a length"))?;
+                        n.len = Some((l, name == "--nflog-size"));
+                    }
+                    "--nflog-threshold" => {
+                        let v = o.arg(c)?;
+                        n.threshold = parse_u32_dec(v)
+                            .and_then(|g| u16::try_from(g).ok())
+                            .ok_or_else(|| err_val(name, v, "a threshold 0-65535"))?;
+                    }
+                    _ => return Ok(false),
+                }
+            }
+            Target::ChecksumFill => match name {
+                "--checksum-fill" => {
+                    no_inv(inv, name)?;
+                    self.target_seen |= S1;
+                }
+                _ => return Ok(false),
+            },
             Target::TcpmssSet(_) | Target::TcpmssClamp => {
                 no_inv(inv, name)?;
                 match name {
@@ -1939,6 +2006,9 @@ impl RuleBuilder {
             }
             Target::Snat { .. } if ts & S1 == 0 => {
                 return Err(invalid("SNAT: option \"--to-source\" must be specified"))
+            }
+            Target::ChecksumFill if ts & S1 == 0 => {
+                return Err(invalid("CHECKSUM target: option \"--checksum-fill\" must be specified"))
             }
             Target::TcpmssSet(_) if ts & S1 == 0 => {
                 return Err(invalid("TCPMSS target: exactly one of --set-mss or --clamp-mss-to-pmtu is required"))

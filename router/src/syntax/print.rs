@@ -391,7 +391,18 @@ fn match_save(out: &mut String, m: &Match) {
             let _ = write!(out, " --name {} --mask {}", r.name, ip(r.mask));
             out.push_str(if r.rdest { " --rdest" } else { " --rsource" });
         }
+        Match::Mac { addr, invert } => {
+            inv(out, *invert);
+            let _ = write!(out, " --mac-source {}", mac(addr));
+        }
     }
+}
+
+fn mac(a: &[u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        a[0], a[1], a[2], a[3], a[4], a[5]
+    )
 }
 
 fn nat_flags(out: &mut String, f: &NatFlags) {
@@ -481,6 +492,12 @@ fn target_save(out: &mut String, t: &Target) {
             if ct.notrack {
                 out.push_str(" --notrack");
             }
+            if let Some(h) = &ct.helper {
+                let _ = write!(out, " --helper {h}");
+            }
+            if let Some(h) = &ct.timeout {
+                let _ = write!(out, " --timeout {h}");
+            }
             if ct.ctevents != 0 {
                 let _ = write!(out, " --ctevents {}", events(ct.ctevents));
             }
@@ -495,6 +512,28 @@ fn target_save(out: &mut String, t: &Target) {
             let _ = write!(out, " --set-mss {m}");
         }
         Target::TcpmssClamp => out.push_str(" --clamp-mss-to-pmtu"),
+        Target::Nflog(n) => {
+            if let Some(p) = n.prefix.as_deref().filter(|p| !p.is_empty()) {
+                out.push_str(" --nflog-prefix");
+                save_string(out, p);
+            }
+            if n.group != 0 {
+                let _ = write!(out, " --nflog-group {}", n.group);
+            }
+            match n.len {
+                Some((l, true)) => {
+                    let _ = write!(out, " --nflog-size {l}");
+                }
+                Some((l, false)) if l != 0 => {
+                    let _ = write!(out, " --nflog-range {l}");
+                }
+                _ => {}
+            }
+            if n.threshold != 1 {
+                let _ = write!(out, " --nflog-threshold {}", n.threshold);
+            }
+        }
+        Target::ChecksumFill => out.push_str(" --checksum-fill"),
         _ => {}
     }
 }
@@ -958,6 +997,9 @@ fn match_list(out: &mut String, m: &Match, numeric: bool) {
             };
             let _ = write!(out, " TTL match TTL {o} {value}");
         }
+        Match::Mac { addr, invert } => {
+            let _ = write!(out, " MAC{} {}", if *invert { " !" } else { "" }, mac(addr));
+        }
         Match::Recent(r) => {
             if r.invert {
                 out.push_str(" !");
@@ -1079,6 +1121,12 @@ fn target_list(out: &mut String, t: &Target, numeric: bool) {
             if ct.notrack {
                 out.push_str(" notrack");
             }
+            if let Some(h) = &ct.helper {
+                let _ = write!(out, " helper {h}");
+            }
+            if let Some(h) = &ct.timeout {
+                let _ = write!(out, " timeout {h}");
+            }
             if ct.ctevents != 0 {
                 let _ = write!(out, " ctevents {}", events(ct.ctevents));
             }
@@ -1093,6 +1141,27 @@ fn target_list(out: &mut String, t: &Target, numeric: bool) {
             let _ = write!(out, " TCPMSS set {m}");
         }
         Target::TcpmssClamp => out.push_str(" TCPMSS clamp to PMTU"),
+        Target::Nflog(n) => {
+            if let Some(p) = n.prefix.as_deref().filter(|p| !p.is_empty()) {
+                let _ = write!(out, " nflog-prefix \"{p}\"");
+            }
+            if n.group != 0 {
+                let _ = write!(out, " nflog-group {}", n.group);
+            }
+            match n.len {
+                Some((l, true)) => {
+                    let _ = write!(out, " nflog-size {l}");
+                }
+                Some((l, false)) if l != 0 => {
+                    let _ = write!(out, " nflog-range {l}");
+                }
+                _ => {}
+            }
+            if n.threshold != 1 {
+                let _ = write!(out, " nflog-threshold {}", n.threshold);
+            }
+        }
+        Target::ChecksumFill => out.push_str(" CHECKSUM fill"),
         _ => {}
     }
 }
