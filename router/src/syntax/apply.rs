@@ -35,7 +35,8 @@ pub enum CmdError {
 impl CmdError {
     pub fn status(&self) -> i32 {
         match self {
-            CmdError::Syntax(_) | CmdError::NoTargetChain(_) => 2,
+            CmdError::Syntax(e) => e.status(),
+            CmdError::NoTargetChain(_) => 2,
             CmdError::Other(_) => 1,
             CmdError::Rejected(_) => 4,
         }
@@ -57,9 +58,66 @@ pub fn apply_command(rs: &mut Ruleset, args: &[&str]) -> Output {
         .and_then(|cmd| exec(rs, &cmd, &mut out.stdout));
     if let Err(e) = res {
         out.status = e.status();
-        let _ = writeln!(out.stderr, "{e}");
+        match e {
+            CmdError::Other(_) => {
+                let _ = writeln!(out.stderr, "{e}");
+            }
+            _ => {
+                let _ = writeln!(out.stderr, "iptables v1.8.9 (tungate): {e}");
+            }
+        }
     }
     out
+}
+
+/// The one-line rule form `iptables -v -A/-I/-D/-C/-R` prints.
+pub fn verbose_rule(r: &Rule) -> String {
+    use std::net::Ipv4Addr;
+    let mut s = String::new();
+    let proto = super::names::proto_list_name(r.proto, true)
+        .map(str::to_string)
+        .unwrap_or_else(|| r.proto.to_string());
+    let frag = match r.fragment {
+        Some(true) => "!f",
+        Some(false) => "-f",
+        None => "--",
+    };
+    let ifn = |i: &Option<Iface>| match i {
+        Some(i) => format!(
+            "{}{}{}",
+            if i.invert { "!" } else { "" },
+            i.name,
+            if i.wildcard { "+" } else { "" }
+        ),
+        None => "*".to_string(),
+    };
+    let addr = |a: &AddrMask| {
+        let m = if a.mask == u32::MAX {
+            String::new()
+        } else {
+            format!("/{}", a.mask.leading_ones())
+        };
+        format!(
+            "{}{}{}",
+            if a.invert { "!" } else { "" },
+            Ipv4Addr::from(a.addr),
+            m
+        )
+    };
+    let _ = write!(
+        s,
+        "{} {}{} opt {} in {} out {}  {}  -> {}",
+        r.target.name(),
+        if r.proto_invert { "!" } else { " " },
+        proto,
+        frag,
+        ifn(&r.in_iface),
+        ifn(&r.out_iface),
+        addr(&r.src),
+        addr(&r.dst)
+    );
+    super::print::list_rule_tail(&mut s, r, true);
+    s
 }
 
 /// Executes a parsed command. Validation failures leave `rs` unchanged.
@@ -80,12 +138,20 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
                     exact: cmd.exact,
                     line_numbers: cmd.line_numbers,
                 };
-                list(out, t, cmd.chain.as_deref(), f);
+                match (cmd.rulenum, cmd.chain.as_deref().and_then(|c| t.chain(c))) {
+                    (Some(n), Some(c)) => {
+                        if let Some(r) = c.rules.get(n - 1) {
+                            super::print::list_rule(out, r, n, f);
+                            out.push('\n');
+                        }
+                    }
+                    _ => list(out, t, cmd.chain.as_deref(), f),
+                }
             } else {
                 list_rules(out, t, cmd.chain.as_deref(), cmd.rulenum, cmd.verbose);
             }
             if cmd.zero_too {
-                zero(t, cmd.chain.as_deref(), None, false, out)?;
+                zero(t, cmd.chain.as_deref(), None, cmd.verbose, out)?;
             }
             Ok(())
         }
@@ -167,14 +233,14 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
         Op::Rename => {
             let n = cmd.chain.as_deref().unwrap_or("");
             let new = cmd.new_name.as_deref().unwrap_or("");
+            if t.chain_index(new).is_some() {
+                return Err(other("File exists."));
+            }
             let i = t.chain_index(n).ok_or_else(|| other(NO_CHAIN))?;
             if t.chains[i].is_builtin() {
                 return Err(other("Invalid argument (cannot rename a built-in chain)."));
             }
             check_chain_name(new)?;
-            if t.chain_index(new).is_some() {
-                return Err(other("File exists."));
-            }
             t.rename_chain(i, new);
             Ok(())
         }
@@ -191,6 +257,9 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
                 }
             }
             let rule = cmd.rule.clone().expect("rule commands carry a rule");
+            if cmd.verbose {
+                let _ = writeln!(out, "{}", verbose_rule(&rule));
+            }
             if let Some(j) = rule.target.chain_ref() {
                 match t.chain(j) {
                     Some(c) if !c.is_builtin() => {}
@@ -507,7 +576,19 @@ pub fn restore(rs: &mut Ruleset, text: &str, opts: RestoreOptions) -> Result<(),
                     },
                 )
             })?;
-            let cnt = it.next().and_then(parse_counters);
+            let cnt = match it.next() {
+                None => None,
+                Some(c) => Some(parse_counters(c).ok_or_else(|| {
+                    rerr(
+                        ln,
+                        SyntaxError::BadValue {
+                            option: format!(":{name}"),
+                            value: c.to_string(),
+                            expected: "[packets:bytes]",
+                        },
+                    )
+                })?),
+            };
             let t = w.table_mut(kind);
             match t.chain_mut(name) {
                 Some(c) if c.is_builtin() => {

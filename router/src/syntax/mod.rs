@@ -45,3 +45,14 @@ pub enum SyntaxError {
     #[error("{0}")]
     Invalid(String),
 }
+
+impl SyntaxError {
+    /// iptables' exit status: 3 for a missing table, 2 for other
+    /// parameter problems.
+    pub fn status(&self) -> i32 {
+        match self {
+            SyntaxError::UnknownTable { .. } => 3,
+            _ => 2,
+        }
+    }
+}

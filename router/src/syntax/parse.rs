@@ -327,7 +327,44 @@ fn long(o: &str, short: &str, longs: &[&str]) -> bool {
 }
 
 /// Parses a complete iptables argument list (without the program name).
+/// `-vS` style bundles of short flags, expanded. Only bundles starting with
+/// one of the argument-less flags `-v -n -x` are split, so glued values such
+/// as `-ptcp` keep working.
+fn expand_bundles<'a>(toks: &[&'a str]) -> Vec<&'a str> {
+    const SHORT: [&str; 20] = [
+        "-v", "-n", "-x", "-A", "-C", "-D", "-E", "-F", "-I", "-L", "-N", "-P", "-R", "-S", "-X",
+        "-Z", "-t", "-c", "-w", "-j",
+    ];
+    let mut v = Vec::with_capacity(toks.len());
+    for &t in toks {
+        let b = t.as_bytes();
+        if b.len() > 2 && b[0] == b'-' && matches!(b[1], b'v' | b'n' | b'x') {
+            let all_known = b[1..]
+                .iter()
+                .all(|c| SHORT.iter().any(|s| s.as_bytes()[1] == *c));
+            if all_known {
+                for c in &b[1..] {
+                    v.push(*SHORT.iter().find(|s| s.as_bytes()[1] == *c).unwrap());
+                }
+                continue;
+            }
+        }
+        v.push(t);
+    }
+    v
+}
+
 pub fn parse_command(toks: &[&str]) -> Result<Command, SyntaxError> {
+    let expanded;
+    let toks = if toks
+        .iter()
+        .any(|t| t.len() > 2 && t.starts_with("-") && !t.starts_with("--"))
+    {
+        expanded = expand_bundles(toks);
+        &expanded[..]
+    } else {
+        toks
+    };
     let mut c = Cursor { toks, i: 0 };
     let mut cmd = Command {
         op: Op::List,
@@ -441,10 +478,16 @@ pub fn parse_command(toks: &[&str]) -> Result<Command, SyntaxError> {
                     if let Some(t) = c.peek() {
                         if let Some(n) = parse_u32_dec(t) {
                             c.next();
-                            if n == 0 && new != Op::List && new != Op::ListRules {
+                            if n == 0 {
                                 return Err(invalid("Invalid rule number `0'"));
                             }
                             cmd.rulenum = Some(n as usize);
+                            if new == Op::Zero {
+                                // `-L -Z chain N` zeroes one rule and lists
+                                // nothing (iptables' CMD_ZERO_NUM).
+                                op = Some(Op::Zero);
+                                cmd.zero_too = false;
+                            }
                         }
                     }
                 }

@@ -1199,6 +1199,14 @@ fn list_target_name(t: &Target) -> &str {
     }
 }
 
+/// The matches and target options of a rule as `-L` prints them.
+pub fn list_rule_tail(out: &mut String, r: &Rule, numeric: bool) {
+    for m in &r.matches {
+        match_list(out, m, numeric);
+    }
+    target_list(out, &r.target, numeric);
+}
+
 /// One rule line of `iptables -L` (no newline).
 pub fn list_rule(out: &mut String, r: &Rule, n: usize, f: ListFormat) {
     let start = out.len();
@@ -1239,8 +1247,9 @@ pub fn list_rule(out: &mut String, r: &Rule, n: usize, f: ListFormat) {
                 ),
                 None => any.to_string(),
             };
-            let _ = write!(out, " {s:<6} ");
+            let _ = write!(out, " {s:<6}");
         }
+        out.push(' ');
     }
     for a in [&r.src, &r.dst] {
         let s = if a.mask == 0 && !a.invert && !f.numeric {
@@ -1252,12 +1261,9 @@ pub fn list_rule(out: &mut String, r: &Rule, n: usize, f: ListFormat) {
                 list_addr_any(a.addr, a.mask)
             )
         };
-        let _ = write!(out, "{s:<19} ");
+        let _ = write!(out, " {s:<20}");
     }
-    for m in &r.matches {
-        match_list(out, m, f.numeric);
-    }
-    target_list(out, &r.target, f.numeric);
+    list_rule_tail(out, r, f.numeric);
     let trimmed = out[start..].trim_end().len();
     out.truncate(start + trimmed);
 }
