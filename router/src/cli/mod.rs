@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod multicall;
+pub mod ruleset;
 pub mod run;
 
 use crate::control::proto::Tool;
@@ -53,6 +54,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("run") => run::main(&rest[1..]),
+        Some("ruleset") => ruleset::main(&rest[1..]),
         Some(other) => {
             eprintln!("tungate: unknown command {other:?}\n{USAGE}");
             ExitCode::from(2)

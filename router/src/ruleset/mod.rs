@@ -5,9 +5,8 @@
 //!
 //! * [`Ruleset`] holds the five tables, indexed by [`TableKind`]
 //!   (`ruleset.table(TableKind::Nat)`). Each [`Table`] keeps its chains in
-//!   the order iptables lists them: built-in chains first in hook order, then
-//!   user chains in creation order (iptables-nft lists user chains sorted by
-//!   name, and so do we: [`Table::add_user_chain`] keeps them sorted).
+//!   hook order first, then user chains in creation order (listings sort user
+//!   chains by name, as iptables-nft does: [`Table::chains_listed`]).
 //! * A [`Chain`] is built-in (`policy: Some(..)`, with the hook it sits on)
 //!   or user-defined (`policy: None`). Built-in chains carry policy counters.
 //! * A [`Rule`] is the fixed IPv4 header part (`-s -d -i -o -p -f`, each with
@@ -37,6 +36,7 @@ mod validate;
 
 pub use validate::ValidateError;
 
+use std::collections::HashMap;
 use std::fmt;
 
 /// The five netfilter tables.
@@ -163,6 +163,9 @@ impl Policy {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ruleset {
     tables: [Table; 5],
+    /// Tables that exist (iptables-nft creates a table on first use; save
+    /// prints only those).
+    present: [bool; 5],
 }
 
 impl Default for Ruleset {
@@ -176,6 +179,7 @@ impl Ruleset {
     pub fn new() -> Ruleset {
         Ruleset {
             tables: TableKind::ALL.map(Table::new),
+            present: [false; 5],
         }
     }
 
@@ -183,8 +187,22 @@ impl Ruleset {
         &self.tables[kind.index()]
     }
 
+    /// Mutable access; marks the table present.
     pub fn table_mut(&mut self, kind: TableKind) -> &mut Table {
+        self.present[kind.index()] = true;
         &mut self.tables[kind.index()]
+    }
+
+    /// Whether the table has been used (created) at all.
+    pub fn is_present(&self, kind: TableKind) -> bool {
+        self.present[kind.index()]
+    }
+
+    /// Replaces a whole table (marks it present).
+    pub fn replace_table(&mut self, t: Table) {
+        let i = t.kind.index();
+        self.present[i] = true;
+        self.tables[i] = t;
     }
 
     pub fn tables(&self) -> impl Iterator<Item = &Table> {
@@ -234,47 +252,93 @@ impl Ruleset {
     }
 }
 
-/// One table: its chains, built-in chains first.
+/// One table: its chains, built-in chains first (hook order), then user
+/// chains in creation order. Printers sort user chains by name, as
+/// iptables-nft lists them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
     pub kind: TableKind,
+    /// Edit through the methods, or call [`Table::reindex`] after changing
+    /// names or order directly.
     pub chains: Vec<Chain>,
+    index: HashMap<String, usize>,
 }
 
 impl Table {
     pub fn new(kind: TableKind) -> Table {
-        Table {
+        let mut t = Table {
             kind,
             chains: kind.hooks().iter().map(|&h| Chain::builtin(h)).collect(),
+            index: HashMap::new(),
+        };
+        t.reindex();
+        t
+    }
+
+    /// Rebuilds the name index after direct edits of `chains`.
+    pub fn reindex(&mut self) {
+        self.index.clear();
+        for (i, c) in self.chains.iter().enumerate() {
+            self.index.insert(c.name.clone(), i);
         }
     }
 
     pub fn chain_index(&self, name: &str) -> Option<usize> {
-        self.chains.iter().position(|c| c.name == name)
+        match self.index.get(name) {
+            Some(&i) if self.chains.get(i).map(|c| c.name == name).unwrap_or(false) => Some(i),
+            _ => self.chains.iter().position(|c| c.name == name),
+        }
     }
 
     pub fn chain(&self, name: &str) -> Option<&Chain> {
-        self.chains.iter().find(|c| c.name == name)
+        self.chain_index(name).map(|i| &self.chains[i])
     }
 
     pub fn chain_mut(&mut self, name: &str) -> Option<&mut Chain> {
-        self.chains.iter_mut().find(|c| c.name == name)
+        self.chain_index(name).map(move |i| &mut self.chains[i])
     }
 
-    /// Adds an empty user chain, keeping user chains sorted by name (the
-    /// order iptables-nft lists them in). Returns false if it exists.
+    /// Adds an empty user chain at the end. Returns false if it exists.
     pub fn add_user_chain(&mut self, name: &str) -> bool {
         if self.chain_index(name).is_some() {
             return false;
         }
-        let nb = self.chains.iter().filter(|c| c.policy.is_some()).count();
-        let pos = self.chains[nb..]
-            .iter()
-            .position(|c| c.name.as_str() > name)
-            .map(|p| p + nb)
-            .unwrap_or(self.chains.len());
-        self.chains.insert(pos, Chain::user(name));
+        self.index.insert(name.to_string(), self.chains.len());
+        self.chains.push(Chain::user(name));
         true
+    }
+
+    /// Removes the chain at `idx` (no reference checks).
+    pub fn remove_chain(&mut self, idx: usize) -> Chain {
+        let c = self.chains.remove(idx);
+        self.reindex();
+        c
+    }
+
+    /// Renames a chain and every jump to it.
+    pub fn rename_chain(&mut self, idx: usize, new: &str) {
+        let old = std::mem::replace(&mut self.chains[idx].name, new.to_string());
+        for c in &mut self.chains {
+            for r in &mut c.rules {
+                match &mut r.target {
+                    Target::Jump(n) | Target::Goto(n) if *n == old => *n = new.to_string(),
+                    _ => {}
+                }
+            }
+        }
+        self.reindex();
+    }
+
+    /// Chains in listing order: built-ins, then user chains sorted by name.
+    pub fn chains_listed(&self) -> Vec<&Chain> {
+        let mut v: Vec<&Chain> = self.chains.iter().collect();
+        v.sort_by(|a, b| match (a.hook, b.hook) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.name.cmp(&b.name),
+        });
+        v
     }
 
     /// Number of rules in this table that jump or go to `name`.
@@ -284,6 +348,17 @@ impl Table {
             .flat_map(|c| c.rules.iter())
             .filter(|r| r.target.chain_ref() == Some(name))
             .count()
+    }
+
+    /// Reference counts of every chain (name -> count), in one pass.
+    pub fn reference_counts(&self) -> HashMap<&str, usize> {
+        let mut m = HashMap::new();
+        for r in self.chains.iter().flat_map(|c| c.rules.iter()) {
+            if let Some(n) = r.target.chain_ref() {
+                *m.entry(n).or_insert(0) += 1;
+            }
+        }
+        m
     }
 
     /// Validates this table alone (see [`Ruleset::validate`]).
@@ -657,6 +732,12 @@ pub enum Match {
     },
     Tcpmss(Range16),
     Recent(Box<RecentMatch>),
+    /// `-m mac --mac-source`: source MAC (no Ethernet header on a TUN
+    /// device, so it never matches there; kept for ruleset compatibility).
+    Mac {
+        addr: [u8; 6],
+        invert: bool,
+    },
 }
 
 impl Match {
@@ -680,6 +761,7 @@ impl Match {
             Match::Ttl { .. } => "ttl",
             Match::Tcpmss(_) => "tcpmss",
             Match::Recent(_) => "recent",
+            Match::Mac { .. } => "mac",
         }
     }
 }
@@ -758,6 +840,10 @@ pub enum ConnmarkTarget {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CtTarget {
     pub notrack: bool,
+    /// `--helper NAME`.
+    pub helper: Option<String>,
+    /// `--timeout NAME` (a timeout policy name).
+    pub timeout: Option<String>,
     pub zone: Option<u16>,
     /// Event bits in the order of `CT_EVENT_NAMES`.
     pub ctevents: u32,
@@ -818,6 +904,21 @@ pub enum Target {
     TcpmssSet(u16),
     /// `--clamp-mss-to-pmtu`.
     TcpmssClamp,
+    /// NFLOG: hand the packet to a netlink log group.
+    Nflog(NflogTarget),
+    /// `CHECKSUM --checksum-fill`: complete a partial checksum.
+    ChecksumFill,
+}
+
+/// NFLOG target.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NflogTarget {
+    pub group: u16,
+    pub prefix: Option<String>,
+    /// `--nflog-range` / `--nflog-size` (copy length); `size` flag says which.
+    pub len: Option<(u32, bool)>,
+    /// Default 1.
+    pub threshold: u16,
 }
 
 impl Target {
@@ -848,6 +949,8 @@ impl Target {
             Target::Notrack => "NOTRACK",
             Target::Ct(_) => "CT",
             Target::TcpmssSet(_) | Target::TcpmssClamp => "TCPMSS",
+            Target::Nflog(_) => "NFLOG",
+            Target::ChecksumFill => "CHECKSUM",
         }
     }
 }

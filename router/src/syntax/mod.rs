@@ -1,2 +1,58 @@
-//! syntax: see lib.rs for the layer map.
+//! The iptables language: the `iptables` command line and the
+//! `iptables-restore` format (parse), and the `iptables-save`, `iptables -S`
+//! and `iptables -L` forms (print), byte-compatible with iptables 1.8.9
+//! (nf_tables), following 1.8.11 where the conformance data says so.
 #![forbid(unsafe_code)]
+
+pub mod apply;
+pub mod names;
+pub mod parse;
+pub mod print;
+
+pub use apply::{
+    apply_command, exec, restore, tokenize, CmdError, Output, RestoreError, RestoreOptions,
+};
+pub use parse::{parse_command, Command, Op};
+pub use print::{list, list_rules, rule_spec, save, save_table, ListFormat};
+
+/// A problem with one command or rule line. The message names the token and
+/// says what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyntaxError {
+    #[error("unknown option \"{token}\"{}", suggest.map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default())]
+    UnknownOption {
+        token: String,
+        suggest: Option<&'static str>,
+    },
+    #[error("option \"{option}\" requires an argument")]
+    MissingArgument { option: String },
+    #[error("invalid value \"{value}\" for {option}: expected {expected}")]
+    BadValue {
+        option: String,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("host names are not supported: \"{value}\" for {option}: give a numeric IPv4 address")]
+    HostName { option: String, value: String },
+    #[error("unknown protocol \"{value}\" specified")]
+    UnknownProtocol { value: String },
+    #[error("Couldn't load match `{name}':No such file or directory")]
+    UnknownMatch { name: String },
+    #[error("can't initialize iptables table `{table}': Table does not exist")]
+    UnknownTable { table: String },
+    #[error("Bad argument `{token}'")]
+    UnexpectedArgument { token: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl SyntaxError {
+    /// iptables' exit status: 3 for a missing table, 2 for other
+    /// parameter problems.
+    pub fn status(&self) -> i32 {
+        match self {
+            SyntaxError::UnknownTable { .. } => 3,
+            _ => 2,
+        }
+    }
+}

@@ -1,0 +1,710 @@
+//! Applying iptables commands and iptables-restore input to a [`Ruleset`].
+#![forbid(unsafe_code)]
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+use super::parse::{parse_command, Command, Op};
+use super::print::{list, list_rules, save_table, ListFormat};
+use super::SyntaxError;
+use crate::ruleset::*;
+
+/// Result of one iptables command: what it prints and its exit status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+    /// 0 ok, 1 other problem, 2 parameter problem, 4 resource problem
+    /// (what iptables returns for each case).
+    pub status: i32,
+}
+
+/// Why a command failed, with iptables' exit status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CmdError {
+    #[error("{0}")]
+    Syntax(#[from] SyntaxError),
+    #[error("iptables: {0}")]
+    Other(String),
+    #[error("Chain '{0}' does not exist")]
+    NoTargetChain(String),
+    #[error("{0}")]
+    Rejected(#[from] ValidateError),
+}
+
+impl CmdError {
+    pub fn status(&self) -> i32 {
+        match self {
+            CmdError::Syntax(e) => e.status(),
+            CmdError::NoTargetChain(_) => 2,
+            CmdError::Other(_) => 1,
+            CmdError::Rejected(_) => 4,
+        }
+    }
+}
+
+fn other(s: &str) -> CmdError {
+    CmdError::Other(s.to_string())
+}
+
+const NO_CHAIN: &str = "No chain/target/match by that name.";
+
+/// Runs one iptables command line (arguments without the program name) on
+/// `rs`, as `iptables` would. Nothing is changed when it fails.
+pub fn apply_command(rs: &mut Ruleset, args: &[&str]) -> Output {
+    let mut out = Output::default();
+    let res = parse_command(args)
+        .map_err(CmdError::from)
+        .and_then(|cmd| exec(rs, &cmd, &mut out.stdout));
+    if let Err(e) = res {
+        out.status = e.status();
+        match e {
+            CmdError::Other(_) => {
+                let _ = writeln!(out.stderr, "{e}");
+            }
+            _ => {
+                let _ = writeln!(out.stderr, "iptables v1.8.9 (tungate): {e}");
+            }
+        }
+    }
+    out
+}
+
+/// The one-line rule form `iptables -v -A/-I/-D/-C/-R` prints.
+pub fn verbose_rule(r: &Rule) -> String {
+    use std::net::Ipv4Addr;
+    let mut s = String::new();
+    let proto = super::names::proto_list_name(r.proto, true)
+        .map(str::to_string)
+        .unwrap_or_else(|| r.proto.to_string());
+    let frag = match r.fragment {
+        Some(true) => "!f",
+        Some(false) => "-f",
+        None => "--",
+    };
+    let ifn = |i: &Option<Iface>| match i {
+        Some(i) => format!(
+            "{}{}{}",
+            if i.invert { "!" } else { "" },
+            i.name,
+            if i.wildcard { "+" } else { "" }
+        ),
+        None => "*".to_string(),
+    };
+    let addr = |a: &AddrMask| {
+        let m = if a.mask == u32::MAX {
+            String::new()
+        } else {
+            format!("/{}", a.mask.leading_ones())
+        };
+        format!(
+            "{}{}{}",
+            if a.invert { "!" } else { "" },
+            Ipv4Addr::from(a.addr),
+            m
+        )
+    };
+    let _ = write!(
+        s,
+        "{} {}{} opt {} in {} out {}  {}  -> {}",
+        r.target.name(),
+        if r.proto_invert { "!" } else { " " },
+        proto,
+        frag,
+        ifn(&r.in_iface),
+        ifn(&r.out_iface),
+        addr(&r.src),
+        addr(&r.dst)
+    );
+    super::print::list_rule_tail(&mut s, r, true);
+    s
+}
+
+/// Executes a parsed command. Validation failures leave `rs` unchanged.
+pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), CmdError> {
+    let kind = cmd.table;
+    let t = rs.table_mut(kind);
+    match cmd.op {
+        Op::List | Op::ListRules => {
+            if let Some(c) = &cmd.chain {
+                if t.chain(c).is_none() {
+                    return Err(other(NO_CHAIN));
+                }
+            }
+            if cmd.op == Op::List {
+                let f = ListFormat {
+                    numeric: cmd.numeric,
+                    verbose: cmd.verbose,
+                    exact: cmd.exact,
+                    line_numbers: cmd.line_numbers,
+                };
+                match (cmd.rulenum, cmd.chain.as_deref().and_then(|c| t.chain(c))) {
+                    (Some(n), Some(c)) => {
+                        if let Some(r) = c.rules.get(n - 1) {
+                            super::print::list_rule(out, r, n, f);
+                            out.push('\n');
+                        }
+                    }
+                    _ => list(out, t, cmd.chain.as_deref(), f),
+                }
+            } else {
+                list_rules(out, t, cmd.chain.as_deref(), cmd.rulenum, cmd.verbose);
+            }
+            if cmd.zero_too {
+                zero(t, cmd.chain.as_deref(), None, cmd.verbose, out)?;
+            }
+            Ok(())
+        }
+        Op::Zero => zero(t, cmd.chain.as_deref(), cmd.rulenum, cmd.verbose, out),
+        Op::Flush => {
+            let names: Vec<usize> = match &cmd.chain {
+                Some(c) => vec![t.chain_index(c).ok_or_else(|| other(NO_CHAIN))?],
+                None => (0..t.chains.len()).collect(),
+            };
+            let order: Vec<String> = t.chains_listed().iter().map(|c| c.name.clone()).collect();
+            for n in order {
+                let i = t.chain_index(&n).unwrap();
+                if names.contains(&i) {
+                    if cmd.verbose {
+                        let _ = writeln!(out, "Flushing chain `{n}'");
+                    }
+                    t.chains[i].rules.clear();
+                }
+            }
+            Ok(())
+        }
+        Op::NewChain => {
+            let n = cmd.chain.as_deref().unwrap_or("");
+            check_chain_name(n)?;
+            if !t.add_user_chain(n) {
+                return Err(other("Chain already exists."));
+            }
+            Ok(())
+        }
+        Op::DeleteChain => match &cmd.chain {
+            Some(n) => {
+                let i = t.chain_index(n).ok_or_else(|| other(NO_CHAIN))?;
+                if t.chains[i].is_builtin() {
+                    return Err(CmdError::Other(format!(
+                        "CHAIN_DEL failed (Device or resource busy): chain {n}"
+                    )));
+                }
+                if t.references(n) > 0 {
+                    return Err(other("Too many links."));
+                }
+                if !t.chains[i].rules.is_empty() {
+                    return Err(other("Directory not empty."));
+                }
+                if cmd.verbose {
+                    let _ = writeln!(out, "Deleting chain `{n}'");
+                }
+                t.remove_chain(i);
+                Ok(())
+            }
+            None => {
+                let builtin_refs = t
+                    .chains
+                    .iter()
+                    .filter(|c| c.is_builtin())
+                    .flat_map(|c| c.rules.iter())
+                    .any(|r| r.target.chain_ref().is_some());
+                if builtin_refs {
+                    return Err(other("Too many links."));
+                }
+                t.chains.retain(|c| c.is_builtin());
+                t.reindex();
+                Ok(())
+            }
+        },
+        Op::Policy => {
+            let n = cmd.chain.as_deref().unwrap_or("");
+            let c = t
+                .chain_mut(n)
+                .ok_or_else(|| other("Bad built-in chain name."))?;
+            if !c.is_builtin() {
+                return Err(other("Bad built-in chain name."));
+            }
+            c.policy = cmd.policy;
+            if let Some(cn) = cmd.counters {
+                c.counters = cn;
+            }
+            Ok(())
+        }
+        Op::Rename => {
+            let n = cmd.chain.as_deref().unwrap_or("");
+            let new = cmd.new_name.as_deref().unwrap_or("");
+            if t.chain_index(new).is_some() {
+                return Err(other("File exists."));
+            }
+            let i = t.chain_index(n).ok_or_else(|| other(NO_CHAIN))?;
+            if t.chains[i].is_builtin() {
+                return Err(other("Invalid argument (cannot rename a built-in chain)."));
+            }
+            check_chain_name(new)?;
+            t.rename_chain(i, new);
+            Ok(())
+        }
+        Op::Append | Op::Insert | Op::Replace | Op::Delete | Op::Check => {
+            let n = cmd.chain.as_deref().unwrap_or("");
+            let ci = t.chain_index(n).ok_or_else(|| other(NO_CHAIN))?;
+            if cmd.op == Op::Delete {
+                if let Some(num) = cmd.rulenum {
+                    if num == 0 || num > t.chains[ci].rules.len() {
+                        return Err(other("Index of deletion too big."));
+                    }
+                    t.chains[ci].rules.remove(num - 1);
+                    return Ok(());
+                }
+            }
+            let rule = cmd.rule.clone().expect("rule commands carry a rule");
+            if cmd.verbose {
+                let _ = writeln!(out, "{}", verbose_rule(&rule));
+            }
+            if let Some(j) = rule.target.chain_ref() {
+                match t.chain(j) {
+                    Some(c) if !c.is_builtin() => {}
+                    _ => return Err(CmdError::NoTargetChain(j.to_string())),
+                }
+            }
+            match cmd.op {
+                Op::Delete => {
+                    let pos = t.chains[ci]
+                        .rules
+                        .iter()
+                        .position(|r| r.same_spec(&rule))
+                        .ok_or_else(|| {
+                            other("Bad rule (does a matching rule exist in that chain?).")
+                        })?;
+                    t.chains[ci].rules.remove(pos);
+                    Ok(())
+                }
+                Op::Check => {
+                    if t.chains[ci].rules.iter().any(|r| r.same_spec(&rule)) {
+                        Ok(())
+                    } else {
+                        Err(other(
+                            "Bad rule (does a matching rule exist in that chain?).",
+                        ))
+                    }
+                }
+                _ => {
+                    let len = t.chains[ci].rules.len();
+                    let (pos, replace) = match cmd.op {
+                        Op::Append => (len, false),
+                        Op::Insert => {
+                            let p = cmd.rulenum.unwrap_or(1);
+                            if p > len + 1 {
+                                return Err(other("Index of insertion too big."));
+                            }
+                            (p - 1, false)
+                        }
+                        _ => {
+                            let p = cmd.rulenum.unwrap_or(0);
+                            if p == 0 || p > len {
+                                return Err(other("Index of replacement too big."));
+                            }
+                            (p - 1, true)
+                        }
+                    };
+                    let old = if replace {
+                        Some(std::mem::replace(&mut t.chains[ci].rules[pos], rule))
+                    } else {
+                        t.chains[ci].rules.insert(pos, rule);
+                        None
+                    };
+                    if let Err(e) = check_after_add(t, ci, pos) {
+                        match old {
+                            Some(o) => t.chains[ci].rules[pos] = o,
+                            None => {
+                                t.chains[ci].rules.remove(pos);
+                            }
+                        }
+                        return Err(e);
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// After one rule was added: placement and loop checks (the whole table
+/// when the rule jumps; cheap placement-only otherwise is not enough for
+/// user chains, so the table is validated when hooks matter).
+fn check_after_add(t: &Table, _ci: usize, _pos: usize) -> Result<(), CmdError> {
+    t.validate().map_err(CmdError::from)
+}
+
+fn check_chain_name(n: &str) -> Result<(), CmdError> {
+    if n.is_empty() || n.len() > 28 {
+        return Err(CmdError::Syntax(SyntaxError::Invalid(format!(
+            "chain name `{n}' too long (must be under 29 chars)"
+        ))));
+    }
+    if n.starts_with('-') || n.starts_with('!') {
+        return Err(CmdError::Syntax(SyntaxError::Invalid(format!(
+            "chain name not allowed to start with `{}'",
+            &n[..1]
+        ))));
+    }
+    let reserved = [
+        "ACCEPT",
+        "DROP",
+        "RETURN",
+        "QUEUE",
+        "REJECT",
+        "LOG",
+        "MARK",
+        "CONNMARK",
+        "DNAT",
+        "SNAT",
+        "MASQUERADE",
+        "REDIRECT",
+        "NOTRACK",
+        "CT",
+        "TCPMSS",
+    ];
+    if reserved.contains(&n) || Hook::from_name(n).is_some() {
+        return Err(CmdError::Syntax(SyntaxError::Invalid(format!(
+            "chain name may not clash with target name `{n}'"
+        ))));
+    }
+    Ok(())
+}
+
+fn zero(
+    t: &mut Table,
+    chain: Option<&str>,
+    num: Option<usize>,
+    verbose: bool,
+    out: &mut String,
+) -> Result<(), CmdError> {
+    let idxs: Vec<usize> = match chain {
+        Some(c) => vec![t.chain_index(c).ok_or_else(|| other(NO_CHAIN))?],
+        None => (0..t.chains.len()).collect(),
+    };
+    if let (Some(n), Some(&i)) = (num, idxs.first()) {
+        let r = t.chains[i]
+            .rules
+            .get_mut(n.wrapping_sub(1))
+            .ok_or_else(|| other("Index of zeroing too big."))?;
+        r.counters = Counters::default();
+        return Ok(());
+    }
+    let order: Vec<String> = t.chains_listed().iter().map(|c| c.name.clone()).collect();
+    for n in order {
+        let i = t.chain_index(&n).unwrap();
+        if !idxs.contains(&i) {
+            continue;
+        }
+        if verbose {
+            let _ = writeln!(out, "Zeroing chain `{n}'");
+        }
+        let c = &mut t.chains[i];
+        c.counters = Counters::default();
+        for r in &mut c.rules {
+            r.counters = Counters::default();
+        }
+    }
+    Ok(())
+}
+
+/// Splits a restore line into arguments the way iptables-restore does:
+/// whitespace separates, `"` or `'` quote, `\` escapes the next character
+/// inside quotes. Tokens without quotes borrow from the line.
+pub fn tokenize(line: &str) -> Result<Vec<Cow<'_, str>>, SyntaxError> {
+    let mut v = Vec::new();
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && (b[i] == b' ' || b[i] == b'\t' || b[i] == b'\r') {
+            i += 1;
+        }
+        if i >= b.len() {
+            break;
+        }
+        let start = i;
+        let mut owned: Option<String> = None;
+        let mut quote: Option<u8> = None;
+        while i < b.len() {
+            let ch = b[i];
+            match quote {
+                None if ch == b' ' || ch == b'\t' || ch == b'\r' => break,
+                None if ch == b'"' || ch == b'\'' => {
+                    let s = owned.get_or_insert_with(|| line[start..i].to_string());
+                    let _ = s;
+                    quote = Some(ch);
+                    i += 1;
+                    continue;
+                }
+                Some(q) if ch == q => {
+                    quote = None;
+                    i += 1;
+                    continue;
+                }
+                Some(_) if ch == b'\\' && i + 1 < b.len() => {
+                    // keep the escaped char, drop the backslash
+                    let s = owned.get_or_insert_with(String::new);
+                    let n = line[i + 1..].chars().next().unwrap();
+                    s.push(n);
+                    i += 1 + n.len_utf8();
+                    continue;
+                }
+                _ => {}
+            }
+            let n = line[i..].chars().next().unwrap();
+            if let Some(s) = owned.as_mut() {
+                s.push(n);
+            }
+            i += n.len_utf8();
+        }
+        if quote.is_some() {
+            return Err(SyntaxError::Invalid("unterminated quoted string".into()));
+        }
+        v.push(match owned {
+            Some(s) => Cow::Owned(s),
+            None => Cow::Borrowed(&line[start..i]),
+        });
+    }
+    Ok(v)
+}
+
+/// iptables-restore options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RestoreOptions {
+    /// `--noflush`: add to the tables instead of replacing them.
+    pub noflush: bool,
+    /// `--counters`: take `[p:b]` counters from the input.
+    pub counters: bool,
+    /// `--test`: parse and check only, change nothing.
+    pub test: bool,
+}
+
+/// A restore failure: the line (1-based) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {err}")]
+pub struct RestoreError {
+    pub line: usize,
+    pub err: CmdError,
+}
+
+impl RestoreError {
+    pub fn status(&self) -> i32 {
+        1
+    }
+}
+
+fn rerr(line: usize, err: impl Into<CmdError>) -> RestoreError {
+    RestoreError {
+        line,
+        err: err.into(),
+    }
+}
+
+fn parse_counters(s: &str) -> Option<Counters> {
+    let inner = s.strip_prefix('[')?.strip_suffix(']')?;
+    let (p, b) = inner.split_once(':')?;
+    Some(Counters {
+        packets: p.parse().ok()?,
+        bytes: b.parse().ok()?,
+    })
+}
+
+/// Applies an iptables-restore text. Each table takes effect at its COMMIT
+/// (all or nothing); the first error stops the restore, tables committed
+/// before it stay applied (as iptables-restore does).
+pub fn restore(rs: &mut Ruleset, text: &str, opts: RestoreOptions) -> Result<(), RestoreError> {
+    let mut work: Option<(Ruleset, TableKind, usize)> = None;
+    let mut nlines = 0;
+    for (ln, raw) in text.lines().enumerate() {
+        let ln = ln + 1;
+        nlines = ln;
+        let line = raw.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('*') {
+            if work.is_some() {
+                return Err(rerr(ln, other("table declared twice without COMMIT")));
+            }
+            let name = name.trim();
+            let kind = TableKind::from_name(name).ok_or_else(|| {
+                rerr(
+                    ln,
+                    SyntaxError::UnknownTable {
+                        table: name.to_string(),
+                    },
+                )
+            })?;
+            // A scratch ruleset holding only the table being built.
+            let mut w = Ruleset::new();
+            if opts.noflush {
+                w.replace_table(rs.table(kind).clone());
+            } else {
+                w.replace_table(Table::new(kind));
+            }
+            work = Some((w, kind, ln));
+            continue;
+        }
+        let Some((w, kind, _)) = work.as_mut() else {
+            return Err(rerr(
+                ln,
+                SyntaxError::Invalid(format!(
+                    "no table specified before \"{}\" (expected a \"*filter\"-style line)",
+                    line.split_whitespace().next().unwrap_or("")
+                )),
+            ));
+        };
+        let kind = *kind;
+        if line.trim_end() == "COMMIT" {
+            let (w, kind, _) = work.take().unwrap();
+            let t = w.table(kind);
+            t.validate().map_err(|e| rerr(ln, e))?;
+            if !opts.test {
+                rs.replace_table(t.clone());
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix(':') {
+            let mut it = rest.split_whitespace();
+            let name = it.next().unwrap_or("");
+            let pol = it.next().ok_or_else(|| {
+                rerr(
+                    ln,
+                    SyntaxError::MissingArgument {
+                        option: format!(":{name} (policy)"),
+                    },
+                )
+            })?;
+            let cnt = match it.next() {
+                None => None,
+                Some(c) => Some(parse_counters(c).ok_or_else(|| {
+                    rerr(
+                        ln,
+                        SyntaxError::BadValue {
+                            option: format!(":{name}"),
+                            value: c.to_string(),
+                            expected: "[packets:bytes]",
+                        },
+                    )
+                })?),
+            };
+            let t = w.table_mut(kind);
+            match t.chain_mut(name) {
+                Some(c) if c.is_builtin() => {
+                    c.policy = match pol {
+                        "ACCEPT" => Some(Policy::Accept),
+                        "DROP" => Some(Policy::Drop),
+                        "-" => c.policy,
+                        _ => {
+                            return Err(rerr(
+                                ln,
+                                SyntaxError::BadValue {
+                                    option: format!(":{name}"),
+                                    value: pol.to_string(),
+                                    expected: "ACCEPT or DROP",
+                                },
+                            ))
+                        }
+                    };
+                    if opts.counters {
+                        if let Some(cn) = cnt {
+                            c.counters = cn;
+                        }
+                    }
+                }
+                Some(c) => {
+                    // Redeclaring a user chain flushes it.
+                    c.rules.clear();
+                }
+                None => {
+                    if pol != "-" {
+                        return Err(rerr(
+                            ln,
+                            other("Bad built-in chain name (a user chain takes policy \"-\")."),
+                        ));
+                    }
+                    check_chain_name(name).map_err(|e| rerr(ln, e))?;
+                    t.add_user_chain(name);
+                }
+            }
+            continue;
+        }
+        let toks = tokenize(line).map_err(|e| rerr(ln, e))?;
+        let mut args: Vec<&str> = toks.iter().map(|c| c.as_ref()).collect();
+        let mut pre = None;
+        if let Some(first) = args.first() {
+            if first.starts_with('[') {
+                pre = Some(parse_counters(first).ok_or_else(|| {
+                    rerr(
+                        ln,
+                        SyntaxError::BadValue {
+                            option: "counters".into(),
+                            value: first.to_string(),
+                            expected: "[packets:bytes]",
+                        },
+                    )
+                })?);
+                args.remove(0);
+            }
+        }
+        if args.iter().any(|a| *a == "-t" || *a == "--table") {
+            return Err(rerr(
+                ln,
+                SyntaxError::Invalid("-t is not allowed inside a restore table".into()),
+            ));
+        }
+        let mut cmd = parse_command(&args).map_err(|e| rerr(ln, e))?;
+        cmd.table = kind;
+        if let Some(r) = cmd.rule.as_mut() {
+            if opts.counters {
+                if let Some(c) = pre {
+                    r.counters = c;
+                }
+            } else if cmd.counters.is_none() {
+                r.counters = Counters::default();
+            }
+        }
+        let mut sink = String::new();
+        exec_restore(w, &cmd, &mut sink).map_err(|e| rerr(ln, e))?;
+    }
+    if let Some((_, _, _)) = work {
+        return Err(rerr(
+            nlines + 1,
+            SyntaxError::Invalid("COMMIT expected".into()),
+        ));
+    }
+    Ok(())
+}
+
+/// Like [`exec`], but appends skip the per-rule table validation (the table
+/// is validated once at COMMIT), which keeps large restores linear.
+fn exec_restore(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), CmdError> {
+    if cmd.op == Op::Append {
+        let t = rs.table_mut(cmd.table);
+        let n = cmd.chain.as_deref().unwrap_or("");
+        let ci = t.chain_index(n).ok_or_else(|| other(NO_CHAIN))?;
+        let rule = cmd.rule.clone().expect("append carries a rule");
+        if let Some(j) = rule.target.chain_ref() {
+            match t.chain(j) {
+                Some(c) if !c.is_builtin() => {}
+                _ => return Err(CmdError::NoTargetChain(j.to_string())),
+            }
+        }
+        t.chains[ci].rules.push(rule);
+        return Ok(());
+    }
+    exec(rs, cmd, out)
+}
+
+/// The iptables-save text of every present table (no `#` lines).
+pub fn save_text(rs: &Ruleset, counters: bool) -> String {
+    super::print::save(rs, counters)
+}
+
+/// iptables-save of one table.
+pub fn save_one(rs: &Ruleset, kind: TableKind, counters: bool) -> String {
+    let mut s = String::new();
+    save_table(&mut s, rs.table(kind), counters);
+    s
+}

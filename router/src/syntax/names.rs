@@ -1,0 +1,401 @@
+//! Name tables: protocols, services, ICMP types, log levels, the option list
+//! used for "did you mean" hints.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// Protocols iptables knows without a lookup (`xtables_chain_protos`).
+const CHAIN_PROTOS: [(&str, u8); 10] = [
+    ("tcp", 6),
+    ("sctp", 132),
+    ("udp", 17),
+    ("udplite", 136),
+    ("icmp", 1),
+    ("icmpv6", 58),
+    ("esp", 50),
+    ("ah", 51),
+    ("mh", 135),
+    ("all", 0),
+];
+
+/// Fallback when /etc/protocols is missing (netbase's first entries).
+const FALLBACK_PROTOS: [(&str, u8); 12] = [
+    ("ip", 0),
+    ("icmp", 1),
+    ("igmp", 2),
+    ("tcp", 6),
+    ("udp", 17),
+    ("gre", 47),
+    ("esp", 50),
+    ("ah", 51),
+    ("ipv6-icmp", 58),
+    ("sctp", 132),
+    ("udplite", 136),
+    ("ipv6-mh", 135),
+];
+
+struct Protos {
+    by_name: HashMap<String, u8>,
+    by_num: HashMap<u8, String>,
+}
+
+fn protos() -> &'static Protos {
+    static P: OnceLock<Protos> = OnceLock::new();
+    P.get_or_init(|| {
+        let mut by_name = HashMap::new();
+        let mut by_num = HashMap::new();
+        match std::fs::read_to_string("/etc/protocols") {
+            Ok(text) => {
+                for line in text.lines() {
+                    let line = line.split('#').next().unwrap_or("");
+                    let mut it = line.split_whitespace();
+                    let (Some(name), Some(num)) = (it.next(), it.next()) else {
+                        continue;
+                    };
+                    let Ok(num) = num.parse::<u8>() else { continue };
+                    by_num.entry(num).or_insert_with(|| name.to_string());
+                    by_name.entry(name.to_string()).or_insert(num);
+                    for alias in it {
+                        by_name.entry(alias.to_string()).or_insert(num);
+                    }
+                }
+            }
+            Err(_) => {
+                for (n, v) in FALLBACK_PROTOS {
+                    by_num.entry(v).or_insert_with(|| n.to_string());
+                    by_name.insert(n.to_string(), v);
+                }
+            }
+        }
+        Protos { by_name, by_num }
+    })
+}
+
+/// Parses `-p` values as `xtables_parse_protocol` does.
+pub fn parse_proto(s: &str) -> Option<u8> {
+    if let Ok(n) = s.parse::<u16>() {
+        return u8::try_from(n).ok();
+    }
+    let l = s.to_ascii_lowercase();
+    if l == "all" {
+        return Some(0);
+    }
+    if let Some(v) = protos().by_name.get(&l) {
+        return Some(*v);
+    }
+    CHAIN_PROTOS.iter().find(|(n, _)| *n == l).map(|(_, v)| *v)
+}
+
+/// Name for saving (`proto_to_name(p, 0)`): /etc/protocols first.
+pub fn proto_save_name(p: u8) -> Option<&'static str> {
+    if let Some(n) = protos().by_num.get(&p) {
+        return Some(n.as_str());
+    }
+    CHAIN_PROTOS.iter().find(|(_, v)| *v == p).map(|(n, _)| *n)
+}
+
+/// Name for `-L` with `-n` (no lookup: iptables' built-in list only).
+pub fn proto_numeric_name(p: u8) -> Option<&'static str> {
+    CHAIN_PROTOS.iter().find(|(_, v)| *v == p).map(|(n, _)| *n)
+}
+
+/// Name for `-L` without `-n`.
+pub fn proto_list_name(p: u8, numeric: bool) -> Option<&'static str> {
+    if p == 0 {
+        return Some("all");
+    }
+    if numeric {
+        proto_numeric_name(p)
+    } else {
+        proto_save_name(p)
+    }
+}
+
+struct Services {
+    by_name: HashMap<(String, &'static str), u16>,
+    by_port: HashMap<(u16, &'static str), String>,
+}
+
+fn services() -> &'static Services {
+    static S: OnceLock<Services> = OnceLock::new();
+    S.get_or_init(|| {
+        let mut by_name = HashMap::new();
+        let mut by_port = HashMap::new();
+        if let Ok(text) = std::fs::read_to_string("/etc/services") {
+            for line in text.lines() {
+                let line = line.split('#').next().unwrap_or("");
+                let mut it = line.split_whitespace();
+                let (Some(name), Some(pp)) = (it.next(), it.next()) else {
+                    continue;
+                };
+                let Some((port, proto)) = pp.split_once('/') else {
+                    continue;
+                };
+                let Ok(port) = port.parse::<u16>() else {
+                    continue;
+                };
+                let proto: &'static str = match proto {
+                    "tcp" => "tcp",
+                    "udp" => "udp",
+                    "sctp" => "sctp",
+                    "dccp" => "dccp",
+                    _ => continue,
+                };
+                by_port
+                    .entry((port, proto))
+                    .or_insert_with(|| name.to_string());
+                by_name.entry((name.to_string(), proto)).or_insert(port);
+                for alias in it {
+                    by_name.entry((alias.to_string(), proto)).or_insert(port);
+                }
+            }
+        }
+        Services { by_name, by_port }
+    })
+}
+
+/// Service name to port (`proto` "tcp"/"udp"/...; None = any protocol).
+pub fn service_port(name: &str, proto: Option<&str>) -> Option<u16> {
+    let s = services();
+    match proto {
+        Some(p) => s
+            .by_name
+            .get(&(name.to_string(), proto_static(p)?))
+            .copied(),
+        None => ["tcp", "udp", "sctp", "dccp"]
+            .iter()
+            .find_map(|p| s.by_name.get(&(name.to_string(), *p)).copied()),
+    }
+}
+
+fn proto_static(p: &str) -> Option<&'static str> {
+    Some(match p {
+        "tcp" => "tcp",
+        "udp" => "udp",
+        "sctp" => "sctp",
+        "dccp" => "dccp",
+        _ => return None,
+    })
+}
+
+/// Port to service name for `-L` without `-n`.
+pub fn port_name(port: u16, proto: &str) -> Option<&'static str> {
+    services()
+        .by_port
+        .get(&(port, proto_static(proto)?))
+        .map(|s| s.as_str())
+}
+
+/// ICMP type names: (name, type, code_lo, code_hi).
+pub const ICMP_NAMES: [(&str, u8, u8, u8); 39] = [
+    ("any", 0xFF, 0, 0xFF),
+    ("echo-reply", 0, 0, 0xFF),
+    ("destination-unreachable", 3, 0, 0xFF),
+    ("network-unreachable", 3, 0, 0),
+    ("host-unreachable", 3, 1, 1),
+    ("protocol-unreachable", 3, 2, 2),
+    ("port-unreachable", 3, 3, 3),
+    ("fragmentation-needed", 3, 4, 4),
+    ("source-route-failed", 3, 5, 5),
+    ("network-unknown", 3, 6, 6),
+    ("host-unknown", 3, 7, 7),
+    ("network-prohibited", 3, 9, 9),
+    ("host-prohibited", 3, 10, 10),
+    ("TOS-network-unreachable", 3, 11, 11),
+    ("TOS-host-unreachable", 3, 12, 12),
+    ("communication-prohibited", 3, 13, 13),
+    ("host-precedence-violation", 3, 14, 14),
+    ("precedence-cutoff", 3, 15, 15),
+    ("source-quench", 4, 0, 0xFF),
+    ("redirect", 5, 0, 0xFF),
+    ("network-redirect", 5, 0, 0),
+    ("host-redirect", 5, 1, 1),
+    ("TOS-network-redirect", 5, 2, 2),
+    ("TOS-host-redirect", 5, 3, 3),
+    ("echo-request", 8, 0, 0xFF),
+    ("router-advertisement", 9, 0, 0xFF),
+    ("router-solicitation", 10, 0, 0xFF),
+    ("time-exceeded", 11, 0, 0xFF),
+    ("ttl-zero-during-transit", 11, 0, 0),
+    ("ttl-zero-during-reassembly", 11, 1, 1),
+    ("parameter-problem", 12, 0, 0xFF),
+    ("ip-header-bad", 12, 0, 0),
+    ("required-option-missing", 12, 1, 1),
+    ("timestamp-request", 13, 0, 0xFF),
+    ("timestamp-reply", 14, 0, 0xFF),
+    ("address-mask-request", 17, 0, 0xFF),
+    ("address-mask-reply", 18, 0, 0xFF),
+    ("ping", 8, 0, 0xFF),
+    ("pong", 0, 0, 0xFF),
+];
+
+pub const LOG_LEVELS: [(&str, u8); 10] = [
+    ("emerg", 0),
+    ("alert", 1),
+    ("crit", 2),
+    ("error", 3),
+    ("warning", 4),
+    ("notice", 5),
+    ("info", 6),
+    ("debug", 7),
+    ("panic", 0),
+    ("err", 3),
+];
+
+/// Every option tungate knows, for "did you mean" hints.
+pub const ALL_OPTIONS: &[&str] = &[
+    "--append",
+    "--insert",
+    "--delete",
+    "--replace",
+    "--new-chain",
+    "--delete-chain",
+    "--flush",
+    "--zero",
+    "--policy",
+    "--rename-chain",
+    "--check",
+    "--list",
+    "--list-rules",
+    "--table",
+    "--numeric",
+    "--verbose",
+    "--exact",
+    "--line-numbers",
+    "--set-counters",
+    "--protocol",
+    "--source",
+    "--destination",
+    "--in-interface",
+    "--out-interface",
+    "--fragment",
+    "--jump",
+    "--goto",
+    "--match",
+    "--sport",
+    "--dport",
+    "--source-port",
+    "--destination-port",
+    "--tcp-flags",
+    "--syn",
+    "--tcp-option",
+    "--icmp-type",
+    "--sports",
+    "--dports",
+    "--ports",
+    "--ctstate",
+    "--ctproto",
+    "--ctorigsrc",
+    "--ctorigdst",
+    "--ctreplsrc",
+    "--ctrepldst",
+    "--ctorigsrcport",
+    "--ctorigdstport",
+    "--ctreplsrcport",
+    "--ctrepldstport",
+    "--ctstatus",
+    "--ctexpire",
+    "--ctdir",
+    "--state",
+    "--comment",
+    "--mark",
+    "--mode",
+    "--probability",
+    "--every",
+    "--packet",
+    "--src-type",
+    "--dst-type",
+    "--limit-iface-in",
+    "--limit-iface-out",
+    "--src-range",
+    "--dst-range",
+    "--limit",
+    "--limit-burst",
+    "--length",
+    "--ttl-eq",
+    "--ttl-lt",
+    "--ttl-gt",
+    "--mss",
+    "--set",
+    "--rcheck",
+    "--update",
+    "--remove",
+    "--seconds",
+    "--reap",
+    "--hitcount",
+    "--rttl",
+    "--name",
+    "--rsource",
+    "--rdest",
+    "--mask",
+    "--reject-with",
+    "--log-prefix",
+    "--log-level",
+    "--log-tcp-sequence",
+    "--log-tcp-options",
+    "--log-ip-options",
+    "--log-uid",
+    "--set-mark",
+    "--set-xmark",
+    "--or-mark",
+    "--and-mark",
+    "--xor-mark",
+    "--save-mark",
+    "--restore-mark",
+    "--nfmask",
+    "--ctmask",
+    "--to-destination",
+    "--to-source",
+    "--to-ports",
+    "--random",
+    "--random-fully",
+    "--persistent",
+    "--notrack",
+    "--zone",
+    "--ctevents",
+    "--expevents",
+    "--set-mss",
+    "--clamp-mss-to-pmtu",
+    "--mac-source",
+    "--helper",
+    "--timeout",
+    "--nflog-group",
+    "--nflog-prefix",
+    "--nflog-range",
+    "--nflog-size",
+    "--nflog-threshold",
+    "--checksum-fill",
+];
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a = a.as_bytes();
+    let b = b.as_bytes();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            // transposition
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                cur[j] = cur[j].min(prev[j - 1]);
+            }
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The closest name within a small edit distance.
+pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        let d = edit_distance(word, c);
+        if d <= 2 && best.map(|(bd, _)| d < bd).unwrap_or(true) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
+}

@@ -1,0 +1,2075 @@
+//! The iptables command line: commands, generic rule options, match and
+//! target modules. Tokens are borrowed `&str`s; nothing is allocated per
+//! token except the strings the model keeps (chain names, comments).
+#![forbid(unsafe_code)]
+
+use super::names::{self, parse_proto, service_port};
+use super::SyntaxError;
+use crate::ruleset::*;
+
+/// What an iptables invocation asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Append,
+    Insert,
+    Delete,
+    Replace,
+    NewChain,
+    DeleteChain,
+    Flush,
+    Zero,
+    Policy,
+    Rename,
+    Check,
+    List,
+    ListRules,
+}
+
+/// A parsed iptables command line.
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub op: Op,
+    pub table: TableKind,
+    pub chain: Option<String>,
+    /// 1-based rule number (`-I c N`, `-D c N`, `-R c N`, `-L c N`...).
+    pub rulenum: Option<usize>,
+    pub rule: Option<Rule>,
+    pub policy: Option<Policy>,
+    pub new_name: Option<String>,
+    pub verbose: bool,
+    pub numeric: bool,
+    pub exact: bool,
+    pub line_numbers: bool,
+    /// `-c P B` was given.
+    pub counters: Option<Counters>,
+    /// With `-Z` also `-L`/`-S` (`iptables -L -Z`).
+    pub zero_too: bool,
+}
+
+type R<T> = Result<T, SyntaxError>;
+
+fn err_val(option: &str, value: &str, expected: &'static str) -> SyntaxError {
+    SyntaxError::BadValue {
+        option: option.to_string(),
+        value: value.to_string(),
+        expected,
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> SyntaxError {
+    SyntaxError::Invalid(msg.into())
+}
+
+/// Parses a u32 the way strtoul(…, 0) does (decimal, 0x hex, 0 octal),
+/// rejecting signs and overflow.
+pub(crate) fn parse_u32(s: &str) -> Option<u32> {
+    if s.is_empty() || s.starts_with('-') || s.starts_with('+') {
+        return None;
+    }
+    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u32::from_str_radix(h, 16).ok()
+    } else if s.len() > 1 && s.starts_with('0') {
+        u32::from_str_radix(&s[1..], 8).ok()
+    } else {
+        s.parse().ok()
+    }
+}
+
+fn parse_u32_dec(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// `a.b.c.d` (1 to 4 parts, as xtables' numeric parser).
+pub(crate) fn parse_ip(s: &str) -> Option<u32> {
+    let mut v: u32 = 0;
+    for (n, part) in s.split('.').enumerate() {
+        if n == 4 || part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let p: u32 = part.parse().ok()?;
+        if p > 255 {
+            return None;
+        }
+        v |= p << (24 - 8 * n);
+    }
+    Some(v)
+}
+
+/// `addr[/len|/mask]` with host names rejected.
+fn parse_addr_mask(option: &str, s: &str) -> R<(u32, u32)> {
+    let (a, m) = match s.split_once('/') {
+        Some((a, m)) => (a, Some(m)),
+        None => (s, None),
+    };
+    let addr = match parse_ip(a) {
+        Some(v) => v,
+        None => {
+            if a.bytes().any(|b| b.is_ascii_alphabetic()) {
+                return Err(SyntaxError::HostName {
+                    option: option.to_string(),
+                    value: s.to_string(),
+                });
+            }
+            return Err(err_val(
+                option,
+                s,
+                "an IPv4 address, address/len or address/mask",
+            ));
+        }
+    };
+    let mask = match m {
+        None => u32::MAX,
+        Some(m) if m.contains('.') => {
+            parse_ip(m).ok_or_else(|| err_val(option, s, "a mask such as /24 or /255.255.255.0"))?
+        }
+        Some(m) => match parse_u32_dec(m) {
+            Some(0) => 0,
+            Some(l) if l <= 32 => u32::MAX << (32 - l),
+            _ => return Err(err_val(option, s, "a prefix length 0-32")),
+        },
+    };
+    Ok((addr & mask, mask))
+}
+
+fn parse_port(option: &str, s: &str, proto: Option<&str>) -> R<u16> {
+    if let Some(v) = parse_u32_dec(s) {
+        return u16::try_from(v).map_err(|_| err_val(option, s, "a port 0-65535"));
+    }
+    if !s.is_empty() && !s.starts_with('-') {
+        if let Some(p) = service_port(s, proto) {
+            return Ok(p);
+        }
+    }
+    Err(err_val(option, s, "a port number or service name"))
+}
+
+/// `lo[:hi]`, `:hi`, `lo:`, `:`; lo > hi rejected.
+fn parse_range(option: &str, s: &str, proto: Option<&str>, sep: char) -> R<(u16, u16)> {
+    let (lo, hi) = match s.split_once(sep) {
+        None => {
+            let p = parse_port(option, s, proto)?;
+            (p, p)
+        }
+        Some((a, b)) => {
+            let lo = if a.is_empty() {
+                0
+            } else {
+                parse_port(option, a, proto)?
+            };
+            let hi = if b.is_empty() {
+                65535
+            } else {
+                parse_port(option, b, proto)?
+            };
+            (lo, hi)
+        }
+    };
+    if lo > hi {
+        return Err(invalid(format!(
+            "invalid range \"{s}\" for {option}: start greater than end"
+        )));
+    }
+    Ok((lo, hi))
+}
+
+fn parse_num_range_u32(option: &str, s: &str) -> R<(u32, u32)> {
+    let p = |x: &str| parse_u32_dec(x).ok_or_else(|| err_val(option, s, "a number or range"));
+    let (lo, hi) = match s.split_once(':') {
+        None => {
+            let v = p(s)?;
+            (v, v)
+        }
+        Some((a, b)) => (
+            if a.is_empty() { 0 } else { p(a)? },
+            if b.is_empty() { u32::MAX } else { p(b)? },
+        ),
+    };
+    if lo > hi {
+        return Err(invalid(format!(
+            "invalid range \"{s}\" for {option}: start greater than end"
+        )));
+    }
+    Ok((lo, hi))
+}
+
+fn parse_mark(option: &str, s: &str) -> R<(u32, Option<u32>)> {
+    let bad = || err_val(option, s, "value[/mask] (32-bit numbers)");
+    match s.split_once('/') {
+        Some((v, m)) => Ok((
+            parse_u32(v).ok_or_else(bad)?,
+            Some(parse_u32(m).ok_or_else(bad)?),
+        )),
+        None => Ok((parse_u32(s).ok_or_else(bad)?, None)),
+    }
+}
+
+fn parse_ctstates(option: &str, s: &str) -> R<CtState> {
+    let mut st = CtState(0);
+    for w in s.split(',') {
+        match CtState::NAMES
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(w))
+        {
+            Some((b, _)) => st.0 |= b.0,
+            None => {
+                return Err(err_val(
+                    option,
+                    w,
+                    "INVALID, NEW, RELATED, ESTABLISHED, UNTRACKED, SNAT or DNAT",
+                ))
+            }
+        }
+    }
+    Ok(st)
+}
+
+fn proto_name_for_ports(p: u8) -> Option<&'static str> {
+    match p {
+        6 => Some("tcp"),
+        17 => Some("udp"),
+        132 => Some("sctp"),
+        33 => Some("dccp"),
+        _ => None,
+    }
+}
+
+fn nat_ports_ok(p: u8, inv: bool) -> bool {
+    !inv && matches!(p, 6 | 17 | 132 | 33 | 136)
+}
+
+/// One loaded match while parsing: the model value plus the options seen.
+struct Loaded {
+    m: Match,
+    seen: u32,
+}
+
+/// Rule-building state.
+struct RuleBuilder {
+    rule: Rule,
+    loaded: Vec<Loaded>,
+    /// Target options seen (bit set) and whether target came after matches.
+    target_seen: u32,
+    target_given: bool,
+    proto_given: bool,
+}
+
+/// Token cursor.
+struct Cursor<'a, 't> {
+    toks: &'t [&'a str],
+    i: usize,
+}
+
+impl<'a> Cursor<'a, '_> {
+    fn next(&mut self) -> Option<&'a str> {
+        let t = self.toks.get(self.i).copied();
+        if t.is_some() {
+            self.i += 1;
+        }
+        t
+    }
+    fn peek(&self) -> Option<&'a str> {
+        self.toks.get(self.i).copied()
+    }
+}
+
+/// An option occurrence: name plus optional `=value`.
+struct Opt<'a> {
+    name: &'a str,
+    inline: Option<&'a str>,
+}
+
+impl<'a> Opt<'a> {
+    fn arg(&mut self, c: &mut Cursor<'a, '_>) -> R<&'a str> {
+        if let Some(v) = self.inline.take() {
+            return Ok(v);
+        }
+        c.next().ok_or_else(|| SyntaxError::MissingArgument {
+            option: self.name.to_string(),
+        })
+    }
+}
+
+const SHORT_WITH_ARG: &[u8] = b"AIDRNXFZPECLSptsdiojgmcw";
+
+/// Splits `--opt=value` and glued short options (`-ptcp`).
+fn split_opt(tok: &str) -> Opt<'_> {
+    if let Some(rest) = tok.strip_prefix("--") {
+        if let Some((n, v)) = rest.split_once('=') {
+            return Opt {
+                name: &tok[..n.len() + 2],
+                inline: Some(v),
+            };
+        }
+        return Opt {
+            name: tok,
+            inline: None,
+        };
+    }
+    let b = tok.as_bytes();
+    if b.len() > 2 && b[0] == b'-' && SHORT_WITH_ARG.contains(&b[1]) {
+        return Opt {
+            name: &tok[..2],
+            inline: Some(&tok[2..]),
+        };
+    }
+    Opt {
+        name: tok,
+        inline: None,
+    }
+}
+
+fn long(o: &str, short: &str, longs: &[&str]) -> bool {
+    o == short || longs.contains(&o)
+}
+
+/// Parses a complete iptables argument list (without the program name).
+/// `-vS` style bundles of short flags, expanded. Only bundles starting with
+/// one of the argument-less flags `-v -n -x` are split, so glued values such
+/// as `-ptcp` keep working.
+fn expand_bundles<'a>(toks: &[&'a str]) -> Vec<&'a str> {
+    const SHORT: [&str; 20] = [
+        "-v", "-n", "-x", "-A", "-C", "-D", "-E", "-F", "-I", "-L", "-N", "-P", "-R", "-S", "-X",
+        "-Z", "-t", "-c", "-w", "-j",
+    ];
+    let mut v = Vec::with_capacity(toks.len());
+    for &t in toks {
+        let b = t.as_bytes();
+        if b.len() > 2 && b[0] == b'-' && matches!(b[1], b'v' | b'n' | b'x') {
+            let all_known = b[1..]
+                .iter()
+                .all(|c| SHORT.iter().any(|s| s.as_bytes()[1] == *c));
+            if all_known {
+                for c in &b[1..] {
+                    v.push(*SHORT.iter().find(|s| s.as_bytes()[1] == *c).unwrap());
+                }
+                continue;
+            }
+        }
+        v.push(t);
+    }
+    v
+}
+
+pub fn parse_command(toks: &[&str]) -> Result<Command, SyntaxError> {
+    let expanded;
+    let toks = if toks
+        .iter()
+        .any(|t| t.len() > 2 && t.starts_with("-") && !t.starts_with("--"))
+    {
+        expanded = expand_bundles(toks);
+        &expanded[..]
+    } else {
+        toks
+    };
+    let mut c = Cursor { toks, i: 0 };
+    let mut cmd = Command {
+        op: Op::List,
+        table: TableKind::Filter,
+        chain: None,
+        rulenum: None,
+        rule: None,
+        policy: None,
+        new_name: None,
+        verbose: false,
+        numeric: false,
+        exact: false,
+        line_numbers: false,
+        counters: None,
+        zero_too: false,
+    };
+    let mut op: Option<Op> = None;
+    let mut b = RuleBuilder {
+        rule: Rule::default(),
+        loaded: Vec::new(),
+        target_seen: 0,
+        target_given: false,
+        proto_given: false,
+    };
+    let mut rule_opts = false;
+    let mut invert = false;
+    let mut table_given = false;
+
+    while let Some(tok) = c.next() {
+        if tok == "!" {
+            if invert {
+                return Err(invalid("multiple `!' flags not allowed"));
+            }
+            invert = true;
+            continue;
+        }
+        let mut o = split_opt(tok);
+        let name = o.name;
+        let set_op = |op: &mut Option<Op>, new: Op, zero_too: &mut bool| -> R<()> {
+            match *op {
+                None => {
+                    *op = Some(new);
+                    Ok(())
+                }
+                Some(Op::Zero) if matches!(new, Op::List | Op::ListRules) => {
+                    *zero_too = true;
+                    *op = Some(new);
+                    Ok(())
+                }
+                Some(Op::List) | Some(Op::ListRules) if new == Op::Zero => {
+                    *zero_too = true;
+                    Ok(())
+                }
+                Some(_) => Err(invalid("Cannot use more than one command option")),
+            }
+        };
+        let cmd_op = match name {
+            "-A" | "--append" => Some(Op::Append),
+            "-I" | "--insert" => Some(Op::Insert),
+            "-D" | "--delete" => Some(Op::Delete),
+            "-R" | "--replace" => Some(Op::Replace),
+            "-N" | "--new-chain" => Some(Op::NewChain),
+            "-X" | "--delete-chain" => Some(Op::DeleteChain),
+            "-F" | "--flush" => Some(Op::Flush),
+            "-Z" | "--zero" => Some(Op::Zero),
+            "-P" | "--policy" => Some(Op::Policy),
+            "-E" | "--rename-chain" => Some(Op::Rename),
+            "-C" | "--check" => Some(Op::Check),
+            "-L" | "--list" => Some(Op::List),
+            "-S" | "--list-rules" => Some(Op::ListRules),
+            _ => None,
+        };
+        if let Some(new) = cmd_op {
+            if invert {
+                return Err(invalid(format!("cannot have ! before {name}")));
+            }
+            set_op(&mut op, new, &mut cmd.zero_too)?;
+            let needs_chain = matches!(
+                new,
+                Op::Append
+                    | Op::Insert
+                    | Op::Delete
+                    | Op::Replace
+                    | Op::NewChain
+                    | Op::Policy
+                    | Op::Rename
+                    | Op::Check
+            );
+            let chain = if needs_chain {
+                Some(o.arg(&mut c)?)
+            } else if let Some(v) = o.inline.take() {
+                Some(v)
+            } else {
+                match c.peek() {
+                    Some(t) if !t.starts_with('-') && t != "!" => c.next(),
+                    _ => None,
+                }
+            };
+            if let Some(ch) = chain {
+                if ch.starts_with('-') || ch == "!" {
+                    return Err(invalid(format!(
+                        "chain name `{ch}' not allowed to start with `-'"
+                    )));
+                }
+                if cmd.chain.is_none() || new != Op::Zero {
+                    cmd.chain = Some(ch.to_string());
+                }
+            }
+            match new {
+                Op::Insert | Op::Delete | Op::Zero | Op::List | Op::ListRules => {
+                    if let Some(t) = c.peek() {
+                        if let Some(n) = parse_u32_dec(t) {
+                            c.next();
+                            if n == 0 {
+                                return Err(invalid("Invalid rule number `0'"));
+                            }
+                            cmd.rulenum = Some(n as usize);
+                            if new == Op::Zero {
+                                // `-L -Z chain N` zeroes one rule and lists
+                                // nothing (iptables' CMD_ZERO_NUM).
+                                op = Some(Op::Zero);
+                                cmd.zero_too = false;
+                            }
+                        }
+                    }
+                }
+                Op::Replace => {
+                    let t = c.next().ok_or_else(|| SyntaxError::MissingArgument {
+                        option: name.to_string(),
+                    })?;
+                    let n = parse_u32_dec(t)
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| err_val(name, t, "a rule number"))?;
+                    cmd.rulenum = Some(n as usize);
+                }
+                Op::Policy => {
+                    let t = c.next().ok_or_else(|| SyntaxError::MissingArgument {
+                        option: name.to_string(),
+                    })?;
+                    cmd.policy = Some(match t {
+                        "ACCEPT" => Policy::Accept,
+                        "DROP" => Policy::Drop,
+                        _ => return Err(invalid(format!("Bad policy name. Run `dmesg' for more information. (\"{t}\": expected ACCEPT or DROP)"))),
+                    });
+                }
+                Op::Rename => {
+                    let t = c.next().ok_or_else(|| SyntaxError::MissingArgument {
+                        option: name.to_string(),
+                    })?;
+                    cmd.new_name = Some(t.to_string());
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match name {
+            "-t" | "--table" => {
+                let t = o.arg(&mut c)?;
+                if table_given {
+                    return Err(invalid("multiple -t flags not allowed"));
+                }
+                table_given = true;
+                cmd.table = TableKind::from_name(t).ok_or_else(|| SyntaxError::UnknownTable {
+                    table: t.to_string(),
+                })?;
+                continue;
+            }
+            "-n" | "--numeric" => {
+                cmd.numeric = true;
+                continue;
+            }
+            "-v" | "--verbose" => {
+                cmd.verbose = true;
+                continue;
+            }
+            "-vn" | "-nv" => {
+                cmd.verbose = true;
+                cmd.numeric = true;
+                continue;
+            }
+            "-x" | "--exact" => {
+                cmd.exact = true;
+                continue;
+            }
+            "--line-numbers" => {
+                cmd.line_numbers = true;
+                continue;
+            }
+            "-w" | "--wait" => {
+                if let Some(t) = c.peek() {
+                    if parse_u32_dec(t).is_some() {
+                        c.next();
+                    }
+                }
+                continue;
+            }
+            "-W" | "--wait-interval" => {
+                o.arg(&mut c)?;
+                continue;
+            }
+            "--modprobe" => {
+                o.arg(&mut c)?;
+                continue;
+            }
+            "-c" | "--set-counters" => {
+                let p = o.arg(&mut c)?;
+                let (p, by) = match p.split_once(',') {
+                    Some((a, b)) => (a, b),
+                    None => (
+                        p,
+                        c.next().ok_or_else(|| SyntaxError::MissingArgument {
+                            option: name.to_string(),
+                        })?,
+                    ),
+                };
+                let pk = p
+                    .parse::<u64>()
+                    .map_err(|_| err_val(name, p, "a packet count"))?;
+                let bc = by
+                    .parse::<u64>()
+                    .map_err(|_| err_val(name, by, "a byte count"))?;
+                cmd.counters = Some(Counters {
+                    packets: pk,
+                    bytes: bc,
+                });
+                continue;
+            }
+            _ => {}
+        }
+        rule_opts = true;
+        b.option(o, invert, &mut c)?;
+        invert = false;
+    }
+    if invert {
+        return Err(invalid("unexpected `!' at end of command"));
+    }
+    let op = op.ok_or_else(|| invalid("no command specified"))?;
+    cmd.op = op;
+    let takes_rule = matches!(
+        op,
+        Op::Append | Op::Insert | Op::Replace | Op::Check | Op::Delete
+    );
+    if takes_rule {
+        if op == Op::Delete && cmd.rulenum.is_some() {
+            if rule_opts {
+                return Err(invalid("-D with a rule number takes no rule specification"));
+            }
+        } else {
+            let mut rule = b.finish()?;
+            if let Some(cn) = cmd.counters {
+                rule.counters = cn;
+            }
+            check_chain_iface(&cmd, &rule)?;
+            cmd.rule = Some(rule);
+        }
+    } else if rule_opts {
+        return Err(invalid(format!(
+            "Illegal option with this command ({})",
+            op_letter(op)
+        )));
+    }
+    Ok(cmd)
+}
+
+fn op_letter(op: Op) -> &'static str {
+    match op {
+        Op::Append => "-A",
+        Op::Insert => "-I",
+        Op::Delete => "-D",
+        Op::Replace => "-R",
+        Op::NewChain => "-N",
+        Op::DeleteChain => "-X",
+        Op::Flush => "-F",
+        Op::Zero => "-Z",
+        Op::Policy => "-P",
+        Op::Rename => "-E",
+        Op::Check => "-C",
+        Op::List => "-L",
+        Op::ListRules => "-S",
+    }
+}
+
+/// `-o` in INPUT/PREROUTING and `-i` in OUTPUT/POSTROUTING are rejected by
+/// iptables up front.
+fn check_chain_iface(cmd: &Command, r: &Rule) -> R<()> {
+    let ch = cmd.chain.as_deref().unwrap_or("");
+    if r.out_iface.is_some() && (ch == "INPUT" || ch == "PREROUTING") {
+        return Err(invalid(format!("Can't use -o with {ch}")));
+    }
+    if r.in_iface.is_some() && (ch == "OUTPUT" || ch == "POSTROUTING") {
+        return Err(invalid(format!("Can't use -i with {ch}")));
+    }
+    Ok(())
+}
+
+fn parse_iface(option: &str, s: &str) -> R<Option<Iface>> {
+    if s.len() > 15 {
+        return Err(err_val(
+            option,
+            s,
+            "an interface name of at most 15 characters",
+        ));
+    }
+    if s.is_empty() {
+        return Err(err_val(option, s, "an interface name"));
+    }
+    let (name, wildcard) = match s.strip_suffix('+') {
+        Some(n) => (n, true),
+        None => (s, false),
+    };
+    Ok(Some(Iface {
+        name: name.to_string(),
+        wildcard,
+        invert: false,
+    }))
+}
+
+// Option bits per module (for "given twice" / "required" checks).
+const S1: u32 = 1;
+const S2: u32 = 2;
+const S3: u32 = 4;
+const S4: u32 = 8;
+const S5: u32 = 16;
+const S6: u32 = 32;
+const S7: u32 = 64;
+const S8: u32 = 128;
+
+fn new_match(name: &str) -> R<Match> {
+    Ok(match name {
+        "tcp" => Match::Tcp {
+            sport: None,
+            dport: None,
+            flags: None,
+            option: None,
+        },
+        "udp" => Match::Udp {
+            sport: None,
+            dport: None,
+        },
+        "icmp" => Match::Icmp {
+            icmp_type: 0xFF,
+            code_lo: 0,
+            code_hi: 0xFF,
+            invert: false,
+        },
+        "multiport" => Match::Multiport {
+            kind: MultiportKind::Any,
+            ports: Vec::new(),
+            invert: false,
+        },
+        "conntrack" => Match::Conntrack(Box::default()),
+        "state" => Match::State {
+            states: CtState(0),
+            invert: false,
+        },
+        "comment" => Match::Comment(String::new()),
+        "mark" => Match::Mark(MarkMask {
+            value: 0,
+            mask: u32::MAX,
+            invert: false,
+        }),
+        "connmark" => Match::Connmark(MarkMask {
+            value: 0,
+            mask: u32::MAX,
+            invert: false,
+        }),
+        "statistic" => Match::Statistic {
+            mode: StatisticMode::Random { threshold: 0 },
+            invert: false,
+        },
+        "addrtype" => Match::Addrtype {
+            src: None,
+            dst: None,
+            limit_iface_in: false,
+            limit_iface_out: false,
+        },
+        "iprange" => Match::Iprange {
+            src: None,
+            dst: None,
+        },
+        "limit" => Match::Limit {
+            avg: 10000 * 3600 / 3,
+            burst: 5,
+        },
+        "length" => Match::Length(Range16 {
+            lo: 0,
+            hi: 0,
+            invert: false,
+        }),
+        "ttl" => Match::Ttl {
+            op: TtlOp::Eq,
+            value: 0,
+        },
+        "tcpmss" => Match::Tcpmss(Range16 {
+            lo: 0,
+            hi: 0,
+            invert: false,
+        }),
+        "recent" => Match::Recent(Box::new(RecentMatch {
+            cmd: RecentCmd::Set,
+            invert: false,
+            seconds: 0,
+            reap: false,
+            hit_count: 0,
+            rttl: false,
+            name: "DEFAULT".to_string(),
+            rdest: false,
+            mask: u32::MAX,
+        })),
+        "mac" => Match::Mac {
+            addr: [0; 6],
+            invert: false,
+        },
+        _ => {
+            return Err(SyntaxError::UnknownMatch {
+                name: name.to_string(),
+            })
+        }
+    })
+}
+
+fn new_target(name: &str) -> Target {
+    match name {
+        "ACCEPT" => Target::Accept,
+        "DROP" => Target::Drop,
+        "RETURN" => Target::Return,
+        "REJECT" => Target::Reject(RejectWith::PortUnreachable),
+        "LOG" => Target::Log(LogTarget {
+            prefix: None,
+            level: 4,
+            flags: 0,
+        }),
+        "MARK" => Target::Mark { value: 0, mask: 0 },
+        "CONNMARK" => Target::Connmark(ConnmarkTarget::SetXmark { value: 0, mask: 0 }),
+        "DNAT" => Target::Dnat {
+            range: NatRange::default(),
+            flags: NatFlags::default(),
+        },
+        "SNAT" => Target::Snat {
+            range: NatRange::default(),
+            flags: NatFlags::default(),
+        },
+        "MASQUERADE" => Target::Masquerade {
+            ports: None,
+            flags: NatFlags::default(),
+        },
+        "REDIRECT" => Target::Redirect {
+            ports: None,
+            flags: NatFlags::default(),
+        },
+        "NOTRACK" => Target::Notrack,
+        "CT" => Target::Ct(CtTarget::default()),
+        "TCPMSS" => Target::TcpmssSet(0),
+        "NFLOG" => Target::Nflog(NflogTarget {
+            threshold: 1,
+            ..Default::default()
+        }),
+        "CHECKSUM" => Target::ChecksumFill,
+        other => Target::Jump(other.to_string()),
+    }
+}
+
+fn once(seen: &mut u32, bit: u32, opt: &str) -> R<()> {
+    if *seen & bit != 0 {
+        return Err(invalid(format!("option \"{opt}\" can only be used once")));
+    }
+    *seen |= bit;
+    Ok(())
+}
+
+fn no_inv(inv: bool, opt: &str) -> R<()> {
+    if inv {
+        return Err(invalid(format!("option \"{opt}\" cannot be inverted")));
+    }
+    Ok(())
+}
+
+fn range16(opt: &str, s: &str, proto: Option<&str>, inv: bool) -> R<Range16> {
+    let (lo, hi) = parse_range(opt, s, proto, ':')?;
+    Ok(Range16 {
+        lo,
+        hi,
+        invert: inv,
+    })
+}
+
+fn tcp_flags(opt: &str, s: &str) -> R<u8> {
+    let mut v = 0u8;
+    for w in s.split(',') {
+        v |= match w.to_ascii_uppercase().as_str() {
+            "FIN" => 0x01,
+            "SYN" => 0x02,
+            "RST" => 0x04,
+            "PSH" => 0x08,
+            "ACK" => 0x10,
+            "URG" => 0x20,
+            "ALL" => 0x3F,
+            "NONE" => 0,
+            _ => return Err(err_val(opt, w, "FIN, SYN, RST, PSH, ACK, URG, ALL or NONE")),
+        };
+    }
+    Ok(v)
+}
+
+fn parse_nat_range(opt: &str, s: &str, with_base: bool) -> R<NatRange> {
+    let mut r = NatRange::default();
+    let (addrs, ports) = match s.split_once(':') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    if !addrs.is_empty() {
+        let (a, b) = match addrs.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (addrs, addrs),
+        };
+        let pa = |x: &str| parse_ip(x).ok_or_else(|| err_val(opt, s, "addr[-addr][:port[-port]]"));
+        let (a, b) = (pa(a)?, pa(b)?);
+        if a > b {
+            return Err(invalid(format!("bad IP range \"{addrs}\" for {opt}")));
+        }
+        r.addrs = Some((a, b));
+    }
+    if let Some(p) = ports {
+        let (range, base) = match p.split_once('/') {
+            Some((rg, bs)) if with_base => (rg, Some(bs)),
+            _ => (p, None),
+        };
+        let named = service_port(range, None);
+        let num = |x: &str| {
+            parse_u32_dec(x)
+                .and_then(|v| u16::try_from(v).ok())
+                .ok_or_else(|| {
+                    err_val(opt, s, "addr[-addr][:port[-port]] with numeric port ranges")
+                })
+        };
+        let (lo, hi) = match range.split_once('-') {
+            Some(_) if named.is_some() => (named.unwrap(), named.unwrap()),
+            Some((a, b)) => (num(a)?, num(b)?),
+            None => {
+                let v = parse_port(opt, range, None)?;
+                (v, v)
+            }
+        };
+        if lo > hi {
+            return Err(invalid(format!("bad port range \"{range}\" for {opt}")));
+        }
+        r.ports = Some((lo, hi));
+        if let Some(bs) = base {
+            let b = parse_port(opt, bs, None)?;
+            if b == 0 {
+                return Err(err_val(opt, bs, "a base port 1-65535"));
+            }
+            r.base_port = Some(b);
+        }
+    }
+    Ok(r)
+}
+
+/// `--to-ports p[-q]`: numbers, or one service name (no names in ranges).
+fn parse_to_ports(opt: &str, s: &str) -> R<(u16, u16)> {
+    if let Some(p) = service_port(s, None) {
+        return Ok((p, p));
+    }
+    match s.split_once('-') {
+        Some((a, b)) => {
+            let n = |x: &str| {
+                parse_u32_dec(x)
+                    .and_then(|v| u16::try_from(v).ok())
+                    .ok_or_else(|| err_val(opt, s, "port[-port] with numeric ports 0-65535"))
+            };
+            let (lo, hi) = (n(a)?, n(b)?);
+            if lo > hi {
+                return Err(invalid(format!("bad port range \"{s}\" for {opt}")));
+            }
+            Ok((lo, hi))
+        }
+        None => {
+            let p = parse_port(opt, s, None)?;
+            Ok((p, p))
+        }
+    }
+}
+
+fn parse_events(opt: &str, s: &str) -> R<u32> {
+    let mut v = 0;
+    for w in s.split(',') {
+        match CT_EVENT_NAMES.iter().position(|n| *n == w) {
+            Some(i) => v |= 1 << i,
+            None => return Err(err_val(opt, w, "a list of conntrack event names")),
+        }
+    }
+    Ok(v)
+}
+
+fn parse_addrtypes(opt: &str, s: &str) -> R<AddrTypes> {
+    let mut v = 0u16;
+    for w in s.split(',') {
+        match AddrTypes::NAMES.iter().position(|n| n.eq_ignore_ascii_case(w)) {
+            Some(i) => v |= 1 << i,
+            None => return Err(err_val(opt, w, "UNSPEC, UNICAST, LOCAL, BROADCAST, ANYCAST, MULTICAST, BLACKHOLE, UNREACHABLE, PROHIBIT, THROW, NAT or XRESOLVE")),
+        }
+    }
+    Ok(AddrTypes(v))
+}
+
+fn parse_iprange(opt: &str, s: &str) -> R<(u32, u32)> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let p = |x: &str| parse_ip(x).ok_or_else(|| err_val(opt, s, "addr[-addr]"));
+    Ok((p(a)?, p(b)?))
+}
+
+fn parse_limit_rate(opt: &str, s: &str) -> R<u32> {
+    let (n, unit) = match s.split_once('/') {
+        Some((n, u)) => (n, Some(u)),
+        None => (s, None),
+    };
+    let mult: u64 = match unit {
+        None => 1,
+        Some(u) => {
+            let l = u.to_ascii_lowercase();
+            if !l.is_empty() && "second".starts_with(&l) {
+                1
+            } else if !l.is_empty() && "minute".starts_with(&l) {
+                60
+            } else if !l.is_empty() && "hour".starts_with(&l) {
+                3600
+            } else if !l.is_empty() && "day".starts_with(&l) {
+                86400
+            } else {
+                return Err(err_val(opt, s, "N/sec, N/minute, N/hour or N/day"));
+            }
+        }
+    };
+    let r = parse_u32_dec(n).ok_or_else(|| err_val(opt, s, "N/sec, N/minute, N/hour or N/day"))?;
+    if r == 0 {
+        return Err(err_val(opt, s, "a non-zero rate"));
+    }
+    let v = 10000u64 * mult / u64::from(r);
+    if v == 0 {
+        return Err(invalid(format!("Rate too fast \"{s}\"")));
+    }
+    Ok(v as u32)
+}
+
+impl RuleBuilder {
+    fn proto_name(&self) -> Option<&'static str> {
+        if self.rule.proto_invert {
+            None
+        } else {
+            proto_name_for_ports(self.rule.proto)
+        }
+    }
+
+    fn option<'a>(&mut self, mut o: Opt<'a>, inv: bool, c: &mut Cursor<'a, '_>) -> R<()> {
+        let name = o.name;
+        // Generic rule options.
+        if long(name, "-p", &["--protocol", "--proto"]) {
+            let v = o.arg(c)?;
+            if self.proto_given {
+                return Err(invalid("multiple -p flags not allowed"));
+            }
+            self.proto_given = true;
+            let p = parse_proto(v).ok_or_else(|| SyntaxError::UnknownProtocol {
+                value: v.to_string(),
+            })?;
+            if p == 0 && inv {
+                return Err(invalid("rule would never match protocol"));
+            }
+            self.rule.proto = p;
+            self.rule.proto_invert = inv;
+            return Ok(());
+        }
+        if long(name, "-s", &["--source", "--src"]) {
+            let v = o.arg(c)?;
+            let (a, m) = parse_addr_mask("-s", v)?;
+            self.rule.src = AddrMask {
+                addr: a,
+                mask: m,
+                invert: inv,
+            };
+            return Ok(());
+        }
+        if long(name, "-d", &["--destination", "--dst"]) {
+            let v = o.arg(c)?;
+            let (a, m) = parse_addr_mask("-d", v)?;
+            self.rule.dst = AddrMask {
+                addr: a,
+                mask: m,
+                invert: inv,
+            };
+            return Ok(());
+        }
+        if long(name, "-i", &["--in-interface"]) {
+            let v = o.arg(c)?;
+            let mut i = parse_iface("-i", v)?;
+            if let Some(i) = i.as_mut() {
+                i.invert = inv;
+            }
+            self.rule.in_iface = i;
+            return Ok(());
+        }
+        if long(name, "-o", &["--out-interface"]) {
+            let v = o.arg(c)?;
+            let mut i = parse_iface("-o", v)?;
+            if let Some(i) = i.as_mut() {
+                i.invert = inv;
+            }
+            self.rule.out_iface = i;
+            return Ok(());
+        }
+        if long(name, "-f", &["--fragment"]) {
+            self.rule.fragment = Some(inv);
+            return Ok(());
+        }
+        if long(name, "-j", &["--jump"]) || long(name, "-g", &["--goto"]) {
+            let v = o.arg(c)?;
+            no_inv(inv, name)?;
+            if self.target_given {
+                return Err(invalid("multiple -j flags not allowed"));
+            }
+            self.target_given = true;
+            let goto = name == "-g" || name == "--goto";
+            if goto {
+                if matches!(new_target(v), Target::Jump(_)) {
+                    self.rule.target = Target::Goto(v.to_string());
+                } else {
+                    return Err(invalid(format!("goto '{v}' is not a chain")));
+                }
+            } else {
+                if v.is_empty() {
+                    return Err(err_val(name, v, "a target or chain name"));
+                }
+                self.rule.target = new_target(v);
+            }
+            return Ok(());
+        }
+        if long(name, "-m", &["--match"]) {
+            let v = o.arg(c)?;
+            no_inv(inv, name)?;
+            let m = new_match(v)?;
+            // S8 marks `length` (shares the Range16 arm with tcpmss).
+            let seen = if matches!(m, Match::Length(_)) { S8 } else { 0 };
+            self.loaded.push(Loaded { m, seen });
+            return Ok(());
+        }
+        if !name.starts_with('-') || name == "-" {
+            return Err(SyntaxError::UnexpectedArgument {
+                token: name.to_string(),
+            });
+        }
+        // Target options first (the target is the latest-loaded module in
+        // practice), then matches from the latest loaded backwards.
+        if self.target_given && self.target_option(&mut o, inv, c)? {
+            return Ok(());
+        }
+        for idx in (0..self.loaded.len()).rev() {
+            if self.match_option(idx, &mut o, inv, c)? {
+                return Ok(());
+            }
+        }
+        // Implicit protocol match (`-p tcp --dport 22`).
+        let implicit = match (self.rule.proto, self.rule.proto_invert) {
+            (6, false) => Some("tcp"),
+            (17, false) => Some("udp"),
+            (1, false) => Some("icmp"),
+            _ => None,
+        };
+        if let Some(p) = implicit {
+            if !self.loaded.iter().any(|l| l.m.name() == p) {
+                self.loaded.push(Loaded {
+                    m: new_match(p)?,
+                    seen: 0,
+                });
+                let idx = self.loaded.len() - 1;
+                if self.match_option(idx, &mut o, inv, c)? {
+                    return Ok(());
+                }
+                self.loaded.pop();
+            }
+        }
+        let hint = names::suggest(name, names::ALL_OPTIONS.iter().copied());
+        Err(SyntaxError::UnknownOption {
+            token: name.to_string(),
+            suggest: hint,
+        })
+    }
+
+    fn match_option<'a>(
+        &mut self,
+        idx: usize,
+        o: &mut Opt<'a>,
+        inv: bool,
+        c: &mut Cursor<'a, '_>,
+    ) -> R<bool> {
+        let pname = self.proto_name();
+        let name = o.name;
+        let l = &mut self.loaded[idx];
+        let seen = &mut l.seen;
+        match &mut l.m {
+            Match::Tcp {
+                sport,
+                dport,
+                flags,
+                option,
+            } => match name {
+                "--sport" | "--source-port" => {
+                    once(seen, S1, name)?;
+                    *sport = Some(range16("--sport", o.arg(c)?, Some("tcp"), inv)?);
+                }
+                "--dport" | "--destination-port" => {
+                    once(seen, S2, name)?;
+                    *dport = Some(range16("--dport", o.arg(c)?, Some("tcp"), inv)?);
+                }
+                "--tcp-flags" | "--syn" => {
+                    once(seen, S3, "--tcp-flags")?;
+                    if name == "--syn" {
+                        *flags = Some((0x17, 0x02, inv));
+                    } else {
+                        let m = tcp_flags(name, o.arg(c)?)?;
+                        let cmp = c.next().ok_or_else(|| SyntaxError::MissingArgument {
+                            option: "--tcp-flags (second argument)".to_string(),
+                        })?;
+                        let cmpv = tcp_flags(name, cmp)?;
+                        *flags = Some((m, cmpv, inv));
+                    }
+                }
+                "--tcp-option" => {
+                    once(seen, S4, name)?;
+                    let v = o.arg(c)?;
+                    let n = parse_u32_dec(v)
+                        .filter(|n| (1..=255).contains(n))
+                        .ok_or_else(|| err_val(name, v, "an option number 1-255"))?;
+                    *option = Some((n as u8, inv));
+                }
+                _ => return Ok(false),
+            },
+            Match::Udp { sport, dport } => match name {
+                "--sport" | "--source-port" => {
+                    once(seen, S1, name)?;
+                    *sport = Some(range16("--sport", o.arg(c)?, Some("udp"), inv)?);
+                }
+                "--dport" | "--destination-port" => {
+                    once(seen, S2, name)?;
+                    *dport = Some(range16("--dport", o.arg(c)?, Some("udp"), inv)?);
+                }
+                _ => return Ok(false),
+            },
+            Match::Icmp {
+                icmp_type,
+                code_lo,
+                code_hi,
+                invert,
+            } => match name {
+                "--icmp-type" => {
+                    once(seen, S1, name)?;
+                    let v = o.arg(c)?;
+                    if let Some(&(_, t, lo, hi)) = names::ICMP_NAMES
+                        .iter()
+                        .find(|(n, ..)| n.eq_ignore_ascii_case(v))
+                    {
+                        (*icmp_type, *code_lo, *code_hi) = (t, lo, hi);
+                    } else {
+                        let bad = || err_val(name, v, "an ICMP type name or type[/code[:code]]");
+                        let (t, code) = match v.split_once('/') {
+                            Some((t, cd)) => (t, Some(cd)),
+                            None => (v, None),
+                        };
+                        let t = parse_u32_dec(t).filter(|t| *t <= 255).ok_or_else(bad)?;
+                        let (lo, hi) = match code {
+                            None => (0, 255),
+                            Some(cd) => {
+                                let p = |x: &str| {
+                                    parse_u32_dec(x).filter(|t| *t <= 255).ok_or_else(bad)
+                                };
+                                match cd.split_once(':') {
+                                    Some((a, b)) => (p(a)?, p(b)?),
+                                    None => {
+                                        let x = p(cd)?;
+                                        (x, x)
+                                    }
+                                }
+                            }
+                        };
+                        if lo > hi {
+                            return Err(bad());
+                        }
+                        (*icmp_type, *code_lo, *code_hi) = (t as u8, lo as u8, hi as u8);
+                    }
+                    *invert = inv;
+                }
+                _ => return Ok(false),
+            },
+            Match::Multiport {
+                kind,
+                ports,
+                invert,
+            } => {
+                let k = match name {
+                    "--sports" | "--source-ports" => MultiportKind::Src,
+                    "--dports" | "--destination-ports" => MultiportKind::Dst,
+                    "--ports" => MultiportKind::Any,
+                    _ => return Ok(false),
+                };
+                once(seen, S1, "--ports")?;
+                *kind = k;
+                *invert = inv;
+                let v = o.arg(c)?;
+                let mut count = 0;
+                for part in v.split(',') {
+                    let r = parse_range(name, part, pname, ':')?;
+                    count += if r.0 == r.1 { 1 } else { 2 };
+                    ports.push(r);
+                }
+                if count > 15 {
+                    return Err(invalid(format!(
+                        "too many ports specified in \"{v}\" (at most 15, a range counts as two)"
+                    )));
+                }
+            }
+            Match::Conntrack(ct) => {
+                let ctaddr = |o: &mut Opt<'a>, c: &mut Cursor<'a, '_>| -> R<CtAddr> {
+                    let n = o.name;
+                    let (a, m) = parse_addr_mask(n, o.arg(c)?)?;
+                    Ok(AddrMask {
+                        addr: a,
+                        mask: m,
+                        invert: inv,
+                    })
+                };
+                let ctport = |o: &mut Opt<'a>, c: &mut Cursor<'a, '_>| -> R<Range16> {
+                    let n = o.name;
+                    range16(n, o.arg(c)?, None, inv)
+                };
+                match name {
+                    "--ctstate" => {
+                        once(seen, S1, name)?;
+                        ct.state = Some((parse_ctstates(name, o.arg(c)?)?, inv));
+                    }
+                    "--ctproto" => {
+                        once(seen, S2, name)?;
+                        let v = o.arg(c)?;
+                        let p = parse_proto(v).ok_or_else(|| SyntaxError::UnknownProtocol {
+                            value: v.to_string(),
+                        })?;
+                        if p == 0 {
+                            return Err(invalid(
+                                "conntrack: --ctproto 0 is not allowed (rule would never match)",
+                            ));
+                        }
+                        ct.proto = Some((p, inv));
+                    }
+                    "--ctorigsrc" => ct.orig_src = Some(ctaddr(o, c)?),
+                    "--ctorigdst" => ct.orig_dst = Some(ctaddr(o, c)?),
+                    "--ctreplsrc" => ct.repl_src = Some(ctaddr(o, c)?),
+                    "--ctrepldst" => ct.repl_dst = Some(ctaddr(o, c)?),
+                    "--ctorigsrcport" => ct.orig_src_port = Some(ctport(o, c)?),
+                    "--ctorigdstport" => ct.orig_dst_port = Some(ctport(o, c)?),
+                    "--ctreplsrcport" => ct.repl_src_port = Some(ctport(o, c)?),
+                    "--ctrepldstport" => ct.repl_dst_port = Some(ctport(o, c)?),
+                    "--ctstatus" => {
+                        let v = o.arg(c)?;
+                        let mut st = 0;
+                        for w in v.split(',') {
+                            if w.eq_ignore_ascii_case("NONE") {
+                                continue;
+                            }
+                            match CtStatus::NAMES
+                                .iter()
+                                .find(|(_, n)| n.eq_ignore_ascii_case(w))
+                            {
+                                Some((b, _)) => st |= b.0,
+                                None => {
+                                    return Err(err_val(
+                                        name,
+                                        w,
+                                        "NONE, EXPECTED, SEEN_REPLY, ASSURED or CONFIRMED",
+                                    ))
+                                }
+                            }
+                        }
+                        ct.status = Some((CtStatus(st), inv));
+                    }
+                    "--ctexpire" => {
+                        let (lo, hi) = parse_num_range_u32(name, o.arg(c)?)?;
+                        ct.expire = Some((lo, hi, inv));
+                    }
+                    "--ctdir" => {
+                        if inv {
+                            return Err(invalid(
+                                "conntrack: option \"--ctdir\" cannot be inverted.",
+                            ));
+                        }
+                        let v = o.arg(c)?;
+                        ct.dir_reply = Some(match v.to_ascii_uppercase().as_str() {
+                            "ORIGINAL" => false,
+                            "REPLY" => true,
+                            _ => return Err(err_val(name, v, "ORIGINAL or REPLY")),
+                        });
+                    }
+                    _ => return Ok(false),
+                }
+                *seen |= S8;
+            }
+            Match::State { states, invert } => match name {
+                "--state" => {
+                    once(seen, S1, name)?;
+                    *states = parse_ctstates(name, o.arg(c)?)?;
+                    *invert = inv;
+                }
+                _ => return Ok(false),
+            },
+            Match::Comment(s) => match name {
+                "--comment" => {
+                    no_inv(inv, name)?;
+                    once(seen, S1, name)?;
+                    let v = o.arg(c)?;
+                    if v.len() > 255 {
+                        return Err(err_val(name, v, "a comment of at most 255 characters"));
+                    }
+                    *s = v.to_string();
+                }
+                _ => return Ok(false),
+            },
+            Match::Mark(m) | Match::Connmark(m) => match name {
+                "--mark" => {
+                    once(seen, S1, name)?;
+                    let (v, mask) = parse_mark(name, o.arg(c)?)?;
+                    m.value = v;
+                    m.mask = mask.unwrap_or(u32::MAX);
+                    m.invert = inv;
+                }
+                _ => return Ok(false),
+            },
+            Match::Statistic { mode, invert } => match name {
+                "--mode" => {
+                    once(seen, S1, name)?;
+                    let v = o.arg(c)?;
+                    *mode = match v {
+                        "random" => StatisticMode::Random { threshold: 0 },
+                        "nth" => StatisticMode::Nth {
+                            every: 0,
+                            packet: 0,
+                        },
+                        _ => return Err(err_val(name, v, "random or nth")),
+                    };
+                    if inv {
+                        *invert = true;
+                    }
+                }
+                "--probability" => {
+                    once(seen, S2, name)?;
+                    let v = o.arg(c)?;
+                    let p: f64 = v
+                        .parse()
+                        .ok()
+                        .filter(|p: &f64| (0.0..=1.0).contains(p))
+                        .ok_or_else(|| err_val(name, v, "a probability between 0.0 and 1.0"))?;
+                    if inv {
+                        *invert = true;
+                    }
+                    let th = (0x8000_0000u64 as f64 * p).round() as u32;
+                    if let StatisticMode::Random { threshold } = mode {
+                        *threshold = th;
+                    } else {
+                        return Err(invalid("--probability can only be used in random mode"));
+                    }
+                }
+                "--every" | "--packet" => {
+                    let v = o.arg(c)?;
+                    let n = parse_u32_dec(v).ok_or_else(|| err_val(name, v, "a number"))?;
+                    if inv {
+                        *invert = true;
+                    }
+                    let StatisticMode::Nth { every, packet } = mode else {
+                        return Err(invalid(format!("{name} can only be used in nth mode")));
+                    };
+                    if name == "--every" {
+                        once(seen, S3, name)?;
+                        if n == 0 {
+                            return Err(err_val(name, v, "a number greater than 0"));
+                        }
+                        *every = n - 1;
+                    } else {
+                        once(seen, S4, name)?;
+                        *packet = n;
+                    }
+                }
+                _ => return Ok(false),
+            },
+            Match::Addrtype {
+                src,
+                dst,
+                limit_iface_in,
+                limit_iface_out,
+            } => match name {
+                "--src-type" => {
+                    once(seen, S1, name)?;
+                    *src = Some((parse_addrtypes(name, o.arg(c)?)?, inv));
+                }
+                "--dst-type" => {
+                    once(seen, S2, name)?;
+                    *dst = Some((parse_addrtypes(name, o.arg(c)?)?, inv));
+                }
+                "--limit-iface-in" => {
+                    no_inv(inv, name)?;
+                    *limit_iface_in = true;
+                }
+                "--limit-iface-out" => {
+                    no_inv(inv, name)?;
+                    *limit_iface_out = true;
+                }
+                _ => return Ok(false),
+            },
+            Match::Iprange { src, dst } => match name {
+                "--src-range" => {
+                    let (a, b2) = parse_iprange(name, o.arg(c)?)?;
+                    *src = Some((a, b2, inv));
+                }
+                "--dst-range" => {
+                    let (a, b2) = parse_iprange(name, o.arg(c)?)?;
+                    *dst = Some((a, b2, inv));
+                }
+                _ => return Ok(false),
+            },
+            Match::Limit { avg, burst } => match name {
+                "--limit" => {
+                    no_inv(inv, name)?;
+                    once(seen, S1, name)?;
+                    *avg = parse_limit_rate(name, o.arg(c)?)?;
+                }
+                "--limit-burst" => {
+                    no_inv(inv, name)?;
+                    once(seen, S2, name)?;
+                    let v = o.arg(c)?;
+                    *burst = parse_u32_dec(v)
+                        .filter(|b| *b <= 10000)
+                        .ok_or_else(|| err_val(name, v, "a burst 0-10000"))?;
+                }
+                _ => return Ok(false),
+            },
+            Match::Length(r) | Match::Tcpmss(r) => {
+                let is_len = *seen & S8 != 0;
+                let want = if is_len { "--length" } else { "--mss" };
+                if name != want {
+                    return Ok(false);
+                }
+                once(seen, S1, name)?;
+                let v = o.arg(c)?;
+                let (lo, hi) = parse_num_range_u32(name, v)?;
+                let hi = if v.ends_with(':') { 65535 } else { hi };
+                if hi > 65535 {
+                    return Err(err_val(name, v, "a value or range within 0-65535"));
+                }
+                *r = Range16 {
+                    lo: lo as u16,
+                    hi: hi as u16,
+                    invert: inv,
+                };
+            }
+            Match::Ttl { op, value } => {
+                let o2 = match name {
+                    "--ttl-eq" => {
+                        if inv {
+                            TtlOp::Ne
+                        } else {
+                            TtlOp::Eq
+                        }
+                    }
+                    "--ttl-lt" => TtlOp::Lt,
+                    "--ttl-gt" => TtlOp::Gt,
+                    _ => return Ok(false),
+                };
+                if inv && o2 != TtlOp::Ne {
+                    return Err(invalid(format!("ttl: unexpected `!' before {name}")));
+                }
+                once(seen, S1, "--ttl-eq/--ttl-lt/--ttl-gt")?;
+                let v = o.arg(c)?;
+                let n = parse_u32_dec(v)
+                    .filter(|n| *n <= 255)
+                    .ok_or_else(|| err_val(name, v, "a TTL 0-255"))?;
+                *op = o2;
+                *value = n as u8;
+            }
+            Match::Mac { addr, invert } => match name {
+                "--mac-source" => {
+                    once(seen, S1, name)?;
+                    let v = o.arg(c)?;
+                    let bad = || err_val(name, v, "a MAC address XX:XX:XX:XX:XX:XX");
+                    let parts: Vec<&str> = v.split(':').collect();
+                    if parts.len() != 6 {
+                        return Err(bad());
+                    }
+                    for (i, p) in parts.iter().enumerate() {
+                        if p.is_empty() || p.len() > 2 {
+                            return Err(bad());
+                        }
+                        addr[i] = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+                    }
+                    *invert = inv;
+                }
+                _ => return Ok(false),
+            },
+            Match::Recent(r) => {
+                let cmd = match name {
+                    "--set" => Some(RecentCmd::Set),
+                    "--rcheck" => Some(RecentCmd::Rcheck),
+                    "--update" => Some(RecentCmd::Update),
+                    "--remove" => Some(RecentCmd::Remove),
+                    _ => None,
+                };
+                if let Some(cm) = cmd {
+                    if *seen & S1 != 0 {
+                        return Err(invalid(
+                            "recent: use only one of --set, --rcheck, --update or --remove",
+                        ));
+                    }
+                    *seen |= S1;
+                    r.cmd = cm;
+                    r.invert = inv;
+                    return Ok(true);
+                }
+                match name {
+                    "--seconds" => {
+                        let v = o.arg(c)?;
+                        r.seconds = parse_u32_dec(v).ok_or_else(|| err_val(name, v, "seconds"))?;
+                        *seen |= S2;
+                    }
+                    "--reap" => {
+                        r.reap = true;
+                        *seen |= S3;
+                    }
+                    "--hitcount" => {
+                        let v = o.arg(c)?;
+                        r.hit_count =
+                            parse_u32_dec(v).ok_or_else(|| err_val(name, v, "a hit count"))?;
+                    }
+                    "--rttl" => {
+                        r.rttl = true;
+                        *seen |= S4;
+                    }
+                    "--name" => {
+                        let v = o.arg(c)?;
+                        if v.is_empty() || v.len() > 199 {
+                            return Err(err_val(name, v, "a list name of 1-199 characters"));
+                        }
+                        r.name = v.to_string();
+                    }
+                    "--rsource" => r.rdest = false,
+                    "--rdest" => r.rdest = true,
+                    "--mask" => {
+                        let v = o.arg(c)?;
+                        r.mask = parse_ip(v).ok_or_else(|| err_val(name, v, "a netmask"))?;
+                    }
+                    _ => return Ok(false),
+                }
+                let _ = (S5, S6, S7);
+            }
+        }
+        Ok(true)
+    }
+
+    fn target_option<'a>(&mut self, o: &mut Opt<'a>, inv: bool, c: &mut Cursor<'a, '_>) -> R<bool> {
+        let name = o.name;
+        let seen = &mut self.target_seen;
+        let proto = self.rule.proto;
+        let pinv = self.rule.proto_invert;
+        match &mut self.rule.target {
+            Target::Reject(w) => match name {
+                "--reject-with" => {
+                    no_inv(inv, name)?;
+                    let v = o.arg(c)?;
+                    let alias = match v {
+                        "net-unreach" | "icmp-net-unreachable" => "icmp-net-unreachable",
+                        "host-unreach" | "icmp-host-unreachable" => "icmp-host-unreachable",
+                        "port-unreach" | "icmp-port-unreachable" => "icmp-port-unreachable",
+                        "proto-unreach" | "icmp-proto-unreachable" => "icmp-proto-unreachable",
+                        "net-prohib" | "icmp-net-prohibited" => "icmp-net-prohibited",
+                        "host-prohib" | "icmp-host-prohibited" => "icmp-host-prohibited",
+                        "admin-prohib" | "icmp-admin-prohibited" => "icmp-admin-prohibited",
+                        "tcp-reset" | "tcp-rst" => "tcp-reset",
+                        _ => {
+                            return Err(err_val(
+                                name,
+                                v,
+                                "icmp-net-unreachable, icmp-host-unreachable, icmp-port-unreachable, icmp-proto-unreachable, icmp-net-prohibited, icmp-host-prohibited, icmp-admin-prohibited or tcp-reset",
+                            ))
+                        }
+                    };
+                    *w = RejectWith::ALL.iter().find(|(_, n)| *n == alias).unwrap().0;
+                    if *w == RejectWith::TcpReset && (proto != 6 || pinv) {
+                        return Err(invalid(
+                            "REJECT: --reject-with tcp-reset is only valid with -p tcp",
+                        ));
+                    }
+                }
+                _ => return Ok(false),
+            },
+            Target::Log(l) => {
+                no_inv(inv, name)?;
+                match name {
+                    "--log-prefix" => {
+                        let v = o.arg(c)?;
+                        if v.len() > 29 {
+                            return Err(err_val(name, v, "a prefix of at most 29 characters"));
+                        }
+                        l.prefix = Some(v.to_string());
+                    }
+                    "--log-level" => {
+                        let v = o.arg(c)?;
+                        l.level = match parse_u32_dec(v) {
+                            Some(n) if n <= 7 => n as u8,
+                            _ => names::LOG_LEVELS
+                                .iter()
+                                .find(|(n, _)| n.eq_ignore_ascii_case(v))
+                                .map(|(_, l)| *l)
+                                .ok_or_else(|| err_val(name, v, "a log level 0-7 or emerg, alert, crit, error, warning, notice, info, debug"))?,
+                        };
+                    }
+                    "--log-tcp-sequence" => l.flags |= 1,
+                    "--log-tcp-options" => l.flags |= 2,
+                    "--log-ip-options" => l.flags |= 4,
+                    "--log-uid" => l.flags |= 8,
+                    _ => return Ok(false),
+                }
+            }
+            Target::Mark { value, mask } => {
+                no_inv(inv, name)?;
+                let (v, m) = match name {
+                    "--set-xmark" => {
+                        let (v, m) = parse_mark(name, o.arg(c)?)?;
+                        (v, m.unwrap_or(u32::MAX))
+                    }
+                    "--set-mark" => {
+                        let (v, m) = parse_mark(name, o.arg(c)?)?;
+                        (v, v | m.unwrap_or(u32::MAX))
+                    }
+                    "--and-mark" => {
+                        let (v, _) = parse_mark(name, o.arg(c)?)?;
+                        (0, !v)
+                    }
+                    "--or-mark" => {
+                        let (v, _) = parse_mark(name, o.arg(c)?)?;
+                        (v, v)
+                    }
+                    "--xor-mark" => {
+                        let (v, _) = parse_mark(name, o.arg(c)?)?;
+                        (v, 0)
+                    }
+                    _ => return Ok(false),
+                };
+                once(
+                    seen,
+                    S1,
+                    "MARK: --set-xmark/--set-mark/--and-mark/--or-mark/--xor-mark",
+                )?;
+                *value = v;
+                *mask = m;
+            }
+            Target::Connmark(cm) => {
+                no_inv(inv, name)?;
+                match name {
+                    "--set-xmark" | "--set-mark" | "--and-mark" | "--or-mark" | "--xor-mark" => {
+                        once(seen, S1, "CONNMARK action")?;
+                        let (v, m) = parse_mark(name, o.arg(c)?)?;
+                        let (v, m) = match name {
+                            "--set-xmark" => (v, m.unwrap_or(u32::MAX)),
+                            "--set-mark" => (v, v | m.unwrap_or(u32::MAX)),
+                            "--and-mark" => (0, !v),
+                            "--or-mark" => (v, v),
+                            _ => (v, 0),
+                        };
+                        *cm = ConnmarkTarget::SetXmark { value: v, mask: m };
+                    }
+                    "--save-mark" => {
+                        once(seen, S1, "CONNMARK action")?;
+                        *cm = ConnmarkTarget::Save {
+                            nfmask: u32::MAX,
+                            ctmask: u32::MAX,
+                        };
+                    }
+                    "--restore-mark" => {
+                        once(seen, S1, "CONNMARK action")?;
+                        *cm = ConnmarkTarget::Restore {
+                            nfmask: u32::MAX,
+                            ctmask: u32::MAX,
+                        };
+                    }
+                    "--mask" | "--nfmask" | "--ctmask" => {
+                        let v = o.arg(c)?;
+                        let x = parse_u32(v).ok_or_else(|| err_val(name, v, "a 32-bit mask"))?;
+                        match cm {
+                            ConnmarkTarget::Save { nfmask, ctmask }
+                            | ConnmarkTarget::Restore { nfmask, ctmask } => {
+                                if name != "--ctmask" {
+                                    *nfmask = x;
+                                }
+                                if name != "--nfmask" {
+                                    *ctmask = x;
+                                }
+                            }
+                            _ => {
+                                return Err(invalid(format!(
+                                    "CONNMARK: {name} requires --save-mark or --restore-mark first"
+                                )))
+                            }
+                        }
+                    }
+                    _ => return Ok(false),
+                }
+            }
+            Target::Dnat { range, flags } | Target::Snat { range, flags } => {
+                no_inv(inv, name)?;
+                match name {
+                    "--to-destination" | "--to-source" | "--to" => {
+                        let is_dnat = self.rule.target.name() == "DNAT";
+                        let want = if is_dnat {
+                            "--to-destination"
+                        } else {
+                            "--to-source"
+                        };
+                        if name != "--to" && name != want {
+                            return Ok(false);
+                        }
+                        once(seen, S1, want)?;
+                        let v = o.arg(c)?;
+                        let r = parse_nat_range(want, v, is_dnat)?;
+                        if r.ports.is_some() && !nat_ports_ok(proto, pinv) {
+                            return Err(invalid(format!(
+                                "Need TCP, UDP, SCTP or DCCP with port specification (\"{v}\")"
+                            )));
+                        }
+                        let (Target::Dnat { range, .. } | Target::Snat { range, .. }) =
+                            &mut self.rule.target
+                        else {
+                            unreachable!()
+                        };
+                        *range = r;
+                        return Ok(true);
+                    }
+                    "--random" => flags.random = true,
+                    "--random-fully" => flags.random_fully = true,
+                    "--persistent" => flags.persistent = true,
+                    _ => return Ok(false),
+                }
+                let _ = range;
+            }
+            Target::Masquerade { ports, flags } | Target::Redirect { ports, flags } => {
+                no_inv(inv, name)?;
+                match name {
+                    "--to-ports" => {
+                        let v = o.arg(c)?;
+                        if !nat_ports_ok(proto, pinv) {
+                            return Err(invalid(format!(
+                                "Need TCP, UDP, SCTP or DCCP with port specification (\"{v}\")"
+                            )));
+                        }
+                        *ports = Some(parse_to_ports(name, v)?);
+                    }
+                    "--random" => flags.random = true,
+                    "--random-fully" if matches!(self.rule.target, Target::Masquerade { .. }) => {
+                        if let Target::Masquerade { flags, .. } = &mut self.rule.target {
+                            flags.random_fully = true;
+                        }
+                    }
+                    _ => return Ok(false),
+                }
+            }
+            Target::Ct(ct) => {
+                no_inv(inv, name)?;
+                match name {
+                    "--notrack" => ct.notrack = true,
+                    "--zone" => {
+                        let v = o.arg(c)?;
+                        ct.zone = Some(
+                            parse_u32_dec(v)
+                                .and_then(|z| u16::try_from(z).ok())
+                                .ok_or_else(|| err_val(name, v, "a zone 0-65535"))?,
+                        );
+                    }
+                    "--ctevents" => ct.ctevents = parse_events(name, o.arg(c)?)?,
+                    "--helper" => ct.helper = Some(o.arg(c)?.to_string()),
+                    "--timeout" => ct.timeout = Some(o.arg(c)?.to_string()),
+                    "--expevents" => {
+                        let v = o.arg(c)?;
+                        if v != "new" {
+                            return Err(err_val(name, v, "new"));
+                        }
+                        ct.expevents = 1;
+                    }
+                    _ => return Ok(false),
+                }
+            }
+            Target::Nflog(n) => {
+                no_inv(inv, name)?;
+                match name {
+                    "--nflog-group" => {
+                        let v = o.arg(c)?;
+                        n.group = parse_u32_dec(v)
+                            .and_then(|g| u16::try_from(g).ok())
+                            .ok_or_else(|| err_val(name, v, "a group 0-65535"))?;
+                    }
+                    "--nflog-prefix" => {
+                        let v = o.arg(c)?;
+                        if v.len() > 63 {
+                            return Err(err_val(name, v, "a prefix of at most 63 characters"));
+                        }
+                        n.prefix = Some(v.to_string());
+                    }
+                    "--nflog-range" | "--nflog-size" => {
+                        let v = o.arg(c)?;
+                        let l = parse_u32_dec(v).ok_or_else(|| err_val(name, v, "a length"))?;
+                        n.len = Some((l, name == "--nflog-size"));
+                    }
+                    "--nflog-threshold" => {
+                        let v = o.arg(c)?;
+                        n.threshold = parse_u32_dec(v)
+                            .and_then(|g| u16::try_from(g).ok())
+                            .ok_or_else(|| err_val(name, v, "a threshold 0-65535"))?;
+                    }
+                    _ => return Ok(false),
+                }
+            }
+            Target::ChecksumFill => match name {
+                "--checksum-fill" => {
+                    no_inv(inv, name)?;
+                    self.target_seen |= S1;
+                }
+                _ => return Ok(false),
+            },
+            Target::TcpmssSet(_) | Target::TcpmssClamp => {
+                no_inv(inv, name)?;
+                match name {
+                    "--set-mss" => {
+                        once(seen, S1, "TCPMSS: --set-mss/--clamp-mss-to-pmtu")?;
+                        let v = o.arg(c)?;
+                        let n = parse_u32_dec(v)
+                            .and_then(|z| u16::try_from(z).ok())
+                            .ok_or_else(|| err_val(name, v, "an MSS 0-65535"))?;
+                        self.rule.target = Target::TcpmssSet(n);
+                    }
+                    "--clamp-mss-to-pmtu" => {
+                        once(seen, S1, "TCPMSS: --set-mss/--clamp-mss-to-pmtu")?;
+                        self.rule.target = Target::TcpmssClamp;
+                    }
+                    _ => return Ok(false),
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Final checks (required options, protocol requirements) and the rule.
+    fn finish(mut self) -> R<Rule> {
+        let proto = self.rule.proto;
+        let pinv = self.rule.proto_invert;
+        for l in &self.loaded {
+            let s = l.seen;
+            match &l.m {
+                Match::Tcp { .. } if proto != 6 || pinv => {
+                    return Err(invalid("tcp match: needs `-p tcp' (\"-m tcp\" without it)"))
+                }
+                Match::Udp { .. } if proto != 17 || pinv => {
+                    return Err(invalid("udp match: needs `-p udp' (\"-m udp\" without it)"))
+                }
+                Match::Icmp { .. } if proto != 1 || pinv => {
+                    return Err(invalid(
+                        "icmp match: needs `-p icmp' (\"-m icmp\" without it)",
+                    ))
+                }
+                Match::Tcpmss(_) if proto != 6 || pinv => {
+                    return Err(invalid("tcpmss match: needs `-p tcp'"))
+                }
+                Match::Multiport { .. } => {
+                    if s & S1 == 0 {
+                        return Err(invalid(
+                            "multiport: one of --sports, --dports or --ports is required",
+                        ));
+                    }
+                    if pinv || !matches!(proto, 6 | 17 | 132 | 33 | 136) {
+                        return Err(invalid("multiport needs `-p tcp', `-p udp', `-p udplite', `-p sctp' or `-p dccp'"));
+                    }
+                }
+                Match::Conntrack(_) if s & S8 == 0 => {
+                    return Err(invalid("conntrack: at least one option is required"))
+                }
+                Match::State { .. } if s & S1 == 0 => {
+                    return Err(invalid("state: option \"--state\" must be specified"))
+                }
+                Match::Comment(_) if s & S1 == 0 => {
+                    return Err(invalid("comment: option \"--comment\" must be specified"))
+                }
+                Match::Mark(_) | Match::Connmark(_) if s & S1 == 0 => {
+                    return Err(invalid(format!(
+                        "{}: option \"--mark\" must be specified",
+                        l.m.name()
+                    )))
+                }
+                Match::Statistic { mode, .. } => {
+                    if s & S1 == 0 {
+                        return Err(invalid("statistic: no mode specified (--mode random|nth)"));
+                    }
+                    match mode {
+                        StatisticMode::Random { .. } if s & S2 == 0 => {
+                            return Err(invalid(
+                                "--probability must be specified when using random mode",
+                            ))
+                        }
+                        StatisticMode::Nth { every, packet } => {
+                            if s & S3 == 0 {
+                                return Err(invalid(
+                                    "--every must be specified when using nth mode",
+                                ));
+                            }
+                            if s & S4 == 0 {
+                                return Err(invalid(
+                                    "statistic: option \"--every\" also requires \"--packet\".",
+                                ));
+                            }
+                            if *packet > *every {
+                                return Err(invalid("the --packet p must be 0 <= p <= n-1"));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Match::Addrtype {
+                    src,
+                    dst,
+                    limit_iface_in,
+                    limit_iface_out,
+                } => {
+                    if src.is_none() && dst.is_none() {
+                        return Err(invalid(
+                            "addrtype: you must specify --src-type or --dst-type",
+                        ));
+                    }
+                    if *limit_iface_in && *limit_iface_out {
+                        return Err(invalid("addrtype: you can't specify both --limit-iface-in and --limit-iface-out"));
+                    }
+                }
+                Match::Iprange { src, dst } if src.is_none() && dst.is_none() => {
+                    return Err(invalid(
+                        "iprange match: You must specify `--src-range' or `--dst-range'",
+                    ))
+                }
+                Match::Length(_) | Match::Ttl { .. } if s & S1 == 0 => {
+                    return Err(invalid(format!(
+                        "{}: a value must be specified",
+                        l.m.name()
+                    )))
+                }
+                Match::Tcpmss(_) if s & S1 == 0 => {
+                    return Err(invalid("tcpmss: option \"--mss\" must be specified"))
+                }
+                Match::Recent(r) => {
+                    if s & S1 == 0 {
+                        return Err(invalid("recent: you must specify one of `--set', `--rcheck', `--update' or `--remove'"));
+                    }
+                    if s & S4 != 0 && !matches!(r.cmd, RecentCmd::Rcheck | RecentCmd::Update) {
+                        return Err(invalid(
+                            "recent: --rttl may only be used with --rcheck or --update",
+                        ));
+                    }
+                    if s & S3 != 0 && s & S2 == 0 {
+                        return Err(invalid("recent: --reap requires --seconds"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let ts = self.target_seen;
+        match &self.rule.target {
+            Target::Mark { .. } if ts & S1 == 0 => {
+                return Err(invalid("MARK target: one of --set-xmark, --set-mark, --and-mark, --or-mark or --xor-mark is required"))
+            }
+            Target::Connmark(_) if ts & S1 == 0 => {
+                return Err(invalid("CONNMARK target: no operation specified"))
+            }
+            Target::Dnat { .. } if ts & S1 == 0 => {
+                return Err(invalid("DNAT: option \"--to-destination\" must be specified"))
+            }
+            Target::Snat { .. } if ts & S1 == 0 => {
+                return Err(invalid("SNAT: option \"--to-source\" must be specified"))
+            }
+            Target::ChecksumFill if ts & S1 == 0 => {
+                return Err(invalid("CHECKSUM target: option \"--checksum-fill\" must be specified"))
+            }
+            Target::TcpmssSet(_) if ts & S1 == 0 => {
+                return Err(invalid("TCPMSS target: exactly one of --set-mss or --clamp-mss-to-pmtu is required"))
+            }
+            _ => {}
+        }
+        if matches!(self.rule.target, Target::TcpmssSet(_) | Target::TcpmssClamp)
+            && (proto != 6 || pinv)
+        {
+            return Err(invalid("TCPMSS target: needs `-p tcp'"));
+        }
+        // `-i +` / `-o +` match everything: dropped, as iptables-nft does.
+        for i in [&mut self.rule.in_iface, &mut self.rule.out_iface] {
+            if matches!(i, Some(x) if x.wildcard && x.name.is_empty() && !x.invert) {
+                *i = None;
+            }
+        }
+        self.rule.matches = self.loaded.into_iter().map(|l| l.m).collect();
+        Ok(self.rule)
+    }
+}
