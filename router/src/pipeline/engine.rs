@@ -101,7 +101,6 @@ pub struct Pipeline {
     rules: RwLock<Arc<CompiledRuleset>>,
     generation: AtomicU64,
     workers: Vec<Mutex<WorkerState>>,
-    seed: u64,
     stats: PipelineStats,
     /// icmp_global_allow: 1000 errors/s, burst 50 (credit in ns, last time).
     icmp_bucket: Mutex<(u64, u64)>,
@@ -151,7 +150,7 @@ impl Pipeline {
             rules: RwLock::new(compiled),
             generation: AtomicU64::new(1),
             workers: ws,
-            seed,
+
             stats: PipelineStats::default(),
             icmp_bucket: Mutex::new((ICMP_BURST * 1_000_000_000 / ICMP_PER_SEC, 0)),
         }
@@ -192,7 +191,9 @@ impl Pipeline {
     }
 
     fn iface_name(&self, i: IfIndex) -> &str {
-        self.ifaces.get(i.0 as usize).map_or("", |x| x.name.as_str())
+        self.ifaces
+            .get(i.0 as usize)
+            .map_or("", |x| x.name.as_str())
     }
 
     fn iface_addr(&self, i: IfIndex) -> u32 {
@@ -290,9 +291,14 @@ impl Env for PEnv<'_> {
 /// The connection a packet belongs to during its traversal.
 enum Conn<'a> {
     /// NOTRACK, or conntrack could not classify it (INVALID).
-    None { untracked: bool },
+    None {
+        untracked: bool,
+    },
     New(NewConn),
-    Known { conn: ConnRef<'a>, state: Cs },
+    Known {
+        conn: ConnRef<'a>,
+        state: Cs,
+    },
     Related(ConnRef<'a>),
 }
 
@@ -378,22 +384,65 @@ impl Conn<'_> {
         }
     }
 
-    /// NAT target for packets the gateway sends in answer to this one (in
+    /// NAT binding for packets the gateway sends in answer to this one (in
     /// the opposite direction), as `nf_ct_attach` gives them.
-    fn answer_target(&self) -> Option<Tuple> {
+    fn answer(&self) -> Option<Binding> {
         match self {
-            Conn::New(nc) => Some(nc.orig.inverse()),
-            Conn::Known { conn, .. } | Conn::Related(conn) => Some(conn.tuple(conn.dir()).inverse()),
+            Conn::New(nc) => Some(Binding {
+                target: nc.orig.inverse(),
+                status: nc.status,
+                dir: Dir::Reply,
+            }),
+            Conn::Known { conn, .. } | Conn::Related(conn) => Some(Binding {
+                target: conn.tuple(conn.dir()).inverse(),
+                status: conn.status(),
+                dir: conn.dir().other(),
+            }),
             Conn::None { .. } => None,
         }
     }
 
-    /// NAT target of this packet itself.
-    fn nat_target(&self) -> Option<Tuple> {
+    /// NAT binding of this packet itself.
+    fn binding(&self) -> Option<Binding> {
         match self {
-            Conn::New(nc) => Some(nc.nat_target()),
-            Conn::Known { conn, .. } | Conn::Related(conn) => Some(conn.nat_target()),
+            Conn::New(nc) => Some(Binding {
+                target: nc.nat_target(),
+                status: nc.status,
+                dir: Dir::Original,
+            }),
+            Conn::Known { conn, .. } | Conn::Related(conn) => Some(Binding {
+                target: conn.nat_target(),
+                status: conn.status(),
+                dir: conn.dir(),
+            }),
             Conn::None { .. } => None,
+        }
+    }
+}
+
+/// What NAT does to a packet of a connection: the tuple it must show after
+/// NAT in its direction, and the connection's NAT status.
+#[derive(Debug, Clone, Copy)]
+struct Binding {
+    target: Tuple,
+    status: Status,
+    dir: Dir,
+}
+
+impl Binding {
+    /// nf_nat_packet / nf_nat_icmp_reply_translation: rewrite the `manip`
+    /// half if the connection has that kind of NAT in this direction (an
+    /// ORIGINAL packet's SRC manip needs SRC_NAT; a REPLY packet's SRC manip
+    /// undoes DST_NAT). ICMP errors get outer and embedded headers rewritten.
+    fn apply(&self, pkt: &mut [u8], partial: bool, manip: Manip) {
+        let src = matches!(manip, Manip::Src) != (self.dir == Dir::Reply);
+        let needed = if src {
+            self.status.src_nat()
+        } else {
+            self.status.dst_nat()
+        };
+        if needed {
+            let _ = nat::translate(pkt, partial, &self.target, manip);
         }
     }
 }
@@ -406,45 +455,90 @@ struct Trav<'p, 'w> {
     now: Timestamp,
 }
 
-/// How a table walk ended, from the traversal's point of view.
-enum Step {
-    Continue,
-    Drop(DropReason),
+/// One packet's journey: its connection, marks and the interfaces the
+/// current hook sees.
+struct Flow<'p> {
+    conn: Conn<'p>,
+    marks: PacketMarks,
+    /// Where it came in (None for locally generated packets).
+    ingress: Option<IfIndex>,
+    in_name: &'p str,
+    out_name: &'p str,
+    /// The L4 checksum is CHECKSUM_PARTIAL (vnet NEEDS_CSUM).
+    partial: bool,
+}
+
+impl<'p> Flow<'p> {
+    fn new(ingress: Option<IfIndex>, in_name: &'p str, partial: bool) -> Self {
+        Flow {
+            conn: Conn::None { untracked: false },
+            marks: PacketMarks::default(),
+            ingress,
+            in_name,
+            out_name: "",
+            partial,
+        }
+    }
+}
+
+/// An ICMP error to send: type, code, and the 32-bit rest-of-header field.
+#[derive(Clone, Copy)]
+struct IcmpSpec {
+    ty: u8,
+    code: u8,
+    extra: u32,
+}
+
+const fn unreach(code: u8) -> IcmpSpec {
+    IcmpSpec {
+        ty: reply::ICMP_DEST_UNREACH,
+        code,
+        extra: 0,
+    }
 }
 
 impl<'p> Trav<'p, '_> {
+    /// Walks `table` at `hook`; the packet's view of interfaces is the flow's
+    /// (`in_name` is empty past routing, `out_name` before it).
     fn walk(
         &mut self,
         table: TableKind,
         hook: Hook,
         pkt: &[u8],
-        in_if: &str,
-        out_if: &str,
-        conn: &mut Conn<'p>,
-        marks: &mut PacketMarks,
-    ) -> Option<TableVerdict> {
+        flow: &mut Flow<'p>,
+    ) -> TableVerdict {
         let rules = self.ws.rules.clone();
-        let Some(f) = PacketFields::parse(pkt, in_if, out_if) else {
-            return Some(TableVerdict::Drop { policy: false });
+        let in_if = if matches!(hook, Hook::Postrouting | Hook::Output) {
+            ""
+        } else {
+            flow.in_name
         };
-        let info = conn.info(self.now);
+        let out_if = if matches!(hook, Hook::Prerouting | Hook::Input) {
+            ""
+        } else {
+            flow.out_name
+        };
+        let Some(f) = PacketFields::parse(pkt, in_if, out_if) else {
+            return TableVerdict::Drop { policy: false };
+        };
+        let info = flow.conn.info(self.now);
         let w = Walk {
             rs: &rules,
             worker: self.worker,
             now: self.now,
             recent: &self.p.recent,
         };
-        marks.ctmark = conn.mark();
-        marks.ctmark_changed = false;
+        flow.marks.ctmark = flow.conn.mark();
+        flow.marks.ctmark_changed = false;
         let mut env = PEnv {
             p: self.p,
             rng: &mut self.ws.rng,
         };
-        let v = w.run(table, hook, &f, info.as_ref(), marks, &mut env);
-        if marks.ctmark_changed {
-            conn.set_mark(marks.ctmark);
+        let v = w.run(table, hook, &f, info.as_ref(), &mut flow.marks, &mut env);
+        if flow.marks.ctmark_changed {
+            flow.conn.set_mark(flow.marks.ctmark);
         }
-        Some(v)
+        v
     }
 
     /// Runs a filter-like table; REJECT emits the answer.
@@ -453,17 +547,13 @@ impl<'p> Trav<'p, '_> {
         table: TableKind,
         hook: Hook,
         pkt: &mut [u8],
-        in_if: &str,
-        out_if: &str,
-        ingress: Option<IfIndex>,
-        conn: &mut Conn<'p>,
-        marks: &mut PacketMarks,
+        flow: &mut Flow<'p>,
         out: &mut dyn Emit,
-    ) -> Step {
-        match self.walk(table, hook, pkt, in_if, out_if, conn, marks) {
-            Some(TableVerdict::Accept) | None => {
-                if marks.set_mss != 0 {
-                    let mss = if marks.set_mss == u16::MAX {
+    ) -> Result<(), DropReason> {
+        match self.walk(table, hook, pkt, flow) {
+            TableVerdict::Accept | TableVerdict::Nat(_) => {
+                if flow.marks.set_mss != 0 {
+                    let mss = if flow.marks.set_mss == u16::MAX {
                         self.p
                             .routes
                             .lookup(dst_of(pkt).into())
@@ -471,35 +561,39 @@ impl<'p> Trav<'p, '_> {
                             .and_then(|i| self.p.ifaces.get(i.0 as usize))
                             .map_or(1460, |i| i.mtu.saturating_sub(40))
                     } else {
-                        marks.set_mss
+                        flow.marks.set_mss
                     };
-                    clamp_mss(pkt, mss, false);
-                    marks.set_mss = 0;
+                    clamp_mss(pkt, mss, flow.partial);
+                    flow.marks.set_mss = 0;
                 }
-                Step::Continue
+                Ok(())
             }
-            Some(TableVerdict::Drop { policy }) => Step::Drop(if policy {
-                DropReason::PolicyDrop
-            } else {
-                DropReason::RuleDrop
-            }),
-            Some(TableVerdict::Reject(with)) => {
-                self.reject(pkt, with, ingress, conn, out);
-                Step::Drop(DropReason::RuleReject)
+            TableVerdict::Drop { policy: true } => Err(DropReason::PolicyDrop),
+            TableVerdict::Drop { policy: false } => Err(DropReason::RuleDrop),
+            TableVerdict::Reject(with) => {
+                self.reject(pkt, with, flow, out);
+                Err(DropReason::RuleReject)
             }
-            Some(TableVerdict::Nat(_)) => Step::Continue,
         }
     }
 
-    fn reject(
+    /// Runs several filter-like tables at one hook, in order.
+    fn filter_steps(
         &mut self,
-        pkt: &[u8],
-        with: RejectWith,
-        ingress: Option<IfIndex>,
-        conn: &Conn<'p>,
+        tables: &[TableKind],
+        hook: Hook,
+        pkt: &mut [u8],
+        flow: &mut Flow<'p>,
         out: &mut dyn Emit,
-    ) {
-        let attach = conn.answer_target();
+    ) -> Result<(), DropReason> {
+        for &t in tables {
+            self.filter_step(t, hook, pkt, flow, out)?;
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, pkt: &[u8], with: RejectWith, flow: &Flow<'p>, out: &mut dyn Emit) {
+        let attach = flow.conn.answer();
         if with == RejectWith::TcpReset {
             let mut buf = std::mem::take(&mut self.ws.reply);
             let n = reply::tcp_reset(&mut buf, pkt);
@@ -518,18 +612,16 @@ impl<'p> Trav<'p, '_> {
             RejectWith::HostProhibited => reply::UNREACH_HOST_PROHIB,
             RejectWith::AdminProhibited | RejectWith::TcpReset => reply::UNREACH_ADMIN_PROHIB,
         };
-        self.icmp_error(pkt, reply::ICMP_DEST_UNREACH, code, 0, ingress, attach, out);
+        self.icmp_error(pkt, unreach(code), flow.ingress, attach, out);
     }
 
     /// Sends an ICMP error about `pkt` through OUTPUT.
     fn icmp_error(
         &mut self,
         pkt: &[u8],
-        ty: u8,
-        code: u8,
-        extra: u32,
+        spec: IcmpSpec,
         ingress: Option<IfIndex>,
-        attach: Option<Tuple>,
+        attach: Option<Binding>,
         out: &mut dyn Emit,
     ) {
         if !reply::may_send_error(pkt) || !self.p.icmp_allowed(self.now) {
@@ -539,10 +631,12 @@ impl<'p> Trav<'p, '_> {
         // ingress interface's address is that here.
         let src = match ingress {
             Some(i) => self.p.iface_addr(i),
-            None => match self.p.routes.lookup(src_of(pkt).into()) {
-                RouteResult::Forward(i) | RouteResult::Local(i) => self.p.iface_addr(i),
-                RouteResult::Unreachable => 0,
-            },
+            None => self
+                .p
+                .routes
+                .lookup(src_of(pkt).into())
+                .forward_if()
+                .map_or(0, |i| self.p.iface_addr(i)),
         };
         if src == 0 {
             return;
@@ -550,7 +644,7 @@ impl<'p> Trav<'p, '_> {
         self.ws.ip_id = self.ws.ip_id.wrapping_add(1);
         let id = self.ws.ip_id;
         let mut buf = std::mem::take(&mut self.ws.reply);
-        let n = reply::icmp_error(&mut buf, pkt, src, ty, code, extra, id);
+        let n = reply::icmp_error(&mut buf, pkt, src, spec.ty, spec.code, spec.extra, id);
         if n > 0 {
             self.output(&mut buf[..n], attach, out);
         }
@@ -558,82 +652,64 @@ impl<'p> Trav<'p, '_> {
     }
 
     /// The OUTPUT path for a packet the gateway originates. `attach`: the NAT
-    /// target of the connection this packet answers (nf_ct_attach); such a
+    /// binding of the connection this packet answers (nf_ct_attach); such a
     /// packet is RELATED to it and skips its own conntrack lookup.
-    fn output(&mut self, pkt: &mut [u8], attach: Option<Tuple>, out: &mut dyn Emit) {
-        let mut marks = PacketMarks::default();
-        let mut conn = Conn::None { untracked: false };
-        // raw OUTPUT
-        if let Step::Drop(r) =
-            self.filter_step(TableKind::Raw, Hook::Output, pkt, "", "", None, &mut conn, &mut marks, out)
-        {
+    fn output(&mut self, pkt: &mut [u8], attach: Option<Binding>, out: &mut dyn Emit) {
+        let mut flow = Flow::new(None, "", false);
+        if let Err(r) = self.output_hooks(pkt, attach, &mut flow, out) {
             self.p.count_drop(r);
-            return;
         }
-        let mut attached_target = None;
-        if marks.notrack {
-            conn = Conn::None { untracked: true };
-        } else if let Some(t) = attach {
-            attached_target = Some(t);
-        } else {
-            conn = self.track(pkt);
-        }
-        if let Some(t) = attached_target {
-            let _ = nat::translate(pkt, false, &t, Manip::Dst);
-        } else if let Err(r) = self.nat_hook(Hook::Output, Manip::Dst, pkt, "", "", None, &mut conn, &mut marks) {
-            self.p.count_drop(r);
-            return;
-        }
-        for table in [TableKind::Mangle, TableKind::Filter, TableKind::Security] {
-            // mangle OUTPUT runs before nat OUTPUT in the kernel; the order of
-            // mangle relative to the DNAT step only matters for rules that
-            // look at the destination, which mangle OUTPUT rarely does.
-            if let Step::Drop(r) =
-                self.filter_step(table, Hook::Output, pkt, "", "", None, &mut conn, &mut marks, out)
-            {
-                self.p.count_drop(r);
-                return;
-            }
-        }
-        let egress = match self.p.routes.lookup(dst_of(pkt).into()) {
-            RouteResult::Forward(i) => i,
-            RouteResult::Local(i) => i,
-            RouteResult::Unreachable => {
-                self.p.count_drop(DropReason::NoRoute);
-                return;
-            }
+    }
+
+    fn output_hooks(
+        &mut self,
+        pkt: &mut [u8],
+        attach: Option<Binding>,
+        flow: &mut Flow<'p>,
+        out: &mut dyn Emit,
+    ) -> Result<(), DropReason> {
+        // Locally generated packets are routed before OUTPUT (so `-o`
+        // matches there), and routed again after a DNAT in nat OUTPUT.
+        let route = |p: &Pipeline, pkt: &[u8]| {
+            p.routes
+                .lookup(dst_of(pkt).into())
+                .forward_if()
+                .ok_or(DropReason::NoRoute)
         };
-        let out_name = self.p.iface_name(egress).to_string();
-        if let Step::Drop(r) = self.filter_step(
-            TableKind::Mangle,
-            Hook::Postrouting,
-            pkt,
-            "",
-            &out_name,
-            None,
-            &mut conn,
-            &mut marks,
-            out,
-        ) {
-            self.p.count_drop(r);
-            return;
+        let mut egress = route(self.p, pkt)?;
+        flow.out_name = self.p.iface_name(egress);
+        self.filter_step(TableKind::Raw, Hook::Output, pkt, flow, out)?;
+        if flow.marks.notrack {
+            flow.conn = Conn::None { untracked: true };
+        } else if attach.is_none() {
+            flow.conn = self.track(pkt);
         }
-        if let Some(t) = attached_target {
-            let _ = nat::translate(pkt, false, &t, Manip::Src);
-        } else {
-            if let Err(r) =
-                self.nat_hook(Hook::Postrouting, Manip::Src, pkt, "", &out_name, Some(egress), &mut conn, &mut marks)
-            {
-                self.p.count_drop(r);
-                return;
-            }
-            if let Err(r) = self.confirm(pkt, false, &mut conn) {
-                self.p.count_drop(r);
-                return;
+        // mangle OUTPUT, nat OUTPUT (DNAT), filter, security.
+        self.filter_step(TableKind::Mangle, Hook::Output, pkt, flow, out)?;
+        match attach {
+            Some(b) => b.apply(pkt, false, Manip::Dst),
+            None => self.nat_hook(Hook::Output, Manip::Dst, pkt, None, flow)?,
+        }
+        egress = route(self.p, pkt)?;
+        flow.out_name = self.p.iface_name(egress);
+        self.filter_steps(
+            &[TableKind::Filter, TableKind::Security],
+            Hook::Output,
+            pkt,
+            flow,
+            out,
+        )?;
+        self.filter_step(TableKind::Mangle, Hook::Postrouting, pkt, flow, out)?;
+        match attach {
+            Some(b) => b.apply(pkt, false, Manip::Src),
+            None => {
+                self.nat_hook(Hook::Postrouting, Manip::Src, pkt, Some(egress), flow)?;
+                self.confirm(pkt, flow)?;
             }
         }
         self.p.stats.emitted.fetch_add(1, Ordering::Relaxed);
         out.emit(egress, pkt);
+        Ok(())
     }
 
     /// Conntrack lookup for a (reassembled) packet.
@@ -651,57 +727,38 @@ impl<'p> Trav<'p, '_> {
     }
 
     /// A nat hook: new connections walk the nat table (and get a binding),
-    /// others are rewritten from their entry.
-    #[allow(clippy::too_many_arguments)]
+    /// others are rewritten from their entry. `iface` is the interface
+    /// MASQUERADE (egress) or REDIRECT (ingress) takes its address from.
     fn nat_hook(
         &mut self,
         hook: Hook,
         manip: Manip,
         pkt: &mut [u8],
-        in_if: &str,
-        out_if: &str,
-        egress: Option<IfIndex>,
-        conn: &mut Conn<'p>,
-        marks: &mut PacketMarks,
+        iface: Option<IfIndex>,
+        flow: &mut Flow<'p>,
     ) -> Result<(), DropReason> {
-        let partial = false;
-        self.nat_hook_partial(hook, manip, pkt, partial, in_if, out_if, egress, conn, marks)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn nat_hook_partial(
-        &mut self,
-        hook: Hook,
-        manip: Manip,
-        pkt: &mut [u8],
-        partial: bool,
-        in_if: &str,
-        out_if: &str,
-        egress_or_ingress: Option<IfIndex>,
-        conn: &mut Conn<'p>,
-        marks: &mut PacketMarks,
-    ) -> Result<(), DropReason> {
-        if let Conn::New(_) = conn {
-            let v = self.walk(TableKind::Nat, hook, pkt, in_if, out_if, conn, marks);
-            let Conn::New(nc) = conn else { unreachable!() };
+        if let Conn::New(_) = flow.conn {
+            let v = self.walk(TableKind::Nat, hook, pkt, flow);
             let range = match v {
-                Some(TableVerdict::Nat(t)) => self.nat_range(&t, egress_or_ingress),
-                Some(TableVerdict::Drop { policy }) => {
-                    return Err(if policy {
-                        DropReason::PolicyDrop
-                    } else {
-                        DropReason::RuleDrop
-                    })
-                }
+                TableVerdict::Nat(t) => self.nat_range(&t, iface),
+                TableVerdict::Drop { policy: true } => return Err(DropReason::PolicyDrop),
+                TableVerdict::Drop { policy: false } => return Err(DropReason::RuleDrop),
                 _ => None,
             };
-            if let Some(range) = range {
-                nat::setup(&self.p.conntrack, nc, &range, manip, &mut self.ws.rng, self.now)
-                    .map_err(|_| DropReason::NatExhausted)?;
+            if let (Some(range), Conn::New(nc)) = (range, &mut flow.conn) {
+                nat::setup(
+                    &self.p.conntrack,
+                    nc,
+                    &range,
+                    manip,
+                    &mut self.ws.rng,
+                    self.now,
+                )
+                .map_err(|_| DropReason::NatExhausted)?;
             }
         }
-        if let Some(t) = conn.nat_target() {
-            let _ = nat::translate(pkt, partial, &t, manip);
+        if let Some(b) = flow.conn.binding() {
+            b.apply(pkt, flow.partial, manip);
         }
         Ok(())
     }
@@ -721,17 +778,18 @@ impl<'p> Trav<'p, '_> {
             }
             x
         };
-        let from_model = |r: &crate::ruleset::NatRange, f: &crate::ruleset::NatFlags, keep: u32| {
-            let (a, b) = r.addrs.unwrap_or((keep, keep));
+        let from_model = |r: &crate::ruleset::NatRange, f: &crate::ruleset::NatFlags| {
+            let (a, b) = r.addrs?;
             let mut nr = NatRange::addrs(a.into(), b.into()).with_flags(flags(f));
             if let Some((lo, hi)) = r.ports {
                 nr = nr.with_ports(lo, hi);
             }
-            nr
+            Some(nr)
         };
         match t {
-            Target::Dnat { range, flags: f } => Some(from_model(range, f, 0)),
-            Target::Snat { range, flags: f } => Some(from_model(range, f, 0)),
+            Target::Dnat { range, flags: f } | Target::Snat { range, flags: f } => {
+                from_model(range, f)
+            }
             Target::Masquerade { ports, flags: f } => {
                 let addr = self.p.iface_addr(iface?);
                 if addr == 0 {
@@ -752,16 +810,16 @@ impl<'p> Trav<'p, '_> {
     }
 
     /// conntrack confirm at the last hook.
-    fn confirm(&mut self, pkt: &mut [u8], partial: bool, conn: &mut Conn<'p>) -> Result<(), DropReason> {
-        let Conn::New(nc) = conn else {
+    fn confirm(&mut self, pkt: &mut [u8], flow: &mut Flow<'p>) -> Result<(), DropReason> {
+        let Conn::New(nc) = &flow.conn else {
             return Ok(());
         };
         match self.p.conntrack.confirm(nc, self.now) {
             Ok(c) => {
                 if c.clash == Some(ClashKind::Retranslate) {
-                    let _ = nat::translate_both(pkt, partial, &c.conn.nat_target());
+                    let _ = nat::translate_both(pkt, flow.partial, &c.conn.nat_target());
                 }
-                *conn = Conn::Known {
+                flow.conn = Conn::Known {
                     conn: c.conn,
                     state: Cs::New,
                 };
@@ -775,9 +833,8 @@ impl<'p> Trav<'p, '_> {
     /// Local delivery: the gateway answers as a Linux host with no listening
     /// sockets would (echo reply, TCP RST, ICMP port/protocol unreachable).
     fn deliver_local(&mut self, pkt: &[u8], ingress: IfIndex, out: &mut dyn Emit) -> Verdict {
-        let proto = pkt[9];
         let ihl = ((pkt[0] & 0x0f) as usize) * 4;
-        match proto {
+        match pkt[9] {
             1 if pkt.get(ihl) == Some(&reply::ICMP_ECHO) => {
                 self.ws.ip_id = self.ws.ip_id.wrapping_add(1);
                 let id = self.ws.ip_id;
@@ -801,180 +858,113 @@ impl<'p> Trav<'p, '_> {
                 Verdict::Drop(DropReason::LocalNoListener)
             }
             17 => {
-                self.icmp_error(pkt, reply::ICMP_DEST_UNREACH, reply::UNREACH_PORT, 0, Some(ingress), None, out);
+                self.icmp_error(pkt, unreach(reply::UNREACH_PORT), Some(ingress), None, out);
                 Verdict::Drop(DropReason::LocalNoListener)
             }
             _ => {
-                self.icmp_error(pkt, reply::ICMP_DEST_UNREACH, reply::UNREACH_PROTO, 0, Some(ingress), None, out);
+                self.icmp_error(pkt, unreach(reply::UNREACH_PROTO), Some(ingress), None, out);
                 Verdict::Drop(DropReason::LocalNoListener)
             }
         }
     }
 
     /// PREROUTING through POSTROUTING for a packet that arrived on `ingress`.
-    fn input(&mut self, ingress: IfIndex, pkt: &mut [u8], vnet: &mut VnetHdr, out: &mut dyn Emit) -> Verdict {
-        let partial = vnet.needs_csum();
-        let in_name_owned;
-        let in_name: &str = {
-            in_name_owned = self.p.iface_name(ingress);
-            in_name_owned
-        };
-        let mut marks = PacketMarks::default();
-        let mut conn = Conn::None { untracked: false };
+    fn input(
+        &mut self,
+        ingress: IfIndex,
+        pkt: &mut [u8],
+        vnet: &mut VnetHdr,
+        out: &mut dyn Emit,
+    ) -> Verdict {
+        let mut flow = Flow::new(Some(ingress), self.p.iface_name(ingress), vnet.needs_csum());
+        match self.input_hooks(ingress, pkt, vnet, &mut flow, out) {
+            Ok(v) => v,
+            Err(r) => Verdict::Drop(r),
+        }
+    }
 
-        // PREROUTING raw
-        if let Step::Drop(r) =
-            self.filter_step(TableKind::Raw, Hook::Prerouting, pkt, in_name, "", Some(ingress), &mut conn, &mut marks, out)
-        {
-            return Verdict::Drop(r);
-        }
-        // conntrack
-        if marks.notrack {
-            conn = Conn::None { untracked: true };
+    fn input_hooks(
+        &mut self,
+        ingress: IfIndex,
+        pkt: &mut [u8],
+        vnet: &VnetHdr,
+        flow: &mut Flow<'p>,
+        out: &mut dyn Emit,
+    ) -> Result<Verdict, DropReason> {
+        // PREROUTING: raw, conntrack, mangle, nat (DNAT).
+        self.filter_step(TableKind::Raw, Hook::Prerouting, pkt, flow, out)?;
+        flow.conn = if flow.marks.notrack {
+            Conn::None { untracked: true }
         } else {
-            conn = self.track(pkt);
-        }
-        // PREROUTING mangle, nat (DNAT)
-        if let Step::Drop(r) = self.filter_step(
-            TableKind::Mangle,
-            Hook::Prerouting,
-            pkt,
-            in_name,
-            "",
-            Some(ingress),
-            &mut conn,
-            &mut marks,
-            out,
-        ) {
-            return Verdict::Drop(r);
-        }
-        if let Err(r) = self.nat_hook_partial(
-            Hook::Prerouting,
-            Manip::Dst,
-            pkt,
-            partial,
-            in_name,
-            "",
-            Some(ingress),
-            &mut conn,
-            &mut marks,
-        ) {
-            return Verdict::Drop(r);
-        }
+            self.track(pkt)
+        };
+        self.filter_step(TableKind::Mangle, Hook::Prerouting, pkt, flow, out)?;
+        self.nat_hook(Hook::Prerouting, Manip::Dst, pkt, Some(ingress), flow)?;
 
         // Routing decision.
-        let dst = dst_of(pkt);
-        let egress = match self.p.routes.lookup(dst.into()) {
+        let egress = match self.p.routes.lookup(dst_of(pkt).into()) {
             RouteResult::Local(_) => None,
             RouteResult::Forward(i) => Some(i),
             RouteResult::Unreachable => {
-                let attach = conn.answer_target();
-                self.icmp_error(pkt, reply::ICMP_DEST_UNREACH, reply::UNREACH_NET, 0, Some(ingress), attach, out);
-                return Verdict::Drop(DropReason::NoRoute);
+                let attach = flow.conn.answer();
+                self.icmp_error(pkt, unreach(reply::UNREACH_NET), Some(ingress), attach, out);
+                return Err(DropReason::NoRoute);
             }
         };
 
         let Some(egress) = egress else {
             // INPUT: mangle, filter, security, nat (SNAT), confirm, deliver.
-            for table in [TableKind::Mangle, TableKind::Filter, TableKind::Security] {
-                if let Step::Drop(r) =
-                    self.filter_step(table, Hook::Input, pkt, in_name, "", Some(ingress), &mut conn, &mut marks, out)
-                {
-                    return Verdict::Drop(r);
-                }
-            }
-            if let Err(r) = self.nat_hook_partial(
-                Hook::Input,
-                Manip::Src,
-                pkt,
-                partial,
-                in_name,
-                "",
-                Some(ingress),
-                &mut conn,
-                &mut marks,
-            ) {
-                return Verdict::Drop(r);
-            }
-            if let Err(r) = self.confirm(pkt, partial, &mut conn) {
-                return Verdict::Drop(r);
-            }
-            return self.deliver_local(pkt, ingress, out);
+            let tables = [TableKind::Mangle, TableKind::Filter, TableKind::Security];
+            self.filter_steps(&tables, Hook::Input, pkt, flow, out)?;
+            self.nat_hook(Hook::Input, Manip::Src, pkt, Some(ingress), flow)?;
+            self.confirm(pkt, flow)?;
+            return Ok(self.deliver_local(pkt, ingress, out));
         };
 
         // ip_forward: TTL and MTU checks come before the FORWARD hook.
         if pkt[8] <= 1 {
-            let attach = conn.answer_target();
-            self.icmp_error(pkt, reply::ICMP_TIME_EXCEEDED, 0, 0, Some(ingress), attach, out);
-            return Verdict::Drop(DropReason::TtlExceeded);
+            let attach = flow.conn.answer();
+            let spec = IcmpSpec {
+                ty: reply::ICMP_TIME_EXCEEDED,
+                code: 0,
+                extra: 0,
+            };
+            self.icmp_error(pkt, spec, Some(ingress), attach, out);
+            return Err(DropReason::TtlExceeded);
         }
-        let mtu = self.p.ifaces.get(egress.0 as usize).map_or(u16::MAX, |i| i.mtu) as usize;
+        let mtu = self
+            .p
+            .ifaces
+            .get(egress.0 as usize)
+            .map_or(u16::MAX, |i| i.mtu) as usize;
         let wire_len = if vnet.is_gso() {
             vnet.hdr_len as usize + vnet.gso_size as usize
         } else {
             u16::from_be_bytes([pkt[2], pkt[3]]) as usize
         };
-        if wire_len > mtu {
-            let df = pkt[6] & 0x40 != 0;
-            if df || vnet.is_gso() {
-                let attach = conn.answer_target();
-                self.icmp_error(
-                    pkt,
-                    reply::ICMP_DEST_UNREACH,
-                    reply::UNREACH_FRAG_NEEDED,
-                    mtu as u32,
-                    Some(ingress),
-                    attach,
-                    out,
-                );
-                return Verdict::Drop(DropReason::FragNeeded);
-            }
+        if wire_len > mtu && (pkt[6] & 0x40 != 0 || vnet.is_gso()) {
+            let attach = flow.conn.answer();
+            let spec = IcmpSpec {
+                extra: mtu as u32,
+                ..unreach(reply::UNREACH_FRAG_NEEDED)
+            };
+            self.icmp_error(pkt, spec, Some(ingress), attach, out);
+            return Err(DropReason::FragNeeded);
         }
         decrement_ttl(pkt);
-        let out_name = self.p.iface_name(egress);
-        for table in [TableKind::Mangle, TableKind::Filter, TableKind::Security] {
-            if let Step::Drop(r) =
-                self.filter_step(table, Hook::Forward, pkt, in_name, out_name, Some(ingress), &mut conn, &mut marks, out)
-            {
-                return Verdict::Drop(r);
-            }
-        }
+        flow.out_name = self.p.iface_name(egress);
+        let tables = [TableKind::Mangle, TableKind::Filter, TableKind::Security];
+        self.filter_steps(&tables, Hook::Forward, pkt, flow, out)?;
         // POSTROUTING: mangle, nat (SNAT/MASQUERADE), confirm.
-        if let Step::Drop(r) = self.filter_step(
-            TableKind::Mangle,
-            Hook::Postrouting,
-            pkt,
-            "",
-            out_name,
-            Some(ingress),
-            &mut conn,
-            &mut marks,
-            out,
-        ) {
-            return Verdict::Drop(r);
-        }
-        if let Err(r) = self.nat_hook_partial(
-            Hook::Postrouting,
-            Manip::Src,
-            pkt,
-            partial,
-            "",
-            out_name,
-            Some(egress),
-            &mut conn,
-            &mut marks,
-        ) {
-            return Verdict::Drop(r);
-        }
-        if let Err(r) = self.confirm(pkt, partial, &mut conn) {
-            return Verdict::Drop(r);
-        }
+        self.filter_step(TableKind::Mangle, Hook::Postrouting, pkt, flow, out)?;
+        self.nat_hook(Hook::Postrouting, Manip::Src, pkt, Some(egress), flow)?;
+        self.confirm(pkt, flow)?;
         if wire_len > mtu {
-            // Not DF: the kernel would fragment. Fragmentation at egress is
-            // not done yet; count it.
-            return Verdict::Drop(DropReason::Fragment);
+            // Not DF: the kernel would fragment. Egress fragmentation is not
+            // done yet; count it.
+            return Err(DropReason::Fragment);
         }
-        Verdict::Forward(egress)
+        Ok(Verdict::Forward(egress))
     }
 }
 
@@ -1018,7 +1008,9 @@ fn clamp_mss(pkt: &mut [u8], mss: u16, partial: bool) {
         return;
     }
     let ihl = ((pkt[0] & 0x0f) as usize) * 4;
-    let Some(tcp) = pkt.get_mut(ihl..) else { return };
+    let Some(tcp) = pkt.get_mut(ihl..) else {
+        return;
+    };
     if tcp.len() < 20 || tcp[13] & 0x02 == 0 {
         return;
     }
@@ -1069,7 +1061,13 @@ fn clamp_mss(pkt: &mut [u8], mss: u16, partial: bool) {
 }
 
 impl Processor for Pipeline {
-    fn process(&self, ctx: &PacketCtx, packet: &mut [u8], vnet: &mut VnetHdr, out: &mut dyn Emit) -> Verdict {
+    fn process(
+        &self,
+        ctx: &PacketCtx,
+        packet: &mut [u8],
+        vnet: &mut VnetHdr,
+        out: &mut dyn Emit,
+    ) -> Verdict {
         if let Err(r) = check_ipv4(packet) {
             return Verdict::Drop(r);
         }

@@ -589,6 +589,9 @@ impl Walk<'_> {
                     _ => r.invert,
                 }
             }
+            // TUN devices carry no link-layer header: like xt_mac on a
+            // device without one, never a match (inverted or not).
+            Match::Mac { .. } => false,
             Match::Recent(rm) => {
                 let addr = if rm.rdest { p.dst } else { p.src };
                 self.recent.check(rm, addr, p.ttl, self.now)

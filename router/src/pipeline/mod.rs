@@ -160,3 +160,6 @@ pub trait Processor: Send + Sync {
         out: &mut dyn Emit,
     ) -> Verdict;
 }
+
+#[cfg(test)]
+mod tests;

@@ -57,7 +57,18 @@ pub fn may_send_error(orig: &[u8]) -> bool {
     }
 }
 
-fn ip_header(buf: &mut [u8], total: usize, tos: u8, id: u16, df: bool, ttl: u8, proto: u8, src: u32, dst: u32) {
+/// Writes a 20-byte IPv4 header (TTL 64, the kernel's default) with its
+/// checksum.
+fn ip_header(
+    buf: &mut [u8],
+    total: usize,
+    tos: u8,
+    id: u16,
+    df: bool,
+    proto: u8,
+    (src, dst): (u32, u32),
+) {
+    let ttl = 64;
     buf[0] = 0x45;
     buf[1] = tos;
     buf[2..4].copy_from_slice(&(total as u16).to_be_bytes());
@@ -76,7 +87,15 @@ fn ip_header(buf: &mut [u8], total: usize, tos: u8, id: u16, df: bool, ttl: u8, 
 /// gateway's address facing the sender). `extra` is the 32-bit field after the
 /// checksum (next-hop MTU for frag-needed). Returns the packet length, or 0
 /// when no error may be sent about `orig`.
-pub fn icmp_error(buf: &mut [u8], orig: &[u8], src: u32, icmp_type: u8, code: u8, extra: u32, id: u16) -> usize {
+pub fn icmp_error(
+    buf: &mut [u8],
+    orig: &[u8],
+    src: u32,
+    icmp_type: u8,
+    code: u8,
+    extra: u32,
+    id: u16,
+) -> usize {
     if !may_send_error(orig) || buf.len() < REPLY_BUF {
         return 0;
     }
@@ -86,7 +105,7 @@ pub fn icmp_error(buf: &mut [u8], orig: &[u8], src: u32, icmp_type: u8, code: u8
     let dst = u32::from_be_bytes([orig[12], orig[13], orig[14], orig[15]]);
     // icmp_send: tos = (orig tos & IPTOS_TOS_MASK) | IPTOS_PREC_INTERNETCONTROL.
     let tos = (orig[1] & 0x1e) | 0xc0;
-    ip_header(buf, total, tos, id, false, 64, 1, src, dst);
+    ip_header(buf, total, tos, id, false, 1, (src, dst));
     let icmp = &mut buf[20..total];
     icmp[0] = icmp_type;
     icmp[1] = code;
@@ -133,7 +152,7 @@ pub fn tcp_reset(buf: &mut [u8], orig: &[u8]) -> usize {
     };
     let total = 40;
     // nf_reject_iphdr_put: DF set, id 0, TTL from the route (64), tos 0.
-    ip_header(buf, total, 0, 0, true, 64, 6, dst, src);
+    ip_header(buf, total, 0, 0, true, 6, (dst, src));
     let t = &mut buf[20..40];
     t[0..2].copy_from_slice(&tcp[2..4]);
     t[2..4].copy_from_slice(&tcp[0..2]);
@@ -165,7 +184,7 @@ pub fn echo_reply(buf: &mut [u8], req: &[u8], id: u16) -> usize {
     let dst = u32::from_be_bytes([req[16], req[17], req[18], req[19]]);
     let icmp_len = total - ihl;
     let out_total = 20 + icmp_len;
-    ip_header(buf, out_total, req[1], id, false, 64, 1, dst, src);
+    ip_header(buf, out_total, req[1], id, false, 1, (dst, src));
     buf[20..out_total].copy_from_slice(&req[ihl..total]);
     buf[20] = ICMP_ECHO_REPLY;
     buf[21] = 0;
@@ -226,7 +245,15 @@ mod tests {
     fn icmp_error_quotes_the_original_and_skips_errors_about_errors() {
         let mut buf = [0u8; REPLY_BUF];
         let orig = syn();
-        let n = icmp_error(&mut buf, &orig, 0x0a00_0101, ICMP_DEST_UNREACH, UNREACH_PORT, 0, 9);
+        let n = icmp_error(
+            &mut buf,
+            &orig,
+            0x0a00_0101,
+            ICMP_DEST_UNREACH,
+            UNREACH_PORT,
+            0,
+            9,
+        );
         assert_eq!(n, 28 + 40);
         verify(&buf[..n]);
         assert_eq!(checksum::checksum(&buf[20..n]), 0);
@@ -241,7 +268,8 @@ mod tests {
     fn echo_reply_swaps_and_keeps_payload() {
         let mut req = vec![0u8; 20 + 8 + 5];
         req[0] = 0x45;
-        req[2..4].copy_from_slice(&(req.len() as u16).to_be_bytes());
+        let n = req.len() as u16;
+        req[2..4].copy_from_slice(&n.to_be_bytes());
         req[8] = 64;
         req[9] = 1;
         req[12..16].copy_from_slice(&[10, 0, 1, 2]);
