@@ -26,8 +26,11 @@ pub enum CmdError {
     Syntax(#[from] SyntaxError),
     #[error("iptables: {0}")]
     Other(String),
-    #[error("Chain '{0}' does not exist")]
-    NoTargetChain(String),
+    #[error("Chain '{chain}' does not exist{}", suggest.as_ref().map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default())]
+    NoTargetChain {
+        chain: String,
+        suggest: Option<String>,
+    },
     #[error("{0}")]
     Rejected(#[from] ValidateError),
 }
@@ -36,7 +39,7 @@ impl CmdError {
     pub fn status(&self) -> i32 {
         match self {
             CmdError::Syntax(e) => e.status(),
-            CmdError::NoTargetChain(_) => 2,
+            CmdError::NoTargetChain { .. } => 2,
             CmdError::Other(_) => 1,
             CmdError::Rejected(_) => 4,
         }
@@ -263,7 +266,7 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
             if let Some(j) = rule.target.chain_ref() {
                 match t.chain(j) {
                     Some(c) if !c.is_builtin() => {}
-                    _ => return Err(CmdError::NoTargetChain(j.to_string())),
+                    _ => return Err(no_target(t, j)),
                 }
             }
             match cmd.op {
@@ -333,6 +336,19 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
 /// user chains, so the table is validated when hooks matter).
 fn check_after_add(t: &Table, _ci: usize, _pos: usize) -> Result<(), CmdError> {
     t.validate().map_err(CmdError::from)
+}
+
+fn no_target(t: &Table, j: &str) -> CmdError {
+    let cands = super::parse::TARGET_NAMES.iter().copied().chain(
+        t.chains
+            .iter()
+            .filter(|c| !c.is_builtin())
+            .map(|c| c.name.as_str()),
+    );
+    CmdError::NoTargetChain {
+        chain: j.to_string(),
+        suggest: super::names::suggest(j, cands).map(str::to_string),
+    }
 }
 
 fn check_chain_name(n: &str) -> Result<(), CmdError> {
@@ -688,7 +704,7 @@ fn exec_restore(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(),
         if let Some(j) = rule.target.chain_ref() {
             match t.chain(j) {
                 Some(c) if !c.is_builtin() => {}
-                _ => return Err(CmdError::NoTargetChain(j.to_string())),
+                _ => return Err(no_target(t, j)),
             }
         }
         t.chains[ci].rules.push(rule);
