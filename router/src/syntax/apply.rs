@@ -573,11 +573,11 @@ pub fn restore(rs: &mut Ruleset, text: &str, opts: RestoreOptions) -> Result<(),
         };
         let kind = *kind;
         if line.trim_end() == "COMMIT" {
-            let (w, kind, _) = work.take().unwrap();
-            let t = w.table(kind);
+            let (mut w, kind, _) = work.take().unwrap();
+            let t = std::mem::replace(w.table_mut(kind), Table::new(kind));
             t.validate().map_err(|e| rerr(ln, e))?;
             if !opts.test {
-                rs.replace_table(t.clone());
+                rs.replace_table(t);
             }
             continue;
         }
@@ -682,7 +682,7 @@ pub fn restore(rs: &mut Ruleset, text: &str, opts: RestoreOptions) -> Result<(),
             }
         }
         let mut sink = String::new();
-        exec_restore(w, &cmd, &mut sink).map_err(|e| rerr(ln, e))?;
+        exec_restore(w, cmd, &mut sink).map_err(|e| rerr(ln, e))?;
     }
     if let Some((_, _, _)) = work {
         return Err(rerr(
@@ -695,12 +695,12 @@ pub fn restore(rs: &mut Ruleset, text: &str, opts: RestoreOptions) -> Result<(),
 
 /// Like [`exec`], but appends skip the per-rule table validation (the table
 /// is validated once at COMMIT), which keeps large restores linear.
-fn exec_restore(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), CmdError> {
+fn exec_restore(rs: &mut Ruleset, mut cmd: Command, out: &mut String) -> Result<(), CmdError> {
     if cmd.op == Op::Append {
         let t = rs.table_mut(cmd.table);
         let n = cmd.chain.as_deref().unwrap_or("");
         let ci = t.chain_index(n).ok_or_else(|| other(NO_CHAIN))?;
-        let rule = cmd.rule.clone().expect("append carries a rule");
+        let rule = cmd.rule.take().expect("append carries a rule");
         if let Some(j) = rule.target.chain_ref() {
             match t.chain(j) {
                 Some(c) if !c.is_builtin() => {}
@@ -710,7 +710,7 @@ fn exec_restore(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(),
         t.chains[ci].rules.push(rule);
         return Ok(());
     }
-    exec(rs, cmd, out)
+    exec(rs, &cmd, out)
 }
 
 /// The iptables-save text of every present table (no `#` lines).
