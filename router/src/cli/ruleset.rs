@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use crate::ruleset::{Ruleset, TableKind};
 use crate::syntax::{list, restore, save, ListFormat, RestoreOptions};
 
-const USAGE: &str = "usage: tungate ruleset check [FILE|-]
+const USAGE: &str = "usage: tungate ruleset check [FILE|-] [--timing]
        tungate ruleset save [FILE|-] [-c]
        tungate ruleset list [FILE|-] [-t TABLE] [-n] [-v] [-x] [--line-numbers] [-c]
 
@@ -29,22 +29,6 @@ fn read_input(path: Option<&str>) -> Result<String, String> {
     }
 }
 
-/// Loads a restore file into a fresh ruleset; the error is ready to print.
-pub fn load(path: Option<&str>, counters: bool) -> Result<Ruleset, String> {
-    let text = read_input(path)?;
-    let mut rs = Ruleset::new();
-    restore(
-        &mut rs,
-        &text,
-        RestoreOptions {
-            counters,
-            ..Default::default()
-        },
-    )
-    .map_err(|e| format!("{}: {e}", path.unwrap_or("-")))?;
-    Ok(rs)
-}
-
 /// Runs `tungate ruleset ARGS...` (args after "ruleset").
 pub fn main(args: &[String]) -> ExitCode {
     let Some(sub) = args.first() else {
@@ -55,6 +39,7 @@ pub fn main(args: &[String]) -> ExitCode {
     let mut table: Option<TableKind> = None;
     let mut f = ListFormat::default();
     let mut counters = false;
+    let mut timing = false;
     let mut i = 1;
     while i < args.len() {
         match args[i].as_str() {
@@ -71,6 +56,7 @@ pub fn main(args: &[String]) -> ExitCode {
                 }
             }
             "-c" | "--counters" => counters = true,
+            "--timing" if sub == "check" => timing = true,
             "-n" | "--numeric" if sub == "list" => f.numeric = true,
             "-v" | "--verbose" if sub == "list" => f.verbose = true,
             "-x" | "--exact" if sub == "list" => f.exact = true,
@@ -83,13 +69,37 @@ pub fn main(args: &[String]) -> ExitCode {
         }
         i += 1;
     }
-    let rs = match load(file, counters) {
-        Ok(rs) => rs,
+    let t0 = std::time::Instant::now();
+    let text = match read_input(file) {
+        Ok(t) => t,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(1);
         }
     };
+    let t1 = std::time::Instant::now();
+    let mut rs = Ruleset::new();
+    let opts = RestoreOptions {
+        counters,
+        ..Default::default()
+    };
+    if let Err(e) = restore(&mut rs, &text, opts) {
+        eprintln!("{}: {e}", file.unwrap_or("-"));
+        return ExitCode::from(1);
+    }
+    let t2 = std::time::Instant::now();
+    if timing {
+        let (mut chains, mut rules) = (0, 0);
+        for t in rs.tables() {
+            chains += t.chains.len();
+            rules += t.chains.iter().map(|c| c.rules.len()).sum::<usize>();
+        }
+        eprintln!(
+            "read {:.1} ms, parse+validate {:.1} ms ({rules} rules, {chains} chains)",
+            (t1 - t0).as_secs_f64() * 1e3,
+            (t2 - t1).as_secs_f64() * 1e3
+        );
+    }
     match sub.as_str() {
         "check" => ExitCode::SUCCESS,
         "save" => {

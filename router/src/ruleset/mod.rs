@@ -286,6 +286,9 @@ impl Table {
     pub fn chain_index(&self, name: &str) -> Option<usize> {
         match self.index.get(name) {
             Some(&i) if self.chains.get(i).map(|c| c.name == name).unwrap_or(false) => Some(i),
+            // A miss is trusted while the index covers every chain; after
+            // direct edits of `chains` it may be stale, so scan.
+            None if self.index.len() == self.chains.len() => None,
             _ => self.chains.iter().position(|c| c.name == name),
         }
     }
@@ -958,5 +961,22 @@ impl Target {
 impl fmt::Display for TableKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_stay_small() {
+        // Large rulesets (kube-proxy: 100k+ rules) keep these in memory.
+        println!(
+            "Rule {} Match {} Target {}",
+            std::mem::size_of::<Rule>(),
+            std::mem::size_of::<Match>(),
+            std::mem::size_of::<Target>()
+        );
+        assert!(std::mem::size_of::<Match>() <= 48);
     }
 }

@@ -26,8 +26,11 @@ pub enum CmdError {
     Syntax(#[from] SyntaxError),
     #[error("iptables: {0}")]
     Other(String),
-    #[error("Chain '{0}' does not exist")]
-    NoTargetChain(String),
+    #[error("Chain '{chain}' does not exist{}", suggest.as_ref().map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default())]
+    NoTargetChain {
+        chain: String,
+        suggest: Option<String>,
+    },
     #[error("{0}")]
     Rejected(#[from] ValidateError),
 }
@@ -36,7 +39,7 @@ impl CmdError {
     pub fn status(&self) -> i32 {
         match self {
             CmdError::Syntax(e) => e.status(),
-            CmdError::NoTargetChain(_) => 2,
+            CmdError::NoTargetChain { .. } => 2,
             CmdError::Other(_) => 1,
             CmdError::Rejected(_) => 4,
         }
@@ -263,7 +266,7 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
             if let Some(j) = rule.target.chain_ref() {
                 match t.chain(j) {
                     Some(c) if !c.is_builtin() => {}
-                    _ => return Err(CmdError::NoTargetChain(j.to_string())),
+                    _ => return Err(no_target(t, j)),
                 }
             }
             match cmd.op {
@@ -333,6 +336,19 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
 /// user chains, so the table is validated when hooks matter).
 fn check_after_add(t: &Table, _ci: usize, _pos: usize) -> Result<(), CmdError> {
     t.validate().map_err(CmdError::from)
+}
+
+fn no_target(t: &Table, j: &str) -> CmdError {
+    let cands = super::parse::TARGET_NAMES.iter().copied().chain(
+        t.chains
+            .iter()
+            .filter(|c| !c.is_builtin())
+            .map(|c| c.name.as_str()),
+    );
+    CmdError::NoTargetChain {
+        chain: j.to_string(),
+        suggest: super::names::suggest(j, cands).map(str::to_string),
+    }
 }
 
 fn check_chain_name(n: &str) -> Result<(), CmdError> {
@@ -557,11 +573,11 @@ pub fn restore(rs: &mut Ruleset, text: &str, opts: RestoreOptions) -> Result<(),
         };
         let kind = *kind;
         if line.trim_end() == "COMMIT" {
-            let (w, kind, _) = work.take().unwrap();
-            let t = w.table(kind);
+            let (mut w, kind, _) = work.take().unwrap();
+            let t = std::mem::replace(w.table_mut(kind), Table::new(kind));
             t.validate().map_err(|e| rerr(ln, e))?;
             if !opts.test {
-                rs.replace_table(t.clone());
+                rs.replace_table(t);
             }
             continue;
         }
@@ -666,7 +682,7 @@ pub fn restore(rs: &mut Ruleset, text: &str, opts: RestoreOptions) -> Result<(),
             }
         }
         let mut sink = String::new();
-        exec_restore(w, &cmd, &mut sink).map_err(|e| rerr(ln, e))?;
+        exec_restore(w, cmd, &mut sink).map_err(|e| rerr(ln, e))?;
     }
     if let Some((_, _, _)) = work {
         return Err(rerr(
@@ -679,22 +695,22 @@ pub fn restore(rs: &mut Ruleset, text: &str, opts: RestoreOptions) -> Result<(),
 
 /// Like [`exec`], but appends skip the per-rule table validation (the table
 /// is validated once at COMMIT), which keeps large restores linear.
-fn exec_restore(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), CmdError> {
+fn exec_restore(rs: &mut Ruleset, mut cmd: Command, out: &mut String) -> Result<(), CmdError> {
     if cmd.op == Op::Append {
         let t = rs.table_mut(cmd.table);
         let n = cmd.chain.as_deref().unwrap_or("");
         let ci = t.chain_index(n).ok_or_else(|| other(NO_CHAIN))?;
-        let rule = cmd.rule.clone().expect("append carries a rule");
+        let rule = cmd.rule.take().expect("append carries a rule");
         if let Some(j) = rule.target.chain_ref() {
             match t.chain(j) {
                 Some(c) if !c.is_builtin() => {}
-                _ => return Err(CmdError::NoTargetChain(j.to_string())),
+                _ => return Err(no_target(t, j)),
             }
         }
         t.chains[ci].rules.push(rule);
         return Ok(());
     }
-    exec(rs, cmd, out)
+    exec(rs, &cmd, out)
 }
 
 /// The iptables-save text of every present table (no `#` lines).

@@ -36,8 +36,11 @@ pub enum SyntaxError {
     HostName { option: String, value: String },
     #[error("unknown protocol \"{value}\" specified")]
     UnknownProtocol { value: String },
-    #[error("Couldn't load match `{name}':No such file or directory")]
-    UnknownMatch { name: String },
+    #[error("Couldn't load match `{name}':No such file or directory{}", suggest.map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default())]
+    UnknownMatch {
+        name: String,
+        suggest: Option<&'static str>,
+    },
     #[error("can't initialize iptables table `{table}': Table does not exist")]
     UnknownTable { table: String },
     #[error("Bad argument `{token}'")]

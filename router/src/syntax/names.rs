@@ -399,3 +399,28 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     }
     best.map(|(_, c)| c)
 }
+
+/// Reverse lookup in /etc/hosts for `-L` without `-n` (first name of the
+/// first line naming the address, as the resolver answers from files).
+/// DNS is not consulted: without an answer the address prints as is.
+pub fn host_name(addr: u32) -> Option<&'static str> {
+    static H: OnceLock<HashMap<u32, String>> = OnceLock::new();
+    H.get_or_init(|| {
+        let mut m = HashMap::new();
+        if let Ok(text) = std::fs::read_to_string("/etc/hosts") {
+            for line in text.lines() {
+                let line = line.split('#').next().unwrap_or("");
+                let mut it = line.split_whitespace();
+                let (Some(a), Some(n)) = (it.next(), it.next()) else {
+                    continue;
+                };
+                if let Ok(ip) = a.parse::<std::net::Ipv4Addr>() {
+                    m.entry(u32::from(ip)).or_insert_with(|| n.to_string());
+                }
+            }
+        }
+        m
+    })
+    .get(&addr)
+    .map(|s| s.as_str())
+}

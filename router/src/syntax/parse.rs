@@ -692,6 +692,49 @@ const S6: u32 = 32;
 const S7: u32 = 64;
 const S8: u32 = 128;
 
+/// Match modules tungate knows.
+pub const MATCH_NAMES: [&str; 18] = [
+    "tcp",
+    "udp",
+    "icmp",
+    "multiport",
+    "conntrack",
+    "state",
+    "comment",
+    "mark",
+    "connmark",
+    "statistic",
+    "addrtype",
+    "iprange",
+    "limit",
+    "length",
+    "ttl",
+    "tcpmss",
+    "recent",
+    "mac",
+];
+
+/// Target names tungate knows (besides user chains).
+pub const TARGET_NAMES: [&str; 17] = [
+    "ACCEPT",
+    "DROP",
+    "RETURN",
+    "REJECT",
+    "LOG",
+    "MARK",
+    "CONNMARK",
+    "DNAT",
+    "SNAT",
+    "MASQUERADE",
+    "REDIRECT",
+    "NOTRACK",
+    "CT",
+    "TCPMSS",
+    "NFLOG",
+    "CHECKSUM",
+    "QUEUE",
+];
+
 fn new_match(name: &str) -> R<Match> {
     Ok(match name {
         "tcp" => Match::Tcp {
@@ -781,6 +824,7 @@ fn new_match(name: &str) -> R<Match> {
         _ => {
             return Err(SyntaxError::UnknownMatch {
                 name: name.to_string(),
+                suggest: super::names::suggest(name, MATCH_NAMES.iter().copied()),
             })
         }
     })

@@ -755,7 +755,7 @@ fn list_addr(a: u32, mask: u32) -> String {
     }
 }
 
-fn match_list(out: &mut String, m: &Match, numeric: bool) {
+fn match_list(out: &mut String, m: &Match, numeric: bool, proto: &str) {
     match m {
         Match::Tcp {
             sport,
@@ -799,26 +799,25 @@ fn match_list(out: &mut String, m: &Match, numeric: bool) {
             code_hi,
             invert,
         } => {
-            let i = if *invert { "!" } else { "" };
+            // libipt_icmp's print_icmptype, byte for byte.
+            out.push_str(" icmp");
             if !numeric {
                 if let Some((n, ..)) = names::ICMP_NAMES
                     .iter()
                     .find(|(_, t, lo, hi)| t == icmp_type && lo == code_lo && hi == code_hi)
                 {
-                    let _ = write!(out, " icmp {i}{n}");
+                    let _ = write!(out, " {}{n}", if *invert { "!" } else { "" });
                     return;
                 }
             }
-            let _ = write!(out, " icmp {i}type {icmp_type}");
+            if *invert {
+                out.push_str(" !");
+            }
+            let _ = write!(out, "type {icmp_type}");
             if *code_lo == *code_hi {
                 let _ = write!(out, " code {code_lo}");
             } else if *code_lo != 0 || *code_hi != 0xFF {
                 let _ = write!(out, " codes {code_lo}-{code_hi}");
-            }
-            if numeric && !*invert {
-                // iptables 1.8.9 prints "icmptype" without a space here.
-                let s = out.rfind(" icmp type").unwrap();
-                out.replace_range(s..s + 10, " icmptype");
             }
         }
         Match::Multiport {
@@ -839,9 +838,9 @@ fn match_list(out: &mut String, m: &Match, numeric: bool) {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&port_str(*lo, "tcp", numeric));
+                out.push_str(&port_str(*lo, proto, numeric));
                 if lo != hi {
-                    let _ = write!(out, ":{}", port_str(*hi, "tcp", numeric));
+                    let _ = write!(out, ":{}", port_str(*hi, proto, numeric));
                 }
             }
         }
@@ -1045,11 +1044,13 @@ fn target_list(out: &mut String, t: &Target, numeric: bool) {
             if numeric {
                 let _ = write!(out, " flags {} level {}", l.flags, l.level);
             } else {
-                let lv = names::LOG_LEVELS
-                    .iter()
-                    .find(|(_, v)| *v == l.level)
-                    .map(|(n, _)| *n)
-                    .unwrap_or("?");
+                // iptables-nft prints nft's syslog level names.
+                let lv = [
+                    "emerg", "alert", "crit", "err", "warn", "notice", "info", "debug",
+                ]
+                .get(usize::from(l.level))
+                .copied()
+                .unwrap_or("?");
                 let _ = write!(out, " level {lv}");
                 for (bit, n) in [
                     (1, " tcp-sequence"),
@@ -1201,8 +1202,14 @@ fn list_target_name(t: &Target) -> &str {
 
 /// The matches and target options of a rule as `-L` prints them.
 pub fn list_rule_tail(out: &mut String, r: &Rule, numeric: bool) {
+    let proto = match r.proto {
+        17 => "udp",
+        132 => "sctp",
+        33 => "dccp",
+        _ => "tcp",
+    };
     for m in &r.matches {
-        match_list(out, m, numeric);
+        match_list(out, m, numeric, proto);
     }
     target_list(out, &r.target, numeric);
 }
@@ -1254,14 +1261,16 @@ pub fn list_rule(out: &mut String, r: &Rule, n: usize, f: ListFormat) {
     for a in [&r.src, &r.dst] {
         let s = if a.mask == 0 && !a.invert && !f.numeric {
             "anywhere".to_string()
+        } else if !f.numeric && a.mask == u32::MAX {
+            match names::host_name(a.addr) {
+                Some(h) => h.to_string(),
+                None => list_addr_any(a.addr, a.mask),
+            }
         } else {
-            format!(
-                "{}{}",
-                if a.invert { "!" } else { "" },
-                list_addr_any(a.addr, a.mask)
-            )
+            list_addr_any(a.addr, a.mask)
         };
-        let _ = write!(out, " {s:<20}");
+        out.push(if a.invert { '!' } else { ' ' });
+        let _ = write!(out, "{s:<19} ");
     }
     list_rule_tail(out, r, f.numeric);
     let trimmed = out[start..].trim_end().len();
@@ -1317,7 +1326,8 @@ pub fn list(out: &mut String, t: &Table, chain: Option<&str>, f: ListFormat) {
         }
         if f.verbose {
             if f.exact {
-                let _ = write!(out, "{:>8} {:>8} ", "pkts", "bytes");
+                // iptables' header is wider than its -x columns here.
+                let _ = write!(out, "{:>8} {:>10} ", "pkts", "bytes");
             } else {
                 out.push_str(" pkts bytes ");
             }
