@@ -256,7 +256,8 @@ impl CompiledRuleset {
     }
 
     pub fn table(&self, kind: TableKind) -> &CTable {
-        &self.tables[TableKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)]
+        // `tables` is built in `TableKind::ALL` order, which is declaration order.
+        &self.tables[kind as usize]
     }
 
     /// Built-in chain of `hook` in `kind`, if the table has that hook.

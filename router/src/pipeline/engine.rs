@@ -507,7 +507,22 @@ impl<'p> Trav<'p, '_> {
         pkt: &[u8],
         flow: &mut Flow<'p>,
     ) -> TableVerdict {
-        let rules = self.ws.rules.clone();
+        let ws = &mut *self.ws;
+        let rules: &CompiledRuleset = &ws.rules;
+        // A built-in chain with no rules only counts its policy: skip the
+        // parse and the connection lookup (most hooks of most rulesets).
+        let Some(ci) = rules.hook_chain(table, hook) else {
+            return TableVerdict::Accept;
+        };
+        let ch = &rules.table(table).chains[ci as usize];
+        if ch.rules.is_empty() {
+            let len = u16::from_be_bytes([pkt[2], pkt[3]]) as u64;
+            rules.counters.bump(self.worker, ch.policy_slot, len);
+            return match ch.policy {
+                Some(crate::ruleset::Policy::Drop) => TableVerdict::Drop { policy: true },
+                _ => TableVerdict::Accept,
+            };
+        }
         let in_if = if matches!(hook, Hook::Postrouting | Hook::Output) {
             ""
         } else {
@@ -523,7 +538,7 @@ impl<'p> Trav<'p, '_> {
         };
         let info = flow.conn.info(self.now);
         let w = Walk {
-            rs: &rules,
+            rs: rules,
             worker: self.worker,
             now: self.now,
             recent: &self.p.recent,
@@ -532,7 +547,7 @@ impl<'p> Trav<'p, '_> {
         flow.marks.ctmark_changed = false;
         let mut env = PEnv {
             p: self.p,
-            rng: &mut self.ws.rng,
+            rng: &mut ws.rng,
         };
         let v = w.run(table, hook, &f, info.as_ref(), &mut flow.marks, &mut env);
         if flow.marks.ctmark_changed {
