@@ -231,6 +231,12 @@ fn main() {
     let r10 = std::fs::read_to_string(&args[1]).expect("read RULES_10");
     let r10k = std::fs::read_to_string(&args[2]).expect("read RULES_10K");
 
+    if std::env::var("PIPELINE_BENCH_ONLY").as_deref() == Ok("established") {
+        // For profiling: the established path alone.
+        let est = (0..3).map(|_| established(&r10)).fold(0.0, f64::max);
+        println!("established_mpps={est:.2}");
+        return;
+    }
     // Memory first, in a fresh heap: freed memory of later runs would stay
     // resident and hide the growth.
     let (nf1m, bpe) = new_flows(&r10, 10, 1_000_000);

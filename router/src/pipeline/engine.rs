@@ -19,7 +19,9 @@
 #![forbid(unsafe_code)]
 
 use super::compile::CompiledRuleset;
-use super::eval::{CtInfo, Env, PacketFields, PacketMarks, RecentTables, TableVerdict, Walk};
+use super::eval::{
+    CtInfo, Env, LazyCt, PacketFields, PacketMarks, RecentTables, TableVerdict, Walk,
+};
 use super::reply::{self, REPLY_BUF};
 use super::{DropReason, Emit, IfIndex, PacketCtx, Processor, Verdict};
 use crate::clock::Timestamp;
@@ -536,7 +538,10 @@ impl<'p> Trav<'p, '_> {
         let Some(f) = PacketFields::parse(pkt, in_if, out_if) else {
             return TableVerdict::Drop { policy: false };
         };
-        let info = flow.conn.info(self.now);
+        let now = self.now;
+        let conn = &flow.conn;
+        let make = || conn.info(now);
+        let ct = LazyCt::new(&make);
         let w = Walk {
             rs: rules,
             worker: self.worker,
@@ -549,7 +554,7 @@ impl<'p> Trav<'p, '_> {
             p: self.p,
             rng: &mut ws.rng,
         };
-        let v = w.run(table, hook, &f, info.as_ref(), &mut flow.marks, &mut env);
+        let v = w.run(table, hook, &f, &ct, &mut flow.marks, &mut env);
         if flow.marks.ctmark_changed {
             flow.conn.set_mark(flow.marks.ctmark);
         }

@@ -33,6 +33,36 @@ pub struct CtInfo {
     pub expires: u32,
 }
 
+/// The packet's [`CtInfo`], computed on first use: most walks never look
+/// at the connection, and reading its tuples costs a dozen atomic loads.
+pub struct LazyCt<'a> {
+    cell: std::cell::OnceCell<Option<CtInfo>>,
+    make: &'a dyn Fn() -> Option<CtInfo>,
+}
+
+impl<'a> LazyCt<'a> {
+    pub fn new(make: &'a dyn Fn() -> Option<CtInfo>) -> Self {
+        LazyCt {
+            cell: std::cell::OnceCell::new(),
+            make,
+        }
+    }
+
+    /// Already known facts (tests, callers that have them at hand).
+    pub fn ready(info: Option<CtInfo>) -> Self {
+        let cell = std::cell::OnceCell::new();
+        let _ = cell.set(info);
+        LazyCt {
+            cell,
+            make: &|| None,
+        }
+    }
+
+    pub fn get(&self) -> Option<&CtInfo> {
+        self.cell.get_or_init(|| (self.make)()).as_ref()
+    }
+}
+
 /// Header fields of the packet being evaluated, extracted once.
 #[derive(Debug, Clone)]
 pub struct PacketFields<'a> {
@@ -274,7 +304,7 @@ impl Walk<'_> {
         table: TableKind,
         hook: Hook,
         pkt: &PacketFields<'_>,
-        ct: Option<&CtInfo>,
+        ct: &LazyCt<'_>,
         marks: &mut PacketMarks,
         env: &mut dyn Env,
     ) -> TableVerdict {
@@ -360,7 +390,7 @@ impl Walk<'_> {
         ch: &CChain,
         mut pos: u32,
         pkt: &PacketFields<'_>,
-        ct: Option<&CtInfo>,
+        ct: &LazyCt<'_>,
         marks: &PacketMarks,
         env: &mut dyn Env,
     ) -> Option<u32> {
@@ -400,7 +430,7 @@ impl Walk<'_> {
         &self,
         cr: &CRule,
         p: &PacketFields<'_>,
-        ct: Option<&CtInfo>,
+        ct: &LazyCt<'_>,
         marks: &PacketMarks,
         env: &mut dyn Env,
     ) -> bool {
@@ -441,7 +471,7 @@ impl Walk<'_> {
         cr: &CRule,
         m: &Match,
         p: &PacketFields<'_>,
-        ct: Option<&CtInfo>,
+        ct: &LazyCt<'_>,
         marks: &PacketMarks,
         env: &mut dyn Env,
     ) -> bool {
@@ -495,11 +525,13 @@ impl Walk<'_> {
                 };
                 hit != *invert
             }
-            Match::Conntrack(c) => conntrack_match(c, ct),
-            Match::State { states, invert } => state_bits(ct, false).intersects(*states) != *invert,
+            Match::Conntrack(c) => conntrack_match(c, ct.get()),
+            Match::State { states, invert } => {
+                state_bits(ct.get(), false).intersects(*states) != *invert
+            }
             Match::Comment(_) => true,
             Match::Mark(mm) => ((marks.mark & mm.mask) == mm.value) != mm.invert,
-            Match::Connmark(mm) => match ct {
+            Match::Connmark(mm) => match ct.get() {
                 Some(_) => ((marks.ctmark & mm.mask) == mm.value) != mm.invert,
                 None => false,
             },
@@ -784,7 +816,7 @@ mod tests {
             TableKind::Filter,
             Hook::Forward,
             &f,
-            None,
+            &LazyCt::ready(None),
             &mut PacketMarks::default(),
             &mut TestEnv(7),
         )
