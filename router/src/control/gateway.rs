@@ -163,11 +163,10 @@ impl GatewayHandler {
             None => text.to_string(),
         };
         let mut touched = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        // All or nothing: the restore works on the snapshot, a copy; a
+        // failure anywhere leaves the gateway's ruleset untouched.
         let mut rs = self.pipeline.ruleset().snapshot();
-        // All or nothing: the restore works on a copy; a failure anywhere
-        // leaves the gateway's ruleset untouched.
-        let mut work = rs.clone();
-        match syntax::restore(&mut work, &text, opts) {
+        match syntax::restore(&mut rs, &text, opts) {
             Ok(()) => {
                 if opts.test {
                     return Response::ok("");
@@ -177,7 +176,6 @@ impl GatewayHandler {
                         touched[table_index(t)] = true;
                     }
                 }
-                rs = work;
                 self.swap(rs);
                 Response::ok("")
             }
