@@ -439,7 +439,7 @@ impl<'a> ConnRef<'a> {
         let proto = self.orig().proto;
         let to = &t.cfg.timeouts;
         let mut changed = false;
-        let timeout: Duration;
+        let mut timeout: Duration;
         match proto {
             PROTO_TCP => {
                 let mut cur = s.proto.load(Relaxed);
@@ -458,11 +458,14 @@ impl<'a> ConnRef<'a> {
                                 Ok(_) => {
                                     let (old, new) = (TcpBits(cur).state(), nb.state());
                                     changed = old != new;
-                                    timeout = if tcp::index(tcp_flags) == tcp::Index::Rst {
-                                        to.tcp_close
-                                    } else {
-                                        to.tcp(new)
-                                    };
+                                    let rst = tcp::index(tcp_flags) == tcp::Index::Rst;
+                                    timeout = if rst { to.tcp_close } else { to.tcp(new) };
+                                    if rst && !Status(s.status.load(Relaxed)).seen_reply() {
+                                        // "If only reply is a RST ... delete the conntrack
+                                        // immediately": expire it now; the next lookup or
+                                        // the sweep removes it (this packet still uses it).
+                                        timeout = Duration::ZERO;
+                                    }
                                     // ASSURED after a valid ACK moves SYN_RECV (or a
                                     // picked-up flow's answer) to ESTABLISHED.
                                     let st = Status(s.status.load(Relaxed));
@@ -483,8 +486,11 @@ impl<'a> ConnRef<'a> {
                 }
             }
             PROTO_UDP => {
+                // As udp_packet: SEEN_REPLY is the status *before* this packet
+                // (the core sets it afterwards), so the first reply still
+                // gets the unreplied timeout.
                 let st = Status(s.status.load(Relaxed));
-                if st.seen_reply() || reply {
+                if st.seen_reply() {
                     let stream_at = s.proto.load(Relaxed) as u64;
                     if now.as_secs() >= stream_at {
                         timeout = to.udp_stream;
@@ -500,14 +506,8 @@ impl<'a> ConnRef<'a> {
                 }
             }
             PROTO_ICMP => timeout = to.icmp,
-            _ => {
-                timeout = to.generic;
-                // The generic tracker assures once both directions were seen.
-                let st = Status(s.status.load(Relaxed));
-                if (st.seen_reply() || reply) && !st.assured() {
-                    s.status.fetch_or(Status::ASSURED, Relaxed);
-                }
-            }
+            // generic_packet / icmp_packet only refresh the timeout (never ASSURED).
+            _ => timeout = to.generic,
         }
         if reply && s.status.fetch_or(Status::SEEN_REPLY, Relaxed) & Status::SEEN_REPLY == 0 {
             changed = true;
@@ -615,6 +615,30 @@ impl ConnTable {
         &chunk[i % CHUNK]
     }
 
+    /// Bytes the table has allocated (slab chunks touched so far, the hash
+    /// map's buckets, the free list): an accounting, not a measurement; see
+    /// `examples/ct_bench.rs` for the RSS figure.
+    pub fn memory_usage(&self) -> usize {
+        let chunks = self.chunks.iter().filter(|c| c.get().is_some()).count();
+        let slab = chunks * CHUNK * std::mem::size_of::<Slot>();
+        // hashbrown: capacity = 7/8 of the (power of two) buckets; each bucket
+        // is one (key, value) pair plus one control byte.
+        let cap = self.map.capacity();
+        let buckets = cap * 8 / 7;
+        let pair = std::mem::size_of::<(Tuple, u32)>();
+        let map = buckets * (pair + 1);
+        let free = self
+            .free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .capacity()
+            * 4;
+        slab + map + free + std::mem::size_of::<Self>()
+    }
+
+    /// Size of one slab slot (bytes).
+    pub const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
+
     /// Finds the entry one of whose tuples is `t`. An expired entry is
     /// removed on the spot and not returned.
     pub fn lookup(&self, t: &Tuple, now: Timestamp) -> Option<ConnRef<'_>> {
@@ -652,8 +676,8 @@ impl ConnTable {
                 if let Some(conn) = self.lookup(&tuple, now) {
                     match conn.update(tcp_flags, len, now) {
                         CtState::Invalid => return Tracked::Invalid,
-                        state if conn.alive() => return Tracked::Known { conn, state },
-                        _ => {} // TCP reopen: the old entry is gone.
+                        CtState::New if !conn.alive() => {} // TCP reopen: the old entry is gone.
+                        state => return Tracked::Known { conn, state },
                     }
                 }
                 match self.new_conn(&tuple, tcp_flags, len, now) {

@@ -1,0 +1,130 @@
+//! Conntrack micro-benchmark (a benchmark, not a test).
+//!
+//! ```text
+//! cargo run --release -p tungate --example ct_bench [entries]
+//! ```
+//! Prints inserts/s (new_conn + confirm), lookups/s (lookup + update) at 1k
+//! entries and at the full size, and bytes per entry at the full size, both
+//! as RSS delta and as the table's own accounting.
+use std::net::Ipv4Addr;
+use std::time::Instant;
+use tungate::clock::Timestamp;
+use tungate::conntrack::{ConnTable, ConntrackConfig, Tuple, PROTO_UDP};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn rss_bytes() -> usize {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn tuple(i: u32) -> Tuple {
+    // Distinct client address + port per flow, towards a few servers.
+    Tuple::new(
+        Ipv4Addr::from(0x0a00_0000 | (i >> 4)),
+        Ipv4Addr::from(0xac10_0000 | (i & 15)),
+        PROTO_UDP,
+        1024 + (i % 60000) as u16,
+        53,
+    )
+}
+
+fn shuffled(n: u32, count: usize) -> Vec<Tuple> {
+    let mut x: u64 = 0x1234_5678;
+    (0..count)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            tuple((x % n as u64) as u32)
+        })
+        .collect()
+}
+
+fn fill(n: u32) -> (ConnTable, f64) {
+    let t = ConnTable::new(ConntrackConfig {
+        max_entries: n as usize,
+        ..Default::default()
+    });
+    let now = Timestamp::from_secs(1);
+    let start = Instant::now();
+    for i in 0..n {
+        let nc = t.new_conn(&tuple(i), 0, 100, now).expect("udp");
+        t.confirm(&nc, now).expect("room");
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    (t, rate)
+}
+
+fn lookups(t: &ConnTable, n: u32) -> f64 {
+    lookups_of(t, &shuffled(n, 2_000_000))
+}
+
+fn lookups_of(t: &ConnTable, keys: &[Tuple]) -> f64 {
+    let now = Timestamp::from_secs(2);
+    let start = Instant::now();
+    let mut hits = 0u64;
+    for k in keys {
+        if let Some(c) = t.lookup(k, now) {
+            c.update(0, 100, now);
+            hits += 1;
+        }
+    }
+    assert_eq!(hits, keys.len() as u64);
+    keys.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let big: u32 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let (small, _) = fill(1000);
+    let l1k = lookups(&small, 1000);
+    drop(small);
+    let before = rss_bytes();
+    let (t, ins) = fill(big);
+    let after = rss_bytes();
+    let lbig = lookups(&t, big);
+    // Same big table, but a hot set of 1000 flows (spread over the table):
+    // shows whether the table size itself, not the cache footprint of the
+    // working set, changes the cost.
+    let hot: Vec<Tuple> = shuffled(big, 1000);
+    let hot_keys: Vec<Tuple> = (0..2_000_000).map(|i| hot[(i * 7919) % 1000]).collect();
+    let lhot = lookups_of(&t, &hot_keys);
+    // Two threads, each on its own hot set of 1000 flows (a flow stays on
+    // one worker with multi-queue TUN; the machine has 2 cores).
+    let hot2: Vec<Vec<Tuple>> = (0..2)
+        .map(|w| {
+            let h: Vec<Tuple> = (0..1000)
+                .map(|i| tuple((i * 2 + w) * (big / 2000)))
+                .collect();
+            (0..2_000_000).map(|i| h[(i * 7919) % 1000]).collect()
+        })
+        .collect();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for keys in &hot2 {
+            let t = &t;
+            s.spawn(move || lookups_of(t, keys));
+        }
+    });
+    let l2t = 2.0 * hot_keys.len() as f64 / start.elapsed().as_secs_f64();
+    let per_entry_rss = (after - before) as f64 / big as f64;
+    let per_entry_acct = t.memory_usage() as f64 / big as f64;
+    println!("entries={big} slot_bytes={}", ConnTable::SLOT_BYTES);
+    println!("inserts_per_s={ins:.0}");
+    println!("lookups_per_s_1k={l1k:.0}");
+    println!("lookups_per_s_{big}={lbig:.0}");
+    println!("lookups_per_s_{big}_table_1k_hot={lhot:.0}");
+    println!("lookups_per_s_{big}_table_1k_hot_2_threads_total={l2t:.0}");
+    println!(
+        "bytes_per_entry_rss={per_entry_rss:.1} bytes_per_entry_accounted={per_entry_acct:.1}"
+    );
+}
