@@ -52,6 +52,11 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 const CHUNK: usize = 4096;
+/// `Slot::gen_live` bits: live, busy (being confirmed: visible to lookups,
+/// not yet killable), generation above.
+const LIVE: u32 = 1;
+const BUSY: u32 = 2;
+const GEN_SHIFT: u32 = 2;
 /// Slots examined by early drop (the kernel looks at 8 buckets' chains).
 pub const EARLY_DROP_SCAN: usize = 64;
 
@@ -109,7 +114,7 @@ impl BuildHasher for TupleHashBuilder {
 /// One connection; every field is an atomic so workers read without locks.
 #[derive(Default)]
 struct Slot {
-    /// `generation << 1 | live`.
+    /// `generation << GEN_SHIFT | BUSY? | LIVE?`.
     gen_live: AtomicU32,
     /// ORIGINAL tuple (two words), REPLY tuple (two words); see `Tuple::pack`.
     tuples: [AtomicU64; 4],
@@ -363,7 +368,7 @@ impl<'a> ConnRef<'a> {
         self.table.slot(self.idx)
     }
     fn alive(&self) -> bool {
-        self.slot().gen_live.load(Acquire) == self.gen << 1 | 1
+        self.slot().gen_live.load(Acquire) & !BUSY == self.gen << GEN_SHIFT | LIVE
     }
     /// Direction of the packet that found this entry.
     pub fn dir(&self) -> Dir {
@@ -653,17 +658,17 @@ impl ConnTable {
         );
         let s = self.slot(idx);
         let gl = s.gen_live.load(Acquire);
-        if gl & 1 == 0 || s.tuple(dir) != *t {
+        if gl & LIVE == 0 || s.tuple(dir) != *t {
             return None;
         }
         if s.deadline.load(Relaxed) <= now.0 {
-            self.kill(idx, gl >> 1, KillReason::Expired);
+            self.kill(idx, gl >> GEN_SHIFT, KillReason::Expired);
             return None;
         }
         Some(ConnRef {
             table: self,
             idx,
-            gen: gl >> 1,
+            gen: gl >> GEN_SHIFT,
             dir,
         })
     }
@@ -776,7 +781,7 @@ impl ConnTable {
         let s = self.slot(idx);
         let gl = s.gen_live.load(Relaxed);
         s.gen_live
-            .store(((gl >> 1).wrapping_add(1) << 1) & !1, Release);
+            .store((gl >> GEN_SHIFT).wrapping_add(1) << GEN_SHIFT, Release);
         self.free
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -817,8 +822,10 @@ impl ConnTable {
         s.bytes[0].store(nc.len as u64, Relaxed);
         s.packets[1].store(0, Relaxed);
         s.bytes[1].store(0, Relaxed);
-        let gen = s.gen_live.load(Relaxed) >> 1;
-        s.gen_live.store(gen << 1 | 1, Release);
+        let gen = s.gen_live.load(Relaxed) >> GEN_SHIFT;
+        // Visible to lookups (clash detection) but not killable by a
+        // concurrent sweep or early drop until both tuples are in.
+        s.gen_live.store(gen << GEN_SHIFT | BUSY | LIVE, Release);
 
         // ORIGINAL tuple: the clash point.
         let mut tries = 0;
@@ -865,6 +872,7 @@ impl ConnTable {
                 self.map.remove_if(&nc.reply, |_, v| *v == existing);
             }
         }
+        s.gen_live.store(gen << GEN_SHIFT | LIVE, Release);
         self.count.fetch_add(1, Relaxed);
         self.stats.inserted.fetch_add(1, Relaxed);
         self.event(EventKind::New, idx);
@@ -907,17 +915,17 @@ impl ConnTable {
             let idx = ((start + k) % high) as u32;
             let s = self.slot(idx);
             let gl = s.gen_live.load(Acquire);
-            if gl & 1 == 0 {
+            if gl & LIVE == 0 || gl & BUSY != 0 {
                 continue;
             }
             if s.deadline.load(Relaxed) <= now.0 {
-                if self.kill(idx, gl >> 1, KillReason::Expired) {
+                if self.kill(idx, gl >> GEN_SHIFT, KillReason::Expired) {
                     return true;
                 }
                 continue;
             }
             if !Status(s.status.load(Relaxed)).assured()
-                && self.kill(idx, gl >> 1, KillReason::EarlyDrop)
+                && self.kill(idx, gl >> GEN_SHIFT, KillReason::EarlyDrop)
             {
                 return true;
             }
@@ -930,7 +938,7 @@ impl ConnTable {
         let s = self.slot(idx);
         // Claim: live -> dying (generation kept, live bit cleared).
         if s.gen_live
-            .compare_exchange(gen << 1 | 1, gen << 1, AcqRel, Relaxed)
+            .compare_exchange(gen << GEN_SHIFT | LIVE, gen << GEN_SHIFT, AcqRel, Relaxed)
             .is_err()
         {
             return false;
@@ -953,7 +961,7 @@ impl ConnTable {
         }
         .fetch_add(1, Relaxed);
         self.count.fetch_sub(1, Relaxed);
-        s.gen_live.store(gen.wrapping_add(1) << 1, Release);
+        s.gen_live.store(gen.wrapping_add(1) << GEN_SHIFT, Release);
         self.free
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -974,9 +982,9 @@ impl ConnTable {
             let idx = ((start + k) % high) as u32;
             let s = self.slot(idx);
             let gl = s.gen_live.load(Acquire);
-            if gl & 1 == 1
+            if gl & LIVE != 0
                 && s.deadline.load(Relaxed) <= now.0
-                && self.kill(idx, gl >> 1, KillReason::Expired)
+                && self.kill(idx, gl >> GEN_SHIFT, KillReason::Expired)
             {
                 n += 1;
             }
@@ -1033,7 +1041,8 @@ impl ConnTable {
         let high = self.high.load(Acquire);
         for idx in 0..high {
             let s = self.slot(idx);
-            if s.gen_live.load(Acquire) & 1 == 1 && s.deadline.load(Relaxed) > now.0 {
+            if s.gen_live.load(Acquire) & (LIVE | BUSY) == LIVE && s.deadline.load(Relaxed) > now.0
+            {
                 f(&self.snapshot_raw(s));
             }
         }
@@ -1055,14 +1064,50 @@ impl ConnTable {
         for idx in 0..high {
             let s = self.slot(idx);
             let gl = s.gen_live.load(Acquire);
-            if gl & 1 == 1
+            if gl & (LIVE | BUSY) == LIVE
                 && pred(&self.snapshot_raw(s))
-                && self.kill(idx, gl >> 1, KillReason::Deleted)
+                && self.kill(idx, gl >> GEN_SHIFT, KillReason::Deleted)
             {
                 n += 1;
             }
         }
         n
+    }
+
+    /// Consistency check for tests (call when no other thread is working):
+    /// live slots == `len()`, every live slot's two tuples map to it, the map
+    /// holds nothing else, free list + live == slots handed out, no slot twice.
+    #[cfg(test)]
+    pub(crate) fn check_invariants(&self) {
+        let high = self.high.load(Relaxed);
+        let free = self.free.lock().unwrap().clone();
+        let mut seen = vec![false; high as usize];
+        for &i in &free {
+            assert!(!seen[i as usize], "slot {i} twice in the free list");
+            seen[i as usize] = true;
+        }
+        let mut live = 0;
+        for idx in 0..high {
+            let s = self.slot(idx);
+            let gl = s.gen_live.load(Relaxed);
+            assert_eq!(gl & BUSY, 0, "slot {idx} left busy");
+            if gl & LIVE != 0 {
+                assert!(!seen[idx as usize], "live slot {idx} in the free list");
+                live += 1;
+                assert_eq!(
+                    self.map.get(&s.tuple(Dir::Original)).map(|v| *v),
+                    Some(idx << 1)
+                );
+                assert_eq!(
+                    self.map.get(&s.tuple(Dir::Reply)).map(|v| *v),
+                    Some(idx << 1 | 1)
+                );
+            } else {
+                assert!(seen[idx as usize], "dead slot {idx} not in the free list");
+            }
+        }
+        assert_eq!(live, self.len());
+        assert_eq!(self.map.len(), 2 * live);
     }
 
     /// Removes everything (`conntrack -F`).

@@ -539,6 +539,7 @@ fn confirm_race_delivers_both_packets_with_one_translation() {
                 "forced={forced} random_fully={random_fully}: {clashes} clashes in {ROUNDS} rounds"
             );
             assert_eq!(t.len(), ROUNDS as usize);
+            t.check_invariants();
             assert_eq!(t.stats().clash_resolved as usize, clashes);
             assert_eq!(t.stats().insert_failed, 0);
         }
