@@ -10,6 +10,7 @@
 //! non-complemented pseudo-header sum, see [`vnet::VnetHdr::needs_csum`]).
 #![forbid(unsafe_code)]
 
+pub mod build;
 pub mod checksum;
 pub mod icmp;
 pub mod ipv4;

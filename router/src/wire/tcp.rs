@@ -108,3 +108,40 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         &mut self.buffer.as_mut()[HEADER_LEN..h]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ipv4::tests::TCP_SYN;
+
+    #[test]
+    fn syn_fixture_fields_and_bounds() {
+        let t = TcpPacket::new_checked(&TCP_SYN[20..]).unwrap();
+        assert_eq!((t.src_port(), t.dst_port()), (40000, 80));
+        assert_eq!(t.flags(), flags::SYN);
+        assert_eq!(t.header_len(), 40);
+        assert_eq!(&t.options()[..4], &[0x02, 0x04, 0x05, 0xb4]); // MSS 1460
+        assert!(t.payload().is_empty());
+        assert_eq!(
+            TcpPacket::new_checked(&TCP_SYN[20..39]).unwrap_err(),
+            WireError::Truncated
+        );
+        // Data offset beyond the buffer.
+        assert_eq!(
+            TcpPacket::new_checked(&TCP_SYN[20..50]).unwrap_err(),
+            WireError::BadLength
+        );
+        let mut b = TCP_SYN;
+        b[32] = 0x40; // data offset 4 words
+        assert_eq!(
+            TcpPacket::new_checked(&b[20..]).unwrap_err(),
+            WireError::BadLength
+        );
+        let mut c = TCP_SYN;
+        let mut t = TcpPacket::new_checked(&mut c[20..]).unwrap();
+        t.set_src_port(1);
+        t.set_dst_port(2);
+        t.set_flags(flags::RST);
+        assert_eq!((t.src_port(), t.dst_port(), t.flags()), (1, 2, flags::RST));
+    }
+}
