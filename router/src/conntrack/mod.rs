@@ -1,27 +1,45 @@
 //! Connection tracking: tuples, directions, states, the TCP/UDP/ICMP/generic
-//! protocol trackers and the sharded connection table shared by all workers.
+//! protocol trackers, the sharded connection table shared by all workers, and
+//! IPv4 reassembly ([`defrag`]).
 //!
 //! # Per-packet protocol with the pipeline (netfilter's unconfirmed -> confirmed)
 //!
 //! ```text
-//! let key = conntrack::classify(packet)?;             // parse, no allocation
-//! match key {
-//!   PacketKey::Flow { tuple, tcp_flags } => match table.lookup(&tuple, now) {
-//!     Some(conn) => { let st = conn.update(tcp_flags, len, now); ... }      // known flow
-//!     None => { let mut nc = table.new_conn(&tuple, tcp_flags, len, now)?; // NEW, unconfirmed
-//!               // nat table: nat::setup(&table, &mut nc, &range, Manip::Dst, rng, now)
-//!               // ... at the end of POSTROUTING:
-//!               let c = table.confirm(&nc, now)?; }                        // clash-resolved
-//!   },
-//!   PacketKey::IcmpError { embedded } => table.lookup_related(&embedded, now) // RELATED
-//!   PacketKey::Untrackable => INVALID
+//! // PREROUTING (or OUTPUT), after raw, unless NOTRACK (ctstate UNTRACKED):
+//! //   reassemble first: defrag.process(pkt, now) -> NotFragment | Held | Complete
+//! let key = conntrack::classify(pkt)?;                 // Err only for a bad IP header
+//! match table.track(&key, pkt.len() as u32, now) {     // no allocation
+//!     Tracked::Known { conn, state } => {              // state: NEW (no reply yet) / ESTABLISHED
+//!         // rules read conn.status(), conn.mark(), conn.tuple(Dir::..), conn.dir()
+//!         // PREROUTING/OUTPUT:   nat::translate(pkt, partial, &conn.nat_target(), Manip::Dst)
+//!         // POSTROUTING/INPUT:   nat::translate(pkt, partial, &conn.nat_target(), Manip::Src)
+//!     }
+//!     Tracked::Related(conn) => { /* RELATED; same two translate calls (ICMP error aware) */ }
+//!     Tracked::New(mut nc) => {                        // ctstate NEW, unconfirmed
+//!         // nat PREROUTING/OUTPUT rule DNAT/REDIRECT:
+//!         //   nat::setup(&table, &mut nc, &range, Manip::Dst, &mut rng, now)?;
+//!         //   nat::translate(pkt, partial, &nc.nat_target(), Manip::Dst);
+//!         // nat POSTROUTING/INPUT rule SNAT/MASQUERADE: the same with Manip::Src
+//!         // CONNMARK --set-mark: nc.mark = ..
+//!         // end of POSTROUTING (or INPUT for local delivery):
+//!         match table.confirm(&nc, now) {
+//!             Ok(c) if c.clash == Some(ClashKind::Retranslate) =>
+//!                 nat::translate_both(pkt, partial, &c.conn.nat_target()),  // lost a race
+//!             Ok(_) => ..., // deliver
+//!             Err(ConfirmError::Full) => Drop(ConntrackFull),
+//!             Err(ConfirmError::ReplyTaken) => Drop(NatExhausted),
+//!         }
+//!     }
+//!     Tracked::Invalid => { /* ctstate INVALID, no entry */ }
 //! }
 //! ```
-//! Rule matching reads `ctstate`, `status`, `mark`, the tuples; NAT is applied
-//! with `nat::translate(packet, partial, &conn.nat_target(), Manip::Dst|Src)`.
+//! `partial` is `VnetHdr::needs_csum()`. The dataplane should also call
+//! [`ConnTable::gc`] now and then when idle (confirm already sweeps a few
+//! slots per new flow), so idle tables still shrink.
 //!
-//! The table design (sharded map from both tuples to a slab slot, lazy and
-//! incremental expiry, early drop) is described in [`table`].
+//! The table design (sharded map from both tuples to a slab slot of
+//! atomics, lazy and incremental expiry, early drop, clash resolution) is
+//! described in [`table`]; the TCP tracker in [`tcp`].
 #![forbid(unsafe_code)]
 
 pub mod defrag;
