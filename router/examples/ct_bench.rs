@@ -110,7 +110,9 @@ fn established_nat_pps() -> f64 {
     let masq = NatRange::masquerade(a("172.16.0.1"), None);
     let mut syn = mk(a("10.0.0.1"), a("10.96.0.10"), 40000, 80, 0x02);
     let key = classify(&syn).unwrap();
-    let Tracked::New(mut nc) = t.track(&key, 60, now) else { panic!() };
+    let Tracked::New(mut nc) = t.track(&key, 60, now) else {
+        panic!()
+    };
     nat::setup(&t, &mut nc, &dnat, Manip::Dst, &mut rng, now).unwrap();
     nat::setup(&t, &mut nc, &masq, Manip::Src, &mut rng, now).unwrap();
     nat::translate_both(&mut syn, false, &nc.nat_target()).unwrap();
@@ -143,7 +145,10 @@ fn established_nat_pps() -> f64 {
 }
 
 fn main() {
-    println!("established_dnat_masq_pps_1core={:.0}", established_nat_pps());
+    println!(
+        "established_dnat_masq_pps_1core={:.0}",
+        established_nat_pps()
+    );
     let big: u32 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())

@@ -545,3 +545,70 @@ fn confirm_race_delivers_both_packets_with_one_translation() {
         }
     }
 }
+
+/// Real kernel packets (see `wire::testutil`): a SYN and a UDP datagram with
+/// CHECKSUM_PARTIAL fields, a kernel RST and a kernel ICMP port unreachable.
+#[test]
+fn real_captures_partial_rewrite_and_icmp_error() {
+    use crate::wire::testutil::{
+        finish_partial, to_partial, LO_ICMP_PORT_UNREACH, LO_TCP_RST_ACK, LO_TCP_SYN_PARTIAL,
+        LO_UDP_PARTIAL,
+    };
+    // The kernel-made packets verify as they are.
+    assert_checksums(&LO_TCP_RST_ACK);
+    assert_checksums(&LO_ICMP_PORT_UNREACH);
+    // The partial ones hold exactly the pseudo-header sum.
+    for p in [&LO_TCP_SYN_PARTIAL[..], &LO_UDP_PARTIAL[..]] {
+        let mut q = p.to_vec();
+        to_partial(&mut q);
+        assert_eq!(q, p);
+    }
+    // Rewrite both with partial=true: still the (new) pseudo-header sum,
+    // and completing it gives a checksum etherparse accepts.
+    for p in [&LO_TCP_SYN_PARTIAL[..], &LO_UDP_PARTIAL[..]] {
+        let mut q = p.to_vec();
+        let tu = tuple_of(&q);
+        let target = Tuple {
+            src: a("192.0.2.7"),
+            sport: 61000,
+            dst: a("10.9.8.7"),
+            dport: 8080,
+            ..tu
+        };
+        assert!(translate_both(&mut q, true, &target).unwrap());
+        assert_eq!(tuple_of(&q), target);
+        let mut expect = q.clone();
+        to_partial(&mut expect);
+        assert_eq!(q, expect);
+        finish_partial(&mut q);
+        assert_checksums(&q);
+    }
+    // The kernel's port unreachable is RELATED to the UDP flow and is
+    // translated back inside and out once the flow was DNATed.
+    let t = table();
+    let mut rng = Rng::new(1);
+    let udp = LO_UDP_PARTIAL.to_vec();
+    let key = classify(&udp).unwrap();
+    let Tracked::New(mut nc) = t.track(&key, udp.len() as u32, secs(1)) else {
+        panic!()
+    };
+    // Pretend the client sent to 10.96.0.10:53 and we DNATed to 127.0.0.1:9.
+    nc.orig = Tuple {
+        dst: a("10.96.0.10"),
+        dport: 53,
+        ..nc.orig
+    };
+    let r = NatRange::addr(a("127.0.0.1")).with_ports(9, 9);
+    setup(&t, &mut nc, &r, Manip::Dst, &mut rng, secs(1)).unwrap();
+    t.confirm(&nc, secs(1)).unwrap();
+    let mut err = LO_ICMP_PORT_UNREACH.to_vec();
+    assert_eq!(
+        pass(&t, &mut err, false, None, None, &mut rng, secs(1)),
+        CtState::Related
+    );
+    assert_checksums(&err);
+    let inner = crate::wire::Ipv4Packet::new_unchecked(&err[28..]);
+    assert!(inner.verify_checksum());
+    assert_eq!(inner.dst_addr(), a("10.96.0.10"));
+    assert_eq!(crate::wire::get_u16(&err[28..], 22), 53);
+}
