@@ -316,10 +316,29 @@ enum KillReason {
     Reopen,
 }
 
+/// Key of the by-source index: original source address, port, protocol.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct SrcKey(u64);
+
+impl SrcKey {
+    fn of(t: &Tuple) -> SrcKey {
+        SrcKey((u32::from(t.src) as u64) << 32 | (t.sport as u64) << 8 | t.proto as u64)
+    }
+}
+
+impl std::hash::Hash for SrcKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+    }
+}
+
 /// The shared connection table.
 pub struct ConnTable {
     cfg: ConntrackConfig,
     map: DashMap<Tuple, u32, TupleHashBuilder>,
+    /// Source-NATed connections by original source (address, port, proto):
+    /// the kernel's `nf_nat_bysource`, for `find_appropriate_src`.
+    bysrc: DashMap<SrcKey, u32, TupleHashBuilder>,
     chunks: Box<[OnceLock<Box<[Slot]>>]>,
     capacity: u32,
     /// Slots ever handed out (bump allocator high-water mark).
@@ -567,6 +586,7 @@ impl ConnTable {
             (cfg.event_queue > 0).then(|| Mutex::new(VecDeque::with_capacity(cfg.event_queue)));
         ConnTable {
             map: DashMap::with_hasher_and_shard_amount(hasher, shards),
+            bysrc: DashMap::with_hasher_and_shard_amount(hasher, shards),
             chunks: chunks.into_boxed_slice(),
             capacity: capacity as u32,
             high: AtomicU32::new(0),
@@ -704,6 +724,27 @@ impl ConnTable {
     pub fn lookup_related(&self, embedded: &Tuple, now: Timestamp) -> Option<ConnRef<'_>> {
         let inv = embedded.invert()?;
         self.lookup(&inv, now)
+    }
+
+    /// The kernel's `find_appropriate_src`: the translated source (address,
+    /// port) of a live source-NATed connection from the same original source
+    /// address, port and protocol, so a client keeps one mapping across
+    /// destinations (when free and in range; the caller checks).
+    pub fn find_src_mapping(
+        &self,
+        orig: &Tuple,
+        now: Timestamp,
+    ) -> Option<(std::net::Ipv4Addr, u16)> {
+        let idx = *self.bysrc.get(&SrcKey::of(orig))?;
+        let s = self.slot(idx);
+        let gl = s.gen_live.load(Acquire);
+        let o = s.tuple(Dir::Original);
+        if gl & LIVE == 0 || s.deadline.load(Relaxed) <= now.0 || SrcKey::of(&o) != SrcKey::of(orig)
+        {
+            return None;
+        }
+        let r = s.tuple(Dir::Reply);
+        Some((r.dst, r.dport))
     }
 
     /// True if some live entry has `t` as one of its tuples (NAT's
@@ -872,6 +913,9 @@ impl ConnTable {
                 self.map.remove_if(&nc.reply, |_, v| *v == existing);
             }
         }
+        if nc.status.src_nat() {
+            self.bysrc.insert(SrcKey::of(&nc.orig), idx);
+        }
         s.gen_live.store(gen << GEN_SHIFT | LIVE, Release);
         self.count.fetch_add(1, Relaxed);
         self.stats.inserted.fetch_add(1, Relaxed);
@@ -947,6 +991,9 @@ impl ConnTable {
         let (o, r) = (s.tuple(Dir::Original), s.tuple(Dir::Reply));
         self.map.remove_if(&o, |_, v| *v == idx << 1);
         self.map.remove_if(&r, |_, v| *v == idx << 1 | 1);
+        if Status(s.status.load(Relaxed)).src_nat() {
+            self.bysrc.remove_if(&SrcKey::of(&o), |_, v| *v == idx);
+        }
         if self.events.is_some() {
             let snap = self.snapshot_raw(s);
             self.push_event(CtEvent {
@@ -1108,6 +1155,13 @@ impl ConnTable {
         }
         assert_eq!(live, self.len());
         assert_eq!(self.map.len(), 2 * live);
+        for e in self.bysrc.iter() {
+            let s = self.slot(*e.value());
+            assert!(
+                s.gen_live.load(Relaxed) & LIVE != 0,
+                "by-source entry of a dead slot"
+            );
+        }
     }
 
     /// Removes everything (`conntrack -F`).

@@ -12,9 +12,9 @@
 //! and the L4 checksum, and keep a CHECKSUM_PARTIAL L4 field partial (it
 //! follows address changes, not port changes); see `wire::checksum`.
 //!
-//! Not implemented from nf_nat_core: `find_appropriate_src` (reusing the
-//! mapping of another connection from the same source) and
-//! `NF_NAT_RANGE_PROTO_OFFSET`.
+//! Not implemented from nf_nat_core: `NF_NAT_RANGE_PROTO_OFFSET`, zones.
+//! `find_appropriate_src` is: a source keeps its existing mapping across
+//! destinations when that mapping is in the range and free.
 #![forbid(unsafe_code)]
 
 use crate::clock::Timestamp;
@@ -232,9 +232,23 @@ pub fn setup(
         }
     };
     let random_all = range.flags & flags::PROTO_RANDOM_ALL != 0;
-    if manip == Manip::Src && !random_all && in_range(&orig, range, manip) && !used(&orig) {
-        done(nc, orig);
-        return Ok(());
+    if manip == Manip::Src && !random_all {
+        // Try the original tuple first, else the mapping this source already
+        // has (find_appropriate_src), if it is in the range and free.
+        if in_range(&orig, range, manip) {
+            if !used(&orig) {
+                done(nc, orig);
+                return Ok(());
+            }
+        } else if let Some((addr, port)) = table.find_src_mapping(&orig, now) {
+            let mut t = orig;
+            t.src = addr;
+            t.sport = port;
+            if in_range(&t, range, manip) && !used(&t) {
+                done(nc, t);
+                return Ok(());
+            }
+        }
     }
     let mut t = orig;
     pick_addr(&mut t, range, manip);

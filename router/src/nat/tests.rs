@@ -612,3 +612,32 @@ fn real_captures_partial_rewrite_and_icmp_error() {
     assert_eq!(inner.dst_addr(), a("10.96.0.10"));
     assert_eq!(crate::wire::get_u16(&err[28..], 22), 53);
 }
+
+/// find_appropriate_src: a client whose port had to be changed keeps the
+/// same mapped port towards other destinations (endpoint-independent
+/// mapping), while a fresh client keeps its own port.
+#[test]
+fn snat_reuses_the_existing_mapping_of_a_source() {
+    let t = table();
+    let mut rng = Rng::new(21);
+    let masq = NatRange::masquerade(a("203.0.113.1"), None);
+    let mut go = |src: &str, dst: &str, sport: u16| {
+        let mut p = testutil::udp(src, dst, sport, 3478, b"stun");
+        pass(&t, &mut p, false, None, Some(masq), &mut rng, secs(1));
+        tuple_of(&p).sport
+    };
+    assert_eq!(go("10.0.0.1", "198.51.100.1", 5000), 5000);
+    let mapped = go("10.0.0.2", "198.51.100.1", 5000);
+    assert_ne!(mapped, 5000);
+    // Same client, another server: 5000 would be free there, but the
+    // existing mapping wins.
+    assert_eq!(go("10.0.0.2", "198.51.100.2", 5000), mapped);
+    assert_eq!(go("10.0.0.2", "198.51.100.3", 5000), mapped);
+    // A new client to that server keeps its port.
+    assert_eq!(go("10.0.0.3", "198.51.100.2", 5000), 5000);
+    t.check_invariants();
+    // Once the mapping's connections are gone, nothing is reused.
+    t.flush();
+    t.check_invariants();
+    assert_eq!(go("10.0.0.2", "198.51.100.2", 5000), 5000);
+}
