@@ -641,3 +641,72 @@ fn snat_reuses_the_existing_mapping_of_a_source() {
     t.check_invariants();
     assert_eq!(go("10.0.0.2", "198.51.100.2", 5000), 5000);
 }
+
+/// "A bad packet never panics": mutated and truncated versions of real and
+/// built packets go through every entry point that reads packet bytes.
+#[test]
+fn mutated_packets_never_panic() {
+    use crate::conntrack::defrag::{fragment, Defrag};
+    use crate::wire::testutil::{
+        LO_ICMP_PORT_UNREACH, LO_TCP_RST_ACK, LO_TCP_SYN_PARTIAL, LO_UDP_PARTIAL,
+    };
+    let seeds: Vec<Vec<u8>> = vec![
+        LO_TCP_SYN_PARTIAL.to_vec(),
+        LO_TCP_RST_ACK.to_vec(),
+        LO_UDP_PARTIAL.to_vec(),
+        LO_ICMP_PORT_UNREACH.to_vec(),
+        testutil::echo_request("10.0.0.1", "10.0.0.2", 1, 1),
+        testutil::icmp_error("10.0.0.9", "10.0.0.1", 11, 0, &LO_TCP_SYN_PARTIAL, true),
+        testutil::udp("10.0.0.1", "10.0.0.2", 1, 2, &[0u8; 3000]),
+    ];
+    let t = table();
+    let d = Defrag::default();
+    let mut rng = Rng::new(0xbad);
+    let target = Tuple::new(a("1.2.3.4"), a("5.6.7.8"), 6, 1, 2);
+    let mut out = Vec::new();
+    for round in 0..40_000u32 {
+        let mut p = seeds[round as usize % seeds.len()].clone();
+        let flips = 1 + rng.next_u32() % 4;
+        for _ in 0..flips {
+            let i = rng.next_u32() as usize % p.len();
+            p[i] ^= 1 << (rng.next_u32() % 8);
+        }
+        if rng.next_u32().is_multiple_of(3) {
+            let n = rng.next_u32() as usize % (p.len() + 1);
+            p.truncate(n);
+        }
+        let now = Timestamp::from_millis(round as u64);
+        let _ = crate::conntrack::classify(&p);
+        if let Ok(key) = crate::conntrack::classify(&p) {
+            if let Tracked::New(nc) = t.track(&key, p.len() as u32, now) {
+                let _ = t.confirm(&nc, now);
+            }
+        }
+        for partial in [false, true] {
+            let mut q = p.clone();
+            let _ = translate(&mut q, partial, &target, Manip::Src);
+            let _ = translate_both(&mut q, partial, &target);
+            let _ = crate::wire::tcp::clamp_mss(&mut q, 536, partial);
+        }
+        let _ = d.process(&p, now);
+        let _ = fragment(&p, 68 + (rng.next_u32() % 1500) as usize, |_| {});
+        let _ = crate::wire::build::icmp_error(&p, a("10.0.0.254"), 3, 3, 0, &mut out);
+        let _ = crate::wire::build::tcp_reset(&p, &mut out);
+        let _ = crate::wire::build::echo_reply(&p, &mut out);
+        if let Ok(ip) = crate::wire::Ipv4Packet::new_checked(&p[..]) {
+            let _ = ip.payload();
+            if let Ok(ic) = crate::wire::IcmpPacket::new_checked(ip.payload()) {
+                let _ = ic.embedded();
+            }
+        }
+    }
+    t.check_invariants();
+    let st = t.stats();
+    println!(
+        "mutated packets: {} inserted, {} invalid, defrag {:?}",
+        st.inserted,
+        st.invalid,
+        d.stats()
+    );
+    assert!(st.inserted > 100 && st.invalid > 100, "{st:?}");
+}
