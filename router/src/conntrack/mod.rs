@@ -55,8 +55,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 pub use table::{
-    ClashKind, ConfirmError, Confirmed, ConnRef, ConnSnapshot, ConnTable, CtEvent, EventKind,
-    NewConn, Stats, StatsSnapshot, Tracked,
+    ClashKind, ConfirmError, Confirmed, ConnRef, ConnSnapshot, ConnTable, ConntrackLine, CtEvent,
+    EventKind, EventLine, NewConn, Stats, StatsSnapshot, Tracked,
 };
 pub use tcp::TcpState;
 

@@ -245,7 +245,12 @@ impl ConnSnapshot {
     /// One `conntrack -L` line. `acct`: print packet/byte counters
     /// (`nf_conntrack_acct=1`).
     pub fn display(&self, now: Timestamp, acct: bool) -> ConntrackLine<'_> {
-        ConntrackLine { s: self, now, acct }
+        ConntrackLine {
+            s: self,
+            now,
+            acct,
+            event: false,
+        }
     }
 }
 
@@ -254,6 +259,8 @@ pub struct ConntrackLine<'a> {
     s: &'a ConnSnapshot,
     now: Timestamp,
     acct: bool,
+    /// `conntrack -E` body: no `use=`, `mark=` only when set.
+    event: bool,
 }
 
 impl fmt::Display for ConntrackLine<'_> {
@@ -289,7 +296,45 @@ impl fmt::Display for ConntrackLine<'_> {
         if s.status.assured() {
             write!(f, "[ASSURED] ")?;
         }
+        if self.event {
+            if s.mark != 0 {
+                write!(f, "mark={} ", s.mark)?;
+            }
+            return Ok(());
+        }
         write!(f, "mark={} use=1", s.mark)
+    }
+}
+
+impl CtEvent {
+    /// One `conntrack -E` line (as conntrack-tools 1.4.7 prints them):
+    /// `    [NEW] tcp      6 120 SYN_SENT src=... [UNREPLIED] src=...`.
+    pub fn display(&self, now: Timestamp) -> EventLine<'_> {
+        EventLine { e: self, now }
+    }
+}
+
+/// Formatter returned by [`CtEvent::display`].
+pub struct EventLine<'a> {
+    e: &'a CtEvent,
+    now: Timestamp,
+}
+
+impl fmt::Display for EventLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tag = match self.e.kind {
+            EventKind::New => "[NEW]",
+            EventKind::Update => "[UPDATE]",
+            EventKind::Destroy => "[DESTROY]",
+        };
+        let body = ConntrackLine {
+            s: &self.e.conn,
+            now: self.now,
+            acct: false,
+            event: true,
+        };
+        let text = body.to_string();
+        write!(f, "{tag:>9} {}", text.trim_end())
     }
 }
 

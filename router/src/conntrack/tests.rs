@@ -110,6 +110,36 @@ fn tcp_lifecycle_to_time_wait_expiry() {
     assert_eq!(t.stats().expired, 1);
     let mut ev = Vec::new();
     t.drain_events(&mut ev);
+    // As the kernel + conntrack -E print them (checked on this machine).
+    assert_eq!(
+        ev[0].display(secs(100.0)).to_string(),
+        "    [NEW] tcp      6 120 SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=80 \
+         [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40000"
+    );
+    assert_eq!(
+        ev[1].display(secs(100.5)).to_string(),
+        " [UPDATE] tcp      6 60 SYN_RECV src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=80 \
+         src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40000"
+    );
+    let states: Vec<_> = ev
+        .iter()
+        .map(|e| (e.kind, e.conn.tcp_state.unwrap()))
+        .collect();
+    use EventKind::*;
+    use TcpState::*;
+    assert_eq!(
+        states,
+        [
+            (New, SynSent),
+            (Update, SynRecv),
+            (Update, Established),
+            (Update, FinWait),
+            (Update, CloseWait),
+            (Update, LastAck),
+            (Update, TimeWait),
+            (Destroy, TimeWait)
+        ]
+    );
     assert_eq!(ev.first().unwrap().kind, EventKind::New);
     assert_eq!(ev.last().unwrap().kind, EventKind::Destroy);
     assert!(ev
