@@ -522,6 +522,19 @@ impl<'a> ConnRef<'a> {
                             t.kill(self.idx, self.gen, KillReason::Reopen);
                             return CtState::New;
                         }
+                        TcpVerdict::Ignored(nb) => {
+                            if s.proto
+                                .compare_exchange_weak(cur, nb.0, AcqRel, Relaxed)
+                                .is_err()
+                            {
+                                cur = s.proto.load(Relaxed);
+                                continue;
+                            }
+                            if reply {
+                                s.status.fetch_or(Status::SEEN_REPLY, Relaxed);
+                            }
+                            return self.ctstate_after(reply);
+                        }
                         TcpVerdict::Ok(nb) => {
                             match s.proto.compare_exchange_weak(cur, nb.0, AcqRel, Relaxed) {
                                 Ok(_) => {
@@ -589,6 +602,14 @@ impl<'a> ConnRef<'a> {
             t.event(EventKind::Update, self.idx);
         }
         if reply || Status(s.status.load(Relaxed)).seen_reply() {
+            CtState::Established
+        } else {
+            CtState::New
+        }
+    }
+
+    fn ctstate_after(&self, reply: bool) -> CtState {
+        if reply || self.status().seen_reply() {
             CtState::Established
         } else {
             CtState::New

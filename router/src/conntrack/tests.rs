@@ -514,3 +514,24 @@ fn concurrent_churn_keeps_the_table_consistent() {
         "every inserted entry is live or was removed exactly once: {s:?}"
     );
 }
+
+/// sIG transitions (a late SYN-ACK in ESTABLISHED) pass without touching
+/// state, timeout or counters, as the kernel returns before refreshing.
+#[test]
+fn tcp_ignored_packets_do_not_refresh() {
+    let t = table(64);
+    let c = hook(&t, &tcp(true, SYN), secs(1.0)).1.unwrap();
+    hook(&t, &tcp(false, SYN | ACK), secs(1.0));
+    hook(&t, &tcp(true, ACK), secs(1.0));
+    let before = c.snapshot();
+    assert_eq!(
+        hook(&t, &tcp(false, SYN | ACK), secs(50.0)).0,
+        CtState::Established
+    );
+    let after = c.snapshot();
+    assert_eq!(
+        (after.deadline, after.packets),
+        (before.deadline, before.packets)
+    );
+    assert_eq!(after.tcp_state, Some(TcpState::Established));
+}
