@@ -902,9 +902,8 @@ impl ConnTable {
         if self.cfg.gc_budget > 0 {
             self.gc(now, self.cfg.gc_budget);
         }
-        if let Some(c) = self.lookup(&nc.orig, now) {
-            return Ok(self.resolve_clash(c, nc));
-        }
+        // No lookup of `nc.orig` first: the insert below detects a clash
+        // (rare) and saves a probe on every new flow.
         if self.count.load(Relaxed) >= self.cfg.max_entries && !self.early_drop(&nc.orig, now) {
             self.stats.insert_failed.fetch_add(1, Relaxed);
             return Err(ConfirmError::Full);
