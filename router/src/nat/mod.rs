@@ -216,10 +216,9 @@ pub fn setup(
     now: Timestamp,
 ) -> Result<(), NatError> {
     let orig = nc.reply.inverse();
-    let used = |t: &Tuple| -> bool {
-        let r = t.inverse();
-        r != nc.reply && table.tuple_taken(&r, now)
-    };
+    // nf_nat_used_tuple: is the reply tuple this choice implies taken? (The
+    // unconfirmed connection itself is not in the table.)
+    let used = |t: &Tuple| -> bool { table.tuple_taken(&t.inverse(), now) };
     let done = |nc: &mut NewConn, t: Tuple| {
         nc.reply = t.inverse();
         let (bit, done) = match manip {
@@ -300,7 +299,7 @@ pub fn setup(
     }
     // The kernel draws a u16 offset; a u32 one avoids the modulo bias that
     // makes the first ports of a 64512-port class twice as likely.
-    let mut off: u32 = if random_all || manip != Manip::Dst || icmp {
+    let mut off: u32 = if random_all || manip != Manip::Dst {
         rng.next_u32()
     } else {
         0
