@@ -64,6 +64,8 @@ pub use tcp::TcpState;
 pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
+/// UDP-Lite (RFC 3828): ports like UDP, a checksum that is never optional.
+pub const PROTO_UDPLITE: u8 = 136;
 
 /// A connection tuple (`nf_conntrack_tuple`, IPv4 part).
 ///
@@ -166,7 +168,10 @@ impl Tuple {
 
     /// True if the protocol has ports (or an ICMP id) NAT can change.
     pub fn has_ports(&self) -> bool {
-        matches!(self.proto, PROTO_TCP | PROTO_UDP | PROTO_ICMP)
+        matches!(
+            self.proto,
+            PROTO_TCP | PROTO_UDP | PROTO_UDPLITE | PROTO_ICMP
+        )
     }
 
     /// Two words: `src << 32 | dst`, `sport << 24 | dport << 8 | proto`.
@@ -193,7 +198,9 @@ impl fmt::Display for Tuple {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "src={} dst={}", self.src, self.dst)?;
         match self.proto {
-            PROTO_TCP | PROTO_UDP => write!(f, " sport={} dport={}", self.sport, self.dport),
+            PROTO_TCP | PROTO_UDP | PROTO_UDPLITE => {
+                write!(f, " sport={} dport={}", self.sport, self.dport)
+            }
             PROTO_ICMP => write!(
                 f,
                 " type={} code={} id={}",

@@ -40,7 +40,9 @@
 #![forbid(unsafe_code)]
 
 use super::tcp::{self, TcpBits, TcpState, TcpVerdict};
-use super::{ConntrackConfig, CtState, Dir, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use super::{
+    ConntrackConfig, CtState, Dir, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
+};
 use crate::clock::Timestamp;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
@@ -269,6 +271,7 @@ impl fmt::Display for ConntrackLine<'_> {
         let name = match s.orig.proto {
             PROTO_TCP => "tcp",
             PROTO_UDP => "udp",
+            PROTO_UDPLITE => "udplite",
             PROTO_ICMP => "icmp",
             _ => "unknown",
         };
@@ -567,7 +570,7 @@ impl<'a> ConnRef<'a> {
                     }
                 }
             }
-            PROTO_UDP => {
+            PROTO_UDP | PROTO_UDPLITE => {
                 // As udp_packet: SEEN_REPLY is the status *before* this packet
                 // (the core sets it afterwards), so the first reply still
                 // gets the unreplied timeout.
@@ -832,7 +835,7 @@ impl ConnTable {
                     return None;
                 }
             },
-            PROTO_UDP => (now.as_secs() + 2) as u32,
+            PROTO_UDP | PROTO_UDPLITE => (now.as_secs() + 2) as u32,
             PROTO_ICMP => {
                 use crate::wire::icmp::types::*;
                 if !matches!(
@@ -862,7 +865,7 @@ impl ConnTable {
         let to = &self.cfg.timeouts;
         match nc.orig.proto {
             PROTO_TCP => to.tcp(TcpBits(nc.proto_state).state()),
-            PROTO_UDP => to.udp_unreplied,
+            PROTO_UDP | PROTO_UDPLITE => to.udp_unreplied,
             PROTO_ICMP => to.icmp,
             _ => to.generic,
         }

@@ -18,7 +18,9 @@
 #![forbid(unsafe_code)]
 
 use crate::clock::Timestamp;
-use crate::conntrack::{ConnTable, NewConn, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::conntrack::{
+    ConnTable, NewConn, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
+};
 use crate::wire::checksum::{update_addr, update_port};
 use crate::wire::{get_u16, icmp, set_u16, IcmpPacket, Ipv4Packet, WireError};
 use std::net::Ipv4Addr;
@@ -265,7 +267,7 @@ pub fn setup(
     // nf_nat_l4proto_unique_tuple.
     let (min, size): (u32, u32);
     let icmp = t.proto == PROTO_ICMP;
-    if !matches!(t.proto, PROTO_TCP | PROTO_UDP | PROTO_ICMP) {
+    if !matches!(t.proto, PROTO_TCP | PROTO_UDP | PROTO_UDPLITE | PROTO_ICMP) {
         if used(&t) {
             return Err(NatError::Exhausted);
         }
@@ -425,7 +427,7 @@ fn manip_pkt(buf: &mut [u8], partial: bool, target: &Tuple, manip: Manip, inner:
                 set_u16(l4, 16, c);
             }
         }
-        PROTO_UDP => {
+        PROTO_UDP | PROTO_UDPLITE => {
             if l4.len() < 8 {
                 return changed;
             }
@@ -435,7 +437,7 @@ fn manip_pkt(buf: &mut [u8], partial: bool, target: &Tuple, manip: Manip, inner:
                 changed = true;
             }
             let c = get_u16(l4, 6);
-            if c != 0 || partial {
+            if c != 0 || partial || proto == PROTO_UDPLITE {
                 let mut n = update_addr(c, old_addr, new_addr, partial);
                 n = update_port(n, old_port, new_port, partial);
                 if n == 0 && !partial {

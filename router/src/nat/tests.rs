@@ -710,3 +710,47 @@ fn mutated_packets_never_panic() {
     );
     assert!(st.inserted > 100 && st.invalid > 100, "{st:?}");
 }
+
+/// UDP-Lite is tracked like UDP (ports, timeouts) and its checksum, never
+/// optional, follows the rewrite.
+#[test]
+fn udplite_is_natted_with_its_checksum() {
+    use crate::wire::checksum::{fold, pseudo_header_sum, sum};
+    let lite = |src: &str, dst: &str, sp: u16, dp: u16| {
+        let mut p = testutil::udp(src, dst, sp, dp, b"lite payload");
+        p[9] = 136;
+        p[24..26].copy_from_slice(&0u16.to_be_bytes()); // coverage 0 = whole datagram
+        p[26..28].copy_from_slice(&[0, 0]);
+        crate::wire::Ipv4Packet::new_unchecked(&mut p[..]).fill_checksum();
+        p
+    };
+    let verify = |p: &[u8]| {
+        let ip = crate::wire::Ipv4Packet::new_checked(p).unwrap();
+        assert!(ip.verify_checksum());
+        let ps = pseudo_header_sum(ip.src_addr(), ip.dst_addr(), 136, ip.payload().len() as u16);
+        assert_eq!(fold(sum(ip.payload(), ps)), 0xffff, "UDP-Lite checksum");
+    };
+    let mut p = lite("10.0.0.1", "198.51.100.7", 5000, 6000);
+    let c = !fold(sum(
+        &p[20..],
+        pseudo_header_sum(a("10.0.0.1"), a("198.51.100.7"), 136, 20),
+    ));
+    p[26..28].copy_from_slice(&c.to_be_bytes());
+    verify(&p);
+    let t = table();
+    let mut rng = Rng::new(2);
+    let masq = NatRange::masquerade(a("203.0.113.1"), None);
+    // Occupy the port so the SNAT changes it too.
+    let mut first = lite("10.0.0.2", "198.51.100.7", 5000, 6000);
+    pass(&t, &mut first, false, None, Some(masq), &mut rng, secs(1));
+    pass(&t, &mut p, false, None, Some(masq), &mut rng, secs(1));
+    let tu = tuple_of(&p);
+    assert_eq!((tu.src, tu.proto), (a("203.0.113.1"), 136));
+    assert_ne!(tu.sport, 5000);
+    verify(&p);
+    let s = t.list(secs(1));
+    assert!(s[1]
+        .display(secs(1), false)
+        .to_string()
+        .starts_with("udplite  136 30 "));
+}
