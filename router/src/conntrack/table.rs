@@ -727,7 +727,8 @@ impl ConnTable {
             .unwrap_or_else(|e| e.into_inner())
             .capacity()
             * 4;
-        slab + map + free + std::mem::size_of::<Self>()
+        let bysrc = self.bysrc.capacity() * 8 / 7 * (std::mem::size_of::<(SrcKey, u32)>() + 1);
+        slab + map + bysrc + free + std::mem::size_of::<Self>()
     }
 
     /// Size of one slab slot (bytes).
