@@ -1239,6 +1239,33 @@ impl ConnTable {
         }
     }
 
+    /// Sets `mark = (mark & !mask) ^ value` on every entry for which `pred`
+    /// holds (`conntrack -U --mark value[/mask]`); returns how many.
+    pub fn set_mark_where(
+        &self,
+        value: u32,
+        mask: u32,
+        mut pred: impl FnMut(&ConnSnapshot) -> bool,
+    ) -> usize {
+        let high = self.high.load(Acquire);
+        let mut n = 0;
+        for idx in 0..high {
+            let s = self.slot(idx);
+            let gl = s.gen_live.load(Acquire);
+            if gl & (LIVE | BUSY) == LIVE && pred(&self.snapshot_raw(s)) {
+                let c = ConnRef {
+                    table: self,
+                    idx,
+                    gen: gl >> GEN_SHIFT,
+                    dir: Dir::Original,
+                };
+                c.set_mark((c.mark() & !mask) ^ value);
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Removes everything (`conntrack -F`).
     pub fn flush(&self) -> usize {
         self.delete_where(|_| true)

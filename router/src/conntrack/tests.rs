@@ -410,6 +410,11 @@ fn listing_delete_and_mark() {
         "udp      17 29 src=10.0.0.1 dst=10.0.0.9 sport=5000 dport=53 [UNREPLIED] \
          src=10.0.0.9 dst=10.0.0.1 sport=53 dport=5000 mark=66 use=1"
     );
+    assert_eq!(
+        t.set_mark_where(0x100, 0xff00, |s| s.orig.proto == PROTO_UDP),
+        1
+    );
+    assert_eq!(t.list(now)[1].mark, 0x142);
     assert_eq!(t.delete_where(|s| s.orig.proto == PROTO_UDP), 1);
     assert_eq!(t.len(), 1);
     assert_eq!(t.flush(), 1);
