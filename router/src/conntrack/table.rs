@@ -5,8 +5,9 @@
 //! this 2-core EPYC VM): lookup+update 29 M/s on one core at 1k entries and
 //! 46 M/s total with two workers on disjoint flows (the shard locks do not
 //! serialize them); 184 accounted / ~195 RSS bytes per entry at 1M entries,
-//! where `Arc`-per-entry values would have cost ~260 (map slot 32 + Arc
-//! header + allocator rounding).
+//! where `Arc`-per-entry values would cost an estimated ~260 (not measured:
+//! two 32-byte map slots at the same load, plus the Arc header and
+//! allocator rounding of a ~110-byte entry).
 //!
 //! - Entries live in a **slab** of fixed-size slots (`Slot`, 96 bytes, all
 //!   fields atomics so readers need no lock), allocated lazily in chunks of
