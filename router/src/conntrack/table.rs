@@ -131,8 +131,9 @@ struct Slot {
     /// ORIGINAL tuple (two words), REPLY tuple (two words); see `Tuple::pack`.
     tuples: [AtomicU64; 4],
     status: AtomicU32,
-    /// TCP: `TcpBits`. UDP: second (of `Timestamp`) after which a replied
-    /// flow counts as a stream (the kernel's `stream_ts`, creation + 2 s).
+    /// TCP: `TcpBits`. UDP: millisecond (of `Timestamp`, wrapping) after
+    /// which a replied flow counts as a stream (the kernel's `stream_ts`,
+    /// creation + 2 s).
     proto: AtomicU32,
     /// Expiry deadline, `Timestamp` nanoseconds.
     deadline: AtomicU64,
@@ -161,7 +162,7 @@ pub struct NewConn {
     /// Starts as `orig.inverse()`; NAT setup changes it.
     pub reply: Tuple,
     pub status: Status,
-    /// Protocol state word (TCP: `TcpBits`; UDP: stream second).
+    /// Protocol state word (TCP: `TcpBits`; UDP: stream millisecond).
     pub proto_state: u32,
     pub mark: u32,
     /// Size of the first packet (counted in ORIGINAL at confirm).
@@ -586,8 +587,11 @@ impl<'a> ConnRef<'a> {
                 // gets the unreplied timeout.
                 let st = Status(s.status.load(Relaxed));
                 if st.seen_reply() {
-                    let stream_at = s.proto.load(Relaxed) as u64;
-                    if now.as_secs() >= stream_at {
+                    // time_after(now, stream_ts) on a wrapping millisecond
+                    // clock; an ASSURED flow already is a stream.
+                    let stream_at = s.proto.load(Relaxed);
+                    let now_ms = (now.as_nanos() / 1_000_000) as u32;
+                    if st.assured() || (now_ms.wrapping_sub(stream_at) as i32) > 0 {
                         timeout = to.udp_stream;
                         if !st.assured() && !st.has(Status::NAT_CLASH) {
                             s.status.fetch_or(Status::ASSURED, Relaxed);
@@ -846,7 +850,8 @@ impl ConnTable {
                     return None;
                 }
             },
-            PROTO_UDP | PROTO_UDPLITE => (now.as_secs() + 2) as u32,
+            // stream_ts: creation + 2 s, milliseconds (wrapping u32).
+            PROTO_UDP | PROTO_UDPLITE => ((now.as_nanos() / 1_000_000) as u32).wrapping_add(2000),
             PROTO_ICMP => {
                 use crate::wire::icmp::types::*;
                 if !matches!(

@@ -238,6 +238,19 @@ fn udp_unreplied_30s_stream_120s() {
         t.lookup(&tuple, secs(223.0)).is_none(),
         "stream gone at 120 s"
     );
+
+    // The 2 s are measured from creation to the millisecond (stream_ts).
+    let c = hook(&t, &req, secs(300.9)).1.unwrap();
+    hook(&t, &rsp, secs(301.0));
+    assert_eq!(hook(&t, &req, secs(302.8)).0, CtState::Established);
+    assert!(
+        !c.status().assured(),
+        "1.9 s after creation: not a stream yet"
+    );
+    assert_eq!(c.deadline(), secs(332.8));
+    hook(&t, &req, secs(302.95));
+    assert!(c.status().assured());
+    assert_eq!(c.deadline(), secs(422.95));
 }
 
 #[test]
