@@ -553,3 +553,30 @@ fn tcp_ignored_packets_do_not_refresh() {
     );
     assert_eq!(after.tcp_state, Some(TcpState::Established));
 }
+
+#[test]
+fn timeouts_are_configurable_by_sysctl_name() {
+    let mut to = Timeouts::default();
+    to.set("net.netfilter.nf_conntrack_udp_timeout", 5).unwrap();
+    to.set("tcp_timeout_time_wait", 7).unwrap();
+    let e = to.set("udp_timeout_streem", 1).unwrap_err();
+    assert!(
+        e.to_string().contains("`udp_timeout_streem`")
+            && e.to_string().contains("udp_timeout_stream")
+    );
+    for n in Timeouts::NAMES {
+        Timeouts::default().set(n, 1).unwrap();
+    }
+    let t = ConnTable::new(ConntrackConfig {
+        timeouts: to,
+        ..Default::default()
+    });
+    let c = hook(
+        &t,
+        &testutil::udp("10.0.0.1", "10.0.0.2", 1, 2, b""),
+        secs(10.0),
+    )
+    .1
+    .unwrap();
+    assert_eq!(c.deadline(), secs(15.0));
+}
