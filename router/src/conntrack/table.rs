@@ -544,7 +544,7 @@ impl<'a> ConnRef<'a> {
                                 cur = s.proto.load(Relaxed);
                                 continue;
                             }
-                            if reply {
+                            if reply && s.status.load(Relaxed) & Status::SEEN_REPLY == 0 {
                                 s.status.fetch_or(Status::SEEN_REPLY, Relaxed);
                             }
                             return self.ctstate_after(reply);
@@ -608,7 +608,12 @@ impl<'a> ConnRef<'a> {
             // generic_packet / icmp_packet only refresh the timeout (never ASSURED).
             _ => timeout = to.generic,
         }
-        if reply && s.status.fetch_or(Status::SEEN_REPLY, Relaxed) & Status::SEEN_REPLY == 0 {
+        // Load first: an atomic read-modify-write on every reply packet would
+        // take the line exclusive even when the bit is long set.
+        if reply
+            && s.status.load(Relaxed) & Status::SEEN_REPLY == 0
+            && s.status.fetch_or(Status::SEEN_REPLY, Relaxed) & Status::SEEN_REPLY == 0
+        {
             changed = true;
         }
         let d = self.dir.index();
