@@ -537,9 +537,10 @@ impl<'a> ConnRef<'a> {
                             return CtState::New;
                         }
                         TcpVerdict::Ignored(nb) => {
-                            if s.proto
-                                .compare_exchange_weak(cur, nb.0, AcqRel, Relaxed)
-                                .is_err()
+                            if nb.0 != cur
+                                && s.proto
+                                    .compare_exchange_weak(cur, nb.0, AcqRel, Relaxed)
+                                    .is_err()
                             {
                                 cur = s.proto.load(Relaxed);
                                 continue;
@@ -550,7 +551,13 @@ impl<'a> ConnRef<'a> {
                             return self.ctstate_after(reply);
                         }
                         TcpVerdict::Ok(nb) => {
-                            match s.proto.compare_exchange_weak(cur, nb.0, AcqRel, Relaxed) {
+                            // Same bits (bulk data one way): no write needed.
+                            let cas = if nb.0 == cur {
+                                Ok(cur)
+                            } else {
+                                s.proto.compare_exchange_weak(cur, nb.0, AcqRel, Relaxed)
+                            };
+                            match cas {
                                 Ok(_) => {
                                     let (old, new) = (TcpBits(cur).state(), nb.state());
                                     changed = old != new;
