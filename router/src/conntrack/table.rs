@@ -513,11 +513,19 @@ impl<'a> ConnRef<'a> {
     /// Feeds one packet (in `self.dir()`) to the protocol tracker: updates
     /// state, SEEN_REPLY/ASSURED, counters and the timeout. Returns the
     /// packet's ctstate; `Invalid` leaves the entry untouched (no counters),
-    /// as the kernel does. `New` after a TCP reopen: the old entry is gone
-    /// and the caller must treat the packet as a new connection.
+    /// as the kernel does. `New` with the entry gone (TCP reopen, or deleted
+    /// meanwhile): the caller must treat the packet as a new connection
+    /// ([`ConnTable::track`] does).
     pub fn update(&self, tcp_flags: u8, len: u32, now: Timestamp) -> CtState {
         let t = self.table;
         let s = self.slot();
+        if !self.alive() {
+            // Deleted (and maybe reused) since the lookup: a new connection.
+            // (A deletion racing with the rest of this call can still credit
+            // one packet to the slot's next tenant: the window is a few
+            // instructions and the kernel's refcount is what closes it.)
+            return CtState::New;
+        }
         let reply = self.dir == Dir::Reply;
         let proto = self.orig().proto;
         let to = &t.cfg.timeouts;
