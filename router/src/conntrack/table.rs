@@ -402,7 +402,10 @@ pub struct ConnTable {
     capacity: u32,
     /// Slots ever handed out (bump allocator high-water mark).
     high: AtomicU32,
-    free: Mutex<Vec<u32>>,
+    /// Freed slots, reused oldest first (FIFO) so a slot that was just
+    /// freed is the last to be handed out again: a worker still holding a
+    /// handle to its previous tenant finds it dead, not reused.
+    free: Mutex<VecDeque<u32>>,
     count: AtomicUsize,
     next_id: AtomicU32,
     gc_cursor: AtomicUsize,
@@ -693,7 +696,7 @@ impl ConnTable {
             chunks: chunks.into_boxed_slice(),
             capacity: capacity as u32,
             high: AtomicU32::new(0),
-            free: Mutex::new(Vec::new()),
+            free: Mutex::new(VecDeque::new()),
             count: AtomicUsize::new(0),
             next_id: AtomicU32::new(1),
             gc_cursor: AtomicUsize::new(0),
@@ -908,7 +911,12 @@ impl ConnTable {
     }
 
     fn alloc_slot(&self) -> Option<u32> {
-        if let Some(i) = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+        if let Some(i) = self
+            .free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+        {
             return Some(i);
         }
         let mut h = self.high.load(Relaxed);
@@ -931,7 +939,7 @@ impl ConnTable {
         self.free
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(idx);
+            .push_back(idx);
     }
 
     /// Inserts the connection (both tuples) at the end of POSTROUTING.
@@ -1116,7 +1124,7 @@ impl ConnTable {
         self.free
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(idx);
+            .push_back(idx);
         true
     }
 
