@@ -580,3 +580,38 @@ fn timeouts_are_configurable_by_sysctl_name() {
     .unwrap();
     assert_eq!(c.deadline(), secs(15.0));
 }
+
+/// Listing lines for ICMP and for a UDP flow that became a stream, as the
+/// kernel + conntrack-tools print them on this machine (loopback oracle:
+/// request, reply 0.2 s later, the next request > 2 s after creation).
+#[test]
+fn icmp_and_udp_stream_listing_match_the_kernel() {
+    let t = table(64);
+    let rq = testutil::echo_request("127.0.0.1", "127.0.0.1", 4660, 1);
+    let rp = testutil::echo_reply("127.0.0.1", "127.0.0.1", 4660, 1);
+    hook(&t, &rq, secs(1.0));
+    hook(&t, &rp, secs(1.0));
+    assert_eq!(
+        t.list(secs(1.5))[0].display(secs(1.5), false).to_string(),
+        "icmp     1 29 src=127.0.0.1 dst=127.0.0.1 type=8 code=0 id=4660 \
+         src=127.0.0.1 dst=127.0.0.1 type=0 code=0 id=4660 mark=0 use=1"
+    );
+    t.flush();
+    let q = testutil::udp("127.0.0.1", "127.0.0.1", 5000, 53, b"q");
+    let r = testutil::udp("127.0.0.1", "127.0.0.1", 53, 5000, b"r");
+    let line = |now: f64| t.list(secs(now))[0].display(secs(now), false).to_string();
+    hook(&t, &q, secs(10.0));
+    hook(&t, &r, secs(10.2));
+    hook(&t, &q, secs(10.5));
+    assert_eq!(
+        line(10.6),
+        "udp      17 29 src=127.0.0.1 dst=127.0.0.1 sport=5000 dport=53 \
+         src=127.0.0.1 dst=127.0.0.1 sport=53 dport=5000 mark=0 use=1"
+    );
+    hook(&t, &q, secs(12.6));
+    assert_eq!(
+        line(12.7),
+        "udp      17 119 src=127.0.0.1 dst=127.0.0.1 sport=5000 dport=53 \
+         src=127.0.0.1 dst=127.0.0.1 sport=53 dport=5000 [ASSURED] mark=0 use=1"
+    );
+}
