@@ -73,6 +73,31 @@ fn tcp_iperf3_through_the_gateway() {
     assert!(bytes > 0.0, "{json}");
     let stats = gw.stats();
     assert!(!stats.contains("drop malformed"), "{stats}");
+    // TSO offload: the kernel hands over super-frames larger than the MTU.
+    let (_, _, txp, txb) = iface_counters(&stats, &topo.devices()[1]);
+    assert!(
+        txp > 0 && txb / txp > 1500,
+        "no GSO frames forwarded (offload off?):\n{stats}"
+    );
+}
+
+#[test]
+fn plain_frames_without_offload_still_forward() {
+    let Some(topo) = Topology::client_gw_server("plain") else {
+        return;
+    };
+    let gw = Gateway::start_with(&topo, None, 2, "offload = false");
+    assert!(gw.log_text().contains("plain frames"), "{}", gw.log_text());
+    let (n, out) = topo.client().ping("10.2.0.2", 2, &[]);
+    assert_eq!(n, 2, "{out}");
+    let json = iperf3(&topo.server(), &topo.client(), "10.2.0.2", &["-t", "1"]);
+    assert!(iperf3_end(&json, "sum_received", "bytes") > 0.0, "{json}");
+    let stats = gw.stats();
+    let (_, _, txp, txb) = iface_counters(&stats, &topo.devices()[1]);
+    assert!(
+        txp > 0 && txb / txp <= 1500,
+        "frames above the MTU without offload:\n{stats}"
+    );
 }
 
 #[test]
