@@ -201,12 +201,24 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         if let Err(f) = dp.check() {
-            // Devices are removed when `dp` drops (queues closed).
+            drop(dp);
+            remove_devices(cfg);
             return Err(anyhow::anyhow!("{f}"));
         }
     }
     let stats = dp.stats();
-    dp.shutdown().map_err(|f| anyhow::anyhow!("{f}"))?;
+    let stopped = dp.shutdown();
+    remove_devices(cfg);
+    stopped.map_err(|f| anyhow::anyhow!("{f}"))?;
     tracing::info!("stopped; devices removed\n{stats}");
     Ok(())
+}
+
+/// Deletes every configured device (already-gone ones are fine).
+fn remove_devices(cfg: &Config) {
+    for ifc in &cfg.interfaces {
+        if let Err(e) = netns::remove(ifc) {
+            tracing::warn!(device = %ifc.name, "{e:#}");
+        }
+    }
 }

@@ -64,3 +64,18 @@ pub fn configure(ifc: &InterfaceConfig) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Deletes the device (wherever `ifc` put it). Closing every queue removes a
+/// non-persistent TUN too, but asynchronously when io_uring held the files;
+/// this makes the removal synchronous. A device already gone is not an error.
+pub fn remove(ifc: &InterfaceConfig) -> anyhow::Result<()> {
+    let mut a: Vec<&str> = Vec::new();
+    if let Some(ns) = &ifc.netns {
+        a.extend(["-n", ns.as_str()]);
+    }
+    a.extend(["link", "del", "dev", ifc.name.as_str()]);
+    match ip(&a) {
+        Err(e) if e.to_string().contains("Cannot find device") => Ok(()),
+        r => r,
+    }
+}
