@@ -52,6 +52,31 @@ fn ttl_expiry_and_no_route_get_icmp_errors() {
     assert!(out.contains("Unreachable from ip=10.1.0.1"), "{out}");
 }
 
+/// Traffic for the gateway itself with nothing listening: as the kernel,
+/// a RST for TCP and a port unreachable for UDP, from the addressed IP.
+#[test]
+fn local_ports_without_listener_are_refused() {
+    let Some(topo) = Topology::client_gw_server("refuse") else {
+        return;
+    };
+    let _gw = Gateway::start(&topo, None);
+    let out = topo.client().exec_timeout(
+        &["hping3", "-S", "-p", "80", "-c", "1", "10.2.0.1"],
+        Duration::from_secs(5),
+    );
+    let text = out.text();
+    assert!(
+        text.contains("ip=10.2.0.1") && text.contains("flags=RA"),
+        "{text}"
+    );
+    let out = topo.client().exec_timeout(
+        &["hping3", "--udp", "-p", "9", "-c", "1", "10.1.0.1"],
+        Duration::from_secs(5),
+    );
+    let text = out.text();
+    assert!(text.contains("Port Unreachable from ip=10.1.0.1"), "{text}");
+}
+
 #[test]
 fn tcp_iperf3_through_the_gateway() {
     let Some(topo) = Topology::client_gw_server("tcp") else {
