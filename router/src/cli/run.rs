@@ -11,7 +11,7 @@ use std::time::Duration;
 use nix::sys::signal::{SigSet, Signal};
 
 use crate::config::Config;
-use crate::dataplane::{netns, Dataplane, TunDevice};
+use crate::dataplane::{netns, Dataplane, Options, TunDevice};
 use crate::pipeline::passthrough::Passthrough;
 use crate::pipeline::Processor;
 use crate::route::RouteTable;
@@ -32,6 +32,7 @@ The config file is TOML:
   control_socket = \"/run/tungate.sock\"
   log_level = \"info\"             # error|warn|info|debug|trace (RUST_LOG overrides)
   offload = true                 # false: plain frames, no vnet header / TSO
+  pin_workers = false            # pin worker N to CPU N
 
   [conntrack]                    # limits and timeouts (seconds), kernel defaults
   max = 262144
@@ -174,7 +175,13 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
         netns::configure(ifc)?;
         tracing::info!(device = %ifc.name, netns = ifc.netns.as_deref().unwrap_or("-"), "device configured");
     }
-    let mut dp = Dataplane::start(devices, processor)?;
+    let mut dp = Dataplane::start_with(
+        devices,
+        processor,
+        Options {
+            pin_workers: cfg.pin_workers,
+        },
+    )?;
 
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()

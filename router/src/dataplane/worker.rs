@@ -123,6 +123,8 @@ pub struct WorkerArgs {
     pub processor: Arc<dyn Processor>,
     pub stats: Arc<WorkerStats>,
     pub stop: Arc<AtomicBool>,
+    /// Pin this thread to CPU `n % cores`.
+    pub pin_cpu: Option<usize>,
 }
 
 fn build_ring() -> io::Result<IoUring> {
@@ -141,6 +143,13 @@ fn build_ring() -> io::Result<IoUring> {
 
 /// Runs until `stop` is set. Errors are fatal for the process.
 pub fn run(args: WorkerArgs) -> io::Result<()> {
+    if let Some(n) = args.pin_cpu {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let mut set = nix::sched::CpuSet::new();
+        set.set(n % cores).map_err(io::Error::from)?;
+        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+            .map_err(io::Error::from)?;
+    }
     let mut ring = build_ring()?;
     let fds: Vec<RawFd> = args
         .devices
