@@ -206,6 +206,24 @@ fn missing_namespace_is_reported_before_any_device() {
     assert!(!topo.client().has_link(&topo.devices()[0]));
 }
 
+#[test]
+fn second_gateway_on_the_same_devices_is_refused() {
+    let Some(topo) = Topology::client_gw_server("dup") else {
+        return;
+    };
+    let gw = Gateway::start(&topo, None);
+    let out = Command::new(env!("CARGO_BIN_EXE_tungate"))
+        .args(["run", "--config"])
+        .arg(&gw.config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", out.text());
+    assert!(out.text().contains("already exists"), "{}", out.text());
+    // The first gateway is unharmed.
+    let (n, text) = topo.client().ping("10.2.0.2", 2, &[]);
+    assert!(n > 0, "{text}");
+}
+
 /// Needs nothing: the binary rejects a bad config with file, key and reason.
 #[test]
 fn bad_config_is_rejected_with_file_key_and_reason() {

@@ -142,6 +142,22 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
             );
         }
     }
+    for ifc in &cfg.interfaces {
+        // TUNSETIFF on an existing multi-queue TUN would attach to it, and a
+        // move onto an existing name fails half-way: refuse both up front.
+        anyhow::ensure!(
+            !netns::link_exists(None, &ifc.name),
+            "device {:?} already exists in the gateway's namespace (another tungate running?)",
+            ifc.name
+        );
+        if let Some(ns) = &ifc.netns {
+            anyhow::ensure!(
+                !netns::link_exists(Some(ns), &ifc.name),
+                "device {:?} already exists in namespace {ns:?}",
+                ifc.name
+            );
+        }
+    }
     let routes = RouteTable::from_config(cfg);
     let processor = build_processor(cfg, routes)?;
 

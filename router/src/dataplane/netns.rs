@@ -79,3 +79,16 @@ pub fn remove(ifc: &InterfaceConfig) -> anyhow::Result<()> {
         r => r,
     }
 }
+
+/// Whether device `dev` exists in namespace `netns` (`None`: our own).
+pub fn link_exists(netns: Option<&str>, dev: &str) -> bool {
+    let mut c = Command::new("ip");
+    if let Some(ns) = netns {
+        c.args(["-n", ns]);
+    }
+    c.args(["link", "show", "dev", dev])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
