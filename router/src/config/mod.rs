@@ -9,6 +9,8 @@
 //! ruleset = "rules.v4"             # iptables-restore file, relative to this file
 //! control_socket = "/run/tungate.sock"
 //! log_level = "info"               # error | warn | info | debug | trace
+//! offload = true                   # vnet header + TSO (false: plain frames)
+//! pin_workers = false              # pin worker N to CPU N
 //!
 //! [conntrack]
 //! max = 262144
