@@ -18,6 +18,7 @@ cleanup() { stop_tungate; "$ROOT/netns-scripts/topo.sh" down "$P"; }
 trap cleanup EXIT
 
 (cd "$ROOT" && cargo build --release -p tungate) >&2
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 measure() { # label target -> sets T1 T4 UPPS ULOSS
     local label=$1 target=$2 t1="" t4="" pps="" loss=""
@@ -53,7 +54,7 @@ measure kernel 10.1.0.1
 K1=$T1 K4=$T4 KPPS=$UPPS KLOSS=$ULOSS
 "$ROOT/netns-scripts/topo.sh" down "$P"
 
-echo "reps=$REPS secs=$SECS workers=$(nproc) tungate_target=$TG_TARGET"
+echo "reps=$REPS secs=$SECS workers=$(nproc) tungate_target=$TG_TARGET loadavg_before=\"$LOAD_BEFORE\" loadavg_after=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
 echo "median tcp 1 stream : tungate $TG1 Gbit/s, kernel $K1 Gbit/s"
 echo "median tcp 4 streams: tungate $TG4 Gbit/s, kernel $K4 Gbit/s"
 echo "median udp 64 B     : tungate $TGPPS pkt/s (loss $TGLOSS%), kernel $KPPS pkt/s (loss $KLOSS%)"

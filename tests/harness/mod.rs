@@ -536,3 +536,26 @@ pub fn server_saw_peer(json: &str) -> Option<String> {
     let rest = &json[json.find(key)? + key.len()..];
     Some(rest[..rest.find(',')?].to_string())
 }
+
+/// Counters of interface `dev` from a [`Gateway::stats`] dump:
+/// (rx_packets, rx_bytes, tx_packets, tx_bytes).
+pub fn iface_counters(stats: &str, dev: &str) -> (u64, u64, u64, u64) {
+    let line = stats
+        .lines()
+        .find(|l| l.contains(&format!("interface {dev} ")))
+        .unwrap_or_else(|| panic!("no counters for {dev}:\n{stats}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let get = |k: &str| -> u64 {
+        let i = f
+            .iter()
+            .position(|x| *x == k)
+            .unwrap_or_else(|| panic!("{k} missing: {line}"));
+        f[i + 1].parse().unwrap()
+    };
+    (
+        get("rx_packets"),
+        get("rx_bytes"),
+        get("tx_packets"),
+        get("tx_bytes"),
+    )
+}

@@ -15,6 +15,12 @@ use crate::route::{RouteResult, RouteTable};
 use crate::wire::vnet::VnetHdr;
 
 const PROTO_ICMP: u8 = 1;
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
 const ICMP_ECHO_REPLY: u8 = 0;
 const ICMP_DEST_UNREACH: u8 = 3;
 const ICMP_ECHO_REQUEST: u8 = 8;
@@ -77,14 +83,16 @@ fn write_ip_header(b: &mut [u8], total: usize, proto: u8, src: Ipv4Addr, dst: Ip
 }
 
 impl Passthrough {
-    /// RFC 792 error (time exceeded / unreachable) quoting the header + 8 bytes.
+    /// RFC 792 error (time exceeded / unreachable) quoting the header + 8
+    /// bytes, from `from` (default: the gateway's address on the ingress
+    /// interface) back to the packet's source.
     fn icmp_error(
         &self,
         ctx: &PacketCtx,
         pkt: &[u8],
         ihl: usize,
-        ty: u8,
-        code: u8,
+        (ty, code): (u8, u8),
+        from: Option<Ipv4Addr>,
         out: &mut dyn Emit,
     ) {
         let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
@@ -92,7 +100,7 @@ impl Passthrough {
         if pkt[9] == PROTO_ICMP && pkt.get(ihl).is_some_and(|&t| ![0, 8].contains(&t)) {
             return;
         }
-        let Some(me) = self.routes.interface_address(ctx.ingress) else {
+        let Some(me) = from.or_else(|| self.routes.interface_address(ctx.ingress)) else {
             return;
         };
         let quote = &pkt[..(ihl + 8).min(pkt.len())];
@@ -106,6 +114,43 @@ impl Passthrough {
         b[22..24].copy_from_slice(&c.to_be_bytes());
         out.emit(ctx.ingress, &b[..total]);
     }
+}
+
+/// RST in answer to a TCP segment for a closed port (RFC 9293 3.10.7.1, as
+/// the kernel's tcp_v4_send_reset): never in answer to a RST.
+fn tcp_reset(ctx: &PacketCtx, pkt: &[u8], ihl: usize, out: &mut dyn Emit) {
+    let Some(t) = pkt.get(ihl..ihl + 20) else {
+        return;
+    };
+    let flags = t[13];
+    if flags & TCP_RST != 0 {
+        return;
+    }
+    let doff = usize::from(t[12] >> 4) * 4;
+    let payload = pkt.len().saturating_sub(ihl + doff) as u32;
+    let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+    let ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);
+    let src = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
+    let dst = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
+    let mut b = [0u8; 40];
+    write_ip_header(&mut b, 40, PROTO_TCP, src, dst);
+    b[20..22].copy_from_slice(&t[2..4]);
+    b[22..24].copy_from_slice(&t[0..2]);
+    if flags & TCP_ACK != 0 {
+        b[24..28].copy_from_slice(&ack.to_be_bytes());
+        b[33] = TCP_RST;
+    } else {
+        let len = payload + u32::from(flags & TCP_SYN != 0) + u32::from(flags & TCP_FIN != 0);
+        b[28..32].copy_from_slice(&seq.wrapping_add(len).to_be_bytes());
+        b[33] = TCP_RST | TCP_ACK;
+    }
+    b[32] = 5 << 4;
+    // Pseudo-header: addresses, protocol, TCP length (RFC 9293 3.1).
+    let mut acc = sum16(&b[12..20], 0);
+    acc += u32::from(PROTO_TCP) + 20;
+    let c = fold(sum16(&b[20..40], acc));
+    b[36..38].copy_from_slice(&c.to_be_bytes());
+    out.emit(ctx.ingress, &b);
 }
 
 impl Processor for Passthrough {
@@ -165,17 +210,33 @@ impl Processor for Passthrough {
                     out.emit(ctx.ingress, pkt);
                     Verdict::Consumed
                 } else {
+                    // Nothing listens on the gateway: answer as the kernel
+                    // does (RST for TCP, port unreachable for UDP).
+                    if !is_frag {
+                        match pkt[9] {
+                            PROTO_TCP => tcp_reset(ctx, pkt, ihl, out),
+                            PROTO_UDP => self.icmp_error(
+                                ctx,
+                                pkt,
+                                ihl,
+                                (ICMP_DEST_UNREACH, 3),
+                                Some(dst),
+                                out,
+                            ),
+                            _ => {}
+                        }
+                    }
                     Verdict::Drop(DropReason::LocalNoListener)
                 }
             }
             RouteResult::Unreachable => {
-                self.icmp_error(ctx, pkt, ihl, ICMP_DEST_UNREACH, 0, out);
+                self.icmp_error(ctx, pkt, ihl, (ICMP_DEST_UNREACH, 0), None, out);
                 Verdict::Drop(DropReason::NoRoute)
             }
             RouteResult::Forward(egress) => {
                 let ttl = pkt[8];
                 if ttl <= 1 {
-                    self.icmp_error(ctx, pkt, ihl, ICMP_TIME_EXCEEDED, 0, out);
+                    self.icmp_error(ctx, pkt, ihl, (ICMP_TIME_EXCEEDED, 0), None, out);
                     return Verdict::Drop(DropReason::TtlExceeded);
                 }
                 let old = u16::from_be_bytes([ttl, pkt[9]]);
@@ -329,12 +390,52 @@ mod tests {
         assert_eq!(v, Verdict::Drop(DropReason::NoRoute));
         assert_eq!(e.0[0].1[20], ICMP_DEST_UNREACH);
         let mut p = udp([10, 1, 0, 1], 64);
-        assert_eq!(run(&mut p).0, Verdict::Drop(DropReason::LocalNoListener));
+        let (v, e) = run(&mut p);
+        assert_eq!(v, Verdict::Drop(DropReason::LocalNoListener));
+        let r = &e.0[0].1;
+        assert_eq!((r[20], r[21]), (ICMP_DEST_UNREACH, 3), "port unreachable");
+        assert_eq!(&r[12..16], &[10, 1, 0, 1]);
         // Every truncation of a valid packet is handled.
         let p = udp([10, 2, 0, 2], 64);
         for n in 0..p.len() {
             let mut q = p[..n].to_vec();
             let _ = run(&mut q);
         }
+    }
+
+    #[test]
+    fn tcp_to_gateway_gets_a_reset() {
+        // SYN 10.1.0.2:40000 -> 10.2.0.1:80, seq 1000.
+        let mut p = vec![0u8; 40];
+        write_ip_header(
+            &mut p,
+            40,
+            PROTO_TCP,
+            Ipv4Addr::new(10, 1, 0, 2),
+            Ipv4Addr::new(10, 2, 0, 1),
+        );
+        p[20..22].copy_from_slice(&40000u16.to_be_bytes());
+        p[22..24].copy_from_slice(&80u16.to_be_bytes());
+        p[24..28].copy_from_slice(&1000u32.to_be_bytes());
+        p[32] = 5 << 4;
+        p[33] = TCP_SYN;
+        let (v, e) = run(&mut p);
+        assert_eq!(v, Verdict::Drop(DropReason::LocalNoListener));
+        let r = &e.0[0].1;
+        assert_eq!(&r[12..16], &[10, 2, 0, 1]);
+        assert_eq!(&r[16..20], &[10, 1, 0, 2]);
+        assert_eq!(u16::from_be_bytes([r[20], r[21]]), 80);
+        assert_eq!(u16::from_be_bytes([r[22], r[23]]), 40000);
+        assert_eq!(r[33], TCP_RST | TCP_ACK);
+        assert_eq!(u32::from_be_bytes([r[28], r[29], r[30], r[31]]), 1001);
+        assert_eq!(checksum(&r[..20]), 0);
+        let mut pseudo = Vec::from(&r[12..20]);
+        pseudo.extend_from_slice(&[0, PROTO_TCP, 0, 20]);
+        pseudo.extend_from_slice(&r[20..40]);
+        assert_eq!(checksum(&pseudo), 0, "TCP checksum");
+        // A RST is never answered.
+        let mut q = p.clone();
+        q[33] = TCP_RST;
+        assert!(run(&mut q).1 .0.is_empty());
     }
 }
