@@ -10,7 +10,8 @@ pub mod parse;
 pub mod print;
 
 pub use apply::{
-    apply_command, exec, restore, tokenize, CmdError, Output, RestoreError, RestoreOptions,
+    apply_command, exec, restore, save_one as save_table_text, tokenize, verbose_rule, CmdError,
+    Output, RestoreError, RestoreOptions,
 };
 pub use parse::{parse_command, Command, Op};
 pub use print::{list, list_rules, rule_spec, save, save_table, ListFormat};
