@@ -357,6 +357,11 @@ fn check_chain_name(n: &str) -> Result<(), CmdError> {
             "chain name `{n}' too long (must be under 29 chars)"
         ))));
     }
+    if n.contains(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '\\')) {
+        return Err(CmdError::Syntax(SyntaxError::Invalid(format!(
+            "chain name `{n}' must not contain white space or quotes"
+        ))));
+    }
     if n.starts_with('-') || n.starts_with('!') {
         return Err(CmdError::Syntax(SyntaxError::Invalid(format!(
             "chain name not allowed to start with `{}'",

@@ -660,6 +660,21 @@ fn check_chain_iface(cmd: &Command, r: &Rule) -> R<()> {
     Ok(())
 }
 
+/// Characters that cannot appear in names printed unquoted (interfaces,
+/// chains, recent lists, helpers): the kernel's `dev_valid_name` set plus
+/// quotes and backslashes, so that saved text always reads back.
+pub(crate) fn bad_name_char(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '/' | ':' | '"' | '\'' | '\\')
+}
+
+/// A simple name argument (no white space or quotes).
+fn simple_name<'a>(option: &str, v: &'a str) -> R<&'a str> {
+    if v.is_empty() || v.contains(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '\\')) {
+        return Err(err_val(option, v, "a name without white space or quotes"));
+    }
+    Ok(v)
+}
+
 fn parse_iface(option: &str, s: &str) -> R<Option<Iface>> {
     if s.len() > 15 {
         return Err(err_val(
@@ -668,8 +683,12 @@ fn parse_iface(option: &str, s: &str) -> R<Option<Iface>> {
             "an interface name of at most 15 characters",
         ));
     }
-    if s.is_empty() {
-        return Err(err_val(option, s, "an interface name"));
+    if s.is_empty() || s == "." || s == ".." || s.contains(bad_name_char) {
+        return Err(err_val(
+            option,
+            s,
+            "an interface name (no '/', ':', quotes or white space)",
+        ));
     }
     let (name, wildcard) = match s.strip_suffix('+') {
         Some(n) => (n, true),
@@ -1131,6 +1150,7 @@ impl RuleBuilder {
             }
             self.target_given = true;
             let goto = name == "-g" || name == "--goto";
+            simple_name(name, v)?;
             if goto {
                 if matches!(new_target(v), Target::Jump(_)) {
                     self.rule.target = Target::Goto(v.to_string());
@@ -1651,7 +1671,8 @@ impl RuleBuilder {
                     }
                     "--name" => {
                         let v = o.arg(c)?;
-                        if v.is_empty() || v.len() > 199 {
+                        simple_name(name, v)?;
+                        if v.len() > 199 {
                             return Err(err_val(name, v, "a list name of 1-199 characters"));
                         }
                         r.name = v.to_string();
@@ -1889,8 +1910,8 @@ impl RuleBuilder {
                         );
                     }
                     "--ctevents" => ct.ctevents = parse_events(name, o.arg(c)?)?,
-                    "--helper" => ct.helper = Some(o.arg(c)?.to_string()),
-                    "--timeout" => ct.timeout = Some(o.arg(c)?.to_string()),
+                    "--helper" => ct.helper = Some(simple_name(name, o.arg(c)?)?.to_string()),
+                    "--timeout" => ct.timeout = Some(simple_name(name, o.arg(c)?)?.to_string()),
                     "--expevents" => {
                         let v = o.arg(c)?;
                         if v != "new" {

@@ -1,0 +1,135 @@
+//! Rule-engine semantics not covered by the conformance data: jump loops,
+//! target placement per table and reachable hook, references, counters API.
+
+use tungate::ruleset::{Counters, Ruleset, TableKind, Target};
+use tungate::syntax::{apply_command, restore, tokenize, Output, RestoreOptions};
+
+fn run(rs: &mut Ruleset, cmdline: &str) -> Output {
+    let toks = tokenize(cmdline).unwrap();
+    let args: Vec<&str> = toks.iter().map(|t| t.as_ref()).collect();
+    apply_command(rs, &args)
+}
+
+#[test]
+fn jump_loops_are_rejected() {
+    let mut rs = Ruleset::new();
+    for c in ["-N a", "-N b", "-N c", "-A a -j b", "-A b -j c"] {
+        assert_eq!(run(&mut rs, c).status, 0, "{c}");
+    }
+    let o = run(&mut rs, "-A c -j a");
+    assert_ne!(o.status, 0, "loop a->b->c->a accepted");
+    assert!(o.stderr.contains("loop"), "{}", o.stderr);
+    assert!(rs
+        .table(TableKind::Filter)
+        .chain("c")
+        .unwrap()
+        .rules
+        .is_empty());
+    // self-loop, and in a restore (whole table rejected)
+    assert_ne!(run(&mut rs, "-A a -j a").status, 0);
+    let text = "*filter\n:x - [0:0]\n:y - [0:0]\n-A x -j y\n-A y -g x\nCOMMIT\n";
+    let e = restore(&mut rs, text, RestoreOptions::default()).unwrap_err();
+    assert_eq!(e.line, 6);
+    assert!(rs.table(TableKind::Filter).chain("x").is_none());
+}
+
+#[test]
+fn targets_only_where_iptables_allows_them() {
+    let mut rs = Ruleset::new();
+    let bad = [
+        "-A INPUT -j DNAT --to-destination 1.1.1.1",
+        "-t nat -A POSTROUTING -j DNAT --to-destination 1.1.1.1",
+        "-t nat -A PREROUTING -j SNAT --to-source 1.1.1.1",
+        "-t nat -A PREROUTING -j MASQUERADE",
+        "-t nat -A POSTROUTING -p tcp -j REDIRECT --to-ports 80",
+        "-A INPUT -j NOTRACK",
+        "-t mangle -A PREROUTING -j CT --notrack",
+        "-t nat -A PREROUTING -j REJECT",
+        "-t mangle -A PREROUTING -p tcp -j TCPMSS --clamp-mss-to-pmtu",
+    ];
+    for c in bad {
+        let o = run(&mut rs, c);
+        assert_ne!(o.status, 0, "accepted: iptables {c}");
+    }
+    let good = [
+        "-t nat -A PREROUTING -j DNAT --to-destination 1.1.1.1",
+        "-t nat -A OUTPUT -j DNAT --to-destination 1.1.1.1",
+        "-t nat -A POSTROUTING -j SNAT --to-source 1.1.1.1",
+        "-t nat -A INPUT -j SNAT --to-source 1.1.1.1",
+        "-t nat -A POSTROUTING -j MASQUERADE",
+        "-t raw -A PREROUTING -j NOTRACK",
+        "-t raw -A OUTPUT -j CT --notrack",
+        "-t mangle -A INPUT -j REJECT",
+        "-A FORWARD -j REJECT --reject-with icmp-admin-prohibited",
+        "-t mangle -A POSTROUTING -p tcp -j TCPMSS --clamp-mss-to-pmtu",
+        "-t mangle -A PREROUTING -j MARK --set-mark 1",
+    ];
+    for c in good {
+        let o = run(&mut rs, c);
+        assert_eq!(o.status, 0, "iptables {c}: {}", o.stderr);
+    }
+}
+
+#[test]
+fn placement_follows_jumps_into_user_chains() {
+    let mut rs = Ruleset::new();
+    assert_eq!(run(&mut rs, "-t nat -N SVC").status, 0);
+    assert_eq!(
+        run(&mut rs, "-t nat -A SVC -j DNAT --to-destination 10.0.0.1").status,
+        0
+    );
+    assert_eq!(run(&mut rs, "-t nat -A PREROUTING -j SVC").status, 0);
+    // SVC's DNAT is not allowed from POSTROUTING: the jump is refused.
+    let o = run(&mut rs, "-t nat -A POSTROUTING -j SVC");
+    assert_ne!(o.status, 0);
+    assert!(o.stderr.contains("DNAT"), "{}", o.stderr);
+    assert_eq!(rs.table(TableKind::Nat).references("SVC"), 1);
+}
+
+#[test]
+fn jumps_need_user_chains_and_chain_lifecycle() {
+    let mut rs = Ruleset::new();
+    assert_eq!(run(&mut rs, "-A INPUT -j nochain").status, 2);
+    assert_eq!(run(&mut rs, "-A INPUT -j FORWARD").status, 2);
+    assert_eq!(run(&mut rs, "-N web").status, 0);
+    assert_eq!(run(&mut rs, "-A INPUT -p tcp --dport 80 -j web").status, 0);
+    assert_ne!(run(&mut rs, "-X web").status, 0, "referenced chain deleted");
+    assert_eq!(run(&mut rs, "-E web www").status, 0);
+    let t = rs.table(TableKind::Filter);
+    assert_eq!(
+        t.chain("INPUT").unwrap().rules[0].target,
+        Target::Jump("www".into())
+    );
+    assert_eq!(run(&mut rs, "-D INPUT -p tcp --dport 80 -j www").status, 0);
+    assert_eq!(run(&mut rs, "-X www").status, 0);
+    assert!(rs.table(TableKind::Filter).chain("www").is_none());
+    assert_ne!(run(&mut rs, "-P foo DROP").status, 0);
+    assert_eq!(run(&mut rs, "-P INPUT DROP").status, 0);
+}
+
+#[test]
+fn counters_can_be_set_for_listing() {
+    let mut rs = Ruleset::new();
+    assert_eq!(run(&mut rs, "-A INPUT -j ACCEPT").status, 0);
+    let c = Counters {
+        packets: 123456,
+        bytes: 987654321,
+    };
+    assert!(rs.set_rule_counters(TableKind::Filter, "INPUT", 0, c));
+    assert!(!rs.set_rule_counters(TableKind::Filter, "INPUT", 1, c));
+    assert!(rs.set_policy_counters(TableKind::Filter, "INPUT", c));
+    let o = run(&mut rs, "-L INPUT -v");
+    assert!(
+        o.stdout
+            .contains("(policy ACCEPT 123K packets, 988M bytes)"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains(" 123K  988M ACCEPT"), "{}", o.stdout);
+    let o = run(&mut rs, "-L INPUT -v -x");
+    assert!(
+        o.stdout.contains("  123456 987654321 ACCEPT"),
+        "{}",
+        o.stdout
+    );
+}
