@@ -255,7 +255,14 @@ struct RuleBuilder {
     target_seen: u32,
     target_given: bool,
     proto_given: bool,
+    /// -s/-d/-i/-o seen (G_* bits).
+    given: u8,
 }
+
+const G_SRC: u8 = 1;
+const G_DST: u8 = 2;
+const G_IN: u8 = 4;
+const G_OUT: u8 = 8;
 
 /// Token cursor.
 struct Cursor<'a, 't> {
@@ -388,6 +395,7 @@ pub fn parse_command(toks: &[&str]) -> Result<Command, SyntaxError> {
         target_seen: 0,
         target_given: false,
         proto_given: false,
+        given: 0,
     };
     let mut rule_opts = false;
     let mut invert = false;
@@ -1103,6 +1111,10 @@ impl RuleBuilder {
         if long(name, "-s", &["--source", "--src"]) {
             let v = o.arg(c)?;
             let (a, m) = parse_addr_mask("-s", v)?;
+            if self.given & G_SRC != 0 {
+                return Err(invalid(format!("multiple {} flags not allowed", "-s")));
+            }
+            self.given |= G_SRC;
             self.rule.src = AddrMask {
                 addr: a,
                 mask: m,
@@ -1113,6 +1125,10 @@ impl RuleBuilder {
         if long(name, "-d", &["--destination", "--dst"]) {
             let v = o.arg(c)?;
             let (a, m) = parse_addr_mask("-d", v)?;
+            if self.given & G_DST != 0 {
+                return Err(invalid(format!("multiple {} flags not allowed", "-d")));
+            }
+            self.given |= G_DST;
             self.rule.dst = AddrMask {
                 addr: a,
                 mask: m,
@@ -1123,6 +1139,11 @@ impl RuleBuilder {
         if long(name, "-i", &["--in-interface"]) {
             let v = o.arg(c)?;
             let mut i = parse_iface("-i", v)?;
+            let bit = if "-i" == "-i" { G_IN } else { G_OUT };
+            if self.given & bit != 0 {
+                return Err(invalid(format!("multiple {} flags not allowed", "-i")));
+            }
+            self.given |= bit;
             if let Some(i) = i.as_mut() {
                 i.invert = inv;
             }
@@ -1132,6 +1153,11 @@ impl RuleBuilder {
         if long(name, "-o", &["--out-interface"]) {
             let v = o.arg(c)?;
             let mut i = parse_iface("-o", v)?;
+            let bit = if "-o" == "-i" { G_IN } else { G_OUT };
+            if self.given & bit != 0 {
+                return Err(invalid(format!("multiple {} flags not allowed", "-o")));
+            }
+            self.given |= bit;
             if let Some(i) = i.as_mut() {
                 i.invert = inv;
             }
@@ -1139,6 +1165,9 @@ impl RuleBuilder {
             return Ok(());
         }
         if long(name, "-f", &["--fragment"]) {
+            if self.rule.fragment.is_some() {
+                return Err(invalid("multiple -f flags not allowed"));
+            }
             self.rule.fragment = Some(inv);
             return Ok(());
         }
@@ -1326,9 +1355,11 @@ impl RuleBuilder {
                 ports,
                 invert,
             } => {
+                // `--sport`/`--dport` are getopt abbreviations of
+                // `--sports`/`--dports` once multiport is loaded.
                 let k = match name {
-                    "--sports" | "--source-ports" => MultiportKind::Src,
-                    "--dports" | "--destination-ports" => MultiportKind::Dst,
+                    "--sports" | "--source-ports" | "--sport" => MultiportKind::Src,
+                    "--dports" | "--destination-ports" | "--dport" => MultiportKind::Dst,
                     "--ports" => MultiportKind::Any,
                     _ => return Ok(false),
                 };
