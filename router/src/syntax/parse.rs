@@ -1139,7 +1139,7 @@ impl RuleBuilder {
         if long(name, "-i", &["--in-interface"]) {
             let v = o.arg(c)?;
             let mut i = parse_iface("-i", v)?;
-            let bit = if "-i" == "-i" { G_IN } else { G_OUT };
+            let bit = G_IN;
             if self.given & bit != 0 {
                 return Err(invalid(format!("multiple {} flags not allowed", "-i")));
             }
@@ -1153,7 +1153,7 @@ impl RuleBuilder {
         if long(name, "-o", &["--out-interface"]) {
             let v = o.arg(c)?;
             let mut i = parse_iface("-o", v)?;
-            let bit = if "-o" == "-i" { G_IN } else { G_OUT };
+            let bit = G_OUT;
             if self.given & bit != 0 {
                 return Err(invalid(format!("multiple {} flags not allowed", "-o")));
             }
