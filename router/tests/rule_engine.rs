@@ -133,3 +133,42 @@ fn counters_can_be_set_for_listing() {
         o.stdout
     );
 }
+
+#[test]
+fn verbose_echo_matches_iptables_189() {
+    // `iptables -v -A ...` echo lines taken from the real iptables 1.8.9
+    // (trailing blanks trimmed).
+    let mut rs = Ruleset::new();
+    assert_eq!(run(&mut rs, "-N foo").status, 0);
+    let cases = [
+        (
+            "-v -A INPUT -p tcp --dport 22 -j LOG --log-prefix x",
+            "LOG  tcp opt -- in * out *  0.0.0.0/0  -> 0.0.0.0/0   tcp dpt:22 LOG flags 0 level 4 prefix \"x\"",
+        ),
+        (
+            "-v -A INPUT ! -s 1.2.3.0/24 -i eth+ -p udp -m multiport --dports 1,2 -g foo",
+            "foo  udp opt -- in eth+ out * !1.2.3.0/24  -> 0.0.0.0/0  [goto]  multiport dports 1,2",
+        ),
+        (
+            "-v -A INPUT -f -m comment --comment 'a b' -j MARK --set-mark 1",
+            "MARK  all opt -f in * out *  0.0.0.0/0  -> 0.0.0.0/0   /* a b */ MARK set 0x1",
+        ),
+        (
+            "-v -A INPUT -d 10.0.0.0/255.0.255.0",
+            "  all opt -- in * out *  0.0.0.0/0  -> 10.0.0.0/255.0.255.0",
+        ),
+        (
+            "-v -A INPUT ! -p tcp -m conntrack --ctstate NEW",
+            " !tcp opt -- in * out *  0.0.0.0/0  -> 0.0.0.0/0   ctstate NEW",
+        ),
+        (
+            "-v -t nat -A POSTROUTING -o eth0 -j MASQUERADE",
+            "MASQUERADE  all opt -- in * out eth0  0.0.0.0/0  -> 0.0.0.0/0",
+        ),
+    ];
+    for (cmd, want) in cases {
+        let o = run(&mut rs, cmd);
+        assert_eq!(o.status, 0, "{cmd}: {}", o.stderr);
+        assert_eq!(o.stdout.trim_end_matches('\n'), want, "iptables {cmd}");
+    }
+}

@@ -1035,7 +1035,6 @@ fn match_list(out: &mut String, m: &Match, numeric: bool, proto: &str) {
 
 fn target_list(out: &mut String, t: &Target, numeric: bool) {
     match t {
-        Target::Goto(_) => out.push_str("[goto] "),
         Target::Reject(w) => {
             let _ = write!(out, " reject-with {}", w.name());
         }
@@ -1202,6 +1201,9 @@ fn list_target_name(t: &Target) -> &str {
 
 /// The matches and target options of a rule as `-L` prints them.
 pub fn list_rule_tail(out: &mut String, r: &Rule, numeric: bool) {
+    if matches!(r.target, Target::Goto(_)) {
+        out.push_str("[goto] ");
+    }
     let proto = match r.proto {
         17 => "udp",
         132 => "sctp",
@@ -1277,7 +1279,7 @@ pub fn list_rule(out: &mut String, r: &Rule, n: usize, f: ListFormat) {
     out.truncate(start + trimmed);
 }
 
-fn list_addr_any(a: u32, mask: u32) -> String {
+pub(crate) fn list_addr_any(a: u32, mask: u32) -> String {
     if mask == 0 {
         format!("{}/0", ip(a))
     } else {
