@@ -32,7 +32,9 @@ pub use apply::{
     Output, RestoreError, RestoreOptions,
 };
 pub use parse::{parse_command, Command, Op};
-pub use print::{list, list_rules, rule_spec, save, save_table, ListFormat};
+pub use print::{
+    list, list_rule, list_rules, rule_spec, save, save_table, save_with_comments, ListFormat,
+};
 
 /// A problem with one command or rule line. The message names the token and
 /// says what was expected.
