@@ -243,7 +243,8 @@ impl Ruleset {
     }
 
     /// Checks every table: targets allowed where used, jumps resolve, no
-    /// loops. See [`validate`](self::validate).
+    /// loops, targets only in the tables and hooks netfilter allows (a user
+    /// chain counts every hook it is reachable from).
     pub fn validate(&self) -> Result<(), ValidateError> {
         for t in &self.tables {
             t.validate()?;

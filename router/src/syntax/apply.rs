@@ -75,7 +75,6 @@ pub fn apply_command(rs: &mut Ruleset, args: &[&str]) -> Output {
 
 /// The one-line rule form `iptables -v -A/-I/-D/-C/-R` prints.
 pub fn verbose_rule(r: &Rule) -> String {
-    use std::net::Ipv4Addr;
     let mut s = String::new();
     let proto = super::names::proto_list_name(r.proto, true)
         .map(str::to_string)
@@ -94,32 +93,25 @@ pub fn verbose_rule(r: &Rule) -> String {
         ),
         None => "*".to_string(),
     };
-    let addr = |a: &AddrMask| {
-        let m = if a.mask == u32::MAX {
-            String::new()
-        } else {
-            format!("/{}", a.mask.leading_ones())
-        };
-        format!(
-            "{}{}{}",
-            if a.invert { "!" } else { "" },
-            Ipv4Addr::from(a.addr),
-            m
-        )
-    };
+    let addr = |a: &AddrMask| super::print::list_addr_any(a.addr, a.mask);
+    // 1.8.9's layout; trailing blanks trimmed as in listings.
     let _ = write!(
         s,
-        "{} {}{} opt {} in {} out {}  {}  -> {}",
+        "{} {}{} opt {} in {} out {} {}{}  ->{}{}  ",
         r.target.name(),
         if r.proto_invert { "!" } else { " " },
         proto,
         frag,
         ifn(&r.in_iface),
         ifn(&r.out_iface),
+        if r.src.invert { '!' } else { ' ' },
         addr(&r.src),
+        if r.dst.invert { '!' } else { ' ' },
         addr(&r.dst)
     );
     super::print::list_rule_tail(&mut s, r, true);
+    let n = s.trim_end().len();
+    s.truncate(n);
     s
 }
 
@@ -355,6 +347,11 @@ fn check_chain_name(n: &str) -> Result<(), CmdError> {
     if n.is_empty() || n.len() > 28 {
         return Err(CmdError::Syntax(SyntaxError::Invalid(format!(
             "chain name `{n}' too long (must be under 29 chars)"
+        ))));
+    }
+    if n.contains(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '\\')) {
+        return Err(CmdError::Syntax(SyntaxError::Invalid(format!(
+            "chain name `{n}' must not contain white space or quotes"
         ))));
     }
     if n.starts_with('-') || n.starts_with('!') {
