@@ -111,8 +111,10 @@ pub enum CtError {
     FamilyMismatch,
     #[error("unknown label '{token}'")]
     UnknownLabel { token: String },
-    #[error("Port `{token}' not valid")]
+    #[error("Invalid port `{token}'")]
     BadPort { token: String },
+    #[error("you have to specify `--{0}' and `--{1}'")]
+    NeedPair(&'static str, &'static str),
     /// Accepted by the parser, refused by the (emulated) kernel: exit 1.
     #[error("Operation failed: {0}")]
     OperationFailed(&'static str),
@@ -1009,6 +1011,14 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
         for (key, attached, kind) in items {
             let arg = match (kind, attached) {
                 (Arg::No, _) => None,
+                // conntrack 1.4.7 parses only a separate NAT argument; an
+                // attached one (`-n1.2.3.4`, `--src-nat=...`) is ignored
+                // and the option filters on "any address".
+                (Arg::Optional, Some(_))
+                    if matches!(key, Key::Opt(Opt::SrcNat | Opt::DstNat | Opt::AnyNat)) =>
+                {
+                    None
+                }
                 (_, Some(a)) => Some(a),
                 (Arg::Required, None) => match args.get(i) {
                     Some(a) => {
@@ -1134,21 +1144,21 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                             let mut n = NatArg::default();
                             if !a.is_empty() {
                                 let (addr, port) = match a.split_once(':') {
-                                    Some((ad, p)) => {
-                                        let port = atoi_u16(p);
-                                        if port == 0 {
+                                    Some((_, p)) if p.contains(':') => {
+                                        return Err(CtError::BadAddress { token: a });
+                                    }
+                                    Some((ad, p)) => match p.parse::<u16>() {
+                                        Ok(port) => (ad, Some(port)),
+                                        Err(_) => {
                                             return Err(CtError::BadPort {
                                                 token: p.to_string(),
-                                            });
+                                            })
                                         }
-                                        (ad, Some(port))
-                                    }
+                                    },
                                     None => (a.as_str(), None),
                                 };
                                 n.port = port;
-                                if !addr.is_empty() {
-                                    n.addr = parse_addr(addr, &mut family)?.map(|f| f.addr);
-                                }
+                                n.addr = parse_addr(addr, &mut family)?.map(|f| f.addr);
                             }
                             match o {
                                 Opt::SrcNat => req.src_nat = Some(n),
@@ -1223,10 +1233,63 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
             });
         }
     }
+    if cmd == Cmd::Get && table == CtTable::Conntrack {
+        // The tuple to look up must be complete (conntrack's "3" options).
+        let has = |o: Opt| used[o as usize];
+        let orig = if has(Opt::Src) || has(Opt::Dst) {
+            if !(has(Opt::Src) && has(Opt::Dst)) {
+                return Err(CtError::NeedPair("src", "dst"));
+            }
+            true
+        } else if has(Opt::ReplySrc) || has(Opt::ReplyDst) {
+            if !(has(Opt::ReplySrc) && has(Opt::ReplyDst)) {
+                return Err(CtError::NeedPair("reply-src", "reply-dst"));
+            }
+            false
+        } else {
+            return Err(CtError::NeedPair("src", "dst"));
+        };
+        if matches!(req.proto, Some(PROTO_TCP | PROTO_UDP | 33 | 132 | 136)) {
+            let ports = if orig {
+                (req.orig_sport, req.orig_dport)
+            } else {
+                (req.reply_sport, req.reply_dport)
+            };
+            if ports.0.is_none() || ports.1.is_none() {
+                return Err(CtError::NeedPair("sport", "dport"));
+            }
+        }
+    }
     req.cmd = cmd;
     req.table = table;
     req.ipv6 = family == Some(true);
     Ok(req)
+}
+
+impl Request {
+    /// The tuple `-G` looks up: from `-s/-d` and the original ports, or
+    /// from `-r/-q` and the reply ports.
+    pub fn get_tuple(&self) -> Option<Tuple> {
+        let proto = self.proto?;
+        let (src, dst, sp, dp) = match (self.src, self.dst, self.reply_src, self.reply_dst) {
+            (Some(s), Some(d), _, _) => (s.addr, d.addr, self.orig_sport, self.orig_dport),
+            (_, _, Some(s), Some(d)) => (s.addr, d.addr, self.reply_sport, self.reply_dport),
+            _ => return None,
+        };
+        Some(if proto == PROTO_ICMP {
+            Tuple::icmp(
+                src,
+                dst,
+                self.icmp_type.unwrap_or(0),
+                self.icmp_code.unwrap_or(0),
+                self.icmp_id.unwrap_or(0),
+            )
+        } else if matches!(proto, PROTO_TCP | PROTO_UDP) {
+            Tuple::new(src, dst, proto, sp.unwrap_or(0), dp.unwrap_or(0))
+        } else {
+            Tuple::new(src, dst, proto, 0, 0)
+        })
+    }
 }
 
 /// How entries are printed (`nf_conntrack_acct` in the kernel decides
@@ -1239,6 +1302,9 @@ pub struct CliOptions {
 
 /// One entry as `conntrack -L` prints it (without the newline).
 pub fn format_entry(c: &ConnSnapshot, now: Timestamp, req: &Request, opts: CliOptions) -> String {
+    if req.xml {
+        return format_xml(c, now, opts);
+    }
     let mut s = String::with_capacity(200);
     if req.extended {
         s.push_str("ipv4     2 ");
@@ -1296,6 +1362,59 @@ pub fn format_event(ev: &CtEvent, now: Timestamp, req: &Request, opts: CliOption
     s
 }
 
+/// First and last lines of `-o xml` output (printed only around entries).
+pub const XML_HEADER: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<conntrack>\n";
+pub const XML_FOOTER: &str = "</conntrack>\n";
+
+/// One entry as `conntrack -L -o xml` prints it (one `<flow>` line without
+/// the newline); ICMP and portless protocols have an empty `<layer4>`.
+pub fn format_xml(c: &ConnSnapshot, now: Timestamp, opts: CliOptions) -> String {
+    let mut s = String::with_capacity(600);
+    s.push_str("<flow>");
+    for (i, (dir, t)) in [("original", &c.orig), ("reply", &c.reply)]
+        .into_iter()
+        .enumerate()
+    {
+        let name = proto_name(t.proto);
+        let _ = write!(
+            s,
+            "<meta direction=\"{dir}\"><layer3 protonum=\"2\" protoname=\"ipv4\"><src>{}</src><dst>{}</dst></layer3><layer4 protonum=\"{}\" protoname=\"{name}\">",
+            t.src, t.dst, t.proto
+        );
+        if matches!(t.proto, PROTO_TCP | PROTO_UDP) {
+            let _ = write!(s, "<sport>{}</sport><dport>{}</dport>", t.sport, t.dport);
+        }
+        s.push_str("</layer4>");
+        if opts.acct {
+            let _ = write!(
+                s,
+                "<counters><packets>{}</packets><bytes>{}</bytes></counters>",
+                c.packets[i], c.bytes[i]
+            );
+        }
+        s.push_str("</meta>");
+    }
+    s.push_str("<meta direction=\"independent\">");
+    if let Some(st) = c.tcp_state {
+        let _ = write!(s, "<state>{}</state>", st.name());
+    }
+    let _ = write!(
+        s,
+        "<timeout>{}</timeout><mark>{}</mark><use>1</use><id>{}</id>",
+        c.timeout_secs(now),
+        c.mark,
+        c.id
+    );
+    if c.status.assured() {
+        s.push_str("<assured/>");
+    }
+    if !c.status.seen_reply() {
+        s.push_str("<unreplied/>");
+    }
+    s.push_str("</meta></flow>");
+    s
+}
+
 fn write_tuple(s: &mut String, t: &Tuple) {
     let _ = write!(s, "{t}");
 }
@@ -1341,10 +1460,11 @@ pub fn run_with(table: &ConnTable, args: &[String], now: Timestamp, opts: CliOpt
 pub fn execute(table: &ConnTable, req: &Request, now: Timestamp, opts: CliOptions) -> Output {
     let mut out = String::new();
     let mut err = String::new();
-    if req.xml && matches!(req.cmd, Cmd::List | Cmd::Delete | Cmd::Get | Cmd::Event) {
-        let e = CtError::OperationFailed("Operation not supported (tungate prints no XML)");
-        return ok(out, e.to_stderr(), e.status());
-    }
+    let (head, foot) = if req.xml {
+        (XML_HEADER, XML_FOOTER)
+    } else {
+        ("", "")
+    };
     match req.cmd {
         Cmd::Help => {
             out.push_str(USAGE);
@@ -1362,26 +1482,48 @@ pub fn execute(table: &ConnTable, req: &Request, now: Timestamp, opts: CliOption
             let mut n = 0;
             if req.table == CtTable::Conntrack {
                 for c in table.list(now).iter().filter(|c| req.matches(c)) {
+                    if n == 0 {
+                        out.push_str(head);
+                    }
                     out.push_str(&format_entry(c, now, req, opts));
                     out.push('\n');
                     n += 1;
                 }
             }
+            if n > 0 {
+                out.push_str(foot);
+            }
             summary(&mut err, &format!("{n} flow entries have been shown."));
             ok(out, err, 0)
         }
-        Cmd::Get => match table.list(now).iter().find(|c| req.matches(c)) {
-            Some(c) => {
-                out.push_str(&format_entry(c, now, req, opts));
-                out.push('\n');
-                summary(&mut err, "1 flow entries have been shown.");
-                ok(out, err, 0)
+        Cmd::Get => {
+            // An exact lookup (either direction), as the kernel's GET; the
+            // kernel holds a reference while answering, hence `use=2`.
+            let found = req
+                .get_tuple()
+                .filter(|_| !req.ipv6)
+                .and_then(|t| table.lookup(&t, now))
+                .map(|c| c.snapshot());
+            match found {
+                Some(c) => {
+                    let line = format_entry(&c, now, req, opts);
+                    let line = if req.xml {
+                        line.replace("<use>1</use>", "<use>2</use>")
+                    } else {
+                        line.replacen(" use=1", " use=2", 1)
+                    };
+                    out.push_str(head);
+                    out.push_str(&line);
+                    out.push('\n');
+                    summary(&mut err, "1 flow entries have been shown.");
+                    ok(out, err, 0)
+                }
+                None => {
+                    let e = CtError::OperationFailed("such conntrack doesn't exist");
+                    ok(out, e.to_stderr(), e.status())
+                }
             }
-            None => {
-                let e = CtError::OperationFailed("such conntrack doesn't exist");
-                ok(out, e.to_stderr(), e.status())
-            }
-        },
+        }
         Cmd::Delete if req.table == CtTable::Expect => {
             summary(&mut err, "0 expectations have been deleted.");
             ok(out, err, EXIT_FAILURE)
@@ -1402,6 +1544,7 @@ pub fn execute(table: &ConnTable, req: &Request, now: Timestamp, opts: CliOption
                 0
             };
             lines.sort_by_key(|l| l.0);
+            // Deleted entries are printed without the XML header/footer.
             for (_, l) in lines.iter().take(n) {
                 out.push_str(l);
                 out.push('\n');
@@ -1860,6 +2003,11 @@ mod tests {
             ("-L --any-nat", &[L_TCP, snat]),
             ("-L -j 127.0.0.1", &[L_TCP]),
             ("-L -n -g", &[]),
+            // An attached argument is ignored by conntrack 1.4.7.
+            ("-L -n1.2.3.4", &[snat]),
+            ("-L --dst-nat=1.2.3.4", &[L_TCP]),
+            ("-L -n 203.0.113.1:5000", &[]),
+            ("-L -n 1.2.3.4:0", &[]),
         ];
         for (cmd, want) in cases {
             let o = ct(&t, cmd);
@@ -2000,6 +2148,9 @@ mod tests {
                 "You need to supply the `--protonum' option for this command",
             ),
             ("-L extra", "unknown type `extra'"),
+            ("-L -n :5000", "Invalid IP address `'"),
+            ("-L -n 1.2.3.4:abc", "Invalid port `abc'"),
+            ("-L -n 1.2.3.4:1:2", "Invalid IP address `1.2.3.4:1:2'"),
             (
                 "-L -p tcp --tuple-port-src 1",
                 "Illegal option `--tuple-port-src' with this command",
@@ -2034,9 +2185,45 @@ mod tests {
         assert_eq!(h.status, 0);
         assert_eq!(run(&t, &[], T1).stdout, h.stdout);
         assert_eq!(ct(&t, "-V").stdout, "conntrack v1.4.7 (conntrack-tools)\n");
-        let g = ct(&t, "-G -p udp -s 10.9.0.1 --sport 7778");
-        assert_eq!((g.stdout, g.stderr), (lines(&[L_UDP]), shown(1)));
-        let g = ct(&t, "-G -p udp -s 10.9.0.2 --sport 7778");
+        // -G looks the tuple up (either direction); the kernel holds a
+        // reference while answering, so it says use=2.
+        let g = ct(
+            &t,
+            "-G -p udp -s 10.9.0.1 -d 10.9.0.1 --sport 7778 --dport 7777",
+        );
+        assert_eq!(
+            (g.stdout, g.stderr),
+            (lines(&[&L_UDP.replace("use=1", "use=2")]), shown(1))
+        );
+        let g = ct(
+            &t,
+            "-G -p tcp -s 127.0.0.1 -d 10.9.0.1 --sport 8080 --dport 50236",
+        );
+        assert_eq!(g.stdout, lines(&[&L_TCP.replace("use=1", "use=2")]));
+        for (cmd, msg) in [
+            (
+                "-G -p udp -s 10.9.0.1",
+                "you have to specify `--src' and `--dst'",
+            ),
+            (
+                "-G -p udp -r 10.9.0.1",
+                "you have to specify `--reply-src' and `--reply-dst'",
+            ),
+            (
+                "-G -p udp -s 10.9.0.1 -d 10.9.0.1 --dport 7777",
+                "you have to specify `--sport' and `--dport'",
+            ),
+            (
+                "-G -p udp -s 10.9.0.1 -d 10.9.0.1 -m 5",
+                "Illegal option `--mark' with this command",
+            ),
+        ] {
+            assert_eq!(ct(&t, cmd).stderr, err(msg), "{cmd}");
+        }
+        let g = ct(
+            &t,
+            "-G -p udp -s 10.9.0.2 -d 10.9.0.1 --sport 7778 --dport 7777",
+        );
         assert_eq!(g.status, 1);
         assert_eq!(
             g.stderr,
