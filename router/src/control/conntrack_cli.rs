@@ -513,8 +513,11 @@ pub struct Request {
     pub status: u32,
     /// `-u UNREPLIED`: SEEN_REPLY must be clear.
     pub unreplied: bool,
-    /// `-m value[/mask]`: `mark & mask == value`.
+    /// `-m value[/mask]`: `mark & mask == value` (with `-U`: the new mark
+    /// is `(mark & !mask) ^ value`).
     pub mark: Option<(u32, u32)>,
+    /// `-t` (only legal with `-U`, `-D`, `-I`).
+    pub timeout: Option<u32>,
     pub zone: Option<u16>,
     pub src_nat: Option<NatArg>,
     pub dst_nat: Option<NatArg>,
@@ -552,6 +555,7 @@ impl Request {
             status: 0,
             unreplied: false,
             mark: None,
+            timeout: None,
             zone: None,
             src_nat: None,
             dst_nat: None,
@@ -1167,6 +1171,7 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                             }
                         }
                         Opt::Zone => req.zone = Some(strtoul(&a).0 as u16),
+                        Opt::Timeout => req.timeout = Some(strtoul(&a).0 as u32),
                         Opt::Label => {
                             return Err(CtError::UnknownLabel {
                                 token: a.split(',').next().unwrap_or_default().to_string(),
@@ -1575,6 +1580,7 @@ pub fn execute(table: &ConnTable, req: &Request, now: Timestamp, opts: CliOption
             out.push_str(&format_stats(table));
             ok(out, err, 0)
         }
+        Cmd::Update if req.table == CtTable::Conntrack => update(table, req, now, opts),
         Cmd::Create | Cmd::Update => {
             let e = CtError::OperationFailed("Operation not supported");
             ok(out, e.to_stderr(), e.status())
@@ -1586,6 +1592,66 @@ pub fn execute(table: &ConnTable, req: &Request, now: Timestamp, opts: CliOption
             ok(out, e.to_stderr(), e.status())
         }
     }
+}
+
+/// `conntrack -U`: sets the mark of every entry passing the other filters
+/// (`-m` is the new mark here, not a filter). Like 1.4.7, it prints only
+/// the first updated entry (with `use=2`) and counts them all; nothing to
+/// change is "0 flow entries have been updated." and exit 1. Changing the
+/// status or the timeout is refused: the table has no API for either.
+fn update(table: &ConnTable, req: &Request, now: Timestamp, opts: CliOptions) -> Output {
+    let unsupported = || {
+        let e = CtError::OperationFailed("Operation not supported");
+        let msg = "Operation failed: Operation not supported\n";
+        ok(String::new(), format!("{msg}{}", e.to_stderr()), e.status())
+    };
+    let mut filter = req.clone();
+    filter.mark = None;
+    let targets: Vec<ConnSnapshot> = table
+        .list(now)
+        .into_iter()
+        .filter(|c| filter.matches(c))
+        .collect();
+    // The kernel refuses an update without an address in the request,
+    // and tungate cannot change the status or the timeout.
+    let no_addr = req.src.is_none()
+        && req.dst.is_none()
+        && req.reply_src.is_none()
+        && req.reply_dst.is_none();
+    let refused = no_addr || req.status != 0 || req.unreplied || req.timeout.is_some();
+    if refused && !targets.is_empty() {
+        return unsupported();
+    }
+    let mut n = 0;
+    let mut first = None;
+    if let Some((value, mask)) = req.mark.filter(|_| !refused) {
+        for c in &targets {
+            let Some(conn) = table.lookup(&c.orig, now) else {
+                continue;
+            };
+            if conn.id() != c.id {
+                continue;
+            }
+            conn.set_mark((conn.mark() & !mask) ^ value);
+            n += 1;
+            if first.is_none() {
+                first = Some(conn.snapshot());
+            }
+        }
+    }
+    let mut out = String::new();
+    if let Some(c) = first {
+        let line = format_entry(&c, now, req, opts);
+        out.push_str(&if req.xml {
+            line.replace("<use>1</use>", "<use>2</use>")
+        } else {
+            line.replacen(" use=1", " use=2", 1)
+        });
+        out.push('\n');
+    }
+    let mut err = String::new();
+    summary(&mut err, &format!("{n} flow entries have been updated."));
+    ok(out, err, if n == 0 { EXIT_FAILURE } else { 0 })
 }
 
 /// `conntrack -S`: tungate's counters in the kernel's per-cpu line
@@ -2088,6 +2154,63 @@ mod tests {
             ct(&t, "-F expect").stderr,
             "conntrack v1.4.7 (conntrack-tools): expectation table has been emptied.\n"
         );
+    }
+
+    #[test]
+    fn update_sets_the_mark_of_matching_entries() {
+        let t = fixture();
+        let o = ct(&t, "-U -s 10.9.0.1 -p udp --dport 4444 -m 0x10/0xf0");
+        // 42 = 0x2a: (0x2a & !0xf0) ^ 0x10 = 0x1a.
+        assert_eq!(
+            o.stdout,
+            lines(&[&L_UDP42.replace("mark=42 use=1", "mark=26 use=2")])
+        );
+        assert_eq!(
+            o.stderr,
+            "conntrack v1.4.7 (conntrack-tools): 1 flow entries have been updated.\n"
+        );
+        assert_eq!(
+            ct(&t, "-L -m 26").stdout,
+            lines(&[L_UDP42.replace("mark=42", "mark=26").as_str()])
+        );
+        // -m is the new value, not a filter: all four 10.9.0.1 flows change,
+        // the first one is printed.
+        let o = ct(&t, "-U -s 10.9.0.1 -m 7");
+        assert_eq!(
+            o.stdout,
+            lines(&[&L_TCP.replace("mark=0 use=1", "mark=7 use=2")])
+        );
+        assert!(o.stderr.contains(" 4 flow entries have been updated."));
+        assert_eq!(ct(&t, "-L -m 7").stderr, shown(4));
+        // Nothing matched or nothing to set: exit 1.
+        for cmd in ["-U -s 10.9.0.5 -m 1", "-U -s 10.9.0.1"] {
+            let o = ct(&t, cmd);
+            assert_eq!(o.status, 1, "{cmd}");
+            assert!(
+                o.stderr.contains(" 0 flow entries have been updated."),
+                "{cmd}"
+            );
+        }
+        // No address in the request, status or timeout changes: refused
+        // (when something matched).
+        for cmd in [
+            "-U -p udp -m 3/0x1",
+            "-U -m 5",
+            "-U -s 10.9.0.1 -m 5 -u ASSURED",
+            "-U -s 10.9.0.1 -t 100",
+        ] {
+            let o = ct(&t, cmd);
+            assert_eq!(
+                (o.stdout.as_str(), o.stderr.as_str(), o.status),
+                ("", "Operation failed: Operation not supported\nconntrack v1.4.7 (conntrack-tools): Operation failed: Operation not supported\n", 1),
+                "{cmd}"
+            );
+        }
+        assert_eq!(
+            ct(&t, "-U -p 47 -m 5").stderr,
+            "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been updated.\n"
+        );
+        assert_eq!(ct(&t, "-L -m 7").stderr, shown(4));
     }
 
     fn err(msg: &str) -> String {
