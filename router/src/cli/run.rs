@@ -289,9 +289,7 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
                 break;
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                pipeline
-                    .conntrack()
-                    .gc(Timestamp::now_monotonic(), gc_budget);
+                pipeline.maintain(Timestamp::now_monotonic(), gc_budget);
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }

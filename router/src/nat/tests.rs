@@ -690,9 +690,9 @@ fn mutated_packets_never_panic() {
         }
         let _ = d.process(&p, now);
         let _ = fragment(&p, 68 + (rng.next_u32() % 1500) as usize, |_| {});
-        let _ = crate::wire::build::icmp_error(&p, a("10.0.0.254"), 3, 3, 0, &mut out);
+        let _ = crate::wire::build::icmp_error(&p, a("10.0.0.254"), (3, 3), 0, 1, &mut out);
         let _ = crate::wire::build::tcp_reset(&p, &mut out);
-        let _ = crate::wire::build::echo_reply(&p, &mut out);
+        let _ = crate::wire::build::echo_reply(&p, 1, &mut out);
         if let Ok(ip) = crate::wire::Ipv4Packet::new_checked(&p[..]) {
             let _ = ip.payload();
             if let Ok(ic) = crate::wire::IcmpPacket::new_checked(ip.payload()) {

@@ -18,8 +18,34 @@ pub const DEFAULT_TTL: u8 = 64;
 /// fits in 576 bytes.
 pub const ICMP_ERROR_MAX: usize = 576;
 
-fn ip_header(out: &mut Vec<u8>, src: Ipv4Addr, dst: Ipv4Addr, proto: u8, tos: u8) {
-    out.extend_from_slice(&[0x45, tos, 0, 0, 0, 0, 0x40, 0, DEFAULT_TTL, proto, 0, 0]);
+/// How the kernel fills the header of a packet it originates: ICMP errors
+/// and echo replies come from the ICMP socket (IP_PMTUDISC_DONT: no DF, an
+/// identification from `ip_select_ident`, as the captured
+/// `LO_ICMP_PORT_UNREACH` shows); resets from `nf_reject_iphdr_put` (DF,
+/// identification 0, as `LO_TCP_RST_ACK`).
+#[derive(Clone, Copy)]
+struct Origin {
+    id: u16,
+    df: bool,
+}
+
+fn ip_header(out: &mut Vec<u8>, src: Ipv4Addr, dst: Ipv4Addr, proto: u8, tos: u8, o: Origin) {
+    let id = o.id.to_be_bytes();
+    let df = if o.df { 0x40 } else { 0 };
+    out.extend_from_slice(&[
+        0x45,
+        tos,
+        0,
+        0,
+        id[0],
+        id[1],
+        df,
+        0,
+        DEFAULT_TTL,
+        proto,
+        0,
+        0,
+    ]);
     out.extend_from_slice(&src.octets());
     out.extend_from_slice(&dst.octets());
 }
@@ -38,13 +64,14 @@ fn special(a: Ipv4Addr) -> bool {
 /// An ICMP error of `ty`/`code` from `src` about `orig` (RFC 1812 4.3.2.7:
 /// never about an ICMP error, a non-first fragment, or a packet from or to a
 /// broadcast/multicast address). `rest` is bytes 4..8 (the next-hop MTU for
-/// fragmentation-needed, the pointer for parameter-problem, else 0).
+/// fragmentation-needed, the pointer for parameter-problem, else 0). `id` is
+/// the IP identification to use.
 pub fn icmp_error(
     orig: &[u8],
     src: Ipv4Addr,
-    ty: u8,
-    code: u8,
+    (ty, code): (u8, u8),
     rest: u32,
+    id: u16,
     out: &mut Vec<u8>,
 ) -> bool {
     out.clear();
@@ -63,7 +90,8 @@ pub fn icmp_error(
     }
     let quote = (ip.total_len() as usize).min(ICMP_ERROR_MAX - 28).max(hl);
     // Precedence bits kept, as Linux icmp_send (TOS & IPTOS_TOS_MASK | 0xc0).
-    ip_header(out, src, ip.src_addr(), 1, (ip.tos() & 0x1e) | 0xc0);
+    let o = Origin { id, df: false };
+    ip_header(out, src, ip.src_addr(), 1, (ip.tos() & 0x1e) | 0xc0, o);
     out.extend_from_slice(&[ty, code, 0, 0]);
     out.extend_from_slice(&rest.to_be_bytes());
     out.extend_from_slice(&orig[..quote.min(orig.len())]);
@@ -74,8 +102,9 @@ pub fn icmp_error(
 }
 
 /// The echo reply to an echo request addressed to the gateway (same id,
-/// sequence and data; source = the address that was pinged).
-pub fn echo_reply(req: &[u8], out: &mut Vec<u8>) -> bool {
+/// sequence and data; source = the address that was pinged). `id` is the IP
+/// identification to use.
+pub fn echo_reply(req: &[u8], id: u16, out: &mut Vec<u8>) -> bool {
     out.clear();
     let Ok(ip) = Ipv4Packet::new_checked(req) else {
         return false;
@@ -84,7 +113,8 @@ pub fn echo_reply(req: &[u8], out: &mut Vec<u8>) -> bool {
     if ip.protocol_raw() != 1 || ip.is_fragment() || p.len() < 8 || p[0] != types::ECHO_REQUEST {
         return false;
     }
-    ip_header(out, ip.dst_addr(), ip.src_addr(), 1, ip.tos());
+    let o = Origin { id, df: false };
+    ip_header(out, ip.dst_addr(), ip.src_addr(), 1, ip.tos(), o);
     out.extend_from_slice(p);
     out[20] = types::ECHO_REPLY;
     out[21] = 0;
@@ -113,7 +143,8 @@ pub fn tcp_reset(orig: &[u8], out: &mut Vec<u8>) -> bool {
     if t.flags() & tf::RST != 0 {
         return false;
     }
-    ip_header(out, ip.dst_addr(), ip.src_addr(), 6, 0);
+    let o = Origin { id: 0, df: true };
+    ip_header(out, ip.dst_addr(), ip.src_addr(), 6, 0, o);
     let (seq, ack, fl) = if t.flags() & tf::ACK != 0 {
         (t.ack_number(), 0, tf::RST)
     } else {
@@ -142,11 +173,36 @@ mod tests {
     use super::*;
     use crate::wire::testutil::{self, a, assert_checksums};
 
+    /// Byte for byte what the kernel sent on loopback (the capture in
+    /// testutil): the port unreachable about a UDP datagram, and the RST
+    /// answering a SYN to a closed port.
+    #[test]
+    fn originated_packets_equal_the_kernel_captures() {
+        let mut out = Vec::new();
+        let id = u16::from_be_bytes([
+            testutil::LO_ICMP_PORT_UNREACH[4],
+            testutil::LO_ICMP_PORT_UNREACH[5],
+        ]);
+        assert!(icmp_error(
+            &testutil::LO_UDP_PARTIAL,
+            a("127.0.0.1"),
+            (3, 3),
+            0,
+            id,
+            &mut out
+        ));
+        assert_eq!(out, testutil::LO_ICMP_PORT_UNREACH);
+        assert!(tcp_reset(&testutil::LO_TCP_SYN_PARTIAL, &mut out));
+        // The RST's checksum covers the same bytes; compare all but it.
+        assert_eq!(out[..36], testutil::LO_TCP_RST_ACK[..36]);
+        assert_checksums(&out);
+    }
+
     #[test]
     fn icmp_errors_quote_and_refuse_as_rfc1812() {
         let big = testutil::udp("10.0.0.1", "10.0.0.2", 1000, 53, &[7u8; 1000]);
         let mut out = Vec::new();
-        assert!(icmp_error(&big, a("10.0.0.254"), 11, 0, 0, &mut out));
+        assert!(icmp_error(&big, a("10.0.0.254"), (11, 0), 0, 7, &mut out));
         assert_eq!(out.len(), ICMP_ERROR_MAX);
         assert_checksums(&out);
         assert_eq!(&out[28..48], &big[..20]);
@@ -160,20 +216,20 @@ mod tests {
             crate::conntrack::PacketKey::IcmpError { .. }
         ));
         // Fragmentation needed carries the MTU in bytes 6..8.
-        assert!(icmp_error(&big, a("10.0.0.254"), 3, 4, 1400, &mut out));
+        assert!(icmp_error(&big, a("10.0.0.254"), (3, 4), 1400, 7, &mut out));
         assert_eq!(&out[24..28], &[0, 0, 0x05, 0x78]);
         // Never about an ICMP error, to a broadcast, or about a later fragment.
         let err = out.clone();
-        assert!(!icmp_error(&err, a("10.0.0.254"), 3, 3, 0, &mut out));
+        assert!(!icmp_error(&err, a("10.0.0.254"), (3, 3), 0, 7, &mut out));
         let bc = testutil::udp("10.0.0.1", "255.255.255.255", 1, 2, b"");
-        assert!(!icmp_error(&bc, a("10.0.0.254"), 3, 3, 0, &mut out));
+        assert!(!icmp_error(&bc, a("10.0.0.254"), (3, 3), 0, 7, &mut out));
         let mut frag = big.clone();
         frag[6] = 0;
         frag[7] = 10;
-        assert!(!icmp_error(&frag, a("10.0.0.254"), 3, 3, 0, &mut out));
+        assert!(!icmp_error(&frag, a("10.0.0.254"), (3, 3), 0, 7, &mut out));
         // A small packet is quoted whole.
         let small = testutil::echo_request("10.0.0.1", "10.9.9.9", 1, 1);
-        assert!(icmp_error(&small, a("10.0.0.254"), 3, 0, 0, &mut out));
+        assert!(icmp_error(&small, a("10.0.0.254"), (3, 0), 0, 7, &mut out));
         assert_eq!(out.len(), 28 + small.len());
     }
 
@@ -181,11 +237,11 @@ mod tests {
     fn echo_reply_and_tcp_reset() {
         let mut out = Vec::new();
         let rq = testutil::echo_request("10.0.0.1", "10.0.0.254", 99, 5);
-        assert!(echo_reply(&rq, &mut out));
+        assert!(echo_reply(&rq, 7, &mut out));
         assert_checksums(&out);
         assert_eq!(out[20], 0);
         assert_eq!(&out[24..], &rq[24..]);
-        assert!(!echo_reply(&out.clone(), &mut out));
+        assert!(!echo_reply(&out.clone(), 7, &mut out));
 
         let syn = testutil::tcp("10.0.0.1", "10.0.0.254", 40000, 22, tf::SYN, b"");
         assert!(tcp_reset(&syn, &mut out));
