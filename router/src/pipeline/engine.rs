@@ -337,14 +337,18 @@ fn nat_bits(s: Status) -> u16 {
     b
 }
 
-fn known_info(conn: &ConnRef<'_>, state: Cs, now: Timestamp) -> CtInfo {
-    let st = match state {
+fn cs_bits(state: Cs) -> CtState {
+    match state {
         Cs::New => CtState::NEW,
         Cs::Established => CtState::ESTABLISHED,
         Cs::Related => CtState::RELATED,
         Cs::Invalid => CtState::INVALID,
         Cs::Untracked => CtState::UNTRACKED,
-    };
+    }
+}
+
+fn known_info(conn: &ConnRef<'_>, state: Cs, now: Timestamp) -> CtInfo {
+    let st = cs_bits(state);
     let status = conn.status();
     CtInfo {
         state: CtState(st.0 | nat_bits(status)),
@@ -358,6 +362,18 @@ fn known_info(conn: &ConnRef<'_>, state: Cs, now: Timestamp) -> CtInfo {
 }
 
 impl Conn<'_> {
+    /// The state bits rules test (`--ctstate`, `--state`), without the
+    /// tuples; `None` for no connection (INVALID).
+    fn state_bits(&self) -> Option<CtState> {
+        Some(match self {
+            Conn::None { untracked: true } => CtState::UNTRACKED,
+            Conn::None { untracked: false } => return None,
+            Conn::New(nc) => CtState(CtState::NEW.0 | nat_bits(nc.status)),
+            Conn::Known { conn, state } => CtState(cs_bits(*state).0 | nat_bits(conn.status())),
+            Conn::Related(conn) => CtState(CtState::RELATED.0 | nat_bits(conn.status())),
+        })
+    }
+
     fn info(&self, now: Timestamp) -> Option<CtInfo> {
         match self {
             Conn::None { untracked: true } => Some(CtInfo {
@@ -477,12 +493,28 @@ struct Flow<'p> {
     out_name: &'p str,
     /// The L4 checksum is CHECKSUM_PARTIAL (vnet NEEDS_CSUM).
     partial: bool,
+    /// Cache of `conn.binding()`; reset whenever `conn` changes.
+    binding: Option<Binding>,
 }
 
 impl<'p> Flow<'p> {
+    fn set_conn(&mut self, conn: Conn<'p>) {
+        self.conn = conn;
+        self.binding = None;
+    }
+
+    /// The connection's NAT binding, read from the entry once per packet.
+    fn binding(&mut self) -> Option<Binding> {
+        if self.binding.is_none() {
+            self.binding = self.conn.binding();
+        }
+        self.binding
+    }
+
     fn new(ingress: Option<IfIndex>, in_name: &'p str, partial: bool) -> Self {
         Flow {
             conn: Conn::None { untracked: false },
+            binding: None,
             marks: PacketMarks::default(),
             ingress,
             in_name,
@@ -561,8 +593,9 @@ impl<'p> Trav<'p, '_> {
         };
         let now = self.now;
         let conn = &flow.conn;
-        let make = || conn.info(now);
-        let ct = LazyCt::new(&make);
+        let make_state = || conn.state_bits();
+        let make_full = || conn.info(now);
+        let ct = LazyCt::new(&make_state, &make_full);
         let w = Walk {
             rs: rules,
             worker: self.worker,
@@ -725,9 +758,9 @@ impl<'p> Trav<'p, '_> {
         flow.out_name = self.p.iface_name(egress);
         self.filter_step(TableKind::Raw, Hook::Output, pkt, flow, out)?;
         if flow.marks.notrack {
-            flow.conn = Conn::None { untracked: true };
+            flow.set_conn(Conn::None { untracked: true });
         } else if attach.is_none() {
-            flow.conn = self.track(pkt);
+            flow.set_conn(self.track(pkt));
         }
         // mangle OUTPUT, nat OUTPUT (DNAT), filter, security.
         self.filter_step(TableKind::Mangle, Hook::Output, pkt, flow, out)?;
@@ -800,9 +833,10 @@ impl<'p> Trav<'p, '_> {
                     self.now,
                 )
                 .map_err(|_| DropReason::NatExhausted)?;
+                flow.binding = None;
             }
         }
-        if let Some(b) = flow.conn.binding() {
+        if let Some(b) = flow.binding() {
             b.apply(pkt, flow.partial, manip);
         }
         Ok(())
@@ -864,10 +898,10 @@ impl<'p> Trav<'p, '_> {
                 if c.clash == Some(ClashKind::Retranslate) {
                     let _ = nat::translate_both(pkt, flow.partial, &c.conn.nat_target());
                 }
-                flow.conn = Conn::Known {
+                flow.set_conn(Conn::Known {
                     conn: c.conn,
                     state: Cs::New,
-                };
+                });
                 Ok(())
             }
             Err(ConfirmError::Full) => Err(DropReason::ConntrackFull),
@@ -935,11 +969,12 @@ impl<'p> Trav<'p, '_> {
     ) -> Result<Verdict, DropReason> {
         // PREROUTING: raw, conntrack, mangle, nat (DNAT).
         self.filter_step(TableKind::Raw, Hook::Prerouting, pkt, flow, out)?;
-        flow.conn = if flow.marks.notrack {
+        let conn = if flow.marks.notrack {
             Conn::None { untracked: true }
         } else {
             self.track(pkt)
         };
+        flow.set_conn(conn);
         self.filter_step(TableKind::Mangle, Hook::Prerouting, pkt, flow, out)?;
         self.nat_hook(Hook::Prerouting, Manip::Dst, pkt, Some(ingress), flow)?;
 
