@@ -128,6 +128,18 @@ impl Ns {
         ChildGuard(Some(child))
     }
 
+    /// Like `spawn`, with standard input piped too.
+    pub fn spawn_stdin(&self, args: &[&str]) -> ChildGuard {
+        let child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {args:?} in {}: {e}", self.name));
+        ChildGuard(Some(child))
+    }
+
     /// `hping3 --icmp` echo requests; returns (replies received, output).
     pub fn ping(&self, dst: &str, count: u32, extra: &[&str]) -> (u32, String) {
         let c = count.to_string();
