@@ -145,15 +145,32 @@ fn udp_iperf3_through_the_gateway() {
     assert!(bytes > 0.0, "{json}");
 }
 
+/// Four backends behind the gateway, each reached by TCP: the pattern for a
+/// kube-style test (a VIP DNAT spreading connections; count per backend).
 #[test]
 fn four_backends_are_reachable() {
     let Some(topo) = Topology::client_gw_backends("bk", 4) else {
         return;
     };
     let _gw = Gateway::start(&topo, None);
+    let servers: Vec<ChildGuard> = (1..=4).map(|i| topo.backend(i).iperf3_server()).collect();
     for i in 1..=4 {
         let (n, out) = topo.client().ping(&format!("10.2.{i}.2"), 2, &[]);
         assert!(n > 0, "backend {i}:\n{out}");
+        let out = topo.client().exec_timeout(
+            &["iperf3", "-c", &format!("10.2.{i}.2"), "-t", "1", "-J"],
+            Duration::from_secs(20),
+        );
+        assert!(out.status.success(), "backend {i}: {}", out.text());
+    }
+    for (i, s) in servers.into_iter().enumerate() {
+        let text = s.finish();
+        assert_eq!(
+            accepted_from(&text),
+            vec!["10.1.0.2".to_string()],
+            "backend {}:\n{text}",
+            i + 1
+        );
     }
 }
 

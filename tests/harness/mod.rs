@@ -128,6 +128,22 @@ impl Ns {
         ChildGuard(Some(child))
     }
 
+    /// A long-running `iperf3 -s` (flushing every line); `finish()` it and
+    /// count [`accepted_from`] to see which connections reached this namespace.
+    pub fn iperf3_server(&self) -> ChildGuard {
+        let g = self.spawn(&["iperf3", "-s", "--forceflush"]);
+        // Wait until it listens on 5201.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let out = self.exec(&["ss", "-Hltn", "sport = :5201"]);
+            if !out.stdout.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        g
+    }
+
     /// `hping3 --icmp` echo requests; returns (replies received, output).
     pub fn ping(&self, dst: &str, count: u32, extra: &[&str]) -> (u32, String) {
         let c = count.to_string();
@@ -166,6 +182,26 @@ pub struct ChildGuard(pub Option<Child>);
 impl ChildGuard {
     pub fn child(&mut self) -> &mut Child {
         self.0.as_mut().expect("child")
+    }
+
+    /// SIGTERM (SIGKILL after 3 s), then everything it printed.
+    pub fn finish(mut self) -> String {
+        let Some(c) = self.0.take() else {
+            return String::new();
+        };
+        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        });
+        let out = c.wait_with_output().expect("wait");
+        drop(killer);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     }
 }
 
@@ -521,4 +557,19 @@ pub fn iface_counters(stats: &str, dev: &str) -> (u64, u64, u64, u64) {
         get("tx_packets"),
         get("tx_bytes"),
     )
+}
+
+/// Peer addresses of the connections an `iperf3 -s` output accepted
+/// ("Accepted connection from X, port P"), one entry per test run.
+pub fn accepted_from(server_output: &str) -> Vec<String> {
+    server_output
+        .lines()
+        .filter_map(|l| {
+            l.split_once("Accepted connection from ")?
+                .1
+                .split(',')
+                .next()
+        })
+        .map(str::to_string)
+        .collect()
 }
