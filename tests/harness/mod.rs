@@ -232,6 +232,20 @@ pub struct Topology {
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
+fn base36(mut n: usize) -> String {
+    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(digits[n % 36]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap()
+}
+
 fn run_script(args: &[&str]) -> Output {
     let out = Command::new(topo_script())
         .args(args)
@@ -250,10 +264,12 @@ impl Topology {
         if skip(label) {
             return None;
         }
+        // Unique across processes (pid) and tests (sequence), in base 36 to
+        // keep device names ("PREFIX-tc") within 15 bytes.
         let prefix = format!(
-            "t{:04}{}",
-            std::process::id() % 10_000,
-            SEQ.fetch_add(1, Ordering::Relaxed)
+            "t{}x{}",
+            base36(std::process::id() as usize),
+            base36(SEQ.fetch_add(1, Ordering::Relaxed))
         );
         let dir = std::env::temp_dir().join(format!("tungate-e2e-{prefix}"));
         std::fs::create_dir_all(&dir).unwrap();
