@@ -52,6 +52,25 @@ fn ttl_expiry_and_no_route_get_icmp_errors() {
     assert!(out.contains("Unreachable from ip=10.1.0.1"), "{out}");
 }
 
+#[test]
+fn df_packet_above_egress_mtu_gets_frag_needed() {
+    let Some(topo) = Topology::client_gw_server("mtu") else {
+        return;
+    };
+    let server_dev = format!("name = \"{}\"", topo.devices()[1]);
+    let cfg = topo
+        .config(None, 2)
+        .replace(&server_dev, &format!("{server_dev}\nmtu = 1280"));
+    let _gw = Gateway::start_config(&topo, &cfg);
+    let (_, out) = topo.client().ping("10.2.0.2", 1, &["-y", "-d", "1300"]);
+    assert!(
+        out.contains("Fragmentation Needed/DF set from ip=10.1.0.1"),
+        "expected ICMP frag needed:\n{out}"
+    );
+    let (n, out) = topo.client().ping("10.2.0.2", 2, &["-d", "1200"]);
+    assert!(n > 0, "below the MTU it passes:\n{out}");
+}
+
 /// Traffic for the gateway itself with nothing listening: as the kernel,
 /// a RST for TCP and a port unreachable for UDP, from the addressed IP.
 #[test]

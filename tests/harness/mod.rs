@@ -403,6 +403,11 @@ impl Gateway {
             p
         });
         let cfg_text = format!("{extra}\n{}", topo.config(rules.as_deref(), workers));
+        Gateway::start_config(topo, &cfg_text)
+    }
+
+    /// Starts tungate with this exact config text (see [`Topology::config`]).
+    pub fn start_config(topo: &Topology, cfg_text: &str) -> Gateway {
         let config = topo.dir.join("tungate.toml");
         std::fs::write(&config, cfg_text).unwrap();
         let log = topo.dir.join("tungate.log");

@@ -69,7 +69,8 @@ pub fn build_processor(cfg: &Config, routes: RouteTable) -> anyhow::Result<Arc<d
             "the rule pipeline is not wired in yet: forwarding everything (passthrough)"
         );
     }
-    Ok(Arc::new(Passthrough::new(routes)))
+    let mtus = cfg.interfaces.iter().map(|i| i.mtu).collect();
+    Ok(Arc::new(Passthrough::with_mtus(routes, mtus)))
 }
 
 fn parse_args(args: &[String]) -> Result<Option<PathBuf>, String> {
