@@ -291,7 +291,6 @@ fn bad_config_is_rejected_with_file_key_and_reason() {
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("[[interface]]"));
     let _ = std::fs::remove_dir_all(&dir);
-    let _ = Duration::ZERO;
 }
 
 /// A Processor that panics on the first packet: the dataplane must report
