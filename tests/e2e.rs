@@ -222,6 +222,19 @@ fn sigterm_removes_devices_and_keeps_namespaces() {
 }
 
 #[test]
+fn sigint_shuts_down_cleanly_too() {
+    let Some(topo) = Topology::client_gw_server("int") else {
+        return;
+    };
+    let gw = Gateway::start(&topo, None);
+    let status = gw.stop_with(nix::sys::signal::Signal::SIGINT);
+    assert!(status.success(), "exit {status}");
+    for (ns, dev) in [topo.client(), topo.server()].iter().zip(topo.devices()) {
+        assert!(!ns.has_link(&dev), "{dev} left in {}", ns.name);
+    }
+}
+
+#[test]
 fn missing_namespace_is_reported_before_any_device() {
     let Some(topo) = Topology::client_gw_server("nons") else {
         return;

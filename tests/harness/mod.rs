@@ -473,17 +473,23 @@ impl Gateway {
     }
 
     /// SIGTERM, then waits (at most 10 s) for the exit status.
-    pub fn stop(mut self) -> ExitStatus {
-        self.terminate()
-            .expect("tungate did not exit within 10 s of SIGTERM")
+    pub fn stop(self) -> ExitStatus {
+        self.stop_with(nix::sys::signal::Signal::SIGTERM)
+    }
+
+    /// Sends `sig`, then waits (at most 10 s) for the exit status.
+    pub fn stop_with(mut self, sig: nix::sys::signal::Signal) -> ExitStatus {
+        self.signal_and_wait(sig)
+            .unwrap_or_else(|| panic!("tungate did not exit within 10 s of {sig}"))
     }
 
     fn terminate(&mut self) -> Option<ExitStatus> {
+        self.signal_and_wait(nix::sys::signal::Signal::SIGTERM)
+    }
+
+    fn signal_and_wait(&mut self, sig: nix::sys::signal::Signal) -> Option<ExitStatus> {
         let mut c = self.child.take()?;
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(c.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(st)) = c.try_wait() {
