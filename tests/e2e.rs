@@ -52,6 +52,25 @@ fn ttl_expiry_and_no_route_get_icmp_errors() {
     assert!(out.contains("Unreachable from ip=10.1.0.1"), "{out}");
 }
 
+#[test]
+fn df_packet_above_egress_mtu_gets_frag_needed() {
+    let Some(topo) = Topology::client_gw_server("mtu") else {
+        return;
+    };
+    let server_dev = format!("name = \"{}\"", topo.devices()[1]);
+    let cfg = topo
+        .config(None, 2)
+        .replace(&server_dev, &format!("{server_dev}\nmtu = 1280"));
+    let _gw = Gateway::start_config(&topo, &cfg);
+    let (_, out) = topo.client().ping("10.2.0.2", 1, &["-y", "-d", "1300"]);
+    assert!(
+        out.contains("Fragmentation Needed/DF set from ip=10.1.0.1"),
+        "expected ICMP frag needed:\n{out}"
+    );
+    let (n, out) = topo.client().ping("10.2.0.2", 2, &["-d", "1200"]);
+    assert!(n > 0, "below the MTU it passes:\n{out}");
+}
+
 /// Traffic for the gateway itself with nothing listening: as the kernel,
 /// a RST for TCP and a port unreachable for UDP, from the addressed IP.
 #[test]
@@ -145,15 +164,32 @@ fn udp_iperf3_through_the_gateway() {
     assert!(bytes > 0.0, "{json}");
 }
 
+/// Four backends behind the gateway, each reached by TCP: the pattern for a
+/// kube-style test (a VIP DNAT spreading connections; count per backend).
 #[test]
 fn four_backends_are_reachable() {
     let Some(topo) = Topology::client_gw_backends("bk", 4) else {
         return;
     };
     let _gw = Gateway::start(&topo, None);
+    let servers: Vec<ChildGuard> = (1..=4).map(|i| topo.backend(i).iperf3_server()).collect();
     for i in 1..=4 {
         let (n, out) = topo.client().ping(&format!("10.2.{i}.2"), 2, &[]);
         assert!(n > 0, "backend {i}:\n{out}");
+        let out = topo.client().exec_timeout(
+            &["iperf3", "-c", &format!("10.2.{i}.2"), "-t", "1", "-J"],
+            Duration::from_secs(20),
+        );
+        assert!(out.status.success(), "backend {i}: {}", out.text());
+    }
+    for (i, s) in servers.into_iter().enumerate() {
+        let text = s.finish();
+        assert_eq!(
+            accepted_from(&text),
+            vec!["10.1.0.2".to_string()],
+            "backend {}:\n{text}",
+            i + 1
+        );
     }
 }
 
@@ -183,6 +219,19 @@ fn sigterm_removes_devices_and_keeps_namespaces() {
         topo.client().exists() && topo.server().exists(),
         "namespaces must be left as found"
     );
+}
+
+#[test]
+fn sigint_shuts_down_cleanly_too() {
+    let Some(topo) = Topology::client_gw_server("int") else {
+        return;
+    };
+    let gw = Gateway::start(&topo, None);
+    let status = gw.stop_with(nix::sys::signal::Signal::SIGINT);
+    assert!(status.success(), "exit {status}");
+    for (ns, dev) in [topo.client(), topo.server()].iter().zip(topo.devices()) {
+        assert!(!ns.has_link(&dev), "{dev} left in {}", ns.name);
+    }
 }
 
 #[test]
@@ -255,7 +304,6 @@ fn bad_config_is_rejected_with_file_key_and_reason() {
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("[[interface]]"));
     let _ = std::fs::remove_dir_all(&dir);
-    let _ = Duration::ZERO;
 }
 
 /// A Processor that panics on the first packet: the dataplane must report

@@ -174,7 +174,6 @@ pub fn main(args: &[String]) -> ExitCode {
     match run(&cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("tungate: {e:#}");
             ExitCode::FAILURE
         }

@@ -36,8 +36,17 @@ pub struct StatsHandle {
 }
 
 impl StatsHandle {
+    /// All counters, summed over workers.
     pub fn snapshot(&self) -> Stats {
         Stats::collect(&self.names, &self.workers)
+    }
+
+    /// One snapshot per worker (index = worker), e.g. to see queue balance.
+    pub fn per_worker(&self) -> Vec<Stats> {
+        self.workers
+            .iter()
+            .map(|w| Stats::collect(&self.names, std::slice::from_ref(w)))
+            .collect()
     }
 }
 

@@ -150,6 +150,11 @@ pub fn run(args: WorkerArgs) -> io::Result<()> {
         nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
             .map_err(io::Error::from)?;
     }
+    // Declared before the io_uring so that, also when unwinding from a
+    // panic, the ring is dropped first and the kernel is done with every
+    // buffer before it is freed (BufRing invariant).
+    let mut pool = EmitPool::new();
+    let mut rings = Vec::new();
     let mut ring = build_ring()?;
     let fds: Vec<RawFd> = args
         .devices
@@ -159,11 +164,10 @@ pub fn run(args: WorkerArgs) -> io::Result<()> {
     // Registered files: index d is this worker's queue of device d (saves
     // the fd table lookup and refcount on every read and write).
     ring.submitter().register_files(&fds)?;
-    let mut rings = Vec::with_capacity(fds.len());
     for d in 0..fds.len() {
         rings.push(BufRing::new(&ring.submitter(), d as u16, BUFS_PER_QUEUE)?);
     }
-    let res = event_loop(&mut ring, &mut rings, &fds, &args);
+    let res = event_loop(&mut ring, &mut rings, &mut pool, &fds, &args);
     // Cancel the multishot reads and drop the registered files now: ring
     // teardown is asynchronous in the kernel, and while a request or the file
     // table holds a queue, the device outlives our close().
@@ -176,6 +180,7 @@ pub fn run(args: WorkerArgs) -> io::Result<()> {
     // close it before the buffers are freed (BufRing invariant).
     drop(ring);
     drop(rings);
+    drop(pool);
     res
 }
 
@@ -190,13 +195,13 @@ fn arm_read(sq: &mut SubmissionQueue<'_>, submitter: &Submitter<'_>, dev: u16) -
 fn event_loop(
     ring: &mut IoUring,
     rings: &mut [BufRing],
+    pool: &mut EmitPool,
     fds: &[RawFd],
     args: &WorkerArgs,
 ) -> io::Result<()> {
     let hdr_len = args.devices.first().map_or(0, |d| d.hdr_len());
     let stats = &*args.stats;
     let processor = &*args.processor;
-    let mut pool = EmitPool::new();
     let mut rearm = vec![false; fds.len()];
     let (submitter, mut sq, mut cq) = ring.split();
     for d in 0..fds.len() {
@@ -269,7 +274,7 @@ fn event_loop(
                     let mut em = Emitter {
                         sq: &mut sq,
                         submitter: &submitter,
-                        pool: &mut pool,
+                        pool: &mut *pool,
                         fds,
                         hdr_len,
                         stats,

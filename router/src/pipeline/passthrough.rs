@@ -10,7 +10,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{DropReason, Emit, PacketCtx, Processor, Verdict};
+use super::{DropReason, Emit, IfIndex, PacketCtx, Processor, Verdict};
 use crate::route::{RouteResult, RouteTable};
 use crate::wire::vnet::VnetHdr;
 
@@ -30,11 +30,24 @@ const ICMP_TIME_EXCEEDED: u8 = 11;
 #[derive(Debug, Clone)]
 pub struct Passthrough {
     routes: RouteTable,
+    /// Egress MTU by interface index (empty: no MTU check).
+    mtus: Vec<u16>,
 }
 
 impl Passthrough {
     pub fn new(routes: RouteTable) -> Self {
-        Passthrough { routes }
+        Passthrough {
+            routes,
+            mtus: Vec::new(),
+        }
+    }
+
+    /// With the MTU of each interface (by `IfIndex`): a non-GSO packet with
+    /// DF set and larger than the egress MTU gets an ICMP fragmentation
+    /// needed (RFC 1191) and is dropped; without DF it is forwarded as is
+    /// (no fragmentation in the stand-in).
+    pub fn with_mtus(routes: RouteTable, mtus: Vec<u16>) -> Self {
+        Passthrough { routes, mtus }
     }
 }
 
@@ -83,6 +96,27 @@ fn write_ip_header(b: &mut [u8], total: usize, proto: u8, src: Ipv4Addr, dst: Ip
 }
 
 impl Passthrough {
+    /// Destination unreachable, fragmentation needed, with the next-hop MTU
+    /// in the second half of the unused word (RFC 1191 section 4).
+    fn icmp_frag_needed(
+        &self,
+        ctx: &PacketCtx,
+        pkt: &[u8],
+        ihl: usize,
+        mtu: u16,
+        out: &mut dyn Emit,
+    ) {
+        let mut cap = EmitCapture::default();
+        self.icmp_error(ctx, pkt, ihl, (ICMP_DEST_UNREACH, 4), None, &mut cap);
+        if let Some((egress, mut b, n)) = cap.0 {
+            b[26..28].copy_from_slice(&mtu.to_be_bytes());
+            b[22..24].fill(0);
+            let c = checksum(&b[20..n]);
+            b[22..24].copy_from_slice(&c.to_be_bytes());
+            out.emit(egress, &b[..n]);
+        }
+    }
+
     /// RFC 792 error (time exceeded / unreachable) quoting the header + 8
     /// bytes, from `from` (default: the gateway's address on the ingress
     /// interface) back to the packet's source.
@@ -113,6 +147,20 @@ impl Passthrough {
         let c = checksum(&b[20..total]);
         b[22..24].copy_from_slice(&c.to_be_bytes());
         out.emit(ctx.ingress, &b[..total]);
+    }
+}
+
+/// Holds one small emitted packet on the stack (to patch it before sending).
+#[derive(Default)]
+struct EmitCapture(Option<(IfIndex, [u8; 128], usize)>);
+
+impl Emit for EmitCapture {
+    fn emit(&mut self, egress: IfIndex, packet: &[u8]) {
+        if packet.len() <= 128 {
+            let mut b = [0u8; 128];
+            b[..packet.len()].copy_from_slice(packet);
+            self.0 = Some((egress, b, packet.len()));
+        }
     }
 }
 
@@ -239,6 +287,13 @@ impl Processor for Passthrough {
                     self.icmp_error(ctx, pkt, ihl, (ICMP_TIME_EXCEEDED, 0), None, out);
                     return Verdict::Drop(DropReason::TtlExceeded);
                 }
+                let df = pkt[6] & 0x40 != 0;
+                if let Some(&mtu) = self.mtus.get(usize::from(egress.0)) {
+                    if df && !vnet.is_gso() && total > usize::from(mtu) {
+                        self.icmp_frag_needed(ctx, pkt, ihl, mtu, out);
+                        return Verdict::Drop(DropReason::FragNeeded);
+                    }
+                }
                 let old = u16::from_be_bytes([ttl, pkt[9]]);
                 pkt[8] = ttl - 1;
                 let new = u16::from_be_bytes([ttl - 1, pkt[9]]);
@@ -254,7 +309,7 @@ impl Processor for Passthrough {
 mod tests {
     use super::*;
     use crate::clock::Timestamp;
-    use crate::pipeline::{EmitVec, IfIndex};
+    use crate::pipeline::EmitVec;
 
     fn table() -> RouteTable {
         let mut t = RouteTable::new();
@@ -437,5 +492,37 @@ mod tests {
         let mut q = p.clone();
         q[33] = TCP_RST;
         assert!(run(&mut q).1 .0.is_empty());
+    }
+
+    #[test]
+    fn df_packet_above_egress_mtu_gets_frag_needed() {
+        let mut p = vec![0u8; 1400];
+        write_ip_header(
+            &mut p,
+            1400,
+            17,
+            Ipv4Addr::new(10, 1, 0, 2),
+            Ipv4Addr::new(10, 2, 0, 2),
+        );
+        let pt = Passthrough::with_mtus(table(), vec![1500, 1280]);
+        let mut e = EmitVec::default();
+        let v = pt.process(&ctx(), &mut p, &mut VnetHdr::default(), &mut e);
+        assert_eq!(v, Verdict::Drop(DropReason::FragNeeded));
+        let r = &e.0[0].1;
+        assert_eq!((r[20], r[21]), (ICMP_DEST_UNREACH, 4));
+        assert_eq!(u16::from_be_bytes([r[26], r[27]]), 1280);
+        assert_eq!(checksum(&r[20..]), 0);
+        // Without DF it is forwarded (the stand-in does not fragment).
+        p[6] = 0;
+        p[10..12].fill(0);
+        let c = checksum(&p[..20]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        let v = pt.process(
+            &ctx(),
+            &mut p,
+            &mut VnetHdr::default(),
+            &mut EmitVec::default(),
+        );
+        assert_eq!(v, Verdict::Forward(IfIndex(1)));
     }
 }
