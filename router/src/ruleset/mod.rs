@@ -36,6 +36,12 @@ mod validate;
 
 pub use validate::ValidateError;
 
+/// Where a target may be used: (name, only-in-table, allowed hook bits,
+/// description), or None when it is allowed everywhere.
+pub fn target_placement(t: &Target) -> Option<(&'static str, Option<TableKind>, u8, &'static str)> {
+    validate::target_rules(t)
+}
+
 use std::collections::HashMap;
 use std::fmt;
 
