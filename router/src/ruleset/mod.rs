@@ -17,8 +17,8 @@
 //!   (`Ipv4Addr::from(u32)` to print), ports are inclusive `(lo, hi)`
 //!   ranges, ctstate is a bit set, marks are `(value, mask)`, the statistic
 //!   probability is the kernel's 31-bit threshold (see [`StatisticMode`]),
-//!   limit rates are in the kernel's `XT_LIMIT_SCALE` units (10000 = one
-//!   packet per second).
+//!   limit rates are the kernel's average interval between packets in
+//!   1/10000 s (`XT_LIMIT_SCALE`: 10000 = 1/sec, 600000 = 1/min).
 //! * Jumps name their chain: [`Target::Jump`] / [`Target::Goto`] hold the
 //!   chain name. [`Table::chain_index`] resolves a name; the compiled,
 //!   index-based form belongs to the pipeline (it compiles once per ruleset
@@ -732,7 +732,8 @@ pub enum Match {
         dst: Option<(u32, u32, bool)>,
     },
     Limit {
-        /// Average in kernel units: `XT_LIMIT_SCALE (10000) * seconds / n`.
+        /// Average interval in 1/10000 s: `10000 * unit_seconds / n` for
+        /// `--limit n/unit`.
         avg: u32,
         burst: u32,
     },
