@@ -216,3 +216,81 @@ fn single_rules_agree_with_real_iptables() {
     }
     assert!(diffs.is_empty());
 }
+
+/// Every target of the model in every built-in chain of every table:
+/// tungate accepts exactly where the real iptables accepts.
+#[test]
+fn target_placement_agrees_with_real_iptables() {
+    if !is_root() || Command::new("iptables").arg("--version").output().is_err() {
+        println!("SKIP: needs root and the real iptables");
+        return;
+    }
+    let targets = [
+        "-j ACCEPT",
+        "-j REJECT",
+        "-p tcp -j REJECT --reject-with tcp-reset",
+        "-j LOG",
+        "-j MARK --set-mark 1",
+        "-j CONNMARK --save-mark",
+        "-j DNAT --to-destination 1.1.1.1",
+        "-j SNAT --to-source 1.1.1.1",
+        "-j MASQUERADE",
+        "-p tcp -j REDIRECT --to-ports 80",
+        "-j NOTRACK",
+        "-j CT --notrack",
+        "-p tcp -j TCPMSS --set-mss 1000",
+        "-p tcp -j TCPMSS --clamp-mss-to-pmtu",
+        "-j NFLOG --nflog-group 2",
+        "-j CHECKSUM --checksum-fill",
+        "-m addrtype --dst-type LOCAL --limit-iface-in",
+        "-m addrtype --dst-type LOCAL --limit-iface-out",
+    ];
+    let ns = Netns(format!("tg_rules_place_{}", std::process::id()));
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .unwrap()
+        .success());
+    let (mut same, mut diffs) = (0, Vec::new());
+    for k in TableKind::ALL {
+        for h in k.hooks() {
+            for t in targets {
+                let args: Vec<&str> = t.split(' ').collect();
+                let real_ok = Command::new("ip")
+                    .args([
+                        "netns",
+                        "exec",
+                        &ns.0,
+                        "iptables",
+                        "-t",
+                        k.name(),
+                        "-A",
+                        h.name(),
+                    ])
+                    .args(&args)
+                    .output()
+                    .unwrap()
+                    .status
+                    .success();
+                let mut rs = Ruleset::new();
+                let mut full = vec!["-t", k.name(), "-A", h.name()];
+                full.extend(&args);
+                let ours_ok = apply_command(&mut rs, &full).status == 0;
+                if real_ok == ours_ok {
+                    same += 1;
+                } else {
+                    diffs.push(format!(
+                        "-t {} -A {} {t}: real {real_ok}, ours {ours_ok}",
+                        k.name(),
+                        h.name()
+                    ));
+                }
+            }
+        }
+    }
+    println!("{same} placements agree, {} differ", diffs.len());
+    for d in &diffs {
+        println!("{d}");
+    }
+    assert!(diffs.is_empty());
+}

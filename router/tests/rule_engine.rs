@@ -33,6 +33,7 @@ fn jump_loops_are_rejected() {
     assert!(rs.table(TableKind::Filter).chain("x").is_none());
 }
 
+/// Accept/reject decisions checked against the real iptables 1.8.9.
 #[test]
 fn targets_only_where_iptables_allows_them() {
     let mut rs = Ruleset::new();
@@ -45,6 +46,14 @@ fn targets_only_where_iptables_allows_them() {
         "-A INPUT -j NOTRACK",
         "-t mangle -A PREROUTING -j CT --notrack",
         "-t nat -A PREROUTING -j REJECT",
+        "-t nat -A INPUT -j DNAT --to 1.1.1.1",
+        "-t nat -A OUTPUT -j SNAT --to 1.1.1.1",
+        "-t mangle -A PREROUTING -j NOTRACK",
+        "-t nat -A PREROUTING -j CHECKSUM --checksum-fill",
+        "-t mangle -A INPUT -p tcp -j TCPMSS --clamp-mss-to-pmtu",
+        "-t mangle -A INPUT -j REJECT",
+        "-t nat -A OUTPUT -j REJECT",
+        "-t security -A FORWARD -j REJECT",
         "-t mangle -A PREROUTING -p tcp -j TCPMSS --clamp-mss-to-pmtu",
     ];
     for c in bad {
@@ -59,10 +68,15 @@ fn targets_only_where_iptables_allows_them() {
         "-t nat -A POSTROUTING -j MASQUERADE",
         "-t raw -A PREROUTING -j NOTRACK",
         "-t raw -A OUTPUT -j CT --notrack",
-        "-t mangle -A INPUT -j REJECT",
         "-A FORWARD -j REJECT --reject-with icmp-admin-prohibited",
         "-t mangle -A POSTROUTING -p tcp -j TCPMSS --clamp-mss-to-pmtu",
         "-t mangle -A PREROUTING -j MARK --set-mark 1",
+        "-t nat -A POSTROUTING -p tcp -j TCPMSS --set-mss 5",
+        "-t mangle -A POSTROUTING -p udp -j CHECKSUM --checksum-fill",
+        "-t nat -A PREROUTING -j NFLOG",
+        "-t raw -A OUTPUT -p tcp -j TCPMSS --clamp-mss-to-pmtu",
+        "-t nat -A PREROUTING -j MARK --set-mark 1",
+        "-t raw -A PREROUTING -j LOG",
     ];
     for c in good {
         let o = run(&mut rs, c);

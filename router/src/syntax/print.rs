@@ -1285,9 +1285,11 @@ pub fn list_rule(out: &mut String, r: &Rule, n: usize, f: ListFormat) {
     for a in [&r.src, &r.dst] {
         let s = if a.mask == 0 && !a.invert && !f.numeric {
             "anywhere".to_string()
-        } else if !f.numeric && a.mask == u32::MAX {
-            match names::host_name(a.addr) {
-                Some(h) => h.to_string(),
+        } else if !f.numeric {
+            // xtables_ipaddr_to_anyname: host name, else network name.
+            match names::host_name(a.addr).or_else(|| names::net_name(a.addr)) {
+                Some(h) if a.mask == u32::MAX => h.to_string(),
+                Some(h) => format!("{h}{}", mask_suffix(a.mask)),
                 None => list_addr_any(a.addr, a.mask),
             }
         } else {
