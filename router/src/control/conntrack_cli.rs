@@ -513,6 +513,11 @@ pub struct Request {
     pub status: u32,
     /// `-u UNREPLIED`: SEEN_REPLY must be clear.
     pub unreplied: bool,
+    /// `-u` named no status bit at all (`UNSET`, `SRC_NAT`, `DST_NAT`):
+    /// `-L` is refused ("invalid parameters"), `-D` ignores the filter.
+    pub status_invalid: bool,
+    /// Lines the tool prints on stderr before anything else.
+    pub warnings: Vec<String>,
     /// `-m value[/mask]`: `mark & mask == value` (with `-U`: the new mark
     /// is `(mark & !mask) ^ value`).
     pub mark: Option<(u32, u32)>,
@@ -554,6 +559,8 @@ impl Request {
             icmp_id: None,
             status: 0,
             unreplied: false,
+            status_invalid: false,
+            warnings: Vec::new(),
             mark: None,
             timeout: None,
             zone: None,
@@ -1113,16 +1120,29 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                             }
                         }
                         Opt::Status => {
+                            let warnings = &mut req.warnings;
                             let v = parse_list(&a, STATUS_NAMES, |item| {
                                 let up = item.to_ascii_uppercase();
-                                ("SRC_NAT".starts_with(&up) || "DST_NAT".starts_with(&up))
-                                    .then_some(Ok(()))
+                                for (name, opt) in [("SRC_NAT", "src-nat"), ("DST_NAT", "dst-nat")]
+                                {
+                                    if name.starts_with(&up) {
+                                        warnings.push(format!(
+                                            "WARNING: ignoring {name}, use --{opt} instead\n"
+                                        ));
+                                        return Some(Ok(()));
+                                    }
+                                }
+                                if !"ASSURED".starts_with(&up)
+                                    && !"SEEN_REPLY".starts_with(&up)
+                                    && "UNSET".starts_with(&up)
+                                {
+                                    return Some(Ok(()));
+                                }
+                                None
                             })?;
                             req.unreplied = v & UNREPLIED_BIT != 0;
                             req.status = v & !UNREPLIED_BIT;
-                            if req.status == 0 && !req.unreplied {
-                                return Err(CtError::OperationFailed("invalid parameters"));
-                            }
+                            req.status_invalid = req.status == 0 && !req.unreplied;
                         }
                         Opt::EventMask => req.event_mask = parse_list(&a, EVENT_NAMES, |_| None)?,
                         Opt::Output => {
@@ -1463,8 +1483,20 @@ pub fn run_with(table: &ConnTable, args: &[String], now: Timestamp, opts: CliOpt
 
 /// Executes a parsed request (everything but `-E`).
 pub fn execute(table: &ConnTable, req: &Request, now: Timestamp, opts: CliOptions) -> Output {
+    let mut out = execute_inner(table, req, now, opts);
+    if !req.warnings.is_empty() {
+        out.stderr.insert_str(0, &req.warnings.concat());
+    }
+    out
+}
+
+fn execute_inner(table: &ConnTable, req: &Request, now: Timestamp, opts: CliOptions) -> Output {
     let mut out = String::new();
     let mut err = String::new();
+    if req.status_invalid && req.cmd == Cmd::List {
+        let e = CtError::OperationFailed("invalid parameters");
+        return ok(out, e.to_stderr(), e.status());
+    }
     let (head, foot) = if req.xml {
         (XML_HEADER, XML_FOOTER)
     } else {
@@ -1618,7 +1650,8 @@ fn update(table: &ConnTable, req: &Request, now: Timestamp, opts: CliOptions) ->
         && req.dst.is_none()
         && req.reply_src.is_none()
         && req.reply_dst.is_none();
-    let refused = no_addr || req.status != 0 || req.unreplied || req.timeout.is_some();
+    let refused =
+        no_addr || req.status != 0 || req.unreplied || req.status_invalid || req.timeout.is_some();
     if refused && !targets.is_empty() {
         return unsupported();
     }
@@ -2117,6 +2150,18 @@ mod tests {
     }
 
     #[test]
+    fn delete_with_a_status_naming_no_bit_deletes_everything() {
+        let t = fixture();
+        let o = ct(&t, "-D -u SRC_NAT");
+        assert_eq!(o.stdout, lines(&[L_TCP, L_UDP42, L_UDP, L_ICMP, L_SYN]));
+        assert_eq!(
+            o.stderr,
+            "WARNING: ignoring SRC_NAT, use --src-nat instead\nconntrack v1.4.7 (conntrack-tools): 5 flow entries have been deleted.\n"
+        );
+        assert!(t.is_empty());
+    }
+
+    #[test]
     fn flush_count_and_stats() {
         let t = fixture();
         assert_eq!(
@@ -2294,6 +2339,23 @@ mod tests {
                 1
             )
         );
+        // SRC_NAT/DST_NAT are not status filters: a warning, then as if absent.
+        let o = ct(&t, "-L -u SRC_NAT,ASSURED");
+        assert_eq!(o.stdout, lines(&[L_TCP]));
+        assert_eq!(
+            o.stderr,
+            format!(
+                "WARNING: ignoring SRC_NAT, use --src-nat instead\n{}",
+                shown(1)
+            )
+        );
+        let o = ct(&t, "-L -u D");
+        assert_eq!(
+            (o.stderr.as_str(), o.status),
+            ("WARNING: ignoring DST_NAT, use --dst-nat instead\nconntrack v1.4.7 (conntrack-tools): Operation failed: invalid parameters\n", 1)
+        );
+        // UNSET adds no bit.
+        assert_eq!(ct(&t, "-L -u UNSET,ASSURED").stdout, lines(&[L_TCP]));
         // Nothing was changed by any of them.
         assert_eq!(t.list(T1).len(), 5);
     }
