@@ -1,5 +1,6 @@
 //! The `conntrack` tool (conntrack-tools 1.4.7) emulated against tungate's
-//! connection table: `-L`, `-D`, `-F`, `-C`, `-S`, `-G`, `-E`, `-V`, `-h`
+//! connection table: `-L`, `-D`, `-F`, `-C`, `-S`, `-G`, `-U` (mark),
+//! `-E`, `-V`, `-h`, plain, `-o extended`, `-o id` and `-o xml` output,
 //! with the real tool's option parser (getopt_long: bundled short options,
 //! attached arguments, unique prefixes of long options, protocol options
 //! that exist only after `-p`), its command/option legality table, its
@@ -8,7 +9,15 @@
 //! 1 for an operation that failed or deleted nothing).
 //!
 //! The formats and messages were taken from the real 1.4.7 binary run
-//! against kernel entries in a scratch network namespace.
+//! against kernel entries in a scratch network namespace, quirks included
+//! (an attached `-n`/`-g`/`-j` argument is ignored, `-U` prints only the
+//! first updated entry, `-D` of nothing exits 1); `tests/conntrack_cli.rs`
+//! keeps comparing with that binary when it is available.
+//!
+//! Not emulated: `-I` (tungate creates entries from packets only), `-U` of
+//! the status or timeout, `-z` (accepted, counters are not zeroed), zones
+//! and labels (nothing matches `-w N`, N != 0; `-l` is an unknown label),
+//! the `[USERSPACE] portid=` suffix of events, one `-S` line per CPU.
 //!
 //! Entry points: [`run`] for the one-shot commands and [`EventStream`] /
 //! [`events`] for `-E`. Nothing here reads a clock: time is an argument.
