@@ -116,6 +116,10 @@ pub enum CtError {
     BadTcpState { token: String },
     #[error("unknown type `{token}'")]
     UnknownTable { token: String },
+    #[error("Invalid netmask")]
+    BadNetmask,
+    #[error("Can't use --mask-{0} without --{0}")]
+    MaskWithout(&'static str),
     #[error("mismatched address family")]
     FamilyMismatch,
     #[error("unknown label '{token}'")]
@@ -473,21 +477,17 @@ fn short_opt(c: char) -> Option<(Arg, Key)> {
     })
 }
 
-/// An address filter: `addr` under `mask` (1.4.7 accepts `ADDR/LEN`).
+/// An address filter: `addr` under `mask` (`ADDR/LEN`, or `--mask-src`
+/// / `--mask-dst` for the original addresses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddrFilter {
     pub addr: Ipv4Addr,
-    pub prefix: u8,
+    pub mask: u32,
 }
 
 impl AddrFilter {
     fn matches(&self, a: Ipv4Addr) -> bool {
-        let mask = if self.prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - self.prefix as u32)
-        };
-        u32::from(a) & mask == u32::from(self.addr) & mask
+        u32::from(a) & self.mask == u32::from(self.addr) & self.mask
     }
 }
 
@@ -803,19 +803,20 @@ fn parse_addr(token: &str, ipv6: &mut Option<bool>) -> Result<Option<AddrFilter>
     };
     if let Some(addr) = inet_aton(a) {
         set_family(ipv6, false)?;
-        let prefix = match len {
-            None => 32,
+        let mask = match len {
+            None => u32::MAX,
             Some(l) => match l.parse::<u8>() {
-                Ok(p) if p <= 32 => p,
-                _ => return Err(bad()),
+                Ok(0) => 0,
+                Ok(p) if p <= 32 => u32::MAX << (32 - p as u32),
+                _ => return Err(CtError::BadNetmask),
             },
         };
-        return Ok(Some(AddrFilter { addr, prefix }));
+        return Ok(Some(AddrFilter { addr, mask }));
     }
     if a.parse::<std::net::Ipv6Addr>().is_ok() {
         if let Some(l) = len {
             if !matches!(l.parse::<u8>(), Ok(p) if p <= 128) {
-                return Err(bad());
+                return Err(CtError::BadNetmask);
             }
         }
         set_family(ipv6, true)?;
@@ -968,6 +969,7 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
     let mut req = Request::new(Cmd::List);
     // Protocol options become known once `-p` has been seen.
     let mut proto_opts: Vec<(&'static str, Arg, Key)> = Vec::new();
+    let (mut mask_src, mut mask_dst): (Option<u32>, Option<u32>) = (None, None);
     let mut i = 0;
     while i < args.len() {
         let tok = args[i].as_str();
@@ -1109,7 +1111,25 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                         Opt::Dst => req.dst = parse_addr(&a, &mut family)?,
                         Opt::ReplySrc => req.reply_src = parse_addr(&a, &mut family)?,
                         Opt::ReplyDst => req.reply_dst = parse_addr(&a, &mut family)?,
-                        Opt::TupleSrc | Opt::TupleDst | Opt::MaskSrc | Opt::MaskDst => {
+                        Opt::MaskSrc | Opt::MaskDst => {
+                            let m = match inet_aton(&a) {
+                                Some(m) => {
+                                    set_family(&mut family, false)?;
+                                    Some(u32::from(m))
+                                }
+                                None if a.parse::<std::net::Ipv6Addr>().is_ok() => {
+                                    set_family(&mut family, true)?;
+                                    None
+                                }
+                                None => return Err(CtError::BadAddress { token: a }),
+                            };
+                            if o == Opt::MaskSrc {
+                                mask_src = m;
+                            } else {
+                                mask_dst = m;
+                            }
+                        }
+                        Opt::TupleSrc | Opt::TupleDst => {
                             parse_addr(&a, &mut family)?;
                         }
                         Opt::Proto => {
@@ -1238,6 +1258,17 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                     }
                 }
             }
+        }
+    }
+    for (mask, opt, addr_opt, f, name) in [
+        (mask_src, Opt::MaskSrc, Opt::Src, &mut req.src, "src"),
+        (mask_dst, Opt::MaskDst, Opt::Dst, &mut req.dst, "dst"),
+    ] {
+        if used[opt as usize] && !used[addr_opt as usize] {
+            return Err(CtError::MaskWithout(name));
+        }
+        if let (Some(m), Some(f)) = (mask, f.as_mut()) {
+            f.mask = m;
         }
     }
     let Some(cmd) = cmd else {
@@ -2034,6 +2065,17 @@ mod tests {
                 &[L_TCP, L_UDP42, L_UDP, L_SYN],
             ),
             ("-L -s10.9.0.1 -d10.9.0.99", &[L_TCP]),
+            (
+                "-L -s 10.0.0.0 --mask-src 255.0.0.0",
+                &[L_TCP, L_UDP42, L_UDP, L_SYN],
+            ),
+            ("-L -s 10.0.0.0/8 --mask-src 255.255.0.0", &[]),
+            (
+                "-L -d 10.9.0.0 --mask-dst 255.255.255.0",
+                &[L_TCP, L_UDP42, L_UDP, L_SYN],
+            ),
+            ("-L -s 10.9.0.7/29", &[L_TCP, L_UDP42, L_UDP, L_SYN]),
+            ("-L -s 10.9.0.7/0", &[L_TCP, L_UDP42, L_UDP, L_ICMP, L_SYN]),
             ("-L -d ::1", &[]),
             ("-L -f ipv6", &[]),
             ("-L -f ipv4 -p icmp", &[L_ICMP]),
@@ -2330,6 +2372,19 @@ mod tests {
             ),
             ("-L extra", "unknown type `extra'"),
             ("-L -n :5000", "Invalid IP address `'"),
+            (
+                "-L --mask-src 255.0.0.0",
+                "Can't use --mask-src without --src",
+            ),
+            (
+                "-L --mask-dst 255.0.0.0 -s 1.1.1.1",
+                "Can't use --mask-dst without --dst",
+            ),
+            ("-L -s 10.0.0.0 --mask-src foo", "Invalid IP address `foo'"),
+            ("-L -s 10.0.0.0 --mask-src ::1", "mismatched address family"),
+            ("-L -s 10.1.1.1/33", "Invalid netmask"),
+            ("-L -s 10.1.1.1/x", "Invalid netmask"),
+            ("-L -s 10.1.1.1/255.0.0.0", "Invalid netmask"),
             ("-L -n 1.2.3.4:abc", "Invalid port `abc'"),
             ("-L -n 1.2.3.4:1:2", "Invalid IP address `1.2.3.4:1:2'"),
             (
