@@ -443,6 +443,89 @@ fn same_output_as_conntrack_tools_1_4_7() {
         "-C",
         "-L",
     ];
+    // Random read-only command lines from a pool of tokens (no command
+    // that changes the table or blocks): a differential test of the parser
+    // and the filters.
+    const POOL: &[&str] = &[
+        "-L",
+        "-L",
+        "-L",
+        "-G",
+        "-C",
+        "-s",
+        "-d",
+        "-r",
+        "-q",
+        "10.9.0.1",
+        "127.0.0.1",
+        "10.9.0.0/16",
+        "::1",
+        "-p",
+        "tcp",
+        "udp",
+        "icmp",
+        "--sport",
+        "--dport",
+        "--sp",
+        "--reply-port-src",
+        "--state",
+        "ESTABLISHED",
+        "SYN_SENT",
+        "--icmp-type",
+        "8",
+        "80",
+        "7778",
+        "4444",
+        "-m",
+        "42",
+        "0",
+        "0x2a/0xff",
+        "-u",
+        "ASSURED",
+        "SEEN_REPLY,ASSURED",
+        "UNREPLIED",
+        "-o",
+        "extended",
+        "id",
+        "-n",
+        "-g",
+        "-j",
+        "-f",
+        "ipv4",
+        "ipv6",
+        "-w",
+        "--mask-src",
+        "255.0.0.0",
+        "-z",
+        "conntrack",
+        "expect",
+        "--orig-src=10.9.0.1",
+        "--dst=127.0.0.1",
+        "-s10.9.0.1",
+        "-Lz",
+        "-t",
+        "-e",
+        "NEW",
+        "--bogus",
+        "--s",
+        "--",
+        "foo",
+        "-1",
+    ];
+    let mut x: u64 = 0x0bad_cafe_f00d_1337;
+    for _ in 0..400 {
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let n = 1 + (next() % 7) as usize;
+        let argv: Vec<&str> = (0..n)
+            .map(|_| POOL[(next() % POOL.len() as u64) as usize])
+            .collect();
+        failures.extend(compare(&t, &ns, &argv.join(" "), false));
+    }
     for cmd in populated {
         failures.extend(compare(&t, &ns, cmd, false));
     }

@@ -118,6 +118,12 @@ pub enum CtError {
     UnknownTable { token: String },
     #[error("Invalid netmask")]
     BadNetmask,
+    #[error("cannot specify `--src-nat' or `--dst-nat' with `--any-nat'")]
+    AnyNatWith,
+    #[error("Can't use -z with filtering parameters")]
+    ZeroWithFilter,
+    #[error("CIDR notation unavailable for `--{0}'")]
+    NoCidr(&'static str),
     #[error("Can't use --mask-{0} without --{0}")]
     MaskWithout(&'static str),
     #[error("mismatched address family")]
@@ -338,13 +344,13 @@ enum ProtoOpt {
 }
 
 const LONG_OPTS: &[(&str, Arg, Key)] = &[
-    ("dump", Arg::No, Key::Cmd(Cmd::List)),
-    ("create", Arg::No, Key::Cmd(Cmd::Create)),
-    ("delete", Arg::No, Key::Cmd(Cmd::Delete)),
-    ("update", Arg::No, Key::Cmd(Cmd::Update)),
-    ("get", Arg::No, Key::Cmd(Cmd::Get)),
-    ("flush", Arg::No, Key::Cmd(Cmd::Flush)),
-    ("event", Arg::No, Key::Cmd(Cmd::Event)),
+    ("dump", Arg::Optional, Key::Cmd(Cmd::List)),
+    ("create", Arg::Optional, Key::Cmd(Cmd::Create)),
+    ("delete", Arg::Optional, Key::Cmd(Cmd::Delete)),
+    ("update", Arg::Optional, Key::Cmd(Cmd::Update)),
+    ("get", Arg::Optional, Key::Cmd(Cmd::Get)),
+    ("flush", Arg::Optional, Key::Cmd(Cmd::Flush)),
+    ("event", Arg::Optional, Key::Cmd(Cmd::Event)),
     ("counter", Arg::Optional, Key::Cmd(Cmd::Count)),
     ("stats", Arg::No, Key::Cmd(Cmd::Stats)),
     ("version", Arg::No, Key::Cmd(Cmd::Version)),
@@ -437,13 +443,13 @@ const ICMP_OPTS: &[(&str, Arg, Key)] = &[
 
 fn short_opt(c: char) -> Option<(Arg, Key)> {
     Some(match c {
-        'L' => (Arg::No, Key::Cmd(Cmd::List)),
-        'I' => (Arg::No, Key::Cmd(Cmd::Create)),
-        'U' => (Arg::No, Key::Cmd(Cmd::Update)),
-        'D' => (Arg::No, Key::Cmd(Cmd::Delete)),
-        'G' => (Arg::No, Key::Cmd(Cmd::Get)),
-        'E' => (Arg::No, Key::Cmd(Cmd::Event)),
-        'F' => (Arg::No, Key::Cmd(Cmd::Flush)),
+        'L' => (Arg::Optional, Key::Cmd(Cmd::List)),
+        'I' => (Arg::Optional, Key::Cmd(Cmd::Create)),
+        'U' => (Arg::Optional, Key::Cmd(Cmd::Update)),
+        'D' => (Arg::Optional, Key::Cmd(Cmd::Delete)),
+        'G' => (Arg::Optional, Key::Cmd(Cmd::Get)),
+        'E' => (Arg::Optional, Key::Cmd(Cmd::Event)),
+        'F' => (Arg::Optional, Key::Cmd(Cmd::Flush)),
         'C' => (Arg::Optional, Key::Cmd(Cmd::Count)),
         'S' => (Arg::No, Key::Cmd(Cmd::Stats)),
         'h' => (Arg::No, Key::Cmd(Cmd::Help)),
@@ -975,7 +981,8 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
         let tok = args[i].as_str();
         i += 1;
         // (key, attached argument, token for messages, arg kind)
-        let mut items: Vec<(Key, Option<String>, Arg)> = Vec::new();
+        // (key, attached argument, argument kind, last option of its word)
+        let mut items: Vec<(Key, Option<String>, Arg, bool)> = Vec::new();
         if let Some(long) = tok.strip_prefix("--") {
             if long.is_empty() {
                 // "--" ends the options; the rest are operands (ignored).
@@ -1008,7 +1015,7 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                     token: tok.to_string(),
                 });
             }
-            items.push((key, attached, kind));
+            items.push((key, attached, kind, true));
         } else if tok.len() > 1 && tok.starts_with('-') {
             let chars: Vec<char> = tok[1..].chars().collect();
             let mut k = 0;
@@ -1020,17 +1027,17 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                 };
                 let rest: String = chars[k + 1..].iter().collect();
                 if kind != Arg::No && !rest.is_empty() {
-                    items.push((key, Some(rest), kind));
+                    items.push((key, Some(rest), kind, true));
                     break;
                 }
-                items.push((key, None, kind));
+                items.push((key, None, kind, k + 1 == chars.len()));
                 k += 1;
             }
         } else {
             // Operands are ignored (getopt moves them to the end).
             continue;
         }
-        for (key, attached, kind) in items {
+        for (key, attached, kind, last) in items {
             let arg = match (kind, attached) {
                 (Arg::No, _) => None,
                 // conntrack 1.4.7 parses only a separate NAT argument; an
@@ -1041,6 +1048,11 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                 {
                     None
                 }
+                // A command's attached argument (`-Lz`, `--dump=x`) is
+                // swallowed and ignored; a separate one is the table,
+                // read below.
+                (Arg::Optional, Some(_)) if matches!(key, Key::Cmd(_)) => Some(String::new()),
+                (Arg::Optional, None) if matches!(key, Key::Cmd(_)) => None,
                 (_, Some(a)) => Some(a),
                 (Arg::Required, None) => match args.get(i) {
                     Some(a) => {
@@ -1054,7 +1066,7 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                     }
                 },
                 (Arg::Optional, None) => match args.get(i) {
-                    Some(a) if !a.starts_with('-') && !a.starts_with('!') => {
+                    Some(a) if last && !a.starts_with('-') && !a.starts_with('!') => {
                         i += 1;
                         Some(a.clone())
                     }
@@ -1063,10 +1075,8 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
             };
             match key {
                 Key::Cmd(c) => {
-                    if cmd.is_some() {
-                        return Err(CtError::CommandCombination);
-                    }
-                    cmd = Some(c);
+                    // The table operand is read first (conntrack's
+                    // check_type), and only after the last option of a word.
                     if matches!(
                         c,
                         Cmd::List
@@ -1079,9 +1089,9 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                             | Cmd::Count
                     ) {
                         let t = match arg {
-                            Some(t) => Some(t),
+                            Some(_) => None,
                             None => match args.get(i) {
-                                Some(a) if !a.starts_with('-') && !a.starts_with('!') => {
+                                Some(a) if last && !a.starts_with('-') && !a.starts_with('!') => {
                                     i += 1;
                                     Some(a.clone())
                                 }
@@ -1102,6 +1112,10 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                             };
                         }
                     }
+                    if cmd.is_some() {
+                        return Err(CtError::CommandCombination);
+                    }
+                    cmd = Some(c);
                 }
                 Key::Opt(o) => {
                     used[o as usize] = true;
@@ -1109,6 +1123,12 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                     match o {
                         Opt::Src => req.src = parse_addr(&a, &mut family)?,
                         Opt::Dst => req.dst = parse_addr(&a, &mut family)?,
+                        // Only -s/-d take ADDR/LEN.
+                        Opt::ReplySrc | Opt::ReplyDst | Opt::MaskSrc | Opt::MaskDst
+                            if a.contains('/') =>
+                        {
+                            return Err(CtError::NoCidr(OPT_NAMES[o as usize]));
+                        }
                         Opt::ReplySrc => req.reply_src = parse_addr(&a, &mut family)?,
                         Opt::ReplyDst => req.reply_dst = parse_addr(&a, &mut family)?,
                         Opt::MaskSrc | Opt::MaskDst => {
@@ -1195,7 +1215,10 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                         },
                         Opt::SrcNat | Opt::DstNat | Opt::AnyNat => {
                             let mut n = NatArg::default();
-                            if !a.is_empty() {
+                            if a.parse::<std::net::Ipv6Addr>().is_ok() {
+                                // An IPv6 NAT address: no IPv4 entry has it.
+                                set_family(&mut family, true)?;
+                            } else if !a.is_empty() {
                                 let (addr, port) = match a.split_once(':') {
                                     Some((_, p)) if p.contains(':') => {
                                         return Err(CtError::BadAddress { token: a });
@@ -1210,6 +1233,9 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                                     },
                                     None => (a.as_str(), None),
                                 };
+                                if addr.contains('/') {
+                                    return Err(CtError::NoCidr(OPT_NAMES[o as usize]));
+                                }
                                 n.port = port;
                                 n.addr = parse_addr(addr, &mut family)?.map(|f| f.addr);
                             }
@@ -1260,16 +1286,8 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
             }
         }
     }
-    for (mask, opt, addr_opt, f, name) in [
-        (mask_src, Opt::MaskSrc, Opt::Src, &mut req.src, "src"),
-        (mask_dst, Opt::MaskDst, Opt::Dst, &mut req.dst, "dst"),
-    ] {
-        if used[opt as usize] && !used[addr_opt as usize] {
-            return Err(CtError::MaskWithout(name));
-        }
-        if let (Some(m), Some(f)) = (mask, f.as_mut()) {
-            f.mask = m;
-        }
+    if used[Opt::AnyNat as usize] && (used[Opt::SrcNat as usize] || used[Opt::DstNat as usize]) {
+        return Err(CtError::AnyNatWith);
     }
     let Some(cmd) = cmd else {
         if let Some(first) = used.iter().position(|u| *u) {
@@ -1297,6 +1315,36 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                 option: OPT_NAMES[k],
             });
         }
+    }
+    for (mask, opt, addr_opt, f, name) in [
+        (mask_src, Opt::MaskSrc, Opt::Src, &mut req.src, "src"),
+        (mask_dst, Opt::MaskDst, Opt::Dst, &mut req.dst, "dst"),
+    ] {
+        if used[opt as usize] && !used[addr_opt as usize] {
+            return Err(CtError::MaskWithout(name));
+        }
+        if let (Some(m), Some(f)) = (mask, f.as_mut()) {
+            f.mask = m;
+        }
+    }
+    if used[Opt::Zero as usize]
+        && [
+            Opt::Src,
+            Opt::Dst,
+            Opt::ReplySrc,
+            Opt::ReplyDst,
+            Opt::Proto,
+            Opt::Mark,
+            Opt::Status,
+            Opt::Zone,
+            Opt::Secmark,
+            Opt::OrigZone,
+            Opt::ReplyZone,
+        ]
+        .iter()
+        .any(|o| used[*o as usize])
+    {
+        return Err(CtError::ZeroWithFilter);
     }
     if cmd == Cmd::Get && table == CtTable::Conntrack {
         // The tuple to look up must be complete (conntrack's "3" options).
@@ -2093,6 +2141,9 @@ mod tests {
         let t = fixture();
         let cases: &[(&str, &[&str])] = &[
             ("-L -p tcp", &[L_TCP, L_SYN]),
+            // "-Lz": L swallows an attached argument, so this is no -z.
+            ("-Lz -p tcp", &[L_TCP, L_SYN]),
+            ("-L -z", &[L_TCP, L_UDP42, L_UDP, L_ICMP, L_SYN]),
             ("-L -p 6", &[L_TCP, L_SYN]),
             ("-L -p ICMP", &[L_ICMP]),
             ("-L -p 47", &[]),
@@ -2376,6 +2427,29 @@ mod tests {
                 "-L --mask-src 255.0.0.0",
                 "Can't use --mask-src without --src",
             ),
+            (
+                "-L -r 10.0.0.0/8",
+                "CIDR notation unavailable for `--reply-src'",
+            ),
+            (
+                "-L -s 1.1.1.1 --mask-src 255.0.0.0/8",
+                "CIDR notation unavailable for `--mask-src'",
+            ),
+            (
+                "-L -n 10.0.0.0/8",
+                "CIDR notation unavailable for `--src-nat'",
+            ),
+            (
+                "-L -j -g",
+                "cannot specify `--src-nat' or `--dst-nat' with `--any-nat'",
+            ),
+            (
+                "-L -n -j",
+                "cannot specify `--src-nat' or `--dst-nat' with `--any-nat'",
+            ),
+            ("-L -z -p tcp", "Can't use -z with filtering parameters"),
+            ("-L -s 1.1.1.1 -z", "Can't use -z with filtering parameters"),
+            ("-L -n ::1 -f ipv4", "mismatched address family"),
             (
                 "-L --mask-dst 255.0.0.0 -s 1.1.1.1",
                 "Can't use --mask-dst without --dst",
