@@ -118,6 +118,8 @@ pub enum CtError {
     UnknownTable { token: String },
     #[error("Invalid netmask")]
     BadNetmask,
+    #[error("Can't do that command with tables `dying' and `unconfirmed'")]
+    DyingTable,
     #[error("cannot specify `--src-nat' or `--dst-nat' with `--any-nat'")]
     AnyNatWith,
     #[error("Can't use -z with filtering parameters")]
@@ -308,6 +310,25 @@ const LEGAL: [(Cmd, [u8; 29]); 11] = [
     (Cmd::Stats, [0; 29]),
 ];
 
+/// The same for the expectation table (`-L expect`: only `-i -f -o`;
+/// `-D/-G expect` need `-s -d -p`).
+const EXP_LIST: [u8; 29] = {
+    let mut a = [0; 29];
+    a[Opt::Id as usize] = 2;
+    a[Opt::Family as usize] = 2;
+    a[Opt::Output as usize] = 2;
+    a
+};
+const EXP_DELETE: [u8; 29] = {
+    let mut a = [0; 29];
+    a[Opt::Src as usize] = 1;
+    a[Opt::Dst as usize] = 1;
+    a[Opt::ReplySrc as usize] = 2;
+    a[Opt::ReplyDst as usize] = 2;
+    a[Opt::Proto as usize] = 1;
+    a
+};
+
 /// How a long or short option takes its argument.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Arg {
@@ -451,9 +472,9 @@ fn short_opt(c: char) -> Option<(Arg, Key)> {
         'E' => (Arg::Optional, Key::Cmd(Cmd::Event)),
         'F' => (Arg::Optional, Key::Cmd(Cmd::Flush)),
         'C' => (Arg::Optional, Key::Cmd(Cmd::Count)),
-        'S' => (Arg::No, Key::Cmd(Cmd::Stats)),
-        'h' => (Arg::No, Key::Cmd(Cmd::Help)),
-        'V' => (Arg::No, Key::Cmd(Cmd::Version)),
+        'S' => (Arg::Optional, Key::Cmd(Cmd::Stats)),
+        'h' => (Arg::Optional, Key::Cmd(Cmd::Help)),
+        'V' => (Arg::Optional, Key::Cmd(Cmd::Version)),
         's' => (Arg::Required, Key::Opt(Opt::Src)),
         'd' => (Arg::Required, Key::Opt(Opt::Dst)),
         'r' => (Arg::Required, Key::Opt(Opt::ReplySrc)),
@@ -893,8 +914,12 @@ fn parse_list(
                 rest.clone()
             },
         };
+        // A leading '!' (negation, meaningless here) is dropped first.
+        let item = item.strip_prefix('!').unwrap_or(item);
         if item.is_empty() {
-            return Err(bad());
+            return Err(CtError::BadParameter {
+                token: items[i..].join(",").trim_start_matches('!').to_string(),
+            });
         }
         if let Some(r) = special(item) {
             r?;
@@ -968,6 +993,24 @@ fn tcp_state(s: &str) -> Result<TcpState, CtError> {
 /// Parses `conntrack` arguments (without the program name) the way
 /// conntrack 1.4.7 does, including its legality checks.
 pub fn parse(args: &[String]) -> Result<Request, CtError> {
+    parse_warn(args).1
+}
+
+/// [`parse`], also returning the warnings the tool prints while parsing
+/// (they precede an error message too).
+pub fn parse_warn(args: &[String]) -> (Vec<String>, Result<Request, CtError>) {
+    let mut warnings = Vec::new();
+    let r = parse_inner(args, &mut warnings);
+    (
+        warnings.clone(),
+        r.map(|mut req| {
+            req.warnings = warnings;
+            req
+        }),
+    )
+}
+
+fn parse_inner(args: &[String], warnings: &mut Vec<String>) -> Result<Request, CtError> {
     let mut cmd: Option<Cmd> = None;
     let mut table = CtTable::Conntrack;
     let mut used = [false; 29];
@@ -1077,17 +1120,7 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                 Key::Cmd(c) => {
                     // The table operand is read first (conntrack's
                     // check_type), and only after the last option of a word.
-                    if matches!(
-                        c,
-                        Cmd::List
-                            | Cmd::Create
-                            | Cmd::Update
-                            | Cmd::Delete
-                            | Cmd::Get
-                            | Cmd::Flush
-                            | Cmd::Event
-                            | Cmd::Count
-                    ) {
+                    {
                         let t = match arg {
                             Some(_) => None,
                             None => match args.get(i) {
@@ -1110,12 +1143,20 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                             } else {
                                 return Err(CtError::UnknownTable { token: t });
                             };
+                            if matches!(table, CtTable::Dying | CtTable::Unconfirmed)
+                                && c != Cmd::List
+                            {
+                                return Err(CtError::DyingTable);
+                            }
                         }
                     }
                     if cmd.is_some() {
                         return Err(CtError::CommandCombination);
                     }
                     cmd = Some(c);
+                }
+                Key::Opt(Opt::NatRange) => {
+                    warnings.push("WARNING: ignoring -a, deprecated option.\n".to_string());
                 }
                 Key::Opt(o) => {
                     used[o as usize] = true;
@@ -1169,7 +1210,6 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                             }
                         }
                         Opt::Status => {
-                            let warnings = &mut req.warnings;
                             let v = parse_list(&a, STATUS_NAMES, |item| {
                                 let up = item.to_ascii_uppercase();
                                 for (name, opt) in [("SRC_NAT", "src-nat"), ("DST_NAT", "dst-nat")]
@@ -1299,11 +1339,18 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
         r.table = table;
         return Ok(r);
     };
-    let legal = &LEGAL
-        .iter()
-        .find(|(c, _)| *c == cmd)
-        .expect("all commands")
-        .1;
+    let legal = match (table, cmd) {
+        (CtTable::Expect, Cmd::List) => &EXP_LIST,
+        (CtTable::Expect, Cmd::Delete | Cmd::Get) => &EXP_DELETE,
+        (CtTable::Expect, Cmd::Flush | Cmd::Event | Cmd::Count | Cmd::Update) => &[0; 29],
+        _ => {
+            &LEGAL
+                .iter()
+                .find(|(c, _)| *c == cmd)
+                .expect("all commands")
+                .1
+        }
+    };
     for (k, &l) in legal.iter().enumerate() {
         if used[k] && l == 0 {
             return Err(CtError::IllegalOption {
@@ -1562,9 +1609,9 @@ pub fn run(table: &ConnTable, args: &[String], now: Timestamp) -> Output {
 
 /// [`run`] with explicit print options.
 pub fn run_with(table: &ConnTable, args: &[String], now: Timestamp, opts: CliOptions) -> Output {
-    let req = match parse(args) {
-        Ok(r) => r,
-        Err(e) => return ok(String::new(), e.to_stderr(), e.status()),
+    let req = match parse_warn(args) {
+        (_, Ok(r)) => r,
+        (w, Err(e)) => return ok(String::new(), w.concat() + &e.to_stderr(), e.status()),
     };
     execute(table, &req, now, opts)
 }
@@ -1696,6 +1743,10 @@ fn execute_inner(table: &ConnTable, req: &Request, now: Timestamp, opts: CliOpti
             let _ = writeln!(out, "{n}");
             ok(out, err, 0)
         }
+        Cmd::Stats if req.table == CtTable::Expect => {
+            out.push_str("cpu=0   \texpect_new=0 expect_create=0 expect_delete=0 \n");
+            ok(out, err, 0)
+        }
         Cmd::Stats => {
             out.push_str(&format_stats(table));
             ok(out, err, 0)
@@ -1811,7 +1862,10 @@ impl EventStream {
     /// Parses the arguments. `Err` carries what the tool prints for a bad
     /// command line (or for a command other than `-E`).
     pub fn new(args: &[String], opts: CliOptions) -> Result<EventStream, Output> {
-        let req = parse(args).map_err(|e| ok(String::new(), e.to_stderr(), e.status()))?;
+        let req = match parse_warn(args) {
+            (_, Ok(r)) => r,
+            (w, Err(e)) => return Err(ok(String::new(), w.concat() + &e.to_stderr(), e.status())),
+        };
         if req.cmd != Cmd::Event {
             return Err(ok(
                 String::new(),
@@ -2432,6 +2486,21 @@ mod tests {
                 "CIDR notation unavailable for `--reply-src'",
             ),
             (
+                "-D dying",
+                "Can't do that command with tables `dying' and `unconfirmed'",
+            ),
+            (
+                "-V unconfirmed",
+                "Can't do that command with tables `dying' and `unconfirmed'",
+            ),
+            ("-S foo", "unknown type `foo'"),
+            ("-h 0", "unknown type `0'"),
+            (
+                "-L expect -s 1.1.1.1",
+                "Illegal option `--src' with this command",
+            ),
+            ("-L -u !", "Bad parameter `'"),
+            (
                 "-L -s 1.1.1.1 --mask-src 255.0.0.0/8",
                 "CIDR notation unavailable for `--mask-src'",
             ),
@@ -2481,6 +2550,28 @@ mod tests {
                 1
             )
         );
+        // -a is deprecated: a warning, also before an error.
+        let o = ct(&t, "-a 1.2.3.4 -L -s foo");
+        assert_eq!(
+            o.stderr,
+            format!(
+                "WARNING: ignoring -a, deprecated option.\n{}",
+                err("Invalid IP address `foo'")
+            )
+        );
+        let o = ct(&t, "-L -a 1.2.3.4 -p icmp");
+        assert_eq!(
+            (o.stdout, o.stderr),
+            (
+                lines(&[L_ICMP]),
+                format!("WARNING: ignoring -a, deprecated option.\n{}", shown(1))
+            )
+        );
+        assert_eq!(
+            ct(&t, "-S expect").stdout,
+            "cpu=0   \texpect_new=0 expect_create=0 expect_delete=0 \n"
+        );
+        assert_eq!(ct(&t, "-L dying").stderr, shown(0));
         // SRC_NAT/DST_NAT are not status filters: a warning, then as if absent.
         let o = ct(&t, "-L -u SRC_NAT,ASSURED");
         assert_eq!(o.stdout, lines(&[L_TCP]));
