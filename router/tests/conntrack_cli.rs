@@ -744,3 +744,87 @@ fn same_events_as_conntrack_tools_1_4_7() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Random `-D` filters on the same six flows (rebuilt each time): the same
+/// entries must go, with the same messages and statuses.
+#[test]
+fn same_deletions_as_conntrack_tools_1_4_7() {
+    let version = Command::new("conntrack")
+        .arg("-V")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if !is_root() || !version.contains("v1.4.7") {
+        println!("SKIP: needs root and conntrack-tools 1.4.7 (found {version:?})");
+        return;
+    }
+    let Some(ns) = Netns::new_named("del") else {
+        println!("SKIP: cannot create a network namespace");
+        return;
+    };
+    const POOL: &[&str] = &[
+        "-s",
+        "-d",
+        "-r",
+        "-q",
+        "10.9.0.1",
+        "127.0.0.1",
+        "10.9.0.99",
+        "8.8.8.8",
+        "10.0.0.0/8",
+        "-p",
+        "tcp",
+        "udp",
+        "icmp",
+        "--sport",
+        "--dport",
+        "--reply-port-src",
+        "7778",
+        "80",
+        "8080",
+        "5000",
+        "--state",
+        "ESTABLISHED",
+        "-m",
+        "42",
+        "0",
+        "-u",
+        "ASSURED",
+        "SEEN_REPLY",
+        "UNREPLIED",
+        "-f",
+        "ipv4",
+        "-n",
+        "-g",
+        "-o",
+        "extended",
+        "--mask-src",
+        "255.0.0.0",
+        "203.0.113.1",
+    ];
+    let mut x: u64 = 0x0f0f_1e1e_2d2d_3c3c;
+    let mut failures = Vec::new();
+    for _ in 0..40 {
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let n = 1 + (next() % 5) as usize;
+        let mut argv = vec!["-D"];
+        argv.extend((0..n).map(|_| POOL[(next() % POOL.len() as u64) as usize]));
+        let (_, err, st) = ns.conntrack(&words("-F"));
+        assert_eq!(st, 0, "conntrack -F: {err}");
+        let t = ConnTable::new(ConntrackConfig::default());
+        build(&t, &ns);
+        failures.extend(compare(&t, &ns, &argv.join(" "), false));
+        failures.extend(compare(&t, &ns, "-L", false));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
