@@ -1600,6 +1600,13 @@ fn ok(stdout: String, stderr: String, status: i32) -> Output {
     }
 }
 
+/// True if `args` is a valid `-E` command line: the caller streams it with
+/// [`EventStream`] instead of calling [`run`]. (An invalid one goes to
+/// [`run`], which prints the error.)
+pub fn is_event_stream(args: &[String]) -> bool {
+    matches!(parse(args), Ok(r) if r.cmd == Cmd::Event)
+}
+
 /// Runs `conntrack` with `args` (without the program name) against
 /// `table`, returning what conntrack-tools 1.4.7 would print and its exit
 /// status. `-E` is not a one-shot command: use [`EventStream`].
@@ -1930,6 +1937,11 @@ impl EventStream {
             }
         }
         true
+    }
+
+    /// Warnings the tool prints on stderr before streaming (`-a`, ...).
+    pub fn warnings(&self) -> String {
+        self.req.warnings.concat()
     }
 
     /// Events shown so far.
@@ -2859,6 +2871,33 @@ mod tests {
             false
         }));
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn event_commands_are_recognised() {
+        assert!(is_event_stream(&args("-E")));
+        assert!(is_event_stream(&args("--event -e NEW -p tcp")));
+        assert!(!is_event_stream(&args("-E -e FOO")));
+        assert!(!is_event_stream(&args("-L")));
+        let st = EventStream::new(&args("-E -a x"), CliOptions::default()).unwrap();
+        assert_eq!(st.warnings(), "WARNING: ignoring -a, deprecated option.\n");
+        let e = EventStream::new(&args("-L"), CliOptions::default()).unwrap_err();
+        assert_eq!(e.status, 2);
+        // Without the event queue nothing arrives, and nothing breaks.
+        let t = fixture_without_events();
+        let mut st = EventStream::new(&args("-E"), CliOptions::default()).unwrap();
+        assert!(st.pump(&t, T1, &mut |_| panic!("no events expected")));
+    }
+
+    fn fixture_without_events() -> ConnTable {
+        let t = ConnTable::new(ConntrackConfig::default());
+        feed(
+            &t,
+            &testutil::udp("10.0.0.1", "10.0.0.2", 1, 2, b"x"),
+            T0,
+            |_| {},
+        );
+        t
     }
 
     #[test]
