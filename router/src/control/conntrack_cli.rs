@@ -1968,6 +1968,12 @@ impl Request {
 /// the caller's clock (the control server passes
 /// `Timestamp::now_monotonic`). Returns the exit output: the summary on
 /// stderr, status 0 (or the parse error).
+///
+/// `emit` is only called when an event arrives, so a client that went
+/// away is noticed at the next event; a server that must notice sooner
+/// drives [`EventStream::pump`] itself and checks its socket in between.
+/// Events are drained from the table's single queue: two concurrent
+/// streams would split them (fan one drain out with [`EventStream::feed`]).
 pub fn events(
     table: &ConnTable,
     args: &[String],
@@ -1982,7 +1988,7 @@ pub fn events(
     };
     let limit = stop_after.map(|n| n as u64);
     let mut emitted: u64 = 0;
-    loop {
+    while limit != Some(0) {
         let mut sink = |l: &str| {
             emitted += 1;
             emit(l) && limit.is_none_or(|lim| emitted < lim)
@@ -1992,7 +1998,7 @@ pub fn events(
         }
         std::thread::sleep(poll);
     }
-    ok(String::new(), st.summary(), 0)
+    ok(String::new(), st.warnings() + &st.summary(), 0)
 }
 
 #[cfg(test)]
