@@ -18,7 +18,7 @@ use crate::control::server::{Server, ServerConfig};
 use crate::dataplane::{netns, Dataplane, Options, TunDevice};
 use crate::pipeline::engine::{Interface, Pipeline, PipelineConfig};
 use crate::route::RouteTable;
-use crate::ruleset::{Ruleset, TableKind};
+use crate::ruleset::Ruleset;
 use crate::syntax::{self, RestoreOptions};
 
 pub const HELP: &str = "\
@@ -63,23 +63,17 @@ device is touched.
 /// Builds the packet pipeline from the configuration: the ruleset file
 /// (iptables-restore text, checked whole: a bad line is reported with the
 /// file and line before any device is touched), conntrack limits and
-/// timeouts, interfaces and routes. Also returns the tables the file
-/// declared (what `iptables-save` lists).
+/// timeouts, interfaces and routes.
 pub fn build_pipeline(
     cfg: &Config,
     routes: RouteTable,
-) -> anyhow::Result<(Arc<Pipeline>, Vec<TableKind>)> {
+) -> anyhow::Result<Arc<Pipeline>> {
     let mut rs = Ruleset::new();
-    let mut tables = Vec::new();
     if let Some(path) = &cfg.ruleset {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("ruleset {}: {e}", path.display()))?;
         syntax::restore(&mut rs, &text, RestoreOptions::default())
             .map_err(|e| anyhow::anyhow!("ruleset {}: {e}", path.display()))?;
-        tables = text
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix('*').and_then(TableKind::from_name))
-            .collect();
     }
     let interfaces = cfg
         .interfaces
@@ -111,6 +105,8 @@ pub fn build_pipeline(
             conntrack: CtConfig {
                 max_entries: c.max,
                 timeouts,
+                // Events are built only while a `conntrack -E` client listens.
+                event_queue: 65_536,
                 ..CtConfig::default()
             },
             workers: cfg.workers,
@@ -118,7 +114,7 @@ pub fn build_pipeline(
         },
         rs,
     );
-    Ok((Arc::new(pipeline), tables))
+    Ok(Arc::new(pipeline))
 }
 
 fn parse_args(args: &[String]) -> Result<Option<PathBuf>, String> {
@@ -207,7 +203,7 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
         }
     }
     let routes = RouteTable::from_config(cfg);
-    let (pipeline, tables) = build_pipeline(cfg, routes)?;
+    let pipeline = build_pipeline(cfg, routes)?;
 
     // Signals are taken by one thread through sigwait: block them before any
     // thread exists so that every thread inherits the mask.
@@ -252,7 +248,6 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
     let stats = dp.stats_handle();
     let handler = GatewayHandler::new(
         pipeline.clone(),
-        &tables,
         Some(Arc::new(move || stats.snapshot().to_string())),
     );
     let ctl_path = cfg

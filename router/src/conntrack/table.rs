@@ -412,6 +412,20 @@ pub struct ConnTable {
     hasher: TupleHashBuilder,
     stats: Stats,
     events: Option<Mutex<VecDeque<CtEvent>>>,
+    /// Event subscribers (`conntrack -E` clients): events are only built
+    /// while one listens, as the kernel only builds them for subscribers.
+    listeners: AtomicUsize,
+}
+
+/// Keeps events flowing while alive (see [`ConnTable::subscribe_events`]).
+pub struct EventSubscription<'a> {
+    table: &'a ConnTable,
+}
+
+impl Drop for EventSubscription<'_> {
+    fn drop(&mut self) {
+        self.table.listeners.fetch_sub(1, Relaxed);
+    }
 }
 
 impl fmt::Debug for ConnTable {
@@ -703,6 +717,7 @@ impl ConnTable {
             hasher,
             stats: Stats::default(),
             events,
+            listeners: AtomicUsize::new(0),
             cfg,
         }
     }
@@ -1106,7 +1121,7 @@ impl ConnTable {
         if Status(s.status.load(Relaxed)).src_nat() {
             self.bysrc.remove_if(&SrcKey::of(&o), |_, v| *v == idx);
         }
-        if self.events.is_some() {
+        if self.events.is_some() && self.listeners.load(Relaxed) > 0 {
             let snap = self.snapshot_raw(s);
             self.push_event(CtEvent {
                 kind: EventKind::Destroy,
@@ -1170,8 +1185,20 @@ impl ConnTable {
         self.snapshot_raw(self.slot(idx))
     }
 
+    /// Starts building events (there must be an event queue:
+    /// `ConntrackConfig::event_queue > 0`) until the subscription drops.
+    /// Events queued while nobody listened are discarded first.
+    pub fn subscribe_events(&self) -> EventSubscription<'_> {
+        if self.listeners.fetch_add(1, Relaxed) == 0 {
+            if let Some(q) = &self.events {
+                q.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            }
+        }
+        EventSubscription { table: self }
+    }
+
     fn event(&self, kind: EventKind, idx: u32) {
-        if self.events.is_some() {
+        if self.events.is_some() && self.listeners.load(Relaxed) > 0 {
             let snap = self.snapshot_slot(idx);
             self.push_event(CtEvent { kind, conn: snap });
         }
