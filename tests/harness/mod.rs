@@ -329,6 +329,8 @@ pub struct Gateway {
     child: Option<Child>,
     pub log: PathBuf,
     pub config: PathBuf,
+    /// The control socket (`tungate --ctl`).
+    pub ctl: PathBuf,
 }
 
 impl Gateway {
@@ -350,7 +352,13 @@ impl Gateway {
             std::fs::write(&p, text).unwrap();
             p
         });
-        let cfg_text = format!("{extra}\n{}", topo.config(rules.as_deref(), workers));
+        // Each gateway gets its own control socket, so tests run in parallel.
+        let ctl = topo.dir.join("ctl.sock");
+        let cfg_text = format!(
+            "control_socket = {:?}\n{extra}\n{}",
+            ctl.to_string_lossy(),
+            topo.config(rules.as_deref(), workers)
+        );
         let config = topo.dir.join("tungate.toml");
         std::fs::write(&config, cfg_text).unwrap();
         let log = topo.dir.join("tungate.log");
@@ -368,6 +376,7 @@ impl Gateway {
             child: Some(child),
             log,
             config,
+            ctl,
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -385,6 +394,34 @@ impl Gateway {
             std::thread::sleep(Duration::from_millis(50));
         }
         gw
+    }
+
+    /// Runs a front end (`iptables`, `iptables-save`, `iptables-restore`,
+    /// `conntrack`, `stats`) against this gateway: (exit status, stdout,
+    /// stderr).
+    pub fn tool(&self, tool: &str, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+        use std::io::Write;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tungate"));
+        cmd.arg(tool).arg("--ctl").arg(&self.ctl).args(args);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run tungate front end");
+        if let Some(text) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     pub fn log_text(&self) -> String {

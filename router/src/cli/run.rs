@@ -10,11 +10,16 @@ use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 
+use crate::clock::Timestamp;
 use crate::config::Config;
+use crate::conntrack::{ConntrackConfig as CtConfig, Timeouts};
+use crate::control::gateway::GatewayHandler;
+use crate::control::server::{Server, ServerConfig};
 use crate::dataplane::{netns, Dataplane, TunDevice};
-use crate::pipeline::passthrough::Passthrough;
-use crate::pipeline::Processor;
+use crate::pipeline::engine::{Interface, Pipeline, PipelineConfig};
 use crate::route::RouteTable;
+use crate::ruleset::{Ruleset, TableKind};
+use crate::syntax::{self, RestoreOptions};
 
 pub const HELP: &str = "\
 usage: tungate run --config FILE
@@ -54,21 +59,65 @@ A bad config is reported with the file, the key and the reason before any
 device is touched.
 ";
 
-/// The single place where the packet pipeline is chosen.
-///
-/// LEAD: replace the body with the real pipeline built from `cfg.ruleset`
-/// (iptables-restore text), `cfg.conntrack` and `routes`; the dataplane takes
-/// any `Arc<dyn Processor>`. Until then this checks the ruleset file exists
-/// and forwards everything (the stand-in `Passthrough`).
-pub fn build_processor(cfg: &Config, routes: RouteTable) -> anyhow::Result<Arc<dyn Processor>> {
-    if let Some(r) = &cfg.ruleset {
-        anyhow::ensure!(r.is_file(), "ruleset {} does not exist", r.display());
-        tracing::warn!(
-            ruleset = %r.display(),
-            "the rule pipeline is not wired in yet: forwarding everything (passthrough)"
-        );
+/// Builds the packet pipeline from the configuration: the ruleset file
+/// (iptables-restore text, checked whole: a bad line is reported with the
+/// file and line before any device is touched), conntrack limits and
+/// timeouts, interfaces and routes. Also returns the tables the file
+/// declared (what `iptables-save` lists).
+pub fn build_pipeline(
+    cfg: &Config,
+    routes: RouteTable,
+) -> anyhow::Result<(Arc<Pipeline>, Vec<TableKind>)> {
+    let mut rs = Ruleset::new();
+    let mut tables = Vec::new();
+    if let Some(path) = &cfg.ruleset {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("ruleset {}: {e}", path.display()))?;
+        syntax::restore(&mut rs, &text, RestoreOptions::default())
+            .map_err(|e| anyhow::anyhow!("ruleset {}: {e}", path.display()))?;
+        tables = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix('*').and_then(TableKind::from_name))
+            .collect();
     }
-    Ok(Arc::new(Passthrough::new(routes)))
+    let interfaces = cfg
+        .interfaces
+        .iter()
+        .map(|i| Interface {
+            name: i.name.clone(),
+            addr: i.address.addr,
+            prefix_len: i.address.len,
+            mtu: i.mtu,
+        })
+        .collect();
+    let c = &cfg.conntrack;
+    let s = Duration::from_secs;
+    let timeouts = Timeouts {
+        tcp_established: s(c.tcp_established_timeout),
+        tcp_syn_sent: s(c.tcp_syn_sent_timeout),
+        tcp_time_wait: s(c.tcp_time_wait_timeout),
+        tcp_close: s(c.tcp_close_timeout),
+        udp_unreplied: s(c.udp_timeout),
+        udp_stream: s(c.udp_stream_timeout),
+        icmp: s(c.icmp_timeout),
+        generic: s(c.generic_timeout),
+        ..Timeouts::default()
+    };
+    let pipeline = Pipeline::new(
+        PipelineConfig {
+            interfaces,
+            routes,
+            conntrack: CtConfig {
+                max_entries: c.max,
+                timeouts,
+                ..CtConfig::default()
+            },
+            workers: cfg.workers,
+            seed: None,
+        },
+        rs,
+    );
+    Ok((Arc::new(pipeline), tables))
 }
 
 fn parse_args(args: &[String]) -> Result<Option<PathBuf>, String> {
@@ -142,7 +191,7 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
         }
     }
     let routes = RouteTable::from_config(cfg);
-    let processor = build_processor(cfg, routes)?;
+    let (pipeline, tables) = build_pipeline(cfg, routes)?;
 
     // Signals are taken by one thread through sigwait: block them before any
     // thread exists so that every thread inherits the mask.
@@ -174,7 +223,26 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
         netns::configure(ifc)?;
         tracing::info!(device = %ifc.name, netns = ifc.netns.as_deref().unwrap_or("-"), "device configured");
     }
-    let mut dp = Dataplane::start(devices, processor)?;
+    let mut dp = Dataplane::start(devices, pipeline.clone())?;
+
+    // The control socket: iptables, iptables-save, iptables-restore,
+    // conntrack and stats against the live gateway.
+    let stats = dp.stats_handle();
+    let handler = GatewayHandler::new(
+        pipeline.clone(),
+        &tables,
+        Some(Arc::new(move || stats.snapshot().to_string())),
+    );
+    let ctl_path = cfg
+        .control_socket
+        .clone()
+        .unwrap_or_else(|| crate::control::DEFAULT_SOCKET.into());
+    let _ctl = Server::start(ServerConfig::new(&ctl_path), Arc::new(handler))
+        .map_err(|e| anyhow::anyhow!("control socket {}: {e}", ctl_path.display()))?;
+    tracing::info!(socket = %ctl_path.display(), "control socket listening");
+    // Expired conntrack entries are removed lazily by lookups; this sweep
+    // returns their memory when traffic stops: the whole table every ~10 s.
+    let gc_budget = (cfg.conntrack.max / 50).max(4096);
 
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
@@ -197,7 +265,11 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
                 tracing::info!("{s}: shutting down");
                 break;
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                pipeline
+                    .conntrack()
+                    .gc(Timestamp::now_monotonic(), gc_budget);
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         if let Err(f) = dp.check() {
