@@ -278,6 +278,11 @@ def tcp_connect(target, kv):
         s.sendall(kv["send"].encode())
         try:
             t.append(f"recv={s.recv(200).decode(errors='replace')!r}".replace(" ", "_"))
+            # Close only after the server's FIN: a fixed order of FINs keeps
+            # the number of segments (and so the rule counters) the same
+            # from run to run.
+            while s.recv(200):
+                pass
         except socket.timeout:
             t.append("recv=timeout")
         except OSError as e:
@@ -325,6 +330,14 @@ def listen(proto, port, kv):
             out(f"accepted from={peer[0]} sport={peer[1]} to={me[0]}:{me[1]} data={d}")
             if data:
                 c.sendall((reply or data.decode(errors="replace")).encode())
+            # FIN first, then wait for the client's (see tcp_connect).
+            try:
+                c.shutdown(socket.SHUT_WR)
+                c.settimeout(1.0)
+                while c.recv(200):
+                    pass
+            except OSError:
+                pass
             c.close()
     else:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -35,6 +35,20 @@ pub struct Obs {
     pub unavailable: BTreeMap<String, String>,
 }
 
+/// The real python3 (not a pyenv shim, which costs ~0.2 s per start).
+fn python() -> &'static str {
+    static P: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    P.get_or_init(|| {
+        std::process::Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "python3".into())
+    })
+}
+
 fn agent() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/diff/agent.py")
 }
@@ -49,7 +63,7 @@ struct Bg {
 impl Bg {
     fn start(ns: &Ns, args: &[&str]) -> Bg {
         let a = agent();
-        let mut full = vec!["python3", "-u", a.to_str().unwrap()];
+        let mut full = vec![python(), "-u", a.to_str().unwrap()];
         full.extend_from_slice(args);
         let mut guard = ns.spawn(&full);
         let stdout = guard.child().stdout.take().unwrap();
@@ -108,6 +122,17 @@ pub fn run(case: &Case, mode: Mode) -> Result<Obs, String> {
         Mode::Kernel => {
             let t = Topology::kernel_router(&label, case.shape, None);
             if let Some(t) = &t {
+                // tungate always tracks connections; the kernel registers
+                // conntrack in a namespace only once a rule needs it. An nft
+                // table outside iptables' tables (iptables-save does not show
+                // it) turns it on, so both sides track every case.
+                let out = t.router().exec(&[
+                    "nft",
+                    "add table ip diffct; add chain ip diffct pre { type filter hook prerouting priority -150; ct state new; }; add chain ip diffct out { type filter hook output priority -150; ct state new; }",
+                ]);
+                if !out.status.success() {
+                    return Err(format!("nft (conntrack on) failed: {}", out.text()));
+                }
                 let rules = t.dir.join("rules.v4");
                 std::fs::write(
                     &rules,
@@ -131,14 +156,12 @@ pub fn run(case: &Case, mode: Mode) -> Result<Obs, String> {
                 super::harness::Shape::ClientGwBackends => Topology::client_gw_backends(&label, 4),
             };
             if let Some(t) = &t {
-                let ctl = t.dir.join("control.sock");
-                let extra = format!("control_socket = \"{}\"\n", ctl.display());
                 let rules = case.rules.replace("PFX-", &format!("{}-", t.prefix));
                 let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    Gateway::start_with(t, Some(&rules), 2, &extra)
+                    Gateway::start_with(t, Some(&rules), 2, "")
                 }));
                 match started {
-                    Ok(g) => gw = Some((g, ctl)),
+                    Ok(g) => gw = Some(g),
                     Err(e) => {
                         let msg = e
                             .downcast_ref::<String>()
@@ -162,7 +185,7 @@ pub fn run(case: &Case, mode: Mode) -> Result<Obs, String> {
             .status();
     }
     let log_mark = if case.compare_log { dmesg_len() } else { 0 };
-    let gw_log_mark = gw.as_ref().map(|(g, _)| g.log_text().len()).unwrap_or(0);
+    let gw_log_mark = gw.as_ref().map(|g| g.log_text().len()).unwrap_or(0);
 
     let mut obs = Obs::default();
     let hosts = case.hosts();
@@ -184,7 +207,7 @@ pub fn run(case: &Case, mode: Mode) -> Result<Obs, String> {
             "sleep" => thread::sleep(Duration::from_secs_f64(s.args[0].parse().unwrap())),
             verb => {
                 let a = agent();
-                let mut full = vec!["python3", a.to_str().unwrap(), "step", verb];
+                let mut full = vec![python(), a.to_str().unwrap(), "step", verb];
                 full.extend_from_slice(&args);
                 let out = topo
                     .ns(&s.host)
@@ -217,31 +240,23 @@ pub fn run(case: &Case, mode: Mode) -> Result<Obs, String> {
             );
         }
         Mode::Tungate => {
-            let (_, ctl) = gw.as_ref().unwrap();
-            let ctl_s = ctl.to_string_lossy().to_string();
-            for (sec, args) in [
-                ("counters", vec!["iptables-save", "--ctl", &ctl_s, "-c"]),
-                ("conntrack", vec!["conntrack", "--ctl", &ctl_s, "-L"]),
+            let g = gw.as_ref().unwrap();
+            for (sec, tool, arg) in [
+                ("counters", "iptables-save", "-c"),
+                ("conntrack", "conntrack", "-L"),
             ] {
-                if !ctl.exists() {
-                    obs.unavailable.insert(
-                        sec.into(),
-                        "tungate run opened no control socket (not wired yet)".into(),
-                    );
+                if !g.ctl.exists() {
+                    obs.unavailable
+                        .insert(sec.into(), "tungate run opened no control socket".into());
                     continue;
                 }
-                let out = std::process::Command::new(env!("CARGO_BIN_EXE_tungate"))
-                    .args(&args)
-                    .output()
-                    .expect("run tungate client");
-                if !out.status.success() {
-                    obs.unavailable.insert(
-                        sec.into(),
-                        format!("`tungate {}` failed: {}", args[0], out.text()),
-                    );
+                let (st, text, err) = g.tool(tool, &[arg], None);
+                if st != 0 {
+                    // A front end that fails is a difference, not a gap.
+                    let msg = format!("`tungate {tool} {arg}` failed ({st}): {}", err.trim());
+                    obs.sections.insert(sec.into(), vec![msg]);
                     continue;
                 }
-                let text = String::from_utf8_lossy(&out.stdout);
                 let lines = if sec == "counters" {
                     counters(&text)
                 } else {
@@ -265,7 +280,7 @@ pub fn run(case: &Case, mode: Mode) -> Result<Obs, String> {
         let lines = match mode {
             Mode::Kernel => dmesg_since(log_mark, &topo.prefix),
             Mode::Tungate => {
-                let (g, _) = gw.as_ref().unwrap();
+                let g = gw.as_ref().unwrap();
                 let t = g.log_text();
                 t[gw_log_mark.min(t.len())..]
                     .lines()
@@ -285,17 +300,37 @@ pub fn run(case: &Case, mode: Mode) -> Result<Obs, String> {
             *l = l.replace(&pfx, "PFX-");
         }
     }
+    if let Some(dir) = std::env::var_os("DIFF_DUMP") {
+        // Raw (unmasked) observations, for looking into a mismatch.
+        let mut text = String::new();
+        for (k, v) in &obs.sections {
+            text.push_str(&format!("--- {k}\n{}\n", v.join("\n")));
+        }
+        let _ = std::fs::create_dir_all(&dir);
+        let f = Path::new(&dir).join(format!("{}.{}.txt", case.name, mode.name()));
+        let _ = std::fs::write(f, text);
+    }
     drop(gw);
     drop(topo);
     Ok(obs)
 }
 
-/// `iptables-save -c` without comments, its counters kept.
+/// `iptables-save -c` without comments, its counters kept, the tables in
+/// name order (the order iptables-save prints tables in follows their
+/// creation in the kernel, not anything a rule means).
 pub fn counters(text: &str) -> Vec<String> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| l.trim_end().to_string())
-        .collect()
+    let mut tables: Vec<Vec<String>> = vec![];
+    for l in text.lines() {
+        if l.starts_with('#') || l.trim().is_empty() {
+            continue;
+        }
+        if l.starts_with('*') || tables.is_empty() {
+            tables.push(vec![]);
+        }
+        tables.last_mut().unwrap().push(l.trim_end().to_string());
+    }
+    tables.sort();
+    tables.concat()
 }
 
 /// `conntrack -L` entries without the timeout, `use=` and `id=` (kernel
@@ -326,6 +361,7 @@ pub fn conntrack(text: &str) -> Vec<String> {
 
 fn dmesg_len() -> usize {
     std::process::Command::new("dmesg")
+        .arg("-x")
         .output()
         .map(|o| o.stdout.len())
         .unwrap_or(0)
@@ -333,7 +369,10 @@ fn dmesg_len() -> usize {
 
 /// Kernel log lines written since `mark` by netfilter LOG in this topology.
 fn dmesg_since(mark: usize, prefix: &str) -> Vec<String> {
-    let out = std::process::Command::new("dmesg").output().unwrap();
+    let out = std::process::Command::new("dmesg")
+        .arg("-x")
+        .output()
+        .unwrap();
     let t = String::from_utf8_lossy(&out.stdout).to_string();
     t[mark.min(t.len())..]
         .lines()
@@ -342,32 +381,46 @@ fn dmesg_since(mark: usize, prefix: &str) -> Vec<String> {
         .collect()
 }
 
-/// The LOG fields of a line (kernel or tungate), interface names without the
-/// topology prefix; the kernel's timestamp and MAC= are dropped.
+/// The LOG fields of a line (kernel `dmesg -x` or tungate's log): level,
+/// prefix, and the fields from `IN=` on, interface names without the
+/// topology prefix; timestamps, `MAC=`, the IP `ID=` and `WINDOW=` are dropped.
 pub fn log_fields(line: &str, prefix: &str) -> String {
-    let mut out = Vec::new();
-    let mut in_fields = false;
-    for t in line.split_whitespace() {
-        if t.starts_with("IN=") {
-            in_fields = true;
-        }
-        if !in_fields {
-            // the log prefix (text before IN=) is kept as one token
+    let (head, fields) = match line.find(" IN=") {
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => (line, ""),
+    };
+    let (level, pfx) = if let Some(i) = head.find("tungate::log:") {
+        // "2026-...Z  WARN tungate::log: PREFIX"
+        let level = head[..i]
+            .split_whitespace()
+            .last()
+            .unwrap_or("")
+            .to_lowercase();
+        (level, head[i + "tungate::log:".len()..].trim().to_string())
+    } else {
+        // "kern  :warn  : [  12.34] PREFIX"
+        let level = head.split(':').nth(1).unwrap_or("").trim().to_string();
+        let pfx = head
+            .split_once(']')
+            .map(|(_, r)| r)
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        (level, pfx)
+    };
+    let mut out = vec![format!("level={level}"), format!("prefix={pfx:?}")];
+    let mut ip_id_seen = false;
+    for t in fields.split_whitespace() {
+        // The first ID= is the IP ID (host-chosen); a later one is the ICMP
+        // echo identifier, which the case sets.
+        if t.starts_with("ID=") && !ip_id_seen {
+            ip_id_seen = true;
             continue;
         }
-        if t.starts_with("MAC=") || t.starts_with("ID=") || t.starts_with("WINDOW=") {
+        if t.starts_with("MAC=") || t.starts_with("WINDOW=") {
             continue;
         }
         out.push(t.replace(&format!("{prefix}-"), "P-"));
     }
-    let pfx = line
-        .split("IN=")
-        .next()
-        .unwrap_or("")
-        .rsplit(']')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string();
-    format!("prefix={pfx:?} {}", out.join(" "))
+    out.join(" ")
 }
