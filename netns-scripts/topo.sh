@@ -56,7 +56,7 @@ up() {
         local r=$P-r
         ip netns add "$r"
         ip -n "$r" link set lo up
-        ip netns exec "$r" sysctl -qw net.ipv4.ip_forward=1
+        ip netns exec "$r" sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
         for e in $(ends "$topo"); do
             IFS=: read -r ns addr gw suf <<<"$e"
             local len=${addr#*/}

@@ -128,6 +128,34 @@ impl Ns {
         ChildGuard(Some(child))
     }
 
+    /// Like `spawn`, with standard input piped too.
+    pub fn spawn_stdin(&self, args: &[&str]) -> ChildGuard {
+        let child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {args:?} in {}: {e}", self.name));
+        ChildGuard(Some(child))
+    }
+
+    /// A long-running `iperf3 -s` (flushing every line); `finish()` it and
+    /// count [`accepted_from`] to see which connections reached this namespace.
+    pub fn iperf3_server(&self) -> ChildGuard {
+        let g = self.spawn(&["iperf3", "-s", "--forceflush"]);
+        // Wait until it listens on 5201.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let out = self.exec(&["ss", "-Hltn", "sport = :5201"]);
+            if !out.stdout.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        g
+    }
+
     /// `hping3 --icmp` echo requests; returns (replies received, output).
     pub fn ping(&self, dst: &str, count: u32, extra: &[&str]) -> (u32, String) {
         let c = count.to_string();
@@ -167,6 +195,26 @@ impl ChildGuard {
     pub fn child(&mut self) -> &mut Child {
         self.0.as_mut().expect("child")
     }
+
+    /// SIGTERM (SIGKILL after 3 s), then everything it printed.
+    pub fn finish(mut self) -> String {
+        let Some(c) = self.0.take() else {
+            return String::new();
+        };
+        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        });
+        let out = c.wait_with_output().expect("wait");
+        drop(killer);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
 }
 
 impl Drop for ChildGuard {
@@ -196,6 +244,20 @@ pub struct Topology {
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
+fn base36(mut n: usize) -> String {
+    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(digits[n % 36]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap()
+}
+
 fn run_script(args: &[&str]) -> Output {
     let out = Command::new(topo_script())
         .args(args)
@@ -214,10 +276,12 @@ impl Topology {
         if skip(label) {
             return None;
         }
+        // Unique across processes (pid) and tests (sequence), in base 36 to
+        // keep device names ("PREFIX-tc") within 15 bytes.
         let prefix = format!(
-            "t{:04}{}",
-            std::process::id() % 10_000,
-            SEQ.fetch_add(1, Ordering::Relaxed)
+            "t{}x{}",
+            base36(std::process::id() as usize),
+            base36(SEQ.fetch_add(1, Ordering::Relaxed))
         );
         let dir = std::env::temp_dir().join(format!("tungate-e2e-{prefix}"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -352,13 +416,20 @@ impl Gateway {
             std::fs::write(&p, text).unwrap();
             p
         });
-        // Each gateway gets its own control socket, so tests run in parallel.
+        let cfg_text = format!("{extra}\n{}", topo.config(rules.as_deref(), workers));
+        Gateway::start_config(topo, &cfg_text)
+    }
+
+    /// Starts tungate with this exact config text (see [`Topology::config`]).
+    /// Each gateway gets its own control socket (so tests run in parallel):
+    /// one is put first in the config unless the text names one.
+    pub fn start_config(topo: &Topology, cfg_text: &str) -> Gateway {
         let ctl = topo.dir.join("ctl.sock");
-        let cfg_text = format!(
-            "control_socket = {:?}\n{extra}\n{}",
-            ctl.to_string_lossy(),
-            topo.config(rules.as_deref(), workers)
-        );
+        let cfg_text = if cfg_text.contains("control_socket") {
+            cfg_text.to_string()
+        } else {
+            format!("control_socket = {:?}\n{cfg_text}", ctl.to_string_lossy())
+        };
         let config = topo.dir.join("tungate.toml");
         std::fs::write(&config, cfg_text).unwrap();
         let log = topo.dir.join("tungate.log");
@@ -453,17 +524,23 @@ impl Gateway {
     }
 
     /// SIGTERM, then waits (at most 10 s) for the exit status.
-    pub fn stop(mut self) -> ExitStatus {
-        self.terminate()
-            .expect("tungate did not exit within 10 s of SIGTERM")
+    pub fn stop(self) -> ExitStatus {
+        self.stop_with(nix::sys::signal::Signal::SIGTERM)
+    }
+
+    /// Sends `sig`, then waits (at most 10 s) for the exit status.
+    pub fn stop_with(mut self, sig: nix::sys::signal::Signal) -> ExitStatus {
+        self.signal_and_wait(sig)
+            .unwrap_or_else(|| panic!("tungate did not exit within 10 s of {sig}"))
     }
 
     fn terminate(&mut self) -> Option<ExitStatus> {
+        self.signal_and_wait(nix::sys::signal::Signal::SIGTERM)
+    }
+
+    fn signal_and_wait(&mut self, sig: nix::sys::signal::Signal) -> Option<ExitStatus> {
         let mut c = self.child.take()?;
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(c.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(st)) = c.try_wait() {
@@ -535,4 +612,42 @@ pub fn server_saw_peer(json: &str) -> Option<String> {
     let key = "Accepted connection from ";
     let rest = &json[json.find(key)? + key.len()..];
     Some(rest[..rest.find(',')?].to_string())
+}
+
+/// Counters of interface `dev` from a [`Gateway::stats`] dump:
+/// (rx_packets, rx_bytes, tx_packets, tx_bytes).
+pub fn iface_counters(stats: &str, dev: &str) -> (u64, u64, u64, u64) {
+    let line = stats
+        .lines()
+        .find(|l| l.contains(&format!("interface {dev} ")))
+        .unwrap_or_else(|| panic!("no counters for {dev}:\n{stats}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let get = |k: &str| -> u64 {
+        let i = f
+            .iter()
+            .position(|x| *x == k)
+            .unwrap_or_else(|| panic!("{k} missing: {line}"));
+        f[i + 1].parse().unwrap()
+    };
+    (
+        get("rx_packets"),
+        get("rx_bytes"),
+        get("tx_packets"),
+        get("tx_bytes"),
+    )
+}
+
+/// Peer addresses of the connections an `iperf3 -s` output accepted
+/// ("Accepted connection from X, port P"), one entry per test run.
+pub fn accepted_from(server_output: &str) -> Vec<String> {
+    server_output
+        .lines()
+        .filter_map(|l| {
+            l.split_once("Accepted connection from ")?
+                .1
+                .split(',')
+                .next()
+        })
+        .map(str::to_string)
+        .collect()
 }

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::conntrack::{ConntrackConfig as CtConfig, Timeouts};
 use crate::control::gateway::GatewayHandler;
 use crate::control::server::{Server, ServerConfig};
-use crate::dataplane::{netns, Dataplane, TunDevice};
+use crate::dataplane::{netns, Dataplane, Options, TunDevice};
 use crate::pipeline::engine::{Interface, Pipeline, PipelineConfig};
 use crate::route::RouteTable;
 use crate::ruleset::{Ruleset, TableKind};
@@ -37,6 +37,7 @@ The config file is TOML:
   control_socket = \"/run/tungate.sock\"
   log_level = \"info\"             # error|warn|info|debug|trace (RUST_LOG overrides)
   offload = true                 # false: plain frames, no vnet header / TSO
+  pin_workers = false            # pin worker N to CPU N
 
   [conntrack]                    # limits and timeouts (seconds), kernel defaults
   max = 262144
@@ -173,7 +174,6 @@ pub fn main(args: &[String]) -> ExitCode {
     match run(&cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("tungate: {e:#}");
             ExitCode::FAILURE
         }
@@ -187,6 +187,22 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
                 netns::netns_exists(ns),
                 "{}: key `interface[{i}].netns`: namespace {ns:?} does not exist (create it with `ip netns add {ns}`)",
                 cfg.file.display()
+            );
+        }
+    }
+    for ifc in &cfg.interfaces {
+        // TUNSETIFF on an existing multi-queue TUN would attach to it, and a
+        // move onto an existing name fails half-way: refuse both up front.
+        anyhow::ensure!(
+            !netns::link_exists(None, &ifc.name),
+            "device {:?} already exists in the gateway's namespace (another tungate running?)",
+            ifc.name
+        );
+        if let Some(ns) = &ifc.netns {
+            anyhow::ensure!(
+                !netns::link_exists(Some(ns), &ifc.name),
+                "device {:?} already exists in namespace {ns:?}",
+                ifc.name
             );
         }
     }
@@ -223,7 +239,13 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
         netns::configure(ifc)?;
         tracing::info!(device = %ifc.name, netns = ifc.netns.as_deref().unwrap_or("-"), "device configured");
     }
-    let mut dp = Dataplane::start(devices, pipeline.clone())?;
+    let mut dp = Dataplane::start_with(
+        devices,
+        pipeline.clone(),
+        Options {
+            pin_workers: cfg.pin_workers,
+        },
+    )?;
 
     // The control socket: iptables, iptables-save, iptables-restore,
     // conntrack and stats against the live gateway.
@@ -266,19 +288,29 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
                 break;
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                pipeline
-                    .conntrack()
-                    .gc(Timestamp::now_monotonic(), gc_budget);
+                pipeline.maintain(Timestamp::now_monotonic(), gc_budget);
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         if let Err(f) = dp.check() {
-            // Devices are removed when `dp` drops (queues closed).
+            drop(dp);
+            remove_devices(cfg);
             return Err(anyhow::anyhow!("{f}"));
         }
     }
     let stats = dp.stats();
-    dp.shutdown().map_err(|f| anyhow::anyhow!("{f}"))?;
+    let stopped = dp.shutdown();
+    remove_devices(cfg);
+    stopped.map_err(|f| anyhow::anyhow!("{f}"))?;
     tracing::info!("stopped; devices removed\n{stats}");
     Ok(())
+}
+
+/// Deletes every configured device (already-gone ones are fine).
+fn remove_devices(cfg: &Config) {
+    for ifc in &cfg.interfaces {
+        if let Err(e) = netns::remove(ifc) {
+            tracing::warn!(device = %ifc.name, "{e:#}");
+        }
+    }
 }

@@ -9,6 +9,8 @@
 //! ruleset = "rules.v4"             # iptables-restore file, relative to this file
 //! control_socket = "/run/tungate.sock"
 //! log_level = "info"               # error | warn | info | debug | trace
+//! offload = true                   # vnet header + TSO (false: plain frames)
+//! pin_workers = false              # pin worker N to CPU N
 //!
 //! [conntrack]
 //! max = 262144
@@ -177,6 +179,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Disable IFF_VNET_HDR/TSO (plain frames); for measurement and old kernels.
     pub offload: bool,
+    /// Pin worker `w` to CPU `w % cores` (sched_setaffinity).
+    pub pin_workers: bool,
 }
 
 #[derive(Deserialize)]
@@ -187,6 +191,7 @@ struct RawConfig {
     control_socket: Option<String>,
     log_level: Option<String>,
     offload: Option<bool>,
+    pin_workers: Option<bool>,
     #[serde(default)]
     conntrack: ConntrackConfig,
     #[serde(default, rename = "interface")]
@@ -381,6 +386,7 @@ impl Config {
             interfaces,
             routes,
             offload: raw.offload.unwrap_or(true),
+            pin_workers: raw.pin_workers.unwrap_or(false),
         })
     }
 }
@@ -429,6 +435,7 @@ interface = "tg-s"
         assert_eq!(c.conntrack.max, 1000);
         assert_eq!(c.conntrack.udp_timeout, 30);
         assert!(c.offload);
+        assert!(!c.pin_workers);
     }
 
     #[test]

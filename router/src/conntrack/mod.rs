@@ -1,27 +1,45 @@
 //! Connection tracking: tuples, directions, states, the TCP/UDP/ICMP/generic
-//! protocol trackers and the sharded connection table shared by all workers.
+//! protocol trackers, the sharded connection table shared by all workers, and
+//! IPv4 reassembly ([`defrag`]).
 //!
 //! # Per-packet protocol with the pipeline (netfilter's unconfirmed -> confirmed)
 //!
 //! ```text
-//! let key = conntrack::classify(packet)?;             // parse, no allocation
-//! match key {
-//!   PacketKey::Flow { tuple, tcp_flags } => match table.lookup(&tuple, now) {
-//!     Some(conn) => { let st = conn.update(tcp_flags, len, now); ... }      // known flow
-//!     None => { let mut nc = table.new_conn(&tuple, tcp_flags, len, now)?; // NEW, unconfirmed
-//!               // nat table: nat::setup(&table, &mut nc, &range, Manip::Dst, rng, now)
-//!               // ... at the end of POSTROUTING:
-//!               let c = table.confirm(&nc, now)?; }                        // clash-resolved
-//!   },
-//!   PacketKey::IcmpError { embedded } => table.lookup_related(&embedded, now) // RELATED
-//!   PacketKey::Untrackable => INVALID
+//! // PREROUTING (or OUTPUT), after raw, unless NOTRACK (ctstate UNTRACKED):
+//! //   reassemble first: defrag.process(pkt, now) -> NotFragment | Held | Complete
+//! let key = conntrack::classify(pkt)?;                 // Err only for a bad IP header
+//! match table.track(&key, pkt.len() as u32, now) {     // no allocation
+//!     Tracked::Known { conn, state } => {              // state: NEW (no reply yet) / ESTABLISHED
+//!         // rules read conn.status(), conn.mark(), conn.tuple(Dir::..), conn.dir()
+//!         // PREROUTING/OUTPUT:   nat::translate(pkt, partial, &conn.nat_target(), Manip::Dst)
+//!         // POSTROUTING/INPUT:   nat::translate(pkt, partial, &conn.nat_target(), Manip::Src)
+//!     }
+//!     Tracked::Related(conn) => { /* RELATED; same two translate calls (ICMP error aware) */ }
+//!     Tracked::New(mut nc) => {                        // ctstate NEW, unconfirmed
+//!         // nat PREROUTING/OUTPUT rule DNAT/REDIRECT:
+//!         //   nat::setup(&table, &mut nc, &range, Manip::Dst, &mut rng, now)?;
+//!         //   nat::translate(pkt, partial, &nc.nat_target(), Manip::Dst);
+//!         // nat POSTROUTING/INPUT rule SNAT/MASQUERADE: the same with Manip::Src
+//!         // CONNMARK --set-mark: nc.mark = ..
+//!         // end of POSTROUTING (or INPUT for local delivery):
+//!         match table.confirm(&nc, now) {
+//!             Ok(c) if c.clash == Some(ClashKind::Retranslate) =>
+//!                 nat::translate_both(pkt, partial, &c.conn.nat_target()),  // lost a race
+//!             Ok(_) => ..., // deliver
+//!             Err(ConfirmError::Full) => Drop(ConntrackFull),
+//!             Err(ConfirmError::ReplyTaken) => Drop(NatExhausted),
+//!         }
+//!     }
+//!     Tracked::Invalid => { /* ctstate INVALID, no entry */ }
 //! }
 //! ```
-//! Rule matching reads `ctstate`, `status`, `mark`, the tuples; NAT is applied
-//! with `nat::translate(packet, partial, &conn.nat_target(), Manip::Dst|Src)`.
+//! `partial` is `VnetHdr::needs_csum()`. The dataplane should also call
+//! [`ConnTable::gc`] now and then when idle (confirm already sweeps a few
+//! slots per new flow), so idle tables still shrink.
 //!
-//! The table design (sharded map from both tuples to a slab slot, lazy and
-//! incremental expiry, early drop) is described in [`table`].
+//! The table design (sharded map from both tuples to a slab slot of
+//! atomics, lazy and incremental expiry, early drop, clash resolution) is
+//! described in [`table`]; the TCP tracker in [`tcp`].
 #![forbid(unsafe_code)]
 
 pub mod defrag;
@@ -37,8 +55,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 pub use table::{
-    ClashKind, ConfirmError, Confirmed, ConnRef, ConnSnapshot, ConnTable, CtEvent, EventKind,
-    NewConn, Stats, StatsSnapshot, Tracked,
+    ClashKind, ConfirmError, Confirmed, ConnRef, ConnSnapshot, ConnTable, ConntrackLine, CtEvent,
+    EventKind, EventLine, NewConn, Stats, StatsSnapshot, Tracked,
 };
 pub use tcp::TcpState;
 
@@ -46,6 +64,8 @@ pub use tcp::TcpState;
 pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
+/// UDP-Lite (RFC 3828): ports like UDP, a checksum that is never optional.
+pub const PROTO_UDPLITE: u8 = 136;
 
 /// A connection tuple (`nf_conntrack_tuple`, IPv4 part).
 ///
@@ -148,7 +168,10 @@ impl Tuple {
 
     /// True if the protocol has ports (or an ICMP id) NAT can change.
     pub fn has_ports(&self) -> bool {
-        matches!(self.proto, PROTO_TCP | PROTO_UDP | PROTO_ICMP)
+        matches!(
+            self.proto,
+            PROTO_TCP | PROTO_UDP | PROTO_UDPLITE | PROTO_ICMP
+        )
     }
 
     /// Two words: `src << 32 | dst`, `sport << 24 | dport << 8 | proto`.
@@ -175,7 +198,9 @@ impl fmt::Display for Tuple {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "src={} dst={}", self.src, self.dst)?;
         match self.proto {
-            PROTO_TCP | PROTO_UDP => write!(f, " sport={} dport={}", self.sport, self.dport),
+            PROTO_TCP | PROTO_UDP | PROTO_UDPLITE => {
+                write!(f, " sport={} dport={}", self.sport, self.dport)
+            }
             PROTO_ICMP => write!(
                 f,
                 " type={} code={} id={}",
@@ -301,7 +326,55 @@ impl Default for Timeouts {
     }
 }
 
+/// A timeout name that [`Timeouts::set`] does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown conntrack timeout `{0}`; expected one of: {names}", names = Timeouts::NAMES.join(", "))]
+pub struct UnknownTimeout(pub String);
+
 impl Timeouts {
+    /// The settable names: the kernel's sysctls without the
+    /// `net.netfilter.nf_conntrack_` prefix.
+    pub const NAMES: [&'static str; 12] = [
+        "tcp_timeout_syn_sent",
+        "tcp_timeout_syn_recv",
+        "tcp_timeout_established",
+        "tcp_timeout_fin_wait",
+        "tcp_timeout_close_wait",
+        "tcp_timeout_last_ack",
+        "tcp_timeout_time_wait",
+        "tcp_timeout_close",
+        "udp_timeout",
+        "udp_timeout_stream",
+        "icmp_timeout",
+        "generic_timeout",
+    ];
+
+    /// Sets one timeout by its sysctl name, with or without the
+    /// `net.netfilter.nf_conntrack_` prefix (`udp_timeout_stream`, ...).
+    pub fn set(&mut self, name: &str, secs: u64) -> Result<(), UnknownTimeout> {
+        let short = name
+            .strip_prefix("net.netfilter.nf_conntrack_")
+            .unwrap_or(name);
+        let d = Duration::from_secs(secs);
+        let slot = match short {
+            "tcp_timeout_syn_sent" => &mut self.tcp_syn_sent,
+            "tcp_timeout_syn_recv" => &mut self.tcp_syn_recv,
+            "tcp_timeout_established" => &mut self.tcp_established,
+            "tcp_timeout_fin_wait" => &mut self.tcp_fin_wait,
+            "tcp_timeout_close_wait" => &mut self.tcp_close_wait,
+            "tcp_timeout_last_ack" => &mut self.tcp_last_ack,
+            "tcp_timeout_time_wait" => &mut self.tcp_time_wait,
+            "tcp_timeout_close" => &mut self.tcp_close,
+            "udp_timeout" => &mut self.udp_unreplied,
+            "udp_timeout_stream" => &mut self.udp_stream,
+            "icmp_timeout" => &mut self.icmp,
+            "generic_timeout" => &mut self.generic,
+            _ => return Err(UnknownTimeout(name.to_string())),
+        };
+        *slot = d;
+        Ok(())
+    }
+
     pub fn tcp(&self, st: TcpState) -> Duration {
         match st {
             TcpState::None | TcpState::SynSent | TcpState::SynSent2 => self.tcp_syn_sent,

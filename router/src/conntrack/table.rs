@@ -1,6 +1,14 @@
 //! The connection table shared by all worker threads.
 //!
 //! # Layout
+//! Why dashmap plus a slab, measured with `examples/ct_bench.rs` (release,
+//! this 2-core EPYC VM): lookup+update 29 M/s on one core at 1k entries and
+//! 46 M/s total with two workers on disjoint flows (the shard locks do not
+//! serialize them); 184 accounted / ~195 RSS bytes per entry at 1M entries,
+//! where `Arc`-per-entry values would cost an estimated ~260 (not measured:
+//! two 32-byte map slots at the same load, plus the Arc header and
+//! allocator rounding of a ~110-byte entry).
+//!
 //! - Entries live in a **slab** of fixed-size slots (`Slot`, 96 bytes, all
 //!   fields atomics so readers need no lock), allocated lazily in chunks of
 //!   4096 up to `max_entries`; freed slots go on a free list. Entry memory is
@@ -8,8 +16,10 @@
 //! - A **sharded hash map** (`dashmap`, one `RwLock` per shard) maps *both*
 //!   tuples of a connection to `slot << 1 | direction` (20-byte map entries),
 //!   so an ORIGINAL and a REPLY packet find the same slot. The hasher is a
-//!   keyed multiply-xorshift over the packed tuple (two `u64` words): SipHash
-//!   cost more than the rest of a lookup together.
+//!   keyed multiply-xorshift over the packed tuple (two `u64` words), with a
+//!   random key per table against collision flooding; std's SipHash made a
+//!   map lookup 10-30 % slower (`examples/ct_bench.rs`: 20-27 M gets/s vs
+//!   28-30 M/s for 1000 tuples, on this shared 2-core machine).
 //! - A lookup is: hash, shard read lock, probe, copy out a `u32`, unlock, then
 //!   atomic loads from the slot (a generation/live word guards against slot
 //!   reuse: the slot's tuple must still equal the key). No allocation.
@@ -40,7 +50,9 @@
 #![forbid(unsafe_code)]
 
 use super::tcp::{self, TcpBits, TcpState, TcpVerdict};
-use super::{ConntrackConfig, CtState, Dir, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use super::{
+    ConntrackConfig, CtState, Dir, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
+};
 use crate::clock::Timestamp;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
@@ -52,6 +64,11 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 const CHUNK: usize = 4096;
+/// `Slot::gen_live` bits: live, busy (being confirmed: visible to lookups,
+/// not yet killable), generation above.
+const LIVE: u32 = 1;
+const BUSY: u32 = 2;
+const GEN_SHIFT: u32 = 2;
 /// Slots examined by early drop (the kernel looks at 8 buckets' chains).
 pub const EARLY_DROP_SCAN: usize = 64;
 
@@ -109,13 +126,14 @@ impl BuildHasher for TupleHashBuilder {
 /// One connection; every field is an atomic so workers read without locks.
 #[derive(Default)]
 struct Slot {
-    /// `generation << 1 | live`.
+    /// `generation << GEN_SHIFT | BUSY? | LIVE?`.
     gen_live: AtomicU32,
     /// ORIGINAL tuple (two words), REPLY tuple (two words); see `Tuple::pack`.
     tuples: [AtomicU64; 4],
     status: AtomicU32,
-    /// TCP: `TcpBits`. UDP: second (of `Timestamp`) after which a replied
-    /// flow counts as a stream (the kernel's `stream_ts`, creation + 2 s).
+    /// TCP: `TcpBits`. UDP: millisecond (of `Timestamp`, wrapping) after
+    /// which a replied flow counts as a stream (the kernel's `stream_ts`,
+    /// creation + 2 s).
     proto: AtomicU32,
     /// Expiry deadline, `Timestamp` nanoseconds.
     deadline: AtomicU64,
@@ -144,7 +162,7 @@ pub struct NewConn {
     /// Starts as `orig.inverse()`; NAT setup changes it.
     pub reply: Tuple,
     pub status: Status,
-    /// Protocol state word (TCP: `TcpBits`; UDP: stream second).
+    /// Protocol state word (TCP: `TcpBits`; UDP: stream millisecond).
     pub proto_state: u32,
     pub mark: u32,
     /// Size of the first packet (counted in ORIGINAL at confirm).
@@ -240,7 +258,12 @@ impl ConnSnapshot {
     /// One `conntrack -L` line. `acct`: print packet/byte counters
     /// (`nf_conntrack_acct=1`).
     pub fn display(&self, now: Timestamp, acct: bool) -> ConntrackLine<'_> {
-        ConntrackLine { s: self, now, acct }
+        ConntrackLine {
+            s: self,
+            now,
+            acct,
+            event: false,
+        }
     }
 }
 
@@ -249,6 +272,8 @@ pub struct ConntrackLine<'a> {
     s: &'a ConnSnapshot,
     now: Timestamp,
     acct: bool,
+    /// `conntrack -E` body: no `use=`, `mark=` only when set.
+    event: bool,
 }
 
 impl fmt::Display for ConntrackLine<'_> {
@@ -257,6 +282,7 @@ impl fmt::Display for ConntrackLine<'_> {
         let name = match s.orig.proto {
             PROTO_TCP => "tcp",
             PROTO_UDP => "udp",
+            PROTO_UDPLITE => "udplite",
             PROTO_ICMP => "icmp",
             _ => "unknown",
         };
@@ -284,7 +310,45 @@ impl fmt::Display for ConntrackLine<'_> {
         if s.status.assured() {
             write!(f, "[ASSURED] ")?;
         }
+        if self.event {
+            if s.mark != 0 {
+                write!(f, "mark={} ", s.mark)?;
+            }
+            return Ok(());
+        }
         write!(f, "mark={} use=1", s.mark)
+    }
+}
+
+impl CtEvent {
+    /// One `conntrack -E` line (as conntrack-tools 1.4.7 prints them):
+    /// `    [NEW] tcp      6 120 SYN_SENT src=... [UNREPLIED] src=...`.
+    pub fn display(&self, now: Timestamp) -> EventLine<'_> {
+        EventLine { e: self, now }
+    }
+}
+
+/// Formatter returned by [`CtEvent::display`].
+pub struct EventLine<'a> {
+    e: &'a CtEvent,
+    now: Timestamp,
+}
+
+impl fmt::Display for EventLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tag = match self.e.kind {
+            EventKind::New => "[NEW]",
+            EventKind::Update => "[UPDATE]",
+            EventKind::Destroy => "[DESTROY]",
+        };
+        let body = ConntrackLine {
+            s: &self.e.conn,
+            now: self.now,
+            acct: false,
+            event: true,
+        };
+        let text = body.to_string();
+        write!(f, "{tag:>9} {}", text.trim_end())
     }
 }
 
@@ -311,15 +375,37 @@ enum KillReason {
     Reopen,
 }
 
+/// Key of the by-source index: original source address, port, protocol.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct SrcKey(u64);
+
+impl SrcKey {
+    fn of(t: &Tuple) -> SrcKey {
+        SrcKey((u32::from(t.src) as u64) << 32 | (t.sport as u64) << 8 | t.proto as u64)
+    }
+}
+
+impl std::hash::Hash for SrcKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+    }
+}
+
 /// The shared connection table.
 pub struct ConnTable {
     cfg: ConntrackConfig,
     map: DashMap<Tuple, u32, TupleHashBuilder>,
+    /// Source-NATed connections by original source (address, port, proto):
+    /// the kernel's `nf_nat_bysource`, for `find_appropriate_src`.
+    bysrc: DashMap<SrcKey, u32, TupleHashBuilder>,
     chunks: Box<[OnceLock<Box<[Slot]>>]>,
     capacity: u32,
     /// Slots ever handed out (bump allocator high-water mark).
     high: AtomicU32,
-    free: Mutex<Vec<u32>>,
+    /// Freed slots, reused oldest first (FIFO) so a slot that was just
+    /// freed is the last to be handed out again: a worker still holding a
+    /// handle to its previous tenant finds it dead, not reused.
+    free: Mutex<VecDeque<u32>>,
     count: AtomicUsize,
     next_id: AtomicU32,
     gc_cursor: AtomicUsize,
@@ -363,7 +449,7 @@ impl<'a> ConnRef<'a> {
         self.table.slot(self.idx)
     }
     fn alive(&self) -> bool {
-        self.slot().gen_live.load(Acquire) == self.gen << 1 | 1
+        self.slot().gen_live.load(Acquire) & !BUSY == self.gen << GEN_SHIFT | LIVE
     }
     /// Direction of the packet that found this entry.
     pub fn dir(&self) -> Dir {
@@ -430,16 +516,24 @@ impl<'a> ConnRef<'a> {
     /// Feeds one packet (in `self.dir()`) to the protocol tracker: updates
     /// state, SEEN_REPLY/ASSURED, counters and the timeout. Returns the
     /// packet's ctstate; `Invalid` leaves the entry untouched (no counters),
-    /// as the kernel does. `New` after a TCP reopen: the old entry is gone
-    /// and the caller must treat the packet as a new connection.
+    /// as the kernel does. `New` with the entry gone (TCP reopen, or deleted
+    /// meanwhile): the caller must treat the packet as a new connection
+    /// ([`ConnTable::track`] does).
     pub fn update(&self, tcp_flags: u8, len: u32, now: Timestamp) -> CtState {
         let t = self.table;
         let s = self.slot();
+        if !self.alive() {
+            // Deleted (and maybe reused) since the lookup: a new connection.
+            // (A deletion racing with the rest of this call can still credit
+            // one packet to the slot's next tenant: the window is a few
+            // instructions and the kernel's refcount is what closes it.)
+            return CtState::New;
+        }
         let reply = self.dir == Dir::Reply;
         let proto = self.orig().proto;
         let to = &t.cfg.timeouts;
         let mut changed = false;
-        let timeout: Duration;
+        let mut timeout: Duration;
         match proto {
             PROTO_TCP => {
                 let mut cur = s.proto.load(Relaxed);
@@ -453,16 +547,39 @@ impl<'a> ConnRef<'a> {
                             t.kill(self.idx, self.gen, KillReason::Reopen);
                             return CtState::New;
                         }
+                        TcpVerdict::Ignored(nb) => {
+                            if nb.0 != cur
+                                && s.proto
+                                    .compare_exchange_weak(cur, nb.0, AcqRel, Relaxed)
+                                    .is_err()
+                            {
+                                cur = s.proto.load(Relaxed);
+                                continue;
+                            }
+                            if reply && s.status.load(Relaxed) & Status::SEEN_REPLY == 0 {
+                                s.status.fetch_or(Status::SEEN_REPLY, Relaxed);
+                            }
+                            return self.ctstate_after(reply);
+                        }
                         TcpVerdict::Ok(nb) => {
-                            match s.proto.compare_exchange_weak(cur, nb.0, AcqRel, Relaxed) {
+                            // Same bits (bulk data one way): no write needed.
+                            let cas = if nb.0 == cur {
+                                Ok(cur)
+                            } else {
+                                s.proto.compare_exchange_weak(cur, nb.0, AcqRel, Relaxed)
+                            };
+                            match cas {
                                 Ok(_) => {
                                     let (old, new) = (TcpBits(cur).state(), nb.state());
                                     changed = old != new;
-                                    timeout = if tcp::index(tcp_flags) == tcp::Index::Rst {
-                                        to.tcp_close
-                                    } else {
-                                        to.tcp(new)
-                                    };
+                                    let rst = tcp::index(tcp_flags) == tcp::Index::Rst;
+                                    timeout = if rst { to.tcp_close } else { to.tcp(new) };
+                                    if rst && !Status(s.status.load(Relaxed)).seen_reply() {
+                                        // "If only reply is a RST ... delete the conntrack
+                                        // immediately": expire it now; the next lookup or
+                                        // the sweep removes it (this packet still uses it).
+                                        timeout = Duration::ZERO;
+                                    }
                                     // ASSURED after a valid ACK moves SYN_RECV (or a
                                     // picked-up flow's answer) to ESTABLISHED.
                                     let st = Status(s.status.load(Relaxed));
@@ -482,11 +599,17 @@ impl<'a> ConnRef<'a> {
                     }
                 }
             }
-            PROTO_UDP => {
+            PROTO_UDP | PROTO_UDPLITE => {
+                // As udp_packet: SEEN_REPLY is the status *before* this packet
+                // (the core sets it afterwards), so the first reply still
+                // gets the unreplied timeout.
                 let st = Status(s.status.load(Relaxed));
-                if st.seen_reply() || reply {
-                    let stream_at = s.proto.load(Relaxed) as u64;
-                    if now.as_secs() >= stream_at {
+                if st.seen_reply() {
+                    // time_after(now, stream_ts) on a wrapping millisecond
+                    // clock; an ASSURED flow already is a stream.
+                    let stream_at = s.proto.load(Relaxed);
+                    let now_ms = (now.as_nanos() / 1_000_000) as u32;
+                    if st.assured() || (now_ms.wrapping_sub(stream_at) as i32) > 0 {
                         timeout = to.udp_stream;
                         if !st.assured() && !st.has(Status::NAT_CLASH) {
                             s.status.fetch_or(Status::ASSURED, Relaxed);
@@ -500,16 +623,15 @@ impl<'a> ConnRef<'a> {
                 }
             }
             PROTO_ICMP => timeout = to.icmp,
-            _ => {
-                timeout = to.generic;
-                // The generic tracker assures once both directions were seen.
-                let st = Status(s.status.load(Relaxed));
-                if (st.seen_reply() || reply) && !st.assured() {
-                    s.status.fetch_or(Status::ASSURED, Relaxed);
-                }
-            }
+            // generic_packet / icmp_packet only refresh the timeout (never ASSURED).
+            _ => timeout = to.generic,
         }
-        if reply && s.status.fetch_or(Status::SEEN_REPLY, Relaxed) & Status::SEEN_REPLY == 0 {
+        // Load first: an atomic read-modify-write on every reply packet would
+        // take the line exclusive even when the bit is long set.
+        if reply
+            && s.status.load(Relaxed) & Status::SEEN_REPLY == 0
+            && s.status.fetch_or(Status::SEEN_REPLY, Relaxed) & Status::SEEN_REPLY == 0
+        {
             changed = true;
         }
         let d = self.dir.index();
@@ -520,6 +642,14 @@ impl<'a> ConnRef<'a> {
             t.event(EventKind::Update, self.idx);
         }
         if reply || Status(s.status.load(Relaxed)).seen_reply() {
+            CtState::Established
+        } else {
+            CtState::New
+        }
+    }
+
+    fn ctstate_after(&self, reply: bool) -> CtState {
+        if reply || self.status().seen_reply() {
             CtState::Established
         } else {
             CtState::New
@@ -562,10 +692,11 @@ impl ConnTable {
             (cfg.event_queue > 0).then(|| Mutex::new(VecDeque::with_capacity(cfg.event_queue)));
         ConnTable {
             map: DashMap::with_hasher_and_shard_amount(hasher, shards),
+            bysrc: DashMap::with_hasher_and_shard_amount(hasher, shards),
             chunks: chunks.into_boxed_slice(),
             capacity: capacity as u32,
             high: AtomicU32::new(0),
-            free: Mutex::new(Vec::new()),
+            free: Mutex::new(VecDeque::new()),
             count: AtomicUsize::new(0),
             next_id: AtomicU32::new(1),
             gc_cursor: AtomicUsize::new(0),
@@ -615,6 +746,31 @@ impl ConnTable {
         &chunk[i % CHUNK]
     }
 
+    /// Bytes the table has allocated (slab chunks touched so far, the hash
+    /// map's buckets, the free list): an accounting, not a measurement; see
+    /// `examples/ct_bench.rs` for the RSS figure.
+    pub fn memory_usage(&self) -> usize {
+        let chunks = self.chunks.iter().filter(|c| c.get().is_some()).count();
+        let slab = chunks * CHUNK * std::mem::size_of::<Slot>();
+        // hashbrown: capacity = 7/8 of the (power of two) buckets; each bucket
+        // is one (key, value) pair plus one control byte.
+        let cap = self.map.capacity();
+        let buckets = cap * 8 / 7;
+        let pair = std::mem::size_of::<(Tuple, u32)>();
+        let map = buckets * (pair + 1);
+        let free = self
+            .free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .capacity()
+            * 4;
+        let bysrc = self.bysrc.capacity() * 8 / 7 * (std::mem::size_of::<(SrcKey, u32)>() + 1);
+        slab + map + bysrc + free + std::mem::size_of::<Self>()
+    }
+
+    /// Size of one slab slot (bytes).
+    pub const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
+
     /// Finds the entry one of whose tuples is `t`. An expired entry is
     /// removed on the spot and not returned.
     pub fn lookup(&self, t: &Tuple, now: Timestamp) -> Option<ConnRef<'_>> {
@@ -629,17 +785,17 @@ impl ConnTable {
         );
         let s = self.slot(idx);
         let gl = s.gen_live.load(Acquire);
-        if gl & 1 == 0 || s.tuple(dir) != *t {
+        if gl & LIVE == 0 || s.tuple(dir) != *t {
             return None;
         }
         if s.deadline.load(Relaxed) <= now.0 {
-            self.kill(idx, gl >> 1, KillReason::Expired);
+            self.kill(idx, gl >> GEN_SHIFT, KillReason::Expired);
             return None;
         }
         Some(ConnRef {
             table: self,
             idx,
-            gen: gl >> 1,
+            gen: gl >> GEN_SHIFT,
             dir,
         })
     }
@@ -652,8 +808,8 @@ impl ConnTable {
                 if let Some(conn) = self.lookup(&tuple, now) {
                     match conn.update(tcp_flags, len, now) {
                         CtState::Invalid => return Tracked::Invalid,
-                        state if conn.alive() => return Tracked::Known { conn, state },
-                        _ => {} // TCP reopen: the old entry is gone.
+                        CtState::New if !conn.alive() => {} // TCP reopen: the old entry is gone.
+                        state => return Tracked::Known { conn, state },
                     }
                 }
                 match self.new_conn(&tuple, tcp_flags, len, now) {
@@ -677,6 +833,27 @@ impl ConnTable {
         self.lookup(&inv, now)
     }
 
+    /// The kernel's `find_appropriate_src`: the translated source (address,
+    /// port) of a live source-NATed connection from the same original source
+    /// address, port and protocol, so a client keeps one mapping across
+    /// destinations (when free and in range; the caller checks).
+    pub fn find_src_mapping(
+        &self,
+        orig: &Tuple,
+        now: Timestamp,
+    ) -> Option<(std::net::Ipv4Addr, u16)> {
+        let idx = *self.bysrc.get(&SrcKey::of(orig))?;
+        let s = self.slot(idx);
+        let gl = s.gen_live.load(Acquire);
+        let o = s.tuple(Dir::Original);
+        if gl & LIVE == 0 || s.deadline.load(Relaxed) <= now.0 || SrcKey::of(&o) != SrcKey::of(orig)
+        {
+            return None;
+        }
+        let r = s.tuple(Dir::Reply);
+        Some((r.dst, r.dport))
+    }
+
     /// True if some live entry has `t` as one of its tuples (NAT's
     /// `nf_conntrack_tuple_taken`).
     pub fn tuple_taken(&self, t: &Tuple, now: Timestamp) -> bool {
@@ -696,7 +873,8 @@ impl ConnTable {
                     return None;
                 }
             },
-            PROTO_UDP => (now.as_secs() + 2) as u32,
+            // stream_ts: creation + 2 s, milliseconds (wrapping u32).
+            PROTO_UDP | PROTO_UDPLITE => ((now.as_nanos() / 1_000_000) as u32).wrapping_add(2000),
             PROTO_ICMP => {
                 use crate::wire::icmp::types::*;
                 if !matches!(
@@ -726,14 +904,19 @@ impl ConnTable {
         let to = &self.cfg.timeouts;
         match nc.orig.proto {
             PROTO_TCP => to.tcp(TcpBits(nc.proto_state).state()),
-            PROTO_UDP => to.udp_unreplied,
+            PROTO_UDP | PROTO_UDPLITE => to.udp_unreplied,
             PROTO_ICMP => to.icmp,
             _ => to.generic,
         }
     }
 
     fn alloc_slot(&self) -> Option<u32> {
-        if let Some(i) = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+        if let Some(i) = self
+            .free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+        {
             return Some(i);
         }
         let mut h = self.high.load(Relaxed);
@@ -752,11 +935,11 @@ impl ConnTable {
         let s = self.slot(idx);
         let gl = s.gen_live.load(Relaxed);
         s.gen_live
-            .store(((gl >> 1).wrapping_add(1) << 1) & !1, Release);
+            .store((gl >> GEN_SHIFT).wrapping_add(1) << GEN_SHIFT, Release);
         self.free
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(idx);
+            .push_back(idx);
     }
 
     /// Inserts the connection (both tuples) at the end of POSTROUTING.
@@ -766,9 +949,8 @@ impl ConnTable {
         if self.cfg.gc_budget > 0 {
             self.gc(now, self.cfg.gc_budget);
         }
-        if let Some(c) = self.lookup(&nc.orig, now) {
-            return Ok(self.resolve_clash(c, nc));
-        }
+        // No lookup of `nc.orig` first: the insert below detects a clash
+        // (rare) and saves a probe on every new flow.
         if self.count.load(Relaxed) >= self.cfg.max_entries && !self.early_drop(&nc.orig, now) {
             self.stats.insert_failed.fetch_add(1, Relaxed);
             return Err(ConfirmError::Full);
@@ -793,8 +975,10 @@ impl ConnTable {
         s.bytes[0].store(nc.len as u64, Relaxed);
         s.packets[1].store(0, Relaxed);
         s.bytes[1].store(0, Relaxed);
-        let gen = s.gen_live.load(Relaxed) >> 1;
-        s.gen_live.store(gen << 1 | 1, Release);
+        let gen = s.gen_live.load(Relaxed) >> GEN_SHIFT;
+        // Visible to lookups (clash detection) but not killable by a
+        // concurrent sweep or early drop until both tuples are in.
+        s.gen_live.store(gen << GEN_SHIFT | BUSY | LIVE, Release);
 
         // ORIGINAL tuple: the clash point.
         let mut tries = 0;
@@ -841,6 +1025,10 @@ impl ConnTable {
                 self.map.remove_if(&nc.reply, |_, v| *v == existing);
             }
         }
+        if nc.status.src_nat() {
+            self.bysrc.insert(SrcKey::of(&nc.orig), idx);
+        }
+        s.gen_live.store(gen << GEN_SHIFT | LIVE, Release);
         self.count.fetch_add(1, Relaxed);
         self.stats.inserted.fetch_add(1, Relaxed);
         self.event(EventKind::New, idx);
@@ -883,17 +1071,17 @@ impl ConnTable {
             let idx = ((start + k) % high) as u32;
             let s = self.slot(idx);
             let gl = s.gen_live.load(Acquire);
-            if gl & 1 == 0 {
+            if gl & LIVE == 0 || gl & BUSY != 0 {
                 continue;
             }
             if s.deadline.load(Relaxed) <= now.0 {
-                if self.kill(idx, gl >> 1, KillReason::Expired) {
+                if self.kill(idx, gl >> GEN_SHIFT, KillReason::Expired) {
                     return true;
                 }
                 continue;
             }
             if !Status(s.status.load(Relaxed)).assured()
-                && self.kill(idx, gl >> 1, KillReason::EarlyDrop)
+                && self.kill(idx, gl >> GEN_SHIFT, KillReason::EarlyDrop)
             {
                 return true;
             }
@@ -906,7 +1094,7 @@ impl ConnTable {
         let s = self.slot(idx);
         // Claim: live -> dying (generation kept, live bit cleared).
         if s.gen_live
-            .compare_exchange(gen << 1 | 1, gen << 1, AcqRel, Relaxed)
+            .compare_exchange(gen << GEN_SHIFT | LIVE, gen << GEN_SHIFT, AcqRel, Relaxed)
             .is_err()
         {
             return false;
@@ -915,6 +1103,9 @@ impl ConnTable {
         let (o, r) = (s.tuple(Dir::Original), s.tuple(Dir::Reply));
         self.map.remove_if(&o, |_, v| *v == idx << 1);
         self.map.remove_if(&r, |_, v| *v == idx << 1 | 1);
+        if Status(s.status.load(Relaxed)).src_nat() {
+            self.bysrc.remove_if(&SrcKey::of(&o), |_, v| *v == idx);
+        }
         if self.events.is_some() {
             let snap = self.snapshot_raw(s);
             self.push_event(CtEvent {
@@ -929,11 +1120,11 @@ impl ConnTable {
         }
         .fetch_add(1, Relaxed);
         self.count.fetch_sub(1, Relaxed);
-        s.gen_live.store(gen.wrapping_add(1) << 1, Release);
+        s.gen_live.store(gen.wrapping_add(1) << GEN_SHIFT, Release);
         self.free
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(idx);
+            .push_back(idx);
         true
     }
 
@@ -950,9 +1141,9 @@ impl ConnTable {
             let idx = ((start + k) % high) as u32;
             let s = self.slot(idx);
             let gl = s.gen_live.load(Acquire);
-            if gl & 1 == 1
+            if gl & LIVE != 0
                 && s.deadline.load(Relaxed) <= now.0
-                && self.kill(idx, gl >> 1, KillReason::Expired)
+                && self.kill(idx, gl >> GEN_SHIFT, KillReason::Expired)
             {
                 n += 1;
             }
@@ -1009,7 +1200,8 @@ impl ConnTable {
         let high = self.high.load(Acquire);
         for idx in 0..high {
             let s = self.slot(idx);
-            if s.gen_live.load(Acquire) & 1 == 1 && s.deadline.load(Relaxed) > now.0 {
+            if s.gen_live.load(Acquire) & (LIVE | BUSY) == LIVE && s.deadline.load(Relaxed) > now.0
+            {
                 f(&self.snapshot_raw(s));
             }
         }
@@ -1031,10 +1223,86 @@ impl ConnTable {
         for idx in 0..high {
             let s = self.slot(idx);
             let gl = s.gen_live.load(Acquire);
-            if gl & 1 == 1
+            if gl & (LIVE | BUSY) == LIVE
                 && pred(&self.snapshot_raw(s))
-                && self.kill(idx, gl >> 1, KillReason::Deleted)
+                && self.kill(idx, gl >> GEN_SHIFT, KillReason::Deleted)
             {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Consistency check for tests (call when no other thread is working):
+    /// live slots == `len()`, every live slot's two tuples map to it, the map
+    /// holds nothing else, free list + live == slots handed out, no slot twice.
+    #[cfg(test)]
+    pub(crate) fn check_invariants(&self) {
+        let high = self.high.load(Relaxed);
+        let free = self.free.lock().unwrap().clone();
+        let mut seen = vec![false; high as usize];
+        for &i in &free {
+            assert!(!seen[i as usize], "slot {i} twice in the free list");
+            seen[i as usize] = true;
+        }
+        let mut live = 0;
+        let mut self_inverse = 0;
+        for idx in 0..high {
+            let s = self.slot(idx);
+            let gl = s.gen_live.load(Relaxed);
+            assert_eq!(gl & BUSY, 0, "slot {idx} left busy");
+            if gl & LIVE != 0 {
+                assert!(!seen[idx as usize], "live slot {idx} in the free list");
+                live += 1;
+                assert_eq!(
+                    self.map.get(&s.tuple(Dir::Original)).map(|v| *v),
+                    Some(idx << 1)
+                );
+                if s.tuple(Dir::Reply) == s.tuple(Dir::Original) {
+                    // src == dst and sport == dport: one key serves both.
+                    self_inverse += 1;
+                } else {
+                    assert_eq!(
+                        self.map.get(&s.tuple(Dir::Reply)).map(|v| *v),
+                        Some(idx << 1 | 1)
+                    );
+                }
+            } else {
+                assert!(seen[idx as usize], "dead slot {idx} not in the free list");
+            }
+        }
+        assert_eq!(live, self.len());
+        assert_eq!(self.map.len(), 2 * live - self_inverse);
+        for e in self.bysrc.iter() {
+            let s = self.slot(*e.value());
+            assert!(
+                s.gen_live.load(Relaxed) & LIVE != 0,
+                "by-source entry of a dead slot"
+            );
+        }
+    }
+
+    /// Sets `mark = (mark & !mask) ^ value` on every entry for which `pred`
+    /// holds (`conntrack -U --mark value[/mask]`); returns how many.
+    pub fn set_mark_where(
+        &self,
+        value: u32,
+        mask: u32,
+        mut pred: impl FnMut(&ConnSnapshot) -> bool,
+    ) -> usize {
+        let high = self.high.load(Acquire);
+        let mut n = 0;
+        for idx in 0..high {
+            let s = self.slot(idx);
+            let gl = s.gen_live.load(Acquire);
+            if gl & (LIVE | BUSY) == LIVE && pred(&self.snapshot_raw(s)) {
+                let c = ConnRef {
+                    table: self,
+                    idx,
+                    gen: gl >> GEN_SHIFT,
+                    dir: Dir::Original,
+                };
+                c.set_mark((c.mark() & !mask) ^ value);
                 n += 1;
             }
         }

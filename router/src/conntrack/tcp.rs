@@ -194,6 +194,10 @@ impl TcpBits {
 pub enum TcpVerdict {
     /// Accepted; the new packed state (possibly unchanged).
     Ok(TcpBits),
+    /// sIG: let through without a state change; the kernel returns before
+    /// refreshing the timeout or the counters. Carries the updated
+    /// last-packet bits.
+    Ignored(TcpBits),
     /// INVALID: state unchanged, the packet has no conntrack entry.
     Invalid,
     /// A SYN in a closed (TIME_WAIT/CLOSE) connection that the kernel treats
@@ -211,7 +215,7 @@ pub fn track(bits: TcpBits, reply: bool, flags: u8) -> TcpVerdict {
     let idx = index(flags);
     match transition(reply, flags, old) {
         Transition::Invalid => TcpVerdict::Invalid,
-        Transition::Ignore => TcpVerdict::Ok(bits.with(old, idx, reply)),
+        Transition::Ignore => TcpVerdict::Ignored(bits.with(old, idx, reply)),
         Transition::To(new) => {
             if new == S::SynSent && old >= S::TimeWait && old != S::SynSent2 {
                 // RFC 1122 TIME-WAIT reopen (kernel: CLOSE_INIT seen in this
@@ -222,7 +226,7 @@ pub fn track(bits: TcpBits, reply: bool, flags: u8) -> TcpVerdict {
                 {
                     return TcpVerdict::Reopen;
                 }
-                return TcpVerdict::Ok(bits.with(old, idx, reply));
+                return TcpVerdict::Ignored(bits.with(old, idx, reply));
             }
             let mut b = bits.with(new, idx, reply);
             if old != new && new == S::FinWait {
@@ -256,7 +260,7 @@ mod tests {
         let mut b = new_state(steps[0].1, true).unwrap();
         for &(reply, fl) in &steps[1..] {
             match track(b, reply, fl) {
-                TcpVerdict::Ok(n) => b = n,
+                TcpVerdict::Ok(n) | TcpVerdict::Ignored(n) => b = n,
                 v => panic!("unexpected {v:?} in {:?}", b.state()),
             }
         }
@@ -304,7 +308,7 @@ mod tests {
         // ORIGINAL SYN-ACK in SYN_SENT is invalid; REPLY ACK there is ignored.
         let b = new_state(SYN, true).unwrap();
         assert_eq!(track(b, false, SYN | ACK), TcpVerdict::Invalid);
-        assert!(matches!(track(b, true, ACK), TcpVerdict::Ok(x) if x.state() == S::SynSent));
+        assert!(matches!(track(b, true, ACK), TcpVerdict::Ignored(x) if x.state() == S::SynSent));
         assert!(matches!(track(b, true, RST | ACK), TcpVerdict::Ok(x) if x.state() == S::Close));
     }
 }

@@ -39,20 +39,29 @@ pub fn call(
         args: args.to_vec(),
         stdin,
     };
-    proto::write_frame(&mut s, &req)?;
+    // A server that refuses the peer answers without reading the request;
+    // the write may then fail (EPIPE) while the answer is waiting: read it.
+    let sent = proto::write_frame(&mut s, &req);
+    let mut first = true;
     loop {
         match proto::read_frame::<_, Response>(&mut s) {
             Ok(Some(r)) => {
+                first = false;
                 on_response(&r);
                 if !r.more {
                     return Ok(r.status);
                 }
             }
             Ok(None) => {
+                sent?;
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "gateway closed the connection without an answer",
-                ))
+                ));
+            }
+            Err(e) if first => {
+                sent?;
+                return Err(io::Error::other(e.to_string()));
             }
             Err(e) => return Err(io::Error::other(e.to_string())),
         }

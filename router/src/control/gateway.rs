@@ -10,6 +10,7 @@
 //! survive every swap, as in the kernel.
 #![forbid(unsafe_code)]
 
+use super::conntrack_cli;
 use super::proto::{Request, Response, Tool};
 use super::server::Handler;
 use crate::clock::Timestamp;
@@ -163,11 +164,10 @@ impl GatewayHandler {
             None => text.to_string(),
         };
         let mut touched = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        // All or nothing: the restore works on the snapshot, a copy; a
+        // failure anywhere leaves the gateway's ruleset untouched.
         let mut rs = self.pipeline.ruleset().snapshot();
-        // All or nothing: the restore works on a copy; a failure anywhere
-        // leaves the gateway's ruleset untouched.
-        let mut work = rs.clone();
-        match syntax::restore(&mut work, &text, opts) {
+        match syntax::restore(&mut rs, &text, opts) {
             Ok(()) => {
                 if opts.test {
                     return Response::ok("");
@@ -177,7 +177,6 @@ impl GatewayHandler {
                         touched[table_index(t)] = true;
                     }
                 }
-                rs = work;
                 self.swap(rs);
                 Response::ok("")
             }
@@ -210,24 +209,41 @@ impl GatewayHandler {
         Response::ok(s)
     }
 
-    fn conntrack(&self, args: &[String]) -> Response {
-        let _ = args;
-        let now = Timestamp::now_monotonic();
-        let mut out = String::new();
-        for e in self.pipeline.conntrack().list(now) {
-            let _ = writeln!(out, "{}", e.display(now, false));
+    fn conntrack(&self, args: &[String], stream: &mut dyn FnMut(&Response) -> bool) -> Response {
+        let table = self.pipeline.conntrack();
+        let is_event = args.iter().any(|a| a == "-E" || a == "--event");
+        let out = if is_event {
+            // Streams until the client goes away (or -c/--count... as the
+            // real tool: the front end stops it with ^C).
+            let mut emit = |line: &str| stream(&Response::ok(format!("{line}\n")));
+            conntrack_cli::events(
+                table,
+                args,
+                &mut emit,
+                None,
+                std::time::Duration::from_millis(100),
+                &mut Timestamp::now_monotonic,
+            )
+        } else {
+            conntrack_cli::run(table, args, Timestamp::now_monotonic())
+        };
+        Response {
+            version: super::proto::VERSION,
+            status: out.status,
+            stdout: out.stdout,
+            stderr: out.stderr,
+            more: false,
         }
-        Response::ok(out)
     }
 }
 
 impl Handler for GatewayHandler {
-    fn handle(&self, req: &Request, _stream: &mut dyn FnMut(&Response) -> bool) -> Response {
+    fn handle(&self, req: &Request, stream: &mut dyn FnMut(&Response) -> bool) -> Response {
         match req.tool {
             Tool::Iptables => self.iptables(&req.args),
             Tool::IptablesSave => self.save(&req.args),
             Tool::IptablesRestore => self.restore(&req.args, req.stdin.as_deref()),
-            Tool::Conntrack => self.conntrack(&req.args),
+            Tool::Conntrack => self.conntrack(&req.args, stream),
             Tool::Stats => self.stats(),
         }
     }

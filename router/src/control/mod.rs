@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod conntrack_cli;
 pub mod gateway;
 pub mod proto;
 pub mod server;

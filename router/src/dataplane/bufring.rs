@@ -79,7 +79,9 @@ impl BufRing {
     fn push(&mut self, bid: u16) {
         let idx = usize::from(self.tail & self.mask);
         // SAFETY: idx < entries; the entry at the tail is not visible to the
-        // kernel until `publish` moves the tail past it.
+        // kernel until `publish` moves the tail past it. Entry 0's `resv`
+        // doubles as the ring tail, which the kernel reads; the setters below
+        // write only addr/len/bid, never `resv`, so there is no racing write.
         let e = unsafe { &mut *self.ring.add(idx) };
         e.set_addr(self.buf_ptr(bid) as u64);
         e.set_len(BUF_SIZE as u32);

@@ -36,9 +36,25 @@ pub struct StatsHandle {
 }
 
 impl StatsHandle {
+    /// All counters, summed over workers.
     pub fn snapshot(&self) -> Stats {
         Stats::collect(&self.names, &self.workers)
     }
+
+    /// One snapshot per worker (index = worker), e.g. to see queue balance.
+    pub fn per_worker(&self) -> Vec<Stats> {
+        self.workers
+            .iter()
+            .map(|w| Stats::collect(&self.names, std::slice::from_ref(w)))
+            .collect()
+    }
+}
+
+/// Tuning knobs of [`Dataplane::start_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Pin worker `w` to CPU `w % cores`.
+    pub pin_workers: bool,
 }
 
 /// Running workers over a set of devices.
@@ -70,6 +86,15 @@ impl Dataplane {
         devices: Vec<TunDevice>,
         processor: Arc<dyn Processor>,
     ) -> std::io::Result<Dataplane> {
+        Dataplane::start_with(devices, processor, Options::default())
+    }
+
+    /// [`Dataplane::start`] with options.
+    pub fn start_with(
+        devices: Vec<TunDevice>,
+        processor: Arc<dyn Processor>,
+        options: Options,
+    ) -> std::io::Result<Dataplane> {
         let nq = devices.first().map_or(0, |d| d.queues.len());
         if nq == 0 || devices.iter().any(|d| d.queues.len() != nq) {
             return Err(std::io::Error::other(
@@ -90,6 +115,7 @@ impl Dataplane {
                 processor: processor.clone(),
                 stats: st.clone(),
                 stop: stop.clone(),
+                pin_cpu: options.pin_workers.then_some(index),
             };
             let h = std::thread::Builder::new()
                 .name(format!("tg-worker-{index}"))

@@ -64,3 +64,31 @@ pub fn configure(ifc: &InterfaceConfig) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Deletes the device (wherever `ifc` put it). Closing every queue removes a
+/// non-persistent TUN too, but asynchronously when io_uring held the files;
+/// this makes the removal synchronous. A device already gone is not an error.
+pub fn remove(ifc: &InterfaceConfig) -> anyhow::Result<()> {
+    let mut a: Vec<&str> = Vec::new();
+    if let Some(ns) = &ifc.netns {
+        a.extend(["-n", ns.as_str()]);
+    }
+    a.extend(["link", "del", "dev", ifc.name.as_str()]);
+    match ip(&a) {
+        Err(e) if e.to_string().contains("Cannot find device") => Ok(()),
+        r => r,
+    }
+}
+
+/// Whether device `dev` exists in namespace `netns` (`None`: our own).
+pub fn link_exists(netns: Option<&str>, dev: &str) -> bool {
+    let mut c = Command::new("ip");
+    if let Some(ns) = netns {
+        c.args(["-n", ns]);
+    }
+    c.args(["link", "show", "dev", dev])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

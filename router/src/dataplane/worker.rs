@@ -93,10 +93,10 @@ struct Emitter<'a, 'r> {
 impl Emit for Emitter<'_, '_> {
     fn emit(&mut self, egress: IfIndex, packet: &[u8]) {
         let n = self.hdr_len + packet.len();
-        let Some(&fd) = self.fds.get(usize::from(egress.0)) else {
+        if usize::from(egress.0) >= self.fds.len() {
             self.stats.dropped(DropReason::TxError);
             return;
-        };
+        }
         if n > EMIT_SLOT_SIZE || self.pool.nfree == 0 {
             self.stats.dropped(DropReason::TxError);
             return;
@@ -107,7 +107,7 @@ impl Emit for Emitter<'_, '_> {
         let buf = &mut self.pool.mem[off..off + n];
         buf[..self.hdr_len].fill(0);
         buf[self.hdr_len..].copy_from_slice(packet);
-        let e = opcode::Write::new(types::Fd(fd), buf.as_ptr(), n as u32)
+        let e = opcode::Write::new(types::Fixed(u32::from(egress.0)), buf.as_ptr(), n as u32)
             .build()
             .user_data(ud(KIND_WRITE_EMIT, egress.0, slot));
         if let Err(err) = push(self.sq, self.submitter, &e) {
@@ -123,6 +123,8 @@ pub struct WorkerArgs {
     pub processor: Arc<dyn Processor>,
     pub stats: Arc<WorkerStats>,
     pub stop: Arc<AtomicBool>,
+    /// Pin this thread to CPU `n % cores`.
+    pub pin_cpu: Option<usize>,
 }
 
 fn build_ring() -> io::Result<IoUring> {
@@ -141,31 +143,50 @@ fn build_ring() -> io::Result<IoUring> {
 
 /// Runs until `stop` is set. Errors are fatal for the process.
 pub fn run(args: WorkerArgs) -> io::Result<()> {
+    if let Some(n) = args.pin_cpu {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let mut set = nix::sched::CpuSet::new();
+        set.set(n % cores).map_err(io::Error::from)?;
+        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+            .map_err(io::Error::from)?;
+    }
+    // Declared before the io_uring so that, also when unwinding from a
+    // panic, the ring is dropped first and the kernel is done with every
+    // buffer before it is freed (BufRing invariant).
+    let mut pool = EmitPool::new();
+    let mut rings = Vec::new();
     let mut ring = build_ring()?;
     let fds: Vec<RawFd> = args
         .devices
         .iter()
         .map(|d| d.queues[args.index].as_raw_fd())
         .collect();
-    let mut rings = Vec::with_capacity(fds.len());
+    // Registered files: index d is this worker's queue of device d (saves
+    // the fd table lookup and refcount on every read and write).
+    ring.submitter().register_files(&fds)?;
     for d in 0..fds.len() {
         rings.push(BufRing::new(&ring.submitter(), d as u16, BUFS_PER_QUEUE)?);
     }
-    let res = event_loop(&mut ring, &mut rings, &fds, &args);
+    let res = event_loop(&mut ring, &mut rings, &mut pool, &fds, &args);
+    // Cancel the multishot reads and drop the registered files now: ring
+    // teardown is asynchronous in the kernel, and while a request or the file
+    // table holds a queue, the device outlives our close().
+    let _ = ring.submitter().register_sync_cancel(
+        Some(types::Timespec::from(Duration::from_secs(1))),
+        types::CancelBuilder::any(),
+    );
+    let _ = ring.submitter().unregister_files();
     // The kernel may still fill ring buffers until the io_uring is gone:
     // close it before the buffers are freed (BufRing invariant).
     drop(ring);
     drop(rings);
+    drop(pool);
     res
 }
 
-fn arm_read(
-    sq: &mut SubmissionQueue<'_>,
-    submitter: &Submitter<'_>,
-    fd: RawFd,
-    dev: u16,
-) -> io::Result<()> {
-    let e = opcode::ReadMulti::new(types::Fd(fd), 0, dev)
+/// Arms the multishot read of device `dev` (registered file index `dev`).
+fn arm_read(sq: &mut SubmissionQueue<'_>, submitter: &Submitter<'_>, dev: u16) -> io::Result<()> {
+    let e = opcode::ReadMulti::new(types::Fixed(u32::from(dev)), 0, dev)
         .build()
         .user_data(ud(KIND_READ, dev, 0));
     push(sq, submitter, &e)
@@ -174,17 +195,17 @@ fn arm_read(
 fn event_loop(
     ring: &mut IoUring,
     rings: &mut [BufRing],
+    pool: &mut EmitPool,
     fds: &[RawFd],
     args: &WorkerArgs,
 ) -> io::Result<()> {
     let hdr_len = args.devices.first().map_or(0, |d| d.hdr_len());
     let stats = &*args.stats;
     let processor = &*args.processor;
-    let mut pool = EmitPool::new();
     let mut rearm = vec![false; fds.len()];
     let (submitter, mut sq, mut cq) = ring.split();
-    for (d, &fd) in fds.iter().enumerate() {
-        arm_read(&mut sq, &submitter, fd, d as u16)?;
+    for d in 0..fds.len() {
+        arm_read(&mut sq, &submitter, d as u16)?;
     }
     let ts = types::Timespec::from(Duration::from_millis(100));
     let wait = types::SubmitArgs::new().timespec(&ts);
@@ -253,7 +274,7 @@ fn event_loop(
                     let mut em = Emitter {
                         sq: &mut sq,
                         submitter: &submitter,
-                        pool: &mut pool,
+                        pool: &mut *pool,
                         fds,
                         hdr_len,
                         stats,
@@ -314,7 +335,7 @@ fn event_loop(
         for (d, flag) in rearm.iter_mut().enumerate() {
             if *flag {
                 *flag = false;
-                arm_read(&mut sq, &submitter, fds[d], d as u16)?;
+                arm_read(&mut sq, &submitter, d as u16)?;
             }
         }
     }

@@ -12,13 +12,15 @@
 //! and the L4 checksum, and keep a CHECKSUM_PARTIAL L4 field partial (it
 //! follows address changes, not port changes); see `wire::checksum`.
 //!
-//! Not implemented from nf_nat_core: `find_appropriate_src` (reusing the
-//! mapping of another connection from the same source) and
-//! `NF_NAT_RANGE_PROTO_OFFSET`.
+//! Not implemented from nf_nat_core: `NF_NAT_RANGE_PROTO_OFFSET`, zones.
+//! `find_appropriate_src` is: a source keeps its existing mapping across
+//! destinations when that mapping is in the range and free.
 #![forbid(unsafe_code)]
 
 use crate::clock::Timestamp;
-use crate::conntrack::{ConnTable, NewConn, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::conntrack::{
+    ConnTable, NewConn, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
+};
 use crate::wire::checksum::{update_addr, update_port};
 use crate::wire::{get_u16, icmp, set_u16, IcmpPacket, Ipv4Packet, WireError};
 use std::net::Ipv4Addr;
@@ -216,10 +218,9 @@ pub fn setup(
     now: Timestamp,
 ) -> Result<(), NatError> {
     let orig = nc.reply.inverse();
-    let used = |t: &Tuple| -> bool {
-        let r = t.inverse();
-        r != nc.reply && table.tuple_taken(&r, now)
-    };
+    // nf_nat_used_tuple: is the reply tuple this choice implies taken? (The
+    // unconfirmed connection itself is not in the table.)
+    let used = |t: &Tuple| -> bool { table.tuple_taken(&t.inverse(), now) };
     let done = |nc: &mut NewConn, t: Tuple| {
         nc.reply = t.inverse();
         let (bit, done) = match manip {
@@ -232,9 +233,23 @@ pub fn setup(
         }
     };
     let random_all = range.flags & flags::PROTO_RANDOM_ALL != 0;
-    if manip == Manip::Src && !random_all && in_range(&orig, range, manip) && !used(&orig) {
-        done(nc, orig);
-        return Ok(());
+    if manip == Manip::Src && !random_all {
+        // Try the original tuple first, else the mapping this source already
+        // has (find_appropriate_src), if it is in the range and free.
+        if in_range(&orig, range, manip) {
+            if !used(&orig) {
+                done(nc, orig);
+                return Ok(());
+            }
+        } else if let Some((addr, port)) = table.find_src_mapping(&orig, now) {
+            let mut t = orig;
+            t.src = addr;
+            t.sport = port;
+            if in_range(&t, range, manip) && !used(&t) {
+                done(nc, t);
+                return Ok(());
+            }
+        }
     }
     let mut t = orig;
     pick_addr(&mut t, range, manip);
@@ -252,7 +267,7 @@ pub fn setup(
     // nf_nat_l4proto_unique_tuple.
     let (min, size): (u32, u32);
     let icmp = t.proto == PROTO_ICMP;
-    if !matches!(t.proto, PROTO_TCP | PROTO_UDP | PROTO_ICMP) {
+    if !matches!(t.proto, PROTO_TCP | PROTO_UDP | PROTO_UDPLITE | PROTO_ICMP) {
         if used(&t) {
             return Err(NatError::Exhausted);
         }
@@ -286,7 +301,7 @@ pub fn setup(
     }
     // The kernel draws a u16 offset; a u32 one avoids the modulo bias that
     // makes the first ports of a 64512-port class twice as likely.
-    let mut off: u32 = if random_all || manip != Manip::Dst || icmp {
+    let mut off: u32 = if random_all || manip != Manip::Dst {
         rng.next_u32()
     } else {
         0
@@ -412,7 +427,7 @@ fn manip_pkt(buf: &mut [u8], partial: bool, target: &Tuple, manip: Manip, inner:
                 set_u16(l4, 16, c);
             }
         }
-        PROTO_UDP => {
+        PROTO_UDP | PROTO_UDPLITE => {
             if l4.len() < 8 {
                 return changed;
             }
@@ -422,7 +437,7 @@ fn manip_pkt(buf: &mut [u8], partial: bool, target: &Tuple, manip: Manip, inner:
                 changed = true;
             }
             let c = get_u16(l4, 6);
-            if c != 0 || partial {
+            if c != 0 || partial || proto == PROTO_UDPLITE {
                 let mut n = update_addr(c, old_addr, new_addr, partial);
                 n = update_port(n, old_port, new_port, partial);
                 if n == 0 && !partial {

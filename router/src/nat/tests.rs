@@ -539,8 +539,218 @@ fn confirm_race_delivers_both_packets_with_one_translation() {
                 "forced={forced} random_fully={random_fully}: {clashes} clashes in {ROUNDS} rounds"
             );
             assert_eq!(t.len(), ROUNDS as usize);
+            t.check_invariants();
             assert_eq!(t.stats().clash_resolved as usize, clashes);
             assert_eq!(t.stats().insert_failed, 0);
         }
     }
+}
+
+/// Real kernel packets (see `wire::testutil`): a SYN and a UDP datagram with
+/// CHECKSUM_PARTIAL fields, a kernel RST and a kernel ICMP port unreachable.
+#[test]
+fn real_captures_partial_rewrite_and_icmp_error() {
+    use crate::wire::testutil::{
+        finish_partial, to_partial, LO_ICMP_PORT_UNREACH, LO_TCP_RST_ACK, LO_TCP_SYN_PARTIAL,
+        LO_UDP_PARTIAL,
+    };
+    // The kernel-made packets verify as they are.
+    assert_checksums(&LO_TCP_RST_ACK);
+    assert_checksums(&LO_ICMP_PORT_UNREACH);
+    // The partial ones hold exactly the pseudo-header sum.
+    for p in [&LO_TCP_SYN_PARTIAL[..], &LO_UDP_PARTIAL[..]] {
+        let mut q = p.to_vec();
+        to_partial(&mut q);
+        assert_eq!(q, p);
+    }
+    // Rewrite both with partial=true: still the (new) pseudo-header sum,
+    // and completing it gives a checksum etherparse accepts.
+    for p in [&LO_TCP_SYN_PARTIAL[..], &LO_UDP_PARTIAL[..]] {
+        let mut q = p.to_vec();
+        let tu = tuple_of(&q);
+        let target = Tuple {
+            src: a("192.0.2.7"),
+            sport: 61000,
+            dst: a("10.9.8.7"),
+            dport: 8080,
+            ..tu
+        };
+        assert!(translate_both(&mut q, true, &target).unwrap());
+        assert_eq!(tuple_of(&q), target);
+        let mut expect = q.clone();
+        to_partial(&mut expect);
+        assert_eq!(q, expect);
+        finish_partial(&mut q);
+        assert_checksums(&q);
+    }
+    // The kernel's port unreachable is RELATED to the UDP flow and is
+    // translated back inside and out once the flow was DNATed.
+    let t = table();
+    let mut rng = Rng::new(1);
+    let udp = LO_UDP_PARTIAL.to_vec();
+    let key = classify(&udp).unwrap();
+    let Tracked::New(mut nc) = t.track(&key, udp.len() as u32, secs(1)) else {
+        panic!()
+    };
+    // Pretend the client sent to 10.96.0.10:53 and we DNATed to 127.0.0.1:9.
+    nc.orig = Tuple {
+        dst: a("10.96.0.10"),
+        dport: 53,
+        ..nc.orig
+    };
+    let r = NatRange::addr(a("127.0.0.1")).with_ports(9, 9);
+    setup(&t, &mut nc, &r, Manip::Dst, &mut rng, secs(1)).unwrap();
+    t.confirm(&nc, secs(1)).unwrap();
+    let mut err = LO_ICMP_PORT_UNREACH.to_vec();
+    assert_eq!(
+        pass(&t, &mut err, false, None, None, &mut rng, secs(1)),
+        CtState::Related
+    );
+    assert_checksums(&err);
+    let inner = crate::wire::Ipv4Packet::new_unchecked(&err[28..]);
+    assert!(inner.verify_checksum());
+    assert_eq!(inner.dst_addr(), a("10.96.0.10"));
+    assert_eq!(crate::wire::get_u16(&err[28..], 22), 53);
+}
+
+/// find_appropriate_src: a client whose port had to be changed keeps the
+/// same mapped port towards other destinations (endpoint-independent
+/// mapping), while a fresh client keeps its own port.
+#[test]
+fn snat_reuses_the_existing_mapping_of_a_source() {
+    let t = table();
+    let mut rng = Rng::new(21);
+    let masq = NatRange::masquerade(a("203.0.113.1"), None);
+    let mut go = |src: &str, dst: &str, sport: u16| {
+        let mut p = testutil::udp(src, dst, sport, 3478, b"stun");
+        pass(&t, &mut p, false, None, Some(masq), &mut rng, secs(1));
+        tuple_of(&p).sport
+    };
+    assert_eq!(go("10.0.0.1", "198.51.100.1", 5000), 5000);
+    let mapped = go("10.0.0.2", "198.51.100.1", 5000);
+    assert_ne!(mapped, 5000);
+    // Same client, another server: 5000 would be free there, but the
+    // existing mapping wins.
+    assert_eq!(go("10.0.0.2", "198.51.100.2", 5000), mapped);
+    assert_eq!(go("10.0.0.2", "198.51.100.3", 5000), mapped);
+    // A new client to that server keeps its port.
+    assert_eq!(go("10.0.0.3", "198.51.100.2", 5000), 5000);
+    t.check_invariants();
+    // Once the mapping's connections are gone, nothing is reused.
+    t.flush();
+    t.check_invariants();
+    assert_eq!(go("10.0.0.2", "198.51.100.2", 5000), 5000);
+}
+
+/// "A bad packet never panics": mutated and truncated versions of real and
+/// built packets go through every entry point that reads packet bytes.
+#[test]
+fn mutated_packets_never_panic() {
+    use crate::conntrack::defrag::{fragment, Defrag};
+    use crate::wire::testutil::{
+        LO_ICMP_PORT_UNREACH, LO_TCP_RST_ACK, LO_TCP_SYN_PARTIAL, LO_UDP_PARTIAL,
+    };
+    let seeds: Vec<Vec<u8>> = vec![
+        LO_TCP_SYN_PARTIAL.to_vec(),
+        LO_TCP_RST_ACK.to_vec(),
+        LO_UDP_PARTIAL.to_vec(),
+        LO_ICMP_PORT_UNREACH.to_vec(),
+        testutil::echo_request("10.0.0.1", "10.0.0.2", 1, 1),
+        testutil::icmp_error("10.0.0.9", "10.0.0.1", 11, 0, &LO_TCP_SYN_PARTIAL, true),
+        testutil::udp("10.0.0.1", "10.0.0.2", 1, 2, &[0u8; 3000]),
+    ];
+    let t = table();
+    let d = Defrag::default();
+    let mut rng = Rng::new(0xbad);
+    let target = Tuple::new(a("1.2.3.4"), a("5.6.7.8"), 6, 1, 2);
+    let mut out = Vec::new();
+    for round in 0..40_000u32 {
+        let mut p = seeds[round as usize % seeds.len()].clone();
+        let flips = 1 + rng.next_u32() % 4;
+        for _ in 0..flips {
+            let i = rng.next_u32() as usize % p.len();
+            p[i] ^= 1 << (rng.next_u32() % 8);
+        }
+        if rng.next_u32().is_multiple_of(3) {
+            let n = rng.next_u32() as usize % (p.len() + 1);
+            p.truncate(n);
+        }
+        let now = Timestamp::from_millis(round as u64);
+        let _ = crate::conntrack::classify(&p);
+        if let Ok(key) = crate::conntrack::classify(&p) {
+            if let Tracked::New(nc) = t.track(&key, p.len() as u32, now) {
+                let _ = t.confirm(&nc, now);
+            }
+        }
+        for partial in [false, true] {
+            let mut q = p.clone();
+            let _ = translate(&mut q, partial, &target, Manip::Src);
+            let _ = translate_both(&mut q, partial, &target);
+            let _ = crate::wire::tcp::clamp_mss(&mut q, 536, partial);
+        }
+        let _ = d.process(&p, now);
+        let _ = fragment(&p, 68 + (rng.next_u32() % 1500) as usize, |_| {});
+        let _ = crate::wire::build::icmp_error(&p, a("10.0.0.254"), (3, 3), 0, 1, &mut out);
+        let _ = crate::wire::build::tcp_reset(&p, &mut out);
+        let _ = crate::wire::build::echo_reply(&p, 1, &mut out);
+        if let Ok(ip) = crate::wire::Ipv4Packet::new_checked(&p[..]) {
+            let _ = ip.payload();
+            if let Ok(ic) = crate::wire::IcmpPacket::new_checked(ip.payload()) {
+                let _ = ic.embedded();
+            }
+        }
+    }
+    t.check_invariants();
+    let st = t.stats();
+    println!(
+        "mutated packets: {} inserted, {} invalid, defrag {:?}",
+        st.inserted,
+        st.invalid,
+        d.stats()
+    );
+    assert!(st.inserted > 100 && st.invalid > 100, "{st:?}");
+}
+
+/// UDP-Lite is tracked like UDP (ports, timeouts) and its checksum, never
+/// optional, follows the rewrite.
+#[test]
+fn udplite_is_natted_with_its_checksum() {
+    use crate::wire::checksum::{fold, pseudo_header_sum, sum};
+    let lite = |src: &str, dst: &str, sp: u16, dp: u16| {
+        let mut p = testutil::udp(src, dst, sp, dp, b"lite payload");
+        p[9] = 136;
+        p[24..26].copy_from_slice(&0u16.to_be_bytes()); // coverage 0 = whole datagram
+        p[26..28].copy_from_slice(&[0, 0]);
+        crate::wire::Ipv4Packet::new_unchecked(&mut p[..]).fill_checksum();
+        p
+    };
+    let verify = |p: &[u8]| {
+        let ip = crate::wire::Ipv4Packet::new_checked(p).unwrap();
+        assert!(ip.verify_checksum());
+        let ps = pseudo_header_sum(ip.src_addr(), ip.dst_addr(), 136, ip.payload().len() as u16);
+        assert_eq!(fold(sum(ip.payload(), ps)), 0xffff, "UDP-Lite checksum");
+    };
+    let mut p = lite("10.0.0.1", "198.51.100.7", 5000, 6000);
+    let c = !fold(sum(
+        &p[20..],
+        pseudo_header_sum(a("10.0.0.1"), a("198.51.100.7"), 136, 20),
+    ));
+    p[26..28].copy_from_slice(&c.to_be_bytes());
+    verify(&p);
+    let t = table();
+    let mut rng = Rng::new(2);
+    let masq = NatRange::masquerade(a("203.0.113.1"), None);
+    // Occupy the port so the SNAT changes it too.
+    let mut first = lite("10.0.0.2", "198.51.100.7", 5000, 6000);
+    pass(&t, &mut first, false, None, Some(masq), &mut rng, secs(1));
+    pass(&t, &mut p, false, None, Some(masq), &mut rng, secs(1));
+    let tu = tuple_of(&p);
+    assert_eq!((tu.src, tu.proto), (a("203.0.113.1"), 136));
+    assert_ne!(tu.sport, 5000);
+    verify(&p);
+    let s = t.list(secs(1));
+    assert!(s[1]
+        .display(secs(1), false)
+        .to_string()
+        .starts_with("udplite  136 30 "));
 }

@@ -22,9 +22,9 @@ use super::compile::CompiledRuleset;
 use super::eval::{
     CtInfo, Env, LazyCt, PacketFields, PacketMarks, RecentTables, TableVerdict, Walk,
 };
-use super::reply::{self, REPLY_BUF};
 use super::{DropReason, Emit, IfIndex, PacketCtx, Processor, Verdict};
 use crate::clock::Timestamp;
+use crate::conntrack::defrag::{self, Defrag, DefragConfig, DefragOutcome};
 use crate::conntrack::{
     self, ClashKind, ConfirmError, ConnRef, ConnTable, ConntrackConfig, CtState as Cs, Dir,
     NewConn, Status, Tracked, Tuple,
@@ -32,8 +32,8 @@ use crate::conntrack::{
 use crate::nat::{self, Manip, NatRange, Rng};
 use crate::route::{RouteResult, RouteTable};
 use crate::ruleset::{AddrTypes, CtState, Hook, LogTarget, RejectWith, Ruleset, TableKind, Target};
-use crate::wire::checksum;
 use crate::wire::vnet::VnetHdr;
+use crate::wire::{build, checksum, icmp};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -78,10 +78,9 @@ struct WorkerState {
     ip_id: u16,
     rules: Arc<CompiledRuleset>,
     generation: u64,
-    /// Scratch for ICMP errors and resets (REPLY_BUF bytes).
-    reply: Vec<u8>,
-    /// Echo replies can be as large as the request.
-    big: Vec<u8>,
+    /// Scratch for packets the gateway originates (ICMP errors, resets,
+    /// echo replies); reused, so the packet path does not allocate.
+    scratch: Vec<u8>,
 }
 
 /// Counters the pipeline keeps itself (drops of packets it originated, and
@@ -104,6 +103,8 @@ pub struct Pipeline {
     generation: AtomicU64,
     workers: Vec<Mutex<WorkerState>>,
     stats: PipelineStats,
+    /// IPv4 reassembly (shared; fragments are rare).
+    defrag: Defrag,
     /// icmp_global_allow: 1000 errors/s, burst 50 (credit in ns, last time).
     icmp_bucket: Mutex<(u64, u64)>,
 }
@@ -139,8 +140,7 @@ impl Pipeline {
                     ip_id: (seed as u16).wrapping_add(w as u16 * 7919),
                     rules: compiled.clone(),
                     generation: 1,
-                    reply: vec![0u8; REPLY_BUF],
-                    big: Vec::new(),
+                    scratch: Vec::with_capacity(2048),
                 })
             })
             .collect();
@@ -154,6 +154,7 @@ impl Pipeline {
             workers: ws,
 
             stats: PipelineStats::default(),
+            defrag: Defrag::new(DefragConfig::default()),
             icmp_bucket: Mutex::new((ICMP_BURST * 1_000_000_000 / ICMP_PER_SEC, 0)),
         }
     }
@@ -165,6 +166,14 @@ impl Pipeline {
         let mut g = self.rules.write().unwrap_or_else(|e| e.into_inner());
         *g = Arc::new(compiled);
         self.generation.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Periodic housekeeping, from the I/O edge's timer: sweeps `budget`
+    /// conntrack slots for expired entries and drops expired fragment
+    /// queues. Returns the entries removed.
+    pub fn maintain(&self, now: Timestamp, budget: usize) -> usize {
+        self.defrag.expire(now);
+        self.conntrack.gc(now, budget)
     }
 
     /// The ruleset in force.
@@ -328,14 +337,18 @@ fn nat_bits(s: Status) -> u16 {
     b
 }
 
-fn known_info(conn: &ConnRef<'_>, state: Cs, now: Timestamp) -> CtInfo {
-    let st = match state {
+fn cs_bits(state: Cs) -> CtState {
+    match state {
         Cs::New => CtState::NEW,
         Cs::Established => CtState::ESTABLISHED,
         Cs::Related => CtState::RELATED,
         Cs::Invalid => CtState::INVALID,
         Cs::Untracked => CtState::UNTRACKED,
-    };
+    }
+}
+
+fn known_info(conn: &ConnRef<'_>, state: Cs, now: Timestamp) -> CtInfo {
+    let st = cs_bits(state);
     let status = conn.status();
     CtInfo {
         state: CtState(st.0 | nat_bits(status)),
@@ -349,6 +362,18 @@ fn known_info(conn: &ConnRef<'_>, state: Cs, now: Timestamp) -> CtInfo {
 }
 
 impl Conn<'_> {
+    /// The state bits rules test (`--ctstate`, `--state`), without the
+    /// tuples; `None` for no connection (INVALID).
+    fn state_bits(&self) -> Option<CtState> {
+        Some(match self {
+            Conn::None { untracked: true } => CtState::UNTRACKED,
+            Conn::None { untracked: false } => return None,
+            Conn::New(nc) => CtState(CtState::NEW.0 | nat_bits(nc.status)),
+            Conn::Known { conn, state } => CtState(cs_bits(*state).0 | nat_bits(conn.status())),
+            Conn::Related(conn) => CtState(CtState::RELATED.0 | nat_bits(conn.status())),
+        })
+    }
+
     fn info(&self, now: Timestamp) -> Option<CtInfo> {
         match self {
             Conn::None { untracked: true } => Some(CtInfo {
@@ -468,12 +493,28 @@ struct Flow<'p> {
     out_name: &'p str,
     /// The L4 checksum is CHECKSUM_PARTIAL (vnet NEEDS_CSUM).
     partial: bool,
+    /// Cache of `conn.binding()`; reset whenever `conn` changes.
+    binding: Option<Binding>,
 }
 
 impl<'p> Flow<'p> {
+    fn set_conn(&mut self, conn: Conn<'p>) {
+        self.conn = conn;
+        self.binding = None;
+    }
+
+    /// The connection's NAT binding, read from the entry once per packet.
+    fn binding(&mut self) -> Option<Binding> {
+        if self.binding.is_none() {
+            self.binding = self.conn.binding();
+        }
+        self.binding
+    }
+
     fn new(ingress: Option<IfIndex>, in_name: &'p str, partial: bool) -> Self {
         Flow {
             conn: Conn::None { untracked: false },
+            binding: None,
             marks: PacketMarks::default(),
             ingress,
             in_name,
@@ -491,9 +532,21 @@ struct IcmpSpec {
     extra: u32,
 }
 
+/// Destination-unreachable codes (RFC 792, RFC 1812 5.2.7.1).
+mod unreach_code {
+    pub const NET: u8 = 0;
+    pub const HOST: u8 = 1;
+    pub const PROTO: u8 = 2;
+    pub const PORT: u8 = 3;
+    pub const FRAG_NEEDED: u8 = 4;
+    pub const NET_PROHIB: u8 = 9;
+    pub const HOST_PROHIB: u8 = 10;
+    pub const ADMIN_PROHIB: u8 = 13;
+}
+
 const fn unreach(code: u8) -> IcmpSpec {
     IcmpSpec {
-        ty: reply::ICMP_DEST_UNREACH,
+        ty: icmp::types::DEST_UNREACH,
         code,
         extra: 0,
     }
@@ -540,8 +593,9 @@ impl<'p> Trav<'p, '_> {
         };
         let now = self.now;
         let conn = &flow.conn;
-        let make = || conn.info(now);
-        let ct = LazyCt::new(&make);
+        let make_state = || conn.state_bits();
+        let make_full = || conn.info(now);
+        let ct = LazyCt::new(&make_state, &make_full);
         let w = Walk {
             rs: rules,
             worker: self.worker,
@@ -583,7 +637,7 @@ impl<'p> Trav<'p, '_> {
                     } else {
                         flow.marks.set_mss
                     };
-                    clamp_mss(pkt, mss, flow.partial);
+                    let _ = crate::wire::tcp::clamp_mss(pkt, mss, flow.partial);
                     flow.marks.set_mss = 0;
                 }
                 Ok(())
@@ -615,22 +669,21 @@ impl<'p> Trav<'p, '_> {
     fn reject(&mut self, pkt: &[u8], with: RejectWith, flow: &Flow<'p>, out: &mut dyn Emit) {
         let attach = flow.conn.answer();
         if with == RejectWith::TcpReset {
-            let mut buf = std::mem::take(&mut self.ws.reply);
-            let n = reply::tcp_reset(&mut buf, pkt);
-            if n > 0 {
-                self.output(&mut buf[..n], attach, out);
+            let mut buf = std::mem::take(&mut self.ws.scratch);
+            if build::tcp_reset(pkt, &mut buf) {
+                self.output(&mut buf, attach, out);
             }
-            self.ws.reply = buf;
+            self.ws.scratch = buf;
             return;
         }
         let code = match with {
-            RejectWith::NetUnreachable => reply::UNREACH_NET,
-            RejectWith::HostUnreachable => reply::UNREACH_HOST,
-            RejectWith::PortUnreachable => reply::UNREACH_PORT,
-            RejectWith::ProtoUnreachable => reply::UNREACH_PROTO,
-            RejectWith::NetProhibited => reply::UNREACH_NET_PROHIB,
-            RejectWith::HostProhibited => reply::UNREACH_HOST_PROHIB,
-            RejectWith::AdminProhibited | RejectWith::TcpReset => reply::UNREACH_ADMIN_PROHIB,
+            RejectWith::NetUnreachable => unreach_code::NET,
+            RejectWith::HostUnreachable => unreach_code::HOST,
+            RejectWith::PortUnreachable => unreach_code::PORT,
+            RejectWith::ProtoUnreachable => unreach_code::PROTO,
+            RejectWith::NetProhibited => unreach_code::NET_PROHIB,
+            RejectWith::HostProhibited => unreach_code::HOST_PROHIB,
+            RejectWith::AdminProhibited | RejectWith::TcpReset => unreach_code::ADMIN_PROHIB,
         };
         self.icmp_error(pkt, unreach(code), flow.ingress, attach, out);
     }
@@ -644,9 +697,6 @@ impl<'p> Trav<'p, '_> {
         attach: Option<Binding>,
         out: &mut dyn Emit,
     ) {
-        if !reply::may_send_error(pkt) || !self.p.icmp_allowed(self.now) {
-            return;
-        }
         // icmp_send picks the source from the route back to the sender; the
         // ingress interface's address is that here.
         let src = match ingress {
@@ -663,12 +713,20 @@ impl<'p> Trav<'p, '_> {
         }
         self.ws.ip_id = self.ws.ip_id.wrapping_add(1);
         let id = self.ws.ip_id;
-        let mut buf = std::mem::take(&mut self.ws.reply);
-        let n = reply::icmp_error(&mut buf, pkt, src, spec.ty, spec.code, spec.extra, id);
-        if n > 0 {
-            self.output(&mut buf[..n], attach, out);
+        let mut buf = std::mem::take(&mut self.ws.scratch);
+        let built = build::icmp_error(
+            pkt,
+            src.into(),
+            (spec.ty, spec.code),
+            spec.extra,
+            id,
+            &mut buf,
+        );
+        // Only errors that may be sent at all spend rate-limit credit.
+        if built && self.p.icmp_allowed(self.now) {
+            self.output(&mut buf, attach, out);
         }
-        self.ws.reply = buf;
+        self.ws.scratch = buf;
     }
 
     /// The OUTPUT path for a packet the gateway originates. `attach`: the NAT
@@ -700,9 +758,9 @@ impl<'p> Trav<'p, '_> {
         flow.out_name = self.p.iface_name(egress);
         self.filter_step(TableKind::Raw, Hook::Output, pkt, flow, out)?;
         if flow.marks.notrack {
-            flow.conn = Conn::None { untracked: true };
+            flow.set_conn(Conn::None { untracked: true });
         } else if attach.is_none() {
-            flow.conn = self.track(pkt);
+            flow.set_conn(self.track(pkt));
         }
         // mangle OUTPUT, nat OUTPUT (DNAT), filter, security.
         self.filter_step(TableKind::Mangle, Hook::Output, pkt, flow, out)?;
@@ -775,9 +833,10 @@ impl<'p> Trav<'p, '_> {
                     self.now,
                 )
                 .map_err(|_| DropReason::NatExhausted)?;
+                flow.binding = None;
             }
         }
-        if let Some(b) = flow.conn.binding() {
+        if let Some(b) = flow.binding() {
             b.apply(pkt, flow.partial, manip);
         }
         Ok(())
@@ -839,10 +898,10 @@ impl<'p> Trav<'p, '_> {
                 if c.clash == Some(ClashKind::Retranslate) {
                     let _ = nat::translate_both(pkt, flow.partial, &c.conn.nat_target());
                 }
-                flow.conn = Conn::Known {
+                flow.set_conn(Conn::Known {
                     conn: c.conn,
                     state: Cs::New,
-                };
+                });
                 Ok(())
             }
             Err(ConfirmError::Full) => Err(DropReason::ConntrackFull),
@@ -855,34 +914,31 @@ impl<'p> Trav<'p, '_> {
     fn deliver_local(&mut self, pkt: &[u8], ingress: IfIndex, out: &mut dyn Emit) -> Verdict {
         let ihl = ((pkt[0] & 0x0f) as usize) * 4;
         match pkt[9] {
-            1 if pkt.get(ihl) == Some(&reply::ICMP_ECHO) => {
+            1 if pkt.get(ihl) == Some(&icmp::types::ECHO_REQUEST) => {
                 self.ws.ip_id = self.ws.ip_id.wrapping_add(1);
                 let id = self.ws.ip_id;
-                let mut big = std::mem::take(&mut self.ws.big);
-                big.resize(pkt.len(), 0);
-                let n = reply::echo_reply(&mut big, pkt, id);
-                if n > 0 {
-                    self.output(&mut big[..n], None, out);
+                let mut buf = std::mem::take(&mut self.ws.scratch);
+                if build::echo_reply(pkt, id, &mut buf) {
+                    self.output(&mut buf, None, out);
                 }
-                self.ws.big = big;
+                self.ws.scratch = buf;
                 Verdict::Consumed
             }
             1 => Verdict::Consumed,
             6 => {
-                let mut buf = std::mem::take(&mut self.ws.reply);
-                let n = reply::tcp_reset(&mut buf, pkt);
-                if n > 0 {
-                    self.output(&mut buf[..n], None, out);
+                let mut buf = std::mem::take(&mut self.ws.scratch);
+                if build::tcp_reset(pkt, &mut buf) {
+                    self.output(&mut buf, None, out);
                 }
-                self.ws.reply = buf;
+                self.ws.scratch = buf;
                 Verdict::Drop(DropReason::LocalNoListener)
             }
             17 => {
-                self.icmp_error(pkt, unreach(reply::UNREACH_PORT), Some(ingress), None, out);
+                self.icmp_error(pkt, unreach(unreach_code::PORT), Some(ingress), None, out);
                 Verdict::Drop(DropReason::LocalNoListener)
             }
             _ => {
-                self.icmp_error(pkt, unreach(reply::UNREACH_PROTO), Some(ingress), None, out);
+                self.icmp_error(pkt, unreach(unreach_code::PROTO), Some(ingress), None, out);
                 Verdict::Drop(DropReason::LocalNoListener)
             }
         }
@@ -913,11 +969,12 @@ impl<'p> Trav<'p, '_> {
     ) -> Result<Verdict, DropReason> {
         // PREROUTING: raw, conntrack, mangle, nat (DNAT).
         self.filter_step(TableKind::Raw, Hook::Prerouting, pkt, flow, out)?;
-        flow.conn = if flow.marks.notrack {
+        let conn = if flow.marks.notrack {
             Conn::None { untracked: true }
         } else {
             self.track(pkt)
         };
+        flow.set_conn(conn);
         self.filter_step(TableKind::Mangle, Hook::Prerouting, pkt, flow, out)?;
         self.nat_hook(Hook::Prerouting, Manip::Dst, pkt, Some(ingress), flow)?;
 
@@ -927,7 +984,7 @@ impl<'p> Trav<'p, '_> {
             RouteResult::Forward(i) => Some(i),
             RouteResult::Unreachable => {
                 let attach = flow.conn.answer();
-                self.icmp_error(pkt, unreach(reply::UNREACH_NET), Some(ingress), attach, out);
+                self.icmp_error(pkt, unreach(unreach_code::NET), Some(ingress), attach, out);
                 return Err(DropReason::NoRoute);
             }
         };
@@ -945,7 +1002,7 @@ impl<'p> Trav<'p, '_> {
         if pkt[8] <= 1 {
             let attach = flow.conn.answer();
             let spec = IcmpSpec {
-                ty: reply::ICMP_TIME_EXCEEDED,
+                ty: icmp::types::TIME_EXCEEDED,
                 code: 0,
                 extra: 0,
             };
@@ -966,7 +1023,7 @@ impl<'p> Trav<'p, '_> {
             let attach = flow.conn.answer();
             let spec = IcmpSpec {
                 extra: mtu as u32,
-                ..unreach(reply::UNREACH_FRAG_NEEDED)
+                ..unreach(unreach_code::FRAG_NEEDED)
             };
             self.icmp_error(pkt, spec, Some(ingress), attach, out);
             return Err(DropReason::FragNeeded);
@@ -979,11 +1036,6 @@ impl<'p> Trav<'p, '_> {
         self.filter_step(TableKind::Mangle, Hook::Postrouting, pkt, flow, out)?;
         self.nat_hook(Hook::Postrouting, Manip::Src, pkt, Some(egress), flow)?;
         self.confirm(pkt, flow)?;
-        if wire_len > mtu {
-            // Not DF: the kernel would fragment. Egress fragmentation is not
-            // done yet; count it.
-            return Err(DropReason::Fragment);
-        }
         Ok(Verdict::Forward(egress))
     }
 }
@@ -1019,67 +1071,6 @@ fn decrement_ttl(pkt: &mut [u8]) {
     pkt[10..12].copy_from_slice(&c.to_be_bytes());
 }
 
-/// TCPMSS: lowers the MSS option of a SYN to `mss` (never raises it). The
-/// TCP checksum is updated incrementally over the 16-bit words the option
-/// value touches; a CHECKSUM_PARTIAL field covers only the pseudo header and
-/// stays as it is.
-fn clamp_mss(pkt: &mut [u8], mss: u16, partial: bool) {
-    if pkt[9] != 6 {
-        return;
-    }
-    let ihl = ((pkt[0] & 0x0f) as usize) * 4;
-    let Some(tcp) = pkt.get_mut(ihl..) else {
-        return;
-    };
-    if tcp.len() < 20 || tcp[13] & 0x02 == 0 {
-        return;
-    }
-    let doff = ((tcp[12] >> 4) as usize) * 4;
-    if doff < 20 || doff > tcp.len() {
-        return;
-    }
-    let mut i = 20;
-    while i < doff {
-        match tcp[i] {
-            0 => return,
-            1 => i += 1,
-            kind => {
-                let Some(&len) = tcp.get(i + 1) else { return };
-                let len = len as usize;
-                if len < 2 || i + len > doff {
-                    return;
-                }
-                if kind == 2 && len == 4 {
-                    let cur = u16::from_be_bytes([tcp[i + 2], tcp[i + 3]]);
-                    if cur > mss {
-                        // Aligned words covering bytes i+2..i+4.
-                        let first = (i + 2) & !1;
-                        let last = (i + 4 + 1) & !1;
-                        let words = |t: &[u8]| -> Vec<u16> {
-                            (first..last)
-                                .step_by(2)
-                                .map(|w| u16::from_be_bytes([t[w], *t.get(w + 1).unwrap_or(&0)]))
-                                .collect()
-                        };
-                        let before = words(tcp);
-                        tcp[i + 2..i + 4].copy_from_slice(&mss.to_be_bytes());
-                        if !partial {
-                            let after = words(tcp);
-                            let mut c = u16::from_be_bytes([tcp[16], tcp[17]]);
-                            for (o, n) in before.iter().zip(&after) {
-                                c = checksum::update16(c, *o, *n);
-                            }
-                            tcp[16..18].copy_from_slice(&c.to_be_bytes());
-                        }
-                    }
-                    return;
-                }
-                i += len;
-            }
-        }
-    }
-}
-
 impl Processor for Pipeline {
     fn process(
         &self,
@@ -1092,10 +1083,47 @@ impl Processor for Pipeline {
             return Verdict::Drop(r);
         }
         if u16::from_be_bytes([packet[6], packet[7]]) & 0x3fff != 0 {
-            // Fragments: reassembly is not wired in yet; tracked as their own
-            // (untrackable) packets they would be INVALID. Count them.
-            return Verdict::Drop(DropReason::Fragment);
+            // As nf_defrag_ipv4: reassemble before conntrack, so rules and
+            // NAT see the whole datagram; refragment on the way out, no
+            // larger than the largest fragment that came in.
+            return match self.defrag.process(packet, ctx.now) {
+                DefragOutcome::Held => Verdict::Consumed,
+                DefragOutcome::Complete {
+                    mut packet,
+                    max_frag_size,
+                } => {
+                    let mut plain = VnetHdr::default();
+                    match self.input(ctx, &mut packet, &mut plain, out) {
+                        Verdict::Forward(egress) => {
+                            self.emit_fragmented(egress, &packet, max_frag_size, out)
+                        }
+                        other => other,
+                    }
+                }
+                DefragOutcome::Dropped(_) | DefragOutcome::NotFragment => {
+                    Verdict::Drop(DropReason::Fragment)
+                }
+            };
         }
+        match self.input(ctx, packet, vnet, out) {
+            Verdict::Forward(egress) if !vnet.is_gso() && packet.len() > self.mtu(egress) => {
+                // Larger than the egress MTU without DF (DF was answered
+                // with frag-needed before FORWARD): fragment, as ip_fragment.
+                self.emit_fragmented(egress, packet, usize::MAX, out)
+            }
+            v => v,
+        }
+    }
+}
+
+impl Pipeline {
+    fn input(
+        &self,
+        ctx: &PacketCtx,
+        packet: &mut [u8],
+        vnet: &mut VnetHdr,
+        out: &mut dyn Emit,
+    ) -> Verdict {
         self.with_worker(ctx.worker, |ws| {
             let mut t = Trav {
                 p: self,
@@ -1105,6 +1133,32 @@ impl Processor for Pipeline {
             };
             t.input(ctx.ingress, packet, vnet, out)
         })
+    }
+
+    fn mtu(&self, i: IfIndex) -> usize {
+        self.ifaces
+            .get(i.0 as usize)
+            .map_or(usize::MAX, |f| f.mtu as usize)
+    }
+
+    /// Writes `packet` out of `egress` in fragments of at most
+    /// min(egress MTU, `max_frag`) bytes.
+    fn emit_fragmented(
+        &self,
+        egress: IfIndex,
+        packet: &[u8],
+        max_frag: usize,
+        out: &mut dyn Emit,
+    ) -> Verdict {
+        let mtu = self.mtu(egress).min(max_frag);
+        if packet.len() <= mtu {
+            out.emit(egress, packet);
+            return Verdict::Consumed;
+        }
+        match defrag::fragment(packet, mtu, |f| out.emit(egress, f)) {
+            Ok(_) => Verdict::Consumed,
+            Err(_) => Verdict::Drop(DropReason::Fragment),
+        }
     }
 }
 

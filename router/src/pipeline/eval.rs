@@ -36,30 +36,50 @@ pub struct CtInfo {
 /// The packet's [`CtInfo`], computed on first use: most walks never look
 /// at the connection, and reading its tuples costs a dozen atomic loads.
 pub struct LazyCt<'a> {
-    cell: std::cell::OnceCell<Option<CtInfo>>,
-    make: &'a dyn Fn() -> Option<CtInfo>,
+    state: std::cell::OnceCell<Option<CtState>>,
+    full: std::cell::OnceCell<Option<CtInfo>>,
+    make_state: &'a dyn Fn() -> Option<CtState>,
+    make_full: &'a dyn Fn() -> Option<CtInfo>,
 }
 
 impl<'a> LazyCt<'a> {
-    pub fn new(make: &'a dyn Fn() -> Option<CtInfo>) -> Self {
+    /// `make_state` gives the state bits alone (a `--ctstate` test needs
+    /// no tuples); `make_full` everything. `None`: no connection (INVALID).
+    pub fn new(
+        make_state: &'a dyn Fn() -> Option<CtState>,
+        make_full: &'a dyn Fn() -> Option<CtInfo>,
+    ) -> Self {
         LazyCt {
-            cell: std::cell::OnceCell::new(),
-            make,
+            state: std::cell::OnceCell::new(),
+            full: std::cell::OnceCell::new(),
+            make_state,
+            make_full,
         }
     }
 
     /// Already known facts (tests, callers that have them at hand).
     pub fn ready(info: Option<CtInfo>) -> Self {
-        let cell = std::cell::OnceCell::new();
-        let _ = cell.set(info);
+        let state = std::cell::OnceCell::new();
+        let _ = state.set(info.map(|i| i.state));
+        let full = std::cell::OnceCell::new();
+        let _ = full.set(info);
         LazyCt {
-            cell,
-            make: &|| None,
+            state,
+            full,
+            make_state: &|| None,
+            make_full: &|| None,
         }
     }
 
     pub fn get(&self) -> Option<&CtInfo> {
-        self.cell.get_or_init(|| (self.make)()).as_ref()
+        self.full.get_or_init(|| (self.make_full)()).as_ref()
+    }
+
+    pub fn state(&self) -> Option<CtState> {
+        if let Some(Some(full)) = self.full.get() {
+            return Some(full.state);
+        }
+        *self.state.get_or_init(|| (self.make_state)())
     }
 }
 
@@ -525,9 +545,9 @@ impl Walk<'_> {
                 };
                 hit != *invert
             }
-            Match::Conntrack(c) => conntrack_match(c, ct.get()),
+            Match::Conntrack(c) => conntrack_match(c, ct),
             Match::State { states, invert } => {
-                state_bits(ct.get(), false).intersects(*states) != *invert
+                state_bits(ct.state(), false).intersects(*states) != *invert
             }
             Match::Comment(_) => true,
             Match::Mark(mm) => ((marks.mark & mm.mask) == mm.value) != mm.invert,
@@ -633,11 +653,11 @@ impl Walk<'_> {
 }
 
 /// The state bits of xt_conntrack / xt_state for the packet's connection.
-fn state_bits(ct: Option<&CtInfo>, with_nat: bool) -> CtState {
-    match ct {
+fn state_bits(state: Option<CtState>, with_nat: bool) -> CtState {
+    match state {
         None => CtState::INVALID,
-        Some(c) => {
-            let mut s = c.state.0;
+        Some(st) => {
+            let mut s = st.0;
             if !with_nat {
                 s &= !(CtState::SNAT.0 | CtState::DNAT.0);
             }
@@ -646,15 +666,12 @@ fn state_bits(ct: Option<&CtInfo>, with_nat: bool) -> CtState {
     }
 }
 
-fn conntrack_match(c: &ConntrackMatch, ct: Option<&CtInfo>) -> bool {
+fn conntrack_match(c: &ConntrackMatch, lazy: &LazyCt<'_>) -> bool {
     if let Some((states, inv)) = c.state {
-        if state_bits(ct, true).intersects(states) == inv {
+        if state_bits(lazy.state(), true).intersects(states) == inv {
             return false;
         }
     }
-    // Every other option needs a tracked connection (xt_conntrack returns
-    // false without one, whatever the inversion).
-    let tracked = ct.filter(|c| !c.state.contains(CtState::UNTRACKED));
     let needs_ct = c.proto.is_some()
         || c.orig_src.is_some()
         || c.orig_dst.is_some()
@@ -670,6 +687,9 @@ fn conntrack_match(c: &ConntrackMatch, ct: Option<&CtInfo>) -> bool {
     if !needs_ct {
         return true;
     }
+    // Every other option needs a tracked connection (xt_conntrack returns
+    // false without one, whatever the inversion).
+    let tracked = lazy.get().filter(|c| !c.state.contains(CtState::UNTRACKED));
     let Some(ct) = tracked else {
         return false;
     };

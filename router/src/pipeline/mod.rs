@@ -11,7 +11,6 @@ pub mod engine;
 pub mod eval;
 pub mod log;
 pub mod passthrough;
-pub mod reply;
 
 use crate::clock::Timestamp;
 use crate::wire::vnet::VnetHdr;

@@ -10,11 +10,17 @@
 
 use std::net::Ipv4Addr;
 
-use super::{DropReason, Emit, PacketCtx, Processor, Verdict};
+use super::{DropReason, Emit, IfIndex, PacketCtx, Processor, Verdict};
 use crate::route::{RouteResult, RouteTable};
 use crate::wire::vnet::VnetHdr;
 
 const PROTO_ICMP: u8 = 1;
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
 const ICMP_ECHO_REPLY: u8 = 0;
 const ICMP_DEST_UNREACH: u8 = 3;
 const ICMP_ECHO_REQUEST: u8 = 8;
@@ -24,11 +30,24 @@ const ICMP_TIME_EXCEEDED: u8 = 11;
 #[derive(Debug, Clone)]
 pub struct Passthrough {
     routes: RouteTable,
+    /// Egress MTU by interface index (empty: no MTU check).
+    mtus: Vec<u16>,
 }
 
 impl Passthrough {
     pub fn new(routes: RouteTable) -> Self {
-        Passthrough { routes }
+        Passthrough {
+            routes,
+            mtus: Vec::new(),
+        }
+    }
+
+    /// With the MTU of each interface (by `IfIndex`): a non-GSO packet with
+    /// DF set and larger than the egress MTU gets an ICMP fragmentation
+    /// needed (RFC 1191) and is dropped; without DF it is forwarded as is
+    /// (no fragmentation in the stand-in).
+    pub fn with_mtus(routes: RouteTable, mtus: Vec<u16>) -> Self {
+        Passthrough { routes, mtus }
     }
 }
 
@@ -77,14 +96,37 @@ fn write_ip_header(b: &mut [u8], total: usize, proto: u8, src: Ipv4Addr, dst: Ip
 }
 
 impl Passthrough {
-    /// RFC 792 error (time exceeded / unreachable) quoting the header + 8 bytes.
+    /// Destination unreachable, fragmentation needed, with the next-hop MTU
+    /// in the second half of the unused word (RFC 1191 section 4).
+    fn icmp_frag_needed(
+        &self,
+        ctx: &PacketCtx,
+        pkt: &[u8],
+        ihl: usize,
+        mtu: u16,
+        out: &mut dyn Emit,
+    ) {
+        let mut cap = EmitCapture::default();
+        self.icmp_error(ctx, pkt, ihl, (ICMP_DEST_UNREACH, 4), None, &mut cap);
+        if let Some((egress, mut b, n)) = cap.0 {
+            b[26..28].copy_from_slice(&mtu.to_be_bytes());
+            b[22..24].fill(0);
+            let c = checksum(&b[20..n]);
+            b[22..24].copy_from_slice(&c.to_be_bytes());
+            out.emit(egress, &b[..n]);
+        }
+    }
+
+    /// RFC 792 error (time exceeded / unreachable) quoting the header + 8
+    /// bytes, from `from` (default: the gateway's address on the ingress
+    /// interface) back to the packet's source.
     fn icmp_error(
         &self,
         ctx: &PacketCtx,
         pkt: &[u8],
         ihl: usize,
-        ty: u8,
-        code: u8,
+        (ty, code): (u8, u8),
+        from: Option<Ipv4Addr>,
         out: &mut dyn Emit,
     ) {
         let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
@@ -92,7 +134,7 @@ impl Passthrough {
         if pkt[9] == PROTO_ICMP && pkt.get(ihl).is_some_and(|&t| ![0, 8].contains(&t)) {
             return;
         }
-        let Some(me) = self.routes.interface_address(ctx.ingress) else {
+        let Some(me) = from.or_else(|| self.routes.interface_address(ctx.ingress)) else {
             return;
         };
         let quote = &pkt[..(ihl + 8).min(pkt.len())];
@@ -106,6 +148,57 @@ impl Passthrough {
         b[22..24].copy_from_slice(&c.to_be_bytes());
         out.emit(ctx.ingress, &b[..total]);
     }
+}
+
+/// Holds one small emitted packet on the stack (to patch it before sending).
+#[derive(Default)]
+struct EmitCapture(Option<(IfIndex, [u8; 128], usize)>);
+
+impl Emit for EmitCapture {
+    fn emit(&mut self, egress: IfIndex, packet: &[u8]) {
+        if packet.len() <= 128 {
+            let mut b = [0u8; 128];
+            b[..packet.len()].copy_from_slice(packet);
+            self.0 = Some((egress, b, packet.len()));
+        }
+    }
+}
+
+/// RST in answer to a TCP segment for a closed port (RFC 9293 3.10.7.1, as
+/// the kernel's tcp_v4_send_reset): never in answer to a RST.
+fn tcp_reset(ctx: &PacketCtx, pkt: &[u8], ihl: usize, out: &mut dyn Emit) {
+    let Some(t) = pkt.get(ihl..ihl + 20) else {
+        return;
+    };
+    let flags = t[13];
+    if flags & TCP_RST != 0 {
+        return;
+    }
+    let doff = usize::from(t[12] >> 4) * 4;
+    let payload = pkt.len().saturating_sub(ihl + doff) as u32;
+    let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+    let ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);
+    let src = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
+    let dst = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
+    let mut b = [0u8; 40];
+    write_ip_header(&mut b, 40, PROTO_TCP, src, dst);
+    b[20..22].copy_from_slice(&t[2..4]);
+    b[22..24].copy_from_slice(&t[0..2]);
+    if flags & TCP_ACK != 0 {
+        b[24..28].copy_from_slice(&ack.to_be_bytes());
+        b[33] = TCP_RST;
+    } else {
+        let len = payload + u32::from(flags & TCP_SYN != 0) + u32::from(flags & TCP_FIN != 0);
+        b[28..32].copy_from_slice(&seq.wrapping_add(len).to_be_bytes());
+        b[33] = TCP_RST | TCP_ACK;
+    }
+    b[32] = 5 << 4;
+    // Pseudo-header: addresses, protocol, TCP length (RFC 9293 3.1).
+    let mut acc = sum16(&b[12..20], 0);
+    acc += u32::from(PROTO_TCP) + 20;
+    let c = fold(sum16(&b[20..40], acc));
+    b[36..38].copy_from_slice(&c.to_be_bytes());
+    out.emit(ctx.ingress, &b);
 }
 
 impl Processor for Passthrough {
@@ -165,18 +258,41 @@ impl Processor for Passthrough {
                     out.emit(ctx.ingress, pkt);
                     Verdict::Consumed
                 } else {
+                    // Nothing listens on the gateway: answer as the kernel
+                    // does (RST for TCP, port unreachable for UDP).
+                    if !is_frag {
+                        match pkt[9] {
+                            PROTO_TCP => tcp_reset(ctx, pkt, ihl, out),
+                            PROTO_UDP => self.icmp_error(
+                                ctx,
+                                pkt,
+                                ihl,
+                                (ICMP_DEST_UNREACH, 3),
+                                Some(dst),
+                                out,
+                            ),
+                            _ => {}
+                        }
+                    }
                     Verdict::Drop(DropReason::LocalNoListener)
                 }
             }
             RouteResult::Unreachable => {
-                self.icmp_error(ctx, pkt, ihl, ICMP_DEST_UNREACH, 0, out);
+                self.icmp_error(ctx, pkt, ihl, (ICMP_DEST_UNREACH, 0), None, out);
                 Verdict::Drop(DropReason::NoRoute)
             }
             RouteResult::Forward(egress) => {
                 let ttl = pkt[8];
                 if ttl <= 1 {
-                    self.icmp_error(ctx, pkt, ihl, ICMP_TIME_EXCEEDED, 0, out);
+                    self.icmp_error(ctx, pkt, ihl, (ICMP_TIME_EXCEEDED, 0), None, out);
                     return Verdict::Drop(DropReason::TtlExceeded);
+                }
+                let df = pkt[6] & 0x40 != 0;
+                if let Some(&mtu) = self.mtus.get(usize::from(egress.0)) {
+                    if df && !vnet.is_gso() && total > usize::from(mtu) {
+                        self.icmp_frag_needed(ctx, pkt, ihl, mtu, out);
+                        return Verdict::Drop(DropReason::FragNeeded);
+                    }
                 }
                 let old = u16::from_be_bytes([ttl, pkt[9]]);
                 pkt[8] = ttl - 1;
@@ -193,7 +309,7 @@ impl Processor for Passthrough {
 mod tests {
     use super::*;
     use crate::clock::Timestamp;
-    use crate::pipeline::{EmitVec, IfIndex};
+    use crate::pipeline::EmitVec;
 
     fn table() -> RouteTable {
         let mut t = RouteTable::new();
@@ -329,12 +445,84 @@ mod tests {
         assert_eq!(v, Verdict::Drop(DropReason::NoRoute));
         assert_eq!(e.0[0].1[20], ICMP_DEST_UNREACH);
         let mut p = udp([10, 1, 0, 1], 64);
-        assert_eq!(run(&mut p).0, Verdict::Drop(DropReason::LocalNoListener));
+        let (v, e) = run(&mut p);
+        assert_eq!(v, Verdict::Drop(DropReason::LocalNoListener));
+        let r = &e.0[0].1;
+        assert_eq!((r[20], r[21]), (ICMP_DEST_UNREACH, 3), "port unreachable");
+        assert_eq!(&r[12..16], &[10, 1, 0, 1]);
         // Every truncation of a valid packet is handled.
         let p = udp([10, 2, 0, 2], 64);
         for n in 0..p.len() {
             let mut q = p[..n].to_vec();
             let _ = run(&mut q);
         }
+    }
+
+    #[test]
+    fn tcp_to_gateway_gets_a_reset() {
+        // SYN 10.1.0.2:40000 -> 10.2.0.1:80, seq 1000.
+        let mut p = vec![0u8; 40];
+        write_ip_header(
+            &mut p,
+            40,
+            PROTO_TCP,
+            Ipv4Addr::new(10, 1, 0, 2),
+            Ipv4Addr::new(10, 2, 0, 1),
+        );
+        p[20..22].copy_from_slice(&40000u16.to_be_bytes());
+        p[22..24].copy_from_slice(&80u16.to_be_bytes());
+        p[24..28].copy_from_slice(&1000u32.to_be_bytes());
+        p[32] = 5 << 4;
+        p[33] = TCP_SYN;
+        let (v, e) = run(&mut p);
+        assert_eq!(v, Verdict::Drop(DropReason::LocalNoListener));
+        let r = &e.0[0].1;
+        assert_eq!(&r[12..16], &[10, 2, 0, 1]);
+        assert_eq!(&r[16..20], &[10, 1, 0, 2]);
+        assert_eq!(u16::from_be_bytes([r[20], r[21]]), 80);
+        assert_eq!(u16::from_be_bytes([r[22], r[23]]), 40000);
+        assert_eq!(r[33], TCP_RST | TCP_ACK);
+        assert_eq!(u32::from_be_bytes([r[28], r[29], r[30], r[31]]), 1001);
+        assert_eq!(checksum(&r[..20]), 0);
+        let mut pseudo = Vec::from(&r[12..20]);
+        pseudo.extend_from_slice(&[0, PROTO_TCP, 0, 20]);
+        pseudo.extend_from_slice(&r[20..40]);
+        assert_eq!(checksum(&pseudo), 0, "TCP checksum");
+        // A RST is never answered.
+        let mut q = p.clone();
+        q[33] = TCP_RST;
+        assert!(run(&mut q).1 .0.is_empty());
+    }
+
+    #[test]
+    fn df_packet_above_egress_mtu_gets_frag_needed() {
+        let mut p = vec![0u8; 1400];
+        write_ip_header(
+            &mut p,
+            1400,
+            17,
+            Ipv4Addr::new(10, 1, 0, 2),
+            Ipv4Addr::new(10, 2, 0, 2),
+        );
+        let pt = Passthrough::with_mtus(table(), vec![1500, 1280]);
+        let mut e = EmitVec::default();
+        let v = pt.process(&ctx(), &mut p, &mut VnetHdr::default(), &mut e);
+        assert_eq!(v, Verdict::Drop(DropReason::FragNeeded));
+        let r = &e.0[0].1;
+        assert_eq!((r[20], r[21]), (ICMP_DEST_UNREACH, 4));
+        assert_eq!(u16::from_be_bytes([r[26], r[27]]), 1280);
+        assert_eq!(checksum(&r[20..]), 0);
+        // Without DF it is forwarded (the stand-in does not fragment).
+        p[6] = 0;
+        p[10..12].fill(0);
+        let c = checksum(&p[..20]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        let v = pt.process(
+            &ctx(),
+            &mut p,
+            &mut VnetHdr::default(),
+            &mut EmitVec::default(),
+        );
+        assert_eq!(v, Verdict::Forward(IfIndex(1)));
     }
 }

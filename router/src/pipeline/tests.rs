@@ -826,3 +826,52 @@ fn bad_packets_are_dropped_with_a_reason_never_a_panic() {
     );
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn fragments_are_reassembled_natted_and_refragmented() {
+    let gw = gateway(DNAT_RULES);
+    let payload: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+    let mut dgram = udp("10.0.1.2", 5353, "10.0.2.100", 53, &payload);
+    dgram.0[6] = 0; // no DF
+    dgram.0[10..12].fill(0);
+    let c = checksum::checksum(&dgram.0[..20]);
+    dgram.0[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut frags = Vec::new();
+    crate::conntrack::defrag::fragment(&dgram.0, 1200, |f| frags.push(f.to_vec())).unwrap();
+    assert_eq!(frags.len(), 3);
+    // Out of order: last, first, middle.
+    let r = send(&gw, TG0, 1, Pkt(frags[2].clone()));
+    assert_eq!(r.verdict, Verdict::Consumed);
+    let r = send(&gw, TG0, 1, Pkt(frags[0].clone()));
+    assert_eq!(r.verdict, Verdict::Consumed);
+    let r = send(&gw, TG0, 1, Pkt(frags[1].clone()));
+    assert_eq!(r.verdict, Verdict::Consumed);
+    assert!(r.emitted.len() >= 3, "{} fragments out", r.emitted.len());
+    let d = crate::conntrack::defrag::Defrag::new(Default::default());
+    let mut whole = None;
+    for (out, f) in &r.emitted {
+        assert_eq!(*out, TG1);
+        assert!(
+            f.0.len() <= 1200,
+            "no larger than the fragments that came in"
+        );
+        assert_eq!(checksum::checksum(&f.0[..20]), 0);
+        if let crate::conntrack::defrag::DefragOutcome::Complete { packet, .. } =
+            d.process(&f.0, Timestamp::from_secs(1))
+        {
+            whole = Some(Pkt(packet));
+        }
+    }
+    let whole = whole.expect("the fragments reassemble");
+    assert_eq!(
+        whole.dst(),
+        ip("10.0.2.2"),
+        "DNAT applied to the whole datagram"
+    );
+    assert_eq!(&whole.l4()[8..], &payload[..]);
+    whole.assert_checksums();
+    // A never-completed datagram stays held, then its queue expires.
+    let r = send(&gw, TG0, 2, Pkt(frags[0].clone()));
+    assert_eq!(r.verdict, Verdict::Consumed);
+    gw.maintain(Timestamp::from_secs(40), 1024);
+}

@@ -16,9 +16,9 @@
 //! * Everything is semantic: addresses and masks are `u32` in host order
 //!   (`Ipv4Addr::from(u32)` to print), ports are inclusive `(lo, hi)`
 //!   ranges, ctstate is a bit set, marks are `(value, mask)`, the statistic
-//!   probability is the kernel's `u32` threshold (match when
-//!   `random_u32() < threshold`), limit rates are in the kernel's
-//!   `XT_LIMIT_SCALE` units.
+//!   probability is the kernel's 31-bit threshold (see [`StatisticMode`]),
+//!   limit rates are the kernel's average interval between packets in
+//!   1/10000 s (`XT_LIMIT_SCALE`: 10000 = 1/sec, 600000 = 1/min).
 //! * Jumps name their chain: [`Target::Jump`] / [`Target::Goto`] hold the
 //!   chain name. [`Table::chain_index`] resolves a name; the compiled,
 //!   index-based form belongs to the pipeline (it compiles once per ruleset
@@ -35,6 +35,12 @@
 mod validate;
 
 pub use validate::ValidateError;
+
+/// Where a target may be used: (name, only-in-table, allowed hook bits,
+/// description), or None when it is allowed everywhere.
+pub fn target_placement(t: &Target) -> Option<(&'static str, Option<TableKind>, u8, &'static str)> {
+    validate::target_rules(t)
+}
 
 use std::collections::HashMap;
 use std::fmt;
@@ -243,7 +249,8 @@ impl Ruleset {
     }
 
     /// Checks every table: targets allowed where used, jumps resolve, no
-    /// loops. See [`validate`](self::validate).
+    /// loops, targets only in the tables and hooks netfilter allows (a user
+    /// chain counts every hook it is reachable from).
     pub fn validate(&self) -> Result<(), ValidateError> {
         for t in &self.tables {
             t.validate()?;
@@ -609,11 +616,12 @@ pub enum MultiportKind {
 /// `-m statistic` mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatisticMode {
-    /// Kernel threshold: matches when `prandom_u32() < threshold`... more
-    /// exactly, iptables stores `probability * 0x80000000` (31 bits) and the
-    /// kernel matches when `(get_random_u32() & 0x7FFFFFFF) < threshold`.
+    /// iptables stores `round(probability * 2^31)`; the kernel matches when
+    /// `(random_u32() & 0x7FFF_FFFF) < threshold` (then applies `invert`).
     Random { threshold: u32 },
-    /// Every `every`th packet, starting at counter `packet`.
+    /// Kernel values: `every` is the user's `--every` minus one. The kernel
+    /// keeps a counter `c` per rule: `c = if c + 1 > every { 0 } else { c + 1 }`,
+    /// and matches when `c == packet` (then applies `invert`).
     Nth { every: u32, packet: u32 },
 }
 
@@ -724,7 +732,8 @@ pub enum Match {
         dst: Option<(u32, u32, bool)>,
     },
     Limit {
-        /// Average in kernel units: `XT_LIMIT_SCALE (10000) * seconds / n`.
+        /// Average interval in 1/10000 s: `10000 * unit_seconds / n` for
+        /// `--limit n/unit`.
         avg: u32,
         burst: u32,
     },

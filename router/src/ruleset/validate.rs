@@ -70,9 +70,9 @@ pub(crate) fn target_rules(
         ),
         Target::Reject(_) => (
             "REJECT",
-            None,
+            Some(TableKind::Filter),
             b(&[Input, Forward, Output]),
-            "chains INPUT, FORWARD and OUTPUT",
+            "the filter table, chains INPUT, FORWARD and OUTPUT",
         ),
         Target::Notrack => (
             "NOTRACK",
@@ -91,6 +91,12 @@ pub(crate) fn target_rules(
             None,
             b(&[Forward, Output, Postrouting]),
             "chains FORWARD, OUTPUT and POSTROUTING (path-MTU clamping)",
+        ),
+        Target::ChecksumFill => (
+            "CHECKSUM",
+            Some(TableKind::Mangle),
+            b(&[Prerouting, Input, Forward, Output, Postrouting]),
+            "the mangle table",
         ),
         _ => return None,
     })

@@ -75,7 +75,6 @@ pub fn apply_command(rs: &mut Ruleset, args: &[&str]) -> Output {
 
 /// The one-line rule form `iptables -v -A/-I/-D/-C/-R` prints.
 pub fn verbose_rule(r: &Rule) -> String {
-    use std::net::Ipv4Addr;
     let mut s = String::new();
     let proto = super::names::proto_list_name(r.proto, true)
         .map(str::to_string)
@@ -94,32 +93,25 @@ pub fn verbose_rule(r: &Rule) -> String {
         ),
         None => "*".to_string(),
     };
-    let addr = |a: &AddrMask| {
-        let m = if a.mask == u32::MAX {
-            String::new()
-        } else {
-            format!("/{}", a.mask.leading_ones())
-        };
-        format!(
-            "{}{}{}",
-            if a.invert { "!" } else { "" },
-            Ipv4Addr::from(a.addr),
-            m
-        )
-    };
+    let addr = |a: &AddrMask| super::print::list_addr_any(a.addr, a.mask);
+    // 1.8.9's layout; trailing blanks trimmed as in listings.
     let _ = write!(
         s,
-        "{} {}{} opt {} in {} out {}  {}  -> {}",
+        "{} {}{} opt {} in {} out {} {}{}  ->{}{}  ",
         r.target.name(),
         if r.proto_invert { "!" } else { " " },
         proto,
         frag,
         ifn(&r.in_iface),
         ifn(&r.out_iface),
+        if r.src.invert { '!' } else { ' ' },
         addr(&r.src),
+        if r.dst.invert { '!' } else { ' ' },
         addr(&r.dst)
     );
     super::print::list_rule_tail(&mut s, r, true);
+    let n = s.trim_end().len();
+    s.truncate(n);
     s
 }
 
@@ -334,7 +326,27 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
 /// After one rule was added: placement and loop checks (the whole table
 /// when the rule jumps; cheap placement-only otherwise is not enough for
 /// user chains, so the table is validated when hooks matter).
-fn check_after_add(t: &Table, _ci: usize, _pos: usize) -> Result<(), CmdError> {
+fn check_after_add(t: &Table, ci: usize, pos: usize) -> Result<(), CmdError> {
+    let r = &t.chains[ci].rules[pos];
+    let restricted = r.target.chain_ref().is_some()
+        || crate::ruleset::target_placement(&r.target).is_some()
+        || r.matches.iter().any(|m| {
+            matches!(
+                m,
+                Match::Addrtype {
+                    limit_iface_in: true,
+                    ..
+                } | Match::Addrtype {
+                    limit_iface_out: true,
+                    ..
+                }
+            )
+        });
+    // A rule that neither jumps nor is restricted to some hooks cannot make
+    // the table invalid: skip the whole-table check (O(rules)).
+    if !restricted {
+        return Ok(());
+    }
     t.validate().map_err(CmdError::from)
 }
 
@@ -355,6 +367,11 @@ fn check_chain_name(n: &str) -> Result<(), CmdError> {
     if n.is_empty() || n.len() > 28 {
         return Err(CmdError::Syntax(SyntaxError::Invalid(format!(
             "chain name `{n}' too long (must be under 29 chars)"
+        ))));
+    }
+    if n.contains(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '\\')) {
+        return Err(CmdError::Syntax(SyntaxError::Invalid(format!(
+            "chain name `{n}' must not contain white space or quotes"
         ))));
     }
     if n.starts_with('-') || n.starts_with('!') {
@@ -723,4 +740,48 @@ pub fn save_one(rs: &Ruleset, kind: TableKind, counters: bool) -> String {
     let mut s = String::new();
     save_table(&mut s, rs.table(kind), counters);
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokenize_quotes_like_iptables_restore() {
+        let t =
+            tokenize(r#"-A X -m comment --comment "a b\"c" -j LOG --log-prefix 'x y' "#).unwrap();
+        let v: Vec<&str> = t.iter().map(|c| c.as_ref()).collect();
+        assert_eq!(
+            v,
+            [
+                "-A",
+                "X",
+                "-m",
+                "comment",
+                "--comment",
+                "a b\"c",
+                "-j",
+                "LOG",
+                "--log-prefix",
+                "x y"
+            ]
+        );
+        assert!(matches!(t[0], Cow::Borrowed(_)), "plain tokens borrow");
+        assert!(tokenize("-A X --comment \"open").is_err());
+        assert_eq!(tokenize("  ").unwrap().len(), 0);
+        assert_eq!(tokenize("a\"\"b").unwrap()[0], "ab");
+    }
+
+    #[test]
+    fn counters_prefix() {
+        assert_eq!(
+            parse_counters("[12:345]"),
+            Some(Counters {
+                packets: 12,
+                bytes: 345
+            })
+        );
+        assert_eq!(parse_counters("[12:]"), None);
+        assert_eq!(parse_counters("12:3"), None);
+    }
 }

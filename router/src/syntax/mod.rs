@@ -2,6 +2,24 @@
 //! `iptables-restore` format (parse), and the `iptables-save`, `iptables -S`
 //! and `iptables -L` forms (print), byte-compatible with iptables 1.8.9
 //! (nf_tables), following 1.8.11 where the conformance data says so.
+//!
+//! Entry points for the other layers:
+//!
+//! * [`apply_command`]`(&mut Ruleset, &[&str]) -> Output` runs one iptables
+//!   command line (arguments after the program name: `-t nat -A X ...`,
+//!   `-L -n -v`, `-S`, `-D X 3`, ...) and returns stdout, stderr and the exit
+//!   status iptables would give; the ruleset is unchanged when it fails.
+//!   [`parse_command`] + [`exec`] are the two halves.
+//! * [`restore`]`(&mut Ruleset, text, RestoreOptions) -> Result<(), RestoreError>`
+//!   applies iptables-restore input (`noflush`, `counters`, `test`), all or
+//!   nothing per COMMIT; the error carries the line.
+//! * [`save`]`(&Ruleset, counters) -> String` is iptables-save without the
+//!   `#` lines; [`list`] / [`list_rules`] print one table like `-L` / `-S`.
+//! * [`tokenize`] splits a line with iptables-restore's quoting rules.
+//!
+//! Parsing allocates only what the model keeps (names, comments); tokens are
+//! borrowed. Name tables (/etc/protocols, /etc/services, /etc/hosts) are read
+//! once, lazily, and only for printing names or parsing service names.
 #![forbid(unsafe_code)]
 
 pub mod apply;
@@ -10,10 +28,13 @@ pub mod parse;
 pub mod print;
 
 pub use apply::{
-    apply_command, exec, restore, tokenize, CmdError, Output, RestoreError, RestoreOptions,
+    apply_command, exec, restore, save_one as save_table_text, tokenize, verbose_rule, CmdError,
+    Output, RestoreError, RestoreOptions,
 };
 pub use parse::{parse_command, Command, Op};
-pub use print::{list, list_rules, rule_spec, save, save_table, ListFormat};
+pub use print::{
+    list, list_rule, list_rules, rule_spec, save, save_table, save_with_comments, ListFormat,
+};
 
 /// A problem with one command or rule line. The message names the token and
 /// says what was expected.

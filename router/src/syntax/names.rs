@@ -424,3 +424,40 @@ pub fn host_name(addr: u32) -> Option<&'static str> {
     .get(&addr)
     .map(|s| s.as_str())
 }
+
+/// Network name from /etc/networks (`getnetbyaddr` from files), used by
+/// `-L` without `-n` when no host name matches.
+pub fn net_name(addr: u32) -> Option<&'static str> {
+    static N: OnceLock<HashMap<u32, String>> = OnceLock::new();
+    N.get_or_init(|| {
+        let mut m = HashMap::new();
+        if let Ok(text) = std::fs::read_to_string("/etc/networks") {
+            for line in text.lines() {
+                let line = line.split('#').next().unwrap_or("");
+                let mut it = line.split_whitespace();
+                let (Some(n), Some(a)) = (it.next(), it.next()) else {
+                    continue;
+                };
+                // inet_network(): 1 to 4 parts, the last ones low-order.
+                let parts: Vec<&str> = a.split('.').collect();
+                if parts.is_empty() || parts.len() > 4 {
+                    continue;
+                }
+                let mut v: u32 = 0;
+                let mut ok = true;
+                for p in &parts {
+                    match p.parse::<u8>() {
+                        Ok(b) => v = (v << 8) | u32::from(b),
+                        Err(_) => ok = false,
+                    }
+                }
+                if ok {
+                    m.entry(v).or_insert_with(|| n.to_string());
+                }
+            }
+        }
+        m
+    })
+    .get(&addr)
+    .map(|s| s.as_str())
+}

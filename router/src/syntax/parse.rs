@@ -255,7 +255,14 @@ struct RuleBuilder {
     target_seen: u32,
     target_given: bool,
     proto_given: bool,
+    /// -s/-d/-i/-o seen (G_* bits).
+    given: u8,
 }
+
+const G_SRC: u8 = 1;
+const G_DST: u8 = 2;
+const G_IN: u8 = 4;
+const G_OUT: u8 = 8;
 
 /// Token cursor.
 struct Cursor<'a, 't> {
@@ -388,6 +395,7 @@ pub fn parse_command(toks: &[&str]) -> Result<Command, SyntaxError> {
         target_seen: 0,
         target_given: false,
         proto_given: false,
+        given: 0,
     };
     let mut rule_opts = false;
     let mut invert = false;
@@ -660,6 +668,21 @@ fn check_chain_iface(cmd: &Command, r: &Rule) -> R<()> {
     Ok(())
 }
 
+/// Characters that cannot appear in names printed unquoted (interfaces,
+/// chains, recent lists, helpers): the kernel's `dev_valid_name` set plus
+/// quotes and backslashes, so that saved text always reads back.
+pub(crate) fn bad_name_char(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '/' | ':' | '"' | '\'' | '\\')
+}
+
+/// A simple name argument (no white space or quotes).
+fn simple_name<'a>(option: &str, v: &'a str) -> R<&'a str> {
+    if v.is_empty() || v.contains(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '\\')) {
+        return Err(err_val(option, v, "a name without white space or quotes"));
+    }
+    Ok(v)
+}
+
 fn parse_iface(option: &str, s: &str) -> R<Option<Iface>> {
     if s.len() > 15 {
         return Err(err_val(
@@ -668,8 +691,12 @@ fn parse_iface(option: &str, s: &str) -> R<Option<Iface>> {
             "an interface name of at most 15 characters",
         ));
     }
-    if s.is_empty() {
-        return Err(err_val(option, s, "an interface name"));
+    if s.is_empty() || s == "." || s == ".." || s.contains(bad_name_char) {
+        return Err(err_val(
+            option,
+            s,
+            "an interface name (no '/', ':', quotes or white space)",
+        ));
     }
     let (name, wildcard) = match s.strip_suffix('+') {
         Some(n) => (n, true),
@@ -1084,6 +1111,10 @@ impl RuleBuilder {
         if long(name, "-s", &["--source", "--src"]) {
             let v = o.arg(c)?;
             let (a, m) = parse_addr_mask("-s", v)?;
+            if self.given & G_SRC != 0 {
+                return Err(invalid(format!("multiple {} flags not allowed", "-s")));
+            }
+            self.given |= G_SRC;
             self.rule.src = AddrMask {
                 addr: a,
                 mask: m,
@@ -1094,6 +1125,10 @@ impl RuleBuilder {
         if long(name, "-d", &["--destination", "--dst"]) {
             let v = o.arg(c)?;
             let (a, m) = parse_addr_mask("-d", v)?;
+            if self.given & G_DST != 0 {
+                return Err(invalid(format!("multiple {} flags not allowed", "-d")));
+            }
+            self.given |= G_DST;
             self.rule.dst = AddrMask {
                 addr: a,
                 mask: m,
@@ -1104,6 +1139,11 @@ impl RuleBuilder {
         if long(name, "-i", &["--in-interface"]) {
             let v = o.arg(c)?;
             let mut i = parse_iface("-i", v)?;
+            let bit = G_IN;
+            if self.given & bit != 0 {
+                return Err(invalid(format!("multiple {} flags not allowed", "-i")));
+            }
+            self.given |= bit;
             if let Some(i) = i.as_mut() {
                 i.invert = inv;
             }
@@ -1113,6 +1153,11 @@ impl RuleBuilder {
         if long(name, "-o", &["--out-interface"]) {
             let v = o.arg(c)?;
             let mut i = parse_iface("-o", v)?;
+            let bit = G_OUT;
+            if self.given & bit != 0 {
+                return Err(invalid(format!("multiple {} flags not allowed", "-o")));
+            }
+            self.given |= bit;
             if let Some(i) = i.as_mut() {
                 i.invert = inv;
             }
@@ -1120,6 +1165,9 @@ impl RuleBuilder {
             return Ok(());
         }
         if long(name, "-f", &["--fragment"]) {
+            if self.rule.fragment.is_some() {
+                return Err(invalid("multiple -f flags not allowed"));
+            }
             self.rule.fragment = Some(inv);
             return Ok(());
         }
@@ -1131,6 +1179,7 @@ impl RuleBuilder {
             }
             self.target_given = true;
             let goto = name == "-g" || name == "--goto";
+            simple_name(name, v)?;
             if goto {
                 if matches!(new_target(v), Target::Jump(_)) {
                     self.rule.target = Target::Goto(v.to_string());
@@ -1306,9 +1355,11 @@ impl RuleBuilder {
                 ports,
                 invert,
             } => {
+                // `--sport`/`--dport` are getopt abbreviations of
+                // `--sports`/`--dports` once multiport is loaded.
                 let k = match name {
-                    "--sports" | "--source-ports" => MultiportKind::Src,
-                    "--dports" | "--destination-ports" => MultiportKind::Dst,
+                    "--sports" | "--source-ports" | "--sport" => MultiportKind::Src,
+                    "--dports" | "--destination-ports" | "--dport" => MultiportKind::Dst,
                     "--ports" => MultiportKind::Any,
                     _ => return Ok(false),
                 };
@@ -1651,7 +1702,8 @@ impl RuleBuilder {
                     }
                     "--name" => {
                         let v = o.arg(c)?;
-                        if v.is_empty() || v.len() > 199 {
+                        simple_name(name, v)?;
+                        if v.len() > 199 {
                             return Err(err_val(name, v, "a list name of 1-199 characters"));
                         }
                         r.name = v.to_string();
@@ -1889,8 +1941,8 @@ impl RuleBuilder {
                         );
                     }
                     "--ctevents" => ct.ctevents = parse_events(name, o.arg(c)?)?,
-                    "--helper" => ct.helper = Some(o.arg(c)?.to_string()),
-                    "--timeout" => ct.timeout = Some(o.arg(c)?.to_string()),
+                    "--helper" => ct.helper = Some(simple_name(name, o.arg(c)?)?.to_string()),
+                    "--timeout" => ct.timeout = Some(simple_name(name, o.arg(c)?)?.to_string()),
                     "--expevents" => {
                         let v = o.arg(c)?;
                         if v != "new" {

@@ -164,3 +164,50 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
         self.set_checksum(c);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::testutil;
+
+    #[test]
+    fn echo_and_error_views() {
+        let p = testutil::echo_request("10.0.0.1", "10.0.0.2", 0x1234, 7);
+        let e = IcmpPacket::new_checked(&p[20..]).unwrap();
+        assert_eq!(
+            (e.msg_type(), e.code(), e.ident(), e.seq()),
+            (8, 0, 0x1234, 7)
+        );
+        assert!(e.verify_checksum() && !e.is_error() && is_query(e.msg_type()));
+        assert!(e.embedded().is_err());
+        let about = testutil::udp("10.0.0.2", "10.0.0.9", 1000, 53, b"q");
+        let err = testutil::icmp_error(
+            "10.0.0.9",
+            "10.0.0.2",
+            types::DEST_UNREACH,
+            unreach::PORT,
+            &about,
+            false,
+        );
+        let e = IcmpPacket::new_checked(&err[20..]).unwrap();
+        assert!(e.is_error() && e.verify_checksum());
+        assert_eq!(e.embedded().unwrap(), &about[..28]);
+        // Quoting less than IP header + 8 bytes is refused.
+        assert_eq!(
+            IcmpPacket::new_checked(&err[20..50])
+                .unwrap()
+                .embedded()
+                .unwrap_err(),
+            WireError::BadLength
+        );
+        assert_eq!(
+            IcmpPacket::new_checked(&err[20..27]).unwrap_err(),
+            WireError::Truncated
+        );
+        let mut b = p.clone();
+        let mut m = IcmpPacket::new_checked(&mut b[20..]).unwrap();
+        m.set_ident(9);
+        m.fill_checksum();
+        assert!(m.verify_checksum());
+    }
+}

@@ -8,8 +8,15 @@
 //! Checksums: [`checksum`] has the full RFC 1071 sum and the RFC 1624 (eqn. 3)
 //! incremental update, plus the CHECKSUM_PARTIAL variant (the L4 field holds the
 //! non-complemented pseudo-header sum, see [`vnet::VnetHdr::needs_csum`]).
+//! Address/port rewrites of whole connections live in `nat::translate`, on
+//! top of these; [`tcp::clamp_mss`] is the TCPMSS rewrite; [`build`] makes
+//! the packets the gateway originates (ICMP errors, echo replies, TCP RST).
+//!
+//! Unit tests use real packets captured from the kernel (see `testutil`)
+//! and check every rewrite against etherparse's independent checksums.
 #![forbid(unsafe_code)]
 
+pub mod build;
 pub mod checksum;
 pub mod icmp;
 pub mod ipv4;

@@ -67,3 +67,28 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
         set_u16(self.buffer.as_mut(), 6, v)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::testutil;
+
+    #[test]
+    fn fields_and_setters() {
+        let p = testutil::udp("10.0.0.1", "10.0.0.2", 5353, 53, b"hello");
+        let u = UdpPacket::new_checked(&p[20..]).unwrap();
+        assert_eq!((u.src_port(), u.dst_port(), u.len()), (5353, 53, 13));
+        assert_eq!(u.payload(), b"hello");
+        assert!(!u.is_empty());
+        assert_eq!(
+            UdpPacket::new_checked(&p[20..27]).unwrap_err(),
+            WireError::Truncated
+        );
+        let mut b = p.clone();
+        let mut u = UdpPacket::new_checked(&mut b[20..]).unwrap();
+        u.set_src_port(1);
+        u.set_dst_port(2);
+        u.set_checksum(0);
+        assert_eq!((u.src_port(), u.dst_port(), u.checksum()), (1, 2, 0));
+    }
+}

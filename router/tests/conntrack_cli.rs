@@ -1,0 +1,434 @@
+//! tungate's `conntrack` against the real conntrack-tools binary.
+//!
+//! In a scratch network namespace this test creates (and always deletes),
+//! the same connections are put into the kernel's table (`conntrack -I`)
+//! and into a tungate table (by feeding packets through conntrack), then
+//! the same command lines run on both sides: listings with filters,
+//! deletions, counts, flush, and bad command lines. Outputs must be equal
+//! up to the order of entries (the kernel lists in hash order) and the
+//! timeout column (the kernel's clock runs while the test does).
+//! Skips, saying why, when not root or when the tools are missing.
+
+use std::process::Command;
+
+use tungate::clock::Timestamp;
+use tungate::conntrack::{classify, ConnTable, ConntrackConfig, NewConn, Tracked};
+use tungate::control::conntrack_cli;
+use tungate::nat::{self, Manip, NatRange, Rng};
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Option<Netns> {
+        let name = format!("tg_ctcli_{}", std::process::id());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        ok.then_some(Netns(name))
+    }
+
+    /// Runs the real `conntrack` with `args` inside the namespace.
+    fn conntrack(&self, args: &[String]) -> (String, String, i32) {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.0, "conntrack"])
+            .args(args)
+            .output()
+            .expect("spawn ip netns exec conntrack");
+        (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+            o.status.code().unwrap_or(-1),
+        )
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+// Minimal packet builders (IPv4 + TCP/UDP/ICMP echo), enough for conntrack.
+
+fn csum(b: &[u8]) -> u16 {
+    let mut s: u32 = 0;
+    for c in b.chunks(2) {
+        s += u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0));
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+fn ipv4(src: &str, dst: &str, proto: u8, l4: &[u8]) -> Vec<u8> {
+    let mut p = vec![0u8; 20];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = proto;
+    p[12..16].copy_from_slice(&src.parse::<std::net::Ipv4Addr>().unwrap().octets());
+    p[16..20].copy_from_slice(&dst.parse::<std::net::Ipv4Addr>().unwrap().octets());
+    let c = csum(&p);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(l4);
+    p
+}
+
+fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    let mut t = vec![0u8; 20];
+    t[0..2].copy_from_slice(&sport.to_be_bytes());
+    t[2..4].copy_from_slice(&dport.to_be_bytes());
+    t[4..8].copy_from_slice(&1000u32.to_be_bytes());
+    if flags & 0x10 != 0 {
+        t[8..12].copy_from_slice(&2000u32.to_be_bytes());
+    }
+    t[12] = 5 << 4;
+    t[13] = flags;
+    t[14..16].copy_from_slice(&65535u16.to_be_bytes());
+    ipv4(src, dst, 6, &t)
+}
+
+fn udp(src: &str, dst: &str, sport: u16, dport: u16) -> Vec<u8> {
+    let mut u = vec![0u8; 9];
+    u[0..2].copy_from_slice(&sport.to_be_bytes());
+    u[2..4].copy_from_slice(&dport.to_be_bytes());
+    u[4..6].copy_from_slice(&9u16.to_be_bytes());
+    u[8] = b'x';
+    ipv4(src, dst, 17, &u)
+}
+
+fn echo(src: &str, dst: &str, ty: u8, id: u16) -> Vec<u8> {
+    let mut e = vec![0u8; 8];
+    e[0] = ty;
+    e[4..6].copy_from_slice(&id.to_be_bytes());
+    e[6..8].copy_from_slice(&1u16.to_be_bytes());
+    let c = csum(&e);
+    e[2..4].copy_from_slice(&c.to_be_bytes());
+    ipv4(src, dst, 1, &e)
+}
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const T0: Timestamp = Timestamp::from_secs(100);
+
+fn feed(t: &ConnTable, pkt: &[u8], prep: impl FnOnce(&ConnTable, &mut NewConn)) {
+    let key = classify(pkt).unwrap();
+    match t.track(&key, pkt.len() as u32, T0) {
+        Tracked::New(mut nc) => {
+            prep(t, &mut nc);
+            t.confirm(&nc, T0).unwrap();
+        }
+        Tracked::Known { .. } | Tracked::Related(_) => {}
+        Tracked::Invalid => panic!("fixture packet is INVALID"),
+    }
+}
+
+fn none(_: &ConnTable, _: &mut NewConn) {}
+
+/// The flows, as packets for tungate and as `conntrack -I` for the kernel.
+fn build(t: &ConnTable, ns: &Netns) {
+    // An assured TCP connection whose server side was translated.
+    feed(t, &tcp("10.9.0.1", "10.9.0.99", 50236, 80, SYN), |t, nc| {
+        let r = NatRange::addr("127.0.0.1".parse().unwrap()).with_ports(8080, 8080);
+        nat::setup(t, nc, &r, Manip::Dst, &mut Rng::new(7), T0).unwrap();
+    });
+    feed(
+        t,
+        &tcp("127.0.0.1", "10.9.0.1", 8080, 50236, SYN | ACK),
+        none,
+    );
+    feed(t, &tcp("10.9.0.1", "10.9.0.99", 50236, 80, ACK), none);
+    // UDP without answer, mark 42.
+    feed(t, &udp("10.9.0.1", "10.9.0.1", 56211, 4444), |_, nc| {
+        nc.mark = 42
+    });
+    // UDP with an answer.
+    feed(t, &udp("10.9.0.1", "10.9.0.1", 7778, 7777), none);
+    feed(t, &udp("10.9.0.1", "10.9.0.1", 7777, 7778), none);
+    // An answered ping.
+    feed(t, &echo("127.0.0.1", "127.0.0.1", 8, 4660), none);
+    feed(t, &echo("127.0.0.1", "127.0.0.1", 0, 4660), none);
+    // A SYN without answer.
+    feed(t, &tcp("10.9.0.1", "10.9.0.1", 54746, 9999, SYN), none);
+    // A source-NATed UDP flow with an answer.
+    feed(t, &udp("192.168.1.5", "8.8.8.8", 5000, 53), |t, nc| {
+        let r = NatRange::addr("203.0.113.1".parse().unwrap());
+        nat::setup(t, nc, &r, Manip::Src, &mut Rng::new(7), T0).unwrap();
+    });
+    feed(t, &udp("8.8.8.8", "203.0.113.1", 53, 5000), none);
+
+    let kernel = [
+        "-I -p tcp -s 10.9.0.1 -d 10.9.0.99 --sport 50236 --dport 80 \
+         --state ESTABLISHED -u SEEN_REPLY,ASSURED -t 432000 -g 127.0.0.1:8080",
+        "-I -p udp -s 10.9.0.1 -d 10.9.0.1 --sport 56211 --dport 4444 -t 30 -m 42",
+        "-I -p udp -s 10.9.0.1 -d 10.9.0.1 --sport 7778 --dport 7777 -t 30 -u SEEN_REPLY",
+        "-I -p icmp -s 127.0.0.1 -d 127.0.0.1 --icmp-type 8 --icmp-code 0 --icmp-id 4660 -t 30 -u SEEN_REPLY",
+        "-I -p tcp -s 10.9.0.1 -d 10.9.0.1 --sport 54746 --dport 9999 --state SYN_SENT -t 120",
+        "-I -p udp -s 192.168.1.5 -d 8.8.8.8 --sport 5000 --dport 53 -t 30 -u SEEN_REPLY -n 203.0.113.1",
+    ];
+    for k in kernel {
+        let (_, err, st) = ns.conntrack(&words(k));
+        assert_eq!(st, 0, "conntrack {k}: {err}");
+    }
+}
+
+/// Replaces the number inside `<tag>N</tag>` by `*`.
+fn blank_xml(l: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    match l.find(&open) {
+        Some(i) => {
+            let from = i + open.len();
+            let to = from + l[from..].find('<').unwrap_or(0);
+            format!("{}*{}", &l[..from], &l[to..])
+        }
+        None => l.to_string(),
+    }
+}
+
+/// Entry lines sorted, with the timeout column replaced by `T` (and in
+/// XML the timeout and the id, which the kernel draws at random).
+fn normalize(stdout: &str) -> Vec<String> {
+    let mut v: Vec<String> = stdout
+        .lines()
+        .map(|l| {
+            if l.starts_with("<flow>") {
+                return blank_xml(&blank_xml(l, "timeout"), "id");
+            }
+            let mut w: Vec<&str> = l.split(' ').collect();
+            // "tcp      6 431999 ..." / "ipv4     2 tcp      6 431999 ...":
+            // the timeout follows the second protocol number.
+            let nums: Vec<usize> = w
+                .iter()
+                .enumerate()
+                .filter(|(_, x)| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+                .map(|(i, _)| i)
+                .collect();
+            let k = if l.starts_with("ipv4") { 2 } else { 1 };
+            if let Some(&at) = nums.get(k) {
+                w[at] = "T";
+            }
+            w.join(" ")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn compare(t: &ConnTable, ns: &Netns, cmd: &str, exact: bool) -> Option<String> {
+    let args = words(cmd);
+    let ours = conntrack_cli::run(t, &args, T0 + std::time::Duration::from_millis(500));
+    let (out, err, st) = ns.conntrack(&args);
+    let same_out = if exact {
+        ours.stdout == out
+    } else {
+        normalize(&ours.stdout) == normalize(&out)
+    };
+    if same_out && ours.stderr == err && ours.status == st {
+        None
+    } else {
+        Some(format!(
+            "conntrack {cmd}\n  ours:   {:?} {:?} {}\n  theirs: {:?} {:?} {}",
+            ours.stdout, ours.stderr, ours.status, out, err, st
+        ))
+    }
+}
+
+#[test]
+fn same_output_as_conntrack_tools_1_4_7() {
+    let tool = Command::new("conntrack").arg("-V").output();
+    let version = tool
+        .as_ref()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if !is_root() || !version.contains("v1.4.7") {
+        println!("SKIP: needs root and conntrack-tools 1.4.7 (found {version:?})");
+        return;
+    }
+    let Some(ns) = Netns::new() else {
+        println!("SKIP: cannot create a network namespace");
+        return;
+    };
+    let t = ConnTable::new(ConntrackConfig::default());
+    let mut failures = Vec::new();
+
+    // Empty tables: messages, statuses, bad command lines.
+    let empty = [
+        "",
+        "-h",
+        "-V",
+        "-L",
+        "-L conntrack",
+        "-L expect",
+        "-L dying",
+        "-C",
+        "-C expect",
+        "-D",
+        "-D -s 1.2.3.4",
+        "-F expect",
+        "-L -s foo",
+        "-L -d 1.2.3.4.5",
+        "-L -s",
+        "-X",
+        "--bogus",
+        "-L --sport 1",
+        "-L --state ESTABLISHED -p tcp",
+        "-L -p udp --state ESTABLISHED",
+        "-L --s 1.1.1.1",
+        "-L -p foo",
+        "-L -p tcp --state FOO",
+        "-L -u FOO",
+        "-L -u ASSURED,FOO",
+        "-L -u SEEN_REPLY,",
+        "-L -u UNSET",
+        "-L -o foo",
+        "-L -o extended,foo",
+        "-E -e FOO",
+        "-L -f inet",
+        "-L -f ipv4 -d ::1",
+        "-L -L",
+        "-L -D",
+        "-S -S",
+        "-F -s 1.2.3.4",
+        "-F -p tcp -s 1.2.3.4",
+        "-C -s 1.2.3.4",
+        "-S -p tcp",
+        "-L -e NEW",
+        "-L -t 10",
+        "-D -j",
+        "-j",
+        "-p tcp",
+        "-G -s 1.2.3.4",
+        "-L extra",
+        "-L -p tcp --tuple-port-src 1",
+    ];
+    for cmd in empty {
+        failures.extend(compare(&t, &ns, cmd, true));
+    }
+
+    build(&t, &ns);
+    let populated = [
+        "-L",
+        "-L -o extended",
+        "-L -s 10.9.0.1",
+        "-L --orig-src 127.0.0.1",
+        "-L -d 10.9.0.99",
+        "-L -r 127.0.0.1",
+        "-L -q 10.9.0.1",
+        "-L -q 203.0.113.1",
+        "-L -s 10.0.0.0/8",
+        "-L -s 127.1",
+        "-L -s 10.9.0.2 -s 127.0.0.1",
+        "-L -p tcp",
+        "-L -p 17",
+        "-L -p udp --sport 7778",
+        "-L -p udp --sp 7778",
+        "-L -p udp --dport 4444",
+        "-L -p udp --reply-port-src 4444",
+        "-L -p udp --reply-port-dst 7778",
+        "-L -p tcp --dport foo",
+        "-L -p tcp --state ESTABLISHED",
+        "-L -p tcp --state SYN_SENT",
+        "-L -p icmp --icmp-id 4660",
+        "-L -p icmp --icmp-type 0",
+        "-L -u ASSURED",
+        "-L -u ass",
+        "-L -u UNREPLIED",
+        "-L -u SEEN_REPLY",
+        "-L -u SEEN_REPLY,ASSURED",
+        "-L -u ASSURED,UNREPLIED",
+        "-L -m 42",
+        "-L -m 0x2a",
+        "-L -m 40/0xf8",
+        "-L -m 1/2/3",
+        "-L -m foo",
+        "-L -f ipv6",
+        "-L -d ::1",
+        "-L -w 1",
+        "-L -p 47",
+        "-L -n",
+        "-L --src-nat",
+        "-L -g",
+        "-L -j",
+        "-L --any-nat",
+        "-L -g 127.0.0.1",
+        "-L -g 127.0.0.1:8080",
+        "-L -g 127.0.0.1:8081",
+        "-L -g 10.9.0.99",
+        "-L -n 203.0.113.1",
+        "-L --src-nat=203.0.113.1:5000",
+        "-L -n 1.2.3.4",
+        "-L -j 127.0.0.1",
+        "-L -j 203.0.113.1",
+        "-L -n -g",
+        "-L -n1.2.3.4",
+        "-L --dst-nat=1.2.3.4",
+        "-L -j1.2.3.4",
+        "-L -n 203.0.113.1:5000",
+        "-L -n 1.2.3.4:0",
+        "-L -n :5000",
+        "-L -n 1.2.3.4:abc",
+        "-L -n 1.2.3.4:1:2",
+        "-G -p udp -s 10.9.0.1 -d 10.9.0.1 --sport 7778 --dport 7777",
+        "-G -p udp -s 10.9.0.1 -d 10.9.0.1 --sport 7778 --dport 7777 -o xml",
+        "-G -p tcp -s 10.9.0.1 -d 10.9.0.99 --sport 50236 --dport 80 -o extended",
+        "-G -p udp -s 10.9.0.1 -d 10.9.0.1 --sport 7778 --dport 7770",
+        "-G -p udp -s 10.9.0.1",
+        "-G -p udp -r 10.9.0.1",
+        "-G -p udp -s 10.9.0.1 -d 10.9.0.1",
+        "-G -p udp -s 10.9.0.1 -d 10.9.0.1 -m 5",
+        "-L -o xml",
+        "-L -o xml,extended -p tcp",
+        "-L -o xml -p 47",
+        "-L -o id -p 47",
+        "-U -d 10.9.0.99 -m 9",
+        "-U -s 10.9.0.1 -p udp --dport 4444 -m 0x10/0xf0 -o extended",
+        "-U -d 10.9.0.1 -p udp --sport 7778 -m 3/0x1",
+        "-L -m 3",
+        "-U -p tcp -m 5 -s 1.1.1.1",
+        "-U -p 47 -m 5",
+        "-L -m 26",
+        "-L -m 9",
+        "-U -s 10.9.0.5 -m 1",
+        "-U -p udp -m 3/0x1",
+        "-U -m 5 -u ASSURED",
+        "-U -s 10.9.0.1",
+        "-U -d 10.9.0.99 -m 0",
+        "-C",
+        "-D -p udp --dport 4444",
+        "-D -p udp --dport 4444",
+        "-D -d 10.9.0.99 -o extended",
+        "-D -p udp --sport 7778 -o xml",
+        "-L",
+        "-C",
+        "-D -p icmp",
+        "-D -u SEEN_REPLY",
+        "-L",
+        "-F",
+        "-C",
+        "-L",
+    ];
+    for cmd in populated {
+        failures.extend(compare(&t, &ns, cmd, false));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
