@@ -279,3 +279,12 @@ fn tcp_socket_segments_keep_syn_rst_and_data_only() {
     let crafted = "src=a dst=b tcp sport=1 dport=2 seq=5000 ack=* flags=A";
     assert_eq!(compare::socket_segment(crafted).unwrap(), crafted);
 }
+
+#[test]
+fn flow_key_ignores_ids_and_inner_headers() {
+    let a = "src=1 dst=2 ttl=63 id=5 len=33 udp sport=1 dport=2 data=aa";
+    let b = "src=1 dst=2 ttl=63 id=6 len=40 udp sport=1 dport=2 data=bb";
+    assert_eq!(compare::flow_key(a), compare::flow_key(b));
+    let e = "src=9 dst=1 ttl=64 id=* icmp type=3 code=3 | isrc=1 idst=2 iudp isport=1 idport=2";
+    assert_eq!(compare::flow_key(e), "src=9 dst=1 icmp type=3 code=3");
+}

@@ -241,6 +241,20 @@ def send(proto, kv):
             pkts += fr
         else:
             pkts.append(ip_packet(kv, pnum, s4, d4, l4))
+    # repeat=N: the same packets N times, the IP ID counting up, so the
+    # receiver's capture shows whether their order survived
+    repeat = num(kv.get("repeat", "1"))
+    if repeat > 1:
+        base_id = num(kv.get("id", "0x1111"))
+        many = []
+        for r in range(repeat):
+            for p in pkts:
+                p = bytearray(p)
+                p[4:6] = struct.pack("!H", (base_id + r) & 0xFFFF)
+                p[10:12] = b"\0\0"
+                p[10:12] = struct.pack("!H", csum(bytes(p[:20])))
+                many.append(bytes(p))
+        pkts = many
     gap = float(kv.get("gap", "0.002"))
     for p in pkts:
         s.sendto(p, (dst, 0))

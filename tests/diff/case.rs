@@ -203,6 +203,12 @@ impl Case {
                             args: toks[2..].iter().map(|s| s.to_string()).collect(),
                         }
                     };
+                    let repeat: u64 = step
+                        .args
+                        .iter()
+                        .find_map(|a| a.strip_prefix("repeat="))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(1);
                     for a in &step.args {
                         if let Some((k, v)) = a.split_once('=') {
                             if ["id", "seq", "ack", "icmpid", "icmpseq"].contains(&k) {
@@ -212,6 +218,10 @@ impl Case {
                                     v.parse().ok()
                                 };
                                 match parsed {
+                                    // repeat=N sends IDs x..x+N
+                                    Some(x) if k == "id" => {
+                                        case.own_numbers.extend(x..x + repeat.max(1));
+                                    }
                                     Some(x) => {
                                         case.own_numbers.insert(x);
                                     }

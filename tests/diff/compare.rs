@@ -40,6 +40,27 @@ pub fn normalise(case: &Case, host: &str, line: &str) -> String {
         .join(" ")
 }
 
+/// The flow (one direction) a captured packet belongs to: protocol,
+/// addresses, ports or ICMP type. Arrivals are grouped by it with a stable
+/// sort, so the order inside a flow is compared but not how different flows
+/// interleave, which depends on timing in the end hosts.
+pub fn flow_key(line: &str) -> String {
+    let outer = line.split(" | ").next().unwrap_or(line);
+    let mut k = vec![];
+    for t in outer.split_whitespace() {
+        let keep = ["tcp", "udp", "icmp"].contains(&t)
+            || [
+                "src=", "dst=", "sport=", "dport=", "type=", "code=", "proto=",
+            ]
+            .iter()
+            .any(|p| t.starts_with(p));
+        if keep {
+            k.push(t);
+        }
+    }
+    k.join(" ")
+}
+
 /// Segments of real TCP sockets (their sequence numbers masked): pure ACKs
 /// and FINs are dropped and a FIN riding on data is not shown, because how
 /// many there are depends on delayed-ACK timers and the close race in the end
@@ -112,6 +133,8 @@ pub fn compare(case: &Case, k: &Obs, t: &Obs) -> Outcome {
                 .unwrap_or_default();
             if dist && key != "counters" {
                 v.sort();
+            } else if key.starts_with("arrivals ") {
+                v.sort_by_key(|l| flow_key(l));
             }
             v
         };
