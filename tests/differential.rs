@@ -137,6 +137,21 @@ fn kernel_and_tungate_agree_on_the_corpus() {
     if harness::skip("differential") {
         return;
     }
+    for tool in ["python3", "nft", "conntrack", "iptables-save", "dmesg"] {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            let why = format!("`{tool}` is not installed (the differential harness needs it)");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "differential: cannot run in CI: {why}"
+            );
+            eprintln!("SKIP differential: {why}");
+            return;
+        }
+    }
     let cases = load_cases();
     let jobs: usize = std::env::var("DIFF_JOBS")
         .ok()
