@@ -35,7 +35,7 @@ ip netns exec "$PK-s" iperf3 -s -D
 sleep 0.5
 P=$PT TG_TARGET=$(iperf_target)
 if [ "$TG_TARGET" != 10.1.0.1 ]; then
-    echo "NOTE: tungate did not answer the DNAT port 10.1.0.1:5201 (the rule pipeline is not wired in: passthrough); tungate runs are direct to 10.2.0.2" >&2
+    echo "NOTE: tungate did not answer the DNAT port 10.1.0.1:5201; tungate runs are direct to 10.2.0.2 (the comparison is then not like for like)" >&2
 fi
 
 declare -A T1 T4 PPS LOSS

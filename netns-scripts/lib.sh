@@ -32,7 +32,7 @@ stop_tungate() {
 }
 
 # iperf_target: 10.1.0.1 (the DNAT port forward) if it answers, else the
-# server's own address (the passthrough stand-in pipeline does no NAT).
+# server's own address (a gateway that does not apply the DNAT rule).
 iperf_target() {
     if ip netns exec "$P-c" timeout 5 iperf3 -c 10.1.0.1 -t 1 >/dev/null 2>&1; then
         echo 10.1.0.1

@@ -28,7 +28,11 @@ struct Netns(String);
 
 impl Netns {
     fn new() -> Option<Netns> {
-        let name = format!("tg_ctcli_{}", std::process::id());
+        Self::new_named("ls")
+    }
+
+    fn new_named(tag: &str) -> Option<Netns> {
+        let name = format!("tg_ctcli_{tag}_{}", std::process::id());
         let ok = Command::new("ip")
             .args(["netns", "add", &name])
             .status()
@@ -200,12 +204,16 @@ fn blank_xml(l: &str, tag: &str) -> String {
     }
 }
 
-/// Entry lines sorted, with the timeout column replaced by `T` (and in
-/// XML the timeout and the id, which the kernel draws at random).
+/// Entry lines sorted, with the timeout column replaced by `T` (and the
+/// id, which the kernel draws at random, in text and XML).
 fn normalize(stdout: &str) -> Vec<String> {
     let mut v: Vec<String> = stdout
         .lines()
         .map(|l| {
+            let l = match l.rfind(" id=") {
+                Some(i) if l[i + 4..].bytes().all(|b| b.is_ascii_digit()) => &l[..i],
+                _ => l,
+            };
             if l.starts_with("<flow>") {
                 return blank_xml(&blank_xml(l, "timeout"), "id");
             }
@@ -331,6 +339,16 @@ fn same_output_as_conntrack_tools_1_4_7() {
         "-L -q 10.9.0.1",
         "-L -q 203.0.113.1",
         "-L -s 10.0.0.0/8",
+        "-L -s 10.0.0.0 --mask-src 255.0.0.0",
+        "-L -s 10.0.0.0/8 --mask-src 255.255.0.0",
+        "-L -d 10.9.0.0 --mask-dst 255.255.255.0",
+        "-L --mask-dst 255.255.255.0 -d 10.9.0.0",
+        "-L -s 10.9.0.7/29",
+        "-L -s 10.9.0.7/0",
+        "-L --mask-src 255.0.0.0",
+        "-L -s 10.0.0.0 --mask-src foo",
+        "-L -s 10.1.1.1/33",
+        "-L -s 10.1.1.1/x",
         "-L -s 127.1",
         "-L -s 10.9.0.2 -s 127.0.0.1",
         "-L -p tcp",
@@ -351,6 +369,10 @@ fn same_output_as_conntrack_tools_1_4_7() {
         "-L -u SEEN_REPLY",
         "-L -u SEEN_REPLY,ASSURED",
         "-L -u ASSURED,UNREPLIED",
+        "-L -u SRC_NAT,ASSURED",
+        "-L -u DST,ass",
+        "-L -u S",
+        "-L -u UNSET,ASSURED",
         "-L -m 42",
         "-L -m 0x2a",
         "-L -m 40/0xf8",
@@ -418,12 +440,386 @@ fn same_output_as_conntrack_tools_1_4_7() {
         "-D -p icmp",
         "-D -u SEEN_REPLY",
         "-L",
+        "-D -u SRC_NAT",
+        "-D -u UNSET",
+        "-L",
         "-F",
         "-C",
         "-L",
     ];
+    // Random read-only command lines from a pool of tokens (no command
+    // that changes the table or blocks): a differential test of the parser
+    // and the filters.
+    const POOL: &[&str] = &[
+        "-L",
+        "-L",
+        "-L",
+        "-G",
+        "-C",
+        "-s",
+        "-d",
+        "-r",
+        "-q",
+        "10.9.0.1",
+        "127.0.0.1",
+        "10.9.0.0/16",
+        "::1",
+        "-p",
+        "tcp",
+        "udp",
+        "icmp",
+        "--sport",
+        "--dport",
+        "--sp",
+        "--reply-port-src",
+        "--state",
+        "ESTABLISHED",
+        "SYN_SENT",
+        "--icmp-type",
+        "8",
+        "80",
+        "7778",
+        "4444",
+        "-m",
+        "42",
+        "0",
+        "0x2a/0xff",
+        "-u",
+        "ASSURED",
+        "SEEN_REPLY,ASSURED",
+        "UNREPLIED",
+        "-o",
+        "extended",
+        "id",
+        "-n",
+        "-g",
+        "-j",
+        "-f",
+        "ipv4",
+        "ipv6",
+        "-w",
+        "--mask-src",
+        "255.0.0.0",
+        "-z",
+        "conntrack",
+        "expect",
+        "--orig-src=10.9.0.1",
+        "--dst=127.0.0.1",
+        "-s10.9.0.1",
+        "-Lz",
+        "-t",
+        "-e",
+        "NEW",
+        "--bogus",
+        "--s",
+        "--",
+        "foo",
+        "-1",
+        "--icmp-code",
+        "--icmp-id",
+        "4660",
+        "--reply-port-dst",
+        "--orig-port-dst",
+        "SYN_RECV",
+        "LISTEN",
+        "xml",
+        "timestamp",
+        "--output=id",
+        "--mark",
+        "--status",
+        "--family",
+        "--protonum",
+        "--zone",
+        "--src-nat",
+        "--dst-nat=1.1.1.1",
+        "--any-nat",
+        "--mask-dst",
+        "255.255.255.0",
+        "-V",
+        "--version",
+        "-c",
+        "1",
+        "-b",
+        "1024",
+        "-i",
+        "-a",
+        "--tuple-src",
+        "!",
+        "--sport=7778",
+        "-pudp",
+        "-p6",
+        "-m42",
+        "-uASSURED",
+        "-oextended",
+        "--dump",
+        "--get",
+        "--count",
+        "-h",
+        "--mask-src=255.0.0.0",
+        "-d10.9.0.99",
+        "--reply-src",
+        "--reply-dst",
+        "--orig-dst",
+        "-r127.0.0.1",
+        "8080",
+        "0x7f000001",
+        "dying",
+        "unconfirmed",
+    ];
+    let mut x: u64 = 0x5eed_0000_c0ff_ee01;
+    for _ in 0..600 {
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let n = 1 + (next() % 7) as usize;
+        let argv: Vec<&str> = (0..n)
+            .map(|_| POOL[(next() % POOL.len() as u64) as usize])
+            .collect();
+        failures.extend(compare(&t, &ns, &argv.join(" "), false));
+    }
     for cmd in populated {
         failures.extend(compare(&t, &ns, cmd, false));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// The `conntrack -E` processes this test started; killed if the test
+/// fails before it stops them.
+struct Kids(Vec<std::process::Child>);
+
+impl Drop for Kids {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            if let Ok(None) = c.try_wait() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// Event lines without what only the kernel can say (who deleted the entry)
+/// and without the timeout column and ids; sorted.
+fn normalize_events(s: &str) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .lines()
+        .map(|l| {
+            let l = match l.find(" [USERSPACE]") {
+                Some(i) => &l[..i],
+                None => l,
+            };
+            let mut w: Vec<&str> = l.split(' ').filter(|x| !x.is_empty()).collect();
+            // "[NEW] [ipv4 2] udp 17 30 ...": the timeout follows the
+            // protocol number.
+            let k = if w.get(1) == Some(&"ipv4") { 4 } else { 2 };
+            if w.get(k + 1)
+                .is_some_and(|x| x.bytes().all(|b| b.is_ascii_digit()))
+            {
+                w[k + 1] = "T";
+            }
+            // Entries made by `conntrack -I` announce their mark even when
+            // it is 0 (the kernel adds IPCT_MARK to those events); flows
+            // made by packets, as tungate's, do not (unit tests hold the
+            // packet-made form, captured from real traffic).
+            w.retain(|x| !x.starts_with("id=") && *x != "mark=0");
+            w.join(" ")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn same_events_as_conntrack_tools_1_4_7() {
+    let version = Command::new("conntrack")
+        .arg("-V")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if !is_root() || !version.contains("v1.4.7") {
+        println!("SKIP: needs root and conntrack-tools 1.4.7 (found {version:?})");
+        return;
+    }
+    let Some(ns) = Netns::new_named("ev") else {
+        println!("SKIP: cannot create a network namespace");
+        return;
+    };
+    let streams = [
+        "-E",
+        "-E -e NEW -o extended,id",
+        "-E -e DESTROY -p udp",
+        "-E -m 42",
+        "-E -s 10.9.0.1 -p tcp",
+    ];
+    let mut children = Kids(
+        streams
+            .iter()
+            .map(|a| {
+                Command::new("ip")
+                    .args(["netns", "exec", &ns.0, "conntrack"])
+                    .args(words(a))
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn conntrack -E")
+            })
+            .collect(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for k in [
+        "-I -p udp -s 10.9.0.1 -d 10.9.0.1 --sport 56211 --dport 4444 -t 30 -m 42",
+        "-I -p tcp -s 10.9.0.1 -d 10.9.0.1 --sport 54746 --dport 9999 --state SYN_SENT -t 120",
+        "-I -p udp -s 10.9.0.2 -d 10.9.0.1 --sport 1000 --dport 53 -t 30",
+        "-D -p udp --dport 4444",
+        "-D -s 10.9.0.1",
+    ] {
+        let (_, err, st) = ns.conntrack(&words(k));
+        assert_eq!(st, 0, "conntrack {k}: {err}");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let theirs: Vec<(String, String)> = children
+        .0
+        .iter_mut()
+        .map(|c| {
+            let _ = Command::new("kill")
+                .args(["-INT", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+            let mut out = String::new();
+            let mut err = String::new();
+            use std::io::Read;
+            c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+            c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            (out, err)
+        })
+        .collect();
+
+    // The same on tungate's table.
+    let t = ConnTable::new(ConntrackConfig {
+        event_queue: 64,
+        ..Default::default()
+    });
+    feed(&t, &udp("10.9.0.1", "10.9.0.1", 56211, 4444), |_, nc| {
+        nc.mark = 42
+    });
+    feed(&t, &tcp("10.9.0.1", "10.9.0.1", 54746, 9999, SYN), none);
+    feed(&t, &udp("10.9.0.2", "10.9.0.1", 1000, 53), none);
+    let now = T0 + std::time::Duration::from_millis(300);
+    for k in ["-D -p udp --dport 4444", "-D -s 10.9.0.1"] {
+        assert_eq!(conntrack_cli::run(&t, &words(k), now).status, 0, "{k}");
+    }
+    let mut evs = Vec::new();
+    t.drain_events(&mut evs);
+    let mut failures = Vec::new();
+    for (args, (out, err)) in streams.iter().zip(&theirs) {
+        let mut st =
+            conntrack_cli::EventStream::new(&words(args), conntrack_cli::CliOptions::default())
+                .unwrap_or_else(|o| panic!("{args}: {o:?}"));
+        let mut ours = String::new();
+        st.feed(&evs, now, &mut |l| {
+            ours.push_str(l);
+            true
+        });
+        // The real tool says "Now closing conntrack event dumping..." only
+        // on some versions; compare the summary line.
+        let their_summary = err
+            .lines()
+            .find(|l| l.contains("flow events have been shown"))
+            .map(|l| format!("{l}\n"))
+            .unwrap_or_default();
+        if normalize_events(&ours) != normalize_events(out) || st.summary() != their_summary {
+            failures.push(format!(
+                "conntrack {args}\n  ours:   {ours:?} {:?}\n  theirs: {out:?} {err:?}",
+                st.summary()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Random `-D` filters on the same six flows (rebuilt each time): the same
+/// entries must go, with the same messages and statuses.
+#[test]
+fn same_deletions_as_conntrack_tools_1_4_7() {
+    let version = Command::new("conntrack")
+        .arg("-V")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if !is_root() || !version.contains("v1.4.7") {
+        println!("SKIP: needs root and conntrack-tools 1.4.7 (found {version:?})");
+        return;
+    }
+    let Some(ns) = Netns::new_named("del") else {
+        println!("SKIP: cannot create a network namespace");
+        return;
+    };
+    const POOL: &[&str] = &[
+        "-s",
+        "-d",
+        "-r",
+        "-q",
+        "10.9.0.1",
+        "127.0.0.1",
+        "10.9.0.99",
+        "8.8.8.8",
+        "10.0.0.0/8",
+        "-p",
+        "tcp",
+        "udp",
+        "icmp",
+        "--sport",
+        "--dport",
+        "--reply-port-src",
+        "7778",
+        "80",
+        "8080",
+        "5000",
+        "--state",
+        "ESTABLISHED",
+        "-m",
+        "42",
+        "0",
+        "-u",
+        "ASSURED",
+        "SEEN_REPLY",
+        "UNREPLIED",
+        "-f",
+        "ipv4",
+        "-n",
+        "-g",
+        "-o",
+        "extended",
+        "--mask-src",
+        "255.0.0.0",
+        "203.0.113.1",
+    ];
+    let mut x: u64 = 0x0f0f_1e1e_2d2d_3c3c;
+    let mut failures = Vec::new();
+    for _ in 0..40 {
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let n = 1 + (next() % 5) as usize;
+        let mut argv = vec!["-D"];
+        argv.extend((0..n).map(|_| POOL[(next() % POOL.len() as u64) as usize]));
+        let (_, err, st) = ns.conntrack(&words("-F"));
+        assert_eq!(st, 0, "conntrack -F: {err}");
+        let t = ConnTable::new(ConntrackConfig::default());
+        build(&t, &ns);
+        failures.extend(compare(&t, &ns, &argv.join(" "), false));
+        failures.extend(compare(&t, &ns, "-L", false));
     }
     assert!(
         failures.is_empty(),

@@ -1,5 +1,6 @@
 //! The `conntrack` tool (conntrack-tools 1.4.7) emulated against tungate's
-//! connection table: `-L`, `-D`, `-F`, `-C`, `-S`, `-G`, `-E`, `-V`, `-h`
+//! connection table: `-L`, `-D`, `-F`, `-C`, `-S`, `-G`, `-U` (mark),
+//! `-E`, `-V`, `-h`, plain, `-o extended`, `-o id` and `-o xml` output,
 //! with the real tool's option parser (getopt_long: bundled short options,
 //! attached arguments, unique prefixes of long options, protocol options
 //! that exist only after `-p`), its command/option legality table, its
@@ -8,7 +9,15 @@
 //! 1 for an operation that failed or deleted nothing).
 //!
 //! The formats and messages were taken from the real 1.4.7 binary run
-//! against kernel entries in a scratch network namespace.
+//! against kernel entries in a scratch network namespace, quirks included
+//! (an attached `-n`/`-g`/`-j` argument is ignored, `-U` prints only the
+//! first updated entry, `-D` of nothing exits 1); `tests/conntrack_cli.rs`
+//! keeps comparing with that binary when it is available.
+//!
+//! Not emulated: `-I` (tungate creates entries from packets only), `-U` of
+//! the status or timeout, `-z` (accepted, counters are not zeroed), zones
+//! and labels (nothing matches `-w N`, N != 0; `-l` is an unknown label),
+//! the `[USERSPACE] portid=` suffix of events, one `-S` line per CPU.
 //!
 //! Entry points: [`run`] for the one-shot commands and [`EventStream`] /
 //! [`events`] for `-E`. Nothing here reads a clock: time is an argument.
@@ -107,6 +116,18 @@ pub enum CtError {
     BadTcpState { token: String },
     #[error("unknown type `{token}'")]
     UnknownTable { token: String },
+    #[error("Invalid netmask")]
+    BadNetmask,
+    #[error("Can't do that command with tables `dying' and `unconfirmed'")]
+    DyingTable,
+    #[error("cannot specify `--src-nat' or `--dst-nat' with `--any-nat'")]
+    AnyNatWith,
+    #[error("Can't use -z with filtering parameters")]
+    ZeroWithFilter,
+    #[error("CIDR notation unavailable for `--{0}'")]
+    NoCidr(&'static str),
+    #[error("Can't use --mask-{0} without --{0}")]
+    MaskWithout(&'static str),
     #[error("mismatched address family")]
     FamilyMismatch,
     #[error("unknown label '{token}'")]
@@ -289,6 +310,25 @@ const LEGAL: [(Cmd, [u8; 29]); 11] = [
     (Cmd::Stats, [0; 29]),
 ];
 
+/// The same for the expectation table (`-L expect`: only `-i -f -o`;
+/// `-D/-G expect` need `-s -d -p`).
+const EXP_LIST: [u8; 29] = {
+    let mut a = [0; 29];
+    a[Opt::Id as usize] = 2;
+    a[Opt::Family as usize] = 2;
+    a[Opt::Output as usize] = 2;
+    a
+};
+const EXP_DELETE: [u8; 29] = {
+    let mut a = [0; 29];
+    a[Opt::Src as usize] = 1;
+    a[Opt::Dst as usize] = 1;
+    a[Opt::ReplySrc as usize] = 2;
+    a[Opt::ReplyDst as usize] = 2;
+    a[Opt::Proto as usize] = 1;
+    a
+};
+
 /// How a long or short option takes its argument.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Arg {
@@ -325,13 +365,13 @@ enum ProtoOpt {
 }
 
 const LONG_OPTS: &[(&str, Arg, Key)] = &[
-    ("dump", Arg::No, Key::Cmd(Cmd::List)),
-    ("create", Arg::No, Key::Cmd(Cmd::Create)),
-    ("delete", Arg::No, Key::Cmd(Cmd::Delete)),
-    ("update", Arg::No, Key::Cmd(Cmd::Update)),
-    ("get", Arg::No, Key::Cmd(Cmd::Get)),
-    ("flush", Arg::No, Key::Cmd(Cmd::Flush)),
-    ("event", Arg::No, Key::Cmd(Cmd::Event)),
+    ("dump", Arg::Optional, Key::Cmd(Cmd::List)),
+    ("create", Arg::Optional, Key::Cmd(Cmd::Create)),
+    ("delete", Arg::Optional, Key::Cmd(Cmd::Delete)),
+    ("update", Arg::Optional, Key::Cmd(Cmd::Update)),
+    ("get", Arg::Optional, Key::Cmd(Cmd::Get)),
+    ("flush", Arg::Optional, Key::Cmd(Cmd::Flush)),
+    ("event", Arg::Optional, Key::Cmd(Cmd::Event)),
     ("counter", Arg::Optional, Key::Cmd(Cmd::Count)),
     ("stats", Arg::No, Key::Cmd(Cmd::Stats)),
     ("version", Arg::No, Key::Cmd(Cmd::Version)),
@@ -424,17 +464,17 @@ const ICMP_OPTS: &[(&str, Arg, Key)] = &[
 
 fn short_opt(c: char) -> Option<(Arg, Key)> {
     Some(match c {
-        'L' => (Arg::No, Key::Cmd(Cmd::List)),
-        'I' => (Arg::No, Key::Cmd(Cmd::Create)),
-        'U' => (Arg::No, Key::Cmd(Cmd::Update)),
-        'D' => (Arg::No, Key::Cmd(Cmd::Delete)),
-        'G' => (Arg::No, Key::Cmd(Cmd::Get)),
-        'E' => (Arg::No, Key::Cmd(Cmd::Event)),
-        'F' => (Arg::No, Key::Cmd(Cmd::Flush)),
+        'L' => (Arg::Optional, Key::Cmd(Cmd::List)),
+        'I' => (Arg::Optional, Key::Cmd(Cmd::Create)),
+        'U' => (Arg::Optional, Key::Cmd(Cmd::Update)),
+        'D' => (Arg::Optional, Key::Cmd(Cmd::Delete)),
+        'G' => (Arg::Optional, Key::Cmd(Cmd::Get)),
+        'E' => (Arg::Optional, Key::Cmd(Cmd::Event)),
+        'F' => (Arg::Optional, Key::Cmd(Cmd::Flush)),
         'C' => (Arg::Optional, Key::Cmd(Cmd::Count)),
-        'S' => (Arg::No, Key::Cmd(Cmd::Stats)),
-        'h' => (Arg::No, Key::Cmd(Cmd::Help)),
-        'V' => (Arg::No, Key::Cmd(Cmd::Version)),
+        'S' => (Arg::Optional, Key::Cmd(Cmd::Stats)),
+        'h' => (Arg::Optional, Key::Cmd(Cmd::Help)),
+        'V' => (Arg::Optional, Key::Cmd(Cmd::Version)),
         's' => (Arg::Required, Key::Opt(Opt::Src)),
         'd' => (Arg::Required, Key::Opt(Opt::Dst)),
         'r' => (Arg::Required, Key::Opt(Opt::ReplySrc)),
@@ -464,21 +504,17 @@ fn short_opt(c: char) -> Option<(Arg, Key)> {
     })
 }
 
-/// An address filter: `addr` under `mask` (1.4.7 accepts `ADDR/LEN`).
+/// An address filter: `addr` under `mask` (`ADDR/LEN`, or `--mask-src`
+/// / `--mask-dst` for the original addresses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddrFilter {
     pub addr: Ipv4Addr,
-    pub prefix: u8,
+    pub mask: u32,
 }
 
 impl AddrFilter {
     fn matches(&self, a: Ipv4Addr) -> bool {
-        let mask = if self.prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - self.prefix as u32)
-        };
-        u32::from(a) & mask == u32::from(self.addr) & mask
+        u32::from(a) & self.mask == u32::from(self.addr) & self.mask
     }
 }
 
@@ -513,6 +549,11 @@ pub struct Request {
     pub status: u32,
     /// `-u UNREPLIED`: SEEN_REPLY must be clear.
     pub unreplied: bool,
+    /// `-u` named no status bit at all (`UNSET`, `SRC_NAT`, `DST_NAT`):
+    /// `-L` is refused ("invalid parameters"), `-D` ignores the filter.
+    pub status_invalid: bool,
+    /// Lines the tool prints on stderr before anything else.
+    pub warnings: Vec<String>,
     /// `-m value[/mask]`: `mark & mask == value` (with `-U`: the new mark
     /// is `(mark & !mask) ^ value`).
     pub mark: Option<(u32, u32)>,
@@ -554,6 +595,8 @@ impl Request {
             icmp_id: None,
             status: 0,
             unreplied: false,
+            status_invalid: false,
+            warnings: Vec::new(),
             mark: None,
             timeout: None,
             zone: None,
@@ -787,19 +830,20 @@ fn parse_addr(token: &str, ipv6: &mut Option<bool>) -> Result<Option<AddrFilter>
     };
     if let Some(addr) = inet_aton(a) {
         set_family(ipv6, false)?;
-        let prefix = match len {
-            None => 32,
+        let mask = match len {
+            None => u32::MAX,
             Some(l) => match l.parse::<u8>() {
-                Ok(p) if p <= 32 => p,
-                _ => return Err(bad()),
+                Ok(0) => 0,
+                Ok(p) if p <= 32 => u32::MAX << (32 - p as u32),
+                _ => return Err(CtError::BadNetmask),
             },
         };
-        return Ok(Some(AddrFilter { addr, prefix }));
+        return Ok(Some(AddrFilter { addr, mask }));
     }
     if a.parse::<std::net::Ipv6Addr>().is_ok() {
         if let Some(l) = len {
             if !matches!(l.parse::<u8>(), Ok(p) if p <= 128) {
-                return Err(bad());
+                return Err(CtError::BadNetmask);
             }
         }
         set_family(ipv6, true)?;
@@ -870,8 +914,12 @@ fn parse_list(
                 rest.clone()
             },
         };
+        // A leading '!' (negation, meaningless here) is dropped first.
+        let item = item.strip_prefix('!').unwrap_or(item);
         if item.is_empty() {
-            return Err(bad());
+            return Err(CtError::BadParameter {
+                token: items[i..].join(",").trim_start_matches('!').to_string(),
+            });
         }
         if let Some(r) = special(item) {
             r?;
@@ -945,6 +993,24 @@ fn tcp_state(s: &str) -> Result<TcpState, CtError> {
 /// Parses `conntrack` arguments (without the program name) the way
 /// conntrack 1.4.7 does, including its legality checks.
 pub fn parse(args: &[String]) -> Result<Request, CtError> {
+    parse_warn(args).1
+}
+
+/// [`parse`], also returning the warnings the tool prints while parsing
+/// (they precede an error message too).
+pub fn parse_warn(args: &[String]) -> (Vec<String>, Result<Request, CtError>) {
+    let mut warnings = Vec::new();
+    let r = parse_inner(args, &mut warnings);
+    (
+        warnings.clone(),
+        r.map(|mut req| {
+            req.warnings = warnings;
+            req
+        }),
+    )
+}
+
+fn parse_inner(args: &[String], warnings: &mut Vec<String>) -> Result<Request, CtError> {
     let mut cmd: Option<Cmd> = None;
     let mut table = CtTable::Conntrack;
     let mut used = [false; 29];
@@ -952,12 +1018,14 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
     let mut req = Request::new(Cmd::List);
     // Protocol options become known once `-p` has been seen.
     let mut proto_opts: Vec<(&'static str, Arg, Key)> = Vec::new();
+    let (mut mask_src, mut mask_dst): (Option<u32>, Option<u32>) = (None, None);
     let mut i = 0;
     while i < args.len() {
         let tok = args[i].as_str();
         i += 1;
         // (key, attached argument, token for messages, arg kind)
-        let mut items: Vec<(Key, Option<String>, Arg)> = Vec::new();
+        // (key, attached argument, argument kind, last option of its word)
+        let mut items: Vec<(Key, Option<String>, Arg, bool)> = Vec::new();
         if let Some(long) = tok.strip_prefix("--") {
             if long.is_empty() {
                 // "--" ends the options; the rest are operands (ignored).
@@ -990,7 +1058,7 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                     token: tok.to_string(),
                 });
             }
-            items.push((key, attached, kind));
+            items.push((key, attached, kind, true));
         } else if tok.len() > 1 && tok.starts_with('-') {
             let chars: Vec<char> = tok[1..].chars().collect();
             let mut k = 0;
@@ -1002,17 +1070,17 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                 };
                 let rest: String = chars[k + 1..].iter().collect();
                 if kind != Arg::No && !rest.is_empty() {
-                    items.push((key, Some(rest), kind));
+                    items.push((key, Some(rest), kind, true));
                     break;
                 }
-                items.push((key, None, kind));
+                items.push((key, None, kind, k + 1 == chars.len()));
                 k += 1;
             }
         } else {
             // Operands are ignored (getopt moves them to the end).
             continue;
         }
-        for (key, attached, kind) in items {
+        for (key, attached, kind, last) in items {
             let arg = match (kind, attached) {
                 (Arg::No, _) => None,
                 // conntrack 1.4.7 parses only a separate NAT argument; an
@@ -1023,6 +1091,11 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                 {
                     None
                 }
+                // A command's attached argument (`-Lz`, `--dump=x`) is
+                // swallowed and ignored; a separate one is the table,
+                // read below.
+                (Arg::Optional, Some(_)) if matches!(key, Key::Cmd(_)) => Some(String::new()),
+                (Arg::Optional, None) if matches!(key, Key::Cmd(_)) => None,
                 (_, Some(a)) => Some(a),
                 (Arg::Required, None) => match args.get(i) {
                     Some(a) => {
@@ -1036,7 +1109,7 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                     }
                 },
                 (Arg::Optional, None) => match args.get(i) {
-                    Some(a) if !a.starts_with('-') && !a.starts_with('!') => {
+                    Some(a) if last && !a.starts_with('-') && !a.starts_with('!') => {
                         i += 1;
                         Some(a.clone())
                     }
@@ -1045,25 +1118,13 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
             };
             match key {
                 Key::Cmd(c) => {
-                    if cmd.is_some() {
-                        return Err(CtError::CommandCombination);
-                    }
-                    cmd = Some(c);
-                    if matches!(
-                        c,
-                        Cmd::List
-                            | Cmd::Create
-                            | Cmd::Update
-                            | Cmd::Delete
-                            | Cmd::Get
-                            | Cmd::Flush
-                            | Cmd::Event
-                            | Cmd::Count
-                    ) {
+                    // The table operand is read first (conntrack's
+                    // check_type), and only after the last option of a word.
+                    {
                         let t = match arg {
-                            Some(t) => Some(t),
+                            Some(_) => None,
                             None => match args.get(i) {
-                                Some(a) if !a.starts_with('-') && !a.starts_with('!') => {
+                                Some(a) if last && !a.starts_with('-') && !a.starts_with('!') => {
                                     i += 1;
                                     Some(a.clone())
                                 }
@@ -1082,8 +1143,20 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                             } else {
                                 return Err(CtError::UnknownTable { token: t });
                             };
+                            if matches!(table, CtTable::Dying | CtTable::Unconfirmed)
+                                && c != Cmd::List
+                            {
+                                return Err(CtError::DyingTable);
+                            }
                         }
                     }
+                    if cmd.is_some() {
+                        return Err(CtError::CommandCombination);
+                    }
+                    cmd = Some(c);
+                }
+                Key::Opt(Opt::NatRange) => {
+                    warnings.push("WARNING: ignoring -a, deprecated option.\n".to_string());
                 }
                 Key::Opt(o) => {
                     used[o as usize] = true;
@@ -1091,9 +1164,33 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                     match o {
                         Opt::Src => req.src = parse_addr(&a, &mut family)?,
                         Opt::Dst => req.dst = parse_addr(&a, &mut family)?,
+                        // Only -s/-d take ADDR/LEN.
+                        Opt::ReplySrc | Opt::ReplyDst | Opt::MaskSrc | Opt::MaskDst
+                            if a.contains('/') =>
+                        {
+                            return Err(CtError::NoCidr(OPT_NAMES[o as usize]));
+                        }
                         Opt::ReplySrc => req.reply_src = parse_addr(&a, &mut family)?,
                         Opt::ReplyDst => req.reply_dst = parse_addr(&a, &mut family)?,
-                        Opt::TupleSrc | Opt::TupleDst | Opt::MaskSrc | Opt::MaskDst => {
+                        Opt::MaskSrc | Opt::MaskDst => {
+                            let m = match inet_aton(&a) {
+                                Some(m) => {
+                                    set_family(&mut family, false)?;
+                                    Some(u32::from(m))
+                                }
+                                None if a.parse::<std::net::Ipv6Addr>().is_ok() => {
+                                    set_family(&mut family, true)?;
+                                    None
+                                }
+                                None => return Err(CtError::BadAddress { token: a }),
+                            };
+                            if o == Opt::MaskSrc {
+                                mask_src = m;
+                            } else {
+                                mask_dst = m;
+                            }
+                        }
+                        Opt::TupleSrc | Opt::TupleDst => {
                             parse_addr(&a, &mut family)?;
                         }
                         Opt::Proto => {
@@ -1115,14 +1212,26 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                         Opt::Status => {
                             let v = parse_list(&a, STATUS_NAMES, |item| {
                                 let up = item.to_ascii_uppercase();
-                                ("SRC_NAT".starts_with(&up) || "DST_NAT".starts_with(&up))
-                                    .then_some(Ok(()))
+                                for (name, opt) in [("SRC_NAT", "src-nat"), ("DST_NAT", "dst-nat")]
+                                {
+                                    if name.starts_with(&up) {
+                                        warnings.push(format!(
+                                            "WARNING: ignoring {name}, use --{opt} instead\n"
+                                        ));
+                                        return Some(Ok(()));
+                                    }
+                                }
+                                if !"ASSURED".starts_with(&up)
+                                    && !"SEEN_REPLY".starts_with(&up)
+                                    && "UNSET".starts_with(&up)
+                                {
+                                    return Some(Ok(()));
+                                }
+                                None
                             })?;
                             req.unreplied = v & UNREPLIED_BIT != 0;
                             req.status = v & !UNREPLIED_BIT;
-                            if req.status == 0 && !req.unreplied {
-                                return Err(CtError::OperationFailed("invalid parameters"));
-                            }
+                            req.status_invalid = req.status == 0 && !req.unreplied;
                         }
                         Opt::EventMask => req.event_mask = parse_list(&a, EVENT_NAMES, |_| None)?,
                         Opt::Output => {
@@ -1146,7 +1255,10 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                         },
                         Opt::SrcNat | Opt::DstNat | Opt::AnyNat => {
                             let mut n = NatArg::default();
-                            if !a.is_empty() {
+                            if a.parse::<std::net::Ipv6Addr>().is_ok() {
+                                // An IPv6 NAT address: no IPv4 entry has it.
+                                set_family(&mut family, true)?;
+                            } else if !a.is_empty() {
                                 let (addr, port) = match a.split_once(':') {
                                     Some((_, p)) if p.contains(':') => {
                                         return Err(CtError::BadAddress { token: a });
@@ -1161,6 +1273,9 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                                     },
                                     None => (a.as_str(), None),
                                 };
+                                if addr.contains('/') {
+                                    return Err(CtError::NoCidr(OPT_NAMES[o as usize]));
+                                }
                                 n.port = port;
                                 n.addr = parse_addr(addr, &mut family)?.map(|f| f.addr);
                             }
@@ -1211,6 +1326,9 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
             }
         }
     }
+    if used[Opt::AnyNat as usize] && (used[Opt::SrcNat as usize] || used[Opt::DstNat as usize]) {
+        return Err(CtError::AnyNatWith);
+    }
     let Some(cmd) = cmd else {
         if let Some(first) = used.iter().position(|u| *u) {
             return Err(CtError::IllegalOption {
@@ -1221,11 +1339,18 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
         r.table = table;
         return Ok(r);
     };
-    let legal = &LEGAL
-        .iter()
-        .find(|(c, _)| *c == cmd)
-        .expect("all commands")
-        .1;
+    let legal = match (table, cmd) {
+        (CtTable::Expect, Cmd::List) => &EXP_LIST,
+        (CtTable::Expect, Cmd::Delete | Cmd::Get) => &EXP_DELETE,
+        (CtTable::Expect, Cmd::Flush | Cmd::Event | Cmd::Count | Cmd::Update) => &[0; 29],
+        _ => {
+            &LEGAL
+                .iter()
+                .find(|(c, _)| *c == cmd)
+                .expect("all commands")
+                .1
+        }
+    };
     for (k, &l) in legal.iter().enumerate() {
         if used[k] && l == 0 {
             return Err(CtError::IllegalOption {
@@ -1237,6 +1362,36 @@ pub fn parse(args: &[String]) -> Result<Request, CtError> {
                 option: OPT_NAMES[k],
             });
         }
+    }
+    for (mask, opt, addr_opt, f, name) in [
+        (mask_src, Opt::MaskSrc, Opt::Src, &mut req.src, "src"),
+        (mask_dst, Opt::MaskDst, Opt::Dst, &mut req.dst, "dst"),
+    ] {
+        if used[opt as usize] && !used[addr_opt as usize] {
+            return Err(CtError::MaskWithout(name));
+        }
+        if let (Some(m), Some(f)) = (mask, f.as_mut()) {
+            f.mask = m;
+        }
+    }
+    if used[Opt::Zero as usize]
+        && [
+            Opt::Src,
+            Opt::Dst,
+            Opt::ReplySrc,
+            Opt::ReplyDst,
+            Opt::Proto,
+            Opt::Mark,
+            Opt::Status,
+            Opt::Zone,
+            Opt::Secmark,
+            Opt::OrigZone,
+            Opt::ReplyZone,
+        ]
+        .iter()
+        .any(|o| used[*o as usize])
+    {
+        return Err(CtError::ZeroWithFilter);
     }
     if cmd == Cmd::Get && table == CtTable::Conntrack {
         // The tuple to look up must be complete (conntrack's "3" options).
@@ -1445,6 +1600,13 @@ fn ok(stdout: String, stderr: String, status: i32) -> Output {
     }
 }
 
+/// True if `args` is a valid `-E` command line: the caller streams it with
+/// [`EventStream`] instead of calling [`run`]. (An invalid one goes to
+/// [`run`], which prints the error.)
+pub fn is_event_stream(args: &[String]) -> bool {
+    matches!(parse(args), Ok(r) if r.cmd == Cmd::Event)
+}
+
 /// Runs `conntrack` with `args` (without the program name) against
 /// `table`, returning what conntrack-tools 1.4.7 would print and its exit
 /// status. `-E` is not a one-shot command: use [`EventStream`].
@@ -1454,17 +1616,29 @@ pub fn run(table: &ConnTable, args: &[String], now: Timestamp) -> Output {
 
 /// [`run`] with explicit print options.
 pub fn run_with(table: &ConnTable, args: &[String], now: Timestamp, opts: CliOptions) -> Output {
-    let req = match parse(args) {
-        Ok(r) => r,
-        Err(e) => return ok(String::new(), e.to_stderr(), e.status()),
+    let req = match parse_warn(args) {
+        (_, Ok(r)) => r,
+        (w, Err(e)) => return ok(String::new(), w.concat() + &e.to_stderr(), e.status()),
     };
     execute(table, &req, now, opts)
 }
 
 /// Executes a parsed request (everything but `-E`).
 pub fn execute(table: &ConnTable, req: &Request, now: Timestamp, opts: CliOptions) -> Output {
+    let mut out = execute_inner(table, req, now, opts);
+    if !req.warnings.is_empty() {
+        out.stderr.insert_str(0, &req.warnings.concat());
+    }
+    out
+}
+
+fn execute_inner(table: &ConnTable, req: &Request, now: Timestamp, opts: CliOptions) -> Output {
     let mut out = String::new();
     let mut err = String::new();
+    if req.status_invalid && req.cmd == Cmd::List {
+        let e = CtError::OperationFailed("invalid parameters");
+        return ok(out, e.to_stderr(), e.status());
+    }
     let (head, foot) = if req.xml {
         (XML_HEADER, XML_FOOTER)
     } else {
@@ -1576,6 +1750,10 @@ pub fn execute(table: &ConnTable, req: &Request, now: Timestamp, opts: CliOption
             let _ = writeln!(out, "{n}");
             ok(out, err, 0)
         }
+        Cmd::Stats if req.table == CtTable::Expect => {
+            out.push_str("cpu=0   \texpect_new=0 expect_create=0 expect_delete=0 \n");
+            ok(out, err, 0)
+        }
         Cmd::Stats => {
             out.push_str(&format_stats(table));
             ok(out, err, 0)
@@ -1618,7 +1796,8 @@ fn update(table: &ConnTable, req: &Request, now: Timestamp, opts: CliOptions) ->
         && req.dst.is_none()
         && req.reply_src.is_none()
         && req.reply_dst.is_none();
-    let refused = no_addr || req.status != 0 || req.unreplied || req.timeout.is_some();
+    let refused =
+        no_addr || req.status != 0 || req.unreplied || req.status_invalid || req.timeout.is_some();
     if refused && !targets.is_empty() {
         return unsupported();
     }
@@ -1690,7 +1869,10 @@ impl EventStream {
     /// Parses the arguments. `Err` carries what the tool prints for a bad
     /// command line (or for a command other than `-E`).
     pub fn new(args: &[String], opts: CliOptions) -> Result<EventStream, Output> {
-        let req = parse(args).map_err(|e| ok(String::new(), e.to_stderr(), e.status()))?;
+        let req = match parse_warn(args) {
+            (_, Ok(r)) => r,
+            (w, Err(e)) => return Err(ok(String::new(), w.concat() + &e.to_stderr(), e.status())),
+        };
         if req.cmd != Cmd::Event {
             return Err(ok(
                 String::new(),
@@ -1739,6 +1921,10 @@ impl EventStream {
     }
 
     fn emit_events(&mut self, now: Timestamp, emit: &mut dyn FnMut(&str) -> bool) -> bool {
+        if self.req.table != CtTable::Conntrack {
+            // `-E expect`: tungate has no expectations, nothing to say.
+            return true;
+        }
         for ev in &self.buf {
             if !self.req.wants_event(ev.kind) || !self.req.matches_event(&ev.conn) {
                 continue;
@@ -1751,6 +1937,11 @@ impl EventStream {
             }
         }
         true
+    }
+
+    /// Warnings the tool prints on stderr before streaming (`-a`, ...).
+    pub fn warnings(&self) -> String {
+        self.req.warnings.concat()
     }
 
     /// Events shown so far.
@@ -1777,6 +1968,12 @@ impl Request {
 /// the caller's clock (the control server passes
 /// `Timestamp::now_monotonic`). Returns the exit output: the summary on
 /// stderr, status 0 (or the parse error).
+///
+/// `emit` is only called when an event arrives, so a client that went
+/// away is noticed at the next event; a server that must notice sooner
+/// drives [`EventStream::pump`] itself and checks its socket in between.
+/// Events are drained from the table's single queue: two concurrent
+/// streams would split them (fan one drain out with [`EventStream::feed`]).
 pub fn events(
     table: &ConnTable,
     args: &[String],
@@ -1791,7 +1988,7 @@ pub fn events(
     };
     let limit = stop_after.map(|n| n as u64);
     let mut emitted: u64 = 0;
-    loop {
+    while limit != Some(0) {
         let mut sink = |l: &str| {
             emitted += 1;
             emit(l) && limit.is_none_or(|lim| emitted < lim)
@@ -1801,7 +1998,7 @@ pub fn events(
         }
         std::thread::sleep(poll);
     }
-    ok(String::new(), st.summary(), 0)
+    ok(String::new(), st.warnings() + &st.summary(), 0)
 }
 
 #[cfg(test)]
@@ -1988,6 +2185,17 @@ mod tests {
                 &[L_TCP, L_UDP42, L_UDP, L_SYN],
             ),
             ("-L -s10.9.0.1 -d10.9.0.99", &[L_TCP]),
+            (
+                "-L -s 10.0.0.0 --mask-src 255.0.0.0",
+                &[L_TCP, L_UDP42, L_UDP, L_SYN],
+            ),
+            ("-L -s 10.0.0.0/8 --mask-src 255.255.0.0", &[]),
+            (
+                "-L -d 10.9.0.0 --mask-dst 255.255.255.0",
+                &[L_TCP, L_UDP42, L_UDP, L_SYN],
+            ),
+            ("-L -s 10.9.0.7/29", &[L_TCP, L_UDP42, L_UDP, L_SYN]),
+            ("-L -s 10.9.0.7/0", &[L_TCP, L_UDP42, L_UDP, L_ICMP, L_SYN]),
             ("-L -d ::1", &[]),
             ("-L -f ipv6", &[]),
             ("-L -f ipv4 -p icmp", &[L_ICMP]),
@@ -2005,6 +2213,9 @@ mod tests {
         let t = fixture();
         let cases: &[(&str, &[&str])] = &[
             ("-L -p tcp", &[L_TCP, L_SYN]),
+            // "-Lz": L swallows an attached argument, so this is no -z.
+            ("-Lz -p tcp", &[L_TCP, L_SYN]),
+            ("-L -z", &[L_TCP, L_UDP42, L_UDP, L_ICMP, L_SYN]),
             ("-L -p 6", &[L_TCP, L_SYN]),
             ("-L -p ICMP", &[L_ICMP]),
             ("-L -p 47", &[]),
@@ -2114,6 +2325,18 @@ mod tests {
         assert_eq!(o.status, 0);
         assert!(t.list(T1).is_empty());
         assert_eq!(t.stats().deleted, 5);
+    }
+
+    #[test]
+    fn delete_with_a_status_naming_no_bit_deletes_everything() {
+        let t = fixture();
+        let o = ct(&t, "-D -u SRC_NAT");
+        assert_eq!(o.stdout, lines(&[L_TCP, L_UDP42, L_UDP, L_ICMP, L_SYN]));
+        assert_eq!(
+            o.stderr,
+            "WARNING: ignoring SRC_NAT, use --src-nat instead\nconntrack v1.4.7 (conntrack-tools): 5 flow entries have been deleted.\n"
+        );
+        assert!(t.is_empty());
     }
 
     #[test]
@@ -2272,6 +2495,57 @@ mod tests {
             ),
             ("-L extra", "unknown type `extra'"),
             ("-L -n :5000", "Invalid IP address `'"),
+            (
+                "-L --mask-src 255.0.0.0",
+                "Can't use --mask-src without --src",
+            ),
+            (
+                "-L -r 10.0.0.0/8",
+                "CIDR notation unavailable for `--reply-src'",
+            ),
+            (
+                "-D dying",
+                "Can't do that command with tables `dying' and `unconfirmed'",
+            ),
+            (
+                "-V unconfirmed",
+                "Can't do that command with tables `dying' and `unconfirmed'",
+            ),
+            ("-S foo", "unknown type `foo'"),
+            ("-h 0", "unknown type `0'"),
+            (
+                "-L expect -s 1.1.1.1",
+                "Illegal option `--src' with this command",
+            ),
+            ("-L -u !", "Bad parameter `'"),
+            (
+                "-L -s 1.1.1.1 --mask-src 255.0.0.0/8",
+                "CIDR notation unavailable for `--mask-src'",
+            ),
+            (
+                "-L -n 10.0.0.0/8",
+                "CIDR notation unavailable for `--src-nat'",
+            ),
+            (
+                "-L -j -g",
+                "cannot specify `--src-nat' or `--dst-nat' with `--any-nat'",
+            ),
+            (
+                "-L -n -j",
+                "cannot specify `--src-nat' or `--dst-nat' with `--any-nat'",
+            ),
+            ("-L -z -p tcp", "Can't use -z with filtering parameters"),
+            ("-L -s 1.1.1.1 -z", "Can't use -z with filtering parameters"),
+            ("-L -n ::1 -f ipv4", "mismatched address family"),
+            (
+                "-L --mask-dst 255.0.0.0 -s 1.1.1.1",
+                "Can't use --mask-dst without --dst",
+            ),
+            ("-L -s 10.0.0.0 --mask-src foo", "Invalid IP address `foo'"),
+            ("-L -s 10.0.0.0 --mask-src ::1", "mismatched address family"),
+            ("-L -s 10.1.1.1/33", "Invalid netmask"),
+            ("-L -s 10.1.1.1/x", "Invalid netmask"),
+            ("-L -s 10.1.1.1/255.0.0.0", "Invalid netmask"),
             ("-L -n 1.2.3.4:abc", "Invalid port `abc'"),
             ("-L -n 1.2.3.4:1:2", "Invalid IP address `1.2.3.4:1:2'"),
             (
@@ -2294,6 +2568,45 @@ mod tests {
                 1
             )
         );
+        // -a is deprecated: a warning, also before an error.
+        let o = ct(&t, "-a 1.2.3.4 -L -s foo");
+        assert_eq!(
+            o.stderr,
+            format!(
+                "WARNING: ignoring -a, deprecated option.\n{}",
+                err("Invalid IP address `foo'")
+            )
+        );
+        let o = ct(&t, "-L -a 1.2.3.4 -p icmp");
+        assert_eq!(
+            (o.stdout, o.stderr),
+            (
+                lines(&[L_ICMP]),
+                format!("WARNING: ignoring -a, deprecated option.\n{}", shown(1))
+            )
+        );
+        assert_eq!(
+            ct(&t, "-S expect").stdout,
+            "cpu=0   \texpect_new=0 expect_create=0 expect_delete=0 \n"
+        );
+        assert_eq!(ct(&t, "-L dying").stderr, shown(0));
+        // SRC_NAT/DST_NAT are not status filters: a warning, then as if absent.
+        let o = ct(&t, "-L -u SRC_NAT,ASSURED");
+        assert_eq!(o.stdout, lines(&[L_TCP]));
+        assert_eq!(
+            o.stderr,
+            format!(
+                "WARNING: ignoring SRC_NAT, use --src-nat instead\n{}",
+                shown(1)
+            )
+        );
+        let o = ct(&t, "-L -u D");
+        assert_eq!(
+            (o.stderr.as_str(), o.status),
+            ("WARNING: ignoring DST_NAT, use --dst-nat instead\nconntrack v1.4.7 (conntrack-tools): Operation failed: invalid parameters\n", 1)
+        );
+        // UNSET adds no bit.
+        assert_eq!(ct(&t, "-L -u UNSET,ASSURED").stdout, lines(&[L_TCP]));
         // Nothing was changed by any of them.
         assert_eq!(t.list(T1).len(), 5);
     }
@@ -2352,6 +2665,113 @@ mod tests {
             g.stderr,
             "conntrack v1.4.7 (conntrack-tools): Operation failed: such conntrack doesn't exist\n"
         );
+    }
+
+    /// Arbitrary command lines never panic and always end in one of the
+    /// tool's statuses, with a message when they fail.
+    #[test]
+    fn arbitrary_command_lines_do_not_panic() {
+        const POOL: &[&str] = &[
+            "-L",
+            "-D",
+            "-E",
+            "-G",
+            "-U",
+            "-C",
+            "-F",
+            "-S",
+            "-h",
+            "-V",
+            "-I",
+            "-s",
+            "-d",
+            "-r",
+            "-q",
+            "1.2.3.4",
+            "10.9.0.1",
+            "::1",
+            "-p",
+            "tcp",
+            "udp",
+            "icmp",
+            "47",
+            "--sport",
+            "--dport",
+            "--state",
+            "ESTABLISHED",
+            "--icmp-id",
+            "80",
+            "-m",
+            "0x1/0x",
+            "42/",
+            "-u",
+            "ASSURED,",
+            "UNSET",
+            "S",
+            "-o",
+            "xml,id",
+            "extended",
+            "-n",
+            "-g",
+            "-j",
+            ":",
+            "1:2:3",
+            "1.2.3.4:",
+            "--",
+            "-",
+            "expect",
+            "--src=",
+            "-Lz",
+            "-s1",
+            "-\u{f1}",
+            "\u{e9}",
+            "",
+            "--orig-src=1.1.1.1",
+            "-e",
+            "NEW,",
+            "-f",
+            "ipv6",
+            "-w",
+            "-t",
+            "99999999999999999999",
+            "--s",
+            "--sp",
+            "-nfoo",
+            "--src-nat=1.1.1.1:0",
+            "-Sx",
+            "-c",
+            "-l",
+            "a,b",
+            "-b",
+            "--reply-port-src",
+            "0x",
+            "010.1",
+            "1.2.3.4/33",
+            "1.2.3.4/-1",
+            "-zz",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..5000 {
+            let t = fixture();
+            let n = (next() % 8) as usize;
+            let argv: Vec<String> = (0..n)
+                .map(|_| POOL[(next() % POOL.len() as u64) as usize].to_string())
+                .collect();
+            let o = run(&t, &argv, T1);
+            assert!(matches!(o.status, 0..=2), "{argv:?}: {o:?}");
+            if o.status == 2 {
+                assert!(o.stderr.contains("Try `conntrack -h'"), "{argv:?}: {o:?}");
+            }
+            if let Ok(mut st) = EventStream::new(&argv, CliOptions::default()) {
+                st.pump(&t, T1, &mut |_| true);
+            }
+        }
     }
 
     #[test]
@@ -2457,6 +2877,33 @@ mod tests {
             false
         }));
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn event_commands_are_recognised() {
+        assert!(is_event_stream(&args("-E")));
+        assert!(is_event_stream(&args("--event -e NEW -p tcp")));
+        assert!(!is_event_stream(&args("-E -e FOO")));
+        assert!(!is_event_stream(&args("-L")));
+        let st = EventStream::new(&args("-E -a x"), CliOptions::default()).unwrap();
+        assert_eq!(st.warnings(), "WARNING: ignoring -a, deprecated option.\n");
+        let e = EventStream::new(&args("-L"), CliOptions::default()).unwrap_err();
+        assert_eq!(e.status, 2);
+        // Without the event queue nothing arrives, and nothing breaks.
+        let t = fixture_without_events();
+        let mut st = EventStream::new(&args("-E"), CliOptions::default()).unwrap();
+        assert!(st.pump(&t, T1, &mut |_| panic!("no events expected")));
+    }
+
+    fn fixture_without_events() -> ConnTable {
+        let t = ConnTable::new(ConntrackConfig::default());
+        feed(
+            &t,
+            &testutil::udp("10.0.0.1", "10.0.0.2", 1, 2, b"x"),
+            T0,
+            |_| {},
+        );
+        t
     }
 
     #[test]

@@ -10,7 +10,6 @@ pub mod compile;
 pub mod engine;
 pub mod eval;
 pub mod log;
-pub mod passthrough;
 
 use crate::clock::Timestamp;
 use crate::wire::vnet::VnetHdr;
