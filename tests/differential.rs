@@ -1,0 +1,305 @@
+//! Differential conformance: every case in `tests/diff-cases/` runs through a
+//! kernel router namespace (the real iptables-restore) and through tungate
+//! (the same ruleset, the same addresses); what the hosts receive, what the
+//! senders get back, rule counters and conntrack entries must agree.
+//!
+//! `DIFF_CASES=name,name` runs a subset; `DIFF_JOBS=N` cases in parallel
+//! (default 2). Cases with an `expect-mismatch:` header are reported apart:
+//! they fail the test only when they unexpectedly agree (then the header
+//! must go). Needs root, TUN, namespaces and python3; skips (or, with `$CI`
+//! set, fails) without them. See tests/diff-cases/README.md.
+
+mod harness;
+
+#[path = "diff/case.rs"]
+mod case;
+#[path = "diff/compare.rs"]
+mod compare;
+#[path = "diff/run.rs"]
+mod run;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use case::Case;
+use run::Mode;
+
+fn cases_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/diff-cases")
+}
+
+fn load_cases() -> Vec<Case> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(cases_dir())
+        .expect("tests/diff-cases")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "case"))
+        .collect();
+    files.sort();
+    let only: Option<Vec<String>> = std::env::var("DIFF_CASES")
+        .ok()
+        .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
+    files
+        .iter()
+        .map(|p| Case::parse_file(p).unwrap_or_else(|e| panic!("{e}")))
+        .filter(|c| only.as_ref().is_none_or(|o| o.contains(&c.name)))
+        .collect()
+}
+
+#[test]
+fn corpus_files_parse() {
+    let cases = load_cases();
+    for c in &cases {
+        assert!(!c.steps.is_empty(), "{}: no traffic steps", c.name);
+        assert!(!c.description.is_empty(), "{}: no description", c.name);
+    }
+    if std::env::var_os("DIFF_CASES").is_none() {
+        assert!(cases.len() >= 40, "the corpus has {} cases", cases.len());
+    }
+}
+
+#[test]
+fn case_parser_names_line_and_token() {
+    let e = Case::parse("x", "x.case", "topology: ring\n%traffic\nc tcp 1.2.3.4:5\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("x.case:1") && e.contains("`ring`"), "{e}");
+    let e = Case::parse("x", "x.case", "description: d\n%traffic\nc fly 1.2.3.4\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("x.case:3") && e.contains("`fly`"), "{e}");
+    let e = Case::parse("x", "x.case", "mask: sport@s\n%traffic\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("reason"), "{e}");
+}
+
+#[test]
+fn normalisation_keeps_crafted_numbers_only() {
+    let c = Case::parse(
+        "x",
+        "x.case",
+        "description: d\nmask: sport@s random port\n%traffic\nc send tcp dst=10.2.0.2 dport=80 seq=5000 id=0x1234\n",
+    )
+    .unwrap();
+    let n = compare::normalise(&c, "s", "src=1.1.1.1 id=4660 sport=777 seq=5000 ack=99");
+    assert_eq!(n, "src=1.1.1.1 id=4660 sport=* seq=5000 ack=*");
+    let n = compare::normalise(&c, "c", "id=7 ack=5001 sport=777");
+    assert_eq!(n, "id=* ack=5001 sport=777");
+}
+
+#[test]
+fn line_diff_marks_both_sides() {
+    let a = vec!["x".to_string(), "y".to_string()];
+    let b = vec!["x".to_string(), "z".to_string()];
+    let d = compare::line_diff(&a, &b);
+    assert!(
+        d.contains(" - y") && d.contains(" + z") && d.contains("   x"),
+        "{d}"
+    );
+}
+
+enum Verdict {
+    Pass,
+    Mismatch(String),
+    ExpectedMismatch(String),
+    UnexpectedPass(String),
+    Error(String),
+}
+
+fn run_case(c: &Case) -> Option<(Verdict, Vec<String>)> {
+    let k = match run::run(c, Mode::Kernel) {
+        Ok(o) => o,
+        Err(e) if e == "skipped" => return None,
+        Err(e) => return Some((Verdict::Error(format!("kernel run: {e}")), vec![])),
+    };
+    let t = match run::run(c, Mode::Tungate) {
+        Ok(o) => o,
+        Err(e) => {
+            let v = match &c.expect_mismatch {
+                Some(r) => Verdict::ExpectedMismatch(format!("{r}\n  tungate run: {e}")),
+                None => Verdict::Error(format!("tungate run: {e}")),
+            };
+            return Some((v, vec![]));
+        }
+    };
+    let o = compare::compare(c, &k, &t);
+    let v = match (&c.expect_mismatch, o.diffs.is_empty()) {
+        (None, true) => Verdict::Pass,
+        (None, false) => Verdict::Mismatch(o.diffs.join("\n")),
+        (Some(r), false) => Verdict::ExpectedMismatch(format!("{r}\n{}", o.diffs.join("\n"))),
+        (Some(r), true) => Verdict::UnexpectedPass(r.clone()),
+    };
+    Some((v, o.notes))
+}
+
+#[test]
+fn kernel_and_tungate_agree_on_the_corpus() {
+    if harness::skip("differential") {
+        return;
+    }
+    for tool in ["python3", "nft", "conntrack", "iptables-save", "dmesg"] {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            let why = format!("`{tool}` is not installed (the differential harness needs it)");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "differential: cannot run in CI: {why}"
+            );
+            eprintln!("SKIP differential: {why}");
+            return;
+        }
+    }
+    let cases = load_cases();
+    let jobs: usize = std::env::var("DIFF_JOBS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let queue = Arc::new(Mutex::new(cases.clone().into_iter().enumerate()));
+    let results = Arc::new(Mutex::new(Vec::new()));
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            let q = queue.clone();
+            let r = results.clone();
+            s.spawn(move || loop {
+                let next = q.lock().unwrap().next();
+                let Some((i, c)) = next else { break };
+                let started = std::time::Instant::now();
+                let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_case(&c)))
+                    .unwrap_or_else(|e| {
+                        let msg = e
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_default();
+                        Some((Verdict::Error(format!("panic: {msg}")), vec![]))
+                    });
+                eprintln!(
+                    "  {} done in {:.1}s",
+                    c.name,
+                    started.elapsed().as_secs_f64()
+                );
+                r.lock().unwrap().push((i, c.name.clone(), res));
+            });
+        }
+    });
+    let mut results = Arc::try_unwrap(results).ok().unwrap().into_inner().unwrap();
+    results.sort_by_key(|r| r.0);
+
+    let mut report = String::new();
+    let (mut pass, mut total, mut failing, mut expected) = (0, 0, vec![], vec![]);
+    for (_, name, res) in &results {
+        let Some((v, notes)) = res else {
+            eprintln!("SKIP differential/{name}");
+            continue;
+        };
+        total += 1;
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!("\n  note: {}", notes.join("\n  note: "))
+        };
+        match v {
+            Verdict::Pass => {
+                pass += 1;
+                report.push_str(&format!("PASS      {name}{notes}\n"));
+            }
+            Verdict::Mismatch(d) => {
+                failing.push(name.clone());
+                report.push_str(&format!("MISMATCH  {name}\n{d}{notes}\n"));
+            }
+            Verdict::Error(e) => {
+                failing.push(name.clone());
+                report.push_str(&format!("ERROR     {name}: {e}\n"));
+            }
+            Verdict::ExpectedMismatch(d) => {
+                expected.push(name.clone());
+                report.push_str(&format!("EXPECTED-MISMATCH {name}: {d}{notes}\n"));
+            }
+            Verdict::UnexpectedPass(r) => {
+                failing.push(name.clone());
+                report.push_str(&format!(
+                    "UNEXPECTED-PASS {name}: marked `expect-mismatch: {r}` but kernel and tungate agree; remove the header\n"
+                ));
+            }
+        }
+    }
+    report.push_str(&format!(
+        "\ndifferential: {pass}/{total} cases agree; {} expected mismatches {:?}; {} failing {:?}\n",
+        expected.len(),
+        expected,
+        failing.len(),
+        failing
+    ));
+    eprintln!("{report}");
+    let _ = std::fs::write(
+        std::env::temp_dir().join("tungate-differential-report.txt"),
+        &report,
+    );
+    assert!(
+        failing.is_empty(),
+        "differential cases failing: {failing:?}"
+    );
+}
+
+#[test]
+fn counters_sort_tables_and_drop_comments() {
+    let text = "# Generated by x\n*nat\n:PREROUTING ACCEPT [1:2]\nCOMMIT\n# c\n*filter\n[3:4] -A FORWARD -j DROP\nCOMMIT\n";
+    assert_eq!(
+        run::counters(text),
+        vec![
+            "*filter",
+            "[3:4] -A FORWARD -j DROP",
+            "COMMIT",
+            "*nat",
+            ":PREROUTING ACCEPT [1:2]",
+            "COMMIT"
+        ]
+    );
+}
+
+#[test]
+fn conntrack_lines_lose_timeout_and_bookkeeping() {
+    let text = "udp      17 29 src=1.1.1.1 dst=2.2.2.2 sport=1 dport=2 [UNREPLIED] src=2.2.2.2 dst=1.1.1.1 sport=2 dport=1 mark=0 use=1\nconntrack v1.4.7 (conntrack-tools): 1 flow entries have been shown.\n";
+    assert_eq!(
+        run::conntrack(text),
+        vec!["udp 17 src=1.1.1.1 dst=2.2.2.2 sport=1 dport=2 [UNREPLIED] src=2.2.2.2 dst=1.1.1.1 sport=2 dport=1 mark=0"]
+    );
+}
+
+#[test]
+fn log_lines_of_kernel_and_tungate_normalise_alike() {
+    let k = "kern  :warn  : [ 2513.786231] nat-pre: IN=t1-tc OUT= MAC=d2:32 SRC=10.1.0.2 DST=10.2.0.2 LEN=31 TTL=64 ID=3815 DF PROTO=ICMP TYPE=8 CODE=0 ID=83 SEQ=1 ";
+    let t = "2026-11-26T00:57:48.285503Z  WARN tungate::log: nat-pre: IN=t2-tc OUT= SRC=10.1.0.2 DST=10.2.0.2 LEN=31 TTL=64 ID=1 DF PROTO=ICMP TYPE=8 CODE=0 ID=83 SEQ=1";
+    let (a, b) = (run::log_fields(k, "t1"), run::log_fields(t, "t2"));
+    assert_eq!(a, b);
+    assert!(
+        a.starts_with("level=warn prefix=\"nat-pre:\" IN=P-tc"),
+        "{a}"
+    );
+    assert!(a.contains("ID=83") && !a.contains("ID=3815"), "{a}");
+}
+
+#[test]
+fn tcp_socket_segments_keep_syn_rst_and_data_only() {
+    let ack = "src=a dst=b ttl=63 id=* len=52 DF tcp sport=1 dport=2 seq=* ack=* flags=A";
+    assert_eq!(compare::socket_segment(ack), None);
+    let fin_data = "src=a dst=b tcp sport=1 dport=2 seq=* ack=* flags=FPA data=6869";
+    assert_eq!(
+        compare::socket_segment(fin_data).unwrap(),
+        "src=a dst=b tcp sport=1 dport=2 seq=* ack=* flags=PA data=6869"
+    );
+    let crafted = "src=a dst=b tcp sport=1 dport=2 seq=5000 ack=* flags=A";
+    assert_eq!(compare::socket_segment(crafted).unwrap(), crafted);
+}
+
+#[test]
+fn flow_key_ignores_ids_and_inner_headers() {
+    let a = "src=1 dst=2 ttl=63 id=5 len=33 udp sport=1 dport=2 data=aa";
+    let b = "src=1 dst=2 ttl=63 id=6 len=40 udp sport=1 dport=2 data=bb";
+    assert_eq!(compare::flow_key(a), compare::flow_key(b));
+    let e = "src=9 dst=1 ttl=64 id=* icmp type=3 code=3 | isrc=1 idst=2 iudp isport=1 idport=2";
+    assert_eq!(compare::flow_key(e), "src=9 dst=1 icmp type=3 code=3");
+}
