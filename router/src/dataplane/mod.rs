@@ -15,6 +15,7 @@
 pub mod bufring;
 pub mod netns;
 pub mod stats;
+mod steer;
 pub mod tun;
 mod worker;
 

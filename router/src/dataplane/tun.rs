@@ -109,6 +109,17 @@ impl TunDevice {
             }
             fds.push(fd);
         }
+        if fds.len() > 1 {
+            // Flow-stable queue choice (see steer.rs); without it packets
+            // of a forwarded flow can be reordered between workers.
+            match super::steer::attach(&fds[0]) {
+                Ok(()) => tracing::debug!(device = name, "steering program attached"),
+                Err(e) => tracing::warn!(
+                    device = name,
+                    "no steering program ({e}): the kernel's queue learning may reorder forwarded flows"
+                ),
+            }
+        }
         Ok(TunDevice {
             name: name.to_string(),
             queues: fds,
