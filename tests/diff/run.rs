@@ -158,7 +158,12 @@ pub fn run(case: &Case, mode: Mode) -> Result<Obs, String> {
             if let Some(t) = &t {
                 let rules = case.rules.replace("PFX-", &format!("{}-", t.prefix));
                 let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    Gateway::start_with(t, Some(&rules), 2, "")
+                    Gateway::start_with(
+                        t,
+                        Some(&rules),
+                        diff_workers(),
+                        &std::env::var("DIFF_EXTRA").unwrap_or_default(),
+                    )
                 }));
                 match started {
                     Ok(g) => gw = Some(g),
@@ -423,4 +428,12 @@ pub fn log_fields(line: &str, prefix: &str) -> String {
         out.push(t.replace(&format!("{prefix}-"), "P-"));
     }
     out.join(" ")
+}
+
+/// Worker threads of the tungate under test (`DIFF_WORKERS`, default 2).
+fn diff_workers() -> usize {
+    std::env::var("DIFF_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
 }

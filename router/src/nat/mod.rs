@@ -150,14 +150,73 @@ pub enum NatError {
 /// `NF_NAT_MAX_ATTEMPTS`.
 const MAX_ATTEMPTS: u32 = 128;
 
-fn addr_hash(src: Ipv4Addr, seed: u32) -> u32 {
-    // A jhash-like 32-bit mix of one word with an init value.
-    let mut h = (u32::from(src) ^ 0xdead_beef).wrapping_add(seed.wrapping_mul(0x9e37_79b9));
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x7feb_352d);
-    h ^= h >> 15;
-    h = h.wrapping_mul(0x846c_a68b);
-    h ^ (h >> 16)
+/// The kernel's `jhash2` (include/linux/jhash.h, Bob Jenkins' lookup3).
+fn jhash2(k: &[u32], initval: u32) -> u32 {
+    let mut a = 0xdead_beefu32
+        .wrapping_add((k.len() as u32) << 2)
+        .wrapping_add(initval);
+    let (mut b, mut c) = (a, a);
+    let mut k = k;
+    while k.len() > 3 {
+        a = a.wrapping_add(k[0]);
+        b = b.wrapping_add(k[1]);
+        c = c.wrapping_add(k[2]);
+        // __jhash_mix
+        a = a.wrapping_sub(c);
+        a ^= c.rotate_left(4);
+        c = c.wrapping_add(b);
+        b = b.wrapping_sub(a);
+        b ^= a.rotate_left(6);
+        a = a.wrapping_add(c);
+        c = c.wrapping_sub(b);
+        c ^= b.rotate_left(8);
+        b = b.wrapping_add(a);
+        a = a.wrapping_sub(c);
+        a ^= c.rotate_left(16);
+        c = c.wrapping_add(b);
+        b = b.wrapping_sub(a);
+        b ^= a.rotate_left(19);
+        a = a.wrapping_add(c);
+        c = c.wrapping_sub(b);
+        c ^= b.rotate_left(4);
+        b = b.wrapping_add(a);
+        k = &k[3..];
+    }
+    if k.is_empty() {
+        return c;
+    }
+    if k.len() == 3 {
+        c = c.wrapping_add(k[2]);
+    }
+    if k.len() >= 2 {
+        b = b.wrapping_add(k[1]);
+    }
+    a = a.wrapping_add(k[0]);
+    // __jhash_final
+    c ^= b;
+    c = c.wrapping_sub(b.rotate_left(14));
+    a ^= c;
+    a = a.wrapping_sub(c.rotate_left(11));
+    b ^= a;
+    b = b.wrapping_sub(a.rotate_left(25));
+    c ^= b;
+    c = c.wrapping_sub(b.rotate_left(16));
+    a ^= c;
+    a = a.wrapping_sub(c.rotate_left(4));
+    b ^= a;
+    b = b.wrapping_sub(a.rotate_left(14));
+    c ^= b;
+    c = c.wrapping_sub(b.rotate_left(24));
+    c
+}
+
+/// `find_best_ips_proto`'s hash: `jhash2` over the source address as the
+/// kernel stores it (a 16-byte `nf_inet_addr`, raw network-order words read
+/// natively, IPv4 in the first word), seeded with the raw destination word
+/// (0 with PERSISTENT; zone 0).
+fn addr_hash(src: Ipv4Addr, dst: Option<Ipv4Addr>) -> u32 {
+    let word = |a: Ipv4Addr| u32::from_ne_bytes(a.octets());
+    jhash2(&[word(src), 0, 0, 0], dst.map_or(0, word))
 }
 
 /// `find_best_ips_proto`: the address, by hash of the source address (and
@@ -170,12 +229,8 @@ fn pick_addr(t: &mut Tuple, range: &NatRange, manip: Manip) {
     let v = if min >= max {
         min
     } else {
-        let seed = if range.flags & flags::PERSISTENT != 0 {
-            0
-        } else {
-            u32::from(t.dst)
-        };
-        let j = addr_hash(t.src, seed);
+        let dst = (range.flags & flags::PERSISTENT == 0).then_some(t.dst);
+        let j = addr_hash(t.src, dst);
         let dist = (max - min) as u64 + 1;
         min + ((j as u64 * dist) >> 32) as u32
     };

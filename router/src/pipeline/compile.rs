@@ -210,11 +210,17 @@ impl CompiledRuleset {
                         let state = RuleState::default();
                         for m in &r.matches {
                             if let Match::Statistic {
-                                mode: StatisticMode::Nth { packet, .. },
+                                mode: StatisticMode::Nth { every, packet },
                                 ..
                             } = m
                             {
-                                state.nth.store(*packet, Ordering::Relaxed);
+                                // libxt_statistic starts the kernel's counter
+                                // at every - packet (every already minus
+                                // one), so `--every 3 --packet 0` matches the
+                                // 1st, 4th, 7th... packet.
+                                state
+                                    .nth
+                                    .store(every.saturating_sub(*packet), Ordering::Relaxed);
                             }
                         }
                         CRule {
@@ -280,7 +286,7 @@ impl CompiledRuleset {
         let mut rs = self.source.clone();
         for (slot, &(kind, ci, ri)) in self.slot_owner.iter().enumerate() {
             let c = self.slot_counters(slot as u32);
-            let ch = &mut rs.table_mut(kind).chains[ci as usize];
+            let ch = &mut rs.table_mut_unmarked(kind).chains[ci as usize];
             if ri == u32::MAX {
                 ch.counters = c;
             } else if let Some(r) = ch.rules.get_mut(ri as usize) {

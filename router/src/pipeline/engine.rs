@@ -107,10 +107,13 @@ pub struct Pipeline {
     defrag: Defrag,
     /// icmp_global_allow: 1000 errors/s, burst 50 (credit in ns, last time).
     icmp_bucket: Mutex<(u64, u64)>,
+    /// Per-destination ICMP error buckets (inet_peer's rate_tokens).
+    icmp_peers: Mutex<std::collections::HashMap<u32, (u64, u64)>>,
 }
 
 const ICMP_PER_SEC: u64 = 1000;
 const ICMP_BURST: u64 = 50;
+const ICMP_PEERS_MAX: usize = 65_536;
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -156,6 +159,7 @@ impl Pipeline {
             stats: PipelineStats::default(),
             defrag: Defrag::new(DefragConfig::default()),
             icmp_bucket: Mutex::new((ICMP_BURST * 1_000_000_000 / ICMP_PER_SEC, 0)),
+            icmp_peers: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -219,21 +223,51 @@ impl Pipeline {
         self.stats.drops[r.index()].fetch_add(1, Ordering::Relaxed);
     }
 
-    fn icmp_allowed(&self, now: Timestamp) -> bool {
-        let cost = 1_000_000_000 / ICMP_PER_SEC;
-        let cap = cost * ICMP_BURST;
-        let mut b = self.icmp_bucket.lock().unwrap_or_else(|e| e.into_inner());
-        let (credit, last) = &mut *b;
-        let t = now.as_nanos();
-        *credit = credit.saturating_add(t.saturating_sub(*last)).min(cap);
-        *last = t;
-        if *credit >= cost {
-            *credit -= cost;
-            true
-        } else {
-            self.stats.icmp_ratelimited.fetch_add(1, Ordering::Relaxed);
-            false
+    /// The kernel's two ICMP error limits (net/ipv4/icmp.c), for the types
+    /// in `icmp_ratemask` (destination unreachable, source quench, time
+    /// exceeded, parameter problem): the global `icmp_msgs_per_sec` /
+    /// `icmp_msgs_burst` bucket, then the per-destination inet_peer bucket
+    /// (`icmp_ratelimit` 1 s, burst factor 6; a new peer starts full).
+    fn icmp_allowed(&self, now: Timestamp, dst: u32, ty: u8) -> bool {
+        if !matches!(ty, 3 | 4 | 11 | 12) {
+            return true;
         }
+        let t = now.as_nanos();
+        let allowed = {
+            let cost = 1_000_000_000 / ICMP_PER_SEC;
+            let cap = cost * ICMP_BURST;
+            let mut b = self.icmp_bucket.lock().unwrap_or_else(|e| e.into_inner());
+            let (credit, last) = &mut *b;
+            *credit = credit.saturating_add(t.saturating_sub(*last)).min(cap);
+            *last = t;
+            if *credit >= cost {
+                *credit -= cost;
+                true
+            } else {
+                false
+            }
+        } && {
+            const TIMEOUT: u64 = 1_000_000_000;
+            const BURST: u64 = 6 * TIMEOUT;
+            let mut peers = self.icmp_peers.lock().unwrap_or_else(|e| e.into_inner());
+            if peers.len() >= ICMP_PEERS_MAX {
+                // Bounded memory: forget peers whose bucket is full again.
+                peers.retain(|_, (tok, last)| tok.saturating_add(t.saturating_sub(*last)) < BURST);
+            }
+            let (tok, last) = peers.entry(dst).or_insert((BURST, t));
+            *tok = tok.saturating_add(t.saturating_sub(*last)).min(BURST);
+            *last = t;
+            if *tok >= TIMEOUT {
+                *tok -= TIMEOUT;
+                true
+            } else {
+                false
+            }
+        };
+        if !allowed {
+            self.stats.icmp_ratelimited.fetch_add(1, Ordering::Relaxed);
+        }
+        allowed
     }
 
     fn with_worker<R>(&self, worker: usize, f: impl FnOnce(&mut WorkerState) -> R) -> R {
@@ -723,7 +757,7 @@ impl<'p> Trav<'p, '_> {
             &mut buf,
         );
         // Only errors that may be sent at all spend rate-limit credit.
-        if built && self.p.icmp_allowed(self.now) {
+        if built && self.p.icmp_allowed(self.now, src_of(pkt), spec.ty) {
             self.output(&mut buf, attach, out);
         }
         self.ws.scratch = buf;

@@ -199,6 +199,12 @@ impl Ruleset {
         &mut self.tables[kind.index()]
     }
 
+    /// Mutable access that does not create the table (for copying live
+    /// counters into a listing: an untouched table stays untouched).
+    pub fn table_mut_unmarked(&mut self, kind: TableKind) -> &mut Table {
+        &mut self.tables[kind.index()]
+    }
+
     /// Whether the table has been used (created) at all.
     pub fn is_present(&self, kind: TableKind) -> bool {
         self.present[kind.index()]
