@@ -64,10 +64,7 @@ device is touched.
 /// (iptables-restore text, checked whole: a bad line is reported with the
 /// file and line before any device is touched), conntrack limits and
 /// timeouts, interfaces and routes.
-pub fn build_pipeline(
-    cfg: &Config,
-    routes: RouteTable,
-) -> anyhow::Result<Arc<Pipeline>> {
+pub fn build_pipeline(cfg: &Config, routes: RouteTable) -> anyhow::Result<Arc<Pipeline>> {
     let mut rs = Ruleset::new();
     if let Some(path) = &cfg.ruleset {
         let text = std::fs::read_to_string(path)
@@ -114,6 +111,7 @@ pub fn build_pipeline(
         },
         rs,
     );
+    pipeline.conntrack().events_on_demand();
     Ok(Arc::new(pipeline))
 }
 

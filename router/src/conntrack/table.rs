@@ -59,7 +59,7 @@ use dashmap::DashMap;
 use std::collections::VecDeque;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -412,9 +412,11 @@ pub struct ConnTable {
     hasher: TupleHashBuilder,
     stats: Stats,
     events: Option<Mutex<VecDeque<CtEvent>>>,
-    /// Event subscribers (`conntrack -E` clients): events are only built
-    /// while one listens, as the kernel only builds them for subscribers.
+    /// Event subscribers (`conntrack -E` clients). In on-demand mode events
+    /// are only built while one listens, as the kernel builds them only for
+    /// netlink subscribers; otherwise (the default) whenever there is a queue.
     listeners: AtomicUsize,
+    on_demand: AtomicBool,
 }
 
 /// Keeps events flowing while alive (see [`ConnTable::subscribe_events`]).
@@ -718,6 +720,7 @@ impl ConnTable {
             stats: Stats::default(),
             events,
             listeners: AtomicUsize::new(0),
+            on_demand: AtomicBool::new(false),
             cfg,
         }
     }
@@ -1121,7 +1124,7 @@ impl ConnTable {
         if Status(s.status.load(Relaxed)).src_nat() {
             self.bysrc.remove_if(&SrcKey::of(&o), |_, v| *v == idx);
         }
-        if self.events.is_some() && self.listeners.load(Relaxed) > 0 {
+        if self.events_wanted() {
             let snap = self.snapshot_raw(s);
             self.push_event(CtEvent {
                 kind: EventKind::Destroy,
@@ -1185,11 +1188,22 @@ impl ConnTable {
         self.snapshot_raw(self.slot(idx))
     }
 
+    /// Builds events only while [`subscribe_events`](Self::subscribe_events)
+    /// holds a subscription (the gateway's mode: the packet path pays
+    /// nothing for events nobody reads).
+    pub fn events_on_demand(&self) {
+        self.on_demand.store(true, Relaxed);
+    }
+
+    fn events_wanted(&self) -> bool {
+        self.events.is_some() && (!self.on_demand.load(Relaxed) || self.listeners.load(Relaxed) > 0)
+    }
+
     /// Starts building events (there must be an event queue:
     /// `ConntrackConfig::event_queue > 0`) until the subscription drops.
     /// Events queued while nobody listened are discarded first.
     pub fn subscribe_events(&self) -> EventSubscription<'_> {
-        if self.listeners.fetch_add(1, Relaxed) == 0 {
+        if self.listeners.fetch_add(1, Relaxed) == 0 && self.on_demand.load(Relaxed) {
             if let Some(q) = &self.events {
                 q.lock().unwrap_or_else(|e| e.into_inner()).clear();
             }
@@ -1198,7 +1212,7 @@ impl ConnTable {
     }
 
     fn event(&self, kind: EventKind, idx: u32) {
-        if self.events.is_some() && self.listeners.load(Relaxed) > 0 {
+        if self.events_wanted() {
             let snap = self.snapshot_slot(idx);
             self.push_event(CtEvent { kind, conn: snap });
         }

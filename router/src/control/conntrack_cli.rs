@@ -1986,6 +1986,8 @@ pub fn events(
         Ok(s) => s,
         Err(o) => return o,
     };
+    // The table builds events only while someone listens.
+    let _sub = table.subscribe_events();
     let limit = stop_after.map(|n| n as u64);
     let mut emitted: u64 = 0;
     while limit != Some(0) {

@@ -101,11 +101,16 @@ impl GatewayHandler {
         let mut rs = self.pipeline.ruleset().snapshot();
         if let Some(t) = only {
             // `-t TABLE`: that table alone (nft creates it if need be).
-            let keep = std::mem::replace(&mut rs, Ruleset::new());
+            let keep = std::mem::take(&mut rs);
             rs.replace_table(keep.table(t).clone());
         }
         let stamp = ctime(std::time::SystemTime::now());
-        let out = syntax::print::save_with_comments(&rs, counters, "iptables-save v1.8.9 (nf_tables)", &stamp);
+        let out = syntax::print::save_with_comments(
+            &rs,
+            counters,
+            "iptables-save v1.8.9 (nf_tables)",
+            &stamp,
+        );
         Response::ok(out)
     }
 
@@ -190,7 +195,6 @@ impl GatewayHandler {
         let out = if is_event {
             // Streams until the client goes away (or -c/--count... as the
             // real tool: the front end stops it with ^C).
-            let _sub = table.subscribe_events();
             let mut emit = |line: &str| stream(&Response::ok(format!("{line}\n")));
             conntrack_cli::events(
                 table,
