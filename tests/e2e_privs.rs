@@ -279,37 +279,60 @@ fn control_group_member_can_change_the_ruleset_others_cannot() {
     );
 }
 
-/// The child half of `seccomp_violation_is_named_and_exits`: runs only when
-/// that test starts this binary with `TUNGATE_SECCOMP_CHILD` set.
+/// The child half of the seccomp tests: runs only when one of them starts
+/// this binary with `TUNGATE_SECCOMP_CHILD` set to what to try.
 #[test]
 fn seccomp_child() {
-    if std::env::var_os("TUNGATE_SECCOMP_CHILD").is_none() {
+    let Some(what) = std::env::var_os("TUNGATE_SECCOMP_CHILD") else {
         return;
-    }
+    };
     privs::drop_privileges(privs::Identity::default()).expect("drop");
     privs::install_seccomp(privs::ALLOWED_SYSCALLS).expect("seccomp");
-    // getppid(2) is not something the gateway does.
-    let p = std::os::unix::process::parent_id();
-    println!("still alive after getppid = {p}");
+    match what.to_str().unwrap() {
+        // getppid(2) is not something the gateway does.
+        "getppid" => println!(
+            "still alive after getppid = {}",
+            std::os::unix::process::parent_id()
+        ),
+        // A unix socket is fine (the control server uses one) ...
+        "unix" => {
+            let s = std::os::unix::net::UnixDatagram::unbound();
+            println!("unix socket: {}", if s.is_ok() { "ok" } else { "failed" });
+        }
+        // ... a network socket is not.
+        "inet" => println!(
+            "still alive: {:?}",
+            std::net::UdpSocket::bind("127.0.0.1:0")
+        ),
+        other => panic!("unknown child mode {other}"),
+    }
     std::process::exit(0);
+}
+
+fn seccomp_child_run(what: &str) -> Option<std::process::Output> {
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: needs root (to drop privileges first)");
+        return None;
+    }
+    Some(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "seccomp_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("TUNGATE_SECCOMP_CHILD", what)
+            .output()
+            .unwrap(),
+    )
 }
 
 #[test]
 fn seccomp_violation_is_named_and_exits() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("skipped: needs root (to drop privileges first)");
+    let Some(out) = seccomp_child_run("getppid") else {
         return;
-    }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "seccomp_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("TUNGATE_SECCOMP_CHILD", "1")
-        .output()
-        .unwrap();
+    };
     let text = out.text();
     assert_eq!(
         out.status.code(),
@@ -321,6 +344,29 @@ fn seccomp_violation_is_named_and_exits() {
             "seccomp: system call {} is not allowed",
             libc::SYS_getppid
         )),
+        "{text}"
+    );
+    assert!(!text.contains("still alive"), "{text}");
+}
+
+#[test]
+fn seccomp_allows_unix_sockets_only() {
+    let Some(out) = seccomp_child_run("unix") else {
+        return;
+    };
+    let text = out.text();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("unix socket: ok"), "{text}");
+
+    let out = seccomp_child_run("inet").unwrap();
+    let text = out.text();
+    assert_eq!(
+        out.status.code(),
+        Some(privs::SECCOMP_EXIT_STATUS),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("system call {} is not allowed", libc::SYS_socket)),
         "{text}"
     );
     assert!(!text.contains("still alive"), "{text}");

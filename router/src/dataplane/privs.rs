@@ -359,7 +359,7 @@ pub const ALLOWED_SYSCALLS: &[libc::c_long] = &[
     libc::SYS_accept,
     libc::SYS_accept4,
     libc::SYS_connect,
-    libc::SYS_socket,
+    libc::SYS_socket, // AF_UNIX only, see seccomp_program
     libc::SYS_getsockopt,
     libc::SYS_setsockopt,
     libc::SYS_recvfrom,
@@ -463,6 +463,25 @@ pub fn seccomp_program(allowed: &[libc::c_long]) -> Vec<libc::sock_filter> {
         jump(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 1),
         stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_KILL_PROCESS),
     ];
+    // socket(2) only for AF_UNIX (the control server's wake-up connect): a
+    // compromised gateway cannot open a network socket. args[0] is a u64 at
+    // offset 16 (x86_64 is little-endian: low half at 16, high at 20).
+    if allowed.contains(&libc::SYS_socket) {
+        p.extend([
+            jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_socket as u32, 0, 6),
+            stmt(BPF_LD | BPF_W | BPF_ABS, 20),
+            jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3),
+            stmt(BPF_LD | BPF_W | BPF_ABS, 16),
+            jump(BPF_JMP | BPF_JEQ | BPF_K, libc::AF_UNIX as u32, 0, 1),
+            stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
+            stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_TRAP),
+        ]);
+    }
+    let allowed: Vec<libc::c_long> = allowed
+        .iter()
+        .copied()
+        .filter(|&nr| nr != libc::SYS_socket)
+        .collect();
     // Each allowed number: "jeq nr -> the ALLOW at the end", counting the
     // instructions still between here and there.
     let n = allowed.len();
@@ -604,6 +623,7 @@ mod tests {
     fn program_jumps_land_on_allow() {
         let allowed = [libc::SYS_read, libc::SYS_write, libc::SYS_exit_group];
         let p = seccomp_program(&allowed);
+        assert_eq!(p.len(), 6 + 3 + 2, "no socket block without SYS_socket");
         let allow = p.len() - 1;
         assert_eq!(p[allow].k, libc::SECCOMP_RET_ALLOW);
         assert_eq!(p[allow - 1].k, libc::SECCOMP_RET_TRAP);
@@ -611,6 +631,18 @@ mod tests {
             assert_eq!(i + 1 + ins.jt as usize, allow, "instruction {i}");
             assert_eq!(ins.jf, 0);
         }
+        // With socket(2): its block of seven comes first, its jumps stay
+        // inside it, and the list after it no longer has socket.
+        let with = [libc::SYS_read, libc::SYS_socket];
+        let p = seccomp_program(&with);
+        assert_eq!(p.len(), 6 + 7 + 1 + 2);
+        assert_eq!(p[6].k, libc::SYS_socket as u32);
+        assert_eq!(6 + 1 + p[6].jf as usize, 13, "not socket: on to the list");
+        assert_eq!(p[11].k, libc::SECCOMP_RET_ALLOW);
+        assert_eq!(p[12].k, libc::SECCOMP_RET_TRAP);
+        assert_eq!(8 + 1 + p[8].jf as usize, 12);
+        assert_eq!(10 + 1 + p[10].jf as usize, 12);
+        assert_eq!(p[13].k, libc::SYS_read as u32);
     }
 
     #[test]
