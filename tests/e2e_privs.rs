@@ -309,6 +309,52 @@ fn seccomp_child() {
     std::process::exit(0);
 }
 
+/// The child half of `panic_outside_workers_ends_the_process`.
+#[test]
+fn panic_child() {
+    let Some(what) = std::env::var_os("TUNGATE_PANIC_CHILD") else {
+        return;
+    };
+    tungate::cli::run::install_panic_hook();
+    let name = what.to_str().unwrap().to_string();
+    let t = std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || panic!("injected panic in {name}"))
+        .unwrap();
+    let joined = t.join().is_err();
+    // Reached only when the hook let the process live (worker threads:
+    // the main loop reports them through Dataplane::check).
+    println!("process survived; join saw the panic: {joined}");
+    std::process::exit(0);
+}
+
+#[test]
+fn panic_outside_workers_ends_the_process() {
+    let run = |thread: &str| {
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "panic_child", "--nocapture", "--test-threads=1"])
+            .env("TUNGATE_PANIC_CHILD", thread)
+            .output()
+            .unwrap()
+    };
+    for thread in ["tungate-ctl-conn", "tungate-ctl", "tg-signals"] {
+        let out = run(thread);
+        let text = out.text();
+        assert_eq!(out.status.code(), Some(101), "{thread}:\n{text}");
+        assert!(
+            text.contains(&format!("injected panic in {thread}")),
+            "{text}"
+        );
+        assert!(!text.contains("process survived"), "{text}");
+    }
+    // A worker's panic is left to the main loop (exit non-zero with the
+    // message, tested in e2e.rs worker_panic_is_reported_not_silent).
+    let out = run("tg-worker-0");
+    let text = out.text();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("join saw the panic: true"), "{text}");
+}
+
 fn seccomp_child_run(what: &str) -> Option<std::process::Output> {
     if !nix::unistd::geteuid().is_root() {
         println!("skipped: needs root (to drop privileges first)");

@@ -394,7 +394,7 @@ fn take_devices(cfg: &Config) -> anyhow::Result<Vec<DeviceLock>> {
 /// A panic outside the workers (main loop, control server threads) ends the
 /// process non-zero with the message; a worker's panic is reported by the
 /// main loop through `Dataplane::check`, which also exits non-zero.
-fn install_panic_hook() {
+pub fn install_panic_hook() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         default(info);

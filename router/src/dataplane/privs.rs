@@ -75,6 +75,12 @@ impl DeviceLock {
             .open(&path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            // The previous owner unlinked the file between our open and our
+            // lock (see Drop): this inode guards nothing any more; retry.
+            Ok(lock) if !same_file(&path, &lock) => {
+                drop(lock);
+                DeviceLock::acquire(dir, dev)
+            }
             Ok(mut lock) => {
                 lock.set_len(0)?;
                 writeln!(&mut *lock, "{}", std::process::id())?;
@@ -88,6 +94,24 @@ impl DeviceLock {
             }
             Err((_, e)) => Err(io::Error::other(format!("flock {}: {e}", path.display()))),
         }
+    }
+}
+
+fn same_file(path: &Path, f: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), f.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+impl Drop for DeviceLock {
+    /// Removes the lock file while still holding the lock (a gateway that
+    /// opened it meanwhile sees the inode change and retries). After a
+    /// switch to an unprivileged user the unlink fails and the empty file
+    /// stays: harmless, the next start reuses it.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -659,6 +683,7 @@ mod tests {
             LockState::Acquired(_) => panic!("a held lock was taken twice"),
         }
         drop(held);
+        assert!(!dir.join("tg-x.lock").exists(), "removed on release");
         assert!(matches!(
             DeviceLock::acquire(&dir, "tg-x").unwrap(),
             LockState::Acquired(_)
