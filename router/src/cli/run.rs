@@ -257,6 +257,16 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("control socket {}: chown: {e}", ctl_path.display()))?;
     }
 
+    // Netlink sockets in the devices' namespaces, to see them go at
+    // shutdown without the privilege `ip link del` would need.
+    let watch = privs::LinkWatch::open(
+        &cfg.interfaces
+            .iter()
+            .map(|i| (i.netns.as_deref(), i.name.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|e| anyhow::anyhow!("watching the devices: {e}"))?;
+
     // Everything is open: give up root before any thread exists (capability
     // sets are per thread; every thread spawned later inherits empty ones).
     let st = privs::drop_privileges(Identity {
@@ -328,6 +338,7 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
         if let Err(f) = dp.check() {
             // Closing the queues removes the devices (no privilege needed).
             drop(dp);
+            watch.wait_gone(Duration::from_secs(2));
             return Err(anyhow::anyhow!("{f}"));
         }
     }
@@ -335,6 +346,12 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
     // Joins the workers and closes every queue: the kernel removes each
     // (non-persistent) device with its last queue.
     let stopped = dp.shutdown();
+    // The io_uring rings release their file references asynchronously:
+    // wait (bounded) until the kernel has really removed the devices.
+    let left = watch.wait_gone(Duration::from_secs(2));
+    if !left.is_empty() {
+        tracing::warn!(devices = ?left, "still present 2 s after closing their queues");
+    }
     stopped.map_err(|f| anyhow::anyhow!("{f}"))?;
     tracing::info!("stopped; devices removed\n{stats}");
     Ok(())
