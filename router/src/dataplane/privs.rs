@@ -16,6 +16,10 @@
 //! seccomp filter (`SECCOMP_FILTER_FLAG_TSYNC`) reach every thread, but
 //! capabilities are per thread: call them before any thread is spawned.
 //!
+//! Shutdown without privileges: closing the last queue removes a device;
+//! [`LinkWatch`] (netlink sockets opened in the devices' namespaces before
+//! the drop) lets the gateway wait until the kernel has done so.
+//!
 //! Crash recovery: [`DeviceLock`] is an `flock` held for the life of the
 //! process on `/run/tungate/DEV.lock` for every device. The kernel releases
 //! it when the process dies, even by SIGKILL, so a device whose lock can be
@@ -476,9 +480,16 @@ pub fn wait_until_gone(limit: Duration, mut check: impl FnMut() -> bool) -> bool
 /// Every system call the running gateway makes after the drop: the io_uring
 /// workers, the control server and its connection threads, the main loop
 /// (signals, timers, logging), the allocator (mimalloc), thread creation and
-/// exit, and the Rust runtime's panic path. Measured with `strace -f -c` on a
-/// gateway under ping, iperf3 and every control tool, then reviewed; see
-/// netns-scripts/tungate.service for the list of what is not needed.
+/// exit, and the Rust runtime's panic path. Measured with `strace -f` on a
+/// gateway under ping, iperf3 and every control tool
+/// (`netns-scripts/seccomp-trace.sh` prints what is made after the drop and
+/// what this list lacks), plus calls of paths the trace may not reach
+/// (error paths, fallbacks: clone, poll, readv/writev...).
+///
+/// Not covered by any seccomp filter: operations submitted through an
+/// io_uring ring (the kernel runs them without a system call per
+/// operation). The rings' opcodes would have to be limited with
+/// IORING_REGISTER_RESTRICTIONS where the workers create them.
 #[cfg(target_arch = "x86_64")]
 pub const ALLOWED_SYSCALLS: &[libc::c_long] = &[
     // I/O on open descriptors
