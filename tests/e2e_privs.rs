@@ -418,3 +418,38 @@ fn seccomp_allows_unix_sockets_only() {
     );
     assert!(!text.contains("still alive"), "{text}");
 }
+
+#[test]
+fn foreign_persistent_tun_with_our_name_is_left_alone() {
+    let Some(topo) = Topology::client_gw_server("foreign") else {
+        return;
+    };
+    let dev = topo.devices()[0].clone();
+    // Someone else's persistent TUN device, with no lock (not a tungate).
+    let out = topo
+        .client()
+        .exec(&["ip", "tuntap", "add", "dev", &dev, "mode", "tun"]);
+    assert!(out.status.success(), "{}", out.text());
+    let cfg = topo.dir.join("foreign.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "control_socket = {:?}\n{}",
+            topo.dir.join("ctl.sock").to_string_lossy(),
+            topo.config(None, 2)
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tungate"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = out.text();
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("already exists") && text.contains("persistent"),
+        "{text}"
+    );
+    assert!(topo.client().has_link(&dev), "a foreign device must stay");
+}

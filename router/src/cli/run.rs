@@ -391,18 +391,22 @@ fn take_devices(cfg: &Config) -> anyhow::Result<Vec<DeviceLock>> {
                 "device {:?} already exists in {place} and is not a TUN device: rename one of them",
                 ifc.name
             );
-            // The kernel removes a dead gateway's device once its io_uring
-            // rings are torn down (asynchronously, after the exit): give it a
-            // moment, then delete it ourselves.
-            let gone = privs::wait_until_gone(Duration::from_millis(500), || {
+            // The kernel removes a dead gateway's (non-persistent) device
+            // once its io_uring rings are torn down, asynchronously after the
+            // exit (30-50 ms measured). One still there after that is held
+            // by some other live process, or persistent: not ours to delete.
+            let gone = privs::wait_until_gone(Duration::from_secs(2), || {
                 netns::link_exists(ns, &ifc.name)
             });
-            if !gone {
-                let mut leftover = ifc.clone();
-                leftover.netns = ns.map(str::to_string);
-                netns::remove(&leftover)?;
-            }
-            tracing::warn!(device = %ifc.name, "replaced a stale device left in {place} by a dead gateway");
+            anyhow::ensure!(
+                gone,
+                "device {:?} already exists in {place}: a TUN device that no running tungate holds (its lock {} is free) but that stays: persistent, or held by another program; remove it (`ip{} link del {}`) or rename the interface",
+                ifc.name,
+                locks.last().map_or(String::new(), |l: &DeviceLock| l.path.display().to_string()),
+                ns.map_or(String::new(), |n| format!(" -n {n}")),
+                ifc.name
+            );
+            tracing::warn!(device = %ifc.name, "a dead gateway's device in {place} is gone; replacing it");
         }
     }
     Ok(locks)
