@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::conntrack::{ConntrackConfig as CtConfig, Timeouts};
 use crate::control::gateway::GatewayHandler;
 use crate::control::server::{Server, ServerConfig};
+use crate::dataplane::privs::{self, DeviceLock, Identity, LockState};
 use crate::dataplane::{netns, Dataplane, Options, TunDevice};
 use crate::pipeline::engine::{Interface, Pipeline, PipelineConfig};
 use crate::route::RouteTable;
@@ -38,6 +39,11 @@ The config file is TOML:
   log_level = \"info\"             # error|warn|info|debug|trace (RUST_LOG overrides)
   offload = true                 # false: plain frames, no vnet header / TSO
   pin_workers = false            # pin worker N to CPU N
+  user = \"nobody\"                # become this user once devices and the
+  group = \"nogroup\"              #   control socket are open (default: stay
+                                 #   root, but without any capability)
+  control_group = \"tungate\"      # this group may use the control socket (0660)
+  seccomp = true                 # allow only the system calls tungate uses
 
   [conntrack]                    # limits and timeouts (seconds), kernel defaults
   max = 262144
@@ -58,6 +64,12 @@ The config file is TOML:
 
 A bad config is reported with the file, the key and the reason before any
 device is touched.
+
+Once its devices and the control socket are open, tungate gives up every
+capability (and switches to `user`), then installs the seccomp filter. Each
+device is locked (flock on /run/tungate/DEV.lock) while a gateway runs: after
+a crash, even SIGKILL, a restart with the same config replaces the dead
+gateway's leftover devices; a live gateway's devices are never touched.
 ";
 
 /// Builds the packet pipeline from the configuration: the ruleset file
@@ -165,6 +177,7 @@ pub fn main(args: &[String]) -> ExitCode {
         }
     };
     init_tracing(&cfg.log_level);
+    install_panic_hook();
     match run(&cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -184,22 +197,8 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
             );
         }
     }
-    for ifc in &cfg.interfaces {
-        // TUNSETIFF on an existing multi-queue TUN would attach to it, and a
-        // move onto an existing name fails half-way: refuse both up front.
-        anyhow::ensure!(
-            !netns::link_exists(None, &ifc.name),
-            "device {:?} already exists in the gateway's namespace (another tungate running?)",
-            ifc.name
-        );
-        if let Some(ns) = &ifc.netns {
-            anyhow::ensure!(
-                !netns::link_exists(Some(ns), &ifc.name),
-                "device {:?} already exists in namespace {ns:?}",
-                ifc.name
-            );
-        }
-    }
+    // Held until exit: the kernel drops them when the process dies.
+    let _locks = take_devices(cfg)?;
     let routes = RouteTable::from_config(cfg);
     let pipeline = build_pipeline(cfg, routes)?;
 
@@ -233,6 +232,53 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
         netns::configure(ifc)?;
         tracing::info!(device = %ifc.name, netns = ifc.netns.as_deref().unwrap_or("-"), "device configured");
     }
+    // The control socket is bound now (as root: its directory, the stale
+    // socket of a crash, the chown to the control group); its accept thread
+    // starts after the drop.
+    let ctl_path = cfg
+        .control_socket
+        .clone()
+        .unwrap_or_else(|| crate::control::DEFAULT_SOCKET.into());
+    let mut scfg = ServerConfig::new(&ctl_path);
+    scfg.group = cfg.control_group;
+    let bound = Server::bind(scfg)
+        .map_err(|e| anyhow::anyhow!("control socket {}: {e}", ctl_path.display()))?;
+    if let Some(uid) = cfg.user {
+        // The socket stays 0600 (0660 with a control group) and every client
+        // is still checked by its peer credentials; owned by the service
+        // user, the gateway can still reach it to stop its accept thread.
+        nix::unistd::chown(&ctl_path, Some(nix::unistd::Uid::from_raw(uid)), None)
+            .map_err(|e| anyhow::anyhow!("control socket {}: chown: {e}", ctl_path.display()))?;
+    }
+
+    // Netlink sockets in the devices' namespaces, to see them go at
+    // shutdown without the privilege `ip link del` would need.
+    let watch = privs::LinkWatch::open(
+        &cfg.interfaces
+            .iter()
+            .map(|i| (i.netns.as_deref(), i.name.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|e| anyhow::anyhow!("watching the devices: {e}"))?;
+
+    // Everything is open: give up root before any thread exists (capability
+    // sets are per thread; every thread spawned later inherits empty ones).
+    let st = privs::drop_privileges(Identity {
+        uid: cfg.user,
+        gid: cfg.group,
+    })
+    .map_err(|e| anyhow::anyhow!("dropping privileges: {e}"))?;
+    if cfg.seccomp {
+        privs::install_seccomp(privs::ALLOWED_SYSCALLS)
+            .map_err(|e| anyhow::anyhow!("installing the seccomp filter: {e}"))?;
+    }
+    tracing::info!(
+        uid = st.uid[0],
+        gid = st.gid[0],
+        seccomp = cfg.seccomp,
+        "privileges dropped: no capabilities left"
+    );
+
     let mut dp = Dataplane::start_with(
         devices,
         pipeline.clone(),
@@ -248,11 +294,8 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
         pipeline.clone(),
         Some(Arc::new(move || stats.snapshot().to_string())),
     );
-    let ctl_path = cfg
-        .control_socket
-        .clone()
-        .unwrap_or_else(|| crate::control::DEFAULT_SOCKET.into());
-    let _ctl = Server::start(ServerConfig::new(&ctl_path), Arc::new(handler))
+    let _ctl = bound
+        .serve(Arc::new(handler))
         .map_err(|e| anyhow::anyhow!("control socket {}: {e}", ctl_path.display()))?;
     tracing::info!(socket = %ctl_path.display(), "control socket listening");
     // Expired conntrack entries are removed lazily by lookups; this sweep
@@ -286,24 +329,97 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         if let Err(f) = dp.check() {
+            // Closing the queues removes the devices (no privilege needed).
             drop(dp);
-            remove_devices(cfg);
+            watch.wait_gone(Duration::from_secs(2));
             return Err(anyhow::anyhow!("{f}"));
         }
     }
     let stats = dp.stats();
+    // Joins the workers and closes every queue: the kernel removes each
+    // (non-persistent) device with its last queue.
     let stopped = dp.shutdown();
-    remove_devices(cfg);
+    // The io_uring rings release their file references asynchronously:
+    // wait (bounded) until the kernel has really removed the devices.
+    let left = watch.wait_gone(Duration::from_secs(2));
+    if !left.is_empty() {
+        tracing::warn!(devices = ?left, "still present 2 s after closing their queues");
+    }
     stopped.map_err(|f| anyhow::anyhow!("{f}"))?;
     tracing::info!("stopped; devices removed\n{stats}");
     Ok(())
 }
 
-/// Deletes every configured device (already-gone ones are fine).
-fn remove_devices(cfg: &Config) {
+/// Takes the lock of every device and replaces the leftovers of a dead
+/// gateway: a device of ours whose lock is free belongs to nobody alive.
+/// A device whose lock is held belongs to a running gateway: refuse.
+fn take_devices(cfg: &Config) -> anyhow::Result<Vec<DeviceLock>> {
+    let mut locks = Vec::with_capacity(cfg.interfaces.len());
     for ifc in &cfg.interfaces {
-        if let Err(e) = netns::remove(ifc) {
-            tracing::warn!(device = %ifc.name, "{e:#}");
+        match DeviceLock::acquire(std::path::Path::new(privs::LOCK_DIR), &ifc.name)? {
+            LockState::Acquired(l) => locks.push(l),
+            LockState::Held { path, pid } => anyhow::bail!(
+                "device {:?} already exists: it belongs to a running tungate (pid {}, lock {})",
+                ifc.name,
+                pid.map_or("?".to_string(), |p| p.to_string()),
+                path.display()
+            ),
+        }
+        let mut places = vec![None];
+        if let Some(ns) = ifc.netns.as_deref() {
+            places.push(Some(ns));
+        }
+        for ns in places {
+            if !netns::link_exists(ns, &ifc.name) {
+                continue;
+            }
+            let place = ns.map_or("the gateway's namespace".to_string(), |n| {
+                format!("namespace {n:?}")
+            });
+            // TUNSETIFF on an existing multi-queue TUN would attach to it,
+            // and a move onto an existing name fails half-way.
+            // (A dead gateway's device may vanish between the two checks.)
+            anyhow::ensure!(
+                privs::link_is_tun(ns, &ifc.name) || !netns::link_exists(ns, &ifc.name),
+                "device {:?} already exists in {place} and is not a TUN device: rename one of them",
+                ifc.name
+            );
+            // The kernel removes a dead gateway's (non-persistent) device
+            // once its io_uring rings are torn down, asynchronously after the
+            // exit (30-50 ms measured). One still there after that is held
+            // by some other live process, or persistent: not ours to delete.
+            let gone = privs::wait_until_gone(Duration::from_secs(2), || {
+                netns::link_exists(ns, &ifc.name)
+            });
+            anyhow::ensure!(
+                gone,
+                "device {:?} already exists in {place}: a TUN device that no running tungate holds (its lock {} is free) but that stays: persistent, or held by another program; remove it (`ip{} link del {}`) or rename the interface",
+                ifc.name,
+                locks.last().map_or(String::new(), |l: &DeviceLock| l.path.display().to_string()),
+                ns.map_or(String::new(), |n| format!(" -n {n}")),
+                ifc.name
+            );
+            tracing::warn!(device = %ifc.name, "a dead gateway's device in {place} is gone; replacing it");
         }
     }
+    Ok(locks)
+}
+
+/// A panic outside the workers (main loop, control server threads) ends the
+/// process non-zero with the message; a worker's panic is reported by the
+/// main loop through `Dataplane::check`, which also exits non-zero.
+pub fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_string();
+        if name.starts_with("tg-worker-") {
+            return;
+        }
+        tracing::error!(thread = %name, "{info}; exiting");
+        std::process::exit(101);
+    }));
 }

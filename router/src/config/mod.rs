@@ -11,6 +11,10 @@
 //! log_level = "info"               # error | warn | info | debug | trace
 //! offload = true                   # vnet header + TSO (false: plain frames)
 //! pin_workers = false              # pin worker N to CPU N
+//! user = "nobody"                  # run as this user once devices are open
+//! group = "nogroup"                # and this group (default: the user's)
+//! control_group = "tungate"        # members may use the control socket (0660)
+//! seccomp = true                   # confine to the system calls it uses
 //!
 //! [conntrack]
 //! max = 262144
@@ -181,6 +185,47 @@ pub struct Config {
     pub offload: bool,
     /// Pin worker `w` to CPU `w % cores` (sched_setaffinity).
     pub pin_workers: bool,
+    /// Switch to this uid once devices and sockets are open (`None`: stay
+    /// uid 0, still without any capability).
+    pub user: Option<u32>,
+    /// Switch to this gid (`None`: the user's primary group, or stay 0).
+    pub group: Option<u32>,
+    /// Group allowed on the control socket besides root (socket 0660).
+    pub control_group: Option<u32>,
+    /// Install the seccomp filter after the privilege drop.
+    pub seccomp: bool,
+}
+
+/// A user name or a numeric uid, resolved through the password database.
+fn resolve_user(v: &str) -> Result<(u32, u32), String> {
+    if let Ok(n) = v.parse::<u32>() {
+        let gid = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(n))
+            .ok()
+            .flatten()
+            .map_or(n, |u| u.gid.as_raw());
+        return Ok((n, gid));
+    }
+    match nix::unistd::User::from_name(v) {
+        Ok(Some(u)) => Ok((u.uid.as_raw(), u.gid.as_raw())),
+        Ok(None) => Err(format!(
+            "no user {v:?} on this system (create it, e.g. `useradd --system --no-create-home {v}`, or give a numeric uid)"
+        )),
+        Err(e) => Err(format!("cannot look up user {v:?}: {e}")),
+    }
+}
+
+/// A group name or a numeric gid, resolved through the group database.
+fn resolve_group(v: &str) -> Result<u32, String> {
+    if let Ok(n) = v.parse::<u32>() {
+        return Ok(n);
+    }
+    match nix::unistd::Group::from_name(v) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(format!(
+            "no group {v:?} on this system (create it with `groupadd {v}`, or give a numeric gid)"
+        )),
+        Err(e) => Err(format!("cannot look up group {v:?}: {e}")),
+    }
 }
 
 #[derive(Deserialize)]
@@ -192,6 +237,10 @@ struct RawConfig {
     log_level: Option<String>,
     offload: Option<bool>,
     pin_workers: Option<bool>,
+    user: Option<String>,
+    group: Option<String>,
+    control_group: Option<String>,
+    seccomp: Option<bool>,
     #[serde(default)]
     conntrack: ConntrackConfig,
     #[serde(default, rename = "interface")]
@@ -376,6 +425,25 @@ impl Config {
             });
         }
 
+        let user = raw
+            .user
+            .as_deref()
+            .map(resolve_user)
+            .transpose()
+            .map_err(|e| invalid("user".into(), e))?;
+        let group = raw
+            .group
+            .as_deref()
+            .map(resolve_group)
+            .transpose()
+            .map_err(|e| invalid("group".into(), e))?;
+        let control_group = raw
+            .control_group
+            .as_deref()
+            .map(resolve_group)
+            .transpose()
+            .map_err(|e| invalid("control_group".into(), e))?;
+
         Ok(Config {
             file: file.to_owned(),
             workers,
@@ -387,6 +455,10 @@ impl Config {
             routes,
             offload: raw.offload.unwrap_or(true),
             pin_workers: raw.pin_workers.unwrap_or(false),
+            user: user.map(|(u, _)| u),
+            group: group.or(user.map(|(_, g)| g)),
+            control_group,
+            seccomp: raw.seccomp.unwrap_or(true),
         })
     }
 }
@@ -436,6 +508,52 @@ interface = "tg-s"
         assert_eq!(c.conntrack.udp_timeout, 30);
         assert!(c.offload);
         assert!(!c.pin_workers);
+        assert_eq!((c.user, c.group, c.control_group), (None, None, None));
+        assert!(c.seccomp);
+    }
+
+    #[test]
+    fn user_group_and_seccomp_keys() {
+        let c = parse(&GOOD.replace(
+            "workers = 2",
+            "workers = 2\nuser = \"root\"\ncontrol_group = \"4242\"\nseccomp = false",
+        ))
+        .unwrap();
+        assert_eq!(
+            (c.user, c.group, c.control_group),
+            (Some(0), Some(0), Some(4242))
+        );
+        assert!(!c.seccomp);
+        let c = parse(&GOOD.replace(
+            "workers = 2",
+            "workers = 2\nuser = \"65534\"\ngroup = \"7\"",
+        ))
+        .unwrap();
+        assert_eq!((c.user, c.group), (Some(65534), Some(7)));
+
+        let e = parse(&GOOD.replace("workers = 2", "workers = 2\nuser = \"no-such-user-tg\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/etc/tungate.toml")
+                && e.contains("key `user`")
+                && e.contains("no-such-user-tg"),
+            "{e}"
+        );
+        let e = parse(&GOOD.replace(
+            "workers = 2",
+            "workers = 2\ncontrol_group = \"no-such-group-tg\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("key `control_group`") && e.contains("groupadd"),
+            "{e}"
+        );
+        let e = parse(&GOOD.replace("workers = 2", "workers = 2\nseccomp = \"yes\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("seccomp"), "{e}");
     }
 
     #[test]

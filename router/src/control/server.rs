@@ -65,7 +65,32 @@ impl Server {
     /// Binds the socket (replacing a stale one left by a crash) and starts the
     /// accept thread.
     pub fn start(cfg: ServerConfig, handler: Arc<dyn Handler>) -> io::Result<Server> {
+        Server::bind(cfg)?.serve(handler)
+    }
+
+    /// Binds the socket only (replacing a stale one): done while privileged;
+    /// [`Bound::serve`] starts the accept thread after the privilege drop, so
+    /// that thread is born without capabilities.
+    pub fn bind(cfg: ServerConfig) -> io::Result<Bound> {
         let listener = bind(&cfg)?;
+        Ok(Bound { cfg, listener })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A bound control socket whose accept thread is not running yet.
+pub struct Bound {
+    cfg: ServerConfig,
+    listener: UnixListener,
+}
+
+impl Bound {
+    /// Starts the accept thread.
+    pub fn serve(self, handler: Arc<dyn Handler>) -> io::Result<Server> {
+        let Bound { cfg, listener } = self;
         let stop = Arc::new(AtomicBool::new(false));
         let active = Arc::new(AtomicUsize::new(0));
         let stop2 = stop.clone();
@@ -78,10 +103,6 @@ impl Server {
             stop,
             thread: Some(thread),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

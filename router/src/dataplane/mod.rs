@@ -14,6 +14,7 @@
 
 pub mod bufring;
 pub mod netns;
+pub mod privs;
 pub mod stats;
 mod steer;
 pub mod tun;
