@@ -1079,6 +1079,9 @@ impl Processor for Pipeline {
         vnet: &mut VnetHdr,
         out: &mut dyn Emit,
     ) -> Verdict {
+        if !vnet.consistent_with(packet) {
+            return Verdict::Drop(DropReason::BadVnetHdr);
+        }
         if let Err(r) = check_ipv4(packet) {
             return Verdict::Drop(r);
         }
