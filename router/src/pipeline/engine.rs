@@ -1085,6 +1085,22 @@ impl Processor for Pipeline {
         if let Err(r) = check_ipv4(packet) {
             return Verdict::Drop(r);
         }
+        let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+        if total < packet.len() && !vnet.is_gso() {
+            // ip_rcv_core trims bytes past the total length (link padding,
+            // or garbage) before anything looks at the packet; the packet
+            // that leaves is `total` bytes long.
+            let trimmed = &mut packet[..total];
+            return match self.process(ctx, trimmed, vnet, out) {
+                Verdict::Forward(egress) => {
+                    if vnet.needs_csum() {
+                        finish_partial_csum(trimmed, vnet);
+                    }
+                    self.emit_fragmented(egress, trimmed, usize::MAX, out)
+                }
+                other => other,
+            };
+        }
         if u16::from_be_bytes([packet[6], packet[7]]) & 0x3fff != 0 {
             // As nf_defrag_ipv4: reassemble before conntrack, so rules and
             // NAT see the whole datagram; refragment on the way out, no
@@ -1187,4 +1203,14 @@ pub fn check_ipv4(p: &[u8]) -> Result<(), DropReason> {
         return Err(DropReason::BadIpChecksum);
     }
     Ok(())
+}
+
+/// Completes a CHECKSUM_PARTIAL L4 checksum (the field holds the
+/// pseudo-header sum) so the packet can leave without its vnet header.
+/// The caller has checked the field lies inside `pkt`.
+fn finish_partial_csum(pkt: &mut [u8], vnet: &VnetHdr) {
+    let start = usize::from(vnet.csum_start);
+    let at = start + usize::from(vnet.csum_offset);
+    let c = !checksum::fold(checksum::sum(&pkt[start..], 0));
+    pkt[at..at + 2].copy_from_slice(&c.to_be_bytes());
 }
