@@ -786,6 +786,22 @@ impl<'p> Trav<'p, '_> {
             }
         }
         self.p.stats.emitted.fetch_add(1, Ordering::Relaxed);
+        let mtu = self.p.mtu(egress);
+        if pkt.len() > mtu {
+            // An echo reply to a reassembled large request: the kernel's
+            // ICMP socket is IP_PMTUDISC_DONT, so the reply goes out without
+            // DF, in fragments of the egress MTU.
+            if pkt[6] & 0x40 != 0 {
+                let old = u16::from_be_bytes([pkt[6], pkt[7]]);
+                pkt[6] &= !0x40;
+                let c = u16::from_be_bytes([pkt[10], pkt[11]]);
+                let c = checksum::update16(c, old, old & !0x4000);
+                pkt[10..12].copy_from_slice(&c.to_be_bytes());
+            }
+            return defrag::fragment(pkt, mtu, |f| out.emit(egress, f))
+                .map(|_| ())
+                .map_err(|_| DropReason::Fragment);
+        }
         out.emit(egress, pkt);
         Ok(())
     }
