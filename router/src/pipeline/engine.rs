@@ -987,6 +987,10 @@ impl<'p> Trav<'p, '_> {
         self.filter_step(TableKind::Raw, Hook::Prerouting, pkt, flow, out)?;
         let conn = if flow.marks.notrack {
             Conn::None { untracked: true }
+        } else if !l4_valid(pkt, vnet) {
+            // nf_conntrack_checksum: conntrack leaves a packet with a bad
+            // L4 checksum or length untracked (INVALID) at PREROUTING.
+            Conn::None { untracked: false }
         } else {
             self.track(pkt)
         };
@@ -1229,4 +1233,45 @@ fn finish_partial_csum(pkt: &mut [u8], vnet: &VnetHdr) {
     let at = start + usize::from(vnet.csum_offset);
     let c = !checksum::fold(checksum::sum(&pkt[start..], 0));
     pkt[at..at + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+/// What conntrack's `tcp_error`/`udp_error`/`icmp_error` check before
+/// tracking a packet at PREROUTING (nf_conntrack_checksum = 1): the UDP
+/// length within the packet, and the TCP, UDP (unless 0) and ICMP
+/// checksums, unless the vnet header says the checksum is partial or was
+/// already validated (CHECKSUM_PARTIAL / CHECKSUM_UNNECESSARY skbs are not
+/// checked by the kernel either). Only unfragmented (or reassembled)
+/// packets are checked. Header-length errors are left to `classify`.
+fn l4_valid(pkt: &[u8], vnet: &VnetHdr) -> bool {
+    if u16::from_be_bytes([pkt[6], pkt[7]]) & 0x3fff != 0 {
+        return true;
+    }
+    let ihl = usize::from(pkt[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([pkt[2], pkt[3]])).min(pkt.len());
+    let Some(l4) = pkt.get(ihl..total) else {
+        return true;
+    };
+    let proto = pkt[9];
+    if proto == 17 && l4.len() >= 8 {
+        let ulen = usize::from(u16::from_be_bytes([l4[4], l4[5]]));
+        if ulen < 8 || ulen > l4.len() {
+            return false;
+        }
+    }
+    if vnet.needs_csum() || vnet.flags & crate::wire::vnet::F_DATA_VALID != 0 {
+        return true;
+    }
+    let pseudo = |p: u8| {
+        let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
+        let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
+        checksum::pseudo_header_sum(src, dst, p, l4.len() as u16)
+    };
+    match proto {
+        6 if l4.len() >= 20 => checksum::fold(checksum::sum(l4, pseudo(6))) == 0xffff,
+        17 if l4.len() >= 8 && (l4[6] != 0 || l4[7] != 0) => {
+            checksum::fold(checksum::sum(l4, pseudo(17))) == 0xffff
+        }
+        1 if l4.len() >= 4 => checksum::fold(checksum::sum(l4, 0)) == 0xffff,
+        _ => true,
+    }
 }
