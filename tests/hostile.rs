@@ -1065,3 +1065,39 @@ fn soak_60s() {
         "RSS grew after warm-up: {last}"
     );
 }
+
+/// `conntrack -E` clients that go away while nothing happens: each held a
+/// server thread and one of the 16 client slots forever, until the control
+/// socket refused everyone. Now an idle stream notices within a second.
+#[test]
+fn abandoned_idle_event_streams_do_not_exhaust_the_control_socket() {
+    let Some(topo) = Topology::client_gw_server("ctlevents") else {
+        return;
+    };
+    let gw = Gateway::start(&topo, None);
+    for _ in 0..20 {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tungate"))
+            .arg("conntrack")
+            .arg("--ctl")
+            .arg(&gw.ctl)
+            .arg("-E")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start conntrack -E");
+        std::thread::sleep(Duration::from_millis(150));
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    // The streams notice within a second of their next idle keepalive.
+    let ok = wait_for(Duration::from_secs(5), || {
+        gw.tool("stats", &[], None).0 == 0
+    });
+    assert!(
+        ok,
+        "control socket refuses requests after 20 abandoned conntrack -E clients"
+    );
+    let (st, out, err) = gw.tool("iptables", &["-S"], None);
+    assert_eq!(st, 0, "{out}{err}");
+    assert!(gw.stop().success());
+}
