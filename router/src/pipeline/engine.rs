@@ -1222,7 +1222,34 @@ pub fn check_ipv4(p: &[u8]) -> Result<(), DropReason> {
     if checksum::checksum(&p[..ihl]) != 0 {
         return Err(DropReason::BadIpChecksum);
     }
+    if ihl > 20 && !options_well_formed(&p[20..ihl]) {
+        return Err(DropReason::Malformed);
+    }
     Ok(())
+}
+
+/// The option list's structure, as ip_options_compile checks it first:
+/// EOL ends it, NOP is one byte, every other option has a length of at
+/// least 2 that stays inside the header. (The kernel also answers with an
+/// ICMP parameter problem; not sent here.)
+fn options_well_formed(mut o: &[u8]) -> bool {
+    while let Some(&kind) = o.first() {
+        match kind {
+            0 => return true,
+            1 => o = &o[1..],
+            _ => {
+                let Some(&len) = o.get(1) else {
+                    return false;
+                };
+                let len = usize::from(len);
+                if len < 2 || len > o.len() {
+                    return false;
+                }
+                o = &o[len..];
+            }
+        }
+    }
+    true
 }
 
 /// Completes a CHECKSUM_PARTIAL L4 checksum (the field holds the
