@@ -62,7 +62,11 @@ impl GatewayHandler {
         let mut rs = self.pipeline.ruleset().snapshot();
         let out = syntax::apply_command(&mut rs, &argv);
         if let Ok(cmd) = &parsed {
-            touched[table_index(cmd.table)] = true;
+            // A failing command changes nothing, not even which tables
+            // exist (the nft transaction that would create it is aborted).
+            if out.status == 0 {
+                touched[table_index(cmd.table)] = true;
+            }
             let mutates = !matches!(cmd.op, Op::Check | Op::List | Op::ListRules) || cmd.zero_too;
             if out.status == 0 && mutates {
                 self.swap(rs);
