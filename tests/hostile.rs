@@ -264,6 +264,30 @@ fn kinds() -> Vec<Kind> {
         },
     ));
 
+    // A malformed option list (an option length running past the header):
+    // ip_options_compile fails, the kernel drops it (InHdrErrors).
+    v.push(k(
+        "ip_options_bad_length",
+        vec![ipv4_opts(
+            CLIENT,
+            SERVER,
+            17,
+            &[7, 39, 4, 0],
+            &udp_l4(1030, 9, b"opt"),
+        )],
+        Drop("malformed"),
+    ));
+    v.push(k(
+        "ip_options_zero_length",
+        vec![ipv4_opts(
+            CLIENT,
+            SERVER,
+            17,
+            &[0x44, 0, 5, 0],
+            &udp_l4(1031, 9, b"opt"),
+        )],
+        Drop("malformed"),
+    ));
     // --- conntrack's verdicts (nf_conntrack_proto_*: -NF_ACCEPT = INVALID,
     // dropped by the ruleset's INVALID rule; nf_conntrack_checksum=1).
     v.push(k(
