@@ -49,9 +49,10 @@ gbps() { ip netns exec "$P-c" iperf3 -c 10.2.0.2 -t "$SECS" -f g 2>&1 |
 HZ=$(getconf CLK_TCK)
 c0=$(cpu); A=$(gbps); c1=$(cpu)
 ip netns exec "$P-c" timeout "$((SECS + 2))" hping3 --flood -S -p 80 --rand-source 10.2.0.2 >/dev/null 2>&1 &
+FLOOD=$!
 sleep 0.5
 c2=$(cpu); F=$(gbps); c3=$(cpu)
-wait || true
+wait "$FLOOD" || true
 echo "alone:      $A Gbit/s, tungate CPU $(( (c1 - c0) * 100 / HZ / SECS ))% of one core"
 echo "SYN flood:  $F Gbit/s, tungate CPU $(( (c3 - c2) * 100 / HZ / SECS ))% of one core"
 "$BIN" conntrack --ctl "$CTL" -S
