@@ -193,17 +193,40 @@ impl GatewayHandler {
         let table = self.pipeline.conntrack();
         let is_event = args.iter().any(|a| a == "-E" || a == "--event");
         let out = if is_event {
-            // Streams until the client goes away (or -c/--count... as the
-            // real tool: the front end stops it with ^C).
-            let mut emit = |line: &str| stream(&Response::ok(format!("{line}\n")));
-            conntrack_cli::events(
-                table,
-                args,
-                &mut emit,
-                None,
-                std::time::Duration::from_millis(100),
-                &mut Timestamp::now_monotonic,
-            )
+            // Streams until the client goes away (the front end stops it
+            // with ^C). An idle stream writes an empty response every
+            // second: the only way to notice a client that left, which
+            // would otherwise hold this thread and a client slot forever.
+            let mut st = match conntrack_cli::EventStream::new(args, Default::default()) {
+                Ok(s) => s,
+                Err(o) => return Response::error(o.status, o.stderr),
+            };
+            let mut idle = 0u32;
+            loop {
+                let mut sent = false;
+                let mut emit = |line: &str| {
+                    sent = true;
+                    stream(&Response::ok(format!("{line}\n")))
+                };
+                if !st.pump(table, Timestamp::now_monotonic(), &mut emit) {
+                    break;
+                }
+                idle = if sent { 0 } else { idle + 1 };
+                if idle >= 10 {
+                    idle = 0;
+                    if !stream(&Response::ok(String::new())) {
+                        break;
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            return Response {
+                version: super::proto::VERSION,
+                status: 0,
+                stdout: String::new(),
+                stderr: st.summary(),
+                more: false,
+            };
         } else {
             conntrack_cli::run(table, args, Timestamp::now_monotonic())
         };

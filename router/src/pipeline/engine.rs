@@ -820,6 +820,22 @@ impl<'p> Trav<'p, '_> {
             }
         }
         self.p.stats.emitted.fetch_add(1, Ordering::Relaxed);
+        let mtu = self.p.mtu(egress);
+        if pkt.len() > mtu {
+            // An echo reply to a reassembled large request: the kernel's
+            // ICMP socket is IP_PMTUDISC_DONT, so the reply goes out without
+            // DF, in fragments of the egress MTU.
+            if pkt[6] & 0x40 != 0 {
+                let old = u16::from_be_bytes([pkt[6], pkt[7]]);
+                pkt[6] &= !0x40;
+                let c = u16::from_be_bytes([pkt[10], pkt[11]]);
+                let c = checksum::update16(c, old, old & !0x4000);
+                pkt[10..12].copy_from_slice(&c.to_be_bytes());
+            }
+            return defrag::fragment(pkt, mtu, |f| out.emit(egress, f))
+                .map(|_| ())
+                .map_err(|_| DropReason::Fragment);
+        }
         out.emit(egress, pkt);
         Ok(())
     }
@@ -1005,6 +1021,10 @@ impl<'p> Trav<'p, '_> {
         self.filter_step(TableKind::Raw, Hook::Prerouting, pkt, flow, out)?;
         let conn = if flow.marks.notrack {
             Conn::None { untracked: true }
+        } else if !l4_valid(pkt, vnet) {
+            // nf_conntrack_checksum: conntrack leaves a packet with a bad
+            // L4 checksum or length untracked (INVALID) at PREROUTING.
+            Conn::None { untracked: false }
         } else {
             self.track(pkt)
         };
@@ -1113,8 +1133,27 @@ impl Processor for Pipeline {
         vnet: &mut VnetHdr,
         out: &mut dyn Emit,
     ) -> Verdict {
+        if !vnet.consistent_with(packet) {
+            return Verdict::Drop(DropReason::BadVnetHdr);
+        }
         if let Err(r) = check_ipv4(packet) {
             return Verdict::Drop(r);
+        }
+        let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+        if total < packet.len() && !vnet.is_gso() {
+            // ip_rcv_core trims bytes past the total length (link padding,
+            // or garbage) before anything looks at the packet; the packet
+            // that leaves is `total` bytes long.
+            let trimmed = &mut packet[..total];
+            return match self.process(ctx, trimmed, vnet, out) {
+                Verdict::Forward(egress) => {
+                    if vnet.needs_csum() {
+                        finish_partial_csum(trimmed, vnet);
+                    }
+                    self.emit_fragmented(egress, trimmed, usize::MAX, out)
+                }
+                other => other,
+            };
         }
         if u16::from_be_bytes([packet[6], packet[7]]) & 0x3fff != 0 {
             // As nf_defrag_ipv4: reassemble before conntrack, so rules and
@@ -1217,5 +1256,83 @@ pub fn check_ipv4(p: &[u8]) -> Result<(), DropReason> {
     if checksum::checksum(&p[..ihl]) != 0 {
         return Err(DropReason::BadIpChecksum);
     }
+    if ihl > 20 && !options_well_formed(&p[20..ihl]) {
+        return Err(DropReason::Malformed);
+    }
     Ok(())
+}
+
+/// The option list's structure, as ip_options_compile checks it first:
+/// EOL ends it, NOP is one byte, every other option has a length of at
+/// least 2 that stays inside the header. (The kernel also answers with an
+/// ICMP parameter problem; not sent here.)
+fn options_well_formed(mut o: &[u8]) -> bool {
+    while let Some(&kind) = o.first() {
+        match kind {
+            0 => return true,
+            1 => o = &o[1..],
+            _ => {
+                let Some(&len) = o.get(1) else {
+                    return false;
+                };
+                let len = usize::from(len);
+                if len < 2 || len > o.len() {
+                    return false;
+                }
+                o = &o[len..];
+            }
+        }
+    }
+    true
+}
+
+/// Completes a CHECKSUM_PARTIAL L4 checksum (the field holds the
+/// pseudo-header sum) so the packet can leave without its vnet header.
+/// The caller has checked the field lies inside `pkt`.
+fn finish_partial_csum(pkt: &mut [u8], vnet: &VnetHdr) {
+    let start = usize::from(vnet.csum_start);
+    let at = start + usize::from(vnet.csum_offset);
+    let c = !checksum::fold(checksum::sum(&pkt[start..], 0));
+    pkt[at..at + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+/// What conntrack's `tcp_error`/`udp_error`/`icmp_error` check before
+/// tracking a packet at PREROUTING (nf_conntrack_checksum = 1): the UDP
+/// length within the packet, and the TCP, UDP (unless 0) and ICMP
+/// checksums, unless the vnet header says the checksum is partial or was
+/// already validated (CHECKSUM_PARTIAL / CHECKSUM_UNNECESSARY skbs are not
+/// checked by the kernel either). Only unfragmented (or reassembled)
+/// packets are checked. Header-length errors are left to `classify`.
+fn l4_valid(pkt: &[u8], vnet: &VnetHdr) -> bool {
+    if u16::from_be_bytes([pkt[6], pkt[7]]) & 0x3fff != 0 {
+        return true;
+    }
+    let ihl = usize::from(pkt[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([pkt[2], pkt[3]])).min(pkt.len());
+    let Some(l4) = pkt.get(ihl..total) else {
+        return true;
+    };
+    let proto = pkt[9];
+    if proto == 17 && l4.len() >= 8 {
+        let ulen = usize::from(u16::from_be_bytes([l4[4], l4[5]]));
+        if ulen < 8 || ulen > l4.len() {
+            return false;
+        }
+    }
+    if vnet.needs_csum() || vnet.flags & crate::wire::vnet::F_DATA_VALID != 0 {
+        return true;
+    }
+    let pseudo = |p: u8| {
+        let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
+        let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
+        checksum::pseudo_header_sum(src, dst, p, l4.len() as u16)
+    };
+    match proto {
+        6 if l4.len() >= 20 => checksum::fold(checksum::sum(l4, pseudo(6))) == 0xffff,
+        17 if l4.len() >= 8 && (l4[6] != 0 || l4[7] != 0) => {
+            checksum::fold(checksum::sum(l4, pseudo(17))) == 0xffff
+        }
+        1 if l4.len() >= 4 => checksum::fold(checksum::sum(l4, 0)) == 0xffff,
+        _ => true,
+    }
 }

@@ -70,6 +70,45 @@ impl VnetHdr {
     pub fn is_gso(&self) -> bool {
         self.gso_type & !GSO_ECN != GSO_NONE
     }
+
+    /// True when the header is one the kernel's `tun_get_user` /
+    /// `virtio_net_hdr_to_skb` would accept in front of the IP packet
+    /// `packet` (no vnet header): `hdr_len` within the frame, a known GSO
+    /// type with a non-zero `gso_size` matching the IP protocol, and a
+    /// partial checksum field (`csum_start + csum_offset + 2`) inside the
+    /// packet and after the IP header. A frame failing this is dropped as
+    /// `BadVnetHdr`.
+    pub fn consistent_with(&self, packet: &[u8]) -> bool {
+        let len = packet.len();
+        if usize::from(self.hdr_len) > len {
+            return false;
+        }
+        if self.needs_csum() {
+            if usize::from(self.csum_start) + usize::from(self.csum_offset) + 2 > len {
+                return false;
+            }
+            // The checksummed part starts after the IP header: a partial
+            // checksum finished inside it would overwrite IP fields.
+            let ihl = packet.first().map_or(0, |b| usize::from(b & 0x0f) * 4);
+            if packet.first().is_some_and(|b| b >> 4 == 4) && usize::from(self.csum_start) < ihl {
+                return false;
+            }
+        }
+        if !self.is_gso() {
+            return true;
+        }
+        if self.gso_size == 0 {
+            return false;
+        }
+        let proto = packet.get(9).copied();
+        let v4 = packet.first().is_some_and(|b| b >> 4 == 4);
+        match self.gso_type & !GSO_ECN {
+            GSO_TCPV4 => v4 && proto == Some(6),
+            GSO_UDP | GSO_UDP_L4 => v4 && proto == Some(17),
+            GSO_TCPV6 => packet.first().is_some_and(|b| b >> 4 == 6),
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -91,5 +130,66 @@ mod tests {
         h.write(&mut out);
         assert_eq!(out, raw);
         assert!(VnetHdr::parse(&raw[..9]).is_none());
+    }
+
+    #[test]
+    fn inconsistent_headers_are_refused() {
+        // A 60-byte IPv4 TCP packet.
+        let mut pkt = [0u8; 60];
+        pkt[0] = 0x45;
+        pkt[9] = 6;
+        let gso = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: GSO_TCPV4,
+            hdr_len: 40,
+            gso_size: 1448,
+            csum_start: 20,
+            csum_offset: 16,
+        };
+        assert!(gso.consistent_with(&pkt));
+        assert!(VnetHdr::default().consistent_with(&pkt));
+        let bad = [
+            ("gso_size 0", VnetHdr { gso_size: 0, ..gso }),
+            ("hdr_len beyond frame", VnetHdr { hdr_len: 61, ..gso }),
+            (
+                "csum_start beyond frame",
+                VnetHdr {
+                    csum_start: 59,
+                    ..gso
+                },
+            ),
+            (
+                "csum_offset beyond frame",
+                VnetHdr {
+                    csum_offset: 40,
+                    ..gso
+                },
+            ),
+            (
+                "csum_start inside the IP header",
+                VnetHdr {
+                    csum_start: 10,
+                    ..gso
+                },
+            ),
+            ("unknown gso type", VnetHdr { gso_type: 7, ..gso }),
+            (
+                "udp gso on tcp",
+                VnetHdr {
+                    gso_type: GSO_UDP_L4,
+                    ..gso
+                },
+            ),
+            (
+                "tcpv6 gso on ipv4",
+                VnetHdr {
+                    gso_type: GSO_TCPV6,
+                    ..gso
+                },
+            ),
+        ];
+        for (what, h) in bad {
+            assert!(!h.consistent_with(&pkt), "{what} accepted: {h:?}");
+        }
     }
 }

@@ -1,0 +1,526 @@
+//! Fuzz harness for the packet pipeline, runnable with stable Rust (no
+//! cargo-fuzz): mutation-based, seeded from real packet shapes (TCP SYN and
+//! data, UDP, ICMP echo, ICMP errors quoting flows, fragments, TSO
+//! super-packets with their vnet headers), deterministic per seed.
+//!
+//! Every input is an (arbitrary vnet header, arbitrary frame) pair sent into
+//! [`Pipeline::process`] with a ruleset that does DNAT, MASQUERADE, REJECT
+//! and LOG, on a simulated clock that jumps forward now and then (so entries
+//! and fragment queues expire), with `maintain` called as the I/O edge does.
+//! Mutated frames get their IPv4 header checksum fixed most of the time so
+//! that mutations reach conntrack and NAT instead of dying at `ip_rcv`.
+//!
+//! Properties checked on every input:
+//! * `process` never panics;
+//! * a `Forward(i)` names an existing interface, and the packet it leaves is
+//!   valid IPv4 (version 4, header checksum right, total length within the
+//!   buffer) unless it is a GSO super-packet;
+//! * every packet the gateway originates (`Emit`) is valid IPv4 and no larger
+//!   than the egress MTU;
+//! * the conntrack table never holds more than its maximum.
+//!
+//! In `cargo test` it runs briefly (2 s). The long run:
+//!
+//! ```text
+//! TUNGATE_FUZZ_SECS=600 cargo test --release -p tungate --test fuzz_pipeline -- --nocapture
+//! ```
+//!
+//! `TUNGATE_FUZZ_SEED` picks the seed (default: time-based, printed). A
+//! failing input is written to `target/fuzz-pipeline-failure-<seed>.txt`
+//! (hex of the vnet header and the frame).
+
+use std::net::Ipv4Addr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tungate::clock::Timestamp;
+use tungate::config::Cidr;
+use tungate::conntrack::ConntrackConfig;
+use tungate::pipeline::engine::{check_ipv4, Interface, Pipeline, PipelineConfig};
+use tungate::pipeline::{EmitVec, IfIndex, PacketCtx, Processor, Verdict};
+use tungate::route::RouteTable;
+use tungate::ruleset::Ruleset;
+use tungate::syntax::{restore, RestoreOptions};
+use tungate::wire::checksum;
+use tungate::wire::vnet::VnetHdr;
+
+const RULES: &str = "\
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -d 10.0.1.1/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.0.2.2:8080
+-A PREROUTING -d 10.0.1.1/32 -p udp -m udp --dport 53 -j DNAT --to-destination 10.0.2.3
+-A POSTROUTING -o tg1 -j MASQUERADE
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p tcp -m tcp --dport 23 -j REJECT --reject-with tcp-reset
+-A FORWARD -m conntrack --ctstate INVALID -j LOG --log-prefix \"invalid \"
+-A FORWARD -p tcp -m tcp --dport 25 -j REJECT --reject-with icmp-port-unreachable
+-A FORWARD -p udp -m udp --dport 9 -j REJECT
+-A FORWARD -p icmp -j LOG --log-prefix \"icmp \" --log-level 6
+-A FORWARD -p tcp -m tcp --dport 8080 -m conntrack --ctstate NEW -j LOG
+COMMIT
+";
+
+const MTU: u16 = 1500;
+
+fn pipeline(seed: u64) -> Pipeline {
+    let mut rs = Ruleset::new();
+    restore(&mut rs, RULES, RestoreOptions::default()).expect("fuzz ruleset parses");
+    let ifaces = vec![
+        Interface {
+            name: "tg0".into(),
+            addr: Ipv4Addr::new(10, 0, 1, 1),
+            prefix_len: 24,
+            mtu: MTU,
+        },
+        Interface {
+            name: "tg1".into(),
+            addr: Ipv4Addr::new(10, 0, 2, 1),
+            prefix_len: 24,
+            mtu: MTU,
+        },
+    ];
+    let mut routes = RouteTable::new();
+    for (i, f) in ifaces.iter().enumerate() {
+        routes.add_local(f.addr, IfIndex(i as u16));
+        routes.add(
+            Cidr {
+                addr: f.addr,
+                len: f.prefix_len,
+            },
+            IfIndex(i as u16),
+        );
+    }
+    Pipeline::new(
+        PipelineConfig {
+            interfaces: ifaces,
+            routes,
+            // Small, so "table full" and eviction paths are reached.
+            conntrack: ConntrackConfig {
+                max_entries: 256,
+                ..Default::default()
+            },
+            workers: 2,
+            seed: Some(seed),
+        },
+        rs,
+    )
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn fix_ip_csum(p: &mut [u8]) {
+    if p.len() < 20 {
+        return;
+    }
+    let ihl = (usize::from(p[0] & 0x0f) * 4).clamp(20, p.len());
+    p[10] = 0;
+    p[11] = 0;
+    let c = checksum::checksum(&p[..ihl]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Full L4 checksum (TCP/UDP/ICMP) over an unfragmented packet.
+fn fix_l4_csum(p: &mut [u8]) {
+    if p.len() < 20 {
+        return;
+    }
+    let ihl = usize::from(p[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([p[2], p[3]])).min(p.len());
+    if ihl < 20 || total < ihl {
+        return;
+    }
+    let (at, pseudo) = match p[9] {
+        6 => (16, true),
+        17 => (6, true),
+        1 => (2, false),
+        _ => return,
+    };
+    if total < ihl + at + 2 {
+        return;
+    }
+    p[ihl + at] = 0;
+    p[ihl + at + 1] = 0;
+    let init = if pseudo {
+        let src = Ipv4Addr::new(p[12], p[13], p[14], p[15]);
+        let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
+        checksum::pseudo_header_sum(src, dst, p[9], (total - ihl) as u16)
+    } else {
+        0
+    };
+    let c = !checksum::fold(checksum::sum(&p[ihl..total], init));
+    p[ihl + at..ihl + at + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) -> Vec<u8> {
+    let total = 20 + l4.len();
+    let mut p = vec![0u8; total];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    p[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
+    p[6] = 0x40;
+    p[8] = 64;
+    p[9] = proto;
+    p[12..16].copy_from_slice(&src);
+    p[16..20].copy_from_slice(&dst);
+    p[20..].copy_from_slice(l4);
+    fix_l4_csum(&mut p);
+    fix_ip_csum(&mut p);
+    p
+}
+
+fn tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: u8, data: &[u8]) -> Vec<u8> {
+    let mut l4 = vec![0u8; 20];
+    l4[0..2].copy_from_slice(&sport.to_be_bytes());
+    l4[2..4].copy_from_slice(&dport.to_be_bytes());
+    l4[4..8].copy_from_slice(&0x1000_0000u32.to_be_bytes());
+    l4[8..12].copy_from_slice(&0x2000_0000u32.to_be_bytes());
+    l4[12] = 0x50;
+    l4[13] = flags;
+    l4[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    l4.extend_from_slice(data);
+    ipv4(src, dst, 6, &l4)
+}
+
+fn udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
+    let mut l4 = vec![0u8; 8];
+    l4[0..2].copy_from_slice(&sport.to_be_bytes());
+    l4[2..4].copy_from_slice(&dport.to_be_bytes());
+    l4[4..6].copy_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+    l4.extend_from_slice(data);
+    ipv4(src, dst, 17, &l4)
+}
+
+fn icmp(src: [u8; 4], dst: [u8; 4], ty: u8, code: u8, rest: &[u8]) -> Vec<u8> {
+    let mut l4 = vec![ty, code, 0, 0];
+    l4.extend_from_slice(rest);
+    ipv4(src, dst, 1, &l4)
+}
+
+const C: [u8; 4] = [10, 0, 1, 2];
+const GW0: [u8; 4] = [10, 0, 1, 1];
+const GW1: [u8; 4] = [10, 0, 2, 1];
+const S: [u8; 4] = [10, 0, 2, 2];
+
+/// Seed frames with their vnet headers.
+fn corpus() -> Vec<(VnetHdr, Vec<u8>)> {
+    let plain = VnetHdr::default();
+    let mut v = vec![
+        (plain, tcp(C, GW0, 40000, 80, 0x02, &[])),
+        (plain, tcp(S, GW1, 8080, 40000, 0x12, &[])),
+        (plain, tcp(C, S, 40001, 5201, 0x02, &[])),
+        (plain, tcp(C, S, 40001, 5201, 0x18, b"hello world")),
+        (plain, tcp(S, C, 5201, 40001, 0x12, &[])),
+        (plain, tcp(C, GW0, 40002, 23, 0x02, &[])),
+        (plain, tcp(C, S, 40003, 25, 0x02, &[])),
+        (plain, tcp(C, S, 40004, 80, 0x03, &[])),
+        (plain, tcp(C, S, 40005, 80, 0x00, &[])),
+        (plain, udp(C, GW0, 5353, 53, b"query")),
+        (plain, udp(C, S, 5000, 9, b"discard")),
+        (plain, udp(C, S, 5001, 5001, &[0u8; 200])),
+        (plain, udp(S, C, 5001, 5001, &[1u8; 100])),
+        (plain, icmp(C, S, 8, 0, &[0, 1, 0, 1, 0xde, 0xad])),
+        (plain, icmp(C, GW0, 8, 0, &[0, 2, 0, 1])),
+        (plain, icmp(S, C, 0, 0, &[0, 1, 0, 1])),
+    ];
+    // ICMP errors quoting a flow (the client's SYN to the server), an
+    // unknown flow, and another ICMP error.
+    let syn = tcp(C, S, 40001, 5201, 0x02, &[]);
+    v.push((
+        plain,
+        icmp(S, C, 3, 3, &{
+            let mut r = vec![0u8; 4];
+            r.extend_from_slice(&syn[..28]);
+            r
+        }),
+    ));
+    v.push((
+        plain,
+        icmp([10, 0, 2, 9], GW1, 3, 1, &{
+            let mut r = vec![0u8; 4];
+            r.extend_from_slice(&tcp(GW1, S, 1024, 8080, 0x02, &[])[..28]);
+            r
+        }),
+    ));
+    let inner_err = icmp(C, S, 11, 0, &[0u8; 32]);
+    v.push((
+        plain,
+        icmp(S, C, 3, 1, &{
+            let mut r = vec![0u8; 4];
+            r.extend_from_slice(&inner_err[..28]);
+            r
+        }),
+    ));
+    // Two fragments of one UDP datagram.
+    let big = udp(C, S, 6000, 6000, &[7u8; 64]);
+    let mut f1 = big[..20 + 32].to_vec();
+    f1[2..4].copy_from_slice(&52u16.to_be_bytes());
+    f1[6] = 0x20; // MF
+    f1[7] = 0;
+    fix_ip_csum(&mut f1);
+    let mut f2 = big[..20].to_vec();
+    f2.extend_from_slice(&big[52..]);
+    let l = f2.len() as u16;
+    f2[2..4].copy_from_slice(&l.to_be_bytes());
+    f2[6] = 0;
+    f2[7] = 4; // offset 32 bytes
+    fix_ip_csum(&mut f2);
+    v.push((plain, f1));
+    v.push((plain, f2));
+    // A TSO super-packet with a partial checksum, as the TUN hands it over.
+    let mut gso = tcp(C, S, 40001, 5201, 0x10, &[9u8; 4000]);
+    gso[6] = 0x40;
+    fix_ip_csum(&mut gso);
+    let hdr = VnetHdr {
+        flags: 1,
+        gso_type: 1,
+        hdr_len: 40,
+        gso_size: 1448,
+        csum_start: 20,
+        csum_offset: 16,
+    };
+    v.push((hdr, gso));
+    v
+}
+
+const INTERESTING: &[u8] = &[
+    0, 1, 2, 4, 5, 6, 0x0f, 0x10, 0x11, 0x3f, 0x40, 0x45, 0x46, 0x4f, 0x7f, 0x80, 0xff,
+];
+
+fn mutate(rng: &mut Rng, corpus: &[(VnetHdr, Vec<u8>)]) -> (VnetHdr, Vec<u8>) {
+    let (mut h, mut p) = corpus[rng.below(corpus.len())].clone();
+    let rounds = 1 + rng.below(4);
+    for _ in 0..rounds {
+        match rng.below(12) {
+            0 | 1 if !p.is_empty() => {
+                let i = rng.below(p.len());
+                p[i] ^= 1 << rng.below(8);
+            }
+            2 if !p.is_empty() => {
+                let i = rng.below(p.len());
+                p[i] = INTERESTING[rng.below(INTERESTING.len())];
+            }
+            3 if !p.is_empty() => {
+                // a header byte (IP or the first L4 bytes)
+                let i = rng.below(p.len().min(48));
+                p[i] = rng.next() as u8;
+            }
+            4 => {
+                let n = rng.below(p.len() + 1);
+                p.truncate(n);
+            }
+            5 => {
+                let n = rng.below(64);
+                for _ in 0..n {
+                    p.push(rng.next() as u8);
+                }
+            }
+            6 if p.len() >= 4 => {
+                // total length
+                let v = match rng.below(3) {
+                    0 => p.len() as u16,
+                    1 => rng.next() as u16,
+                    _ => (p.len() as u16)
+                        .wrapping_add(rng.below(9) as u16)
+                        .wrapping_sub(4),
+                };
+                p[2..4].copy_from_slice(&v.to_be_bytes());
+            }
+            7 if p.len() >= 8 => {
+                // fragment bits and offset
+                p[6] = [0, 0x20, 0x40, 0x60, 0x80, rng.next() as u8][rng.below(6)];
+                p[7] = [0, 1, 4, 8, 0xff, rng.next() as u8][rng.below(6)];
+            }
+            8 => {
+                // splice the tail of another seed
+                let (_, q) = &corpus[rng.below(corpus.len())];
+                let at = rng.below(p.len() + 1);
+                let from = rng.below(q.len() + 1);
+                p.truncate(at);
+                p.extend_from_slice(&q[from..]);
+            }
+            9 => {
+                h = VnetHdr {
+                    flags: [0, 1, 2, 3, rng.next() as u8][rng.below(5)],
+                    gso_type: [0, 1, 3, 4, 5, 0x81, rng.next() as u8][rng.below(7)],
+                    hdr_len: [0, 40, 52, rng.next() as u16][rng.below(4)],
+                    gso_size: [0, 1, 536, 1448, 65535, rng.next() as u16][rng.below(6)],
+                    csum_start: [0, 20, 24, 60, rng.next() as u16][rng.below(5)],
+                    csum_offset: [0, 6, 16, 2, rng.next() as u16][rng.below(5)],
+                };
+            }
+            10 => fix_l4_csum(&mut p),
+            _ if p.len() >= 10 => {
+                // protocol
+                p[9] = [0, 1, 6, 17, 47, 255][rng.below(6)];
+            }
+            _ => {}
+        }
+    }
+    if rng.below(10) < 8 {
+        fix_ip_csum(&mut p);
+    }
+    (h, p)
+}
+
+fn check_out_packet(what: &str, p: &[u8]) -> Result<(), String> {
+    check_ipv4(p).map_err(|r| format!("{what} is not valid IPv4 ({})", r.name()))
+}
+
+/// One input; Err describes a property failure.
+fn check(
+    pl: &Pipeline,
+    now: Timestamp,
+    worker: usize,
+    ingress: u16,
+    vnet: VnetHdr,
+    frame: &[u8],
+) -> Result<bool, String> {
+    let mut pkt = frame.to_vec();
+    let mut h = vnet;
+    let mut out = EmitVec::default();
+    let ctx = PacketCtx {
+        ingress: IfIndex(ingress),
+        worker,
+        now,
+    };
+    let v = pl.process(&ctx, &mut pkt, &mut h, &mut out);
+    if let Verdict::Forward(i) = v {
+        if usize::from(i.0) >= pl.interfaces().len() {
+            return Err(format!("forward to unknown interface {i:?}"));
+        }
+        if !h.is_gso() {
+            check_out_packet("forwarded packet", &pkt)?;
+        }
+    }
+    for (i, e) in &out.0 {
+        if usize::from(i.0) >= pl.interfaces().len() {
+            return Err(format!("emit to unknown interface {i:?}"));
+        }
+        check_out_packet("emitted packet", e)?;
+        if e.len() > usize::from(MTU) {
+            return Err(format!("emitted packet of {} bytes > MTU", e.len()));
+        }
+    }
+    let n = pl.conntrack().len();
+    if n > 256 {
+        return Err(format!("conntrack holds {n} entries, max 256"));
+    }
+    Ok(matches!(v, Verdict::Forward(_)))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn fuzz_pipeline_frames_and_vnet_headers() {
+    let secs: u64 = std::env::var("TUNGATE_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let seed: u64 = std::env::var("TUNGATE_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    println!("fuzz_pipeline: seed {seed}, {secs} s");
+    let corpus = corpus();
+    // The seeds themselves must pass the properties.
+    let mut rng = Rng(seed);
+    let mut pl = pipeline(seed);
+    let mut now = Timestamp::from_secs(1);
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs);
+    let (mut n, mut forwarded) = (0u64, 0u64);
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut failure = None;
+    let mut inputs = corpus.clone().into_iter();
+    while Instant::now() < end {
+        let (h, p) = inputs.next().unwrap_or_else(|| mutate(&mut rng, &corpus));
+        let ingress = rng.below(2) as u16;
+        let worker = rng.below(2);
+        // Time moves on: mostly microseconds, sometimes past timeouts.
+        now = Timestamp(
+            now.as_nanos()
+                + match rng.below(1000) {
+                    0 => 700_000_000_000,
+                    1..=9 => 31_000_000_000,
+                    _ => rng.below(100_000) as u64,
+                },
+        );
+        n += 1;
+        let r = catch_unwind(AssertUnwindSafe(|| check(&pl, now, worker, ingress, h, &p)));
+        match r {
+            Ok(Ok(fwd)) => forwarded += u64::from(fwd),
+            Ok(Err(msg)) => {
+                failure = Some((h, p, msg));
+                break;
+            }
+            Err(e) => {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                failure = Some((h, p, format!("panic: {msg}")));
+                break;
+            }
+        }
+        if n % 64 == 0 {
+            pl.maintain(now, 64);
+        }
+        if n % 200_000 == 0 {
+            // A fresh gateway now and then, so state does not only grow.
+            pl = pipeline(seed ^ n);
+        }
+    }
+    std::panic::set_hook(prev);
+    let el = start.elapsed().as_secs_f64();
+    println!(
+        "fuzz_pipeline: {n} inputs in {el:.1} s ({:.0} execs/s), {forwarded} forwarded",
+        n as f64 / el
+    );
+    if let Some((h, p, msg)) = failure {
+        let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"))
+            .join(format!("fuzz-pipeline-failure-{seed}.txt"));
+        let mut vh = [0u8; 10];
+        h.write(&mut vh);
+        let _ = std::fs::write(&path, format!("vnet {}\nframe {}\n", hex(&vh), hex(&p)));
+        panic!(
+            "fuzz failure ({msg}); vnet {h:?} frame {}; saved to {}",
+            hex(&p),
+            path.display()
+        );
+    }
+    assert!(
+        forwarded > 0,
+        "no input was forwarded: the fuzzer reaches nothing"
+    );
+}
