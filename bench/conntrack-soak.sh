@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Conntrack soak (issue 6): fill tungate with a million concurrent UDP flows
+# and measure memory per entry, insert rate, lookup rate for established
+# flows at 1k and at 1M entries, and expiry once traffic stops.
+#
+#   Usage (root, from anywhere):  bench/conntrack-soak.sh [FLOWS=1000000] [UDP_TIMEOUT=60] [LOOKUP_SECS=3]
+#
+# Topology: client - tungate - server (netns-scripts/topo.sh cgs), empty
+# ruleset (ACCEPT policies; every packet still goes through conntrack),
+# [conntrack] max = FLOWS + 25 %, udp_timeout = UDP_TIMEOUT.
+# Load: bench/tools/flowgen.rs from the client namespace: flow i = 10.1.0.2:
+# (1024 + i % 64000) -> 10.2.0.2:(1 + i / 64000), one packet each
+# (`flowgen udp`), or the first 1000 flows round-robin at full speed
+# (`flowgen udprepeat`). The server namespace counts and drops them with its
+# own iptables (-A INPUT -p udp -j DROP), so no reply traffic exists.
+#
+# Steps and definitions:
+#   1. lookup at 1k: udprepeat of 1000 flows for LOOKUP_SECS: packets counted at
+#      the server / seconds (all after the first 1000 are conntrack hits).
+#   2. RSS0 = VmRSS of tungate (/proc/PID/status), entries0 = `tungate conntrack -C`
+#      (1000), taken after step 1 so buffer pools are already touched.
+#   3. fill: `flowgen udp` FLOWS flows; insert rate = new entries / seconds of
+#      sending (passes are repeated, at most 3, for flows lost in the TUN
+#      queue; only the first pass's rate is reported).
+#      RSS1, entries1; bytes_per_entry = (RSS1 - RSS0) / (entries1 - entries0).
+#   4. lookup at 1M: the same udprepeat with the full table present.
+#      lookup_ratio_1M_vs_1k = rate at 1k / rate at 1M (1.0 = no slowdown).
+#   5. traffic stops; entries are polled until 0 (at most UDP_TIMEOUT + 60 s);
+#      leaked_entries = entries left then; RSS2 against RSS0 is printed.
+# Last line: bytes_per_entry=X lookup_ratio_1M_vs_1k=Y leaked_entries=Z
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+FLOWS=${1:-1000000}
+UDP_TIMEOUT=${2:-60}
+LOOKUP_SECS=${3:-3}
+P=tgk$$
+P=${P:0:10}
+WORK=$(mktemp -d /tmp/ctsoak-$P.XXXXXX)
+TG=$ROOT/target/release/tungate
+GEN=$ROOT/target/release/examples/flowgen
+SOCK=$WORK/ctl.sock
+TUNGATE_PID=
+
+cleanup() {
+    if [ -n "$TUNGATE_PID" ]; then kill -TERM "$TUNGATE_PID" 2>/dev/null || true; wait "$TUNGATE_PID" 2>/dev/null || true; fi
+    "$ROOT/netns-scripts/topo.sh" down "$P" || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+(cd "$ROOT" && cargo build --release -p tungate --bin tungate --example flowgen) >&2
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+"$ROOT/netns-scripts/topo.sh" up "$P" cgs tungate
+{
+    echo "control_socket = \"$SOCK\""
+    "$ROOT/netns-scripts/topo.sh" config "$P" cgs
+    printf '\n[conntrack]\nmax = %d\nudp_timeout = %d\nudp_stream_timeout = %d\n' $((FLOWS + FLOWS / 4)) "$UDP_TIMEOUT" "$UDP_TIMEOUT"
+} > "$WORK/tungate.toml"
+sed -i 's/^log_level = .*/log_level = "warn"/' "$WORK/tungate.toml"
+NO_COLOR=1 "$TG" run --config "$WORK/tungate.toml" 2> "$WORK/tungate.log" &
+TUNGATE_PID=$!
+for _ in $(seq 300); do [ -S "$SOCK" ] && ip -n "$P-s" link show "$P-ts" >/dev/null 2>&1 && break; kill -0 "$TUNGATE_PID" || break; sleep 0.1; done
+[ -S "$SOCK" ] || { echo "tungate did not start:" >&2; cat "$WORK/tungate.log" >&2; exit 1; }
+sleep 0.5
+# A longer queue on the client's side of the TUN, so bursts are not lost there.
+ip -n "$P-c" link set "$P-tc" txqueuelen 10000
+ip netns exec "$P-s" iptables -A INPUT -p udp -j DROP
+
+rss() { awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$TUNGATE_PID/status"; }
+entries() { "$TG" conntrack --ctl "$SOCK" -C; }
+udp_count() { ip netns exec "$P-s" iptables -L INPUT -n -v -x | awk '$3 == "DROP" && $4 == "17" { print $1; exit }'; }
+gen() { ip netns exec "$P-c" "$GEN" "$@"; }
+
+lookup_rate() { # -> packets/s at the server
+    local before after out secs
+    before=$(udp_count)
+    out=$(gen udprepeat 10.1.0.2 10.2.0.2 1000 "$LOOKUP_SECS")
+    sleep 0.5
+    after=$(udp_count)
+    secs=$(sed -n 's/.*secs=\([0-9.]*\).*/\1/p' <<<"$out")
+    echo "  lookup: generator $out; server got $((after - before))" >&2
+    awk -v a="$before" -v b="$after" -v s="$secs" 'BEGIN { printf "%d", (b - a) / s }'
+}
+
+sleep 1
+echo "idle: rss=$(rss) entries=$(entries)" >&2
+LOOK_1K=$(lookup_rate)
+# The start point comes after the 1k-flow phase, so that the buffer pools and
+# rings are warm and the delta below is the table's.
+RSS0=$(rss)
+E0=$(entries)
+echo "lookup at $E0 entries: $LOOK_1K pkt/s; start: rss=$RSS0" >&2
+
+INS_RATE=0
+for pass in 1 2 3; do
+    before=$(entries)
+    out=$(gen udp 10.1.0.2 10.2.0.2 "$FLOWS")
+    sleep 0.5
+    after=$(entries)
+    secs=$(sed -n 's/.*secs=\([0-9.]*\).*/\1/p' <<<"$out")
+    echo "fill pass $pass: generator $out; entries $before -> $after" >&2
+    [ "$pass" = 1 ] && INS_RATE=$(awk -v a="$before" -v b="$after" -v s="$secs" 'BEGIN { printf "%d", (b - a) / s }')
+    [ "$after" -ge "$FLOWS" ] && break
+done
+sleep 1
+RSS1=$(rss)
+E1=$(entries)
+echo "full: rss=$RSS1 entries=$E1" >&2
+LOOK_1M=$(lookup_rate)
+E1B=$(entries)
+echo "lookup at $E1B entries: $LOOK_1M pkt/s" >&2
+STOP=$(date +%s)
+
+LEFT=$E1B
+while [ $(($(date +%s) - STOP)) -lt $((UDP_TIMEOUT + 60)) ]; do
+    sleep 2
+    LEFT=$(entries)
+    echo "  $(($(date +%s) - STOP)) s after traffic stopped: $LEFT entries, rss $(rss)" >&2
+    [ "$LEFT" = 0 ] && break
+done
+EMPTY_AFTER=$(($(date +%s) - STOP))
+sleep 2
+RSS2=$(rss)
+"$TG" conntrack --ctl "$SOCK" -S >&2 || true
+
+echo "flows=$FLOWS udp_timeout=$UDP_TIMEOUT lookup_secs=$LOOKUP_SECS nproc=$(nproc) loadavg_before=\"$LOAD_BEFORE\" loadavg_after=\"$(cut -d' ' -f1-3 /proc/loadavg)\" date=$(date -u +%FT%TZ)"
+awk -v r0="$RSS0" -v r1="$RSS1" -v r2="$RSS2" -v e0="$E0" -v e1="$E1" -v ins="$INS_RATE" -v l1="$LOOK_1K" -v lm="$LOOK_1M" -v left="$LEFT" -v t="$EMPTY_AFTER" -v to="$UDP_TIMEOUT" 'BEGIN {
+    printf "entries             : %d -> %d\n", e0, e1
+    printf "RSS                 : start %.1f MiB, full %.1f MiB, after expiry %.1f MiB (%+.1f MiB vs start)\n", r0 / 1048576, r1 / 1048576, r2 / 1048576, (r2 - r0) / 1048576
+    printf "insert rate         : %d entries/s (first fill pass, sender-bound if the table kept up)\n", ins
+    printf "lookup, 1k entries  : %d pkt/s\n", l1
+    printf "lookup, %d entries: %d pkt/s\n", e1, lm
+    printf "expiry              : %d entries left %d s after traffic stopped (udp_timeout %d s)\n", left, t, to
+    printf "bytes_per_entry=%d lookup_ratio_1M_vs_1k=%.2f leaked_entries=%d\n", (e1 > e0 ? (r1 - r0) / (e1 - e0) : 0), (lm > 0 ? l1 / lm : 0), left
+}'
