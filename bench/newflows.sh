@@ -4,7 +4,7 @@
 # through a kernel router namespace loaded with the same file by the real
 # iptables-restore, in one run (issue 6).
 #
-#   Usage (root, from anywhere):  bench/newflows.sh [ROUNDS=3] [ROUND_SECS=1.5] [SERVICES="10 1000 10000"]
+#   Usage (root, from anywhere):  bench/newflows.sh [ROUNDS=5] [ROUND_SECS=1] [SERVICES="10 1000 10000"]
 #
 # Load: bench/tools/flowgen.rs (`flowgen syn`, a cargo example) sends TCP SYNs
 # from the client namespace at its maximum rate to the last service's cluster
@@ -14,10 +14,14 @@
 # 10.128.x.y:8080 with its own iptables rule (-A INPUT -p tcp --syn --dport
 # 8080 -j DROP; the DROP keeps the reply path out of the measurement).
 # Rate = SYNs counted at the server / seconds of sending; ROUNDS rounds of
-# ROUND_SECS each, the median is reported. Between rounds the gateway's
-# conntrack table is flushed (`conntrack -F`): the kernel's nf_conntrack_max
-# (262144 here) is global and not settable from a namespace, so a round is
-# kept short enough not to fill it; tungate runs with [conntrack] max = 2097152.
+# ROUND_SECS each (or ROUND_MAX SYNs, whichever comes first), the median is
+# reported. Before every round the gateway's conntrack table is flushed
+# (`conntrack -F`), and a round sends at most ROUND_MAX (200,000) SYNs, for
+# two limits: the kernel's nf_conntrack_max (262144 here) is global and not
+# settable from a namespace; and the ruleset MASQUERADEs the client to the
+# gateway's one address, so at most 4 endpoints x 64,512 ports = 258,048
+# flows can be translated at a time (beyond that both gateways drop new flows
+# as NAT-exhausted). tungate runs with [conntrack] max = 2097152.
 # Then p50/p99 of a full TCP connect() (SYN, SYN-ACK through the NAT) to the
 # cluster IP: CONNECTS sequential connects, a listener on the endpoints.
 #
@@ -26,10 +30,11 @@
 #   tungate_10k=A kernel_10k=B ratio_vs_kernel=A/B flatness=A/tungate_10
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-ROUNDS=${1:-3}
-ROUND_SECS=${2:-1.5}
+ROUNDS=${1:-5}
+ROUND_SECS=${2:-1}
 SERVICES=${3:-"10 1000 10000"}
 CONNECTS=${CONNECTS:-200}
+ROUND_MAX=${ROUND_MAX:-200000}
 P=tgn$$
 P=${P:0:10}
 WORK=$(mktemp -d /tmp/newflows-$P.XXXXXX)
@@ -72,7 +77,7 @@ flood() { # FLUSH_CMD...: ROUNDS rounds; prints the median rate; per-round lines
         "$@" >/dev/null 2>&1 || true
         sleep 0.3
         before=$(syn_count)
-        out=$(ip netns exec "$P-c" "$GEN" syn 10.1.0 "$DST" 80 "$ROUND_SECS" "$NEXT" 2>"$WORK/gen.err")
+        out=$(ip netns exec "$P-c" "$GEN" syn 10.1.0 "$DST" 80 "$ROUND_SECS" "$NEXT" "$ROUND_MAX" 2>"$WORK/gen.err")
         NEXT=$(sed -n 's/^next=//p' "$WORK/gen.err")
         sleep 0.5 # let queues drain before reading the counter
         after=$(syn_count)
@@ -84,7 +89,8 @@ flood() { # FLUSH_CMD...: ROUNDS rounds; prints the median rate; per-round lines
     echo "$rates" | median
 }
 
-connect_times() { # -> "p50_ms p99_ms"
+connect_times() { # FLUSH_CMD... -> "p50_ms p99_ms failures"
+    "$@" >/dev/null 2>&1 || true  # the flood's entries hold the NAT ports
     ip netns exec "$P-s" iptables -F INPUT
     ip netns exec "$P-s" python3 -c '
 import socket, sys
@@ -140,7 +146,7 @@ for N in $SERVICES; do
     server_setup "$N"
     echo " tungate:" >&2
     RATE[tg$N]=$(flood "$TG" conntrack --ctl "$SOCK" -F)
-    read -r P50[tg$N] P99[tg$N] FAIL[tg$N] <<<"$(connect_times)"
+    read -r P50[tg$N] P99[tg$N] FAIL[tg$N] <<<"$(connect_times "$TG" conntrack --ctl "$SOCK" -F)"
     echo "  tungate conntrack -S: $("$TG" conntrack --ctl "$SOCK" -S 2>&1 | head -3 | tr '\n' ' ')" >&2
     kill -TERM "$TUNGATE_PID"; wait "$TUNGATE_PID" 2>/dev/null || true; TUNGATE_PID=
     "$ROOT/netns-scripts/topo.sh" down "$P"
@@ -152,12 +158,12 @@ for N in $SERVICES; do
     ip -n "$P-r" route add 10.128.0.0/10 via 10.2.0.2
     server_setup "$N"
     RATE[k$N]=$(flood ip netns exec "$P-r" conntrack -F)
-    read -r P50[k$N] P99[k$N] FAIL[k$N] <<<"$(connect_times)"
+    read -r P50[k$N] P99[k$N] FAIL[k$N] <<<"$(connect_times ip netns exec "$P-r" conntrack -F)"
     echo "  kernel conntrack -S (cpu0): $(ip netns exec "$P-r" conntrack -S 2>&1 | head -1)" >&2
     "$ROOT/netns-scripts/topo.sh" down "$P"
 done
 
-echo "rounds=$ROUNDS round_secs=$ROUND_SECS connects=$CONNECTS nproc=$(nproc) loadavg_before=\"$LOAD_BEFORE\" loadavg_after=\"$(cut -d' ' -f1-3 /proc/loadavg)\" date=$(date -u +%FT%TZ)"
+echo "rounds=$ROUNDS round_secs=$ROUND_SECS round_max=$ROUND_MAX connects=$CONNECTS nproc=$(nproc) loadavg_before=\"$LOAD_BEFORE\" loadavg_after=\"$(cut -d' ' -f1-3 /proc/loadavg)\" date=$(date -u +%FT%TZ)"
 printf '%-9s | %-8s | %14s | %13s | %13s | %s\n' services gateway "new flows/s" "connect p50" "connect p99" "failed connects"
 for N in $SERVICES; do
     printf '%-9s | %-8s | %14s | %10s ms | %10s ms | %s\n' "$N" tungate "${RATE[tg$N]}" "${P50[tg$N]}" "${P99[tg$N]}" "${FAIL[tg$N]}"

@@ -2,7 +2,8 @@
 //! (`bench/newflows.sh`, `bench/conntrack-soak.sh`). A benchmark tool, not a test.
 //!
 //! ```text
-//! flowgen syn  SRC_NET DST DPORT SECS [FIRST]   TCP SYNs, every one a new flow:
+//! flowgen syn  SRC_NET DST DPORT SECS [FIRST [MAX]]  TCP SYNs, every one a new flow
+//!                                              (at most MAX of them, default unlimited):
 //!                                              source = SRC_NET.(2..=254) x ports 1024..65535
 //! flowgen udp  SRC DST NFLOWS [FIRST]           NFLOWS distinct UDP flows, one packet each:
 //!                                              flow i = sport 1024 + i % 64000, dport 1 + i / 64000
@@ -183,6 +184,7 @@ fn main() {
             let dport: u16 = parse(&args, 4, "DPORT");
             let secs: f64 = parse(&args, 5, "SECS");
             let first: u64 = args.get(6).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let max: u64 = args.get(7).and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
             let base: Vec<u8> = net.split('.').filter_map(|x| x.parse().ok()).collect();
             if base.len() != 3 {
                 eprintln!("flowgen: SRC_NET must be three octets, like 10.1.0");
@@ -201,7 +203,7 @@ fn main() {
             let end = Duration::from_secs_f64(secs);
             let mut i = first;
             const PORTS: u64 = 65536 - 1024;
-            while start.elapsed() < end {
+            while start.elapsed() < end && i - first < max {
                 for p in pkts.iter_mut() {
                     let host = 2 + ((i / PORTS) % 253) as u8;
                     let sport = 1024 + (i % PORTS) as u16;
