@@ -15,7 +15,12 @@
 # 8080 -j DROP; the DROP keeps the reply path out of the measurement).
 # Rate = SYNs counted at the server / seconds of sending; ROUNDS rounds of
 # ROUND_SECS each (or ROUND_MAX SYNs, whichever comes first), the median is
-# reported. Before every round the gateway's conntrack table is flushed
+# reported. All six gateways (tungate and kernel, per N) are set up first, each
+# on its own topology, and the rounds are interleaved (tungate N=10, kernel
+# N=10, tungate N=1000, ...) so that the other load on the shared machine
+# falls on all of them alike. For tungate the table also shows flows per
+# CPU-second of the tungate process (/proc/PID/stat), which does not depend on
+# how much CPU the generator got. Before every round the gateway's conntrack table is flushed
 # (`conntrack -F`), and a round sends at most ROUND_MAX (200,000) SYNs, for
 # two limits: the kernel's nf_conntrack_max (262144 here) is global and not
 # settable from a namespace; and the ruleset MASQUERADEs the client to the
@@ -35,18 +40,21 @@ ROUND_SECS=${2:-1}
 SERVICES=${3:-"10 1000 10000"}
 CONNECTS=${CONNECTS:-200}
 ROUND_MAX=${ROUND_MAX:-200000}
-P=tgn$$
-P=${P:0:10}
-WORK=$(mktemp -d /tmp/newflows-$P.XXXXXX)
+B=n$$
+B=${B:0:7}
+WORK=$(mktemp -d /tmp/newflows-$B.XXXXXX)
 TG=$ROOT/target/release/tungate
 GEN=$ROOT/target/release/examples/flowgen
-TUNGATE_PID=
+declare -A TPID
 LISTEN_PID=
 
 cleanup() {
     [ -n "$LISTEN_PID" ] && kill "$LISTEN_PID" 2>/dev/null || true
-    if [ -n "$TUNGATE_PID" ]; then kill -TERM "$TUNGATE_PID" 2>/dev/null || true; wait "$TUNGATE_PID" 2>/dev/null || true; fi
-    "$ROOT/netns-scripts/topo.sh" down "$P" || true
+    for pid in "${TPID[@]}"; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    for n in $(seq 0 9); do
+        "$ROOT/netns-scripts/topo.sh" down "${B}t$n" 2>/dev/null || true
+        "$ROOT/netns-scripts/topo.sh" down "${B}k$n" 2>/dev/null || true
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -61,38 +69,51 @@ last_eps() {
     for j in 0 1 2 3; do k=$((i * 4 + j)); echo "10.$((128 + ((k >> 16) & 63))).$(((k >> 8) & 255)).$((k & 255))"; done
 }
 
-server_setup() { # N: endpoints on the server's lo, the SYN counter
+server_setup() { # PREFIX N: endpoints on the server's lo, the SYN counter
     local ep
-    for ep in $(last_eps "$1"); do ip -n "$P-s" addr add "$ep/32" dev lo; done
-    ip netns exec "$P-s" iptables -F INPUT
-    ip netns exec "$P-s" iptables -A INPUT -p tcp --syn --dport 8080 -j DROP
+    for ep in $(last_eps "$2"); do ip -n "$1-s" addr add "$ep/32" dev lo; done
+    ip netns exec "$1-s" iptables -F INPUT
+    ip netns exec "$1-s" iptables -A INPUT -p tcp --syn --dport 8080 -j DROP
 }
 
-syn_count() { ip netns exec "$P-s" iptables -L INPUT -n -v -x | awk '$3 == "DROP" && /dpt:8080/ { print $1; exit }'; }
+syn_count() { ip netns exec "$1-s" iptables -L INPUT -n -v -x | awk '$3 == "DROP" && /dpt:8080/ { print $1; exit }'; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+
+flush() { # gw N
+    if [ "$1" = tg ]; then "$TG" conntrack --ctl "$WORK/ctl-$2.sock" -F; else ip netns exec "${PFX[k$2]}-r" conntrack -F; fi >/dev/null 2>&1 || true
+}
 
 NEXT=0
-flood() { # FLUSH_CMD...: ROUNDS rounds; prints the median rate; per-round lines on stderr
-    local rates="" r before after out secs rate
-    for r in $(seq "$ROUNDS"); do
-        "$@" >/dev/null 2>&1 || true
-        sleep 0.3
-        before=$(syn_count)
-        out=$(ip netns exec "$P-c" "$GEN" syn 10.1.0 "$DST" 80 "$ROUND_SECS" "$NEXT" "$ROUND_MAX" 2>"$WORK/gen.err")
-        NEXT=$(sed -n 's/^next=//p' "$WORK/gen.err")
-        sleep 0.5 # let queues drain before reading the counter
-        after=$(syn_count)
-        secs=$(sed -n 's/.*secs=\([0-9.]*\).*/\1/p' <<<"$out")
-        rate=$(awk -v a="$before" -v b="$after" -v s="$secs" 'BEGIN { printf "%d", (b - a) / s }')
-        echo "  round $r: generator $out; admitted $((after - before)) -> $rate flows/s" >&2
-        rates="$rates $rate"
-    done
-    echo "$rates" | median
+round() { # gw N -> appends to RATES[gw N] (and CPUR for tungate)
+    local gw=$1 n=$2 pfx=${PFX[$1$2]} before after out secs rate c0=0 c1=0
+    flush "$gw" "$n"
+    sleep 0.3
+    before=$(syn_count "$pfx")
+    [ "$gw" = tg ] && c0=$(cpu_ticks "${TPID[$n]}")
+    out=$(ip netns exec "$pfx-c" "$GEN" syn 10.1.0 "$(last_ip "$n")" 80 "$ROUND_SECS" "$NEXT" "$ROUND_MAX" 2>"$WORK/gen.err")
+    NEXT=$(sed -n 's/^next=//p' "$WORK/gen.err")
+    sleep 0.5 # let queues drain before reading the counter
+    after=$(syn_count "$pfx")
+    secs=$(sed -n 's/.*secs=\([0-9.]*\).*/\1/p' <<<"$out")
+    rate=$(awk -v a="$before" -v b="$after" -v s="$secs" 'BEGIN { printf "%d", (b - a) / s }')
+    RATES[$gw$n]="${RATES[$gw$n]:-} $rate"
+    local extra=""
+    if [ "$gw" = tg ]; then
+        c1=$(cpu_ticks "${TPID[$n]}")
+        local cr
+        cr=$(awk -v a="$before" -v b="$after" -v c="$((c1 - c0))" -v t="$TICK" 'BEGIN { printf "%d", (c > 0 ? (b - a) * t / c : 0) }')
+        CPUR[$n]="${CPUR[$n]:-} $cr"
+        extra="; $cr flows per tungate cpu-second"
+    fi
+    echo "  N=$n $gw round: generator $out; admitted $((after - before)) -> $rate flows/s$extra" >&2
 }
 
-connect_times() { # FLUSH_CMD... -> "p50_ms p99_ms failures"
-    "$@" >/dev/null 2>&1 || true  # the flood's entries hold the NAT ports
-    ip netns exec "$P-s" iptables -F INPUT
-    ip netns exec "$P-s" python3 -c '
+connect_times() { # gw N -> "p50_ms p99_ms failures"
+    local pfx=${PFX[$1$2]}
+    flush "$1" "$2"   # the flood's entries hold the NAT ports
+    ip netns exec "$pfx-s" iptables -F INPUT
+    ip netns exec "$pfx-s" python3 -c '
 import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", 8080)); s.listen(1024)
@@ -101,7 +122,7 @@ while True:
 ' &
     LISTEN_PID=$!
     sleep 0.5
-    ip netns exec "$P-c" python3 - "$DST" "$CONNECTS" <<'PY'
+    ip netns exec "$pfx-c" python3 - "$(last_ip "$2")" "$CONNECTS" <<'PY'
 import socket, sys, time
 dst, n = sys.argv[1], int(sys.argv[2])
 ts, fails = [], 0
@@ -122,52 +143,63 @@ PY
     kill "$LISTEN_PID" 2>/dev/null || true; wait "$LISTEN_PID" 2>/dev/null || true; LISTEN_PID=
 }
 
-declare -A RATE P50 P99 FAIL
+# Set up every gateway first (one tungate and one kernel router namespace per
+# N, each on its own topology), then measure in interleaved rounds, so that
+# the load of the shared machine falls on all of them alike.
+declare -A PFX RATES CPUR RATE P50 P99 FAIL
+i=0
 for N in $SERVICES; do
     RULES=$WORK/kube-$N.v4
     "$ROOT/bench/kube-gen" "$N" 4 > "$RULES"
-    DST=$(last_ip "$N")
-    echo "== N=$N services: last service $DST -> $(last_eps "$N" | tr '\n' ' ')" >&2
+    PFX[tg$N]=${B}t$i
+    PFX[k$N]=${B}k$i
+    i=$((i + 1))
+    echo "== N=$N services: last service $(last_ip "$N") -> $(last_eps "$N" | tr '\n' ' ')" >&2
 
-    # tungate
-    "$ROOT/netns-scripts/topo.sh" up "$P" cgs tungate
-    SOCK=$WORK/ctl.sock
+    p=${PFX[tg$N]}
+    "$ROOT/netns-scripts/topo.sh" up "$p" cgs tungate
+    SOCK=$WORK/ctl-$N.sock
     {
         echo "control_socket = \"$SOCK\""
-        "$ROOT/netns-scripts/topo.sh" config "$P" cgs "$RULES"
-        printf '\n[conntrack]\nmax = 2097152\n\n[[route]]\ndestination = "10.128.0.0/10"\ninterface = "%s-ts"\n' "$P"
-    } > "$WORK/tungate.toml"
-    sed -i 's/^log_level = .*/log_level = "warn"/' "$WORK/tungate.toml"
-    NO_COLOR=1 "$TG" run --config "$WORK/tungate.toml" 2> "$WORK/tungate.log" &
-    TUNGATE_PID=$!
-    for _ in $(seq 300); do [ -S "$SOCK" ] && ip -n "$P-s" link show "$P-ts" >/dev/null 2>&1 && break; kill -0 "$TUNGATE_PID" || break; sleep 0.1; done
-    [ -S "$SOCK" ] || { echo "tungate did not start:" >&2; cat "$WORK/tungate.log" >&2; exit 1; }
+        "$ROOT/netns-scripts/topo.sh" config "$p" cgs "$RULES"
+        printf '\n[conntrack]\nmax = 2097152\n\n[[route]]\ndestination = "10.128.0.0/10"\ninterface = "%s-ts"\n' "$p"
+    } > "$WORK/tungate-$N.toml"
+    sed -i 's/^log_level = .*/log_level = "warn"/' "$WORK/tungate-$N.toml"
+    NO_COLOR=1 "$TG" run --config "$WORK/tungate-$N.toml" 2> "$WORK/tungate-$N.log" &
+    TPID[$N]=$!
+    for _ in $(seq 300); do [ -S "$SOCK" ] && ip -n "$p-s" link show "$p-ts" >/dev/null 2>&1 && break; kill -0 "${TPID[$N]}" || break; sleep 0.1; done
+    [ -S "$SOCK" ] || { echo "tungate did not start:" >&2; cat "$WORK/tungate-$N.log" >&2; exit 1; }
     sleep 0.5
-    server_setup "$N"
-    echo " tungate:" >&2
-    RATE[tg$N]=$(flood "$TG" conntrack --ctl "$SOCK" -F)
-    read -r P50[tg$N] P99[tg$N] FAIL[tg$N] <<<"$(connect_times "$TG" conntrack --ctl "$SOCK" -F)"
-    echo "  tungate conntrack -S: $("$TG" conntrack --ctl "$SOCK" -S 2>&1 | head -3 | tr '\n' ' ')" >&2
-    kill -TERM "$TUNGATE_PID"; wait "$TUNGATE_PID" 2>/dev/null || true; TUNGATE_PID=
-    "$ROOT/netns-scripts/topo.sh" down "$P"
+    server_setup "$p" "$N"
 
-    # kernel router namespace, same file
+    p=${PFX[k$N]}
     t0=$(date +%s.%N)
-    "$ROOT/netns-scripts/topo.sh" up "$P" cgs kernel "$RULES"
+    "$ROOT/netns-scripts/topo.sh" up "$p" cgs kernel "$RULES"
     echo " kernel: topology + iptables-restore $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s" >&2
-    ip -n "$P-r" route add 10.128.0.0/10 via 10.2.0.2
-    server_setup "$N"
-    RATE[k$N]=$(flood ip netns exec "$P-r" conntrack -F)
-    read -r P50[k$N] P99[k$N] FAIL[k$N] <<<"$(connect_times ip netns exec "$P-r" conntrack -F)"
-    echo "  kernel conntrack -S (cpu0): $(ip netns exec "$P-r" conntrack -S 2>&1 | head -1)" >&2
-    "$ROOT/netns-scripts/topo.sh" down "$P"
+    ip -n "$p-r" route add 10.128.0.0/10 via 10.2.0.2
+    server_setup "$p" "$N"
+done
+
+for r in $(seq "$ROUNDS"); do
+    echo "-- round $r" >&2
+    for N in $SERVICES; do
+        round tg "$N"
+        round k "$N"
+    done
+done
+for N in $SERVICES; do
+    for gw in tg k; do
+        RATE[$gw$N]=$(echo "${RATES[$gw$N]}" | median)
+        read -r P50[$gw$N] P99[$gw$N] FAIL[$gw$N] <<<"$(connect_times "$gw" "$N")"
+    done
+    echo "  N=$N tungate conntrack -S: $("$TG" conntrack --ctl "$WORK/ctl-$N.sock" -S 2>&1 | head -1)" >&2
 done
 
 echo "rounds=$ROUNDS round_secs=$ROUND_SECS round_max=$ROUND_MAX connects=$CONNECTS nproc=$(nproc) loadavg_before=\"$LOAD_BEFORE\" loadavg_after=\"$(cut -d' ' -f1-3 /proc/loadavg)\" date=$(date -u +%FT%TZ)"
-printf '%-9s | %-8s | %14s | %13s | %13s | %s\n' services gateway "new flows/s" "connect p50" "connect p99" "failed connects"
+printf '%-9s | %-8s | %14s | %19s | %13s | %13s | %s\n' services gateway "new flows/s" "flows/tungate-cpu-s" "connect p50" "connect p99" "failed connects"
 for N in $SERVICES; do
-    printf '%-9s | %-8s | %14s | %10s ms | %10s ms | %s\n' "$N" tungate "${RATE[tg$N]}" "${P50[tg$N]}" "${P99[tg$N]}" "${FAIL[tg$N]}"
-    printf '%-9s | %-8s | %14s | %10s ms | %10s ms | %s\n' "$N" kernel "${RATE[k$N]}" "${P50[k$N]}" "${P99[k$N]}" "${FAIL[k$N]}"
+    printf '%-9s | %-8s | %14s | %19s | %10s ms | %10s ms | %s\n' "$N" tungate "${RATE[tg$N]}" "$(echo "${CPUR[$N]}" | median)" "${P50[tg$N]}" "${P99[tg$N]}" "${FAIL[tg$N]}"
+    printf '%-9s | %-8s | %14s | %19s | %10s ms | %10s ms | %s\n' "$N" kernel "${RATE[k$N]}" "-" "${P50[k$N]}" "${P99[k$N]}" "${FAIL[k$N]}"
 done
 
 # Plot (matplotlib; pip-installed on first use).
