@@ -35,6 +35,8 @@
 #      (1.0 = no slowdown; the wall ratio is printed too).
 #   5. traffic stops; entries are polled until 0 (at most UDP_TIMEOUT + 60 s);
 #      leaked_entries = entries left then; RSS2 against RSS0 is printed.
+#   6. refill with FLOWS new flows (one pass): RSS against the first fill shows
+#      whether the memory kept after expiry is reused.
 # Last line: bytes_per_entry=X lookup_ratio_1M_vs_1k=Y leaked_entries=Z
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -139,12 +141,20 @@ done
 EMPTY_AFTER=$(($(date +%s) - STOP))
 sleep 2
 RSS2=$(rss)
+# Refill: the memory kept after expiry (slab chunks, index capacity) is
+# reused, not leaked: a second million flows must not grow RSS much.
+out=$(gen udp 10.1.0.2 10.2.0.2 "$FLOWS" "$FLOWS")
+sleep 1
+E3=$(entries)
+RSS3=$(rss)
+echo "refill: generator $out; entries $E3 rss $RSS3" >&2
 "$TG" conntrack --ctl "$SOCK" -S >&2 || true
 
 echo "flows=$FLOWS udp_timeout=$UDP_TIMEOUT lookup_secs=$LOOKUP_SECS nproc=$(nproc) loadavg_before=\"$LOAD_BEFORE\" loadavg_after=\"$(cut -d' ' -f1-3 /proc/loadavg)\" date=$(date -u +%FT%TZ)"
-awk -v r0="$RSS0" -v r1="$RSS1" -v r2="$RSS2" -v e0="$E0" -v e1="$E1" -v ins="$INS_RATE" -v l1="$LOOK_1K" -v lm="$LOOK_1M" -v c1="$CPU_1K" -v cm="$CPU_1M" -v left="$LEFT" -v t="$EMPTY_AFTER" -v to="$UDP_TIMEOUT" 'BEGIN {
+awk -v r0="$RSS0" -v r1="$RSS1" -v r2="$RSS2" -v e0="$E0" -v e1="$E1" -v ins="$INS_RATE" -v l1="$LOOK_1K" -v lm="$LOOK_1M" -v c1="$CPU_1K" -v cm="$CPU_1M" -v left="$LEFT" -v r3="$RSS3" -v e3="$E3" -v t="$EMPTY_AFTER" -v to="$UDP_TIMEOUT" 'BEGIN {
     printf "entries             : %d -> %d\n", e0, e1
     printf "RSS                 : start %.1f MiB, full %.1f MiB, after expiry %.1f MiB (%+.1f MiB vs start)\n", r0 / 1048576, r1 / 1048576, r2 / 1048576, (r2 - r0) / 1048576
+    printf "refill              : %d entries, RSS %.1f MiB (%+.1f MiB vs full): memory kept after expiry is reused\n", e3, r3 / 1048576, (r3 - r1) / 1048576
     printf "insert rate         : %d entries/s (first fill pass, sender-bound if the table kept up)\n", ins
     printf "lookup, 1k entries  : %d pkt/s (wall), %d pkt per tungate cpu-second\n", l1, c1
     printf "lookup, %d entries: %d pkt/s (wall), %d pkt per tungate cpu-second\n", e1, lm, cm

@@ -5,8 +5,8 @@
 #
 # iperf3  : netns-scripts/demo-rules.v4 (DNAT 10.1.0.1:5201 -> server, MASQUERADE),
 #           one TCP stream through tungate for SECS seconds.
-# newflows: bench/kube-gen SERVICES 4, flowgen SYNs to the last service (as
-#           bench/newflows.sh), SECS seconds.
+# newflows: bench/kube-gen SERVICES 4, flowgen SYNs to the last service in
+#           1 s rounds with conntrack flushed between (as bench/newflows.sh).
 # `perf record -g` on the tungate process while the load runs; prints the
 # top self-cost symbols (perf report --no-children) and leaves perf.data in
 # /tmp/tungate-profile-MODE.data for a flame graph (perf script | stackcollapse).
@@ -55,12 +55,20 @@ else
     DST="10.96.$(((i >> 8) & 255)).$((i & 255))"
     for j in 0 1 2 3; do k=$((i * 4 + j)); ip -n "$P-s" addr add "10.$((128 + ((k >> 16) & 63))).$(((k >> 8) & 255)).$((k & 255))/32" dev lo; done
     ip netns exec "$P-s" iptables -A INPUT -p tcp --syn --dport 8080 -j DROP
-    ip netns exec "$P-c" "$GEN" syn 10.1.0 "$DST" 80 $((SECS + 2)) > "$WORK/load.out" 2>&1 &
+    # As bench/newflows.sh: rounds of 1 s / at most 200k SYNs, conntrack
+    # flushed in between (one MASQUERADE address x 4 endpoints = 258k NAT
+    # ports; past that every new flow pays 240 port probes and is dropped).
+    ( next=0; end=$((SECONDS + SECS + 2))
+      while [ $SECONDS -lt $end ]; do
+          "$TG" conntrack --ctl "$SOCK" -F >/dev/null 2>&1 || true
+          ip netns exec "$P-c" "$GEN" syn 10.1.0 "$DST" 80 1 "$next" 200000 2>"$WORK/gen.err"
+          next=$(sed -n 's/^next=//p' "$WORK/gen.err")
+      done ) > "$WORK/load.out" 2>&1 &
 fi
 LOAD=$!
 sleep 1
 perf record -q -g -p "$TUNGATE_PID" -o "$DATA" -- sleep "$SECS" 2>&1 | grep -v '^\[' >&2 || true
 wait "$LOAD" || true
-echo "load: $(grep -E 'receiver|sent=' "$WORK/load.out" | tail -1)"
+echo "load: $(grep -E 'receiver|sent=' "$WORK/load.out" | tr '\n' ' ')"
 echo "loadavg: $(cut -d' ' -f1-3 /proc/loadavg)"
 perf report -i "$DATA" --no-children --sort symbol --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -25
