@@ -112,14 +112,18 @@ E0=$(entries)
 echo "lookup at $E0 entries: $LOOK_1K pkt/s, $CPU_1K pkt per tungate cpu-s; start: rss=$RSS0" >&2
 
 INS_RATE=0
+INS_CPU=0
 for pass in 1 2 3 4 5 6; do
-    before=$(entries)
+    before=$(entries); c0=$(cpu_ticks)
     out=$(gen udp 10.1.0.2 10.2.0.2 "$FLOWS")
     sleep 0.5
-    after=$(entries)
+    after=$(entries); c1=$(cpu_ticks)
     secs=$(sed -n 's/.*secs=\([0-9.]*\).*/\1/p' <<<"$out")
     echo "fill pass $pass: generator $out; entries $before -> $after" >&2
-    [ "$pass" = 1 ] && INS_RATE=$(awk -v a="$before" -v b="$after" -v s="$secs" 'BEGIN { printf "%d", (b - a) / s }')
+    if [ "$pass" = 1 ]; then
+        INS_RATE=$(awk -v a="$before" -v b="$after" -v s="$secs" 'BEGIN { printf "%d", (b - a) / s }')
+        INS_CPU=$(awk -v a="$before" -v b="$after" -v c="$((c1 - c0))" -v t="$TICK" 'BEGIN { printf "%d", (c > 0 ? (b - a) * t / c : 0) }')
+    fi
     [ "$after" -ge "$FLOWS" ] && break
 done
 sleep 1
@@ -151,11 +155,11 @@ echo "refill: generator $out; entries $E3 rss $RSS3" >&2
 "$TG" conntrack --ctl "$SOCK" -S >&2 || true
 
 echo "flows=$FLOWS udp_timeout=$UDP_TIMEOUT lookup_secs=$LOOKUP_SECS nproc=$(nproc) loadavg_before=\"$LOAD_BEFORE\" loadavg_after=\"$(cut -d' ' -f1-3 /proc/loadavg)\" date=$(date -u +%FT%TZ)"
-awk -v r0="$RSS0" -v r1="$RSS1" -v r2="$RSS2" -v e0="$E0" -v e1="$E1" -v ins="$INS_RATE" -v l1="$LOOK_1K" -v lm="$LOOK_1M" -v c1="$CPU_1K" -v cm="$CPU_1M" -v left="$LEFT" -v r3="$RSS3" -v e3="$E3" -v t="$EMPTY_AFTER" -v to="$UDP_TIMEOUT" 'BEGIN {
+awk -v r0="$RSS0" -v r1="$RSS1" -v r2="$RSS2" -v e0="$E0" -v e1="$E1" -v ins="$INS_RATE" -v insc="$INS_CPU" -v l1="$LOOK_1K" -v lm="$LOOK_1M" -v c1="$CPU_1K" -v cm="$CPU_1M" -v left="$LEFT" -v r3="$RSS3" -v e3="$E3" -v t="$EMPTY_AFTER" -v to="$UDP_TIMEOUT" 'BEGIN {
     printf "entries             : %d -> %d\n", e0, e1
     printf "RSS                 : start %.1f MiB, full %.1f MiB, after expiry %.1f MiB (%+.1f MiB vs start)\n", r0 / 1048576, r1 / 1048576, r2 / 1048576, (r2 - r0) / 1048576
     printf "refill              : %d entries, RSS %.1f MiB (%+.1f MiB vs full): memory kept after expiry is reused\n", e3, r3 / 1048576, (r3 - r1) / 1048576
-    printf "insert rate         : %d entries/s (first fill pass, sender-bound if the table kept up)\n", ins
+    printf "insert rate         : %d entries/s (first fill pass, sender-bound if the table kept up), %d entries per tungate cpu-second\n", ins, insc
     printf "lookup, 1k entries  : %d pkt/s (wall), %d pkt per tungate cpu-second\n", l1, c1
     printf "lookup, %d entries: %d pkt/s (wall), %d pkt per tungate cpu-second\n", e1, lm, cm
     printf "wall-clock ratio 1k/1M: %.2f (sender shares the 2 cores: noisy)\n", (lm > 0 ? l1 / lm : 0)
