@@ -9,7 +9,8 @@
 #           1 s rounds with conntrack flushed between (as bench/newflows.sh).
 # `perf record -g` on the tungate process while the load runs; prints the
 # top self-cost symbols (perf report --no-children) and leaves perf.data in
-# /tmp/tungate-profile-MODE.data for a flame graph (perf script | stackcollapse).
+# /tmp/tungate-profile-MODE.data; then 3 s with DWARF call stacks drawn as
+# bench/results/flame-MODE.svg if inferno is installed (cargo install inferno).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 MODE=${1:?iperf3 or newflows}
@@ -49,7 +50,7 @@ sleep 0.5
 DATA=/tmp/tungate-profile-$MODE.data
 if [ "$MODE" = iperf3 ]; then
     ip netns exec "$P-s" iperf3 -s -D; sleep 0.5
-    ip netns exec "$P-c" iperf3 -c 10.1.0.1 -t $((SECS + 2)) -f g > "$WORK/load.out" 2>&1 &
+    ip netns exec "$P-c" iperf3 -c 10.1.0.1 -t $((SECS + 6)) -f g > "$WORK/load.out" 2>&1 &
 else
     i=$((N - 1))
     DST="10.96.$(((i >> 8) & 255)).$((i & 255))"
@@ -58,7 +59,7 @@ else
     # As bench/newflows.sh: rounds of 1 s / at most 200k SYNs, conntrack
     # flushed in between (one MASQUERADE address x 4 endpoints = 258k NAT
     # ports; past that every new flow pays 240 port probes and is dropped).
-    ( next=0; end=$((SECONDS + SECS + 2))
+    ( next=0; end=$((SECONDS + SECS + 6))
       while [ $SECONDS -lt $end ]; do
           "$TG" conntrack --ctl "$SOCK" -F >/dev/null 2>&1 || true
           ip netns exec "$P-c" "$GEN" syn 10.1.0 "$DST" 80 1 "$next" 200000 2>"$WORK/gen.err"
@@ -68,6 +69,18 @@ fi
 LOAD=$!
 sleep 1
 perf record -q -g -p "$TUNGATE_PID" -o "$DATA" -- sleep "$SECS" 2>&1 | grep -v '^\[' >&2 || true
+# Flame graph: DWARF call stacks (the release build has no frame pointers),
+# folded and drawn with inferno (`cargo install inferno`) when it is there.
+if command -v inferno-collapse-perf >/dev/null && command -v inferno-flamegraph >/dev/null; then
+    perf record -q --call-graph dwarf,16384 -F 499 -p "$TUNGATE_PID" -o "$DATA.dwarf" -- sleep 3 2>&1 | grep -v '^\[' >&2 || true
+    mkdir -p "$ROOT/bench/results"
+    perf script -i "$DATA.dwarf" 2>/dev/null | inferno-collapse-perf > "$WORK/folded" &&
+        inferno-flamegraph --title "tungate under $MODE load ($(date -u +%F), load avg $(cut -d' ' -f1 /proc/loadavg))" < "$WORK/folded" > "$ROOT/bench/results/flame-$MODE.svg" &&
+        echo "flame graph: bench/results/flame-$MODE.svg" >&2
+    rm -f "$DATA.dwarf"
+else
+    echo "no flame graph: inferno-collapse-perf / inferno-flamegraph not installed (cargo install inferno)" >&2
+fi
 wait "$LOAD" || true
 echo "load: $(grep -E 'receiver|sent=' "$WORK/load.out" | tr '\n' ' ')"
 echo "loadavg: $(cut -d' ' -f1-3 /proc/loadavg)"
