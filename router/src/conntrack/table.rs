@@ -13,9 +13,18 @@
 //!   fields atomics so readers need no lock), allocated lazily in chunks of
 //!   4096 up to `max_entries`; freed slots go on a free list. Entry memory is
 //!   allocated only when a chunk is first touched, never per packet.
-//! - A **sharded hash map** (`dashmap`, one `RwLock` per shard) maps *both*
-//!   tuples of a connection to `slot << 1 | direction` (20-byte map entries),
-//!   so an ORIGINAL and a REPLY packet find the same slot. The hasher is a
+//! - A **sharded index** (`SlotIndex`: 32+ shards of `hashbrown::HashTable<u32>`,
+//!   one `RwLock` each, cache-padded) maps *both* tuples of a connection to
+//!   `slot << 1 | direction`, so an ORIGINAL and a REPLY packet find the same
+//!   slot. A bucket holds only that `u32` (5 bytes with its control byte);
+//!   the key is compared, and rehashed on growth, by reading the tuple from
+//!   the slot. With dashmap storing the 16-byte tuple as key (21-byte
+//!   buckets) a million entries cost 184 accounted / 192-220 RSS bytes each
+//!   and `bench/conntrack-soak.sh` measured 233-235; the key-less index takes
+//!   that to 117 accounted (ct_bench) and 162-169 measured by the soak
+//!   (issue 6 target <= 200). Cost: hot lookups in a 1M table ~8 % slower
+//!   in ct_bench (27-24 M/s vs 29.5 M/s), still far below a packet's cost.
+//!   The hasher is a
 //!   keyed multiply-xorshift over the packed tuple (two `u64` words), with a
 //!   random key per table against collision flooding; std's SipHash made a
 //!   map lookup 10-30 % slower (`examples/ct_bench.rs`: 20-27 M gets/s vs
@@ -54,13 +63,13 @@ use super::{
     ConntrackConfig, CtState, Dir, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
 };
 use crate::clock::Timestamp;
-use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
+use hashbrown::HashTable;
 use std::collections::VecDeque;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 const CHUNK: usize = 4096;
@@ -391,10 +400,64 @@ impl std::hash::Hash for SrcKey {
     }
 }
 
+/// The tuple index: shards of `hashbrown::HashTable<u32>` behind `RwLock`s.
+/// A bucket is the value `slot << 1 | direction` and one control byte (5
+/// bytes, against 21 for a map that stores the 16-byte tuple as key); the key
+/// is compared and rehashed by reading the slot's tuple. That is sound
+/// because a slot's tuples are written before its index entries are inserted
+/// and the slot is freed only after they are removed, both under the shard's
+/// write lock; a reader holding the read lock therefore sees stable tuples.
+/// Shard = hash bits 32.., independent of hashbrown's bucket (low) and tag
+/// (top 7) bits.
+struct SlotIndex {
+    shards: Box<[Shard]>,
+    mask: usize,
+}
+
+/// One shard on its own cache lines (two, for the adjacent-line
+/// prefetcher): workers taking read locks on neighbouring shards must not
+/// bounce a shared line (dashmap pads its shards the same way).
+#[repr(align(128))]
+struct Shard(RwLock<HashTable<u32>>);
+
+impl SlotIndex {
+    fn new(shards: usize) -> SlotIndex {
+        let n = shards.next_power_of_two();
+        SlotIndex {
+            shards: (0..n)
+                .map(|_| Shard(RwLock::new(HashTable::new())))
+                .collect(),
+            mask: n - 1,
+        }
+    }
+
+    fn shard(&self, h: u64) -> &RwLock<HashTable<u32>> {
+        &self.shards[(h >> 32) as usize & self.mask].0
+    }
+
+    fn capacity(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.0.read().unwrap_or_else(|e| e.into_inner()).capacity())
+            .sum()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.0.read().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+}
+
 /// The shared connection table.
 pub struct ConnTable {
     cfg: ConntrackConfig,
-    map: DashMap<Tuple, u32, TupleHashBuilder>,
+    /// Both tuples of every entry -> `slot << 1 | direction`, sharded by
+    /// hash. The buckets hold only the `u32`; the key is read from the slot
+    /// (see [`SlotIndex`]).
+    map: SlotIndex,
     /// Source-NATed connections by original source (address, port, proto):
     /// the kernel's `nf_nat_bysource`, for `find_appropriate_src`.
     bysrc: DashMap<SrcKey, u32, TupleHashBuilder>,
@@ -707,7 +770,7 @@ impl ConnTable {
         let events =
             (cfg.event_queue > 0).then(|| Mutex::new(VecDeque::with_capacity(cfg.event_queue)));
         ConnTable {
-            map: DashMap::with_hasher_and_shard_amount(hasher, shards),
+            map: SlotIndex::new(shards),
             bysrc: DashMap::with_hasher_and_shard_amount(hasher, shards),
             chunks: chunks.into_boxed_slice(),
             capacity: capacity as u32,
@@ -772,10 +835,8 @@ impl ConnTable {
         let slab = chunks * CHUNK * std::mem::size_of::<Slot>();
         // hashbrown: capacity = 7/8 of the (power of two) buckets; each bucket
         // is one (key, value) pair plus one control byte.
-        let cap = self.map.capacity();
-        let buckets = cap * 8 / 7;
-        let pair = std::mem::size_of::<(Tuple, u32)>();
-        let map = buckets * (pair + 1);
+        let buckets = self.map.capacity() * 8 / 7;
+        let map = buckets * (std::mem::size_of::<u32>() + 1);
         let free = self
             .free
             .lock()
@@ -786,13 +847,50 @@ impl ConnTable {
         slab + map + bysrc + free + std::mem::size_of::<Self>()
     }
 
+    /// The tuple an index value stands for (`slot << 1 | direction`).
+    fn key_of(&self, v: u32) -> Tuple {
+        let d = if v & 1 == 0 {
+            Dir::Original
+        } else {
+            Dir::Reply
+        };
+        self.slot(v >> 1).tuple(d)
+    }
+
+    fn map_get(&self, t: &Tuple) -> Option<u32> {
+        let h = self.hasher.hash_one(t);
+        let shard = self.map.shard(h).read().unwrap_or_else(|e| e.into_inner());
+        shard.find(h, |&v| self.key_of(v) == *t).copied()
+    }
+
+    /// Inserts `t -> v` unless `t` is present: then `Err(existing value)`.
+    fn map_insert(&self, t: &Tuple, v: u32) -> Result<(), u32> {
+        let h = self.hasher.hash_one(t);
+        let mut shard = self.map.shard(h).write().unwrap_or_else(|e| e.into_inner());
+        if let Some(&existing) = shard.find(h, |&x| self.key_of(x) == *t) {
+            return Err(existing);
+        }
+        shard.insert_unique(h, v, |&x| self.hasher.hash_one(self.key_of(x)));
+        Ok(())
+    }
+
+    /// Removes the index entry of `t` if its value is `v` (values are
+    /// unique: one per slot and direction).
+    fn map_remove(&self, t: &Tuple, v: u32) {
+        let h = self.hasher.hash_one(t);
+        let mut shard = self.map.shard(h).write().unwrap_or_else(|e| e.into_inner());
+        if let Ok(e) = shard.find_entry(h, |&x| x == v) {
+            e.remove();
+        }
+    }
+
     /// Size of one slab slot (bytes).
     pub const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
 
     /// Finds the entry one of whose tuples is `t`. An expired entry is
     /// removed on the spot and not returned.
     pub fn lookup(&self, t: &Tuple, now: Timestamp) -> Option<ConnRef<'_>> {
-        let v = *self.map.get(t)?;
+        let v = self.map_get(t)?;
         let (idx, dir) = (
             v >> 1,
             if v & 1 == 0 {
@@ -1001,12 +1099,9 @@ impl ConnTable {
         // ORIGINAL tuple: the clash point.
         let mut tries = 0;
         loop {
-            let existing = match self.map.entry(nc.orig) {
-                Entry::Vacant(v) => {
-                    v.insert(idx << 1);
-                    break;
-                }
-                Entry::Occupied(o) => *o.get(),
+            let existing = match self.map_insert(&nc.orig, idx << 1) {
+                Ok(()) => break,
+                Err(existing) => existing,
             };
             // Shard lock released; is the occupant alive?
             tries += 1;
@@ -1015,7 +1110,7 @@ impl ConnTable {
                 return Ok(self.resolve_clash(c, nc));
             }
             // Stale key (entry dead or expired and killed by lookup): drop it.
-            self.map.remove_if(&nc.orig, |_, v| *v == existing);
+            self.map_remove(&nc.orig, existing);
             if tries > 8 {
                 self.free_slot(idx);
                 self.stats.insert_failed.fetch_add(1, Relaxed);
@@ -1026,21 +1121,18 @@ impl ConnTable {
         if nc.reply != nc.orig {
             let mut tries = 0;
             loop {
-                let existing = match self.map.entry(nc.reply) {
-                    Entry::Vacant(v) => {
-                        v.insert(idx << 1 | 1);
-                        break;
-                    }
-                    Entry::Occupied(o) => *o.get(),
+                let existing = match self.map_insert(&nc.reply, idx << 1 | 1) {
+                    Ok(()) => break,
+                    Err(existing) => existing,
                 };
                 tries += 1;
                 if self.lookup(&nc.reply, now).is_some() || tries > 8 {
-                    self.map.remove_if(&nc.orig, |_, v| *v == idx << 1);
+                    self.map_remove(&nc.orig, idx << 1);
                     self.free_slot(idx);
                     self.stats.insert_failed.fetch_add(1, Relaxed);
                     return Err(ConfirmError::ReplyTaken);
                 }
-                self.map.remove_if(&nc.reply, |_, v| *v == existing);
+                self.map_remove(&nc.reply, existing);
             }
         }
         if nc.status.src_nat() {
@@ -1119,8 +1211,10 @@ impl ConnTable {
         }
         s.status.fetch_or(Status::DYING, Relaxed);
         let (o, r) = (s.tuple(Dir::Original), s.tuple(Dir::Reply));
-        self.map.remove_if(&o, |_, v| *v == idx << 1);
-        self.map.remove_if(&r, |_, v| *v == idx << 1 | 1);
+        self.map_remove(&o, idx << 1);
+        if r != o {
+            self.map_remove(&r, idx << 1 | 1);
+        }
         if Status(s.status.load(Relaxed)).src_nat() {
             self.bysrc.remove_if(&SrcKey::of(&o), |_, v| *v == idx);
         }
@@ -1295,18 +1389,12 @@ impl ConnTable {
             if gl & LIVE != 0 {
                 assert!(!seen[idx as usize], "live slot {idx} in the free list");
                 live += 1;
-                assert_eq!(
-                    self.map.get(&s.tuple(Dir::Original)).map(|v| *v),
-                    Some(idx << 1)
-                );
+                assert_eq!(self.map_get(&s.tuple(Dir::Original)), Some(idx << 1));
                 if s.tuple(Dir::Reply) == s.tuple(Dir::Original) {
                     // src == dst and sport == dport: one key serves both.
                     self_inverse += 1;
                 } else {
-                    assert_eq!(
-                        self.map.get(&s.tuple(Dir::Reply)).map(|v| *v),
-                        Some(idx << 1 | 1)
-                    );
+                    assert_eq!(self.map_get(&s.tuple(Dir::Reply)), Some(idx << 1 | 1));
                 }
             } else {
                 assert!(seen[idx as usize], "dead slot {idx} not in the free list");

@@ -533,6 +533,87 @@ fn concurrent_churn_keeps_the_table_consistent() {
     );
 }
 
+/// The tuple index stores no keys: it compares and rehashes by reading the
+/// slots. One thread grows the table through many rehashes while another
+/// keeps finding the entries confirmed before it started, in both
+/// directions; afterwards every entry is found, deletes leave no stale index
+/// entry, and the freed slots' reuse does not resurrect old tuples.
+#[test]
+fn index_finds_entries_while_it_grows_and_after_slot_reuse() {
+    const EARLY: u32 = 2_000;
+    const TOTAL: u32 = 120_000;
+    let t = std::sync::Arc::new(ConnTable::new(ConntrackConfig {
+        max_entries: TOTAL as usize,
+        gc_budget: 0,
+        ..Default::default()
+    }));
+    let tuple = |i: u32| {
+        Tuple::new(
+            std::net::Ipv4Addr::from(0x0a01_0000 | (i >> 8)),
+            a("10.2.0.2"),
+            PROTO_UDP,
+            1024 + (i & 255) as u16,
+            53,
+        )
+    };
+    let now = secs(1.0);
+    for i in 0..EARLY {
+        let nc = t.new_conn(&tuple(i), 0, 60, now).unwrap();
+        t.confirm(&nc, now).unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (t, stop) = (t.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut rounds = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || rounds == 0 {
+                for i in (0..EARLY).step_by(7) {
+                    let c = t
+                        .lookup(&tuple(i), now)
+                        .expect("early entry lost during growth");
+                    assert_eq!((c.orig(), c.dir()), (tuple(i), Dir::Original));
+                    let r = t
+                        .lookup(&tuple(i).inverse(), now)
+                        .expect("reply tuple lost");
+                    assert_eq!(r.dir(), Dir::Reply);
+                }
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    for i in EARLY..TOTAL {
+        let nc = t.new_conn(&tuple(i), 0, 60, now).unwrap();
+        t.confirm(&nc, now).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(reader.join().unwrap() > 0);
+    assert_eq!(t.len(), TOTAL as usize);
+    t.check_invariants();
+    // Delete every other entry, then insert new tuples into the freed slots.
+    for i in (0..TOTAL).step_by(2) {
+        assert!(t.lookup(&tuple(i), now).unwrap().delete());
+    }
+    for i in (0..TOTAL).step_by(2) {
+        assert!(
+            t.lookup(&tuple(i), now).is_none(),
+            "deleted tuple {i} still indexed"
+        );
+        let nc = t.new_conn(&tuple(TOTAL + i), 0, 60, now).unwrap();
+        t.confirm(&nc, now).unwrap();
+    }
+    t.check_invariants();
+    for i in 0..TOTAL {
+        assert_eq!(t.lookup(&tuple(i), now).is_some(), i % 2 == 1, "tuple {i}");
+        if i % 2 == 0 {
+            assert_eq!(
+                t.lookup(&tuple(TOTAL + i), now).unwrap().orig(),
+                tuple(TOTAL + i)
+            );
+        }
+    }
+}
+
 /// sIG transitions (a late SYN-ACK in ESTABLISHED) pass without touching
 /// state, timeout or counters, as the kernel returns before refreshing.
 #[test]
