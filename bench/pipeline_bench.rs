@@ -3,6 +3,11 @@
 //!
 //! usage: pipeline_bench RULES_10 RULES_10K
 //!
+//! `PIPELINE_BENCH_ONLY=established|newflows10|newflows10k|memory` runs one
+//! figure alone (bench/pipeline.sh runs each in a fresh process, so that no
+//! figure inherits another's heap: memory freed by one run and reused by the
+//! next made later runs look faster than a fresh one).
+//!
 //! Prints a table and, as its last line,
 //! `established_mpps=A newflows_10=B newflows_10k=C bytes_per_entry=D`:
 //! (a) packets/s (millions) of one established TCP flow through
@@ -236,6 +241,28 @@ fn main() {
         let est = (0..3).map(|_| established(&r10)).fold(0.0, f64::max);
         println!("established_mpps={est:.2}");
         return;
+    }
+    if let Ok(n) = std::env::var("PIPELINE_BENCH_ONLY")
+        .as_deref()
+        .map(str::to_string)
+    {
+        if n == "memory" {
+            let (nf1m, bpe) = new_flows(&r10, 10, 1_000_000);
+            println!("RSS per conntrack entry at 1,000,000 entries: {bpe:.0} bytes (filled at {nf1m:.0} flows/s)");
+            println!("bytes_per_entry={bpe:.0}");
+            return;
+        }
+        if let Some(which) = n.strip_prefix("newflows") {
+            // For profiling: new flows alone (newflows10 or newflows10k).
+            let (rules, svcs) = if which == "10k" {
+                (&r10k, 10_000)
+            } else {
+                (&r10, 10)
+            };
+            let (nf, _) = new_flows(rules, svcs, 300_000);
+            println!("newflows_{which}={nf:.0}");
+            return;
+        }
     }
     // Memory first, in a fresh heap: freed memory of later runs would stay
     // resident and hide the growth.

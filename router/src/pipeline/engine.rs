@@ -600,16 +600,17 @@ impl<'p> Trav<'p, '_> {
         let rules: &CompiledRuleset = &ws.rules;
         // A built-in chain with no rules only counts its policy: skip the
         // parse and the connection lookup (most hooks of most rulesets).
-        let Some(ci) = rules.hook_chain(table, hook) else {
+        let h = rules.hook(table, hook);
+        if h.chain.is_none() {
             return TableVerdict::Accept;
-        };
-        let ch = &rules.table(table).chains[ci as usize];
-        if ch.rules.is_empty() {
+        }
+        if h.empty {
             let len = u16::from_be_bytes([pkt[2], pkt[3]]) as u64;
-            rules.counters.bump(self.worker, ch.policy_slot, len);
-            return match ch.policy {
-                Some(crate::ruleset::Policy::Drop) => TableVerdict::Drop { policy: true },
-                _ => TableVerdict::Accept,
+            rules.counters.bump(self.worker, h.policy_slot, len);
+            return if h.policy_drop {
+                TableVerdict::Drop { policy: true }
+            } else {
+                TableVerdict::Accept
             };
         }
         let in_if = if matches!(hook, Hook::Postrouting | Hook::Output) {
