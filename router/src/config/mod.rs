@@ -326,12 +326,8 @@ impl Config {
         if raw.conntrack.max == 0 {
             return Err(invalid("conntrack.max".into(), "must be at least 1".into()));
         }
-        if raw.interfaces.is_empty() {
-            return Err(invalid(
-                "interface".into(),
-                "no [[interface]] tables: the gateway needs at least one".into(),
-            ));
-        }
+        // No [[interface]] is allowed: a gateway without devices still
+        // serves its control socket (ruleset management, tests, benchmarks).
 
         let mut names = HashSet::new();
         let mut interfaces = Vec::new();

@@ -97,8 +97,10 @@ impl Dataplane {
         processor: Arc<dyn Processor>,
         options: Options,
     ) -> std::io::Result<Dataplane> {
+        // No devices: no workers (a gateway that only serves its control
+        // socket). Otherwise every device has the same queues, one a worker.
         let nq = devices.first().map_or(0, |d| d.queues.len());
-        if nq == 0 || devices.iter().any(|d| d.queues.len() != nq) {
+        if !devices.is_empty() && (nq == 0 || devices.iter().any(|d| d.queues.len() != nq)) {
             return Err(std::io::Error::other(
                 "every device needs the same, non-zero, number of queues",
             ));
