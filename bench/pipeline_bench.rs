@@ -18,11 +18,9 @@
 use std::net::Ipv4Addr;
 use std::time::Instant;
 use tungate::clock::Timestamp;
-use tungate::config::Cidr;
 use tungate::conntrack::ConntrackConfig;
 use tungate::pipeline::engine::{Interface, Pipeline, PipelineConfig};
 use tungate::pipeline::{EmitVec, IfIndex, PacketCtx, Processor, Verdict};
-use tungate::route::RouteTable;
 use tungate::ruleset::Ruleset;
 use tungate::syntax::{restore, RestoreOptions};
 use tungate::wire::checksum;
@@ -53,17 +51,7 @@ fn gateway(rules: &str, max_entries: usize) -> Pipeline {
             mtu: 1500,
         },
     ];
-    let mut routes = RouteTable::new();
-    for (i, f) in ifaces.iter().enumerate() {
-        routes.add_local(f.addr, IfIndex(i as u16));
-        routes.add(
-            Cidr {
-                addr: f.addr,
-                len: f.prefix_len,
-            },
-            IfIndex(i as u16),
-        );
-    }
+    let mut routes = Interface::connected_routes(&ifaces);
     routes.add("10.96.0.0/11".parse().unwrap(), TG1);
     Pipeline::new(
         PipelineConfig {

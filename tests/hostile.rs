@@ -589,10 +589,8 @@ fn hostile_packets_each_kind_counted_and_gateway_keeps_forwarding() {
 
 mod vnet {
     use super::*;
-    use tungate::config::Cidr;
     use tungate::pipeline::engine::{Interface, Pipeline, PipelineConfig};
     use tungate::pipeline::{DropReason, EmitVec, IfIndex, PacketCtx, Processor, Verdict};
-    use tungate::route::RouteTable;
     use tungate::ruleset::Ruleset;
     use tungate::wire::vnet::VnetHdr;
 
@@ -611,17 +609,7 @@ mod vnet {
                 mtu: 1500,
             },
         ];
-        let mut routes = RouteTable::new();
-        for (i, f) in ifaces.iter().enumerate() {
-            routes.add_local(f.addr, IfIndex(i as u16));
-            routes.add(
-                Cidr {
-                    addr: f.addr,
-                    len: f.prefix_len,
-                },
-                IfIndex(i as u16),
-            );
-        }
+        let routes = Interface::connected_routes(&ifaces);
         Pipeline::new(
             PipelineConfig {
                 interfaces: ifaces,

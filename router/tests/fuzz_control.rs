@@ -31,13 +31,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tungate::config::Cidr;
 use tungate::control::gateway::GatewayHandler;
 use tungate::control::proto::{read_frame, write_frame, Request, Response, Tool, VERSION};
 use tungate::control::server::Handler;
 use tungate::pipeline::engine::{Interface, Pipeline, PipelineConfig};
-use tungate::pipeline::IfIndex;
-use tungate::route::RouteTable;
 use tungate::ruleset::Ruleset;
 use tungate::syntax::{restore, RestoreOptions};
 
@@ -85,17 +82,7 @@ fn handler(seed: u64) -> GatewayHandler {
             mtu: 1500,
         },
     ];
-    let mut routes = RouteTable::new();
-    for (i, f) in ifaces.iter().enumerate() {
-        routes.add_local(f.addr, IfIndex(i as u16));
-        routes.add(
-            Cidr {
-                addr: f.addr,
-                len: f.prefix_len,
-            },
-            IfIndex(i as u16),
-        );
-    }
+    let routes = Interface::connected_routes(&ifaces);
     let p = Pipeline::new(
         PipelineConfig {
             interfaces: ifaces,

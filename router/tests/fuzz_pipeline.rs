@@ -35,11 +35,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tungate::clock::Timestamp;
-use tungate::config::Cidr;
 use tungate::conntrack::ConntrackConfig;
 use tungate::pipeline::engine::{check_ipv4, Interface, Pipeline, PipelineConfig};
 use tungate::pipeline::{EmitVec, IfIndex, PacketCtx, Processor, Verdict};
-use tungate::route::RouteTable;
 use tungate::ruleset::Ruleset;
 use tungate::syntax::{restore, RestoreOptions};
 use tungate::wire::checksum;
@@ -87,17 +85,7 @@ fn pipeline(seed: u64) -> Pipeline {
             mtu: MTU,
         },
     ];
-    let mut routes = RouteTable::new();
-    for (i, f) in ifaces.iter().enumerate() {
-        routes.add_local(f.addr, IfIndex(i as u16));
-        routes.add(
-            Cidr {
-                addr: f.addr,
-                len: f.prefix_len,
-            },
-            IfIndex(i as u16),
-        );
-    }
+    let routes = Interface::connected_routes(&ifaces);
     Pipeline::new(
         PipelineConfig {
             interfaces: ifaces,

@@ -49,6 +49,23 @@ pub struct Interface {
 }
 
 impl Interface {
+    /// The route table of `ifaces` alone: each interface's address is local
+    /// and its prefix a connected route (interface `i` is `IfIndex(i)`).
+    pub fn connected_routes(ifaces: &[Interface]) -> RouteTable {
+        let mut routes = RouteTable::new();
+        for (i, f) in ifaces.iter().enumerate() {
+            routes.add_local(f.addr, IfIndex(i as u16));
+            routes.add(
+                crate::config::Cidr {
+                    addr: f.addr,
+                    len: f.prefix_len,
+                },
+                IfIndex(i as u16),
+            );
+        }
+        routes
+    }
+
     fn broadcast(&self) -> u32 {
         let mask = if self.prefix_len == 0 {
             0

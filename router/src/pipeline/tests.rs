@@ -8,9 +8,7 @@
 use super::engine::{Interface, Pipeline, PipelineConfig};
 use super::{DropReason, EmitVec, IfIndex, PacketCtx, Processor, Verdict};
 use crate::clock::Timestamp;
-use crate::config::Cidr;
 use crate::conntrack::ConntrackConfig;
-use crate::route::RouteTable;
 use crate::ruleset::Ruleset;
 use crate::syntax::{restore, RestoreOptions};
 use crate::wire::checksum;
@@ -42,17 +40,7 @@ fn gateway_with(rules: &str, ct: ConntrackConfig, workers: usize) -> Pipeline {
             mtu: 1500,
         },
     ];
-    let mut routes = RouteTable::new();
-    for (i, f) in ifaces.iter().enumerate() {
-        routes.add_local(f.addr, IfIndex(i as u16));
-        routes.add(
-            Cidr {
-                addr: f.addr,
-                len: f.prefix_len,
-            },
-            IfIndex(i as u16),
-        );
-    }
+    let routes = Interface::connected_routes(&ifaces);
     Pipeline::new(
         PipelineConfig {
             interfaces: ifaces,
