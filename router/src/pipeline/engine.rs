@@ -338,8 +338,7 @@ impl Env for PEnv<'_> {
 
     fn log(&mut self, t: &LogTarget, pkt: &PacketFields<'_>, mark: u32) {
         self.p.stats.log_lines.fetch_add(1, Ordering::Relaxed);
-        // The fields were extracted from the packet; rebuild the view of the
-        // bytes we have (header + l4) for the formatter.
+        // The kernel's syslog level picks the tracing level.
         let line = super::log::format(t, pkt.in_if, pkt.out_if, pkt.raw, mark);
         match t.level {
             0..=3 => tracing::error!(target: "tungate::log", "{line}"),
