@@ -25,6 +25,9 @@
 //! `TUNGATE_FUZZ_SEED` picks the seed (default: time-based, printed). A
 //! failing input is written to `target/fuzz-control-failure-<seed>.txt`.
 
+mod fuzz_common;
+use fuzz_common::Rng;
+
 use std::net::Ipv4Addr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -94,21 +97,6 @@ fn handler(seed: u64) -> GatewayHandler {
         rs,
     );
     GatewayHandler::new(Arc::new(p), None)
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 const WORDS: &[&str] = &[
@@ -391,20 +379,7 @@ fn check_request(h: &GatewayHandler, req: &Request) -> Result<(), String> {
 
 #[test]
 fn fuzz_control_frames_and_requests() {
-    let secs: u64 = std::env::var("TUNGATE_FUZZ_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
-    let seed: u64 = std::env::var("TUNGATE_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let (secs, seed) = fuzz_common::settings();
     println!("fuzz_control: seed {seed}, {secs} s");
     let dumps = dumps();
     let mut rng = Rng(seed);

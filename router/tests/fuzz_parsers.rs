@@ -17,6 +17,9 @@
 //! `TUNGATE_FUZZ_SEED` picks the seed (default: time-based, printed). A
 //! failing input is written to `target/fuzz-failure-<seed>.txt`.
 
+mod fuzz_common;
+use fuzz_common::Rng;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -30,21 +33,6 @@ fn shared() -> PathBuf {
     match std::env::var("TUNGATE_SHARED") {
         Ok(p) => PathBuf::from(p),
         Err(_) => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")),
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
     }
 }
 
@@ -389,20 +377,7 @@ fn check(input: &str) -> Result<(), String> {
 
 #[test]
 fn fuzz_restore_and_command_parsers() {
-    let secs: u64 = std::env::var("TUNGATE_FUZZ_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
-    let seed: u64 = std::env::var("TUNGATE_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let (secs, seed) = fuzz_common::settings();
     println!("fuzz: seed {seed}, {secs} s");
     let corpus = corpus();
     assert!(!corpus.is_empty());

@@ -29,6 +29,9 @@
 //! failing input is written to `target/fuzz-pipeline-failure-<seed>.txt`
 //! (hex of the vnet header and the frame).
 
+mod fuzz_common;
+use fuzz_common::Rng;
+
 use std::net::Ipv4Addr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -100,21 +103,6 @@ fn pipeline(seed: u64) -> Pipeline {
         },
         rs,
     )
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 fn fix_ip_csum(p: &mut [u8]) {
@@ -423,20 +411,7 @@ fn hex(b: &[u8]) -> String {
 
 #[test]
 fn fuzz_pipeline_frames_and_vnet_headers() {
-    let secs: u64 = std::env::var("TUNGATE_FUZZ_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
-    let seed: u64 = std::env::var("TUNGATE_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let (secs, seed) = fuzz_common::settings();
     println!("fuzz_pipeline: seed {seed}, {secs} s");
     let corpus = corpus();
     // The seeds themselves must pass the properties.

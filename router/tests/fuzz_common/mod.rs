@@ -1,0 +1,40 @@
+//! What the stable-Rust fuzz harnesses (`fuzz_parsers`, `fuzz_pipeline`,
+//! `fuzz_control`) share: the run length and seed from the environment and
+//! the mutation RNG.
+
+/// `TUNGATE_FUZZ_SECS` (default 2: the short run under `cargo test`) and
+/// `TUNGATE_FUZZ_SEED` (default: from the clock, printed so a failure can be
+/// replayed).
+pub fn settings() -> (u64, u64) {
+    let secs: u64 = std::env::var("TUNGATE_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let seed: u64 = std::env::var("TUNGATE_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    (secs, seed)
+}
+
+/// xorshift64*: seedable, so a run is replayable from its printed seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
