@@ -323,3 +323,13 @@ fn counters_may_differ_only_by_the_socket_segments_the_hosts_saw() {
     let t3 = l(":FORWARD ACCEPT [14:736]\n[2:100] -A FORWARD -p udp -j DROP");
     assert!(compare::counters_explained(&k, &t3, (6, 312), (8, 428)).is_none());
 }
+
+#[test]
+fn random_counts_agree_within_four_deviations() {
+    assert!(compare::counts_agree(111, 84)); // 27 apart, sd of the difference ~14
+    assert!(compare::counts_agree(100, 100));
+    assert!(!compare::counts_agree(100, 0)); // a rule that never fires
+    assert!(!compare::counts_agree(100, 200)); // ... or always
+    assert!(compare::counts_agree(2000, 1900)); // within the share tolerance
+    assert!(!compare::counts_agree(2000, 1500));
+}
