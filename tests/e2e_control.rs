@@ -310,3 +310,113 @@ fn bad_requests_change_nothing_and_strangers_are_refused() {
 }
 
 use std::os::unix::process::CommandExt;
+
+/// A free loopback port (bound and released; the gateway binds it again).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP exchange with the metrics endpoint: the status line and the body.
+fn http(port: u16, request: &[u8]) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to metrics");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
+/// The sum of a metric family's samples whose labels contain `filter`.
+fn metric_sum(text: &str, name: &str, filter: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| l.contains(filter))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn metrics_endpoint_serves_prometheus_text_on_loopback() {
+    let Some(topo) = Topology::client_gw_server("metr") else {
+        return;
+    };
+    let port = free_port();
+    let gw = Gateway::start_with(
+        &topo,
+        Some("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -p udp --dport 9 -j DROP\nCOMMIT\n"),
+        2,
+        &format!("metrics = \"127.0.0.1:{port}\""),
+    );
+    // Ten datagrams from the client, dropped by the rule.
+    let send = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+                for i in range(10): s.sendto(b'x',('10.2.0.2',9))\n";
+    let out = topo.client().exec(&["python3", "-c", send]);
+    assert!(out.status.success(), "{out:?}");
+    std::thread::sleep(Duration::from_millis(300));
+
+    // A client that connects and says nothing holds the endpoint for one
+    // timeout at most.
+    let _silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (status, body) = http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{}", gw.log_text());
+    for family in [
+        "tungate_ruleset_generation",
+        "tungate_conntrack_entries",
+        "tungate_conntrack_inserted_total",
+        "tungate_packets_dropped_total",
+        "tungate_interface_rx_packets_total",
+        "tungate_workers",
+    ] {
+        assert!(
+            body.contains(&format!("# TYPE {family} ")),
+            "{family} missing:\n{body}"
+        );
+    }
+    let tc = format!("interface=\"{}-tc\"", topo.prefix);
+    let rx = metric_sum(&body, "tungate_interface_rx_packets_total", &tc);
+    assert!(rx >= 10, "rx on {tc}: {rx}\n{body}");
+    let dropped = metric_sum(
+        &body,
+        "tungate_packets_dropped_total",
+        "reason=\"rule_drop\"",
+    );
+    assert!(dropped >= 10, "rule drops: {dropped}\n{body}");
+    // Both workers are listed for each interface.
+    assert!(body.contains(&format!("{{{tc},worker=\"1\"}}")), "{body}");
+
+    // The same families through the control socket.
+    let (st, prom, err) = gw.tool("stats", &["--prometheus"], None);
+    assert_eq!(st, 0, "{err}");
+    assert!(prom.contains("# TYPE tungate_interface_rx_packets_total counter"));
+    let (st, _, err) = gw.tool("stats", &["--bogus"], None);
+    assert_eq!(st, 2);
+    assert!(err.contains("--bogus"), "{err}");
+
+    // Anything but GET /metrics is refused, and the endpoint keeps serving.
+    assert_eq!(
+        http(port, b"GET / HTTP/1.1\r\n\r\n").0,
+        "HTTP/1.1 404 Not Found"
+    );
+    assert_eq!(
+        http(port, b"POST /metrics HTTP/1.1\r\n\r\n").0,
+        "HTTP/1.1 405 Method Not Allowed"
+    );
+    assert_eq!(http(port, b"hello\r\n\r\n").0, "HTTP/1.1 400 Bad Request");
+    let huge = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+    assert_eq!(
+        http(port, huge.as_bytes()).0,
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+    assert_eq!(
+        http(port, b"GET /metrics HTTP/1.0\r\n\r\n").0,
+        "HTTP/1.1 200 OK"
+    );
+}

@@ -44,6 +44,7 @@ The config file is TOML:
                                  #   root, but without any capability)
   control_group = \"tungate\"      # this group may use the control socket (0660)
   seccomp = true                 # allow only the system calls tungate uses
+  metrics = \"127.0.0.1:9469\"     # Prometheus text on GET /metrics (loopback only)
 
   [conntrack]                    # limits and timeouts (seconds), kernel defaults
   max = 262144
@@ -251,6 +252,16 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("control socket {}: chown: {e}", ctl_path.display()))?;
     }
 
+    // The metrics endpoint is bound now, while a privileged port would
+    // still be allowed; the seccomp filter lets no new socket be made later.
+    let metrics = match cfg.metrics {
+        Some(a) => Some(
+            std::net::TcpListener::bind(a)
+                .map_err(|e| anyhow::anyhow!("metrics endpoint {a}: {e}"))?,
+        ),
+        None => None,
+    };
+
     // Netlink sockets in the devices' namespaces, to see them go at
     // shutdown without the privilege `ip link del` would need.
     let watch = privs::LinkWatch::open(
@@ -290,10 +301,13 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
     // The control socket: iptables, iptables-save, iptables-restore,
     // conntrack and stats against the live gateway.
     let stats = dp.stats_handle();
-    let handler = GatewayHandler::new(
-        pipeline.clone(),
-        Some(Arc::new(move || stats.snapshot().to_string())),
-    );
+    let dp_stats: crate::control::metrics::DataplaneStatsFn = Arc::new(move || stats.snapshot());
+    let handler = GatewayHandler::new(pipeline.clone(), Some(dp_stats.clone()));
+    if let Some(l) = metrics {
+        let addr = l.local_addr()?;
+        crate::control::metrics::serve(l, pipeline.clone(), Some(dp_stats))?;
+        tracing::info!(%addr, "metrics: GET /metrics (Prometheus text format)");
+    }
     let _ctl = bound
         .serve(Arc::new(handler))
         .map_err(|e| anyhow::anyhow!("control socket {}: {e}", ctl_path.display()))?;

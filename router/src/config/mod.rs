@@ -15,6 +15,7 @@
 //! group = "nogroup"                # and this group (default: the user's)
 //! control_group = "tungate"        # members may use the control socket (0660)
 //! seccomp = true                   # confine to the system calls it uses
+//! metrics = "127.0.0.1:9469"       # Prometheus text on GET /metrics (loopback only)
 //!
 //! [conntrack]
 //! max = 262144
@@ -194,6 +195,8 @@ pub struct Config {
     pub control_group: Option<u32>,
     /// Install the seccomp filter after the privilege drop.
     pub seccomp: bool,
+    /// Serve the Prometheus text format on this loopback address.
+    pub metrics: Option<std::net::SocketAddrV4>,
 }
 
 /// A user name or a numeric uid, resolved through the password database.
@@ -241,6 +244,7 @@ struct RawConfig {
     group: Option<String>,
     control_group: Option<String>,
     seccomp: Option<bool>,
+    metrics: Option<String>,
     #[serde(default)]
     conntrack: ConntrackConfig,
     #[serde(default, rename = "interface")]
@@ -323,6 +327,26 @@ impl Config {
                 ));
             }
         }
+        let metrics = match raw.metrics.as_deref() {
+            None => None,
+            Some(m) => {
+                let a: std::net::SocketAddrV4 = m.parse().map_err(|_| {
+                    invalid(
+                        "metrics".into(),
+                        format!("{m:?} is not an IPv4 address and port, like \"127.0.0.1:9469\""),
+                    )
+                })?;
+                if !a.ip().is_loopback() {
+                    return Err(invalid(
+                        "metrics".into(),
+                        format!(
+                            "{m:?} is not a loopback address: the endpoint has no authentication; use 127.0.0.1 (and a reverse proxy or SSH tunnel to reach it from elsewhere)"
+                        ),
+                    ));
+                }
+                Some(a)
+            }
+        };
         if raw.conntrack.max == 0 {
             return Err(invalid("conntrack.max".into(), "must be at least 1".into()));
         }
@@ -455,6 +479,7 @@ impl Config {
             group: group.or(user.map(|(_, g)| g)),
             control_group,
             seccomp: raw.seccomp.unwrap_or(true),
+            metrics,
         })
     }
 }
@@ -591,6 +616,22 @@ interface = "tg-s"
             .unwrap_err()
             .to_string()
             .contains("key `ruleset`"));
+    }
+
+    #[test]
+    fn metrics_must_be_a_loopback_address() {
+        let ok = GOOD.replace("workers = 2", "workers = 2\nmetrics = \"127.0.0.1:9469\"");
+        assert_eq!(
+            parse(&ok).unwrap().metrics,
+            Some("127.0.0.1:9469".parse().unwrap())
+        );
+        assert_eq!(parse(GOOD).unwrap().metrics, None);
+        let open = GOOD.replace("workers = 2", "workers = 2\nmetrics = \"0.0.0.0:9469\"");
+        let e = parse(&open).unwrap_err().to_string();
+        assert!(e.contains("metrics") && e.contains("loopback"), "{e}");
+        let junk = GOOD.replace("workers = 2", "workers = 2\nmetrics = \"localhost\"");
+        let e = parse(&junk).unwrap_err().to_string();
+        assert!(e.contains("metrics") && e.contains("\"localhost\""), "{e}");
     }
 
     #[test]

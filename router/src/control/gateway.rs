@@ -18,11 +18,10 @@ use crate::pipeline::compile::CompiledRuleset;
 use crate::pipeline::engine::Pipeline;
 use crate::ruleset::{Ruleset, TableKind};
 use crate::syntax::{self, Op, RestoreOptions};
-use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
 /// Extra counters the dataplane contributes to `tungate stats`.
-pub type StatsFn = Arc<dyn Fn() -> String + Send + Sync>;
+pub type StatsFn = super::metrics::DataplaneStatsFn;
 
 pub struct GatewayHandler {
     pipeline: Arc<Pipeline>,
@@ -167,26 +166,24 @@ impl GatewayHandler {
         }
     }
 
-    fn stats(&self) -> Response {
-        let p = &self.pipeline;
-        let mut s = String::new();
-        let ct = p.conntrack().stats();
-        let _ = writeln!(s, "ruleset_generation {}", p.generation());
-        let _ = writeln!(s, "conntrack_entries {}", p.conntrack().len());
-        let _ = writeln!(s, "conntrack_stats {ct:?}");
-        for r in crate::pipeline::DropReason::ALL {
-            let n = p.stats().drops[r.index()].load(std::sync::atomic::Ordering::Relaxed);
-            let _ = writeln!(s, "pipeline_drop{{reason=\"{}\"}} {n}", r.name());
+    /// `tungate stats [--prometheus]`.
+    fn stats(&self, args: &[String]) -> Response {
+        let dp = self.dataplane_stats.as_ref().map(|f| f());
+        match args {
+            [] => Response::ok(super::metrics::text(&self.pipeline, dp.as_ref())),
+            [a] if a == "--prometheus" => {
+                Response::ok(super::metrics::prometheus(&self.pipeline, dp.as_ref()))
+            }
+            _ => {
+                Response::error(
+                    2,
+                    format!(
+                    "tungate stats: unknown argument {:?} (usage: tungate stats [--prometheus])\n",
+                    args.iter().find(|a| *a != "--prometheus").unwrap_or(&args[0])
+                ),
+                )
+            }
         }
-        let _ = writeln!(
-            s,
-            "pipeline_emitted {}",
-            p.stats().emitted.load(std::sync::atomic::Ordering::Relaxed)
-        );
-        if let Some(f) = &self.dataplane_stats {
-            s.push_str(&f());
-        }
-        Response::ok(s)
     }
 
     fn conntrack(&self, args: &[String], stream: &mut dyn FnMut(&Response) -> bool) -> Response {
@@ -247,7 +244,7 @@ impl Handler for GatewayHandler {
             Tool::IptablesSave => self.save(&req.args),
             Tool::IptablesRestore => self.restore(&req.args, req.stdin.as_deref()),
             Tool::Conntrack => self.conntrack(&req.args, stream),
-            Tool::Stats => self.stats(),
+            Tool::Stats => self.stats(&req.args),
         }
     }
 }

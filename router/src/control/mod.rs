@@ -14,6 +14,7 @@
 pub mod client;
 pub mod conntrack_cli;
 pub mod gateway;
+pub mod metrics;
 pub mod proto;
 pub mod server;
 

@@ -76,6 +76,9 @@ pub struct IfStats {
 pub struct Stats {
     pub workers: usize,
     pub interfaces: Vec<IfStats>,
+    /// The same counters per worker: `per_worker[w][i]` is worker `w`'s
+    /// share of `interfaces[i]` (a skew shows flow steering at work).
+    pub per_worker: Vec<Vec<IfStats>>,
     /// Every reason, in `DropReason::ALL` order.
     pub drops: Vec<(DropReason, u64)>,
 }
@@ -90,13 +93,26 @@ impl Stats {
             })
             .collect();
         let mut drops: Vec<(DropReason, u64)> = DropReason::ALL.iter().map(|&r| (r, 0)).collect();
+        let mut per_worker = Vec::with_capacity(workers.len());
         for w in workers {
-            for (s, c) in interfaces.iter_mut().zip(w.ifaces.iter()) {
-                s.rx_packets += c.rx_packets.load(Relaxed);
-                s.rx_bytes += c.rx_bytes.load(Relaxed);
-                s.tx_packets += c.tx_packets.load(Relaxed);
-                s.tx_bytes += c.tx_bytes.load(Relaxed);
+            let mine: Vec<IfStats> = names
+                .iter()
+                .zip(w.ifaces.iter())
+                .map(|(n, c)| IfStats {
+                    name: n.clone(),
+                    rx_packets: c.rx_packets.load(Relaxed),
+                    rx_bytes: c.rx_bytes.load(Relaxed),
+                    tx_packets: c.tx_packets.load(Relaxed),
+                    tx_bytes: c.tx_bytes.load(Relaxed),
+                })
+                .collect();
+            for (s, c) in interfaces.iter_mut().zip(&mine) {
+                s.rx_packets += c.rx_packets;
+                s.rx_bytes += c.rx_bytes;
+                s.tx_packets += c.tx_packets;
+                s.tx_bytes += c.tx_bytes;
             }
+            per_worker.push(mine);
             for (d, c) in drops.iter_mut().zip(w.drops.iter()) {
                 d.1 += c.load(Relaxed);
             }
@@ -104,6 +120,7 @@ impl Stats {
         Stats {
             workers: workers.len(),
             interfaces,
+            per_worker,
             drops,
         }
     }
@@ -122,6 +139,15 @@ impl std::fmt::Display for Stats {
                 "interface {} rx_packets {} rx_bytes {} tx_packets {} tx_bytes {}",
                 i.name, i.rx_packets, i.rx_bytes, i.tx_packets, i.tx_bytes
             )?;
+        }
+        for (w, ifs) in self.per_worker.iter().enumerate() {
+            for i in ifs {
+                writeln!(
+                    f,
+                    "worker {w} interface {} rx_packets {} rx_bytes {} tx_packets {} tx_bytes {}",
+                    i.name, i.rx_packets, i.rx_bytes, i.tx_packets, i.tx_bytes
+                )?;
+            }
         }
         for (r, n) in &self.drops {
             if *n > 0 {
@@ -151,6 +177,12 @@ mod tests {
         assert_eq!(s.interfaces[0].rx_bytes, 150);
         assert_eq!(s.interfaces[1].tx_bytes, 50);
         assert_eq!(s.dropped(DropReason::NoRoute), 1);
+        assert_eq!(s.per_worker[0][0].rx_bytes, 100);
+        assert_eq!(s.per_worker[1][0].rx_bytes, 50);
+        assert_eq!(s.per_worker[1][1].tx_packets, 1);
+        assert!(s
+            .to_string()
+            .contains("worker 1 interface c rx_packets 1 rx_bytes 50"));
         assert!(s.to_string().contains("drop no_route 1"));
     }
 }
