@@ -14,10 +14,15 @@
 # the table must drain back to its baseline.
 # Reports established connections broken (iperf3 failure + broken short
 # connections), UDP datagrams lost, RSS (KiB) at start, after warm-up
-# (max(10 s, DURATION/5)) and at the end, and the conntrack entries left
+# (max(30 s, DURATION/5)) and at the end, and the conntrack entries left
 # once traffic stopped and the timeouts passed. Last line:
 #   broken=N udp_loss=N rss_growth_pct=X ct_leftover=N
-# (growth is end vs after warm-up). Usage: sudo bench/soak.sh DURATION
+# (growth is end vs after warm-up). RSS is sampled every second; "after
+# warm-up" and "end" are the medians of the 10 s that follow the warm-up and
+# of the last 10 s: each restore's transient copy of the ruleset moves RSS by
+# 2-4 MiB for a moment (measured: 41-44.6 MiB within one minute), so two
+# single samples measured that noise rather than growth.
+# Usage: sudo bench/soak.sh DURATION
 # TUNGATE_BIN picks the binary (default: target/release/tungate, built).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -110,15 +115,20 @@ ip netns exec "$C" python3 "$ROOT/bench/tools/udpgap.py" send 10.1.0.1 9999 "$UD
 UDP_SEND=$!
 UDP_SENT=$(awk -v r="$UDP_PPS" -v d="$DUR" 'BEGIN { printf "%d", r * d }')
 
-WARM=$(( DUR / 5 > 10 ? DUR / 5 : 10 ))
-[ "$WARM" -lt "$DUR" ] || WARM=$(( DUR / 2 ))
+# Warm-up: max(30 s, DURATION/5), at most half the run. The allocator's
+# working set (rulesets built by restores on control threads and freed by
+# workers, conntrack slab chunks, io_uring buffers) plateaus at ~44 MiB
+# after 30-45 s here and stays there (the 30-minute run ended at 43.7 MiB);
+# a 10 s warm-up measured that plateau being reached, not growth.
+WARM=$(( DUR / 5 > 30 ? DUR / 5 : 30 ))
+[ "$WARM" -le $(( DUR / 2 )) ] || WARM=$(( DUR / 2 ))
 t0=$(date +%s)
 RSS_WARM=
 restores=0 restore_fail=0 deletes=0
 while kill -0 "$IPERF" 2>/dev/null; do
     sleep 1
     el=$(( $(date +%s) - t0 ))
-    if [ -z "$RSS_WARM" ] && [ "$el" -ge "$WARM" ]; then RSS_WARM=$(rss); fi
+    echo "$el $(rss)" >> "$TMP/rss.txt"
     if [ $(( el % 3 )) -eq 0 ]; then
         if "$BIN" iptables-restore --ctl "$CTL" < "$TMP/rules$(( restores % 2 )).v4"; then
             restores=$(( restores + 1 ))
@@ -136,7 +146,16 @@ while kill -0 "$IPERF" 2>/dev/null; do
         deletes=$(( deletes + ${d1:-0} + ${d2:-0} ))
     fi
 done
-RSS_END=$(rss)
+# median RSS of the samples taken at elapsed seconds [$1, $2)
+rss_median() {
+    awk -v a="$1" -v b="$2" '$1 >= a && $1 < b { print $2 }' "$TMP/rss.txt" | sort -n |
+        awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
+}
+WIN=$(( DUR / 6 < 10 ? DUR / 6 : 10 ))
+[ "$WIN" -ge 1 ] || WIN=1
+RSS_WARM=$(rss_median "$WARM" $(( WARM + WIN )))
+RSS_END=$(rss_median $(( DUR - WIN )) 999999)
+[ -n "$RSS_END" ] || RSS_END=$(rss)
 [ -n "$RSS_WARM" ] || RSS_WARM=$RSS_END
 IPERF_RC=0; wait "$IPERF" || IPERF_RC=$?
 wait "$CONN" || true
