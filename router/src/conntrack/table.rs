@@ -414,6 +414,10 @@ struct SlotIndex {
     mask: usize,
 }
 
+/// Index shards at or below this capacity are never shrunk (a few KiB each:
+/// not worth a rehash).
+const SHRINK_MIN: usize = 1024;
+
 /// One shard on its own cache lines (two, for the adjacent-line
 /// prefetcher): workers taking read locks on neighbouring shards must not
 /// bounce a shared line (dashmap pads its shards the same way).
@@ -440,6 +444,34 @@ impl SlotIndex {
             .iter()
             .map(|s| s.0.read().unwrap_or_else(|e| e.into_inner()).capacity())
             .sum()
+    }
+
+    /// Gives back the memory of shards that are mostly empty: a shard whose
+    /// capacity exceeds [`SHRINK_MIN`] and is more than four times its
+    /// entries is rehashed to twice its entries, under its write lock
+    /// (`rehash` reads a value's key, as every insert does). The factor 4
+    /// against 2 is the hysteresis: a shrunk shard must double before it
+    /// grows again, and must lose half before it shrinks again. Returns
+    /// the buckets' capacity released.
+    fn shrink_idle(&self, rehash: impl Fn(&u32) -> u64) -> usize {
+        let mut released = 0;
+        for s in self.shards.iter() {
+            let (len, cap) = {
+                let g = s.0.read().unwrap_or_else(|e| e.into_inner());
+                (g.len(), g.capacity())
+            };
+            if cap <= SHRINK_MIN || len.saturating_mul(4) >= cap {
+                continue;
+            }
+            let mut g = s.0.write().unwrap_or_else(|e| e.into_inner());
+            let before = g.capacity();
+            let len = g.len();
+            if len.saturating_mul(4) < before {
+                g.shrink_to(len * 2, &rehash);
+                released += before.saturating_sub(g.capacity());
+            }
+        }
+        released
     }
 
     #[cfg(test)]
@@ -1260,7 +1292,33 @@ impl ConnTable {
                 n += 1;
             }
         }
+        // Once per pass over the slab (this call reached its end): hand back
+        // index memory that a mass expiry left unused.
+        if start % high + budget.min(high) >= high {
+            self.shrink_idle();
+        }
         n
+    }
+
+    /// Shrinks the index shards and the by-source map when they are mostly
+    /// empty (hysteresis: see `SlotIndex::shrink_idle`), e.g. after a mass
+    /// expiry; the freed memory goes back to the allocator (the gateway then
+    /// asks it to return pages to the kernel, see `dataplane::mem`). The slab
+    /// is kept: its slots are read without locks through `&Slot` references,
+    /// so a chunk cannot be freed while the table is shared; it is reused by
+    /// the next entries. Returns the bytes released (accounting).
+    pub fn shrink_idle(&self) -> usize {
+        let buckets = self
+            .map
+            .shrink_idle(|&x| self.hasher.hash_one(self.key_of(x)));
+        let mut released = buckets * 8 / 7 * (std::mem::size_of::<u32>() + 1);
+        let cap = self.bysrc.capacity();
+        if cap > SHRINK_MIN && self.bysrc.len().saturating_mul(4) < cap {
+            self.bysrc.shrink_to_fit();
+            released += cap.saturating_sub(self.bysrc.capacity()) * 8 / 7
+                * (std::mem::size_of::<(SrcKey, u32)>() + 1);
+        }
+        released
     }
 
     fn snapshot_raw(&self, s: &Slot) -> ConnSnapshot {
@@ -1441,5 +1499,68 @@ impl ConnTable {
     /// Removes everything (`conntrack -F`).
     pub fn flush(&self) -> usize {
         self.delete_where(|_| true)
+    }
+}
+
+#[cfg(test)]
+mod shrink_tests {
+    use super::*;
+
+    fn tuple(i: u32, dport: u16) -> Tuple {
+        Tuple::new(
+            std::net::Ipv4Addr::from(0x0a00_0000 | i),
+            std::net::Ipv4Addr::new(172, 16, 0, 1),
+            PROTO_UDP,
+            1024,
+            dport,
+        )
+    }
+
+    /// A mass expiry: the sweep pass after it shrinks the index back to a
+    /// few small shards, the table stays consistent, a refill reuses the
+    /// freed slots (no new slab) and grows the index again, and a full table
+    /// is not shrunk (hysteresis).
+    #[test]
+    fn mass_expiry_shrinks_the_index_and_refill_reuses_the_slab() {
+        const N: u32 = 20_000;
+        let t = ConnTable::new(ConntrackConfig {
+            max_entries: N as usize,
+            gc_budget: 0,
+            ..Default::default()
+        });
+        let now = Timestamp::from_secs(1);
+        for i in 0..N {
+            let nc = t.new_conn(&tuple(i, 53), 0, 60, now).unwrap();
+            t.confirm(&nc, now).unwrap();
+        }
+        let full_cap = t.map.capacity();
+        let full_mem = t.memory_usage();
+        assert!(full_cap >= 2 * N as usize, "{full_cap}");
+        assert_eq!(t.shrink_idle(), 0, "nothing to shrink in a full table");
+
+        let late = Timestamp::from_secs(10_000);
+        while !t.is_empty() {
+            t.gc(late, 4096);
+        }
+        // One more whole pass: it ends at the slab's end, so it shrinks.
+        t.gc(late, N as usize);
+        let small = t.map.shards.len() * SHRINK_MIN;
+        let cap = t.map.capacity();
+        assert!(cap <= small && cap < full_cap / 4, "{cap} of {full_cap}");
+        assert!(t.memory_usage() < full_mem);
+        t.check_invariants();
+
+        for i in 0..N {
+            let nc = t.new_conn(&tuple(i, 54), 0, 60, late).unwrap();
+            t.confirm(&nc, late).unwrap();
+        }
+        assert_eq!(t.len(), N as usize);
+        assert_eq!(t.high.load(Relaxed), N, "refill reused the freed slots");
+        assert!(t.map.capacity() >= 2 * N as usize);
+        for i in (0..N).step_by(101) {
+            assert_eq!(t.lookup(&tuple(i, 54), late).unwrap().orig(), tuple(i, 54));
+            assert!(t.lookup(&tuple(i, 53), late).is_none());
+        }
+        t.check_invariants();
     }
 }

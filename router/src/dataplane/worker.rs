@@ -39,6 +39,10 @@ pub const BUFS_PER_QUEUE: u16 = 64;
 const EMIT_SLOTS: usize = 64;
 const EMIT_SLOT_SIZE: usize = 2048 + VnetHdr::LEN;
 
+/// Idle waits (of 100 ms) between two [`super::mem::collect`] of an idle
+/// worker.
+const IDLE_COLLECT_TURNS: u32 = 50;
+
 const KIND_READ: u64 = 1;
 const KIND_WRITE_FWD: u64 = 2;
 const KIND_WRITE_EMIT: u64 = 3;
@@ -279,6 +283,7 @@ fn event_loop(
     let ts = types::Timespec::from(Duration::from_millis(100));
     let wait = types::SubmitArgs::new().timespec(&ts);
     let mut logged_read_err = false;
+    let mut idle_turns = 0u32;
 
     while !args.stop.load(Ordering::Relaxed) {
         sq.sync();
@@ -292,6 +297,18 @@ fn event_loop(
             Err(e) => return Err(e),
         }
         cq.sync();
+        // Idle (no completion for IDLE_COLLECT_TURNS waits, then every
+        // IDLE_COLLECT_TURNS more): what this thread allocated and another
+        // freed (conntrack index tables shrunk by the housekeeping sweep)
+        // goes back to the kernel. Never on a turn with work.
+        if cq.is_empty() {
+            idle_turns += 1;
+            if idle_turns.is_multiple_of(IDLE_COLLECT_TURNS) {
+                super::mem::collect(true);
+            }
+        } else {
+            idle_turns = 0;
+        }
         let now = Timestamp::now_monotonic();
         for cqe in &mut cq {
             let (kind, dev, id) = ud_parts(cqe.user_data());
