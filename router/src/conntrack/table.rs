@@ -133,8 +133,11 @@ impl BuildHasher for TupleHashBuilder {
 }
 
 /// One connection; every field is an atomic so workers read without locks.
+/// Only atomics, whose zero is their default: a chunk of free slots is given
+/// back to the kernel by `dataplane::mem::discard` (it implements
+/// `ZeroableAtomics` for this type) and reads back as zero.
 #[derive(Default)]
-struct Slot {
+pub(crate) struct Slot {
     /// `generation << GEN_SHIFT | BUSY? | LIVE?`.
     gen_live: AtomicU32,
     /// ORIGINAL tuple (two words), REPLY tuple (two words); see `Tuple::pack`.
@@ -483,6 +486,46 @@ impl SlotIndex {
     }
 }
 
+/// Freed slots. A chunk whose slots are all free is taken out of the list
+/// and its memory given back to the kernel (`discard_free_chunks`, at the
+/// end of a sweep pass); it is reused, lowest first, before the slab grows.
+struct FreeList {
+    /// Freed slots, reused oldest first (FIFO) so a slot that was just
+    /// freed is the last to be handed out again: a worker still holding a
+    /// handle to its previous tenant finds it dead, not reused.
+    fifo: VecDeque<u32>,
+    /// Slots of each chunk in `fifo` (CHUNK: the whole chunk is free).
+    in_fifo: Vec<u32>,
+    /// Chunks given back: their slots are in no list and read as zero.
+    discarded: Vec<bool>,
+    /// Per chunk, the generation its slots restart from when a discarded
+    /// chunk is reused: above every generation they had, so a stale handle
+    /// never matches a new tenant.
+    gen_base: Vec<u32>,
+}
+
+impl FreeList {
+    fn new(nchunks: usize) -> FreeList {
+        FreeList {
+            fifo: VecDeque::new(),
+            in_fifo: vec![0; nchunks],
+            discarded: vec![false; nchunks],
+            gen_base: vec![0; nchunks],
+        }
+    }
+
+    fn push(&mut self, idx: u32) {
+        self.fifo.push_back(idx);
+        self.in_fifo[idx as usize / CHUNK] += 1;
+    }
+
+    fn pop(&mut self) -> Option<u32> {
+        let idx = self.fifo.pop_front()?;
+        self.in_fifo[idx as usize / CHUNK] -= 1;
+        Some(idx)
+    }
+}
+
 /// The shared connection table.
 pub struct ConnTable {
     cfg: ConntrackConfig,
@@ -497,10 +540,8 @@ pub struct ConnTable {
     capacity: u32,
     /// Slots ever handed out (bump allocator high-water mark).
     high: AtomicU32,
-    /// Freed slots, reused oldest first (FIFO) so a slot that was just
-    /// freed is the last to be handed out again: a worker still holding a
-    /// handle to its previous tenant finds it dead, not reused.
-    free: Mutex<VecDeque<u32>>,
+    /// Freed slots, and the chunks whose memory was given back.
+    free: Mutex<FreeList>,
     count: AtomicUsize,
     next_id: AtomicU32,
     gc_cursor: AtomicUsize,
@@ -807,7 +848,7 @@ impl ConnTable {
             chunks: chunks.into_boxed_slice(),
             capacity: capacity as u32,
             high: AtomicU32::new(0),
-            free: Mutex::new(VecDeque::new()),
+            free: Mutex::new(FreeList::new(nchunks)),
             count: AtomicUsize::new(0),
             next_id: AtomicU32::new(1),
             gc_cursor: AtomicUsize::new(0),
@@ -863,18 +904,15 @@ impl ConnTable {
     /// map's buckets, the free list): an accounting, not a measurement; see
     /// `examples/ct_bench.rs` for the RSS figure.
     pub fn memory_usage(&self) -> usize {
+        let free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let discarded = free.discarded.iter().filter(|&&d| d).count();
+        let free = free.fifo.capacity() * 4;
         let chunks = self.chunks.iter().filter(|c| c.get().is_some()).count();
-        let slab = chunks * CHUNK * std::mem::size_of::<Slot>();
+        let slab = (chunks - discarded) * CHUNK * std::mem::size_of::<Slot>();
         // hashbrown: capacity = 7/8 of the (power of two) buckets; each bucket
         // is one (key, value) pair plus one control byte.
         let buckets = self.map.capacity() * 8 / 7;
         let map = buckets * (std::mem::size_of::<u32>() + 1);
-        let free = self
-            .free
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .capacity()
-            * 4;
         let bysrc = self.bysrc.capacity() * 8 / 7 * (std::mem::size_of::<(SrcKey, u32)>() + 1);
         slab + map + bysrc + free + std::mem::size_of::<Self>()
     }
@@ -1059,13 +1097,22 @@ impl ConnTable {
     }
 
     fn alloc_slot(&self) -> Option<u32> {
-        if let Some(i) = self
-            .free
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop_front()
         {
-            return Some(i);
+            let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = f.pop() {
+                return Some(i);
+            }
+            // Before the slab grows: the lowest chunk given back, if any.
+            if let Some(c) = f.discarded.iter().position(|&d| d) {
+                f.discarded[c] = false;
+                let base = f.gen_base[c];
+                let first = (c * CHUNK) as u32;
+                for idx in first..first + CHUNK as u32 {
+                    self.slot(idx).gen_live.store(base << GEN_SHIFT, Release);
+                    f.push(idx);
+                }
+                return f.pop();
+            }
         }
         let mut h = self.high.load(Relaxed);
         loop {
@@ -1087,7 +1134,7 @@ impl ConnTable {
         self.free
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push_back(idx);
+            .push(idx);
     }
 
     /// Inserts the connection (both tuples) at the end of POSTROUTING.
@@ -1268,7 +1315,7 @@ impl ConnTable {
         self.free
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push_back(idx);
+            .push(idx);
         true
     }
 
@@ -1293,11 +1340,54 @@ impl ConnTable {
             }
         }
         // Once per pass over the slab (this call reached its end): hand back
-        // index memory that a mass expiry left unused.
+        // the memory that a mass expiry left unused.
         if start % high + budget.min(high) >= high {
+            self.discard_free_chunks();
             self.shrink_idle();
         }
         n
+    }
+
+    /// Gives the memory of every slab chunk whose slots are all free back to
+    /// the kernel (`dataplane::mem::discard`): the chunk leaves the free
+    /// list, its pages read as zero (a free slot: stale handles and sweeps
+    /// see nothing live), and it is reused before the slab grows. Done under
+    /// the free-list lock, so no slot of it can be handed out meanwhile.
+    /// Returns the bytes given back.
+    pub fn discard_free_chunks(&self) -> usize {
+        let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if !f.in_fifo.iter().any(|&n| n as usize == CHUNK) {
+            return 0;
+        }
+        let FreeList {
+            fifo,
+            in_fifo,
+            discarded,
+            gen_base,
+        } = &mut *f;
+        fifo.retain(|&i| in_fifo[i as usize / CHUNK] as usize != CHUNK);
+        let mut released = 0;
+        for c in 0..in_fifo.len() {
+            if in_fifo[c] as usize != CHUNK {
+                continue;
+            }
+            let Some(chunk) = self.chunks[c].get() else {
+                continue;
+            };
+            let top = chunk
+                .iter()
+                .map(|s| s.gen_live.load(Relaxed) >> GEN_SHIFT)
+                .max()
+                .unwrap_or(0);
+            gen_base[c] = top.max(gen_base[c]).wrapping_add(1) & (u32::MAX >> GEN_SHIFT);
+            in_fifo[c] = 0;
+            discarded[c] = true;
+            released += crate::dataplane::mem::discard(chunk);
+        }
+        if fifo.len() * 4 < fifo.capacity() {
+            fifo.shrink_to(fifo.len() * 2);
+        }
+        released
     }
 
     /// Shrinks the index shards and the by-source map when they are mostly
@@ -1432,12 +1522,26 @@ impl ConnTable {
     #[cfg(test)]
     pub(crate) fn check_invariants(&self) {
         let high = self.high.load(Relaxed);
-        let free = self.free.lock().unwrap().clone();
+        let f = self.free.lock().unwrap();
         let mut seen = vec![false; high as usize];
-        for &i in &free {
+        for &i in &f.fifo {
             assert!(!seen[i as usize], "slot {i} twice in the free list");
+            assert!(
+                !f.discarded[i as usize / CHUNK],
+                "slot {i} of a discarded chunk"
+            );
             seen[i as usize] = true;
         }
+        for (c, &n) in f.in_fifo.iter().enumerate() {
+            let listed = f.fifo.iter().filter(|&&i| i as usize / CHUNK == c).count();
+            assert_eq!(n as usize, listed, "chunk {c}'s free count");
+        }
+        for idx in 0..high {
+            if f.discarded[idx as usize / CHUNK] {
+                seen[idx as usize] = true;
+            }
+        }
+        drop(f);
         let mut live = 0;
         let mut self_inverse = 0;
         for idx in 0..high {
@@ -1516,12 +1620,13 @@ mod shrink_tests {
         )
     }
 
-    /// A mass expiry: the sweep pass after it shrinks the index back to a
-    /// few small shards, the table stays consistent, a refill reuses the
-    /// freed slots (no new slab) and grows the index again, and a full table
-    /// is not shrunk (hysteresis).
+    /// A mass expiry: the sweep pass after it gives back every slab chunk
+    /// whose slots are all free and shrinks the index back to a few small
+    /// shards, the table stays consistent, a refill reuses the discarded
+    /// chunks (the slab does not grow), a handle to a previous tenant stays
+    /// dead, and a full table is not shrunk (hysteresis).
     #[test]
-    fn mass_expiry_shrinks_the_index_and_refill_reuses_the_slab() {
+    fn mass_expiry_gives_back_chunks_and_index_and_refill_reuses_them() {
         const N: u32 = 20_000;
         let t = ConnTable::new(ConntrackConfig {
             max_entries: N as usize,
@@ -1537,6 +1642,8 @@ mod shrink_tests {
         let full_mem = t.memory_usage();
         assert!(full_cap >= 2 * N as usize, "{full_cap}");
         assert_eq!(t.shrink_idle(), 0, "nothing to shrink in a full table");
+        assert_eq!(t.discard_free_chunks(), 0, "no free chunk in a full table");
+        let old = t.lookup(&tuple(0, 53), now).unwrap();
 
         let late = Timestamp::from_secs(10_000);
         while !t.is_empty() {
@@ -1547,7 +1654,22 @@ mod shrink_tests {
         let small = t.map.shards.len() * SHRINK_MIN;
         let cap = t.map.capacity();
         assert!(cap <= small && cap < full_cap / 4, "{cap} of {full_cap}");
+        // Every whole chunk below the bump pointer went back; the last,
+        // partly handed out, stays.
+        let gone = t
+            .free
+            .lock()
+            .unwrap()
+            .discarded
+            .iter()
+            .filter(|&&d| d)
+            .count();
+        assert_eq!(gone, N as usize / CHUNK);
+        let slab_left = (N as usize).div_ceil(CHUNK) - gone;
         assert!(t.memory_usage() < full_mem);
+        assert!(t.memory_usage() <= slab_left * CHUNK * ConnTable::SLOT_BYTES + small * 8 + 65536);
+        assert!(!old.alive());
+        assert_eq!(t.list(late).len(), 0);
         t.check_invariants();
 
         for i in 0..N {
@@ -1556,6 +1678,8 @@ mod shrink_tests {
         }
         assert_eq!(t.len(), N as usize);
         assert_eq!(t.high.load(Relaxed), N, "refill reused the freed slots");
+        assert!(t.free.lock().unwrap().discarded.iter().all(|&d| !d));
+        assert!(!old.alive(), "a new tenant of slot 0 is not the old one");
         assert!(t.map.capacity() >= 2 * N as usize);
         for i in (0..N).step_by(101) {
             assert_eq!(t.lookup(&tuple(i, 54), late).unwrap().orig(), tuple(i, 54));
