@@ -12,7 +12,11 @@
 //! - Entries live in a **slab** of fixed-size slots (`Slot`, 96 bytes, all
 //!   fields atomics so readers need no lock), allocated lazily in chunks of
 //!   4096 up to `max_entries`; freed slots go on a free list. Entry memory is
-//!   allocated only when a chunk is first touched, never per packet.
+//!   allocated only when a chunk is first touched, never per packet. A chunk
+//!   whose slots are all free (after a mass expiry) is given back to the
+//!   kernel at the end of a sweep pass (its pages dropped, reading as zero,
+//!   a free slot) and reused before the slab grows; the index shards shrink
+//!   at the same moment (see [`ConnTable::shrink_idle`]).
 //! - A **sharded index** (`SlotIndex`: 32+ shards of `hashbrown::HashTable<u32>`,
 //!   one `RwLock` each, cache-padded) maps *both* tuples of a connection to
 //!   `slot << 1 | direction`, so an ORIGINAL and a REPLY packet find the same

@@ -586,6 +586,7 @@ pub const ALLOWED_SYSCALLS: &[libc::c_long] = &[
     libc::SYS_flock, // the device locks are released at exit
     libc::SYS_pause,
     libc::SYS_sysinfo,
+    libc::SYS_getrusage, // mimalloc's statistics at exit (MIMALLOC_SHOW_STATS=1)
     libc::SYS_prlimit64,
     libc::SYS_set_tid_address,
 ];

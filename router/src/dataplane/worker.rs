@@ -39,9 +39,11 @@ pub const BUFS_PER_QUEUE: u16 = 64;
 const EMIT_SLOTS: usize = 64;
 const EMIT_SLOT_SIZE: usize = 2048 + VnetHdr::LEN;
 
-/// Idle waits (of 100 ms) between two [`super::mem::collect`] of an idle
-/// worker.
-const IDLE_COLLECT_TURNS: u32 = 50;
+/// How often a quiet worker returns freed memory ([`super::mem::collect`]).
+const COLLECT_EVERY_NS: u64 = 5_000_000_000;
+/// At most this many completions in that time count as quiet (a stray
+/// packet, e.g. an IPv6 router solicitation, must not keep memory held).
+const QUIET_COMPLETIONS: u32 = 256;
 
 const KIND_READ: u64 = 1;
 const KIND_WRITE_FWD: u64 = 2;
@@ -283,7 +285,8 @@ fn event_loop(
     let ts = types::Timespec::from(Duration::from_millis(100));
     let wait = types::SubmitArgs::new().timespec(&ts);
     let mut logged_read_err = false;
-    let mut idle_turns = 0u32;
+    let mut last_collect = Timestamp::now_monotonic();
+    let mut completions = 0u32;
 
     while !args.stop.load(Ordering::Relaxed) {
         sq.sync();
@@ -297,19 +300,18 @@ fn event_loop(
             Err(e) => return Err(e),
         }
         cq.sync();
-        // Idle (no completion for IDLE_COLLECT_TURNS waits, then every
-        // IDLE_COLLECT_TURNS more): what this thread allocated and another
-        // freed (conntrack index tables shrunk by the housekeeping sweep)
-        // goes back to the kernel. Never on a turn with work.
-        if cq.is_empty() {
-            idle_turns += 1;
-            if idle_turns.is_multiple_of(IDLE_COLLECT_TURNS) {
+        let now = Timestamp::now_monotonic();
+        // Quiet for a while (at most QUIET_COMPLETIONS in COLLECT_EVERY_NS):
+        // what this thread allocated and another freed (conntrack index
+        // tables shrunk by the housekeeping sweep) goes back to the kernel.
+        completions = completions.saturating_add(cq.len() as u32);
+        if now.0.saturating_sub(last_collect.0) >= COLLECT_EVERY_NS {
+            if completions <= QUIET_COMPLETIONS {
                 super::mem::collect(true);
             }
-        } else {
-            idle_turns = 0;
+            last_collect = now;
+            completions = 0;
         }
-        let now = Timestamp::now_monotonic();
         for cqe in &mut cq {
             let (kind, dev, id) = ud_parts(cqe.user_data());
             let res = cqe.result();
