@@ -34,8 +34,9 @@
 #      lookup_ratio_1M_vs_1k = (pkt per cpu-s at 1k) / (pkt per cpu-s at 1M)
 #      (1.0 = no slowdown; the wall ratio is printed too).
 #   5. traffic stops; entries are polled until 0 (at most UDP_TIMEOUT + 60 s);
-#      leaked_entries = entries left then; RSS2 (12 s later: one housekeeping
-#      pass, which shrinks the index) against RSS0 is printed.
+#      leaked_entries = entries left then; RSS2 (24 s later: two housekeeping
+#      passes, which give back the slab chunks and shrink the index) against
+#      RSS0 is printed.
 #   6. refill with FLOWS new flows (one pass): RSS against the first fill shows
 #      whether the memory kept after expiry is reused.
 # Last line: bytes_per_entry=X lookup_ratio_1M_vs_1k=Y leaked_entries=Z
@@ -146,8 +147,12 @@ while [ $(($(date +%s) - STOP)) -lt $((UDP_TIMEOUT + 60)) ]; do
 done
 EMPTY_AFTER=$(($(date +%s) - STOP))
 # The housekeeping sweep visits the whole table every ~10 s; the pass after
-# the last expiry shrinks the index and the allocator returns the pages.
-sleep 12
+# the last expiry gives back the slab chunks and shrinks the index, and the
+# allocator returns the pages (workers every 5 s when quiet): two passes.
+for t in 4 8 12 16 20 24; do
+    sleep 4
+    echo "  $t s after the table emptied: rss $(rss)" >&2
+done
 RSS2=$(rss)
 # Refill: the memory kept after expiry (slab chunks, index capacity) is
 # reused, not leaked: a second million flows must not grow RSS much.

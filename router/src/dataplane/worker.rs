@@ -1,7 +1,10 @@
 //! One worker thread: its own io_uring, one queue of every device, a
 //! multishot read per queue into a provided-buffer ring, the processor called
 //! in place on each frame, writes pushed to the submission queue and submitted
-//! in one batch per loop turn. No allocation and no lock per packet.
+//! in one batch per loop turn. No allocation and no lock per packet. A quiet
+//! worker (at most a few completions in 5 s) asks the allocator to return
+//! freed memory ([`super::mem::collect`]): blocks it allocated and another
+//! thread freed, e.g. conntrack index tables shrunk after a mass expiry.
 //!
 //! Each ring is confined with io_uring restrictions, since the seccomp filter
 //! (see `privs`) cannot see operations submitted through a ring: it is created
