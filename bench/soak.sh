@@ -14,7 +14,8 @@
 # the table must drain back to its baseline.
 # Reports established connections broken (iperf3 failure + broken short
 # connections), UDP datagrams lost, RSS (KiB) at start, after warm-up
-# (max(10 s, DURATION/5)) and at the end, and the conntrack entries left
+# (max(10 s, DURATION/5)) and at the end (and every 30 s, to tell a leak
+# from allocator steps), and the conntrack entries left
 # once traffic stopped and the timeouts passed. Last line:
 #   broken=N udp_loss=N rss_growth_pct=X ct_leftover=N
 # (growth is end vs after warm-up). Usage: sudo bench/soak.sh DURATION
@@ -114,11 +115,16 @@ WARM=$(( DUR / 5 > 10 ? DUR / 5 : 10 ))
 [ "$WARM" -lt "$DUR" ] || WARM=$(( DUR / 2 ))
 t0=$(date +%s)
 RSS_WARM=
+RSS_SAMPLES=
 restores=0 restore_fail=0 deletes=0
 while kill -0 "$IPERF" 2>/dev/null; do
     sleep 1
     el=$(( $(date +%s) - t0 ))
     if [ -z "$RSS_WARM" ] && [ "$el" -ge "$WARM" ]; then RSS_WARM=$(rss); fi
+    # The trajectory, to tell steady growth (a leak) from allocator steps.
+    if [ $(( el % 30 )) -eq 0 ] && [ "$el" -gt "${LAST_SAMPLE:--1}" ]; then
+        RSS_SAMPLES="$RSS_SAMPLES $el:$(rss)"; LAST_SAMPLE=$el
+    fi
     if [ $(( el % 3 )) -eq 0 ]; then
         if "$BIN" iptables-restore --ctl "$CTL" < "$TMP/rules$(( restores % 2 )).v4"; then
             restores=$(( restores + 1 ))
@@ -167,6 +173,7 @@ echo "short connections: ok=${CONN_OK:-0} broken=${CONN_BROKEN:-0} refused=${CON
 echo "udp: sent=$UDP_SENT $(cat "$TMP/udp.txt")"
 echo "ruleset restores: $restores ok, $restore_fail failed; conntrack -D: $deletes entries deleted"
 echo "rss_kib start=$RSS_START warm=$RSS_WARM end=$RSS_END"
+echo "rss_kib every 30 s (elapsed:kib):$RSS_SAMPLES"
 echo "conntrack entries: baseline=$CT_BASE after=$CT_AFTER"
 "$BIN" stats --ctl "$CTL" | grep -E '^(conntrack_stats|drop )' || true
 kill -0 "$TG_PID" 2>/dev/null || { echo "tungate died:" >&2; tail -20 "$TMP/tungate.log" >&2; BROKEN=$(( BROKEN + 1 )); }
