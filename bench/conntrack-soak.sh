@@ -34,10 +34,13 @@
 #      lookup_ratio_1M_vs_1k = (pkt per cpu-s at 1k) / (pkt per cpu-s at 1M)
 #      (1.0 = no slowdown; the wall ratio is printed too).
 #   5. traffic stops; entries are polled until 0 (at most UDP_TIMEOUT + 60 s);
-#      leaked_entries = entries left then; RSS2 against RSS0 is printed.
+#      leaked_entries = entries left then; RSS2 (24 s later: two housekeeping
+#      passes, which give back the slab chunks and shrink the index) against
+#      RSS0 is printed.
 #   6. refill with FLOWS new flows (one pass): RSS against the first fill shows
 #      whether the memory kept after expiry is reused.
 # Last line: bytes_per_entry=X lookup_ratio_1M_vs_1k=Y leaked_entries=Z
+#   rss_start_mib=RSS0 rss_full_mib=RSS1 rss_expired_mib=RSS2
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/netns-scripts/lib.sh"   # median
@@ -143,7 +146,13 @@ while [ $(($(date +%s) - STOP)) -lt $((UDP_TIMEOUT + 60)) ]; do
     [ "$LEFT" = 0 ] && break
 done
 EMPTY_AFTER=$(($(date +%s) - STOP))
-sleep 2
+# The housekeeping sweep visits the whole table every ~10 s; the pass after
+# the last expiry gives back the slab chunks and shrinks the index, and the
+# allocator returns the pages (workers every 5 s when quiet): two passes.
+for t in 4 8 12 16 20 24; do
+    sleep 4
+    echo "  $t s after the table emptied: rss $(rss)" >&2
+done
 RSS2=$(rss)
 # Refill: the memory kept after expiry (slab chunks, index capacity) is
 # reused, not leaked: a second million flows must not grow RSS much.
@@ -164,5 +173,5 @@ awk -v r0="$RSS0" -v r1="$RSS1" -v r2="$RSS2" -v e0="$E0" -v e1="$E1" -v ins="$I
     printf "lookup, %d entries: %d pkt/s (wall), %d pkt per tungate cpu-second\n", e1, lm, cm
     printf "wall-clock ratio 1k/1M: %.2f (sender shares the 2 cores: noisy)\n", (lm > 0 ? l1 / lm : 0)
     printf "expiry              : %d entries left %d s after traffic stopped (udp_timeout %d s)\n", left, t, to
-    printf "bytes_per_entry=%d lookup_ratio_1M_vs_1k=%.2f leaked_entries=%d\n", (e1 > e0 ? (r1 - r0) / (e1 - e0) : 0), (cm > 0 ? c1 / cm : 0), left
+    printf "bytes_per_entry=%d lookup_ratio_1M_vs_1k=%.2f leaked_entries=%d rss_start_mib=%.1f rss_full_mib=%.1f rss_expired_mib=%.1f\n", (e1 > e0 ? (r1 - r0) / (e1 - e0) : 0), (cm > 0 ? c1 / cm : 0), left, r0 / 1048576, r1 / 1048576, r2 / 1048576
 }'

@@ -14,7 +14,8 @@
 # the table must drain back to its baseline.
 # Reports established connections broken (iperf3 failure + broken short
 # connections), UDP datagrams lost, RSS (KiB) at start, after warm-up
-# (max(30 s, DURATION/5)) and at the end, and the conntrack entries left
+# (max(30 s, DURATION/5)) and at the end (and every 30 s, to tell a leak
+# from allocator steps), and the conntrack entries left
 # once traffic stopped and the timeouts passed. Last line:
 #   broken=N udp_loss=N rss_growth_pct=X ct_leftover=N
 # (growth is end vs after warm-up). RSS is sampled every second; "after
@@ -186,6 +187,9 @@ echo "short connections: ok=${CONN_OK:-0} broken=${CONN_BROKEN:-0} refused=${CON
 echo "udp: sent=$UDP_SENT $(cat "$TMP/udp.txt")"
 echo "ruleset restores: $restores ok, $restore_fail failed; conntrack -D: $deletes entries deleted"
 echo "rss_kib start=$RSS_START warm=$RSS_WARM end=$RSS_END"
+# The trajectory, to tell steady growth (a leak) from allocator steps.
+RSS_SAMPLES=$(awk '$1 % 30 == 0 && $1 != last { printf " %d:%d", $1, $2; last = $1 }' "$TMP/rss.txt")
+echo "rss_kib every 30 s (elapsed:kib):$RSS_SAMPLES"
 echo "conntrack entries: baseline=$CT_BASE after=$CT_AFTER"
 "$BIN" stats --ctl "$CTL" | grep -E '^(conntrack_stats|drop )' || true
 kill -0 "$TG_PID" 2>/dev/null || { echo "tungate died:" >&2; tail -20 "$TMP/tungate.log" >&2; BROKEN=$(( BROKEN + 1 )); }

@@ -315,6 +315,10 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
     // Expired conntrack entries are removed lazily by lookups; this sweep
     // returns their memory when traffic stops: the whole table every ~10 s.
     let gc_budget = (cfg.conntrack.max / 50).max(4096);
+    // After a large release (a mass expiry shrank the conntrack index) the
+    // allocator is asked to return its free pages to the kernel; the table's
+    // accounted size, peak since the last such collect, tells when.
+    let mut ct_mem_peak = 0usize;
 
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
@@ -339,6 +343,12 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 pipeline.maintain(Timestamp::now_monotonic(), gc_budget);
+                let used = pipeline.conntrack().memory_usage();
+                ct_mem_peak = ct_mem_peak.max(used);
+                if ct_mem_peak - used >= COLLECT_AFTER_RELEASE {
+                    crate::dataplane::mem::collect(true);
+                    ct_mem_peak = used;
+                }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
@@ -418,6 +428,11 @@ fn take_devices(cfg: &Config) -> anyhow::Result<Vec<DeviceLock>> {
     }
     Ok(locks)
 }
+
+/// Conntrack bytes released (accounting, `ConnTable::memory_usage`) after
+/// which the housekeeping loop returns the allocator's free pages to the
+/// kernel (`dataplane::mem::collect`).
+const COLLECT_AFTER_RELEASE: usize = 1 << 20;
 
 /// A panic outside the workers (main loop, control server threads) ends the
 /// process non-zero with the message; a worker's panic is reported by the

@@ -12,7 +12,11 @@
 //! - Entries live in a **slab** of fixed-size slots (`Slot`, 96 bytes, all
 //!   fields atomics so readers need no lock), allocated lazily in chunks of
 //!   4096 up to `max_entries`; freed slots go on a free list. Entry memory is
-//!   allocated only when a chunk is first touched, never per packet.
+//!   allocated only when a chunk is first touched, never per packet. A chunk
+//!   whose slots are all free (after a mass expiry) is given back to the
+//!   kernel at the end of a sweep pass (its pages dropped, reading as zero,
+//!   a free slot) and reused before the slab grows; the index shards shrink
+//!   at the same moment (see [`ConnTable::shrink_idle`]).
 //! - A **sharded index** (`SlotIndex`: 32+ shards of `hashbrown::HashTable<u32>`,
 //!   one `RwLock` each, cache-padded) maps *both* tuples of a connection to
 //!   `slot << 1 | direction`, so an ORIGINAL and a REPLY packet find the same
@@ -133,8 +137,11 @@ impl BuildHasher for TupleHashBuilder {
 }
 
 /// One connection; every field is an atomic so workers read without locks.
+/// Only atomics, whose zero is their default: a chunk of free slots is given
+/// back to the kernel by `dataplane::mem::discard` (it implements
+/// `ZeroableAtomics` for this type) and reads back as zero.
 #[derive(Default)]
-struct Slot {
+pub(crate) struct Slot {
     /// `generation << GEN_SHIFT | BUSY? | LIVE?`.
     gen_live: AtomicU32,
     /// ORIGINAL tuple (two words), REPLY tuple (two words); see `Tuple::pack`.
@@ -414,6 +421,10 @@ struct SlotIndex {
     mask: usize,
 }
 
+/// Index shards at or below this capacity are never shrunk (a few KiB each:
+/// not worth a rehash).
+const SHRINK_MIN: usize = 1024;
+
 /// One shard on its own cache lines (two, for the adjacent-line
 /// prefetcher): workers taking read locks on neighbouring shards must not
 /// bounce a shared line (dashmap pads its shards the same way).
@@ -442,12 +453,80 @@ impl SlotIndex {
             .sum()
     }
 
+    /// Gives back the memory of shards that are mostly empty: a shard whose
+    /// capacity exceeds [`SHRINK_MIN`] and is more than four times its
+    /// entries is rehashed to twice its entries, under its write lock
+    /// (`rehash` reads a value's key, as every insert does). The factor 4
+    /// against 2 is the hysteresis: a shrunk shard must double before it
+    /// grows again, and must lose half before it shrinks again. Returns
+    /// the buckets' capacity released.
+    fn shrink_idle(&self, rehash: impl Fn(&u32) -> u64) -> usize {
+        let mut released = 0;
+        for s in self.shards.iter() {
+            let (len, cap) = {
+                let g = s.0.read().unwrap_or_else(|e| e.into_inner());
+                (g.len(), g.capacity())
+            };
+            if cap <= SHRINK_MIN || len.saturating_mul(4) >= cap {
+                continue;
+            }
+            let mut g = s.0.write().unwrap_or_else(|e| e.into_inner());
+            let before = g.capacity();
+            let len = g.len();
+            if len.saturating_mul(4) < before {
+                g.shrink_to(len * 2, &rehash);
+                released += before.saturating_sub(g.capacity());
+            }
+        }
+        released
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.shards
             .iter()
             .map(|s| s.0.read().unwrap_or_else(|e| e.into_inner()).len())
             .sum()
+    }
+}
+
+/// Freed slots. A chunk whose slots are all free is taken out of the list
+/// and its memory given back to the kernel (`discard_free_chunks`, at the
+/// end of a sweep pass); it is reused, lowest first, before the slab grows.
+struct FreeList {
+    /// Freed slots, reused oldest first (FIFO) so a slot that was just
+    /// freed is the last to be handed out again: a worker still holding a
+    /// handle to its previous tenant finds it dead, not reused.
+    fifo: VecDeque<u32>,
+    /// Slots of each chunk in `fifo` (CHUNK: the whole chunk is free).
+    in_fifo: Vec<u32>,
+    /// Chunks given back: their slots are in no list and read as zero.
+    discarded: Vec<bool>,
+    /// Per chunk, the generation its slots restart from when a discarded
+    /// chunk is reused: above every generation they had, so a stale handle
+    /// never matches a new tenant.
+    gen_base: Vec<u32>,
+}
+
+impl FreeList {
+    fn new(nchunks: usize) -> FreeList {
+        FreeList {
+            fifo: VecDeque::new(),
+            in_fifo: vec![0; nchunks],
+            discarded: vec![false; nchunks],
+            gen_base: vec![0; nchunks],
+        }
+    }
+
+    fn push(&mut self, idx: u32) {
+        self.fifo.push_back(idx);
+        self.in_fifo[idx as usize / CHUNK] += 1;
+    }
+
+    fn pop(&mut self) -> Option<u32> {
+        let idx = self.fifo.pop_front()?;
+        self.in_fifo[idx as usize / CHUNK] -= 1;
+        Some(idx)
     }
 }
 
@@ -465,10 +544,8 @@ pub struct ConnTable {
     capacity: u32,
     /// Slots ever handed out (bump allocator high-water mark).
     high: AtomicU32,
-    /// Freed slots, reused oldest first (FIFO) so a slot that was just
-    /// freed is the last to be handed out again: a worker still holding a
-    /// handle to its previous tenant finds it dead, not reused.
-    free: Mutex<VecDeque<u32>>,
+    /// Freed slots, and the chunks whose memory was given back.
+    free: Mutex<FreeList>,
     count: AtomicUsize,
     next_id: AtomicU32,
     gc_cursor: AtomicUsize,
@@ -775,7 +852,7 @@ impl ConnTable {
             chunks: chunks.into_boxed_slice(),
             capacity: capacity as u32,
             high: AtomicU32::new(0),
-            free: Mutex::new(VecDeque::new()),
+            free: Mutex::new(FreeList::new(nchunks)),
             count: AtomicUsize::new(0),
             next_id: AtomicU32::new(1),
             gc_cursor: AtomicUsize::new(0),
@@ -831,18 +908,15 @@ impl ConnTable {
     /// map's buckets, the free list): an accounting, not a measurement; see
     /// `examples/ct_bench.rs` for the RSS figure.
     pub fn memory_usage(&self) -> usize {
+        let free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let discarded = free.discarded.iter().filter(|&&d| d).count();
+        let free = free.fifo.capacity() * 4;
         let chunks = self.chunks.iter().filter(|c| c.get().is_some()).count();
-        let slab = chunks * CHUNK * std::mem::size_of::<Slot>();
+        let slab = (chunks - discarded) * CHUNK * std::mem::size_of::<Slot>();
         // hashbrown: capacity = 7/8 of the (power of two) buckets; each bucket
         // is one (key, value) pair plus one control byte.
         let buckets = self.map.capacity() * 8 / 7;
         let map = buckets * (std::mem::size_of::<u32>() + 1);
-        let free = self
-            .free
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .capacity()
-            * 4;
         let bysrc = self.bysrc.capacity() * 8 / 7 * (std::mem::size_of::<(SrcKey, u32)>() + 1);
         slab + map + bysrc + free + std::mem::size_of::<Self>()
     }
@@ -1027,13 +1101,22 @@ impl ConnTable {
     }
 
     fn alloc_slot(&self) -> Option<u32> {
-        if let Some(i) = self
-            .free
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop_front()
         {
-            return Some(i);
+            let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = f.pop() {
+                return Some(i);
+            }
+            // Before the slab grows: the lowest chunk given back, if any.
+            if let Some(c) = f.discarded.iter().position(|&d| d) {
+                f.discarded[c] = false;
+                let base = f.gen_base[c];
+                let first = (c * CHUNK) as u32;
+                for idx in first..first + CHUNK as u32 {
+                    self.slot(idx).gen_live.store(base << GEN_SHIFT, Release);
+                    f.push(idx);
+                }
+                return f.pop();
+            }
         }
         let mut h = self.high.load(Relaxed);
         loop {
@@ -1055,7 +1138,7 @@ impl ConnTable {
         self.free
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push_back(idx);
+            .push(idx);
     }
 
     /// Inserts the connection (both tuples) at the end of POSTROUTING.
@@ -1236,7 +1319,7 @@ impl ConnTable {
         self.free
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push_back(idx);
+            .push(idx);
         true
     }
 
@@ -1260,7 +1343,76 @@ impl ConnTable {
                 n += 1;
             }
         }
+        // Once per pass over the slab (this call reached its end): hand back
+        // the memory that a mass expiry left unused.
+        if start % high + budget.min(high) >= high {
+            self.discard_free_chunks();
+            self.shrink_idle();
+        }
         n
+    }
+
+    /// Gives the memory of every slab chunk whose slots are all free back to
+    /// the kernel (`dataplane::mem::discard`): the chunk leaves the free
+    /// list, its pages read as zero (a free slot: stale handles and sweeps
+    /// see nothing live), and it is reused before the slab grows. Done under
+    /// the free-list lock, so no slot of it can be handed out meanwhile.
+    /// Returns the bytes given back.
+    pub fn discard_free_chunks(&self) -> usize {
+        let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if !f.in_fifo.iter().any(|&n| n as usize == CHUNK) {
+            return 0;
+        }
+        let FreeList {
+            fifo,
+            in_fifo,
+            discarded,
+            gen_base,
+        } = &mut *f;
+        fifo.retain(|&i| in_fifo[i as usize / CHUNK] as usize != CHUNK);
+        let mut released = 0;
+        for c in 0..in_fifo.len() {
+            if in_fifo[c] as usize != CHUNK {
+                continue;
+            }
+            let Some(chunk) = self.chunks[c].get() else {
+                continue;
+            };
+            let top = chunk
+                .iter()
+                .map(|s| s.gen_live.load(Relaxed) >> GEN_SHIFT)
+                .max()
+                .unwrap_or(0);
+            gen_base[c] = top.max(gen_base[c]).wrapping_add(1) & (u32::MAX >> GEN_SHIFT);
+            in_fifo[c] = 0;
+            discarded[c] = true;
+            released += crate::dataplane::mem::discard(chunk);
+        }
+        if fifo.len() * 4 < fifo.capacity() {
+            fifo.shrink_to(fifo.len() * 2);
+        }
+        released
+    }
+
+    /// Shrinks the index shards and the by-source map when they are mostly
+    /// empty (hysteresis: see `SlotIndex::shrink_idle`), e.g. after a mass
+    /// expiry; the freed memory goes back to the allocator (the gateway then
+    /// asks it to return pages to the kernel, see `dataplane::mem`). The slab
+    /// is kept: its slots are read without locks through `&Slot` references,
+    /// so a chunk cannot be freed while the table is shared; it is reused by
+    /// the next entries. Returns the bytes released (accounting).
+    pub fn shrink_idle(&self) -> usize {
+        let buckets = self
+            .map
+            .shrink_idle(|&x| self.hasher.hash_one(self.key_of(x)));
+        let mut released = buckets * 8 / 7 * (std::mem::size_of::<u32>() + 1);
+        let cap = self.bysrc.capacity();
+        if cap > SHRINK_MIN && self.bysrc.len().saturating_mul(4) < cap {
+            self.bysrc.shrink_to_fit();
+            released += cap.saturating_sub(self.bysrc.capacity()) * 8 / 7
+                * (std::mem::size_of::<(SrcKey, u32)>() + 1);
+        }
+        released
     }
 
     fn snapshot_raw(&self, s: &Slot) -> ConnSnapshot {
@@ -1374,12 +1526,26 @@ impl ConnTable {
     #[cfg(test)]
     pub(crate) fn check_invariants(&self) {
         let high = self.high.load(Relaxed);
-        let free = self.free.lock().unwrap().clone();
+        let f = self.free.lock().unwrap();
         let mut seen = vec![false; high as usize];
-        for &i in &free {
+        for &i in &f.fifo {
             assert!(!seen[i as usize], "slot {i} twice in the free list");
+            assert!(
+                !f.discarded[i as usize / CHUNK],
+                "slot {i} of a discarded chunk"
+            );
             seen[i as usize] = true;
         }
+        for (c, &n) in f.in_fifo.iter().enumerate() {
+            let listed = f.fifo.iter().filter(|&&i| i as usize / CHUNK == c).count();
+            assert_eq!(n as usize, listed, "chunk {c}'s free count");
+        }
+        for idx in 0..high {
+            if f.discarded[idx as usize / CHUNK] {
+                seen[idx as usize] = true;
+            }
+        }
+        drop(f);
         let mut live = 0;
         let mut self_inverse = 0;
         for idx in 0..high {
@@ -1441,5 +1607,154 @@ impl ConnTable {
     /// Removes everything (`conntrack -F`).
     pub fn flush(&self) -> usize {
         self.delete_where(|_| true)
+    }
+}
+
+#[cfg(test)]
+mod shrink_tests {
+    use super::*;
+
+    fn tuple(i: u32, dport: u16) -> Tuple {
+        Tuple::new(
+            std::net::Ipv4Addr::from(0x0a00_0000 | i),
+            std::net::Ipv4Addr::new(172, 16, 0, 1),
+            PROTO_UDP,
+            1024,
+            dport,
+        )
+    }
+
+    /// A mass expiry: the sweep pass after it gives back every slab chunk
+    /// whose slots are all free and shrinks the index back to a few small
+    /// shards, the table stays consistent, a refill reuses the discarded
+    /// chunks (the slab does not grow), a handle to a previous tenant stays
+    /// dead, and a full table is not shrunk (hysteresis).
+    #[test]
+    fn mass_expiry_gives_back_chunks_and_index_and_refill_reuses_them() {
+        const N: u32 = 20_000;
+        let t = ConnTable::new(ConntrackConfig {
+            max_entries: N as usize,
+            gc_budget: 0,
+            ..Default::default()
+        });
+        let now = Timestamp::from_secs(1);
+        for i in 0..N {
+            let nc = t.new_conn(&tuple(i, 53), 0, 60, now).unwrap();
+            t.confirm(&nc, now).unwrap();
+        }
+        let full_cap = t.map.capacity();
+        let full_mem = t.memory_usage();
+        assert!(full_cap >= 2 * N as usize, "{full_cap}");
+        assert_eq!(t.shrink_idle(), 0, "nothing to shrink in a full table");
+        assert_eq!(t.discard_free_chunks(), 0, "no free chunk in a full table");
+        let old = t.lookup(&tuple(0, 53), now).unwrap();
+
+        let late = Timestamp::from_secs(10_000);
+        while !t.is_empty() {
+            t.gc(late, 4096);
+        }
+        // One more whole pass: it ends at the slab's end, so it shrinks.
+        t.gc(late, N as usize);
+        let small = t.map.shards.len() * SHRINK_MIN;
+        let cap = t.map.capacity();
+        assert!(cap <= small && cap < full_cap / 4, "{cap} of {full_cap}");
+        // Every whole chunk below the bump pointer went back; the last,
+        // partly handed out, stays.
+        let gone = t
+            .free
+            .lock()
+            .unwrap()
+            .discarded
+            .iter()
+            .filter(|&&d| d)
+            .count();
+        assert_eq!(gone, N as usize / CHUNK);
+        let slab_left = (N as usize).div_ceil(CHUNK) - gone;
+        assert!(t.memory_usage() < full_mem);
+        assert!(t.memory_usage() <= slab_left * CHUNK * ConnTable::SLOT_BYTES + small * 8 + 65536);
+        assert!(!old.alive());
+        assert_eq!(t.list(late).len(), 0);
+        t.check_invariants();
+
+        for i in 0..N {
+            let nc = t.new_conn(&tuple(i, 54), 0, 60, late).unwrap();
+            t.confirm(&nc, late).unwrap();
+        }
+        assert_eq!(t.len(), N as usize);
+        assert_eq!(t.high.load(Relaxed), N, "refill reused the freed slots");
+        assert!(t.free.lock().unwrap().discarded.iter().all(|&d| !d));
+        assert!(!old.alive(), "a new tenant of slot 0 is not the old one");
+        assert!(t.map.capacity() >= 2 * N as usize);
+        for i in (0..N).step_by(101) {
+            assert_eq!(t.lookup(&tuple(i, 54), late).unwrap().orig(), tuple(i, 54));
+            assert!(t.lookup(&tuple(i, 53), late).is_none());
+        }
+        t.check_invariants();
+    }
+
+    /// Four threads, in rounds: each fills its own flows of this round,
+    /// checks them, then sweeps at a time past the previous round's
+    /// timeout (not this round's): chunks are given back and reused while
+    /// other threads insert, look up and sweep. A live entry is never
+    /// zeroed (every lookup finds its own tuple) and the table ends
+    /// consistent.
+    #[test]
+    fn chunks_are_given_back_and_reused_under_concurrent_churn() {
+        const PER: u32 = 3 * CHUNK as u32;
+        let t = ConnTable::new(ConntrackConfig {
+            max_entries: 8 * PER as usize + CHUNK,
+            gc_budget: 0,
+            ..Default::default()
+        });
+        let round_start = std::sync::Barrier::new(4);
+        let given_back = AtomicUsize::new(0);
+        std::thread::scope(|sc| {
+            for w in 0..4u32 {
+                let (t, round_start, given_back) = (&t, &round_start, &given_back);
+                sc.spawn(move || {
+                    for round in 1..8u64 {
+                        round_start.wait();
+                        let now = Timestamp::from_secs(round * 1000);
+                        let port = 1000 + round as u16;
+                        for i in 0..PER {
+                            let nc = t.new_conn(&tuple(w << 20 | i, port), 0, 60, now).unwrap();
+                            t.confirm(&nc, now).unwrap();
+                        }
+                        for i in (0..PER).step_by(7) {
+                            let c = t.lookup(&tuple(w << 20 | i, port), now).unwrap();
+                            assert_eq!(c.orig(), tuple(w << 20 | i, port));
+                        }
+                        let previous = Timestamp::from_secs(round * 1000 - 500);
+                        for _ in 0..8 {
+                            t.gc(previous, 2 * CHUNK);
+                        }
+                        given_back.fetch_add(t.discard_free_chunks(), Relaxed);
+                        for i in (0..PER).step_by(5) {
+                            let c = t.lookup(&tuple(w << 20 | i, port), now).unwrap();
+                            assert_eq!(c.orig(), tuple(w << 20 | i, port));
+                        }
+                    }
+                });
+            }
+        });
+        println!(
+            "given back during the churn: {} bytes",
+            given_back.load(Relaxed)
+        );
+        let end = Timestamp::from_secs(100_000);
+        while !t.is_empty() {
+            t.gc(end, 4096);
+        }
+        t.gc(end, t.high.load(Relaxed) as usize);
+        t.check_invariants();
+        let gone = t
+            .free
+            .lock()
+            .unwrap()
+            .discarded
+            .iter()
+            .filter(|&&d| d)
+            .count();
+        assert!(gone > 0, "no chunk given back");
     }
 }

@@ -10,7 +10,9 @@
 //! effective, inheritable and ambient sets all emptied), sets
 //! `no_new_privs`, and switches to the configured user and group when there
 //! is one; [`install_seccomp`] then confines the process to the system calls
-//! of [`ALLOWED_SYSCALLS`].
+//! of [`ALLOWED_SYSCALLS`]. What seccomp cannot see, the operations submitted
+//! through the workers' io_uring rings, is confined by io_uring restrictions
+//! registered on each ring (read and write of its TUN queues only).
 //!
 //! Both act on the calling thread; the uid/gid switch, `no_new_privs` and the
 //! seccomp filter (`SECCOMP_FILTER_FLAG_TSYNC`) reach every thread, but
@@ -486,10 +488,14 @@ pub fn wait_until_gone(limit: Duration, mut check: impl FnMut() -> bool) -> bool
 /// what this list lacks), plus calls of paths the trace may not reach
 /// (error paths, fallbacks: clone, poll, readv/writev...).
 ///
-/// Not covered by any seccomp filter: operations submitted through an
-/// io_uring ring (the kernel runs them without a system call per
-/// operation). The rings' opcodes would have to be limited with
-/// IORING_REGISTER_RESTRICTIONS where the workers create them.
+/// Operations submitted through an io_uring ring are not seen by any seccomp
+/// filter (the kernel runs them without a system call per operation): each
+/// worker confines its own ring instead, with `IORING_REGISTER_RESTRICTIONS`
+/// before enabling it, to multishot reads and writes on its registered TUN
+/// queues and to the two register operations of its teardown (see the
+/// `dataplane::worker` module docs; its tests show that `OPENAT`, `SOCKET`, a
+/// write to an unregistered descriptor and other register operations are
+/// refused with `EACCES`).
 #[cfg(target_arch = "x86_64")]
 pub const ALLOWED_SYSCALLS: &[libc::c_long] = &[
     // I/O on open descriptors
@@ -580,6 +586,7 @@ pub const ALLOWED_SYSCALLS: &[libc::c_long] = &[
     libc::SYS_flock, // the device locks are released at exit
     libc::SYS_pause,
     libc::SYS_sysinfo,
+    libc::SYS_getrusage, // mimalloc's statistics at exit (MIMALLOC_SHOW_STATS=1)
     libc::SYS_prlimit64,
     libc::SYS_set_tid_address,
 ];

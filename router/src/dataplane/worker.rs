@@ -1,7 +1,23 @@
 //! One worker thread: its own io_uring, one queue of every device, a
 //! multishot read per queue into a provided-buffer ring, the processor called
 //! in place on each frame, writes pushed to the submission queue and submitted
-//! in one batch per loop turn. No allocation and no lock per packet.
+//! in one batch per loop turn. No allocation and no lock per packet. A quiet
+//! worker (at most a few completions in 5 s) asks the allocator to return
+//! freed memory ([`super::mem::collect`]): blocks it allocated and another
+//! thread freed, e.g. conntrack index tables shrunk after a mass expiry.
+//!
+//! Each ring is confined with io_uring restrictions, since the seccomp filter
+//! (see `privs`) cannot see operations submitted through a ring: it is created
+//! disabled (`IORING_SETUP_R_DISABLED`), its files (this worker's queue of
+//! every device) and provided-buffer rings are registered, then
+//! `IORING_REGISTER_RESTRICTIONS` allows only [`WORKER_SQE_OPS`] (multishot
+//! read, write), on registered files only (`IOSQE_FIXED_FILE` required,
+//! `IOSQE_BUFFER_SELECT` allowed), and only the register operations of the
+//! teardown ([`WORKER_REGISTER_OPS`]); only then is the ring enabled
+//! (`IORING_REGISTER_ENABLE_RINGS`). Anything else, e.g. an `OPENAT`,
+//! `SOCKET` or a write to a plain descriptor, completes with `-EACCES`, and a
+//! disallowed `io_uring_register` call fails with `EACCES`: a worker ring can
+//! only read and write the TUN queues it was given.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -9,6 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use io_uring::register::Restriction;
 use io_uring::{cqueue, opcode, squeue, types, IoUring, SubmissionQueue, Submitter};
 
 use super::bufring::BufRing;
@@ -24,6 +41,12 @@ pub const BUFS_PER_QUEUE: u16 = 64;
 /// Slots for packets the gateway originates (echo replies, ICMP errors).
 const EMIT_SLOTS: usize = 64;
 const EMIT_SLOT_SIZE: usize = 2048 + VnetHdr::LEN;
+
+/// How often a quiet worker returns freed memory ([`super::mem::collect`]).
+const COLLECT_EVERY_NS: u64 = 5_000_000_000;
+/// At most this many completions in that time count as quiet (a stray
+/// packet, e.g. an IPv6 router solicitation, must not keep memory held).
+const QUIET_COMPLETIONS: u32 = 256;
 
 const KIND_READ: u64 = 1;
 const KIND_WRITE_FWD: u64 = 2;
@@ -127,18 +150,76 @@ pub struct WorkerArgs {
     pub pin_cpu: Option<usize>,
 }
 
-fn build_ring() -> io::Result<IoUring> {
+/// Submission opcodes a worker ring may use once enabled: the multishot
+/// read of each queue and the writes (forwarded and originated packets).
+pub const WORKER_SQE_OPS: [u8; 2] = [opcode::ReadMulti::CODE, opcode::Write::CODE];
+
+/// `io_uring_register` opcodes (include/uapi/linux/io_uring.h, enum
+/// io_uring_register_op) the worker makes after enabling its ring: both at
+/// teardown, cancelling the multishot reads and dropping the registered files.
+/// Everything else is registered before the ring is enabled.
+pub const WORKER_REGISTER_OPS: [u8; 2] = [
+    24, // IORING_REGISTER_SYNC_CANCEL
+    3,  // IORING_UNREGISTER_FILES
+];
+
+/// The restrictions registered on every worker ring (see the module docs).
+fn restrictions() -> Vec<Restriction> {
+    let mut r: Vec<Restriction> = WORKER_SQE_OPS
+        .iter()
+        .map(|&op| Restriction::sqe_op(op))
+        .collect();
+    r.extend(
+        WORKER_REGISTER_OPS
+            .iter()
+            .map(|&op| Restriction::register_op(op)),
+    );
+    r.push(Restriction::sqe_flags_required(
+        squeue::Flags::FIXED_FILE.bits(),
+    ));
+    r.push(Restriction::sqe_flags_allowed(
+        squeue::Flags::BUFFER_SELECT.bits(),
+    ));
+    r
+}
+
+fn build_disabled_ring() -> io::Result<IoUring> {
     let mut b = IoUring::builder();
     b.setup_single_issuer()
         .setup_coop_taskrun()
-        .setup_defer_taskrun();
+        .setup_defer_taskrun()
+        .setup_r_disabled();
     match b.build(RING_ENTRIES) {
         Ok(r) => Ok(r),
         Err(e) => {
             tracing::debug!("io_uring with DEFER_TASKRUN unavailable ({e}); plain ring");
-            IoUring::new(RING_ENTRIES)
+            IoUring::builder().setup_r_disabled().build(RING_ENTRIES)
         }
     }
+}
+
+/// A worker's ring, ready to run: `fds[d]` registered as file `d`, buffer
+/// group `d` a [`BufRing`] of `bufs_per_queue` buffers, restrictions in
+/// force, ring enabled. Fails (closed) if the kernel refuses a restriction.
+///
+/// Returned ring first: dropping the pair in field order closes the io_uring
+/// before the buffers are freed (BufRing invariant).
+pub fn setup_ring(fds: &[RawFd], bufs_per_queue: u16) -> io::Result<(IoUring, Vec<BufRing>)> {
+    // Declared before the io_uring, so dropped after it on an early return.
+    let mut rings = Vec::with_capacity(fds.len());
+    let ring = build_disabled_ring()?;
+    // Registered files: index d is this worker's queue of device d (saves
+    // the fd table lookup and refcount on every read and write, and lets the
+    // restrictions require registered files).
+    ring.submitter().register_files(fds)?;
+    for d in 0..fds.len() {
+        rings.push(BufRing::new(&ring.submitter(), d as u16, bufs_per_queue)?);
+    }
+    ring.submitter()
+        .register_restrictions(&mut restrictions())
+        .map_err(|e| io::Error::new(e.kind(), format!("io_uring restrictions: {e}")))?;
+    ring.submitter().register_enable_rings()?;
+    Ok((ring, rings))
 }
 
 /// Runs until `stop` is set. Errors are fatal for the process.
@@ -154,19 +235,16 @@ pub fn run(args: WorkerArgs) -> io::Result<()> {
     // panic, the ring is dropped first and the kernel is done with every
     // buffer before it is freed (BufRing invariant).
     let mut pool = EmitPool::new();
-    let mut rings = Vec::new();
-    let mut ring = build_ring()?;
     let fds: Vec<RawFd> = args
         .devices
         .iter()
         .map(|d| d.queues[args.index].as_raw_fd())
         .collect();
-    // Registered files: index d is this worker's queue of device d (saves
-    // the fd table lookup and refcount on every read and write).
-    ring.submitter().register_files(&fds)?;
-    for d in 0..fds.len() {
-        rings.push(BufRing::new(&ring.submitter(), d as u16, BUFS_PER_QUEUE)?);
-    }
+    let (ring, rings) = setup_ring(&fds, BUFS_PER_QUEUE)?;
+    // Rebound in this order so that an unwind drops the ring before the
+    // buffers (locals drop in reverse order of declaration).
+    let mut rings = rings;
+    let mut ring = ring;
     let res = event_loop(&mut ring, &mut rings, &mut pool, &fds, &args);
     // Cancel the multishot reads and drop the registered files now: ring
     // teardown is asynchronous in the kernel, and while a request or the file
@@ -210,6 +288,8 @@ fn event_loop(
     let ts = types::Timespec::from(Duration::from_millis(100));
     let wait = types::SubmitArgs::new().timespec(&ts);
     let mut logged_read_err = false;
+    let mut last_collect = Timestamp::now_monotonic();
+    let mut completions = 0u32;
 
     while !args.stop.load(Ordering::Relaxed) {
         sq.sync();
@@ -224,6 +304,17 @@ fn event_loop(
         }
         cq.sync();
         let now = Timestamp::now_monotonic();
+        // Quiet for a while (at most QUIET_COMPLETIONS in COLLECT_EVERY_NS):
+        // what this thread allocated and another freed (conntrack index
+        // tables shrunk by the housekeeping sweep) goes back to the kernel.
+        completions = completions.saturating_add(cq.len() as u32);
+        if now.0.saturating_sub(last_collect.0) >= COLLECT_EVERY_NS {
+            if completions <= QUIET_COMPLETIONS {
+                super::mem::collect(true);
+            }
+            last_collect = now;
+            completions = 0;
+        }
         for cqe in &mut cq {
             let (kind, dev, id) = ud_parts(cqe.user_data());
             let res = cqe.result();
@@ -291,7 +382,7 @@ fn event_loop(
                                 vnet.write(frame);
                             }
                             let e = opcode::Write::new(
-                                types::Fd(fds[usize::from(out.0)]),
+                                types::Fixed(u32::from(out.0)),
                                 frame.as_ptr(),
                                 len as u32,
                             )
@@ -340,4 +431,105 @@ fn event_loop(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::OwnedFd;
+
+    /// A pipe stands in for a TUN queue: file 0 its write end, file 1 its
+    /// read end. `None` (test skipped, said on stderr) without io_uring.
+    fn pipe_ring() -> Option<(IoUring, Vec<BufRing>, OwnedFd, OwnedFd)> {
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        match setup_ring(&[w.as_raw_fd(), r.as_raw_fd()], 4) {
+            Ok((ring, bufs)) => Some((ring, bufs, r, w)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                eprintln!("skipped: io_uring unavailable here ({e})");
+                None
+            }
+            Err(e) => panic!("setup_ring: {e}"),
+        }
+    }
+
+    /// Submits `e` alone and returns its completion's result.
+    fn one(ring: &mut IoUring, e: squeue::Entry) -> i32 {
+        // SAFETY: the entry refers to buffers that outlive this call (the
+        // caller's locals or a BufRing), and we wait for its completion.
+        unsafe { ring.submission().push(&e.user_data(7)) }.expect("sq full");
+        ring.submit_and_wait(1).expect("submit");
+        let cqe = ring.completion().next().expect("a completion");
+        assert_eq!(cqe.user_data(), 7);
+        cqe.result()
+    }
+
+    #[test]
+    fn worker_ring_reads_and_writes_registered_files() {
+        let Some((mut ring, _bufs, _r, _w)) = pipe_ring() else {
+            return;
+        };
+        let msg = b"a packet";
+        let n = one(
+            &mut ring,
+            opcode::Write::new(types::Fixed(0), msg.as_ptr(), msg.len() as u32).build(),
+        );
+        assert_eq!(n, msg.len() as i32);
+        let n = one(
+            &mut ring,
+            opcode::ReadMulti::new(types::Fixed(1), 0, 1).build(),
+        );
+        assert_eq!(n, msg.len() as i32, "multishot read from buffer group 1");
+    }
+
+    #[test]
+    fn worker_ring_refuses_other_opcodes_and_plain_descriptors() {
+        let Some((mut ring, _bufs, _r, w)) = pipe_ring() else {
+            return;
+        };
+        let path = c"/etc/passwd";
+        let open = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
+            .flags(libc::O_RDONLY)
+            .build();
+        assert_eq!(one(&mut ring, open), -libc::EACCES, "OPENAT");
+        let sock = opcode::Socket::new(libc::AF_INET, libc::SOCK_DGRAM, 0).build();
+        assert_eq!(one(&mut ring, sock), -libc::EACCES, "SOCKET");
+        // Even an allowed opcode on a descriptor that is not registered.
+        let msg = b"x";
+        let plain = opcode::Write::new(types::Fd(w.as_raw_fd()), msg.as_ptr(), 1).build();
+        assert_eq!(one(&mut ring, plain), -libc::EACCES, "WRITE to a plain fd");
+        let fixed = opcode::Write::new(types::Fixed(0), msg.as_ptr(), 1).build();
+        assert_eq!(one(&mut ring, fixed), 1, "WRITE to a registered file");
+    }
+
+    #[test]
+    fn worker_ring_refuses_other_register_operations() {
+        let Some((ring, _bufs, r, _w)) = pipe_ring() else {
+            return;
+        };
+        let e = ring
+            .submitter()
+            .register_files_update(0, &[r.as_raw_fd()])
+            .expect_err("files update must be refused");
+        assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
+        let mut probe = io_uring::Probe::new();
+        let e = ring
+            .submitter()
+            .register_probe(&mut probe)
+            .expect_err("probe must be refused");
+        assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
+        // The teardown's operations stay allowed.
+        ring.submitter()
+            .register_sync_cancel(
+                Some(types::Timespec::from(Duration::from_millis(10))),
+                types::CancelBuilder::any(),
+            )
+            .or_else(|e| match e.raw_os_error() {
+                Some(libc::ENOENT) => Ok(()),
+                _ => Err(e),
+            })
+            .expect("sync cancel allowed");
+        ring.submitter()
+            .unregister_files()
+            .expect("unregister files allowed");
+    }
 }
