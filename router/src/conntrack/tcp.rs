@@ -643,9 +643,7 @@ fn in_window(
         {
             // A sender exceeding the window a little: record the data so
             // the ACK for it is not over the bound (III) later.
-            if !liberal {
-                w.seen[d].end = end;
-            }
+            w.seen[d].end = end;
             return verdict(TcpVerdict::Ignored);
         }
         return verdict(TcpVerdict::Invalid);
