@@ -852,7 +852,7 @@ pub fn packet(
             } else {
                 NO_WSCALE
             };
-            bits.0 |= (ws as u32) << LAST_WSCALE_SHIFT;
+            bits.0 |= (ws as u32 & 0xf) << LAST_WSCALE_SHIFT;
             bits.set(LAST_SACK_PERM, seg.has_options && seg.sack_perm);
             bits.set(EXP_CHALLENGE_ACK, old == S::LastAck);
         }
@@ -1059,6 +1059,55 @@ mod tests {
             assert_eq!(s.wscale, NO_WSCALE);
         }
         assert_eq!(Segment::parse(&[0u8; 7]), Segment::default());
+    }
+
+    /// Arbitrary state and segments: the tracker never panics (the table
+    /// calls it holding the entry lock) and never sets the lock bit.
+    #[test]
+    fn arbitrary_segments_never_panic() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u32
+        };
+        let interesting = [0u32, 1, 0x7fff_ffff, 0x8000_0000, u32::MAX, 1000, 66000];
+        for i in 0..200_000u32 {
+            let pick = |r: u32, n: u32| {
+                if r.is_multiple_of(4) {
+                    interesting[(r as usize / 4) % interesting.len()]
+                } else {
+                    n
+                }
+            };
+            let mut bits = TcpBits(pick(next(), next()) & !LOCKED);
+            let mut words = [0u32; Window::WORDS];
+            for w in &mut words {
+                *w = pick(next(), next());
+            }
+            let mut w = Window::from_words(words);
+            let r = next();
+            let s = Segment {
+                flags: r as u8,
+                seq: pick(next(), next()),
+                ack: pick(next(), next()),
+                win: (r >> 8) as u16,
+                end: pick(next(), next()),
+                sack: pick(next(), next()),
+                wscale: (r >> 24) as u8,
+                sack_perm: r & (1 << 28) != 0,
+                has_options: r & (1 << 29) != 0,
+            };
+            let ctx = Ctx {
+                be_liberal: i % 7 == 0,
+                seen_reply: r & (1 << 30) != 0,
+                assured: r & (1 << 31) != 0,
+            };
+            let _ = packet(&mut bits, &mut w, i % 2 == 0, &s, &ctx);
+            assert_eq!(bits.0 & LOCKED, 0);
+            let _ = first(&s, i % 3 != 0, ctx.be_liberal);
+        }
     }
 
     #[test]
