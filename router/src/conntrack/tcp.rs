@@ -987,6 +987,54 @@ mod tests {
     }
 
     #[test]
+    fn simultaneous_open_reaches_established() {
+        let mut c = Conn::new(seg(SYN, 1000, 0, 1000, 0));
+        assert_eq!(c.step(true, seg(SYN, 5000, 0, 1000, 0)), TcpVerdict::Accept);
+        assert_eq!(c.state(), S::SynSent2);
+        assert_eq!(
+            c.step(false, seg(SYN | ACK, 1000, 5001, 1000, 0)),
+            TcpVerdict::Accept
+        );
+        assert_eq!(c.state(), S::SynRecv);
+        // The kernel's IP_CT_TCP_SIMULTANEOUS_OPEN: the REPLY ACK establishes.
+        assert_eq!(
+            c.step(true, seg(ACK, 5001, 1001, 1000, 0)),
+            TcpVerdict::Accept
+        );
+        assert_eq!(c.state(), S::Established);
+    }
+
+    #[test]
+    fn challenge_ack_to_a_syn_in_last_ack_is_not_the_last_ack() {
+        let mut c = established();
+        for (reply, s) in [
+            (false, seg(FIN | ACK, 1001, 5001, 1000, 0)),
+            (true, seg(ACK, 5001, 1002, 1000, 0)),
+            (true, seg(FIN | ACK, 5001, 1002, 1000, 0)),
+        ] {
+            assert_eq!(c.step(reply, s), TcpVerdict::Accept);
+        }
+        assert_eq!(c.state(), S::LastAck);
+        // A new SYN is ignored; the server's RFC 5961 challenge ACK to it
+        // must not move LAST_ACK to TIME_WAIT.
+        assert_eq!(
+            c.step(false, seg(SYN, 77_000, 0, 1000, 0)),
+            TcpVerdict::Ignored
+        );
+        assert_eq!(
+            c.step(true, seg(ACK, 5002, 1002, 1000, 0)),
+            TcpVerdict::Ignored
+        );
+        assert_eq!(c.state(), S::LastAck);
+        // The client's real last ACK does.
+        assert_eq!(
+            c.step(false, seg(ACK, 1002, 5002, 1000, 0)),
+            TcpVerdict::Accept
+        );
+        assert_eq!(c.state(), S::TimeWait);
+    }
+
+    #[test]
     fn invalid_flags_and_transitions() {
         assert!(!valid_flags(SYN | FIN));
         assert!(!valid_flags(SYN | RST));
