@@ -55,7 +55,14 @@ fn fill(n: u32) -> (ConnTable, f64) {
     let now = Timestamp::from_secs(1);
     let start = Instant::now();
     for i in 0..n {
-        let nc = t.new_conn(&tuple(i), 0, 100, now).expect("udp");
+        let nc = t
+            .new_conn(
+                &tuple(i),
+                &tungate::conntrack::tcp::Segment::default(),
+                100,
+                now,
+            )
+            .expect("udp");
         t.confirm(&nc, now).expect("room");
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
@@ -72,7 +79,7 @@ fn lookups_of(t: &ConnTable, keys: &[Tuple]) -> f64 {
     let mut hits = 0u64;
     for k in keys {
         if let Some(c) = t.lookup(k, now) {
-            c.update(0, 100, now);
+            c.update(&tungate::conntrack::tcp::Segment::default(), 100, now);
             hits += 1;
         }
     }

@@ -163,19 +163,23 @@ def craft(proto, kv):
     if proto == "tcp":
         pnum = 6
         fl = sum(TCP_BITS[c] for c in kv.get("flags", "S"))
+        # tcpopts=HEX: option bytes after the fixed header (padded with
+        # EOL to a multiple of 4), e.g. 01030307 = NOP, window scale 7
+        opts = bytes.fromhex(kv.get("tcpopts", ""))
+        opts += b"\0" * (-len(opts) % 4)
         hdr = struct.pack(
             "!HHIIBBHHH",
             num(kv.get("sport", "40000")),
             num(kv["dport"]),
             num(kv.get("seq", "1000")),
             num(kv.get("ack", "0")),
-            5 << 4,
+            (5 + len(opts) // 4) << 4,
             fl,
             num(kv.get("win", "64240")),
             0,
             0,
         )
-        l4 = hdr + data
+        l4 = hdr + opts + data
         c = csum(s4 + d4 + struct.pack("!BBH", 0, 6, len(l4)) + l4)
         l4 = l4[:16] + struct.pack("!H", c) + l4[18:]
     elif proto == "udp":

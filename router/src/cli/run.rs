@@ -50,6 +50,8 @@ The config file is TOML:
   max = 262144
   tcp_established_timeout = 432000
   udp_timeout = 30
+  tcp_loose = true               # pick up established TCP flows (nf_conntrack_tcp_loose)
+  tcp_be_liberal = false         # true: no TCP window checks (nf_conntrack_tcp_be_liberal)
 
   [[interface]]
   name = \"tg-client\"             # device name, at most 15 bytes
@@ -115,6 +117,8 @@ pub fn build_pipeline(cfg: &Config, routes: RouteTable) -> anyhow::Result<Arc<Pi
             conntrack: CtConfig {
                 max_entries: c.max,
                 timeouts,
+                tcp_loose: c.tcp_loose,
+                tcp_be_liberal: c.tcp_be_liberal,
                 // Events are built only while a `conntrack -E` client listens.
                 event_queue: 65_536,
                 ..CtConfig::default()

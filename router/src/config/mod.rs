@@ -151,6 +151,11 @@ pub struct ConntrackConfig {
     pub udp_stream_timeout: u64,
     pub icmp_timeout: u64,
     pub generic_timeout: u64,
+    /// nf_conntrack_tcp_loose: pick up established TCP connections.
+    pub tcp_loose: bool,
+    /// nf_conntrack_tcp_be_liberal: do not class out-of-window TCP
+    /// segments INVALID (out-of-window RSTs still are).
+    pub tcp_be_liberal: bool,
 }
 
 impl Default for ConntrackConfig {
@@ -165,6 +170,8 @@ impl Default for ConntrackConfig {
             udp_stream_timeout: 120,
             icmp_timeout: 30,
             generic_timeout: 600,
+            tcp_loose: true,
+            tcp_be_liberal: false,
         }
     }
 }

@@ -395,8 +395,12 @@ pub struct ConntrackConfig {
     /// `nf_conntrack_max`.
     pub max_entries: usize,
     pub timeouts: Timeouts,
-    /// `nf_conntrack_tcp_loose`: pick up established TCP flows from an ACK.
+    /// `nf_conntrack_tcp_loose`: pick up established TCP flows from an ACK
+    /// (kernel default on; such flows are window-tracked liberally).
     pub tcp_loose: bool,
+    /// `nf_conntrack_tcp_be_liberal`: out-of-window segments are not
+    /// INVALID (kernel default off); out-of-window RSTs still are.
+    pub tcp_be_liberal: bool,
     /// Capacity of the event queue (`conntrack -E`); 0 disables events.
     pub event_queue: usize,
     /// Slots examined by the incremental expiry sweep on each confirm.
@@ -409,6 +413,7 @@ impl Default for ConntrackConfig {
             max_entries: 262_144,
             timeouts: Timeouts::default(),
             tcp_loose: true,
+            tcp_be_liberal: false,
             event_queue: 0,
             gc_budget: 16,
         }
@@ -418,8 +423,14 @@ impl Default for ConntrackConfig {
 /// What conntrack makes of a packet before any lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PacketKey {
-    /// A trackable packet: its tuple; `tcp_flags` is 0 for non-TCP.
-    Flow { tuple: Tuple, tcp_flags: u8 },
+    /// A trackable packet: its tuple; `tcp_flags` is 0 for non-TCP; `tcp`
+    /// the segment's sequence data for window tracking (default for
+    /// non-TCP and for the quoted segment of an ICMP error).
+    Flow {
+        tuple: Tuple,
+        tcp_flags: u8,
+        tcp: tcp::Segment,
+    },
     /// An ICMP error; `embedded` is the tuple of the quoted packet as it was
     /// sent. Look it up with [`ConnTable::lookup_related`].
     IcmpError { embedded: Tuple },
@@ -454,6 +465,7 @@ fn l4_key(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8], outer: bool) -> Pa
                     Ok(t) => PacketKey::Flow {
                         tuple: Tuple::new(src, dst, proto, t.src_port(), t.dst_port()),
                         tcp_flags: t.flags(),
+                        tcp: tcp::Segment::parse(l4),
                     },
                     Err(_) => PacketKey::Untrackable,
                 }
@@ -462,6 +474,7 @@ fn l4_key(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8], outer: bool) -> Pa
                 PacketKey::Flow {
                     tuple: Tuple::new(src, dst, proto, t.src_port(), t.dst_port()),
                     tcp_flags: 0,
+                    tcp: tcp::Segment::default(),
                 }
             } else {
                 PacketKey::Untrackable
@@ -471,6 +484,7 @@ fn l4_key(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8], outer: bool) -> Pa
             Ok(u) => PacketKey::Flow {
                 tuple: Tuple::new(src, dst, proto, u.src_port(), u.dst_port()),
                 tcp_flags: 0,
+                tcp: tcp::Segment::default(),
             },
             Err(_) => PacketKey::Untrackable,
         },
@@ -483,6 +497,7 @@ fn l4_key(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8], outer: bool) -> Pa
                 PacketKey::Flow {
                     tuple: Tuple::icmp(src, dst, ty, ic.code(), ic.ident()),
                     tcp_flags: 0,
+                    tcp: tcp::Segment::default(),
                 }
             } else if outer && icmp::is_error(ty) {
                 let Ok(inner) = ic.embedded() else {
@@ -507,6 +522,7 @@ fn l4_key(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8], outer: bool) -> Pa
         _ => PacketKey::Flow {
             tuple: Tuple::new(src, dst, proto, 0, 0),
             tcp_flags: 0,
+            tcp: tcp::Segment::default(),
         },
     }
 }

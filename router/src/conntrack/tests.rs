@@ -456,7 +456,9 @@ fn memory_per_entry_at_one_million() {
         )
     };
     for i in 0..N {
-        let nc = t.new_conn(&tuple(i), 0, 60, now).unwrap();
+        let nc = t
+            .new_conn(&tuple(i), &tcp::Segment::default(), 60, now)
+            .unwrap();
         t.confirm(&nc, now).unwrap();
     }
     assert_eq!(t.len(), N as usize);
@@ -494,6 +496,7 @@ fn concurrent_churn_keeps_the_table_consistent() {
                     let key = PacketKey::Flow {
                         tuple: tu,
                         tcp_flags: 0,
+                        tcp: tcp::Segment::default(),
                     };
                     match t.track(&key, 60, now) {
                         Tracked::New(nc) => {
@@ -503,7 +506,7 @@ fn concurrent_churn_keeps_the_table_consistent() {
                             if i % 5 == 0 {
                                 // A reply: makes it a stream candidate (ASSURED later).
                                 if let Some(r) = t.lookup(&tu.inverse(), now) {
-                                    r.update(0, 60, now);
+                                    r.update(&tcp::Segment::default(), 60, now);
                                 }
                             }
                             if i % 17 == 0 {
@@ -558,7 +561,9 @@ fn index_finds_entries_while_it_grows_and_after_slot_reuse() {
     };
     let now = secs(1.0);
     for i in 0..EARLY {
-        let nc = t.new_conn(&tuple(i), 0, 60, now).unwrap();
+        let nc = t
+            .new_conn(&tuple(i), &tcp::Segment::default(), 60, now)
+            .unwrap();
         t.confirm(&nc, now).unwrap();
     }
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -583,7 +588,9 @@ fn index_finds_entries_while_it_grows_and_after_slot_reuse() {
         })
     };
     for i in EARLY..TOTAL {
-        let nc = t.new_conn(&tuple(i), 0, 60, now).unwrap();
+        let nc = t
+            .new_conn(&tuple(i), &tcp::Segment::default(), 60, now)
+            .unwrap();
         t.confirm(&nc, now).unwrap();
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -599,7 +606,9 @@ fn index_finds_entries_while_it_grows_and_after_slot_reuse() {
             t.lookup(&tuple(i), now).is_none(),
             "deleted tuple {i} still indexed"
         );
-        let nc = t.new_conn(&tuple(TOTAL + i), 0, 60, now).unwrap();
+        let nc = t
+            .new_conn(&tuple(TOTAL + i), &tcp::Segment::default(), 60, now)
+            .unwrap();
         t.confirm(&nc, now).unwrap();
     }
     t.check_invariants();
@@ -695,4 +704,360 @@ fn icmp_and_udp_stream_listing_match_the_kernel() {
         "udp      17 119 src=127.0.0.1 dst=127.0.0.1 sport=5000 dport=53 \
          src=127.0.0.1 dst=127.0.0.1 sport=53 dport=5000 [ASSURED] mark=0 use=1"
     );
+}
+
+// ---- TCP window tracking (tcp_in_window) ----
+
+/// A client (10.0.0.1:40000) or server (10.0.0.2:80) segment with chosen
+/// sequence data; `opts` is raw option bytes (a multiple of 4).
+fn seg(client: bool, fl: u8, seq: u32, ack: u32, win: u16, opts: &[u8], data: &[u8]) -> Vec<u8> {
+    let (src, dst, sp, dp) = if client {
+        ("10.0.0.1", "10.0.0.2", 40000, 80)
+    } else {
+        ("10.0.0.2", "10.0.0.1", 80, 40000)
+    };
+    let mut b =
+        etherparse::PacketBuilder::ipv4(a(src).octets(), a(dst).octets(), 64).tcp(sp, dp, seq, win);
+    if fl & SYN != 0 {
+        b = b.syn();
+    }
+    if fl & ACK != 0 {
+        b = b.ack(ack);
+    }
+    if fl & FIN != 0 {
+        b = b.fin();
+    }
+    if fl & RST != 0 {
+        b = b.rst();
+    }
+    if !opts.is_empty() {
+        b = b.options_raw(opts).unwrap();
+    }
+    let mut v = Vec::new();
+    b.write(&mut v, data).unwrap();
+    v
+}
+
+/// NOP + window scale option.
+fn wscale(s: u8) -> [u8; 4] {
+    [1, 3, 3, s]
+}
+
+/// Client ISN 1000, server ISN 5000; both windows `win`, scaled by `ws` if given.
+fn handshake(t: &ConnTable, win: u16, ws: Option<u8>, now: Timestamp) -> ConnRef<'_> {
+    let o = ws.map(wscale);
+    let o: &[u8] = o.as_ref().map_or(&[], |x| &x[..]);
+    let (st, c) = hook(t, &seg(true, SYN, 1000, 0, win, o, b""), now);
+    assert_eq!(st, CtState::New);
+    let st = hook(t, &seg(false, SYN | ACK, 5000, 1001, win, o, b""), now).0;
+    assert_eq!(st, CtState::Established);
+    let st = hook(t, &seg(true, ACK, 1001, 5001, win, &[], b""), now).0;
+    assert_eq!(st, CtState::Established);
+    let c = c.unwrap();
+    assert_eq!(c.tcp_state(), Some(TcpState::Established));
+    assert!(c.status().assured());
+    c
+}
+
+#[test]
+fn window_in_window_data_and_its_ack_are_accepted() {
+    let t = table(64);
+    let now = secs(1.0);
+    let c = handshake(&t, 1000, None, now);
+    let data = [b'x'; 200];
+    let st = hook(&t, &seg(true, ACK | PSH, 1001, 5001, 1000, &[], &data), now).0;
+    assert_eq!(st, CtState::Established);
+    let st = hook(&t, &seg(false, ACK, 5001, 1201, 1000, &[], b""), now).0;
+    assert_eq!(st, CtState::Established);
+    // The answer, and the client acknowledging it.
+    let st = hook(
+        &t,
+        &seg(false, ACK | PSH, 5001, 1201, 1000, &[], &data),
+        now,
+    )
+    .0;
+    assert_eq!(st, CtState::Established);
+    let st = hook(&t, &seg(true, ACK, 1201, 5201, 1000, &[], b""), now).0;
+    assert_eq!(st, CtState::Established);
+    assert_eq!(c.counters(Dir::Original).0, 4);
+    assert_eq!(c.counters(Dir::Reply).0, 3);
+    assert_eq!(t.stats().invalid, 0);
+}
+
+#[test]
+fn window_data_beyond_the_window_is_invalid_and_changes_nothing() {
+    let t = table(64);
+    let now = secs(1.0);
+    let c = handshake(&t, 1000, None, now);
+    let before = (c.counters(Dir::Original), c.deadline());
+    let later = now + Duration::from_secs(5);
+    // seq far beyond what the server allowed (5001 + 1000).
+    let st = hook(
+        &t,
+        &seg(true, ACK, 1001 + 100_000, 5001, 1000, &[], b"x"),
+        later,
+    )
+    .0;
+    assert_eq!(st, CtState::Invalid);
+    // Just past the right edge with more data than the window: invalid too.
+    let st = hook(
+        &t,
+        &seg(true, ACK, 1001 + 1001, 5001, 1000, &[], &[0; 1500]),
+        later,
+    )
+    .0;
+    assert_eq!(st, CtState::Invalid);
+    assert_eq!(c.tcp_state(), Some(TcpState::Established));
+    assert_eq!((c.counters(Dir::Original), c.deadline()), before);
+    assert_eq!(t.stats().invalid, 2);
+    // An out-of-window FIN or RST does not close the entry either.
+    let st = hook(
+        &t,
+        &seg(true, FIN | ACK, 900_000, 5001, 1000, &[], b""),
+        later,
+    )
+    .0;
+    assert_eq!(st, CtState::Invalid);
+    assert_eq!(c.tcp_state(), Some(TcpState::Established));
+    // In-window data still passes.
+    let st = hook(&t, &seg(true, ACK, 1001, 5001, 1000, &[], b"ok"), later).0;
+    assert_eq!(st, CtState::Established);
+}
+
+#[test]
+fn window_ack_for_data_never_sent_is_invalid() {
+    let t = table(64);
+    let now = secs(1.0);
+    let c = handshake(&t, 1000, None, now);
+    // The client sent nothing after its SYN: acking 5000 bytes of it is III.
+    let st = hook(&t, &seg(false, ACK, 5001, 1001 + 5000, 1000, &[], b""), now).0;
+    assert_eq!(st, CtState::Invalid);
+    let st = hook(&t, &seg(true, ACK, 1001, 5001 + 1, 1000, &[], b""), now).0;
+    assert_eq!(st, CtState::Invalid);
+    assert_eq!(c.counters(Dir::Reply).0, 1);
+    // Acking exactly what was sent is fine.
+    let st = hook(&t, &seg(false, ACK, 5001, 1001, 1000, &[], b""), now).0;
+    assert_eq!(st, CtState::Established);
+}
+
+#[test]
+fn window_rst_before_the_window_is_invalid_exact_rst_closes() {
+    let t = table(64);
+    let now = secs(1.0);
+    let c = handshake(&t, 1000, None, now);
+    // The client has acked up to 5001 (td_maxack).
+    let st = hook(
+        &t,
+        &seg(false, RST, 5001u32.wrapping_sub(70_000), 0, 0, &[], b""),
+        now,
+    )
+    .0;
+    assert_eq!(st, CtState::Invalid);
+    assert_eq!(c.tcp_state(), Some(TcpState::Established));
+    // In the window but not the next expected byte: let through, state kept
+    // (the peer answers with a challenge ACK, RFC 5961 section 3.2).
+    let st = hook(&t, &seg(false, RST, 5001 + 10, 0, 0, &[], b""), now).0;
+    assert_eq!(st, CtState::Established);
+    assert_eq!(c.tcp_state(), Some(TcpState::Established));
+    // Exactly at the acked edge: closes.
+    let st = hook(&t, &seg(false, RST, 5001, 0, 0, &[], b""), now).0;
+    assert_eq!(st, CtState::Established);
+    assert_eq!(c.tcp_state(), Some(TcpState::Close));
+    assert_eq!(c.deadline(), now + Duration::from_secs(10));
+}
+
+#[test]
+fn window_scaling_is_honoured() {
+    // Window 512 << 7 = 65536: data 60000 bytes ahead is in the window.
+    let far = |t: &ConnTable, now| {
+        hook(
+            t,
+            &seg(false, ACK, 5001 + 60_000, 1001, 512, &[], &[1; 1000]),
+            now,
+        )
+        .0
+    };
+    let t = table(64);
+    let now = secs(1.0);
+    handshake(&t, 512, Some(7), now);
+    assert_eq!(far(&t, now), CtState::Established);
+    // The same numbers without the option are far beyond a 512-byte window.
+    let t = table(64);
+    handshake(&t, 512, None, now);
+    assert_eq!(far(&t, now), CtState::Invalid);
+    // One side alone offering the option means no scaling (RFC 7323 1.3).
+    let t = table(64);
+    let ws = wscale(7);
+    assert_eq!(
+        hook(&t, &seg(true, SYN, 1000, 0, 512, &ws, b""), now).0,
+        CtState::New
+    );
+    let st = hook(&t, &seg(false, SYN | ACK, 5000, 1001, 512, &[], b""), now).0;
+    assert_eq!(st, CtState::Established);
+    assert_eq!(
+        hook(&t, &seg(true, ACK, 1001, 5001, 512, &[], b""), now).0,
+        CtState::Established
+    );
+    assert_eq!(far(&t, now), CtState::Invalid);
+}
+
+#[test]
+fn window_retransmissions_are_accepted() {
+    let t = table(64);
+    let now = secs(1.0);
+    let c = handshake(&t, 1000, None, now);
+    let data = seg(true, ACK | PSH, 1001, 5001, 1000, &[], &[7; 300]);
+    for _ in 0..3 {
+        assert_eq!(hook(&t, &data, now).0, CtState::Established);
+    }
+    // Acked, then retransmitted once more (a late duplicate): still fine.
+    let st = hook(&t, &seg(false, ACK, 5001, 1301, 1000, &[], b""), now).0;
+    assert_eq!(st, CtState::Established);
+    assert_eq!(hook(&t, &data, now).0, CtState::Established);
+    // A retransmitted SYN-ACK in ESTABLISHED is ignored, not INVALID.
+    let synack = seg(false, SYN | ACK, 5000, 1001, 1000, &[], b"");
+    assert_eq!(hook(&t, &synack, now).0, CtState::Established);
+    assert_eq!(c.tcp_state(), Some(TcpState::Established));
+    assert_eq!(t.stats().invalid, 0);
+}
+
+#[test]
+fn window_old_segments_behind_the_window_are_ignored_not_invalid() {
+    let t = table(64);
+    let now = secs(1.0);
+    let c = handshake(&t, 1000, None, now);
+    // Move the client's edge 3000 bytes on (three full windows, each acked).
+    for k in 0..3u32 {
+        let seq = 1001 + k * 1000;
+        let st = hook(&t, &seg(true, ACK, seq, 5001, 1000, &[], &[1; 1000]), now).0;
+        assert_eq!(st, CtState::Established);
+        let st = hook(&t, &seg(false, ACK, 5001, seq + 1000, 1000, &[], b""), now).0;
+        assert_eq!(st, CtState::Established);
+    }
+    let n = c.counters(Dir::Original).0;
+    // The first segment again: behind td_end - td_maxwin (II): let through
+    // unrecorded, as the kernel's NFCT_TCP_IGNORE.
+    let st = hook(&t, &seg(true, ACK, 1001, 5001, 1000, &[], &[1; 100]), now).0;
+    assert_eq!(st, CtState::Established);
+    assert_eq!(c.counters(Dir::Original).0, n, "ignored: not counted");
+    assert_eq!(t.stats().invalid, 0);
+}
+
+#[test]
+fn window_mid_stream_pickup_is_liberal_with_loose() {
+    let t = table(64);
+    let now = secs(1.0);
+    // No handshake: an ACK with data picks the connection up (tcp_loose=1).
+    let (st, c) = hook(&t, &seg(true, ACK, 777_777, 123_456, 300, &[], b"mid"), now);
+    assert_eq!(st, CtState::New);
+    let c = c.unwrap();
+    assert_eq!(c.tcp_state(), Some(TcpState::Established));
+    let st = hook(&t, &seg(false, ACK, 123_456, 777_780, 300, &[], b"re"), now).0;
+    assert_eq!(st, CtState::Established);
+    assert!(c.status().assured());
+    // Both directions are tracked liberally from then on.
+    let st = hook(&t, &seg(false, ACK, 9_000_000, 1, 300, &[], b"x"), now).0;
+    assert_eq!(st, CtState::Established);
+    assert_eq!(t.stats().invalid, 0);
+    // Without loose pickup the same first packet is INVALID.
+    let strict = ConnTable::new(ConntrackConfig {
+        tcp_loose: false,
+        ..Default::default()
+    });
+    let st = hook(
+        &strict,
+        &seg(true, ACK, 777_777, 123_456, 300, &[], b"mid"),
+        now,
+    )
+    .0;
+    assert_eq!(st, CtState::Invalid);
+}
+
+#[test]
+fn window_be_liberal_accepts_what_the_window_check_refuses() {
+    let t = ConnTable::new(ConntrackConfig {
+        tcp_be_liberal: true,
+        ..Default::default()
+    });
+    let now = secs(1.0);
+    let c = handshake(&t, 1000, None, now);
+    let far = seg(true, ACK, 1001 + 100_000, 5001, 1000, &[], b"x");
+    assert_eq!(hook(&t, &far, now).0, CtState::Established);
+    let unsent = seg(false, ACK, 5001, 1001 + 5000, 1000, &[], b"");
+    assert_eq!(hook(&t, &unsent, now).0, CtState::Established);
+    let fin = seg(true, FIN | ACK, 900_000, 5001, 1000, &[], b"");
+    assert_eq!(hook(&t, &fin, now).0, CtState::Established);
+    assert_eq!(c.tcp_state(), Some(TcpState::FinWait));
+    assert_eq!(t.stats().invalid, 0);
+}
+
+#[test]
+fn window_resyncs_on_a_syn_ack_answering_an_ignored_syn() {
+    let t = table(64);
+    let now = secs(1.0);
+    let c = handshake(&t, 1000, None, now);
+    // The client restarted with a new ISN; conntrack still holds the old
+    // connection: the SYN is ignored, the server's SYN-ACK for it re-syncs.
+    let st = hook(&t, &seg(true, SYN, 90_000, 0, 1000, &wscale(2), b""), now).0;
+    assert_eq!(st, CtState::Established);
+    assert_eq!(c.tcp_state(), Some(TcpState::Established));
+    let st = hook(
+        &t,
+        &seg(false, SYN | ACK, 70_000, 90_001, 1000, &wscale(2), b""),
+        now,
+    )
+    .0;
+    assert_eq!(st, CtState::Established);
+    assert_eq!(c.tcp_state(), Some(TcpState::SynRecv));
+    let st = hook(&t, &seg(true, ACK, 90_001, 70_001, 1000, &[], b""), now).0;
+    assert_eq!(st, CtState::Established);
+    assert_eq!(c.tcp_state(), Some(TcpState::Established));
+    // The new numbers are tracked: data with the old ones lies far behind
+    // the window (ignored, not counted), and acking the client's new data
+    // before it was sent is INVALID.
+    let st = hook(&t, &seg(true, ACK, 90_001, 70_001, 1000, &[], b"new"), now).0;
+    assert_eq!(st, CtState::Established);
+    let n = c.counters(Dir::Reply).0;
+    let st = hook(&t, &seg(false, ACK, 5001, 1001, 1000, &[], b"old"), now).0;
+    assert_eq!(st, CtState::Established);
+    assert_eq!(c.counters(Dir::Reply).0, n);
+    let st = hook(&t, &seg(false, ACK, 70_001, 90_100, 1000, &[], b""), now).0;
+    assert_eq!(st, CtState::Invalid);
+}
+
+#[test]
+fn window_updates_from_two_threads_are_serialized() {
+    let t = std::sync::Arc::new(table(64));
+    let now = secs(1.0);
+    let c = handshake(&t, 65535, None, now);
+    let id = c.id();
+    let threads: Vec<_> = [true, false]
+        .into_iter()
+        .map(|client| {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                let (isn, peer) = if client { (1001, 5001) } else { (5001, 1001) };
+                for k in 0..400u32 {
+                    let p = seg(client, ACK, isn + k * 100, peer, 65535, &[], &[3; 100]);
+                    assert_eq!(hook(&t, &p, now).0, CtState::Established);
+                }
+            })
+        })
+        .collect();
+    for th in threads {
+        th.join().unwrap();
+    }
+    let c = t.lookup(&c.orig(), now).unwrap();
+    assert_eq!(c.id(), id);
+    assert_eq!(c.counters(Dir::Original).0, 2 + 400);
+    assert_eq!(c.counters(Dir::Reply).0, 1 + 400);
+    // Both ends moved by 40000 bytes: acking all of it is in window now.
+    let st = hook(
+        &t,
+        &seg(false, ACK, 5001 + 40_000, 1001 + 40_000, 65535, &[], b""),
+        now,
+    )
+    .0;
+    assert_eq!(st, CtState::Established);
+    assert_eq!(t.stats().invalid, 0);
 }

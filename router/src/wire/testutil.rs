@@ -13,13 +13,23 @@ pub fn a(s: &str) -> Ipv4Addr {
 /// A TCP segment with the given flag byte (FIN..URG) and payload.
 pub fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
     use super::tcp::flags as f;
+    // Sequence numbers conntrack's window tracking accepts without knowing
+    // the flow's history: the side with the higher port is the client (ISN
+    // 999), the other the server (ISN 1999); a SYN carries the ISN, every
+    // other segment ISN + 1, and an ACK acknowledges the peer's SYN.
+    let (isn, peer) = if sport >= dport {
+        (999u32, 1999u32)
+    } else {
+        (1999, 999)
+    };
+    let seq = if flags & f::SYN != 0 { isn } else { isn + 1 };
     let mut b =
-        PacketBuilder::ipv4(a(src).octets(), a(dst).octets(), 64).tcp(sport, dport, 1000, 64240);
+        PacketBuilder::ipv4(a(src).octets(), a(dst).octets(), 64).tcp(sport, dport, seq, 64240);
     if flags & f::SYN != 0 {
         b = b.syn();
     }
     if flags & f::ACK != 0 {
-        b = b.ack(2000);
+        b = b.ack(peer + 1);
     }
     if flags & f::FIN != 0 {
         b = b.fin();
