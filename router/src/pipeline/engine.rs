@@ -650,7 +650,7 @@ const fn unreach(code: u8) -> IcmpSpec {
     }
 }
 
-impl<'p> Trav<'p, '_> {
+impl<'p: 'w, 'w> Trav<'p, 'w> {
     /// Walks `table` at `hook`; the packet's view of interfaces is the flow's
     /// (`in_name` is empty past routing, `out_name` before it).
     fn walk(
@@ -659,7 +659,7 @@ impl<'p> Trav<'p, '_> {
         hook: Hook,
         pkt: &[u8],
         flow: &mut Flow<'p>,
-    ) -> TableVerdict {
+    ) -> TableVerdict<'w> {
         let rules = self.rules;
         // A built-in chain with no rules only counts its policy: skip the
         // parse and the connection lookup (most hooks of most rulesets).
@@ -691,9 +691,8 @@ impl<'p> Trav<'p, '_> {
         };
         let now = self.now;
         let conn = &flow.conn;
-        let make_state = || conn.state_bits();
         let make_full = || conn.info(now);
-        let ct = LazyCt::new(&make_state, &make_full);
+        let ct = LazyCt::with_state(conn.state_bits(), &make_full);
         let w = Walk {
             rs: rules,
             worker: self.worker,
@@ -934,7 +933,10 @@ impl<'p> Trav<'p, '_> {
         Ok(())
     }
 
-    /// Conntrack lookup for a (reassembled) packet.
+    /// Conntrack lookup for a (reassembled) packet. Inlined: the `Conn`
+    /// is built in place (returned through memory it cost a
+    /// store-forwarding stall per packet).
+    #[inline]
     fn track(&mut self, pkt: &[u8]) -> Conn<'p> {
         let Ok(key) = conntrack::classify(pkt) else {
             return Conn::None { untracked: false };
@@ -962,7 +964,7 @@ impl<'p> Trav<'p, '_> {
         if let Conn::New(_) = flow.conn {
             let v = self.walk(TableKind::Nat, hook, pkt, flow);
             let range = match v {
-                TableVerdict::Nat(t) => self.nat_range(&t, iface),
+                TableVerdict::Nat(t) => self.nat_range(t, iface),
                 TableVerdict::Drop { policy: true } => return Err(DropReason::PolicyDrop),
                 TableVerdict::Drop { policy: false } => return Err(DropReason::RuleDrop),
                 _ => None,

@@ -57,6 +57,19 @@ impl<'a> LazyCt<'a> {
         }
     }
 
+    /// The state bits known (they cost one load: computed up front, no
+    /// call through `dyn` per `--ctstate` test), the rest on first use.
+    pub fn with_state(state: Option<CtState>, make_full: &'a dyn Fn() -> Option<CtInfo>) -> Self {
+        let cell = std::cell::OnceCell::new();
+        let _ = cell.set(state);
+        LazyCt {
+            state: cell,
+            full: std::cell::OnceCell::new(),
+            make_state: &|| None,
+            make_full,
+        }
+    }
+
     /// Already known facts (tests, callers that have them at hand).
     pub fn ready(info: Option<CtInfo>) -> Self {
         let state = std::cell::OnceCell::new();
@@ -114,7 +127,9 @@ pub struct PacketFields<'a> {
 impl<'a> PacketFields<'a> {
     /// Extracts fields from an IPv4 packet whose header was already checked
     /// (version 4, IHL >= 5, IHL*4 <= len). Missing L4 bytes leave
-    /// `has_l4` false; nothing here can panic.
+    /// `has_l4` false; nothing here can panic. Inlined: built in place, not
+    /// copied out of a call (a store-forwarding stall per walk).
+    #[inline]
     pub fn parse(pkt: &'a [u8], in_if: &'a str, out_if: &'a str) -> Option<PacketFields<'a>> {
         if pkt.len() < 20 {
             return None;
@@ -293,9 +308,11 @@ pub struct PacketMarks {
     pub set_mss: u16,
 }
 
-/// How one table's walk ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TableVerdict {
+/// How one table's walk ended. Small enough (16 bytes) to come back in
+/// registers: a `Target` by value made it 64 bytes, copied through memory
+/// on every walk.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TableVerdict<'r> {
     Accept,
     /// A rule's DROP, or a DROP policy (`policy == true`).
     Drop {
@@ -303,7 +320,7 @@ pub enum TableVerdict {
     },
     Reject(RejectWith),
     /// A NAT target fired (nat table): the binding to set up.
-    Nat(Target),
+    Nat(&'r Target),
 }
 
 /// Everything the walk needs besides the packet.
@@ -316,7 +333,7 @@ pub struct Walk<'e> {
 
 const MAX_DEPTH: usize = 64;
 
-impl Walk<'_> {
+impl<'e> Walk<'e> {
     /// Runs `table`'s built-in chain for `hook`. Tables without the hook
     /// accept.
     pub fn run(
@@ -327,7 +344,7 @@ impl Walk<'_> {
         ct: &LazyCt<'_>,
         marks: &mut PacketMarks,
         env: &mut dyn Env,
-    ) -> TableVerdict {
+    ) -> TableVerdict<'e> {
         let t = self.rs.table(table);
         let Some(start) = t.hook_chain[hook as usize] else {
             return TableVerdict::Accept;
@@ -384,7 +401,7 @@ impl Walk<'_> {
                             t @ (Target::Dnat { .. }
                             | Target::Snat { .. }
                             | Target::Masquerade { .. }
-                            | Target::Redirect { .. }) => return TableVerdict::Nat(t.clone()),
+                            | Target::Redirect { .. }) => return TableVerdict::Nat(t),
                             other => {
                                 apply_continue(other, pkt, marks, env);
                                 pos = i + 1;
@@ -396,7 +413,7 @@ impl Walk<'_> {
         }
     }
 
-    fn policy(&self, ch: &CChain, bytes: u64) -> TableVerdict {
+    fn policy(&self, ch: &CChain, bytes: u64) -> TableVerdict<'e> {
         self.rs.counters.bump(self.worker, ch.policy_slot, bytes);
         match ch.policy {
             Some(Policy::Drop) => TableVerdict::Drop { policy: true },
@@ -824,7 +841,7 @@ mod tests {
         }
     }
 
-    fn walk(rs: &CompiledRuleset, recent: &RecentTables, pkt: &[u8]) -> TableVerdict {
+    fn walk<'r>(rs: &'r CompiledRuleset, recent: &'r RecentTables, pkt: &[u8]) -> TableVerdict<'r> {
         let f = PacketFields::parse(pkt, "in0", "out0").unwrap();
         let w = Walk {
             rs,
