@@ -1007,6 +1007,7 @@ impl ConnTable {
 
     /// The conntrack hook in one call: lookup (or RELATED lookup), protocol
     /// update, or a new unconfirmed connection. No allocation.
+    #[inline]
     pub fn track(&self, key: &super::PacketKey, len: u32, now: Timestamp) -> Tracked<'_> {
         match *key {
             super::PacketKey::Flow { tuple, tcp_flags } => {
