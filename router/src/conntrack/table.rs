@@ -564,6 +564,9 @@ impl fmt::Debug for ConnTable {
 #[derive(Clone, Copy)]
 pub struct ConnRef<'a> {
     table: &'a ConnTable,
+    /// `table.slot(idx)`, resolved once (a chunk lookup and a `OnceLock`
+    /// check per field read otherwise).
+    slot: &'a Slot,
     idx: u32,
     gen: u32,
     dir: Dir,
@@ -582,7 +585,7 @@ impl fmt::Debug for ConnRef<'_> {
 
 impl<'a> ConnRef<'a> {
     fn slot(&self) -> &'a Slot {
-        self.table.slot(self.idx)
+        self.slot
     }
     fn alive(&self) -> bool {
         self.slot().gen_live.load(Acquire) & !BUSY == self.gen << GEN_SHIFT | LIVE
@@ -950,7 +953,7 @@ impl ConnTable {
     /// index only on a miss, and a live entry found there is hinted.
     pub fn lookup(&self, t: &Tuple, now: Timestamp) -> Option<ConnRef<'_>> {
         let h = self.hasher.hash_one(t);
-        let (idx, dir, gl) = match self.hinted(h, t) {
+        let (s, idx, dir, gl) = match self.hinted(h, t) {
             Some(hit) => hit,
             None => {
                 let v = {
@@ -964,31 +967,31 @@ impl ConnTable {
                     return None;
                 }
                 self.hints.set(h, v);
-                (idx, dir, gl)
+                (s, idx, dir, gl)
             }
         };
-        let s = self.slot(idx);
         if s.deadline.load(Relaxed) <= now.0 {
             self.kill(idx, gl >> GEN_SHIFT, KillReason::Expired);
             return None;
         }
         Some(ConnRef {
             table: self,
+            slot: s,
             idx,
             gen: gl >> GEN_SHIFT,
             dir,
         })
     }
 
-    /// The hinted entry for `t` (hash `h`): (slot, direction, generation
-    /// word) if the slot is live and holds `t` in that direction, read as a
+    /// The hinted entry for `t` (hash `h`): (slot, its index, direction,
+    /// generation word) if the slot is live and holds `t` in that direction, read as a
     /// seqlock against reuse: `confirm` writes a reused slot's tuples only
     /// after a release fence that follows (through the free list's lock) the
     /// generation bump of its freeing, so tuple words of a new tenant seen
     /// here before the acquire fence imply the second generation read sees
     /// the bump.
     #[inline]
-    fn hinted(&self, h: u64, t: &Tuple) -> Option<(u32, Dir, u32)> {
+    fn hinted(&self, h: u64, t: &Tuple) -> Option<(&Slot, u32, Dir, u32)> {
         let v = self.hints.get(h)?;
         let (idx, dir) = (v >> 1, dir_of(v));
         let s = self.slot(idx);
@@ -1002,7 +1005,7 @@ impl ConnTable {
         let (a, b) = (s.tuples[i].load(Relaxed), s.tuples[i + 1].load(Relaxed));
         std::sync::atomic::fence(Acquire);
         let again = s.gen_live.load(Relaxed);
-        (again == gl && (a, b) == t.pack()).then_some((idx, dir, gl))
+        (again == gl && (a, b) == t.pack()).then_some((s, idx, dir, gl))
     }
 
     /// The conntrack hook in one call: lookup (or RELATED lookup), protocol
@@ -1238,6 +1241,7 @@ impl ConnTable {
         Ok(Confirmed {
             conn: ConnRef {
                 table: self,
+                slot: s,
                 idx,
                 gen,
                 dir: Dir::Original,
@@ -1520,6 +1524,7 @@ impl ConnTable {
             if gl & (LIVE | BUSY) == LIVE && pred(&self.snapshot_raw(s)) {
                 let c = ConnRef {
                     table: self,
+                    slot: s,
                     idx,
                     gen: gl >> GEN_SHIFT,
                     dir: Dir::Original,

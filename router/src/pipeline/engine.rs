@@ -559,15 +559,20 @@ impl Binding {
     /// ORIGINAL packet's SRC manip needs SRC_NAT; a REPLY packet's SRC manip
     /// undoes DST_NAT). ICMP errors get outer and embedded headers rewritten.
     fn apply(&self, pkt: &mut [u8], partial: bool, manip: Manip) {
-        let src = matches!(manip, Manip::Src) != (self.dir == Dir::Reply);
-        let needed = if src {
-            self.status.src_nat()
-        } else {
-            self.status.dst_nat()
-        };
-        if needed {
+        if nat_needed(self.status, self.dir, manip) {
             let _ = nat::translate(pkt, partial, &self.target, manip);
         }
+    }
+}
+
+/// Whether a packet in `dir` of a connection with `status` has its `manip`
+/// half rewritten (see [`Binding::apply`]).
+#[inline]
+fn nat_needed(status: Status, dir: Dir, manip: Manip) -> bool {
+    if matches!(manip, Manip::Src) != (dir == Dir::Reply) {
+        status.src_nat()
+    } else {
+        status.dst_nat()
     }
 }
 
@@ -982,8 +987,22 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
                 flow.binding = None;
             }
         }
-        if let Some(b) = flow.binding() {
-            b.apply(pkt, flow.partial, manip);
+        match &flow.conn {
+            // A confirmed entry's tuples and NAT bits do not change while it
+            // lives: read them at each hook, the tuple only when this hook
+            // rewrites (caching a `Binding` in the flow cost a
+            // store-forwarding stall: its 2-byte-aligned tuple was written
+            // and read back in different widths).
+            Conn::Known { conn, .. } | Conn::Related(conn) => {
+                if nat_needed(conn.status(), conn.dir(), manip) {
+                    let _ = nat::translate(pkt, flow.partial, &conn.nat_target(), manip);
+                }
+            }
+            _ => {
+                if let Some(b) = flow.binding() {
+                    b.apply(pkt, flow.partial, manip);
+                }
+            }
         }
         Ok(())
     }
