@@ -924,3 +924,20 @@ fn ruleset_swaps_and_two_pipelines_on_one_thread() {
     let snap = crate::syntax::save(&b.ruleset().snapshot(), true);
     assert!(snap.contains(":FORWARD DROP [1:40]"), "{snap}");
 }
+
+/// `--every 3 --packet 0` drops the 1st, 4th and 7th new UDP flow, as the
+/// kernel does (differential case statistic-nth), from either worker.
+#[test]
+fn statistic_nth_drops_first_of_every_three() {
+    let rules = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+                 -A FORWARD -p udp -m statistic --mode nth --every 3 --packet 0 -j DROP\nCOMMIT\n";
+    let gw = gateway_with(rules, ConntrackConfig::default(), 2);
+    let dropped: Vec<u16> = (0..9u16)
+        .filter(|&i| {
+            let p = udp("10.0.1.2", 41000 + i, "10.0.2.2", 53, b"n");
+            let r = send_on(&gw, (i % 2) as usize, TG0, Timestamp::from_secs(1), p);
+            r.verdict == Verdict::Drop(DropReason::RuleDrop)
+        })
+        .collect();
+    assert_eq!(dropped, [0, 3, 6]);
+}
