@@ -464,7 +464,12 @@ impl SlotIndex {
 /// A direct-mapped table of hints in front of the index: the word at
 /// `hash & mask` is `tag << 32 | VALID | slot << 1 | direction`, written
 /// (relaxed, no lock) when an index lookup finds a live entry, `tag` being
-/// the hash's high 32 bits. A hint is never trusted: [`ConnTable::lookup`]
+/// 32 bits of the hint hash. The hint hash is cheaper than the index's
+/// (two independent multiplies of the keyed tuple words, against a chain of
+/// four and an avalanche): its position comes from the high bits of the
+/// products, which depend on every input bit, and a collision (crafted or
+/// not) only costs the index lookup the packet would have made anyway.
+/// A hint is never trusted: [`ConnTable::lookup`]
 /// reads the slot it names as a seqlock (generation word, tuple, fence,
 /// generation word again) and takes it only when the slot is live, not
 /// BUSY, and holds the key, unchanged in between. Such a slot is exactly
@@ -476,7 +481,9 @@ impl SlotIndex {
 /// power of two, at most 2^16 words (512 KiB).
 struct HintTable {
     words: Box<[AtomicU64]>,
-    mask: usize,
+    /// log2 of the number of words.
+    bits: u32,
+    key: u64,
 }
 
 /// Marks a used hint word (slot << 1 | direction stays below 2^31).
@@ -484,25 +491,42 @@ const HINT_VALID: u64 = 1 << 31;
 const HINTS_MAX: usize = 1 << 16;
 
 impl HintTable {
-    fn new(capacity: usize) -> HintTable {
+    fn new(capacity: usize, key: u64) -> HintTable {
         let n = capacity.next_power_of_two().clamp(64, HINTS_MAX);
         HintTable {
             words: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            mask: n - 1,
+            bits: n.trailing_zeros(),
+            key,
         }
     }
 
-    /// The index value hinted for hash `h`, if the word carries `h`'s tag.
+    /// The hint hash of a packed tuple.
+    #[inline]
+    fn hash(&self, (a, b): (u64, u64)) -> u64 {
+        (a ^ self.key).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ (b ^ self.key.rotate_left(32)).wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
+    }
+
+    /// Word position (high bits) and tag (32 middle bits) of hint hash `h`.
+    #[inline]
+    fn split(&self, h: u64) -> (usize, u64) {
+        ((h >> (64 - self.bits)) as usize, (h >> 16) & 0xffff_ffff)
+    }
+
+    /// The index value hinted for hint hash `h`, if the word carries its tag.
     #[inline]
     fn get(&self, h: u64) -> Option<u32> {
-        let w = self.words[h as usize & self.mask].load(Relaxed);
-        (w >> 32 == h >> 32 && w & HINT_VALID != 0).then_some(w as u32 & !(HINT_VALID as u32))
+        let (at, tag) = self.split(h);
+        let w = self.words.get(at)?.load(Relaxed);
+        (w >> 32 == tag && w & HINT_VALID != 0).then_some(w as u32 & !(HINT_VALID as u32))
     }
 
     #[inline]
     fn set(&self, h: u64, v: u32) {
-        let w = (h >> 32) << 32 | HINT_VALID | v as u64;
-        self.words[h as usize & self.mask].store(w, Relaxed);
+        let (at, tag) = self.split(h);
+        if let Some(word) = self.words.get(at) {
+            word.store(tag << 32 | HINT_VALID | v as u64, Relaxed);
+        }
     }
 }
 
@@ -831,7 +855,7 @@ impl ConnTable {
             (cfg.event_queue > 0).then(|| Mutex::new(VecDeque::with_capacity(cfg.event_queue)));
         ConnTable {
             map: SlotIndex::new(shards),
-            hints: HintTable::new(capacity),
+            hints: HintTable::new(capacity, hasher.key.rotate_left(17) ^ 0x6a09_e667_f3bc_c909),
             bysrc: DashMap::with_hasher_and_shard_amount(hasher, shards),
             chunks: chunks.into_boxed_slice(),
             capacity: capacity as u32,
@@ -952,10 +976,12 @@ impl ConnTable {
     /// The lock-free hint table is tried first (see [`HintTable`]); the
     /// index only on a miss, and a live entry found there is hinted.
     pub fn lookup(&self, t: &Tuple, now: Timestamp) -> Option<ConnRef<'_>> {
-        let h = self.hasher.hash_one(t);
-        let (s, idx, dir, gl) = match self.hinted(h, t) {
+        let packed = t.pack();
+        let hh = self.hints.hash(packed);
+        let (s, idx, dir, gl) = match self.hinted(hh, packed) {
             Some(hit) => hit,
             None => {
+                let h = self.hasher.hash_one(t);
                 let v = {
                     let shard = self.map.shard(h).read().unwrap_or_else(|e| e.into_inner());
                     *shard.find(h, |&v| self.key_of(v) == *t)?
@@ -966,7 +992,7 @@ impl ConnTable {
                 if gl & LIVE == 0 || s.tuple(dir) != *t {
                     return None;
                 }
-                self.hints.set(h, v);
+                self.hints.set(hh, v);
                 (s, idx, dir, gl)
             }
         };
@@ -983,7 +1009,7 @@ impl ConnTable {
         })
     }
 
-    /// The hinted entry for `t` (hash `h`): (slot, its index, direction,
+    /// The hinted entry for the packed tuple (hint hash `h`): (slot, its index, direction,
     /// generation word) if the slot is live and holds `t` in that direction, read as a
     /// seqlock against reuse: `confirm` writes a reused slot's tuples only
     /// after a release fence that follows (through the free list's lock) the
@@ -991,7 +1017,7 @@ impl ConnTable {
     /// here before the acquire fence imply the second generation read sees
     /// the bump.
     #[inline]
-    fn hinted(&self, h: u64, t: &Tuple) -> Option<(&Slot, u32, Dir, u32)> {
+    fn hinted(&self, h: u64, packed: (u64, u64)) -> Option<(&Slot, u32, Dir, u32)> {
         let v = self.hints.get(h)?;
         let (idx, dir) = (v >> 1, dir_of(v));
         let s = self.slot(idx);
@@ -1005,7 +1031,7 @@ impl ConnTable {
         let (a, b) = (s.tuples[i].load(Relaxed), s.tuples[i + 1].load(Relaxed));
         std::sync::atomic::fence(Acquire);
         let again = s.gen_live.load(Relaxed);
-        (again == gl && (a, b) == t.pack()).then_some((s, idx, dir, gl))
+        (again == gl && (a, b) == packed).then_some((s, idx, dir, gl))
     }
 
     /// The conntrack hook in one call: lookup (or RELATED lookup), protocol
