@@ -441,6 +441,7 @@ pub enum PacketKey {
 
 /// Reads the tuple of the packet (an IPv4 packet, not a fragment: reassemble
 /// first). `Err` only when the IP header itself is malformed.
+#[inline]
 pub fn classify(packet: &[u8]) -> Result<PacketKey, crate::wire::WireError> {
     let ip = Ipv4Packet::new_checked(packet)?;
     if ip.frag_offset() != 0 {

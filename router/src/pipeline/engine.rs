@@ -36,7 +36,7 @@ use crate::wire::vnet::VnetHdr;
 use crate::wire::{build, checksum, icmp};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 /// One gateway interface as the pipeline sees it.
 #[derive(Debug, Clone)]
@@ -89,16 +89,48 @@ pub struct PipelineConfig {
 }
 
 /// Per-worker mutable state. Each worker locks only its own, so the lock is
-/// never contended.
+/// never contended; and only when a packet needs it (a random number, a
+/// packet the gateway originates): an established flow's packets do not
+/// take it at all (the lock and unlock were ~5 % of their cost).
 struct WorkerState {
     rng: Rng,
     ip_id: u16,
-    rules: Arc<CompiledRuleset>,
-    generation: u64,
     /// Scratch for packets the gateway originates (ICMP errors, resets,
     /// echo replies); reused, so the packet path does not allocate.
     scratch: Vec<u8>,
 }
+
+/// A worker's state, locked on first use and held until the packet is done.
+struct LazyWorker<'p> {
+    slot: &'p Mutex<WorkerState>,
+    guard: Option<MutexGuard<'p, WorkerState>>,
+}
+
+impl<'p> LazyWorker<'p> {
+    fn get(&mut self) -> &mut WorkerState {
+        let slot = self.slot;
+        self.guard
+            .get_or_insert_with(|| slot.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// The ruleset a thread last used, by pipeline and generation: a packet
+/// borrows it from here without a lock or an atomic read-modify-write, and
+/// takes the pipeline's read lock only after a ruleset swap (or when the
+/// thread serves another pipeline). It is moved out for the packet and put
+/// back after, so a nested traversal (none today) would only miss.
+struct CachedRules {
+    pipeline: u64,
+    generation: u64,
+    rules: Arc<CompiledRuleset>,
+}
+
+thread_local! {
+    static RULES: std::cell::Cell<Option<CachedRules>> = const { std::cell::Cell::new(None) };
+}
+
+/// Source of [`Pipeline::uid`]: never reused, unlike an address.
+static NEXT_PIPELINE_UID: AtomicU64 = AtomicU64::new(1);
 
 /// Counters the pipeline keeps itself (drops of packets it originated, and
 /// events that are not verdicts).
@@ -118,6 +150,8 @@ pub struct Pipeline {
     recent: RecentTables,
     rules: RwLock<Arc<CompiledRuleset>>,
     generation: AtomicU64,
+    /// Identifies this pipeline in the per-thread ruleset cache.
+    uid: u64,
     workers: Vec<Mutex<WorkerState>>,
     stats: PipelineStats,
     /// IPv4 reassembly (shared; fragments are rare).
@@ -158,8 +192,6 @@ impl Pipeline {
                 Mutex::new(WorkerState {
                     rng: Rng::new(seed ^ (w as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
                     ip_id: (seed as u16).wrapping_add(w as u16 * 7919),
-                    rules: compiled.clone(),
-                    generation: 1,
                     scratch: Vec::with_capacity(2048),
                 })
             })
@@ -171,6 +203,7 @@ impl Pipeline {
             recent: RecentTables::default(),
             rules: RwLock::new(compiled),
             generation: AtomicU64::new(1),
+            uid: NEXT_PIPELINE_UID.fetch_add(1, Ordering::Relaxed),
             workers: ws,
 
             stats: PipelineStats::default(),
@@ -287,25 +320,39 @@ impl Pipeline {
         allowed
     }
 
-    fn with_worker<R>(&self, worker: usize, f: impl FnOnce(&mut WorkerState) -> R) -> R {
-        let slot = &self.workers[worker % self.workers.len()];
-        let mut ws = slot.lock().unwrap_or_else(|e| e.into_inner());
+    /// Runs `f` with the ruleset in force and `worker`'s state (locked
+    /// lazily, see [`WorkerState`]).
+    fn with_worker<R>(
+        &self,
+        worker: usize,
+        f: impl FnOnce(&CompiledRuleset, LazyWorker<'_>) -> R,
+    ) -> R {
+        let ws = LazyWorker {
+            slot: &self.workers[worker % self.workers.len()],
+            guard: None,
+        };
         let g = self.generation.load(Ordering::Acquire);
-        if ws.generation != g {
-            ws.rules = self.ruleset();
-            ws.generation = g;
-        }
-        f(&mut ws)
+        let cached = match RULES.with(std::cell::Cell::take) {
+            Some(c) if c.pipeline == self.uid && c.generation == g => c,
+            _ => CachedRules {
+                pipeline: self.uid,
+                generation: g,
+                rules: self.ruleset(),
+            },
+        };
+        let r = f(&cached.rules, ws);
+        RULES.with(|c| c.set(Some(cached)));
+        r
     }
 }
 
 /// The kernel's `-m addrtype` and LOG hooks for one packet.
-struct PEnv<'a> {
+struct PEnv<'a, 'p> {
     p: &'a Pipeline,
-    rng: &'a mut Rng,
+    ws: &'a mut LazyWorker<'p>,
 }
 
-impl Env for PEnv<'_> {
+impl Env for PEnv<'_, '_> {
     fn addr_type(&self, addr: u32, iface: Option<&str>) -> AddrTypes {
         const UNICAST: u16 = 1 << 1;
         const LOCAL: u16 = 1 << 2;
@@ -333,7 +380,7 @@ impl Env for PEnv<'_> {
     }
 
     fn random_u32(&mut self) -> u32 {
-        self.rng.next_u32()
+        self.ws.get().rng.next_u32()
     }
 
     fn log(&mut self, t: &LogTarget, pkt: &PacketFields<'_>, mark: u32) {
@@ -512,22 +559,28 @@ impl Binding {
     /// ORIGINAL packet's SRC manip needs SRC_NAT; a REPLY packet's SRC manip
     /// undoes DST_NAT). ICMP errors get outer and embedded headers rewritten.
     fn apply(&self, pkt: &mut [u8], partial: bool, manip: Manip) {
-        let src = matches!(manip, Manip::Src) != (self.dir == Dir::Reply);
-        let needed = if src {
-            self.status.src_nat()
-        } else {
-            self.status.dst_nat()
-        };
-        if needed {
+        if nat_needed(self.status, self.dir, manip) {
             let _ = nat::translate(pkt, partial, &self.target, manip);
         }
+    }
+}
+
+/// Whether a packet in `dir` of a connection with `status` has its `manip`
+/// half rewritten (see [`Binding::apply`]).
+#[inline]
+fn nat_needed(status: Status, dir: Dir, manip: Manip) -> bool {
+    if matches!(manip, Manip::Src) != (dir == Dir::Reply) {
+        status.src_nat()
+    } else {
+        status.dst_nat()
     }
 }
 
 /// Everything one traversal carries along.
 struct Trav<'p, 'w> {
     p: &'p Pipeline,
-    ws: &'w mut WorkerState,
+    rules: &'w CompiledRuleset,
+    ws: LazyWorker<'p>,
     worker: usize,
     now: Timestamp,
 }
@@ -602,7 +655,7 @@ const fn unreach(code: u8) -> IcmpSpec {
     }
 }
 
-impl<'p> Trav<'p, '_> {
+impl<'p: 'w, 'w> Trav<'p, 'w> {
     /// Walks `table` at `hook`; the packet's view of interfaces is the flow's
     /// (`in_name` is empty past routing, `out_name` before it).
     fn walk(
@@ -611,9 +664,8 @@ impl<'p> Trav<'p, '_> {
         hook: Hook,
         pkt: &[u8],
         flow: &mut Flow<'p>,
-    ) -> TableVerdict {
-        let ws = &mut *self.ws;
-        let rules: &CompiledRuleset = &ws.rules;
+    ) -> TableVerdict<'w> {
+        let rules = self.rules;
         // A built-in chain with no rules only counts its policy: skip the
         // parse and the connection lookup (most hooks of most rulesets).
         let h = rules.hook(table, hook);
@@ -644,9 +696,8 @@ impl<'p> Trav<'p, '_> {
         };
         let now = self.now;
         let conn = &flow.conn;
-        let make_state = || conn.state_bits();
         let make_full = || conn.info(now);
-        let ct = LazyCt::new(&make_state, &make_full);
+        let ct = LazyCt::with_state(conn.state_bits(), &make_full);
         let w = Walk {
             rs: rules,
             worker: self.worker,
@@ -657,7 +708,7 @@ impl<'p> Trav<'p, '_> {
         flow.marks.ctmark_changed = false;
         let mut env = PEnv {
             p: self.p,
-            rng: &mut ws.rng,
+            ws: &mut self.ws,
         };
         let v = w.run(table, hook, &f, &ct, &mut flow.marks, &mut env);
         if flow.marks.ctmark_changed {
@@ -667,7 +718,37 @@ impl<'p> Trav<'p, '_> {
     }
 
     /// Runs a filter-like table; REJECT emits the answer.
+    ///
+    /// Most hooks of most rulesets are a built-in chain without rules and an
+    /// ACCEPT policy, or no chain at all: those are decided here, inline,
+    /// with the policy counter bumped as the walk would (an established
+    /// flow passes seven such table/hook pairs per packet).
+    #[inline(always)]
     fn filter_step(
+        &mut self,
+        table: TableKind,
+        hook: Hook,
+        pkt: &mut [u8],
+        flow: &mut Flow<'p>,
+        out: &mut dyn Emit,
+    ) -> Result<(), DropReason> {
+        let h = self.rules.hook(table, hook);
+        // A pending MSS clamp (left by a nat-table TCPMSS) is applied by
+        // the next step's tail: take the full step then.
+        if flow.marks.set_mss == 0 {
+            if h.chain.is_none() {
+                return Ok(());
+            }
+            if h.empty && !h.policy_drop {
+                let len = u16::from_be_bytes([pkt[2], pkt[3]]) as u64;
+                self.rules.counters.bump(self.worker, h.policy_slot, len);
+                return Ok(());
+            }
+        }
+        self.filter_step_walk(table, hook, pkt, flow, out)
+    }
+
+    fn filter_step_walk(
         &mut self,
         table: TableKind,
         hook: Hook,
@@ -720,11 +801,11 @@ impl<'p> Trav<'p, '_> {
     fn reject(&mut self, pkt: &[u8], with: RejectWith, flow: &Flow<'p>, out: &mut dyn Emit) {
         let attach = flow.conn.answer();
         if with == RejectWith::TcpReset {
-            let mut buf = std::mem::take(&mut self.ws.scratch);
+            let mut buf = std::mem::take(&mut self.ws.get().scratch);
             if build::tcp_reset(pkt, &mut buf) {
                 self.output(&mut buf, attach, out);
             }
-            self.ws.scratch = buf;
+            self.ws.get().scratch = buf;
             return;
         }
         let code = match with {
@@ -762,9 +843,9 @@ impl<'p> Trav<'p, '_> {
         if src == 0 {
             return;
         }
-        self.ws.ip_id = self.ws.ip_id.wrapping_add(1);
-        let id = self.ws.ip_id;
-        let mut buf = std::mem::take(&mut self.ws.scratch);
+        self.ws.get().ip_id = self.ws.get().ip_id.wrapping_add(1);
+        let id = self.ws.get().ip_id;
+        let mut buf = std::mem::take(&mut self.ws.get().scratch);
         let built = build::icmp_error(
             pkt,
             src.into(),
@@ -777,7 +858,7 @@ impl<'p> Trav<'p, '_> {
         if built && self.p.icmp_allowed(self.now, src_of(pkt), spec.ty) {
             self.output(&mut buf, attach, out);
         }
-        self.ws.scratch = buf;
+        self.ws.get().scratch = buf;
     }
 
     /// The OUTPUT path for a packet the gateway originates. `attach`: the NAT
@@ -857,7 +938,10 @@ impl<'p> Trav<'p, '_> {
         Ok(())
     }
 
-    /// Conntrack lookup for a (reassembled) packet.
+    /// Conntrack lookup for a (reassembled) packet. Inlined: the `Conn`
+    /// is built in place (returned through memory it cost a
+    /// store-forwarding stall per packet).
+    #[inline]
     fn track(&mut self, pkt: &[u8]) -> Conn<'p> {
         let Ok(key) = conntrack::classify(pkt) else {
             return Conn::None { untracked: false };
@@ -885,7 +969,7 @@ impl<'p> Trav<'p, '_> {
         if let Conn::New(_) = flow.conn {
             let v = self.walk(TableKind::Nat, hook, pkt, flow);
             let range = match v {
-                TableVerdict::Nat(t) => self.nat_range(&t, iface),
+                TableVerdict::Nat(t) => self.nat_range(t, iface),
                 TableVerdict::Drop { policy: true } => return Err(DropReason::PolicyDrop),
                 TableVerdict::Drop { policy: false } => return Err(DropReason::RuleDrop),
                 _ => None,
@@ -896,15 +980,29 @@ impl<'p> Trav<'p, '_> {
                     nc,
                     &range,
                     manip,
-                    &mut self.ws.rng,
+                    &mut self.ws.get().rng,
                     self.now,
                 )
                 .map_err(|_| DropReason::NatExhausted)?;
                 flow.binding = None;
             }
         }
-        if let Some(b) = flow.binding() {
-            b.apply(pkt, flow.partial, manip);
+        match &flow.conn {
+            // A confirmed entry's tuples and NAT bits do not change while it
+            // lives: read them at each hook, the tuple only when this hook
+            // rewrites (caching a `Binding` in the flow cost a
+            // store-forwarding stall: its 2-byte-aligned tuple was written
+            // and read back in different widths).
+            Conn::Known { conn, .. } | Conn::Related(conn) => {
+                if nat_needed(conn.status(), conn.dir(), manip) {
+                    let _ = nat::translate(pkt, flow.partial, &conn.nat_target(), manip);
+                }
+            }
+            _ => {
+                if let Some(b) = flow.binding() {
+                    b.apply(pkt, flow.partial, manip);
+                }
+            }
         }
         Ok(())
     }
@@ -982,22 +1080,22 @@ impl<'p> Trav<'p, '_> {
         let ihl = ((pkt[0] & 0x0f) as usize) * 4;
         match pkt[9] {
             1 if pkt.get(ihl) == Some(&icmp::types::ECHO_REQUEST) => {
-                self.ws.ip_id = self.ws.ip_id.wrapping_add(1);
-                let id = self.ws.ip_id;
-                let mut buf = std::mem::take(&mut self.ws.scratch);
+                self.ws.get().ip_id = self.ws.get().ip_id.wrapping_add(1);
+                let id = self.ws.get().ip_id;
+                let mut buf = std::mem::take(&mut self.ws.get().scratch);
                 if build::echo_reply(pkt, id, &mut buf) {
                     self.output(&mut buf, None, out);
                 }
-                self.ws.scratch = buf;
+                self.ws.get().scratch = buf;
                 Verdict::Consumed
             }
             1 => Verdict::Consumed,
             6 => {
-                let mut buf = std::mem::take(&mut self.ws.scratch);
+                let mut buf = std::mem::take(&mut self.ws.get().scratch);
                 if build::tcp_reset(pkt, &mut buf) {
                     self.output(&mut buf, None, out);
                 }
-                self.ws.scratch = buf;
+                self.ws.get().scratch = buf;
                 Verdict::Drop(DropReason::LocalNoListener)
             }
             17 => {
@@ -1214,9 +1312,10 @@ impl Pipeline {
         vnet: &mut VnetHdr,
         out: &mut dyn Emit,
     ) -> Verdict {
-        self.with_worker(ctx.worker, |ws| {
+        self.with_worker(ctx.worker, |rules, ws| {
             let mut t = Trav {
                 p: self,
+                rules,
                 ws,
                 worker: ctx.worker,
                 now: ctx.now,

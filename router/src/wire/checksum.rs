@@ -20,7 +20,9 @@ pub fn sum(data: &[u8], initial: u32) -> u32 {
     let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
         let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        acc += (w >> 48) + ((w >> 32) & 0xffff) + ((w >> 16) & 0xffff) + (w & 0xffff);
+        // Two 32-bit words: 2^16 = 1 in ones' complement arithmetic, so
+        // the fold below gives the sum of the four 16-bit words.
+        acc += (w >> 32) + (w & 0xffff_ffff);
     }
     let rest = chunks.remainder();
     let mut pairs = rest.chunks_exact(2);
@@ -38,6 +40,7 @@ pub fn sum(data: &[u8], initial: u32) -> u32 {
 }
 
 /// Folds a 32-bit ones'-complement accumulator to 16 bits (not complemented).
+#[inline]
 pub fn fold(mut s: u32) -> u16 {
     s = (s & 0xffff) + (s >> 16);
     s = (s & 0xffff) + (s >> 16);
@@ -62,23 +65,27 @@ pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4_len: u16) -
 }
 
 /// RFC 1624 eqn. 3: `HC' = ~(~HC + ~m + m')` for a 16-bit field change.
+#[inline]
 pub fn update16(hc: u16, old: u16, new: u16) -> u16 {
     !fold(!hc as u32 + !old as u32 + new as u32)
 }
 
 /// RFC 1624 eqn. 3 for a 32-bit field (two 16-bit words).
+#[inline]
 pub fn update32(hc: u16, old: u32, new: u32) -> u16 {
     let s = !hc as u32 + (!(old >> 16) & 0xffff) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
     !fold(s)
 }
 
 /// Partial (non-complemented) field: `S' = S - m + m'`.
+#[inline]
 pub fn update32_partial(s: u16, old: u32, new: u32) -> u16 {
     fold(s as u32 + (!(old >> 16) & 0xffff) + (!old & 0xffff) + (new >> 16) + (new & 0xffff))
 }
 
 /// Updates an L4 checksum field for an address change (pseudo-header part).
 /// `partial`: the field holds a CHECKSUM_PARTIAL pseudo-header sum.
+#[inline]
 pub fn update_addr(field: u16, old: Ipv4Addr, new: Ipv4Addr, partial: bool) -> u16 {
     let (o, n) = (u32::from(old), u32::from(new));
     if partial {
@@ -90,6 +97,7 @@ pub fn update_addr(field: u16, old: Ipv4Addr, new: Ipv4Addr, partial: bool) -> u
 
 /// Updates an L4 checksum field for a port (or ICMP id) change. A partial
 /// field is unchanged: the port lies in the part the receiver sums.
+#[inline]
 pub fn update_port(field: u16, old: u16, new: u16, partial: bool) -> u16 {
     if partial {
         field
@@ -126,6 +134,45 @@ mod tests {
         let c1i = update16(update32(c0, old, new), old16, 0xffff);
         // 0x0000 and 0xffff are the same value in ones' complement.
         assert!(c1i == c1 || (c1i ^ c1) == 0xffff && (c1 == 0 || c1 == 0xffff));
+    }
+
+    /// The word-at-a-time sum equals RFC 1071's 16-bit sum, for every
+    /// length (odd ones too), initial value, and data up to 64 KiB.
+    #[test]
+    fn sum_matches_sixteen_bit_reference() {
+        fn reference(data: &[u8], initial: u32) -> u16 {
+            let mut s = initial as u64;
+            for p in data.chunks(2) {
+                s += u16::from_be_bytes([p[0], *p.get(1).unwrap_or(&0)]) as u64;
+            }
+            while s >> 16 != 0 {
+                s = (s & 0xffff) + (s >> 16);
+            }
+            s as u16
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let data: Vec<u8> = (0..65_535)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        for len in (0..200).chain([1499, 1500, 9000, 65_535]) {
+            for initial in [0, 1, 0xffff, 0x1_2345, u32::MAX >> 1] {
+                assert_eq!(
+                    fold(sum(&data[..len], initial)),
+                    reference(&data[..len], initial),
+                    "len {len} initial {initial:#x}"
+                );
+            }
+        }
+        let ones = vec![0xffu8; 65_535];
+        assert_eq!(
+            fold(sum(&ones, u32::MAX >> 1)),
+            reference(&ones, u32::MAX >> 1)
+        );
     }
 
     #[test]

@@ -212,6 +212,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.set_checksum(c);
     }
     /// Rewrites the source address, updating the header checksum incrementally.
+    #[inline]
     pub fn rewrite_src_addr(&mut self, a: Ipv4Addr) {
         let old = self.src_addr();
         let c = checksum::update32(self.checksum(), old.into(), a.into());
@@ -219,6 +220,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.set_checksum(c);
     }
     /// Rewrites the destination address, updating the header checksum incrementally.
+    #[inline]
     pub fn rewrite_dst_addr(&mut self, a: Ipv4Addr) {
         let old = self.dst_addr();
         let c = checksum::update32(self.checksum(), old.into(), a.into());
