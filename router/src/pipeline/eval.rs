@@ -850,19 +850,21 @@ mod tests {
         t.add_user_chain("B");
         t.chain_mut("FORWARD").unwrap().policy = Some(Policy::Drop);
         let fwd = &mut t.chain_mut("FORWARD").unwrap().rules;
-        fwd.push(Rule {
-            target: Target::Jump("A".into()),
-            ..Rule::default()
-        });
-        fwd.push(dport_rule(2, 80, Target::Accept));
+        fwd.push(
+            Rule {
+                target: Target::Jump("A".into()),
+                ..Rule::default()
+            }
+            .into(),
+        );
+        fwd.push(dport_rule(2, 80, Target::Accept).into());
         let a = &mut t.chain_mut("A").unwrap().rules;
-        a.push(dport_rule(2, 22, Target::Goto("B".into())));
-        a.push(dport_rule(2, 80, Target::Return));
-        t.chain_mut("B").unwrap().rules.push(dport_rule(
-            2,
-            22,
-            Target::Reject(RejectWith::TcpReset),
-        ));
+        a.push(dport_rule(2, 22, Target::Goto("B".into())).into());
+        a.push(dport_rule(2, 80, Target::Return).into());
+        t.chain_mut("B")
+            .unwrap()
+            .rules
+            .push(dport_rule(2, 22, Target::Reject(RejectWith::TcpReset)).into());
         let c = CompiledRuleset::compile(rs, 1);
         let recent = RecentTables::default();
         assert_eq!(
@@ -897,14 +899,17 @@ mod tests {
         let t = rs.table_mut(TableKind::Filter);
         t.add_user_chain("SVC");
         t.add_user_chain("MARKER");
-        t.chain_mut("MARKER").unwrap().rules.push(Rule {
-            target: Target::Mark { value: 1, mask: 1 },
-            ..Rule::default()
-        });
+        t.chain_mut("MARKER").unwrap().rules.push(
+            Rule {
+                target: Target::Mark { value: 1, mask: 1 },
+                ..Rule::default()
+            }
+            .into(),
+        );
         t.chain_mut("SVC")
             .unwrap()
             .rules
-            .push(dport_rule(5, 5, Target::Drop));
+            .push(dport_rule(5, 5, Target::Drop).into());
         let mut rules = Vec::new();
         for _ in 0..400 {
             let dst = env.random_u32() % 12;
@@ -924,14 +929,17 @@ mod tests {
                     invert: true,
                 };
             }
-            rules.push(r);
+            rules.push(r.into());
             if env.random_u32().is_multiple_of(50) {
                 // Something unkeyed breaks the run.
-                rules.push(Rule {
-                    proto: 17,
-                    target: Target::Accept,
-                    ..Rule::default()
-                });
+                rules.push(
+                    Rule {
+                        proto: 17,
+                        target: Target::Accept,
+                        ..Rule::default()
+                    }
+                    .into(),
+                );
             }
         }
         t.chain_mut("FORWARD").unwrap().rules = rules;
@@ -963,17 +971,20 @@ mod tests {
             .chain_mut("FORWARD")
             .unwrap()
             .rules;
-        fwd.push(Rule {
-            matches: vec![Match::Statistic {
-                mode: StatisticMode::Nth {
-                    every: 2,
-                    packet: 0,
-                },
-                invert: false,
-            }],
-            target: Target::Drop,
-            ..Rule::default()
-        });
+        fwd.push(
+            Rule {
+                matches: vec![Match::Statistic {
+                    mode: StatisticMode::Nth {
+                        every: 2,
+                        packet: 0,
+                    },
+                    invert: false,
+                }],
+                target: Target::Drop,
+                ..Rule::default()
+            }
+            .into(),
+        );
         let c = CompiledRuleset::compile(rs, 1);
         let recent = RecentTables::default();
         let pkt = tcp_packet(1, 2, 3, 4, 2);

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt::Write;
+use std::sync::Arc;
 
 use super::parse::{parse_command, Command, Op};
 use super::print::{list, list_rules, save_table, ListFormat};
@@ -301,6 +302,7 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
                             (p - 1, true)
                         }
                     };
+                    let rule = Arc::new(rule);
                     let old = if replace {
                         Some(std::mem::replace(&mut t.chains[ci].rules[pos], rule))
                     } else {
@@ -421,7 +423,9 @@ fn zero(
             .rules
             .get_mut(n.wrapping_sub(1))
             .ok_or_else(|| other("Index of zeroing too big."))?;
-        r.counters = Counters::default();
+        if r.counters != Counters::default() {
+            Arc::make_mut(r).counters = Counters::default();
+        }
         return Ok(());
     }
     let order: Vec<String> = t.chains_listed().iter().map(|c| c.name.clone()).collect();
@@ -436,7 +440,9 @@ fn zero(
         let c = &mut t.chains[i];
         c.counters = Counters::default();
         for r in &mut c.rules {
-            r.counters = Counters::default();
+            if r.counters != Counters::default() {
+                Arc::make_mut(r).counters = Counters::default();
+            }
         }
     }
     Ok(())
@@ -724,7 +730,7 @@ fn exec_restore(rs: &mut Ruleset, mut cmd: Command, out: &mut String) -> Result<
                 _ => return Err(no_target(t, j)),
             }
         }
-        t.chains[ci].rules.push(rule);
+        t.chains[ci].rules.push(Arc::new(rule));
         return Ok(());
     }
     exec(rs, &cmd, out)
