@@ -38,10 +38,11 @@ pub fn call(
         tool,
         args: args.to_vec(),
         stdin,
+        stdin_raw: None,
     };
     // A server that refuses the peer answers without reading the request;
     // the write may then fail (EPIPE) while the answer is waiting: read it.
-    let sent = proto::write_frame(&mut s, &req);
+    let sent = proto::write_request(&mut s, &req);
     let mut first = true;
     loop {
         match proto::read_frame::<_, Response>(&mut s) {

@@ -381,6 +381,7 @@ mod tests {
             tool,
             args: args.iter().map(|s| s.to_string()).collect(),
             stdin: stdin.map(str::to_string),
+            stdin_raw: None,
         };
         h.handle(&req, &mut |_| true)
     }

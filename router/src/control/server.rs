@@ -230,7 +230,7 @@ fn serve_one(mut stream: UnixStream, cfg: &ServerConfig, handler: &dyn Handler) 
         );
         return;
     }
-    let req: Request = match proto::read_frame(&mut stream) {
+    let req: Request = match proto::read_request(&mut stream) {
         Ok(Some(r)) => r,
         Ok(None) => return,
         Err(e) => {
@@ -337,6 +337,7 @@ mod tests {
             tool: Tool::Iptables,
             args: vec![],
             stdin: None,
+            stdin_raw: None,
         };
         proto::write_frame(&mut s, &req).unwrap();
         let r: Response = proto::read_frame(&mut s).unwrap().unwrap();
