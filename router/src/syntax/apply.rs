@@ -85,7 +85,7 @@ pub fn verbose_rule(r: &Rule) -> String {
         Some(false) => "-f",
         None => "--",
     };
-    let ifn = |i: &Option<Iface>| match i {
+    let ifn = |i: &Option<Box<Iface>>| match i {
         Some(i) => format!(
             "{}{}{}",
             if i.invert { "!" } else { "" },
