@@ -186,6 +186,38 @@ pub fn write_request<W: Write>(w: &mut W, req: &Request) -> io::Result<()> {
     w.flush()
 }
 
+/// Writes a request whose standard input is the next `n` bytes of `input`
+/// (a regular file: the kernel copies it to the socket, `sendfile`, and the
+/// client never holds it in memory). `req.stdin` must be `None`.
+pub fn write_request_from<W: Write, I: Read>(
+    w: &mut W,
+    req: &Request,
+    input: &mut I,
+    n: u32,
+) -> io::Result<()> {
+    if n > MAX_FRAME || req.stdin.is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("input of {n} bytes exceeds the frame limit"),
+        ));
+    }
+    let head = Request {
+        stdin_raw: Some(n),
+        ..req.clone()
+    };
+    let body = serde_json::to_vec(&head).map_err(io::Error::other)?;
+    w.write_all(&(body.len() as u32).to_be_bytes())?;
+    w.write_all(&body)?;
+    let sent = io::copy(&mut input.take(n as u64), w)?;
+    if sent != n as u64 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("input ended after {sent} of {n} bytes"),
+        ));
+    }
+    w.flush()
+}
+
 /// Reads a request written by [`write_request`] (or a plain frame with
 /// `stdin` inline); `Ok(None)` on a clean end of stream.
 pub fn read_request<R: Read>(r: &mut R) -> Result<Option<Request>, FrameError> {
@@ -277,6 +309,19 @@ mod tests {
             read_request(&mut &cut[..]),
             Err(FrameError::Truncated)
         ));
+        // From a reader (a file, in the client): same bytes on the wire.
+        let text = r.stdin.clone().unwrap();
+        let head = Request {
+            stdin: None,
+            ..r.clone()
+        };
+        let mut from = Vec::new();
+        write_request_from(&mut from, &head, &mut text.as_bytes(), text.len() as u32).unwrap();
+        assert_eq!(from, buf);
+        assert!(
+            write_request_from(&mut Vec::new(), &head, &mut &b"short"[..], 9).is_err(),
+            "a short input is an error, not a short request"
+        );
         let mut bad = buf.clone();
         let n = bad.len();
         bad[n - 1] = 0xff;
