@@ -154,9 +154,10 @@ impl GatewayHandler {
             }
         }
         let text = stdin.unwrap_or("");
-        let text = match only {
-            Some(t) => only_table(text, t),
-            None => text.to_string(),
+        // (No copy of the whole input unless -T cuts a table out of it.)
+        let text: std::borrow::Cow<'_, str> = match only {
+            Some(t) => only_table(text, t).into(),
+            None => text.into(),
         };
         let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         // All or nothing: the restore works on the snapshot, a copy; a

@@ -202,7 +202,9 @@ pub struct CompiledRuleset {
     pub source: Ruleset,
     pub tables: Vec<CTable>,
     pub counters: CounterRows,
-    /// Counters each slot started from (restored `[p:b]`, or carried over).
+    /// Counters each slot started from (restored `[p:b]`, or carried over);
+    /// only as long as the last slot that started from non-zero (a restore
+    /// without counters allocates none of it).
     base: Vec<Counters>,
 }
 
@@ -227,14 +229,14 @@ impl CompiledRuleset {
                 }
                 let policy_slot = nslots;
                 nslots += 1;
-                base.push(ch.counters);
+                set_base(&mut base, policy_slot, ch.counters);
                 let rules: Vec<CRule> = ch
                     .rules
                     .iter()
                     .map(|r| {
                         let slot = nslots;
                         nslots += 1;
-                        base.push(r.counters);
+                        set_base(&mut base, slot, r.counters);
                         let resolve = |name: &str| t.chain_index(name).unwrap_or(0) as u32;
                         let target = match &r.target {
                             Target::None => CTarget::None,
@@ -417,6 +419,17 @@ impl CompiledRuleset {
                 }
             }
         }
+    }
+}
+
+/// Records a slot's starting counters; zero ones cost nothing.
+fn set_base(base: &mut Vec<Counters>, slot: u32, c: Counters) {
+    if c != Counters::default() {
+        let i = slot as usize;
+        if base.len() <= i {
+            base.resize(i + 1, Counters::default());
+        }
+        base[i] = c;
     }
 }
 
