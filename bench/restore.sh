@@ -5,6 +5,8 @@
 # probe stream across the swap. The kernel's iptables-restore of the same
 # file into a scratch namespace is timed in the same run.
 # Last line: restore_ms=X max_gap_ms=Y        Usage: sudo bench/restore.sh [SERVICES=10000]
+# TUNGATE_BIN=/path/to/tungate runs that binary instead of building this tree
+# (to compare two builds, run them interleaved).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=${1:-10000}
@@ -20,7 +22,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-(cd "$ROOT" && cargo build --release -p tungate) >&2
+if [ -z "${TUNGATE_BIN:-}" ]; then
+    (cd "$ROOT" && cargo build --release -p tungate) >&2
+fi
+BIN=${TUNGATE_BIN:-$ROOT/target/release/tungate}
 python3 "$ROOT/bench/kube-gen" 10 4 > "$TMP/kube-10.v4"
 python3 "$ROOT/bench/kube-gen" "$N" 4 > "$TMP/kube-big.v4"
 echo "ruleset: $N services x 4 endpoints, $(grep -c '^-A' "$TMP/kube-big.v4") rules, $(wc -c < "$TMP/kube-big.v4") bytes" >&2
@@ -32,7 +37,7 @@ start_tungate_ctl() {
     "$ROOT/netns-scripts/topo.sh" config "$P" cgs "$TMP/kube-10.v4" "$(nproc)" > "$TMP/body.toml"
     { echo "control_socket = \"$CTL\""; cat "$TMP/body.toml"; } > "$TMP/tungate.toml"
     TUNGATE_LOG=$TMP/tungate.log
-    NO_COLOR=1 "$ROOT/target/release/tungate" run --config "$TMP/tungate.toml" 2> "$TUNGATE_LOG" &
+    NO_COLOR=1 "$BIN" run --config "$TMP/tungate.toml" 2> "$TUNGATE_LOG" &
     TUNGATE_PID=$!
     for _ in $(seq 100); do
         grep -q "tungate running" "$TUNGATE_LOG" && return 0
@@ -54,13 +59,13 @@ ip netns exec "$P-c" python3 "$ROOT/bench/tools/udpgap.py" send 10.2.0.2 9999 50
 SEND=$!
 sleep 2
 t0=$(date +%s%N)
-"$ROOT/target/release/tungate" iptables-restore --ctl "$CTL" < "$TMP/kube-big.v4"
+"$BIN" iptables-restore --ctl "$CTL" < "$TMP/kube-big.v4"
 t1=$(date +%s%N)
 RESTORE_MS=$(( (t1 - t0) / 1000000 ))
 # A second swap: one endpoint removed from the first service.
 sed '0,/-j DNAT --to-destination/{/-j DNAT --to-destination/d}' "$TMP/kube-big.v4" > "$TMP/kube-big-2.v4"
 t0=$(date +%s%N)
-"$ROOT/target/release/tungate" iptables-restore --ctl "$CTL" < "$TMP/kube-big-2.v4" || true
+"$BIN" iptables-restore --ctl "$CTL" < "$TMP/kube-big-2.v4" || true
 t1=$(date +%s%N)
 RESTORE2_MS=$(( (t1 - t0) / 1000000 ))
 wait "$SEND" "$IPERF" || true
@@ -68,7 +73,7 @@ wait "$RECV" || true
 GAP=$(sed -n 's/.*max_gap_ms=\([0-9.]*\).*/\1/p' "$TMP/gap.txt")
 echo "probe stream: $(cat "$TMP/gap.txt")" >&2
 echo "iperf3 during the swaps: $(grep receiver "$TMP/iperf.txt" | tail -1)" >&2
-RULES_LIVE=$("$ROOT/target/release/tungate" iptables-save --ctl "$CTL" | grep -c '^-A' || true)
+RULES_LIVE=$("$BIN" iptables-save --ctl "$CTL" | grep -c '^-A' || true)
 
 # The kernel, same file, scratch namespace.
 ip netns add "$P-k"

@@ -277,6 +277,7 @@ fn random_request(rng: &mut Rng, dumps: &[String]) -> Request {
         tool,
         args,
         stdin,
+        stdin_raw: None,
     }
 }
 
@@ -341,6 +342,7 @@ fn save_all(h: &GatewayHandler) -> String {
             tool: Tool::IptablesSave,
             args: vec!["-c".into()],
             stdin: None,
+            stdin_raw: None,
         },
     );
     assert_eq!(r.status, 0, "iptables-save -c failed: {}", r.stderr);

@@ -19,6 +19,22 @@ pub fn run(tool: Tool, mut args: Vec<String>) -> ExitCode {
         args.drain(..2);
     }
     let path = client::socket_path(ctl.as_deref());
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    let mut print = |r: &crate::control::proto::Response| {
+        let _ = out.write_all(r.stdout.as_bytes());
+        let _ = out.flush();
+        let _ = err.write_all(r.stderr.as_bytes());
+    };
+    if tool == Tool::IptablesRestore {
+        // Input redirected from a file: the kernel sends it to the gateway.
+        if let Some((file, len)) = stdin_file() {
+            return exit(
+                tool,
+                client::call_with_file(&path, tool, &args, file, len, print),
+            );
+        }
+    }
     let stdin = if tool == Tool::IptablesRestore {
         let mut s = String::new();
         if let Err(e) = std::io::stdin().read_to_string(&mut s) {
@@ -29,13 +45,28 @@ pub fn run(tool: Tool, mut args: Vec<String>) -> ExitCode {
     } else {
         None
     };
-    let mut out = std::io::stdout().lock();
-    let mut err = std::io::stderr().lock();
-    let result = client::call(&path, tool, &args, stdin, |r| {
-        let _ = out.write_all(r.stdout.as_bytes());
-        let _ = out.flush();
-        let _ = err.write_all(r.stderr.as_bytes());
-    });
+    exit(tool, client::call(&path, tool, &args, stdin, &mut print))
+}
+
+/// Standard input as a regular file, with the bytes left in it, when it is
+/// one (`iptables-restore < FILE`) and fits a request.
+fn stdin_file() -> Option<(std::fs::File, u32)> {
+    use std::io::Seek;
+    use std::os::fd::AsFd;
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    let mut f = std::fs::File::from(fd);
+    let meta = f.metadata().ok()?;
+    if !meta.file_type().is_file() {
+        return None;
+    }
+    let left = meta.len().checked_sub(f.stream_position().ok()?)?;
+    u32::try_from(left)
+        .ok()
+        .filter(|&n| n <= crate::control::proto::MAX_FRAME)
+        .map(|n| (f, n))
+}
+
+fn exit(tool: Tool, result: std::io::Result<i32>) -> ExitCode {
     match result {
         Ok(status) => ExitCode::from(status.clamp(0, 255) as u8),
         Err(e) => {

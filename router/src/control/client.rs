@@ -22,6 +22,46 @@ pub fn call(
     tool: Tool,
     args: &[String],
     stdin: Option<String>,
+    on_response: impl FnMut(&Response),
+) -> io::Result<i32> {
+    let req = Request {
+        version: VERSION,
+        tool,
+        args: args.to_vec(),
+        stdin,
+        stdin_raw: None,
+    };
+    exchange(path, |s| proto::write_request(s, &req), on_response)
+}
+
+/// As [`call`], with standard input the next `len` bytes of a file, which
+/// the kernel copies to the socket ([`proto::write_request_from`]): a 20 MB
+/// restore file is neither read into the client nor copied by it.
+pub fn call_with_file(
+    path: &Path,
+    tool: Tool,
+    args: &[String],
+    mut file: std::fs::File,
+    len: u32,
+    on_response: impl FnMut(&Response),
+) -> io::Result<i32> {
+    let req = Request {
+        version: VERSION,
+        tool,
+        args: args.to_vec(),
+        stdin: None,
+        stdin_raw: None,
+    };
+    exchange(
+        path,
+        |s| proto::write_request_from(s, &req, &mut file, len),
+        on_response,
+    )
+}
+
+fn exchange(
+    path: &Path,
+    send: impl FnOnce(&mut UnixStream) -> io::Result<()>,
     mut on_response: impl FnMut(&Response),
 ) -> io::Result<i32> {
     let mut s = UnixStream::connect(path).map_err(|e| {
@@ -33,15 +73,9 @@ pub fn call(
             ),
         )
     })?;
-    let req = Request {
-        version: VERSION,
-        tool,
-        args: args.to_vec(),
-        stdin,
-    };
     // A server that refuses the peer answers without reading the request;
     // the write may then fail (EPIPE) while the answer is waiting: read it.
-    let sent = proto::write_frame(&mut s, &req);
+    let sent = send(&mut s);
     let mut first = true;
     loop {
         match proto::read_frame::<_, Response>(&mut s) {

@@ -230,7 +230,7 @@ fn serve_one(mut stream: UnixStream, cfg: &ServerConfig, handler: &dyn Handler) 
         );
         return;
     }
-    let req: Request = match proto::read_frame(&mut stream) {
+    let req: Request = match proto::read_request(&mut stream) {
         Ok(Some(r)) => r,
         Ok(None) => return,
         Err(e) => {
@@ -286,6 +286,9 @@ mod tests {
     struct Echo;
     impl Handler for Echo {
         fn handle(&self, req: &Request, stream: &mut dyn FnMut(&Response) -> bool) -> Response {
+            if let Some(text) = &req.stdin {
+                return Response::ok(format!("stdin {} {}", text.len(), text.lines().count()));
+            }
             if req.args.first().map(String::as_str) == Some("stream") {
                 for i in 0..3 {
                     stream(&Response::ok(format!("event {i}\n")));
@@ -320,6 +323,40 @@ mod tests {
     }
 
     #[test]
+    fn restore_input_arrives_whole_from_text_and_from_a_file() {
+        let path = sock("stdin");
+        let _srv = Server::start(ServerConfig::new(&path), Arc::new(Echo)).unwrap();
+        // Large enough that the socket buffers fill while the server reads.
+        let text: String = (0..50_000)
+            .map(|i| format!("-A KUBE-SVC-{i} -m comment --comment \"svc {i}\" -j ACCEPT\n"))
+            .collect();
+        let want = format!("stdin {} 50000", text.len());
+        let mut got = String::new();
+        client::call(&path, Tool::IptablesRestore, &[], Some(text.clone()), |r| {
+            got.push_str(&r.stdout)
+        })
+        .unwrap();
+        assert_eq!(got, want);
+        // From a file, skipping what was already read from it.
+        let file = std::env::temp_dir().join(format!("tungate-test-{}-stdin", std::process::id()));
+        fs::write(&file, format!("# header\n{text}")).unwrap();
+        let mut f = fs::File::open(&file).unwrap();
+        std::io::Read::read_exact(&mut f, &mut [0u8; 9]).unwrap();
+        let mut got = String::new();
+        client::call_with_file(
+            &path,
+            Tool::IptablesRestore,
+            &[],
+            f,
+            text.len() as u32,
+            |r| got.push_str(&r.stdout),
+        )
+        .unwrap();
+        let _ = fs::remove_file(&file);
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn stalled_and_garbage_clients_do_not_hurt_the_server() {
         let path = sock("bad");
         let mut cfg = ServerConfig::new(&path);
@@ -337,6 +374,7 @@ mod tests {
             tool: Tool::Iptables,
             args: vec![],
             stdin: None,
+            stdin_raw: None,
         };
         proto::write_frame(&mut s, &req).unwrap();
         let r: Response = proto::read_frame(&mut s).unwrap().unwrap();

@@ -2,6 +2,10 @@
 //!
 //! Compilation happens once per ruleset replacement, off the packet path:
 //!
+//! * Rules are shared with the model, not copied: a [`CRule`] holds the
+//!   model's `Arc<Rule>`, so compiling 140,000 rules allocates no rule and a
+//!   compiled ruleset costs its indices, counters and keyed-run maps. The
+//!   model ([`CompiledRuleset::source`]) is kept whole for listings.
 //! * Chains are resolved to indices; `-j`/`-g` targets carry the chain index.
 //! * Every rule and every built-in policy gets a slot in a counter array that
 //!   is **per worker** (`counters[worker][slot]`), so workers never contend on
@@ -20,6 +24,10 @@
 //!   the linear walk.
 //! * Per-rule state the kernel keeps (statistic nth counters, limit buckets)
 //!   lives here, next to the rule.
+//! * Counters across a replacement: [`CompiledRuleset::carry_counters`] moves
+//!   the live counts of what a change kept (tables it did not touch, rules
+//!   that are still the same objects) into the new model, by identity, in
+//!   one pass; [`CompiledRuleset::snapshot`] copies only what counted.
 #![forbid(unsafe_code)]
 
 use crate::ruleset::{
@@ -27,7 +35,7 @@ use crate::ruleset::{
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Smallest run worth a hash map.
 const MIN_RUN: usize = 6;
@@ -53,7 +61,8 @@ pub struct RuleState {
 
 #[derive(Debug)]
 pub struct CRule {
-    pub rule: Rule,
+    /// Shared with the model the ruleset was compiled from.
+    pub rule: Arc<Rule>,
     pub target: CTarget,
     /// Slot in the counter rows.
     pub slot: u32,
@@ -148,6 +157,19 @@ impl CounterRows {
         c
     }
 
+    /// Whether no worker counted anything in `slot`.
+    pub fn is_zero(&self, slot: u32) -> bool {
+        if self.slots == 0 {
+            return true;
+        }
+        (0..self.rows).all(|w| {
+            let i = (w * self.slots + slot as usize) * 2;
+            self.cells
+                .get(i)
+                .is_none_or(|p| p.load(Ordering::Relaxed) == 0)
+        })
+    }
+
     /// Zeroes one slot in every row.
     pub fn zero(&self, slot: u32) {
         for w in 0..self.rows {
@@ -180,10 +202,10 @@ pub struct CompiledRuleset {
     pub source: Ruleset,
     pub tables: Vec<CTable>,
     pub counters: CounterRows,
-    /// Counters each slot started from (restored `[p:b]`, or carried over).
+    /// Counters each slot started from (restored `[p:b]`, or carried over);
+    /// only as long as the last slot that started from non-zero (a restore
+    /// without counters allocates none of it).
     base: Vec<Counters>,
-    /// (table, chain, rule) of each slot; rule == u32::MAX for policies.
-    slot_owner: Vec<(TableKind, u32, u32)>,
 }
 
 impl CompiledRuleset {
@@ -195,7 +217,7 @@ impl CompiledRuleset {
     /// As [`compile`](Self::compile); `keyed_runs: false` keeps every chain a
     /// plain linear walk (the reference the keyed form is tested against).
     pub fn compile_with(source: Ruleset, workers: usize, keyed_runs: bool) -> CompiledRuleset {
-        let mut slot_owner = Vec::new();
+        let mut nslots = 0u32;
         let mut base = Vec::new();
         let mut tables = Vec::new();
         for t in source.tables() {
@@ -205,17 +227,16 @@ impl CompiledRuleset {
                 if let Some(h) = ch.hook {
                     hook_chain[h as usize] = Some(ci as u32);
                 }
-                let policy_slot = slot_owner.len() as u32;
-                slot_owner.push((t.kind, ci as u32, u32::MAX));
-                base.push(ch.counters);
+                let policy_slot = nslots;
+                nslots += 1;
+                set_base(&mut base, policy_slot, ch.counters);
                 let rules: Vec<CRule> = ch
                     .rules
                     .iter()
-                    .enumerate()
-                    .map(|(ri, r)| {
-                        let slot = slot_owner.len() as u32;
-                        slot_owner.push((t.kind, ci as u32, ri as u32));
-                        base.push(r.counters);
+                    .map(|r| {
+                        let slot = nslots;
+                        nslots += 1;
+                        set_base(&mut base, slot, r.counters);
                         let resolve = |name: &str| t.chain_index(name).unwrap_or(0) as u32;
                         let target = match &r.target {
                             Target::None => CTarget::None,
@@ -267,7 +288,7 @@ impl CompiledRuleset {
                 hook_chain,
             });
         }
-        let counters = CounterRows::new(workers, slot_owner.len());
+        let counters = CounterRows::new(workers, nslots as usize);
         let mut hooks = [[HookInfo::default(); 5]; 5];
         for t in &tables {
             for (h, ci) in t.hook_chain.iter().enumerate() {
@@ -288,7 +309,6 @@ impl CompiledRuleset {
             tables,
             counters,
             base,
-            slot_owner,
         }
     }
 
@@ -319,18 +339,97 @@ impl CompiledRuleset {
     }
 
     /// The model with live counters filled in, for listings and saves.
+    ///
+    /// The copy shares everything with the model but the tables, and in them
+    /// the rules, whose counters moved since this ruleset was installed.
     pub fn snapshot(&self) -> Ruleset {
         let mut rs = self.source.clone();
-        for (slot, &(kind, ci, ri)) in self.slot_owner.iter().enumerate() {
-            let c = self.slot_counters(slot as u32);
-            let ch = &mut rs.table_mut_unmarked(kind).chains[ci as usize];
-            if ri == u32::MAX {
-                ch.counters = c;
-            } else if let Some(r) = ch.rules.get_mut(ri as usize) {
-                r.counters = c;
-            }
+        for kind in TableKind::ALL {
+            self.live_table_into(&mut rs, kind);
         }
         rs
+    }
+
+    /// Writes the live counters of table `kind` into `rs`, which holds that
+    /// table as this ruleset was compiled from it (same chains and rules).
+    fn live_table_into(&self, rs: &mut Ruleset, kind: TableKind) {
+        let ct = self.table(kind);
+        let moved = ct.chains.iter().any(|c| {
+            !self.counters.is_zero(c.policy_slot)
+                || c.rules.iter().any(|r| !self.counters.is_zero(r.slot))
+        });
+        if !moved {
+            return;
+        }
+        let t = rs.table_mut_unmarked(kind);
+        for (cc, ch) in ct.chains.iter().zip(t.chains.iter_mut()) {
+            if !self.counters.is_zero(cc.policy_slot) {
+                ch.counters = self.slot_counters(cc.policy_slot);
+            }
+            for (cr, r) in cc.rules.iter().zip(ch.rules.iter_mut()) {
+                if !self.counters.is_zero(cr.slot) {
+                    Arc::make_mut(r).counters = self.slot_counters(cr.slot);
+                }
+            }
+        }
+    }
+
+    /// After a restore built `rs` from this ruleset's model (`rs` started as
+    /// a copy of [`source`](Self::source)), carries the live counters over to
+    /// what stayed: tables the restore did not name (still shared with the
+    /// model), and with `noflush`, the rules of named tables that stayed
+    /// (the same rule objects as here; found by identity, one hash lookup
+    /// per rule) and the policy counters the input did not set.
+    pub fn carry_counters(&self, rs: &mut Ruleset, noflush: bool) {
+        for kind in TableKind::ALL {
+            if rs.shares_table(&self.source, kind) {
+                self.live_table_into(rs, kind);
+                continue;
+            }
+            if !noflush || !rs.is_present(kind) {
+                continue;
+            }
+            let ct = self.table(kind);
+            let old = self.source.table(kind);
+            let mut by_rule: HashMap<*const Rule, u32> = HashMap::new();
+            for cr in ct.chains.iter().flat_map(|c| c.rules.iter()) {
+                if !self.counters.is_zero(cr.slot) {
+                    by_rule.insert(Arc::as_ptr(&cr.rule), cr.slot);
+                }
+            }
+            let t = rs.table_mut_unmarked(kind);
+            for ch in t.chains.iter_mut() {
+                if let Some(h) = ch.hook {
+                    if let Some(ci) = ct.hook_chain[h as usize] {
+                        let cc = &ct.chains[ci as usize];
+                        if ch.counters == old.chains[ci as usize].counters
+                            && !self.counters.is_zero(cc.policy_slot)
+                        {
+                            ch.counters = self.slot_counters(cc.policy_slot);
+                        }
+                    }
+                }
+                if by_rule.is_empty() {
+                    continue;
+                }
+                for r in ch.rules.iter_mut() {
+                    if let Some(&slot) = by_rule.get(&Arc::as_ptr(r)) {
+                        Arc::make_mut(r).counters = self.slot_counters(slot);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Records a slot's starting counters; zero ones cost nothing.
+fn set_base(base: &mut Vec<Counters>, slot: u32, c: Counters) {
+    if c != Counters::default() {
+        let i = slot as usize;
+        if base.len() <= i {
+            base.resize(i + 1, Counters::default());
+        }
+        base[i] = c;
     }
 }
 

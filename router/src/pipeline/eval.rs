@@ -909,19 +909,21 @@ mod tests {
         t.add_user_chain("B");
         t.chain_mut("FORWARD").unwrap().policy = Some(Policy::Drop);
         let fwd = &mut t.chain_mut("FORWARD").unwrap().rules;
-        fwd.push(Rule {
-            target: Target::Jump("A".into()),
-            ..Rule::default()
-        });
-        fwd.push(dport_rule(2, 80, Target::Accept));
+        fwd.push(
+            Rule {
+                target: Target::Jump("A".into()),
+                ..Rule::default()
+            }
+            .into(),
+        );
+        fwd.push(dport_rule(2, 80, Target::Accept).into());
         let a = &mut t.chain_mut("A").unwrap().rules;
-        a.push(dport_rule(2, 22, Target::Goto("B".into())));
-        a.push(dport_rule(2, 80, Target::Return));
-        t.chain_mut("B").unwrap().rules.push(dport_rule(
-            2,
-            22,
-            Target::Reject(RejectWith::TcpReset),
-        ));
+        a.push(dport_rule(2, 22, Target::Goto("B".into())).into());
+        a.push(dport_rule(2, 80, Target::Return).into());
+        t.chain_mut("B")
+            .unwrap()
+            .rules
+            .push(dport_rule(2, 22, Target::Reject(RejectWith::TcpReset)).into());
         let c = CompiledRuleset::compile(rs, 1);
         let recent = RecentTables::default();
         assert_eq!(
@@ -956,14 +958,17 @@ mod tests {
         let t = rs.table_mut(TableKind::Filter);
         t.add_user_chain("SVC");
         t.add_user_chain("MARKER");
-        t.chain_mut("MARKER").unwrap().rules.push(Rule {
-            target: Target::Mark { value: 1, mask: 1 },
-            ..Rule::default()
-        });
+        t.chain_mut("MARKER").unwrap().rules.push(
+            Rule {
+                target: Target::Mark { value: 1, mask: 1 },
+                ..Rule::default()
+            }
+            .into(),
+        );
         t.chain_mut("SVC")
             .unwrap()
             .rules
-            .push(dport_rule(5, 5, Target::Drop));
+            .push(dport_rule(5, 5, Target::Drop).into());
         let mut rules = Vec::new();
         for _ in 0..400 {
             let dst = env.random_u32() % 12;
@@ -983,14 +988,17 @@ mod tests {
                     invert: true,
                 };
             }
-            rules.push(r);
+            rules.push(r.into());
             if env.random_u32().is_multiple_of(50) {
                 // Something unkeyed breaks the run.
-                rules.push(Rule {
-                    proto: 17,
-                    target: Target::Accept,
-                    ..Rule::default()
-                });
+                rules.push(
+                    Rule {
+                        proto: 17,
+                        target: Target::Accept,
+                        ..Rule::default()
+                    }
+                    .into(),
+                );
             }
         }
         t.chain_mut("FORWARD").unwrap().rules = rules;
@@ -1028,25 +1036,34 @@ mod tests {
             for i in 0..levels {
                 let rules = &mut t.chain_mut(&format!("C{i}")).unwrap().rules;
                 if i + 1 < levels {
-                    rules.push(Rule {
-                        target: Target::Jump(format!("C{}", i + 1)),
-                        ..Rule::default()
-                    });
+                    rules.push(
+                        Rule {
+                            target: Target::Jump(format!("C{}", i + 1)),
+                            ..Rule::default()
+                        }
+                        .into(),
+                    );
                 }
                 // A counting rule after the jump: reached once per packet
                 // only if the return lands here.
-                rules.push(Rule::default());
+                rules.push(Rule::default().into());
             }
             let fwd = t.chain_mut("FORWARD").unwrap();
             fwd.policy = Some(Policy::Drop);
-            fwd.rules.push(Rule {
-                target: Target::Jump("C0".into()),
-                ..Rule::default()
-            });
-            fwd.rules.push(Rule {
-                target: Target::Accept,
-                ..Rule::default()
-            });
+            fwd.rules.push(
+                Rule {
+                    target: Target::Jump("C0".into()),
+                    ..Rule::default()
+                }
+                .into(),
+            );
+            fwd.rules.push(
+                Rule {
+                    target: Target::Accept,
+                    ..Rule::default()
+                }
+                .into(),
+            );
             CompiledRuleset::compile(rs, 1)
         };
         let recent = RecentTables::default();
@@ -1083,17 +1100,20 @@ mod tests {
             .chain_mut("FORWARD")
             .unwrap()
             .rules;
-        fwd.push(Rule {
-            matches: vec![Match::Statistic {
-                mode: StatisticMode::Nth {
-                    every: 2,
-                    packet: 0,
-                },
-                invert: false,
-            }],
-            target: Target::Drop,
-            ..Rule::default()
-        });
+        fwd.push(
+            Rule {
+                matches: vec![Match::Statistic {
+                    mode: StatisticMode::Nth {
+                        every: 2,
+                        packet: 0,
+                    },
+                    invert: false,
+                }],
+                target: Target::Drop,
+                ..Rule::default()
+            }
+            .into(),
+        );
         let c = CompiledRuleset::compile(rs, 1);
         let recent = RecentTables::default();
         let pkt = tcp_packet(1, 2, 3, 4, 2);

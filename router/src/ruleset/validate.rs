@@ -102,8 +102,46 @@ pub(crate) fn target_rules(
     })
 }
 
+/// The jump graph: for chain `c`, `edges[start[c]..start[c + 1]]` are the
+/// chain indices its rules jump or go to, in rule order. Each name is
+/// resolved once; a name that is no user chain is the error.
+struct Jumps {
+    start: Vec<u32>,
+    edges: Vec<u32>,
+}
+
+impl Jumps {
+    fn of(&self, c: usize) -> &[u32] {
+        &self.edges[self.start[c] as usize..self.start[c + 1] as usize]
+    }
+}
+
+fn jumps(t: &Table) -> Result<Jumps, ValidateError> {
+    let mut start = Vec::with_capacity(t.chains.len() + 1);
+    let mut edges = Vec::new();
+    for c in &t.chains {
+        start.push(edges.len() as u32);
+        for (ri, r) in c.rules.iter().enumerate() {
+            if let Some(name) = r.target.chain_ref() {
+                match t.chain_index(name) {
+                    Some(j) if !t.chains[j].is_builtin() => edges.push(j as u32),
+                    _ => {
+                        return Err(ValidateError::NoSuchChain {
+                            chain: c.name.clone(),
+                            rule: ri + 1,
+                            target: name.to_string(),
+                        })
+                    }
+                }
+            }
+        }
+    }
+    start.push(edges.len() as u32);
+    Ok(Jumps { start, edges })
+}
+
 /// Hook mask from which each chain is reachable (index = chain index).
-fn reachability(t: &Table) -> Vec<u8> {
+fn reachability(t: &Table, g: &Jumps) -> Vec<u8> {
     let mut reach = vec![0u8; t.chains.len()];
     let mut stack = Vec::new();
     for (i, c) in t.chains.iter().enumerate() {
@@ -114,14 +152,11 @@ fn reachability(t: &Table) -> Vec<u8> {
     }
     while let Some(i) = stack.pop() {
         let m = reach[i];
-        for r in &t.chains[i].rules {
-            if let Some(name) = r.target.chain_ref() {
-                if let Some(j) = t.chain_index(name) {
-                    if reach[j] & m != m {
-                        reach[j] |= m;
-                        stack.push(j);
-                    }
-                }
+        for &j in g.of(i) {
+            let j = j as usize;
+            if reach[j] & m != m {
+                reach[j] |= m;
+                stack.push(j);
             }
         }
     }
@@ -129,43 +164,22 @@ fn reachability(t: &Table) -> Vec<u8> {
 }
 
 pub(crate) fn validate_table(t: &Table) -> Result<(), ValidateError> {
-    // References.
-    for c in &t.chains {
-        for (ri, r) in c.rules.iter().enumerate() {
-            if let Some(name) = r.target.chain_ref() {
-                let ok = t.chain(name).map(|tc| !tc.is_builtin()).unwrap_or(false);
-                if !ok {
-                    return Err(ValidateError::NoSuchChain {
-                        chain: c.name.clone(),
-                        rule: ri + 1,
-                        target: name.to_string(),
-                    });
-                }
-            }
-        }
-    }
+    // References, resolved once.
+    let g = jumps(t)?;
     // Loops: iterative DFS with colours over the jump graph.
     let n = t.chains.len();
-    let idx: Vec<Vec<usize>> = t
-        .chains
-        .iter()
-        .map(|c| {
-            c.rules
-                .iter()
-                .filter_map(|r| r.target.chain_ref().and_then(|n| t.chain_index(n)))
-                .collect()
-        })
-        .collect();
     let mut colour = vec![0u8; n];
+    let mut stack = Vec::new();
     for s in 0..n {
         if colour[s] != 0 {
             continue;
         }
-        let mut stack = vec![(s, 0usize)];
+        stack.push((s, 0usize));
         colour[s] = 1;
         while let Some(&mut (v, ref mut k)) = stack.last_mut() {
-            if *k < idx[v].len() {
-                let w = idx[v][*k];
+            let out = g.of(v);
+            if *k < out.len() {
+                let w = out[*k] as usize;
                 *k += 1;
                 match colour[w] {
                     0 => {
@@ -186,7 +200,7 @@ pub(crate) fn validate_table(t: &Table) -> Result<(), ValidateError> {
         }
     }
     // Placement.
-    let reach = reachability(t);
+    let reach = reachability(t, &g);
     for (ci, c) in t.chains.iter().enumerate() {
         let hooks = reach[ci];
         for (ri, r) in c.rules.iter().enumerate() {

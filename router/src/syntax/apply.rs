@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt::Write;
+use std::sync::Arc;
 
 use super::parse::{parse_command, Command, Op};
 use super::print::{list, list_rules, save_table, ListFormat};
@@ -84,7 +85,7 @@ pub fn verbose_rule(r: &Rule) -> String {
         Some(false) => "-f",
         None => "--",
     };
-    let ifn = |i: &Option<Iface>| match i {
+    let ifn = |i: &Option<Box<Iface>>| match i {
         Some(i) => format!(
             "{}{}{}",
             if i.invert { "!" } else { "" },
@@ -301,6 +302,7 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
                             (p - 1, true)
                         }
                     };
+                    let rule = Arc::new(rule);
                     let old = if replace {
                         Some(std::mem::replace(&mut t.chains[ci].rules[pos], rule))
                     } else {
@@ -421,7 +423,9 @@ fn zero(
             .rules
             .get_mut(n.wrapping_sub(1))
             .ok_or_else(|| other("Index of zeroing too big."))?;
-        r.counters = Counters::default();
+        if r.counters != Counters::default() {
+            Arc::make_mut(r).counters = Counters::default();
+        }
         return Ok(());
     }
     let order: Vec<String> = t.chains_listed().iter().map(|c| c.name.clone()).collect();
@@ -436,36 +440,73 @@ fn zero(
         let c = &mut t.chains[i];
         c.counters = Counters::default();
         for r in &mut c.rules {
-            r.counters = Counters::default();
+            if r.counters != Counters::default() {
+                Arc::make_mut(r).counters = Counters::default();
+            }
         }
     }
     Ok(())
 }
 
 /// Splits a restore line into arguments the way iptables-restore does:
-/// whitespace separates, `"` or `'` quote, `\` escapes the next character
-/// inside quotes. Tokens without quotes borrow from the line.
+/// whitespace separates, `"` or `'` quote, `\\` escapes the next character
+/// inside quotes. Tokens without quotes, and tokens that are one quoted
+/// string without escapes (`"kubernetes service portals"`), borrow from the
+/// line.
 pub fn tokenize(line: &str) -> Result<Vec<Cow<'_, str>>, SyntaxError> {
-    let mut v = Vec::new();
+    let mut v = Vec::with_capacity(24);
+    tokenize_into(line, &mut v)?;
+    Ok(v)
+}
+
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t' || b == b'\r'
+}
+
+/// [`tokenize`] into a caller's vector (cleared first), so a restore reuses
+/// one allocation for all its lines.
+pub fn tokenize_into<'a>(line: &'a str, v: &mut Vec<Cow<'a, str>>) -> Result<(), SyntaxError> {
+    v.clear();
     let b = line.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        while i < b.len() && (b[i] == b' ' || b[i] == b'\t' || b[i] == b'\r') {
+        while i < b.len() && is_blank(b[i]) {
             i += 1;
         }
         if i >= b.len() {
             break;
         }
         let start = i;
-        let mut owned: Option<String> = None;
+        // Fast path: a plain token (bytes up to a blank; ASCII blanks and
+        // quotes never occur inside a UTF-8 sequence, so byte offsets are
+        // char boundaries), or a whole "quoted string" without escapes.
+        while i < b.len() && !is_blank(b[i]) && b[i] != b'"' && b[i] != b'\'' {
+            i += 1;
+        }
+        if i >= b.len() || is_blank(b[i]) {
+            v.push(Cow::Borrowed(&line[start..i]));
+            continue;
+        }
+        if i == start {
+            let q = b[i];
+            if let Some(n) = b[i + 1..].iter().position(|&c| c == q || c == b'\\') {
+                let end = i + 1 + n;
+                if b[end] == q && (end + 1 == b.len() || is_blank(b[end + 1])) {
+                    v.push(Cow::Borrowed(&line[i + 1..end]));
+                    i = end + 1;
+                    continue;
+                }
+            }
+        }
+        // General case: quotes inside or around parts of the token, escapes.
+        i = start;
+        let mut owned = String::new();
         let mut quote: Option<u8> = None;
         while i < b.len() {
             let ch = b[i];
             match quote {
-                None if ch == b' ' || ch == b'\t' || ch == b'\r' => break,
+                None if is_blank(ch) => break,
                 None if ch == b'"' || ch == b'\'' => {
-                    let s = owned.get_or_insert_with(|| line[start..i].to_string());
-                    let _ = s;
                     quote = Some(ch);
                     i += 1;
                     continue;
@@ -477,29 +518,23 @@ pub fn tokenize(line: &str) -> Result<Vec<Cow<'_, str>>, SyntaxError> {
                 }
                 Some(_) if ch == b'\\' && i + 1 < b.len() => {
                     // keep the escaped char, drop the backslash
-                    let s = owned.get_or_insert_with(String::new);
-                    let n = line[i + 1..].chars().next().unwrap();
-                    s.push(n);
+                    let n = line[i + 1..].chars().next().unwrap_or(' ');
+                    owned.push(n);
                     i += 1 + n.len_utf8();
                     continue;
                 }
                 _ => {}
             }
-            let n = line[i..].chars().next().unwrap();
-            if let Some(s) = owned.as_mut() {
-                s.push(n);
-            }
+            let n = line[i..].chars().next().unwrap_or(' ');
+            owned.push(n);
             i += n.len_utf8();
         }
         if quote.is_some() {
             return Err(SyntaxError::Invalid("unterminated quoted string".into()));
         }
-        v.push(match owned {
-            Some(s) => Cow::Owned(s),
-            None => Cow::Borrowed(&line[start..i]),
-        });
+        v.push(Cow::Owned(owned));
     }
-    Ok(v)
+    Ok(())
 }
 
 /// iptables-restore options.
@@ -549,6 +584,8 @@ fn parse_counters(s: &str) -> Option<Counters> {
 pub fn restore(rs: &mut Ruleset, text: &str, opts: RestoreOptions) -> Result<(), RestoreError> {
     let mut work: Option<(Ruleset, TableKind, usize)> = None;
     let mut nlines = 0;
+    let mut toks = Vec::with_capacity(32);
+    let mut last = LastChains::default();
     for (ln, raw) in text.lines().enumerate() {
         let ln = ln + 1;
         nlines = ln;
@@ -663,7 +700,7 @@ pub fn restore(rs: &mut Ruleset, text: &str, opts: RestoreOptions) -> Result<(),
             }
             continue;
         }
-        let toks = tokenize(line).map_err(|e| rerr(ln, e))?;
+        tokenize_into(line, &mut toks).map_err(|e| rerr(ln, e))?;
         let mut args: Vec<&str> = toks.iter().map(|c| c.as_ref()).collect();
         let mut pre = None;
         if let Some(first) = args.first() {
@@ -699,7 +736,7 @@ pub fn restore(rs: &mut Ruleset, text: &str, opts: RestoreOptions) -> Result<(),
             }
         }
         let mut sink = String::new();
-        exec_restore(w, cmd, &mut sink).map_err(|e| rerr(ln, e))?;
+        exec_restore(w, cmd, &mut sink, &mut last).map_err(|e| rerr(ln, e))?;
     }
     if let Some((_, _, _)) = work {
         return Err(rerr(
@@ -710,21 +747,46 @@ pub fn restore(rs: &mut Ruleset, text: &str, opts: RestoreOptions) -> Result<(),
     Ok(())
 }
 
+/// The chains the previous restore line appended to and jumped to: restore
+/// files list a chain's rules together, and many rules jump to the same
+/// chain, so most lines skip both name lookups. Entries are checked by name
+/// before use, so a stale entry is only a miss.
+#[derive(Default)]
+struct LastChains {
+    chain: usize,
+    target: usize,
+}
+
+/// `name`'s index in `t`, trying `*hint` first; updates the hint.
+fn chain_index_hinted(t: &Table, name: &str, hint: &mut usize) -> Option<usize> {
+    if t.chains.get(*hint).is_some_and(|c| c.name == name) {
+        return Some(*hint);
+    }
+    let i = t.chain_index(name)?;
+    *hint = i;
+    Some(i)
+}
+
 /// Like [`exec`], but appends skip the per-rule table validation (the table
 /// is validated once at COMMIT), which keeps large restores linear.
-fn exec_restore(rs: &mut Ruleset, mut cmd: Command, out: &mut String) -> Result<(), CmdError> {
+fn exec_restore(
+    rs: &mut Ruleset,
+    mut cmd: Command,
+    out: &mut String,
+    last: &mut LastChains,
+) -> Result<(), CmdError> {
     if cmd.op == Op::Append {
         let t = rs.table_mut(cmd.table);
         let n = cmd.chain.as_deref().unwrap_or("");
-        let ci = t.chain_index(n).ok_or_else(|| other(NO_CHAIN))?;
+        let ci = chain_index_hinted(t, n, &mut last.chain).ok_or_else(|| other(NO_CHAIN))?;
         let rule = cmd.rule.take().expect("append carries a rule");
         if let Some(j) = rule.target.chain_ref() {
-            match t.chain(j) {
+            match chain_index_hinted(t, j, &mut last.target).map(|i| &t.chains[i]) {
                 Some(c) if !c.is_builtin() => {}
                 _ => return Err(no_target(t, j)),
             }
         }
-        t.chains[ci].rules.push(rule);
+        t.chains[ci].rules.push(Arc::new(rule));
         return Ok(());
     }
     exec(rs, &cmd, out)
@@ -767,6 +829,13 @@ mod tests {
             ]
         );
         assert!(matches!(t[0], Cow::Borrowed(_)), "plain tokens borrow");
+        assert!(
+            matches!(t[9], Cow::Borrowed(_)),
+            "a whole quoted token borrows"
+        );
+        let v = tokenize(r#"'a'b "x"y"z" "" 'it"s' "a\\b" c\d "q""#).unwrap();
+        assert_eq!(v, ["ab", "xyz", "", "it\"s", "a\\b", "c\\d", "q"]);
+        assert!(tokenize("'open").is_err());
         assert!(tokenize("-A X --comment \"open").is_err());
         assert_eq!(tokenize("  ").unwrap().len(), 0);
         assert_eq!(tokenize("a\"\"b").unwrap()[0], "ab");

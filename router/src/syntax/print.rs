@@ -538,7 +538,7 @@ fn target_save(out: &mut String, t: &Target) {
     }
 }
 
-fn iface(out: &mut String, opt: &str, i: &Option<Iface>) {
+fn iface(out: &mut String, opt: &str, i: &Option<Box<Iface>>) {
     if let Some(i) = i {
         inv(out, i.invert);
         let _ = write!(
