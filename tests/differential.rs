@@ -85,6 +85,12 @@ fn normalisation_keeps_crafted_numbers_only() {
     assert_eq!(n, "src=1.1.1.1 id=4660 sport=* seq=5000 ack=*");
     let n = compare::normalise(&c, "c", "id=7 ack=5001 sport=777");
     assert_eq!(n, "id=* ack=5001 sport=777");
+    // a real socket's packet (DF) whose random ID equals a crafted one
+    let n = compare::normalise(&c, "c", "src=2.2.2.2 id=4660 len=34 DF udp sport=53");
+    assert_eq!(n, "src=2.2.2.2 id=* len=34 DF udp sport=53");
+    // IDs are matched exactly (no "plus one" as for an ACK of a crafted seq)
+    let n = compare::normalise(&c, "s", "src=1.1.1.1 id=4661 seq=5001");
+    assert_eq!(n, "src=1.1.1.1 id=* seq=5001");
 }
 
 #[test]
@@ -332,4 +338,13 @@ fn random_counts_agree_within_four_deviations() {
     assert!(!compare::counts_agree(100, 200)); // ... or always
     assert!(compare::counts_agree(2000, 1900)); // within the share tolerance
     assert!(!compare::counts_agree(2000, 1500));
+}
+
+#[test]
+fn retransmissions_are_read_from_snmp() {
+    let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\n\
+                Tcp: RtoAlgorithm RtoMin ActiveOpens RetransSegs InErrs\n\
+                Tcp: 1 200 3 2 0\nUdp: InDatagrams\nUdp: 5\n";
+    assert_eq!(run::retrans_segs(snmp), 2);
+    assert_eq!(run::retrans_segs("Udp: InDatagrams\nUdp: 5\n"), 0);
 }

@@ -97,9 +97,17 @@ fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
     let mut t = vec![0u8; 20];
     t[0..2].copy_from_slice(&sport.to_be_bytes());
     t[2..4].copy_from_slice(&dport.to_be_bytes());
-    t[4..8].copy_from_slice(&1000u32.to_be_bytes());
+    // Sequence numbers of one handshake, so window tracking accepts it:
+    // client ISN 999 (SYN), server ISN 1999 (SYN-ACK acks 1000), then the
+    // client's ACK (seq 1000, ack 2000).
+    let (seq, ack) = match (flags & 0x02 != 0, flags & 0x10 != 0) {
+        (true, false) => (999u32, 0u32),
+        (true, true) => (1999, 1000),
+        _ => (1000, 2000),
+    };
+    t[4..8].copy_from_slice(&seq.to_be_bytes());
     if flags & 0x10 != 0 {
-        t[8..12].copy_from_slice(&2000u32.to_be_bytes());
+        t[8..12].copy_from_slice(&ack.to_be_bytes());
     }
     t[12] = 5 << 4;
     t[13] = flags;

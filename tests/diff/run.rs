@@ -31,6 +31,10 @@ impl Mode {
 #[derive(Debug, Default, Clone)]
 pub struct Obs {
     pub sections: BTreeMap<String, Vec<String>>,
+    /// TCP segments the end hosts retransmitted (`RetransSegs` of each
+    /// host namespace's /proc/net/snmp, summed): timer effects that the
+    /// counters may show and the arrivals comparison cannot explain.
+    pub retransmits: u64,
     /// Sections this run could not observe, with why (not compared).
     pub unavailable: BTreeMap<String, String>,
 }
@@ -228,6 +232,10 @@ pub fn run(case: &Case, mode: Mode) -> Result<Obs, String> {
     // Let the last replies and ICMP errors arrive.
     thread::sleep(Duration::from_millis(400));
     obs.sections.insert("steps".into(), steps);
+    for h in case.hosts() {
+        let out = topo.ns(h).exec(&["cat", "/proc/net/snmp"]);
+        obs.retransmits += retrans_segs(&String::from_utf8_lossy(&out.stdout));
+    }
 
     // Counters and conntrack, before anything is torn down.
     match mode {
@@ -436,4 +444,19 @@ fn diff_workers() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2)
+}
+
+/// `RetransSegs` from the text of /proc/net/snmp (a `Tcp:` header line of
+/// names, then a `Tcp:` line of values); 0 if absent.
+pub fn retrans_segs(snmp: &str) -> u64 {
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (Some(names), Some(values)) = (tcp.next(), tcp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RetransSegs")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
 }
