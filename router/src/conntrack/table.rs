@@ -1788,6 +1788,14 @@ mod shrink_tests {
         )
     }
 
+    /// Tracks and confirms a new UDP entry for `tuple` at `now`.
+    fn add(t: &ConnTable, tuple: Tuple, now: Timestamp) {
+        let nc = t
+            .new_conn(&tuple, &crate::conntrack::tcp::Segment::default(), 60, now)
+            .unwrap();
+        t.confirm(&nc, now).unwrap();
+    }
+
     /// A mass expiry: the sweep pass after it gives back every slab chunk
     /// whose slots are all free and shrinks the index back to a few small
     /// shards, the table stays consistent, a refill reuses the discarded
@@ -1803,15 +1811,7 @@ mod shrink_tests {
         });
         let now = Timestamp::from_secs(1);
         for i in 0..N {
-            let nc = t
-                .new_conn(
-                    &tuple(i, 53),
-                    &crate::conntrack::tcp::Segment::default(),
-                    60,
-                    now,
-                )
-                .unwrap();
-            t.confirm(&nc, now).unwrap();
+            add(&t, tuple(i, 53), now);
         }
         let full_cap = t.map.capacity();
         let full_mem = t.memory_usage();
@@ -1848,15 +1848,7 @@ mod shrink_tests {
         t.check_invariants();
 
         for i in 0..N {
-            let nc = t
-                .new_conn(
-                    &tuple(i, 54),
-                    &crate::conntrack::tcp::Segment::default(),
-                    60,
-                    late,
-                )
-                .unwrap();
-            t.confirm(&nc, late).unwrap();
+            add(&t, tuple(i, 54), late);
         }
         assert_eq!(t.len(), N as usize);
         assert_eq!(t.high.load(Relaxed), N, "refill reused the freed slots");
@@ -1895,15 +1887,7 @@ mod shrink_tests {
                         let now = Timestamp::from_secs(round * 1000);
                         let port = 1000 + round as u16;
                         for i in 0..PER {
-                            let nc = t
-                                .new_conn(
-                                    &tuple(w << 20 | i, port),
-                                    &crate::conntrack::tcp::Segment::default(),
-                                    60,
-                                    now,
-                                )
-                                .unwrap();
-                            t.confirm(&nc, now).unwrap();
+                            add(t, tuple(w << 20 | i, port), now);
                         }
                         for i in (0..PER).step_by(7) {
                             let c = t.lookup(&tuple(w << 20 | i, port), now).unwrap();
