@@ -348,3 +348,12 @@ fn retransmissions_are_read_from_snmp() {
     assert_eq!(run::retrans_segs(snmp), 2);
     assert_eq!(run::retrans_segs("Udp: InDatagrams\nUdp: 5\n"), 0);
 }
+
+#[test]
+fn kernel_log_stamps_are_read() {
+    assert_eq!(
+        run::log_stamp("kern  :warn  : [  12.345678] diff-udp: IN=a OUT=b"),
+        Some(12.345678)
+    );
+    assert_eq!(run::log_stamp("no stamp here"), None);
+}

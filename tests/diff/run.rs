@@ -193,7 +193,11 @@ pub fn run(case: &Case, mode: Mode) -> Result<Obs, String> {
             .args(["-qw", "net.netfilter.nf_log_all_netns=1"])
             .status();
     }
-    let log_mark = if case.compare_log { dmesg_len() } else { 0 };
+    let log_mark = if case.compare_log {
+        kernel_uptime()
+    } else {
+        0.0
+    };
     let gw_log_mark = gw.as_ref().map(|g| g.log_text().len()).unwrap_or(0);
 
     let mut obs = Obs::default();
@@ -372,26 +376,38 @@ pub fn conntrack(text: &str) -> Vec<String> {
     v
 }
 
-fn dmesg_len() -> usize {
-    std::process::Command::new("dmesg")
-        .arg("-x")
-        .output()
-        .map(|o| o.stdout.len())
-        .unwrap_or(0)
+/// Seconds since boot, the clock of the kernel log's `[   12.345678]` stamps.
+fn kernel_uptime() -> f64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
-/// Kernel log lines written since `mark` by netfilter LOG in this topology.
-fn dmesg_since(mark: usize, prefix: &str) -> Vec<String> {
+/// Kernel log lines written by netfilter LOG in this topology (its device
+/// prefix, unique per process and run) since `mark` (seconds since boot,
+/// with a second of slack for the two clocks). Not a byte offset into the
+/// `dmesg` text: once the ring buffer is full, old lines drop out as new
+/// ones come and the text's length stops growing (a long-running machine
+/// lost every kernel LOG line that way).
+fn dmesg_since(mark: f64, prefix: &str) -> Vec<String> {
     let out = std::process::Command::new("dmesg")
         .arg("-x")
         .output()
         .unwrap();
     let t = String::from_utf8_lossy(&out.stdout).to_string();
-    t[mark.min(t.len())..]
-        .lines()
+    t.lines()
         .filter(|l| l.contains(&format!("{prefix}-")))
+        .filter(|l| log_stamp(l).is_none_or(|ts| ts >= mark - 1.0))
         .map(|l| l.to_string())
         .collect()
+}
+
+/// The `[   12.345678]` stamp of a `dmesg` line.
+pub fn log_stamp(line: &str) -> Option<f64> {
+    let open = line.find('[')?;
+    let close = open + line[open..].find(']')?;
+    line[open + 1..close].trim().parse().ok()
 }
 
 /// The LOG fields of a line (kernel `dmesg -x` or tungate's log): level,
