@@ -1788,6 +1788,17 @@ mod shrink_tests {
         )
     }
 
+    /// Chunks given back to the kernel and not reused yet.
+    fn discarded_chunks(t: &ConnTable) -> usize {
+        t.free
+            .lock()
+            .unwrap()
+            .discarded
+            .iter()
+            .filter(|&&d| d)
+            .count()
+    }
+
     /// Tracks and confirms a new UDP entry for `tuple` at `now`.
     fn add(t: &ConnTable, tuple: Tuple, now: Timestamp) {
         let nc = t
@@ -1831,14 +1842,7 @@ mod shrink_tests {
         assert!(cap <= small && cap < full_cap / 4, "{cap} of {full_cap}");
         // Every whole chunk below the bump pointer went back; the last,
         // partly handed out, stays.
-        let gone = t
-            .free
-            .lock()
-            .unwrap()
-            .discarded
-            .iter()
-            .filter(|&&d| d)
-            .count();
+        let gone = discarded_chunks(&t);
         assert_eq!(gone, N as usize / CHUNK);
         let slab_left = (N as usize).div_ceil(CHUNK) - gone;
         assert!(t.memory_usage() < full_mem);
@@ -1916,14 +1920,7 @@ mod shrink_tests {
         }
         t.gc(end, t.high.load(Relaxed) as usize);
         t.check_invariants();
-        let gone = t
-            .free
-            .lock()
-            .unwrap()
-            .discarded
-            .iter()
-            .filter(|&&d| d)
-            .count();
+        let gone = discarded_chunks(&t);
         assert!(gone > 0, "no chunk given back");
     }
 }

@@ -24,13 +24,7 @@ pub fn call(
     stdin: Option<String>,
     on_response: impl FnMut(&Response),
 ) -> io::Result<i32> {
-    let req = Request {
-        version: VERSION,
-        tool,
-        args: args.to_vec(),
-        stdin,
-        stdin_raw: None,
-    };
+    let req = request(tool, args, stdin);
     exchange(path, |s| proto::write_request(s, &req), on_response)
 }
 
@@ -45,18 +39,24 @@ pub fn call_with_file(
     len: u32,
     on_response: impl FnMut(&Response),
 ) -> io::Result<i32> {
-    let req = Request {
-        version: VERSION,
-        tool,
-        args: args.to_vec(),
-        stdin: None,
-        stdin_raw: None,
-    };
+    let req = request(tool, args, None);
     exchange(
         path,
         |s| proto::write_request_from(s, &req, &mut file, len),
         on_response,
     )
+}
+
+/// A request of this protocol version (raw standard input, if any, follows
+/// the frame and is not part of the request).
+fn request(tool: Tool, args: &[String], stdin: Option<String>) -> Request {
+    Request {
+        version: VERSION,
+        tool,
+        args: args.to_vec(),
+        stdin,
+        stdin_raw: None,
+    }
 }
 
 fn exchange(
