@@ -578,6 +578,128 @@ fn parse_counters(s: &str) -> Option<Counters> {
     })
 }
 
+/// A rule line's leading `[packets:bytes]` and its command, parsed.
+type RuleLine = Result<(Option<Counters>, Command), SyntaxError>;
+
+/// Whether a (left-trimmed) restore line is a rule line, one that
+/// [`parse_rule_line`] parses: not blank, a comment, `*table`, `:chain` or
+/// `COMMIT`.
+fn is_rule_line(line: &str) -> bool {
+    !(line.is_empty()
+        || line.starts_with('#')
+        || line.starts_with('*')
+        || line.starts_with(':')
+        || line.trim_end() == "COMMIT")
+}
+
+/// Parses one rule line of a restore text (everything a rule line needs
+/// but the table it is in: that is the caller's).
+fn parse_rule_line<'a>(line: &'a str, toks: &mut Vec<Cow<'a, str>>) -> RuleLine {
+    tokenize_into(line, toks)?;
+    let mut args: Vec<&str> = toks.iter().map(|c| c.as_ref()).collect();
+    let mut pre = None;
+    if let Some(first) = args.first() {
+        if first.starts_with('[') {
+            pre = Some(parse_counters(first).ok_or_else(|| SyntaxError::BadValue {
+                option: "counters".into(),
+                value: first.to_string(),
+                expected: "[packets:bytes]",
+            })?);
+            args.remove(0);
+        }
+    }
+    if args.iter().any(|a| *a == "-t" || *a == "--table") {
+        return Err(SyntaxError::Invalid(
+            "-t is not allowed inside a restore table".into(),
+        ));
+    }
+    Ok((pre, parse_command(&args)?))
+}
+
+/// Below this many bytes a restore parses its rule lines on the calling
+/// thread only (a thread costs ~30 us; kube-proxy's small restores stay
+/// sequential).
+const PARALLEL_RESTORE_BYTES: usize = 256 * 1024;
+
+/// At most this many threads parse one restore's rule lines.
+const MAX_RESTORE_THREADS: usize = 4;
+
+/// Slices a large restore text is cut into for [`pre_parse`]: threads take
+/// the next slice from a shared counter, so a thread that gets little CPU
+/// (the cores busy forwarding) holds up the others by one slice at most.
+const RESTORE_SLICES: usize = 64;
+
+/// Parses the rule lines of a large restore text on several threads, in
+/// order: entry `i` holds the parsed rule lines of the `i`-th slice of the
+/// text, cut at line ends. Tokenizing and parsing a rule line needs nothing
+/// from the lines before it; what does (tables, chains, jump targets,
+/// COMMIT) stays in the one sequential pass of [`restore`], which takes these
+/// in line order and so still reports the first bad line, whatever its kind.
+/// The parse of a 140,000-rule kube ruleset is ~80 % of its restore; on a
+/// gateway whose cores are busy forwarding, two parsing threads also get two
+/// shares of the CPU instead of one. `None` for small texts.
+fn pre_parse(text: &str) -> Option<Vec<Vec<RuleLine>>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::OnceLock;
+    if text.len() < PARALLEL_RESTORE_BYTES {
+        return None;
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_RESTORE_THREADS);
+    if threads < 2 {
+        return None;
+    }
+    let slices = split_at_lines(text, RESTORE_SLICES);
+    let done: Vec<OnceLock<Vec<RuleLine>>> = slices.iter().map(|_| OnceLock::new()).collect();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut toks = Vec::with_capacity(32);
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(slice) = slices.get(i) else { break };
+            let parsed = slice
+                .lines()
+                .map(str::trim_start)
+                .filter(|l| is_rule_line(l))
+                .map(|l| parse_rule_line(l, &mut toks))
+                .collect();
+            let _ = done[i].set(parsed);
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            // No thread (resource limits): the others take its share.
+            let _ = std::thread::Builder::new()
+                .name("tg-restore".into())
+                .spawn_scoped(s, work);
+        }
+        work();
+    });
+    // Every slice was taken by some thread, which finished it before the
+    // scope ended (a panic there would have propagated).
+    done.into_iter().map(|c| c.into_inner()).collect()
+}
+
+/// `text` cut into `n` slices, each ending just after a newline (the last
+/// at the end of the text); their `.lines()` together are `text.lines()`.
+fn split_at_lines(text: &str, n: usize) -> Vec<&str> {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(n);
+    let mut start = 0;
+    for i in 1..n {
+        let mut cut = (b.len() * i / n).max(start);
+        match b[cut..].iter().position(|&c| c == b'\n') {
+            Some(p) => cut += p + 1,
+            None => cut = b.len(),
+        }
+        out.push(&text[start..cut]);
+        start = cut;
+    }
+    out.push(&text[start..]);
+    out
+}
+
 /// Applies an iptables-restore text. Each table takes effect at its COMMIT
 /// (all or nothing); the first error stops the restore, tables committed
 /// before it stay applied (as iptables-restore does).
@@ -586,6 +708,7 @@ pub fn restore(rs: &mut Ruleset, text: &str, opts: RestoreOptions) -> Result<(),
     let mut nlines = 0;
     let mut toks = Vec::with_capacity(32);
     let mut last = LastChains::default();
+    let mut parsed = pre_parse(text).map(|v| v.into_iter().flatten());
     for (ln, raw) in text.lines().enumerate() {
         let ln = ln + 1;
         nlines = ln;
@@ -695,36 +818,16 @@ pub fn restore(rs: &mut Ruleset, text: &str, opts: RestoreOptions) -> Result<(),
                         ));
                     }
                     check_chain_name(name).map_err(|e| rerr(ln, e))?;
-                    t.add_user_chain(name);
+                    t.add_absent_user_chain(name);
                 }
             }
             continue;
         }
-        tokenize_into(line, &mut toks).map_err(|e| rerr(ln, e))?;
-        let mut args: Vec<&str> = toks.iter().map(|c| c.as_ref()).collect();
-        let mut pre = None;
-        if let Some(first) = args.first() {
-            if first.starts_with('[') {
-                pre = Some(parse_counters(first).ok_or_else(|| {
-                    rerr(
-                        ln,
-                        SyntaxError::BadValue {
-                            option: "counters".into(),
-                            value: first.to_string(),
-                            expected: "[packets:bytes]",
-                        },
-                    )
-                })?);
-                args.remove(0);
-            }
+        let (pre, mut cmd) = match &mut parsed {
+            Some(it) => it.next().expect("one pre-parsed entry per rule line"),
+            None => parse_rule_line(line, &mut toks),
         }
-        if args.iter().any(|a| *a == "-t" || *a == "--table") {
-            return Err(rerr(
-                ln,
-                SyntaxError::Invalid("-t is not allowed inside a restore table".into()),
-            ));
-        }
-        let mut cmd = parse_command(&args).map_err(|e| rerr(ln, e))?;
+        .map_err(|e| rerr(ln, e))?;
         cmd.table = kind;
         if let Some(r) = cmd.rule.as_mut() {
             if opts.counters {
@@ -757,10 +860,15 @@ struct LastChains {
     target: usize,
 }
 
-/// `name`'s index in `t`, trying `*hint` first; updates the hint.
+/// `name`'s index in `t`, trying `*hint` and the chain after it first
+/// (restore files list the chains' rules in the order they declared the
+/// chains); updates the hint.
 fn chain_index_hinted(t: &Table, name: &str, hint: &mut usize) -> Option<usize> {
-    if t.chains.get(*hint).is_some_and(|c| c.name == name) {
-        return Some(*hint);
+    for i in [*hint, *hint + 1] {
+        if t.chains.get(i).is_some_and(|c| c.name == name) {
+            *hint = i;
+            return Some(i);
+        }
     }
     let i = t.chain_index(name)?;
     *hint = i;
@@ -807,6 +915,91 @@ pub fn save_one(rs: &Ruleset, kind: TableKind, counters: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A restore text above [`PARALLEL_RESTORE_BYTES`]: `n` chains of 4
+    /// rules each in nat, then `tail` before COMMIT.
+    fn big_restore(n: usize, tail: &str) -> String {
+        let mut t = String::from("*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n");
+        for i in 0..n {
+            t.push_str(&format!(":SVC-{i} - [0:0]\n"));
+        }
+        for i in 0..n {
+            t.push_str(&format!("-A PREROUTING -d 10.0.{}.{}/32 -p tcp --dport 80 -m comment --comment \"svc {i}\" -j SVC-{i}\n", i / 250, i % 250));
+            for k in 0..4 {
+                t.push_str(&format!("[{i}:{k}] -A SVC-{i} -p tcp -m statistic --mode random --probability 0.25 -j DNAT --to-destination 10.244.{k}.{}:8080\n", i % 250));
+            }
+        }
+        t.push_str(tail);
+        t.push_str("COMMIT\n");
+        t
+    }
+
+    #[test]
+    fn a_large_restore_parsed_on_threads_equals_the_sequential_parse() {
+        let text = big_restore(4000, "");
+        assert!(text.len() > PARALLEL_RESTORE_BYTES, "{}", text.len());
+        assert!(
+            pre_parse(&text).is_some()
+                || std::thread::available_parallelism().map_or(1, |n| n.get()) < 2
+        );
+        for counters in [false, true] {
+            let opts = RestoreOptions {
+                counters,
+                ..Default::default()
+            };
+            let mut par = Ruleset::new();
+            restore(&mut par, &text, opts).unwrap();
+            // The same text, one small restore per table section is below the
+            // threshold: parse it line by line by feeding chunks that stay
+            // sequential (the --noflush form adds to what is there).
+            let mut seq = Ruleset::new();
+            let mut parts = text.lines();
+            let head: Vec<&str> = parts.by_ref().take(3 + 4000).collect();
+            restore(&mut seq, &format!("{}\nCOMMIT\n", head.join("\n")), opts).unwrap();
+            let rest: Vec<&str> = parts.collect();
+            for chunk in rest.chunks(1000) {
+                let body: Vec<&str> = chunk.iter().copied().filter(|l| *l != "COMMIT").collect();
+                let t = format!("*nat\n{}\nCOMMIT\n", body.join("\n"));
+                assert!(t.len() < PARALLEL_RESTORE_BYTES);
+                restore(
+                    &mut seq,
+                    &t,
+                    RestoreOptions {
+                        noflush: true,
+                        ..opts
+                    },
+                )
+                .unwrap();
+            }
+            assert_eq!(save_text(&par, true), save_text(&seq, true));
+            assert_eq!(par.table(TableKind::Nat).chains.len(), 4 + 4000);
+        }
+    }
+
+    #[test]
+    fn a_large_restore_reports_its_first_bad_line_whichever_thread_parsed_it() {
+        // A bad rule near the end (parsed by a helper thread) and a bad
+        // chain reference earlier (found by the sequential pass): the
+        // earlier line is reported, as iptables-restore does.
+        let good = big_restore(4000, "");
+        let lines = good.lines().count();
+        let text = big_restore(4000, "-A PREROUTING -p tcp --dport 99999 -j ACCEPT\n");
+        let e = restore(&mut Ruleset::new(), &text, RestoreOptions::default()).unwrap_err();
+        assert_eq!(e.line, lines, "{e}");
+        let early = text.replacen("-j SVC-7\n", "-j NO-SUCH-CHAIN\n", 1);
+        let want = early
+            .lines()
+            .position(|l| l.contains("NO-SUCH-CHAIN"))
+            .unwrap()
+            + 1;
+        let e = restore(&mut Ruleset::new(), &early, RestoreOptions::default()).unwrap_err();
+        assert_eq!(e.line, want, "{e}");
+        // And nothing of a failed restore is applied.
+        let mut rs = Ruleset::new();
+        let before = save_text(&rs, true);
+        assert!(restore(&mut rs, &early, RestoreOptions::default()).is_err());
+        assert_eq!(save_text(&rs, true), before);
+    }
 
     #[test]
     fn tokenize_quotes_like_iptables_restore() {
