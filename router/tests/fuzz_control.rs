@@ -278,6 +278,7 @@ fn random_request(rng: &mut Rng, dumps: &[String]) -> Request {
         args,
         stdin,
         stdin_raw: None,
+        stdin_file: None,
     }
 }
 
@@ -343,6 +344,7 @@ fn save_all(h: &GatewayHandler) -> String {
             args: vec!["-c".into()],
             stdin: None,
             stdin_raw: None,
+            stdin_file: None,
         },
     );
     assert_eq!(r.status, 0, "iptables-save -c failed: {}", r.stderr);

@@ -28,9 +28,10 @@ pub fn call(
     exchange(path, |s| proto::write_request(s, &req), on_response)
 }
 
-/// As [`call`], with standard input the next `len` bytes of a file, which
-/// the kernel copies to the socket ([`proto::write_request_from`]): a 20 MB
-/// restore file is neither read into the client nor copied by it.
+/// As [`call`], with standard input the next `len` bytes of a regular
+/// file, which the gateway reads itself ([`proto::write_request_fd`]): a
+/// 20 MB restore file is neither read into the client nor copied through the
+/// socket.
 pub fn call_with_file(
     path: &Path,
     tool: Tool,
@@ -39,10 +40,13 @@ pub fn call_with_file(
     len: u32,
     on_response: impl FnMut(&Response),
 ) -> io::Result<i32> {
+    use std::io::Seek;
     let req = request(tool, args, None);
+    let offset = file.stream_position()?;
+    let slice = proto::FileSlice { offset, len };
     exchange(
         path,
-        |s| proto::write_request_from(s, &req, &mut file, len),
+        |s| proto::write_request_fd(s, &req, &file, slice),
         on_response,
     )
 }
@@ -56,6 +60,7 @@ fn request(tool: Tool, args: &[String], stdin: Option<String>) -> Request {
         args: args.to_vec(),
         stdin,
         stdin_raw: None,
+        stdin_file: None,
     }
 }
 

@@ -165,6 +165,7 @@ impl GatewayHandler {
         // shared tables: a table is copied only when the restore changes
         // it); a failure drops the copy and leaves the gateway untouched.
         let t0 = std::time::Instant::now();
+        let c0 = thread_cpu();
         let live = self.pipeline.ruleset();
         let mut rs = live.source.clone();
         match syntax::restore(&mut rs, &text, opts) {
@@ -181,6 +182,7 @@ impl GatewayHandler {
                     parse_ms = (t1 - t0).as_secs_f64() * 1e3,
                     carry_ms = (t2 - t1).as_secs_f64() * 1e3,
                     compile_swap_ms = t2.elapsed().as_secs_f64() * 1e3,
+                    cpu_ms = (thread_cpu() - c0) * 1e3,
                     "iptables-restore applied"
                 );
                 Response::ok("")
@@ -296,6 +298,11 @@ fn retire(old: Arc<CompiledRuleset>) {
     }
 }
 
+fn thread_cpu() -> f64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map_or(0.0, |t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
+}
+
 /// The part of a restore text that belongs to table `t` (`-T`).
 fn only_table(text: &str, t: TableKind) -> String {
     let mut out = String::new();
@@ -380,6 +387,7 @@ mod tests {
             args: args.iter().map(|s| s.to_string()).collect(),
             stdin: stdin.map(str::to_string),
             stdin_raw: None,
+            stdin_file: None,
         };
         h.handle(&req, &mut |_| true)
     }

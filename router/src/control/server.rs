@@ -230,8 +230,17 @@ fn serve_one(mut stream: UnixStream, cfg: &ServerConfig, handler: &dyn Handler) 
         );
         return;
     }
-    let req: Request = match proto::read_request(&mut stream) {
-        Ok(Some(r)) => r,
+    let t0 = std::time::Instant::now();
+    let req: Request = match proto::read_request_unix(&mut stream) {
+        Ok(Some(r)) => {
+            tracing::debug!(
+                tool = ?r.tool,
+                stdin_bytes = r.stdin.as_ref().map_or(0, String::len),
+                read_ms = t0.elapsed().as_secs_f64() * 1e3,
+                "control: request received"
+            );
+            r
+        }
         Ok(None) => return,
         Err(e) => {
             let msg = match &e {
@@ -357,6 +366,65 @@ mod tests {
     }
 
     #[test]
+    fn a_passed_descriptor_must_be_a_regular_file_holding_the_slice() {
+        use crate::control::proto::FileSlice;
+        let path = sock("fd");
+        let _srv = Server::start(ServerConfig::new(&path), Arc::new(Echo)).unwrap();
+        let req = Request {
+            version: VERSION,
+            tool: Tool::IptablesRestore,
+            args: vec![],
+            stdin: None,
+            stdin_raw: None,
+            stdin_file: None,
+        };
+        let send = |file: &fs::File, slice: FileSlice| -> Response {
+            let mut s = UnixStream::connect(&path).unwrap();
+            proto::write_request_fd(&mut s, &req, file, slice).unwrap();
+            proto::read_frame(&mut s).unwrap().unwrap()
+        };
+        let name = std::env::temp_dir().join(format!("tungate-test-{}-fd", std::process::id()));
+        fs::write(&name, "0123456789*nat\nCOMMIT\n").unwrap();
+        let f = fs::File::open(&name).unwrap();
+        // The slice, not the file: offset 10, 12 bytes.
+        let r = send(
+            &f,
+            FileSlice {
+                offset: 10,
+                len: 12,
+            },
+        );
+        assert_eq!((r.status, r.stdout.as_str()), (0, "stdin 12 2"), "{r:?}");
+        // A slice past the end of the file.
+        let r = send(
+            &f,
+            FileSlice {
+                offset: 10,
+                len: 13,
+            },
+        );
+        assert_eq!(r.status, 2, "{r:?}");
+        assert!(r.stderr.contains("shorter than the slice"), "{r:?}");
+        let _ = fs::remove_file(&name);
+        // A pipe is no regular file.
+        let (rd, _wr) = nix::unistd::pipe().unwrap();
+        let r = send(&fs::File::from(rd), FileSlice { offset: 0, len: 1 });
+        assert_eq!(r.status, 2, "{r:?}");
+        assert!(r.stderr.contains("not a regular file"), "{r:?}");
+        // A frame announcing a descriptor, then none: the byte comes alone.
+        let mut s = UnixStream::connect(&path).unwrap();
+        let head = Request {
+            stdin_file: Some(FileSlice { offset: 0, len: 1 }),
+            ..req.clone()
+        };
+        proto::write_frame(&mut s, &head).unwrap();
+        s.write_all(b"F").unwrap();
+        let r: Response = proto::read_frame(&mut s).unwrap().unwrap();
+        assert_eq!(r.status, 2, "{r:?}");
+        assert!(r.stderr.contains("expected one, got 0"), "{r:?}");
+    }
+
+    #[test]
     fn stalled_and_garbage_clients_do_not_hurt_the_server() {
         let path = sock("bad");
         let mut cfg = ServerConfig::new(&path);
@@ -375,6 +443,7 @@ mod tests {
             args: vec![],
             stdin: None,
             stdin_raw: None,
+            stdin_file: None,
         };
         proto::write_frame(&mut s, &req).unwrap();
         let r: Response = proto::read_frame(&mut s).unwrap().unwrap();

@@ -13,6 +13,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bufring;
+pub mod fdpass;
 pub mod mem;
 pub mod netns;
 pub mod privs;
