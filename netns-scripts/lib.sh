@@ -5,11 +5,15 @@ TUNGATE_PID=
 TUNGATE_LOG=
 
 # start_tungate RULES [WORKERS]: tungate over the cgs topology $P.
+# TUNGATE_EXTRA_CONFIG: top-level config lines to add (e.g. "pin_workers = true").
 start_tungate() {
     local rules=$1 workers=${2:-$(nproc)}
     local dir
     dir=$(mktemp -d /tmp/tungate-$P.XXXXXX)
-    "$ROOT/netns-scripts/topo.sh" config "$P" cgs "$rules" "$workers" > "$dir/tungate.toml"
+    {
+        [ -z "${TUNGATE_EXTRA_CONFIG:-}" ] || printf '%s\n' "$TUNGATE_EXTRA_CONFIG"
+        "$ROOT/netns-scripts/topo.sh" config "$P" cgs "$rules" "$workers"
+    } > "$dir/tungate.toml"
     TUNGATE_LOG=$dir/tungate.log
     NO_COLOR=1 "$ROOT/target/release/tungate" run --config "$dir/tungate.toml" 2> "$TUNGATE_LOG" &
     TUNGATE_PID=$!

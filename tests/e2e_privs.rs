@@ -52,6 +52,23 @@ fn all_thread_status(pid: i32) -> Vec<(String, ProcStatus)> {
     out
 }
 
+/// (thread name, nice value, scheduling policy) of every thread, from
+/// /proc/PID/task/TID/stat (fields 19 and 41).
+fn thread_sched(pid: i32) -> Vec<(String, i32, u32)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let Ok(stat) = std::fs::read_to_string(t.unwrap().path().join("stat")) else {
+            continue;
+        };
+        let (head, rest) = stat.rsplit_once(')').expect("stat has (comm)");
+        let name = head.split_once('(').map_or("", |(_, n)| n).to_string();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // f[0] is field 3 (state).
+        out.push((name, f[16].parse().unwrap(), f[38].parse().unwrap()));
+    }
+    out
+}
+
 fn assert_no_privileges(pid: i32, uid: u32, gid: u32) {
     for (who, s) in all_thread_status(pid) {
         assert_eq!(s.uid, [uid; 4], "{who}: Uid {s:?}");
@@ -160,13 +177,22 @@ fn running_gateway_is_unprivileged_and_survives_a_full_exercise() {
         println!("skipped: no user `nobody` on this machine");
         return;
     };
-    let gw = Gateway::start_with(&topo, None, 2, "user = \"nobody\"\nseccomp = true\n");
+    let gw = Gateway::start_with(
+        &topo,
+        None,
+        2,
+        "user = \"nobody\"\nseccomp = true\nworker_batch = false\ncontrol_nice = 0\n",
+    );
     assert!(
         gw.log_text().contains("privileges dropped"),
         "{}",
         gw.log_text()
     );
     assert_no_privileges(gw.pid(), uid, gid);
+    // worker_batch = false, control_nice = 0: every thread as it was born.
+    for (name, nice, policy) in thread_sched(gw.pid()) {
+        assert_eq!((nice, policy), (0, 0), "{name}");
+    }
 
     let (n, out) = topo.client().ping("10.2.0.2", 3, &[]);
     assert!(n > 0, "ping through the unprivileged gateway:\n{out}");
@@ -215,6 +241,22 @@ fn default_stays_root_but_holds_no_capability() {
     };
     let gw = Gateway::start(&topo, None);
     assert_no_privileges(gw.pid(), 0, 0);
+    // The defaults: the control threads at nice -10 (set before the drop,
+    // inherited), the workers back at 0 under SCHED_BATCH (3), the rest at 0.
+    let threads = thread_sched(gw.pid());
+    let workers = threads
+        .iter()
+        .filter(|t| t.0.starts_with("tg-worker"))
+        .count();
+    assert!(workers >= 1, "{threads:?}");
+    for (name, nice, policy) in &threads {
+        let want = match name.as_str() {
+            "tungate-ctl" => (-10, 0),
+            w if w.starts_with("tg-worker") => (0, 3),
+            _ => (0, 0),
+        };
+        assert_eq!((*nice, *policy), want, "{name}: {threads:?}");
+    }
     let (n, out) = topo.client().ping("10.2.0.2", 2, &[]);
     assert!(n > 0, "{out}");
     let (st, _, err) = gw.tool("iptables", &["-A", "FORWARD", "-j", "ACCEPT"], None);

@@ -39,6 +39,8 @@ The config file is TOML:
   log_level = \"info\"             # error|warn|info|debug|trace (RUST_LOG overrides)
   offload = true                 # false: plain frames, no vnet header / TSO
   pin_workers = false            # pin worker N to CPU N
+  worker_batch = true            # workers under SCHED_BATCH (larger batches)
+  control_nice = -10             # nice of the control threads (-20..=0; 0: off)
   user = \"nobody\"                # become this user once devices and the
   group = \"nogroup\"              #   control socket are open (default: stay
                                  #   root, but without any capability)
@@ -193,6 +195,15 @@ pub fn main(args: &[String]) -> ExitCode {
 }
 
 fn run(cfg: &Config) -> anyhow::Result<()> {
+    // No transparent huge pages for this process. mimalloc asks for them
+    // (MADV_HUGEPAGE), and a fault on such a range may stall in direct
+    // compaction and zeroes 2 MiB at once: the first restore of the 10,000-
+    // service kube ruleset into an idle gateway took 261-313 ms with them
+    // and 154-170 ms without (bench/RESULTS.md). The packet path allocates
+    // nothing per packet and was measured at the same speed either way.
+    if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
+        tracing::warn!("PR_SET_THP_DISABLE: {e}");
+    }
     for (i, ifc) in cfg.interfaces.iter().enumerate() {
         if let Some(ns) = &ifc.netns {
             anyhow::ensure!(
@@ -246,6 +257,7 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
         .unwrap_or_else(|| crate::control::DEFAULT_SOCKET.into());
     let mut scfg = ServerConfig::new(&ctl_path);
     scfg.group = cfg.control_group;
+
     let bound = Server::bind(scfg)
         .map_err(|e| anyhow::anyhow!("control socket {}: {e}", ctl_path.display()))?;
     if let Some(uid) = cfg.user {
@@ -276,6 +288,26 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("watching the devices: {e}"))?;
 
+    // The control threads' priority. Lowering a nice value needs
+    // CAP_SYS_NICE, gone after the drop, and a thread can only set its own:
+    // this thread takes `control_nice` now, the control server's accept
+    // thread inherits it (and its connection threads from it), and every
+    // other thread goes back to `base_nice` (raising a nice value needs no
+    // privilege): the workers at their start, this thread once the accept
+    // thread exists, and the threads spawned after that inherit it.
+    let base_nice = privs::thread_nice();
+    let control_niced = cfg.control_nice < base_nice
+        && match privs::set_thread_nice(cfg.control_nice) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(
+                    "control_nice = {}: {e}; left at {base_nice}",
+                    cfg.control_nice
+                );
+                false
+            }
+        };
+
     // Everything is open: give up root before any thread exists (capability
     // sets are per thread; every thread spawned later inherits empty ones).
     let st = privs::drop_privileges(Identity {
@@ -299,6 +331,8 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
         pipeline.clone(),
         Options {
             pin_workers: cfg.pin_workers,
+            batch: cfg.worker_batch,
+            nice: control_niced.then_some(base_nice),
         },
     )?;
 
@@ -307,15 +341,23 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
     let stats = dp.stats_handle();
     let dp_stats: crate::control::metrics::DataplaneStatsFn = Arc::new(move || stats.snapshot());
     let handler = GatewayHandler::new(pipeline.clone(), Some(dp_stats.clone()));
+    let _ctl = bound
+        .serve(Arc::new(handler))
+        .map_err(|e| anyhow::anyhow!("control socket {}: {e}", ctl_path.display()))?;
+    tracing::info!(socket = %ctl_path.display(), "control socket listening");
+    if control_niced {
+        privs::set_thread_nice(base_nice)?;
+        tracing::debug!(
+            control_nice = cfg.control_nice,
+            base_nice,
+            "control threads reniced"
+        );
+    }
     if let Some(l) = metrics {
         let addr = l.local_addr()?;
         crate::control::metrics::serve(l, pipeline.clone(), Some(dp_stats))?;
         tracing::info!(%addr, "metrics: GET /metrics (Prometheus text format)");
     }
-    let _ctl = bound
-        .serve(Arc::new(handler))
-        .map_err(|e| anyhow::anyhow!("control socket {}: {e}", ctl_path.display()))?;
-    tracing::info!(socket = %ctl_path.display(), "control socket listening");
     // Expired conntrack entries are removed lazily by lookups; this sweep
     // returns their memory when traffic stops: the whole table every ~10 s.
     let gc_budget = (cfg.conntrack.max / 50).max(4096);

@@ -285,6 +285,8 @@ fn retire(old: Arc<CompiledRuleset>) {
     let spawned = std::thread::Builder::new()
         .name("tg-retire".into())
         .spawn(move || {
+            // Not at the control threads' raised priority: freeing can wait.
+            let _ = crate::dataplane::privs::set_thread_nice(0);
             for _ in 0..200 {
                 if Arc::strong_count(&old) == 1 {
                     break;

@@ -59,6 +59,11 @@ impl StatsHandle {
 pub struct Options {
     /// Pin worker `w` to CPU `w % cores`.
     pub pin_workers: bool,
+    /// Run the workers under SCHED_BATCH.
+    pub batch: bool,
+    /// Nice value each worker sets for itself at its start (the thread that
+    /// spawns them may run at the control threads' priority).
+    pub nice: Option<i32>,
 }
 
 /// Running workers over a set of devices.
@@ -122,6 +127,8 @@ impl Dataplane {
                 stats: st.clone(),
                 stop: stop.clone(),
                 pin_cpu: options.pin_workers.then_some(index),
+                batch: options.batch,
+                nice: options.nice,
             };
             let h = std::thread::Builder::new()
                 .name(format!("tg-worker-{index}"))

@@ -148,6 +148,10 @@ pub struct WorkerArgs {
     pub stop: Arc<AtomicBool>,
     /// Pin this thread to CPU `n % cores`.
     pub pin_cpu: Option<usize>,
+    /// Run under SCHED_BATCH ([`super::privs::set_thread_batch`]).
+    pub batch: bool,
+    /// Set this nice value first ([`super::Options::nice`]).
+    pub nice: Option<i32>,
 }
 
 /// Submission opcodes a worker ring may use once enabled: the multishot
@@ -230,6 +234,14 @@ pub fn run(args: WorkerArgs) -> io::Result<()> {
         set.set(n % cores).map_err(io::Error::from)?;
         nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
             .map_err(io::Error::from)?;
+    }
+    if let Some(n) = args.nice {
+        super::privs::set_thread_nice(n)?;
+    }
+    if args.batch {
+        if let Err(e) = super::privs::set_thread_batch() {
+            tracing::warn!(worker = args.index, "SCHED_BATCH refused: {e}");
+        }
     }
     // Declared before the io_uring so that, also when unwinding from a
     // panic, the ring is dropped first and the kernel is done with every
