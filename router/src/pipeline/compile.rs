@@ -223,6 +223,7 @@ impl CompiledRuleset {
         for t in source.tables() {
             let mut chains = Vec::with_capacity(t.chains.len());
             let mut hook_chain = [None; 5];
+            let mut recent = crate::ruleset::NO_RECENT;
             for (ci, ch) in t.chains.iter().enumerate() {
                 if let Some(h) = ch.hook {
                     hook_chain[h as usize] = Some(ci as u32);
@@ -237,7 +238,8 @@ impl CompiledRuleset {
                         let slot = nslots;
                         nslots += 1;
                         set_base(&mut base, slot, r.counters);
-                        let resolve = |name: &str| t.chain_index(name).unwrap_or(0) as u32;
+                        let mut resolve =
+                            |name: &str| t.chain_index_recent(name, &mut recent).unwrap_or(0) as u32;
                         let target = match &r.target {
                             Target::None => CTarget::None,
                             Target::Jump(c) => CTarget::Jump(resolve(c)),

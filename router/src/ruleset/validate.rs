@@ -4,7 +4,7 @@
 //! chain, every hook it is reachable from counts).
 #![forbid(unsafe_code)]
 
-use super::{Hook, Match, Table, TableKind, Target};
+use super::{Hook, Match, Table, TableKind, Target, NO_RECENT};
 
 /// Why a table was rejected. Messages follow iptables' wording.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,11 +119,12 @@ impl Jumps {
 fn jumps(t: &Table) -> Result<Jumps, ValidateError> {
     let mut start = Vec::with_capacity(t.chains.len() + 1);
     let mut edges = Vec::new();
+    let mut recent = NO_RECENT;
     for c in &t.chains {
         start.push(edges.len() as u32);
         for (ri, r) in c.rules.iter().enumerate() {
             if let Some(name) = r.target.chain_ref() {
-                match t.chain_index(name) {
+                match t.chain_index_recent(name, &mut recent) {
                     Some(j) if !t.chains[j].is_builtin() => edges.push(j as u32),
                     _ => {
                         return Err(ValidateError::NoSuchChain {

@@ -578,8 +578,16 @@ fn parse_counters(s: &str) -> Option<Counters> {
     })
 }
 
-/// A rule line's leading `[packets:bytes]` and its command, parsed.
-type RuleLine = Result<(Option<Counters>, Command), SyntaxError>;
+/// A parsed rule line, ready for the sequential pass of [`restore`].
+enum Staged {
+    /// `-A CHAIN ...`, the rule already in its final allocation (parsed on
+    /// a helper thread, it is not copied again).
+    Append { chain: String, rule: Arc<Rule> },
+    /// Any other command (rare in restore files).
+    Other(Box<Command>),
+}
+
+type RuleLine = Result<Staged, SyntaxError>;
 
 /// Whether a (left-trimmed) restore line is a rule line, one that
 /// [`parse_rule_line`] parses: not blank, a comment, `*table`, `:chain` or
@@ -594,7 +602,39 @@ fn is_rule_line(line: &str) -> bool {
 
 /// Parses one rule line of a restore text (everything a rule line needs
 /// but the table it is in: that is the caller's).
-fn parse_rule_line<'a>(line: &'a str, toks: &mut Vec<Cow<'a, str>>) -> RuleLine {
+/// Parses one rule line and applies the restore's counter options to it
+/// (`[p:b]` prefixes kept with `--counters`, otherwise a rule starts at
+/// zero unless the line gave `-c`).
+fn stage_rule_line<'a>(
+    line: &'a str,
+    toks: &mut Vec<Cow<'a, str>>,
+    opts: RestoreOptions,
+) -> RuleLine {
+    let (pre, mut cmd) = parse_rule_line(line, toks)?;
+    if let Some(r) = cmd.rule.as_mut() {
+        if opts.counters {
+            if let Some(c) = pre {
+                r.counters = c;
+            }
+        } else if cmd.counters.is_none() {
+            r.counters = Counters::default();
+        }
+    }
+    if cmd.op == Op::Append && cmd.chain.is_some() && cmd.rule.is_some() {
+        if let (Some(chain), Some(rule)) = (cmd.chain.take(), cmd.rule.take()) {
+            return Ok(Staged::Append {
+                chain,
+                rule: Arc::new(rule),
+            });
+        }
+    }
+    Ok(Staged::Other(Box::new(cmd)))
+}
+
+fn parse_rule_line<'a>(
+    line: &'a str,
+    toks: &mut Vec<Cow<'a, str>>,
+) -> Result<(Option<Counters>, Command), SyntaxError> {
     tokenize_into(line, toks)?;
     let mut args: Vec<&str> = toks.iter().map(|c| c.as_ref()).collect();
     let mut pre = None;
@@ -638,7 +678,7 @@ const RESTORE_SLICES: usize = 64;
 /// The parse of a 140,000-rule kube ruleset is ~80 % of its restore; on a
 /// gateway whose cores are busy forwarding, two parsing threads also get two
 /// shares of the CPU instead of one. `None` for small texts.
-fn pre_parse(text: &str) -> Option<Vec<Vec<RuleLine>>> {
+fn pre_parse(text: &str, opts: RestoreOptions) -> Option<Vec<Vec<RuleLine>>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::OnceLock;
     if text.len() < PARALLEL_RESTORE_BYTES {
@@ -662,7 +702,7 @@ fn pre_parse(text: &str) -> Option<Vec<Vec<RuleLine>>> {
                 .lines()
                 .map(str::trim_start)
                 .filter(|l| is_rule_line(l))
-                .map(|l| parse_rule_line(l, &mut toks))
+                .map(|l| stage_rule_line(l, &mut toks, opts))
                 .collect();
             let _ = done[i].set(parsed);
         }
@@ -708,7 +748,7 @@ pub fn restore(rs: &mut Ruleset, text: &str, opts: RestoreOptions) -> Result<(),
     let mut nlines = 0;
     let mut toks = Vec::with_capacity(32);
     let mut last = LastChains::default();
-    let mut parsed = pre_parse(text).map(|v| v.into_iter().flatten());
+    let mut parsed = pre_parse(text, opts).map(|v| v.into_iter().flatten());
     for (ln, raw) in text.lines().enumerate() {
         let ln = ln + 1;
         nlines = ln;
@@ -823,23 +863,22 @@ pub fn restore(rs: &mut Ruleset, text: &str, opts: RestoreOptions) -> Result<(),
             }
             continue;
         }
-        let (pre, mut cmd) = match &mut parsed {
+        let staged = match &mut parsed {
             Some(it) => it.next().expect("one pre-parsed entry per rule line"),
-            None => parse_rule_line(line, &mut toks),
+            None => stage_rule_line(line, &mut toks, opts),
         }
         .map_err(|e| rerr(ln, e))?;
-        cmd.table = kind;
-        if let Some(r) = cmd.rule.as_mut() {
-            if opts.counters {
-                if let Some(c) = pre {
-                    r.counters = c;
-                }
-            } else if cmd.counters.is_none() {
-                r.counters = Counters::default();
+        match staged {
+            Staged::Append { chain, rule } => {
+                append_restore(w.table_mut(kind), &chain, rule, &mut last)
+            }
+            Staged::Other(mut cmd) => {
+                cmd.table = kind;
+                let mut sink = String::new();
+                exec_restore(w, *cmd, &mut sink, &mut last)
             }
         }
-        let mut sink = String::new();
-        exec_restore(w, cmd, &mut sink, &mut last).map_err(|e| rerr(ln, e))?;
+        .map_err(|e| rerr(ln, e))?;
     }
     if let Some((_, _, _)) = work {
         return Err(rerr(
@@ -854,10 +893,18 @@ pub fn restore(rs: &mut Ruleset, text: &str, opts: RestoreOptions) -> Result<(),
 /// files list a chain's rules together, and many rules jump to the same
 /// chain, so most lines skip both name lookups. Entries are checked by name
 /// before use, so a stale entry is only a miss.
-#[derive(Default)]
 struct LastChains {
     chain: usize,
-    target: usize,
+    targets: [usize; 2],
+}
+
+impl Default for LastChains {
+    fn default() -> Self {
+        LastChains {
+            chain: 0,
+            targets: NO_RECENT,
+        }
+    }
 }
 
 /// `name`'s index in `t`, trying `*hint` and the chain after it first
@@ -875,6 +922,25 @@ fn chain_index_hinted(t: &Table, name: &str, hint: &mut usize) -> Option<usize> 
     Some(i)
 }
 
+/// `-A chain rule` inside a restore: the chain must exist, and a jump
+/// target be a user chain; the rest is checked at COMMIT.
+fn append_restore(
+    t: &mut Table,
+    chain: &str,
+    rule: Arc<Rule>,
+    last: &mut LastChains,
+) -> Result<(), CmdError> {
+    let ci = chain_index_hinted(t, chain, &mut last.chain).ok_or_else(|| other(NO_CHAIN))?;
+    if let Some(j) = rule.target.chain_ref() {
+        match t.chain_index_recent(j, &mut last.targets).map(|i| &t.chains[i]) {
+            Some(c) if !c.is_builtin() => {}
+            _ => return Err(no_target(t, j)),
+        }
+    }
+    t.chains[ci].rules.push(rule);
+    Ok(())
+}
+
 /// Like [`exec`], but appends skip the per-rule table validation (the table
 /// is validated once at COMMIT), which keeps large restores linear.
 fn exec_restore(
@@ -884,18 +950,9 @@ fn exec_restore(
     last: &mut LastChains,
 ) -> Result<(), CmdError> {
     if cmd.op == Op::Append {
-        let t = rs.table_mut(cmd.table);
-        let n = cmd.chain.as_deref().unwrap_or("");
-        let ci = chain_index_hinted(t, n, &mut last.chain).ok_or_else(|| other(NO_CHAIN))?;
         let rule = cmd.rule.take().expect("append carries a rule");
-        if let Some(j) = rule.target.chain_ref() {
-            match chain_index_hinted(t, j, &mut last.target).map(|i| &t.chains[i]) {
-                Some(c) if !c.is_builtin() => {}
-                _ => return Err(no_target(t, j)),
-            }
-        }
-        t.chains[ci].rules.push(Arc::new(rule));
-        return Ok(());
+        let t = rs.table_mut(cmd.table);
+        return append_restore(t, cmd.chain.as_deref().unwrap_or(""), Arc::new(rule), last);
     }
     exec(rs, &cmd, out)
 }
@@ -939,7 +996,7 @@ mod tests {
         let text = big_restore(4000, "");
         assert!(text.len() > PARALLEL_RESTORE_BYTES, "{}", text.len());
         assert!(
-            pre_parse(&text).is_some()
+            pre_parse(&text, RestoreOptions::default()).is_some()
                 || std::thread::available_parallelism().map_or(1, |n| n.get()) < 2
         );
         for counters in [false, true] {
