@@ -340,7 +340,8 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
     // conntrack and stats against the live gateway.
     let stats = dp.stats_handle();
     let dp_stats: crate::control::metrics::DataplaneStatsFn = Arc::new(move || stats.snapshot());
-    let handler = GatewayHandler::new(pipeline.clone(), Some(dp_stats.clone()));
+    let handler = GatewayHandler::new(pipeline.clone(), Some(dp_stats.clone()))
+        .with_helper_nice(control_niced.then_some(base_nice));
     let _ctl = bound
         .serve(Arc::new(handler))
         .map_err(|e| anyhow::anyhow!("control socket {}: {e}", ctl_path.display()))?;

@@ -32,6 +32,8 @@ pub struct GatewayHandler {
     /// Serializes ruleset changes.
     writer: Mutex<()>,
     dataplane_stats: Option<StatsFn>,
+    /// Nice value for the threads that help parse a large restore.
+    helper_nice: Option<i32>,
 }
 
 impl GatewayHandler {
@@ -40,7 +42,19 @@ impl GatewayHandler {
             pipeline,
             writer: Mutex::new(()),
             dataplane_stats,
+            helper_nice: None,
         }
+    }
+
+    /// The threads that help parse a large restore set this nice value
+    /// first. The control threads run at a raised priority (`control_nice`)
+    /// and a helper would inherit it: two such threads on two cores left
+    /// the workers without CPU for up to 103 ms (bench/restore.sh
+    /// max_gap_ms); at the workers' priority the helper still parses what
+    /// it gets to, and the control thread takes the rest.
+    pub fn with_helper_nice(mut self, nice: Option<i32>) -> Self {
+        self.helper_nice = nice;
+        self
     }
 
     /// Compiles `rs` and installs it. The ruleset it replaces is freed here,
@@ -168,7 +182,13 @@ impl GatewayHandler {
         let c0 = thread_cpu();
         let live = self.pipeline.ruleset();
         let mut rs = live.source.clone();
-        match syntax::restore(&mut rs, &text, opts) {
+        let helper_nice = self.helper_nice;
+        let helper_start = move || {
+            if let Some(n) = helper_nice {
+                let _ = crate::dataplane::privs::set_thread_nice(n);
+            }
+        };
+        match syntax::restore_with(&mut rs, &text, opts, &helper_start) {
             Ok(()) => {
                 if opts.test {
                     return Response::ok("");

@@ -678,7 +678,11 @@ const RESTORE_SLICES: usize = 64;
 /// The parse of a 140,000-rule kube ruleset is ~80 % of its restore; on a
 /// gateway whose cores are busy forwarding, two parsing threads also get two
 /// shares of the CPU instead of one. `None` for small texts.
-fn pre_parse(text: &str, opts: RestoreOptions) -> Option<Vec<Vec<RuleLine>>> {
+fn pre_parse(
+    text: &str,
+    opts: RestoreOptions,
+    helper_start: &(dyn Fn() + Sync),
+) -> Option<Vec<Vec<RuleLine>>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::OnceLock;
     if text.len() < PARALLEL_RESTORE_BYTES {
@@ -712,7 +716,10 @@ fn pre_parse(text: &str, opts: RestoreOptions) -> Option<Vec<Vec<RuleLine>>> {
             // No thread (resource limits): the others take its share.
             let _ = std::thread::Builder::new()
                 .name("tg-restore".into())
-                .spawn_scoped(s, work);
+                .spawn_scoped(s, move || {
+                    helper_start();
+                    work()
+                });
         }
         work();
     });
@@ -744,11 +751,23 @@ fn split_at_lines(text: &str, n: usize) -> Vec<&str> {
 /// (all or nothing); the first error stops the restore, tables committed
 /// before it stay applied (as iptables-restore does).
 pub fn restore(rs: &mut Ruleset, text: &str, opts: RestoreOptions) -> Result<(), RestoreError> {
+    restore_with(rs, text, opts, &|| {})
+}
+
+/// [`restore`], running `helper_start` first on every thread that helps
+/// parse a large text (the gateway lowers those threads' priority: see
+/// `control::gateway`).
+pub fn restore_with(
+    rs: &mut Ruleset,
+    text: &str,
+    opts: RestoreOptions,
+    helper_start: &(dyn Fn() + Sync),
+) -> Result<(), RestoreError> {
     let mut work: Option<(Ruleset, TableKind, usize)> = None;
     let mut nlines = 0;
     let mut toks = Vec::with_capacity(32);
     let mut last = LastChains::default();
-    let mut parsed = pre_parse(text, opts).map(|v| v.into_iter().flatten());
+    let mut parsed = pre_parse(text, opts, helper_start).map(|v| v.into_iter().flatten());
     for (ln, raw) in text.lines().enumerate() {
         let ln = ln + 1;
         nlines = ln;
@@ -932,7 +951,10 @@ fn append_restore(
 ) -> Result<(), CmdError> {
     let ci = chain_index_hinted(t, chain, &mut last.chain).ok_or_else(|| other(NO_CHAIN))?;
     if let Some(j) = rule.target.chain_ref() {
-        match t.chain_index_recent(j, &mut last.targets).map(|i| &t.chains[i]) {
+        match t
+            .chain_index_recent(j, &mut last.targets)
+            .map(|i| &t.chains[i])
+        {
             Some(c) if !c.is_builtin() => {}
             _ => return Err(no_target(t, j)),
         }
@@ -996,7 +1018,7 @@ mod tests {
         let text = big_restore(4000, "");
         assert!(text.len() > PARALLEL_RESTORE_BYTES, "{}", text.len());
         assert!(
-            pre_parse(&text, RestoreOptions::default()).is_some()
+            pre_parse(&text, RestoreOptions::default(), &|| {}).is_some()
                 || std::thread::available_parallelism().map_or(1, |n| n.get()) < 2
         );
         for counters in [false, true] {

@@ -28,8 +28,8 @@ pub mod parse;
 pub mod print;
 
 pub use apply::{
-    apply_command, exec, restore, save_one as save_table_text, tokenize, verbose_rule, CmdError,
-    Output, RestoreError, RestoreOptions,
+    apply_command, exec, restore, restore_with, save_one as save_table_text, tokenize,
+    verbose_rule, CmdError, Output, RestoreError, RestoreOptions,
 };
 pub use parse::{parse_command, Command, Op};
 pub use print::{
