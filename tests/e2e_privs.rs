@@ -181,7 +181,7 @@ fn running_gateway_is_unprivileged_and_survives_a_full_exercise() {
         &topo,
         None,
         2,
-        "user = \"nobody\"\nseccomp = true\nworker_batch = false\ncontrol_nice = 0\n",
+        "user = \"nobody\"\nseccomp = true\nworker_batch = true\ncontrol_nice = 0\n",
     );
     assert!(
         gw.log_text().contains("privileges dropped"),
@@ -189,9 +189,12 @@ fn running_gateway_is_unprivileged_and_survives_a_full_exercise() {
         gw.log_text()
     );
     assert_no_privileges(gw.pid(), uid, gid);
-    // worker_batch = false, control_nice = 0: every thread as it was born.
-    for (name, nice, policy) in thread_sched(gw.pid()) {
-        assert_eq!((nice, policy), (0, 0), "{name}");
+    // worker_batch = true, control_nice = 0: the workers under SCHED_BATCH
+    // (3), every thread at nice 0 (the seccomp filter allows both calls).
+    let threads = thread_sched(gw.pid());
+    for (name, nice, policy) in &threads {
+        let batch = if name.starts_with("tg-worker") { 3 } else { 0 };
+        assert_eq!((*nice, *policy), (0, batch), "{name}: {threads:?}");
     }
 
     let (n, out) = topo.client().ping("10.2.0.2", 3, &[]);
@@ -242,7 +245,7 @@ fn default_stays_root_but_holds_no_capability() {
     let gw = Gateway::start(&topo, None);
     assert_no_privileges(gw.pid(), 0, 0);
     // The defaults: the control threads at nice -10 (set before the drop,
-    // inherited), the workers back at 0 under SCHED_BATCH (3), the rest at 0.
+    // inherited), the workers back at 0, the rest at 0; all SCHED_OTHER.
     let threads = thread_sched(gw.pid());
     let workers = threads
         .iter()
@@ -252,7 +255,6 @@ fn default_stays_root_but_holds_no_capability() {
     for (name, nice, policy) in &threads {
         let want = match name.as_str() {
             "tungate-ctl" => (-10, 0),
-            w if w.starts_with("tg-worker") => (0, 3),
             _ => (0, 0),
         };
         assert_eq!((*nice, *policy), want, "{name}: {threads:?}");

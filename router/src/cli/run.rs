@@ -39,7 +39,7 @@ The config file is TOML:
   log_level = \"info\"             # error|warn|info|debug|trace (RUST_LOG overrides)
   offload = true                 # false: plain frames, no vnet header / TSO
   pin_workers = false            # pin worker N to CPU N
-  worker_batch = true            # workers under SCHED_BATCH (larger batches)
+  worker_batch = false           # workers under SCHED_BATCH (larger batches)
   control_nice = -10             # nice of the control threads (-20..=0; 0: off)
   user = \"nobody\"                # become this user once devices and the
   group = \"nogroup\"              #   control socket are open (default: stay

@@ -11,7 +11,7 @@
 //! log_level = "info"               # error | warn | info | debug | trace
 //! offload = true                   # vnet header + TSO (false: plain frames)
 //! pin_workers = false              # pin worker N to CPU N
-//! worker_batch = true              # workers run SCHED_BATCH (no wakeup preemption)
+//! worker_batch = false             # workers run SCHED_BATCH (no wakeup preemption)
 //! control_nice = -10               # nice of the control server's threads (-20..=0)
 //! user = "nobody"                  # run as this user once devices are open
 //! group = "nogroup"                # and this group (default: the user's)
@@ -197,7 +197,8 @@ pub struct Config {
     pub pin_workers: bool,
     /// Workers run under SCHED_BATCH: a worker woken by a packet does not
     /// preempt the thread running on its CPU, so each wakeup drains a
-    /// larger batch (`bench/RESULTS.md`: +6 % with four iperf3 streams).
+    /// larger batch. Off by default: no gain measured on the standard
+    /// machine (`bench/RESULTS.md`, four A/B runs of 1 and 4 iperf3 streams).
     pub worker_batch: bool,
     /// Nice value of the control server's threads (`0`: no change). A
     /// restore of a large ruleset then gets its CPU while the workers keep
@@ -505,7 +506,7 @@ impl Config {
             routes,
             offload: raw.offload.unwrap_or(true),
             pin_workers: raw.pin_workers.unwrap_or(false),
-            worker_batch: raw.worker_batch.unwrap_or(true),
+            worker_batch: raw.worker_batch.unwrap_or(false),
             control_nice,
             user: user.map(|(u, _)| u),
             group: group.or(user.map(|(_, g)| g)),
