@@ -289,7 +289,7 @@ pub struct Table {
     /// Edit through the methods, or call [`Table::reindex`] after changing
     /// names or order directly.
     pub chains: Vec<Chain>,
-    /// Chain positions by the name's 64-bit hash ([`NameHash`]): a probe
+    /// Chain positions by the name's 64-bit hash ([`name_hash`]): a probe
     /// compares integers, not strings behind pointers, and the map holds no
     /// copy of the names (a 50,000-chain table is looked up ~300,000 times
     /// per restore, and under load each pointer followed is a cache miss).
@@ -357,10 +357,11 @@ fn name_hash(name: &str) -> u64 {
     fold(h ^ u64::from_le_bytes(tail), K1 ^ K0)
 }
 
-/// Hasher of the chain-name index: FxHash (rustc's), several times faster
-/// than SipHash on 20-30 byte names. Chain names come from the local
-/// administrator, not from the network, so flooding is no concern; a restore
-/// looks names up about five times per rule.
+/// Hasher of maps keyed by chain names (the index's `spill`): FxHash
+/// (rustc's), several times faster than SipHash on 20-30 byte names. Chain
+/// names come from the local administrator, not from the network, so
+/// flooding is no concern. Good for picking buckets, not as a key by itself
+/// (see [`name_hash`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NameHash;
 
