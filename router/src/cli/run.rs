@@ -199,8 +199,9 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
     // (MADV_HUGEPAGE), and a fault on such a range may stall in direct
     // compaction and zeroes 2 MiB at once: the first restore of the 10,000-
     // service kube ruleset into an idle gateway took 261-313 ms with them
-    // and 154-170 ms without (bench/RESULTS.md). The packet path allocates
-    // nothing per packet and was measured at the same speed either way.
+    // and 139-167 ms without (bench/RESULTS.md). The packet path allocates
+    // nothing per packet; bench/conntrack-soak.sh measured the same lookup
+    // rates at a million entries either way, and less memory without.
     if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
         tracing::warn!("PR_SET_THP_DISABLE: {e}");
     }
@@ -341,7 +342,7 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
     let stats = dp.stats_handle();
     let dp_stats: crate::control::metrics::DataplaneStatsFn = Arc::new(move || stats.snapshot());
     let handler = GatewayHandler::new(pipeline.clone(), Some(dp_stats.clone()))
-        .with_helper_nice(control_niced.then_some(base_nice));
+        .with_background_nice(control_niced.then_some(base_nice));
     let _ctl = bound
         .serve(Arc::new(handler))
         .map_err(|e| anyhow::anyhow!("control socket {}: {e}", ctl_path.display()))?;

@@ -32,8 +32,9 @@ pub struct GatewayHandler {
     /// Serializes ruleset changes.
     writer: Mutex<()>,
     dataplane_stats: Option<StatsFn>,
-    /// Nice value for the threads that help parse a large restore.
-    helper_nice: Option<i32>,
+    /// Nice value of the threads a request starts that need not run at the
+    /// control threads' priority: restore parse helpers, the retire thread.
+    background_nice: Option<i32>,
 }
 
 impl GatewayHandler {
@@ -42,18 +43,19 @@ impl GatewayHandler {
             pipeline,
             writer: Mutex::new(()),
             dataplane_stats,
-            helper_nice: None,
+            background_nice: None,
         }
     }
 
-    /// The threads that help parse a large restore set this nice value
-    /// first. The control threads run at a raised priority (`control_nice`)
-    /// and a helper would inherit it: two such threads on two cores left
-    /// the workers without CPU for up to 103 ms (bench/restore.sh
-    /// max_gap_ms); at the workers' priority the helper still parses what
-    /// it gets to, and the control thread takes the rest.
-    pub fn with_helper_nice(mut self, nice: Option<i32>) -> Self {
-        self.helper_nice = nice;
+    /// The threads a request starts (restore parse helpers, the thread that
+    /// frees a replaced ruleset) set this nice value first. The control
+    /// threads run at a raised priority (`control_nice`) and those threads
+    /// would inherit it: a parse helper at that priority beside the control
+    /// thread left the workers of a 2-core machine without CPU for up to
+    /// 103 ms (bench/restore.sh max_gap_ms); at the workers' priority it
+    /// still parses what it gets to, and the control thread takes the rest.
+    pub fn with_background_nice(mut self, nice: Option<i32>) -> Self {
+        self.background_nice = nice;
         self
     }
 
@@ -65,7 +67,7 @@ impl GatewayHandler {
         let compiled = CompiledRuleset::compile(rs, self.pipeline.workers());
         let old = self.pipeline.ruleset();
         self.pipeline.replace_ruleset(compiled);
-        retire(old);
+        retire(old, self.background_nice);
     }
 
     fn iptables(&self, args: &[String]) -> Response {
@@ -182,13 +184,8 @@ impl GatewayHandler {
         let c0 = thread_cpu();
         let live = self.pipeline.ruleset();
         let mut rs = live.source.clone();
-        let helper_nice = self.helper_nice;
-        let helper_start = move || {
-            if let Some(n) = helper_nice {
-                let _ = crate::dataplane::privs::set_thread_nice(n);
-            }
-        };
-        match syntax::restore_with(&mut rs, &text, opts, &helper_start) {
+        let nice = self.background_nice;
+        match syntax::restore_with(&mut rs, &text, opts, &move || background(nice)) {
             Ok(()) => {
                 if opts.test {
                     return Response::ok("");
@@ -301,12 +298,12 @@ impl Handler for GatewayHandler {
 /// their reference at their next packet), on a thread of its own. A worker
 /// that stays idle for a second keeps its reference and frees the ruleset
 /// itself when it wakes up.
-fn retire(old: Arc<CompiledRuleset>) {
+fn retire(old: Arc<CompiledRuleset>, nice: Option<i32>) {
     let spawned = std::thread::Builder::new()
         .name("tg-retire".into())
         .spawn(move || {
             // Not at the control threads' raised priority: freeing can wait.
-            let _ = crate::dataplane::privs::set_thread_nice(0);
+            background(nice);
             for _ in 0..200 {
                 if Arc::strong_count(&old) == 1 {
                     break;
@@ -317,6 +314,14 @@ fn retire(old: Arc<CompiledRuleset>) {
         });
     if spawned.is_err() {
         tracing::warn!("control: no thread to free the old ruleset; freed in place");
+    }
+}
+
+/// Moves the calling thread to `nice` ([`GatewayHandler::with_background_nice`]).
+/// Raising a nice value needs no privilege; a failure leaves it as it was.
+fn background(nice: Option<i32>) {
+    if let Some(n) = nice {
+        let _ = crate::dataplane::privs::set_thread_nice(n);
     }
 }
 
