@@ -467,8 +467,7 @@ impl Table {
         if self.chain_index(name).is_some() {
             return false;
         }
-        self.index_insert(name, self.chains.len());
-        self.chains.push(Chain::user(name));
+        self.add_absent_user_chain(name);
         true
     }
 
@@ -1184,8 +1183,6 @@ mod tests {
         let (pa, pb) = (pos(&t, a).unwrap(), pos(&t, b).unwrap());
         t.index.insert(name_hash(b), pa);
         t.spill.insert(b.to_string(), pb);
-        t.index.remove(&name_hash(a));
-        t.index.insert(name_hash(a), pa);
         assert_eq!(t.chain_index(a), Some(pa));
         assert_eq!(t.chain_index(b), Some(pb));
         // An index gone stale (chains reordered without reindex): found by

@@ -600,8 +600,6 @@ fn is_rule_line(line: &str) -> bool {
         || line.trim_end() == "COMMIT")
 }
 
-/// Parses one rule line of a restore text (everything a rule line needs
-/// but the table it is in: that is the caller's).
 /// Parses one rule line and applies the restore's counter options to it
 /// (`[p:b]` prefixes kept with `--counters`, otherwise a rule starts at
 /// zero unless the line gave `-c`).
@@ -620,17 +618,17 @@ fn stage_rule_line<'a>(
             r.counters = Counters::default();
         }
     }
-    if cmd.op == Op::Append && cmd.chain.is_some() && cmd.rule.is_some() {
-        if let (Some(chain), Some(rule)) = (cmd.chain.take(), cmd.rule.take()) {
-            return Ok(Staged::Append {
-                chain,
-                rule: Arc::new(rule),
-            });
-        }
+    match (cmd.op, cmd.chain, cmd.rule) {
+        (Op::Append, Some(chain), Some(rule)) => Ok(Staged::Append {
+            chain,
+            rule: Arc::new(rule),
+        }),
+        (_, chain, rule) => Ok(Staged::Other(Box::new(Command { chain, rule, ..cmd }))),
     }
-    Ok(Staged::Other(Box::new(cmd)))
 }
 
+/// Parses one rule line of a restore text (everything a rule line needs
+/// but the table it is in: that is the caller's).
 fn parse_rule_line<'a>(
     line: &'a str,
     toks: &mut Vec<Cow<'a, str>>,
@@ -1040,28 +1038,9 @@ mod tests {
             };
             let mut par = Ruleset::new();
             restore(&mut par, &text, opts).unwrap();
-            // The same text, one small restore per table section is below the
-            // threshold: parse it line by line by feeding chunks that stay
-            // sequential (the --noflush form adds to what is there).
+            // The same text through the sequential pass alone.
             let mut seq = Ruleset::new();
-            let mut parts = text.lines();
-            let head: Vec<&str> = parts.by_ref().take(3 + 4000).collect();
-            restore(&mut seq, &format!("{}\nCOMMIT\n", head.join("\n")), opts).unwrap();
-            let rest: Vec<&str> = parts.collect();
-            for chunk in rest.chunks(1000) {
-                let body: Vec<&str> = chunk.iter().copied().filter(|l| *l != "COMMIT").collect();
-                let t = format!("*nat\n{}\nCOMMIT\n", body.join("\n"));
-                assert!(t.len() < PARALLEL_RESTORE_BYTES);
-                restore(
-                    &mut seq,
-                    &t,
-                    RestoreOptions {
-                        noflush: true,
-                        ..opts
-                    },
-                )
-                .unwrap();
-            }
+            restore_parsed(&mut seq, &text, opts, None).unwrap();
             assert_eq!(save_text(&par, true), save_text(&seq, true));
             assert_eq!(par.table(TableKind::Nat).chains.len(), 4 + 4000);
         }
