@@ -238,8 +238,8 @@ impl CompiledRuleset {
                         let slot = nslots;
                         nslots += 1;
                         set_base(&mut base, slot, r.counters);
-                        let mut resolve = |name: &str| {
-                            t.chain_index_recent(name, &mut recent).unwrap_or(0) as u32
+                        let mut resolve = |name: &crate::ruleset::ChainRef| {
+                            t.resolve(name, &mut recent).unwrap_or(0) as u32
                         };
                         let target = match &r.target {
                             Target::None => CTarget::None,

@@ -1038,7 +1038,7 @@ mod tests {
                 if i + 1 < levels {
                     rules.push(
                         Rule {
-                            target: Target::Jump(format!("C{}", i + 1)),
+                            target: Target::Jump(format!("C{}", i + 1).into()),
                             ..Rule::default()
                         }
                         .into(),

@@ -22,8 +22,10 @@
 //!   probability is the kernel's 31-bit threshold (see [`StatisticMode`]),
 //!   limit rates are the kernel's average interval between packets in
 //!   1/10000 s (`XT_LIMIT_SCALE`: 10000 = 1/sec, 600000 = 1/min).
-//! * Jumps name their chain: [`Target::Jump`] / [`Target::Goto`] hold the
-//!   chain name. [`Table::chain_index`] resolves a name; the compiled,
+//! * Jumps name their chain: [`Target::Jump`] / [`Target::Goto`] hold a
+//!   [`ChainRef`], the chain name with a position hint.
+//!   [`Table::chain_index`] resolves a name, [`Table::resolve`] a
+//!   [`ChainRef`]; the compiled,
 //!   index-based form belongs to the pipeline (it compiles once per ruleset
 //!   replacement, after [`Ruleset::validate`] has passed, so every name
 //!   resolves and there are no loops).
@@ -473,20 +475,42 @@ impl Table {
 
     /// [`Table::chain_index`] for callers that resolve the jump targets of
     /// many rules in order: `recent` holds the last two chains found
-    /// (start with [`NO_RECENT`]) and is tried first. Consecutive rules
-    /// mostly jump to the same few chains (every KUBE-SEP-* chain's first
-    /// rule jumps to KUBE-MARK-MASQ), and an index lookup in a 50,000-chain
-    /// table costs a few cache misses; a restore, its validation and the
-    /// compiled form each resolve every jump of a 140,000-rule ruleset.
+    /// (start with [`NO_RECENT`]) and is tried first, then the chain after
+    /// the last one. Consecutive rules mostly jump to the same few chains
+    /// (every KUBE-SEP-* chain's first rule jumps to KUBE-MARK-MASQ) or to
+    /// chains declared one after the other (a KUBE-SVC-* chain's rules to
+    /// its KUBE-SEP-* chains), and an index lookup in a 50,000-chain table
+    /// costs a few cache misses.
     pub fn chain_index_recent(&self, name: &str, recent: &mut [usize; 2]) -> Option<usize> {
-        for i in *recent {
-            if self.chains.get(i).is_some_and(|c| c.name == name) {
-                return Some(i);
-            }
+        let named = |i: usize| self.chains.get(i).is_some_and(|c| c.name == name);
+        let [last, before] = *recent;
+        if named(last) {
+            return Some(last);
+        }
+        if named(before) {
+            return Some(before);
+        }
+        let next = last.wrapping_add(1);
+        if named(next) {
+            recent[0] = next;
+            return Some(next);
         }
         let i = self.chain_index(name)?;
-        *recent = [i, recent[0]];
+        *recent = [i, last];
         Some(i)
+    }
+
+    /// The index of the chain `r` names: its hint if the chain there has
+    /// that name, else as [`Table::chain_index_recent`].
+    pub fn resolve(&self, r: &ChainRef, recent: &mut [usize; 2]) -> Option<usize> {
+        if self
+            .chains
+            .get(r.hint())
+            .is_some_and(|c| *c.name == *r.name)
+        {
+            return Some(r.hint());
+        }
+        self.chain_index_recent(r, recent)
     }
 
     /// Adds an empty user chain at the end, for a caller that has just
@@ -510,10 +534,9 @@ impl Table {
         let old = std::mem::replace(&mut self.chains[idx].name, new.to_string());
         for c in &mut self.chains {
             for r in &mut c.rules {
-                if r.target.chain_ref() == Some(old.as_str()) {
-                    match &mut Arc::make_mut(r).target {
-                        Target::Jump(n) | Target::Goto(n) => *n = new.to_string(),
-                        _ => {}
+                if r.target.chain_ref().is_some_and(|c| **c == *old) {
+                    if let Some(c) = Arc::make_mut(r).target.chain_ref_mut() {
+                        *c = ChainRef::new(new);
                     }
                 }
             }
@@ -538,7 +561,7 @@ impl Table {
         self.chains
             .iter()
             .flat_map(|c| c.rules.iter())
-            .filter(|r| r.target.chain_ref() == Some(name))
+            .filter(|r| r.target.chain_ref().is_some_and(|c| **c == *name))
             .count()
     }
 
@@ -547,7 +570,7 @@ impl Table {
         let mut m = HashMap::new();
         for r in self.chains.iter().flat_map(|c| c.rules.iter()) {
             if let Some(n) = r.target.chain_ref() {
-                *m.entry(n).or_insert(0) += 1;
+                *m.entry(n.as_str()).or_insert(0) += 1;
             }
         }
         m
@@ -1068,10 +1091,10 @@ pub enum Target {
     Drop,
     Return,
     /// `-j CHAIN`: call a user chain.
-    Jump(String),
+    Jump(ChainRef),
     /// `-g CHAIN`: go to a user chain (RETURN from it returns to the caller
     /// of the current chain).
-    Goto(String),
+    Goto(ChainRef),
     Reject(RejectWith),
     Log(LogTarget),
     /// MARK: nfmark = (nfmark & !mask) ^ value.
@@ -1110,6 +1133,88 @@ pub enum Target {
     ChecksumFill,
 }
 
+/// The chain a jump or goto names, and a hint where to find it: the index
+/// the chain had when the rule was put into its table. [`Table::resolve`]
+/// tries the hint (comparing the name) before the name index. A 140,000-rule
+/// kube ruleset has 100,000 jumps, each resolved when the restore appends the
+/// rule, again when the table is validated and again when it is compiled;
+/// in a 50,000-chain index each lookup by name is a cache miss (measured:
+/// a fifth of a restore's CPU), while the hinted chains lie in rule order.
+/// A stale hint (chains removed or renamed since) costs one name
+/// comparison, never a wrong answer. Equality and printing see only the
+/// name.
+#[derive(Clone)]
+pub struct ChainRef {
+    name: Box<str>,
+    hint: u32,
+}
+
+impl ChainRef {
+    const NO_HINT: u32 = u32::MAX;
+
+    pub fn new(name: &str) -> ChainRef {
+        ChainRef {
+            name: name.into(),
+            hint: Self::NO_HINT,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// Remembers where the chain was found (see [`Table::resolve`]).
+    pub fn set_hint(&mut self, index: usize) {
+        self.hint = u32::try_from(index).unwrap_or(Self::NO_HINT);
+    }
+
+    fn hint(&self) -> usize {
+        self.hint as usize
+    }
+}
+
+impl std::ops::Deref for ChainRef {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl PartialEq for ChainRef {
+    fn eq(&self, o: &ChainRef) -> bool {
+        self.name == o.name
+    }
+}
+
+impl Eq for ChainRef {}
+
+impl fmt::Debug for ChainRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.name, f)
+    }
+}
+
+impl fmt::Display for ChainRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl From<&str> for ChainRef {
+    fn from(s: &str) -> ChainRef {
+        ChainRef::new(s)
+    }
+}
+
+impl From<String> for ChainRef {
+    fn from(s: String) -> ChainRef {
+        ChainRef {
+            name: s.into_boxed_str(),
+            hint: Self::NO_HINT,
+        }
+    }
+}
+
 /// NFLOG target.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NflogTarget {
@@ -1123,7 +1228,15 @@ pub struct NflogTarget {
 
 impl Target {
     /// The chain a jump or goto names.
-    pub fn chain_ref(&self) -> Option<&str> {
+    pub fn chain_ref(&self) -> Option<&ChainRef> {
+        match self {
+            Target::Jump(c) | Target::Goto(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// [`Target::chain_ref`], to set its hint or rename it.
+    pub fn chain_ref_mut(&mut self) -> Option<&mut ChainRef> {
         match self {
             Target::Jump(c) | Target::Goto(c) => Some(c),
             _ => None,
@@ -1197,6 +1310,47 @@ mod tests {
         // trusted and the scan finds it.
         t.chains.push(Chain::user("PUSHED"));
         assert_eq!(t.chain_index("PUSHED"), Some(t.chains.len() - 1));
+    }
+
+    #[test]
+    fn a_jump_hint_is_checked_by_name_and_a_stale_one_is_only_a_miss() {
+        let mut t = Table::new(TableKind::Filter);
+        for n in ["A", "B", "C"] {
+            assert!(t.add_user_chain(n));
+        }
+        let (b, c) = (t.chain_index("B").unwrap(), t.chain_index("C").unwrap());
+        let mut j = ChainRef::new("C");
+        assert_eq!(t.resolve(&j, &mut NO_RECENT.clone()), Some(c));
+        j.set_hint(c);
+        assert_eq!(t.resolve(&j, &mut NO_RECENT.clone()), Some(c));
+        // The hint points at another chain, past the end, or at a position
+        // that shifted when a chain before it was removed.
+        for wrong in [b, 1000, usize::MAX] {
+            j.set_hint(wrong);
+            assert_eq!(t.resolve(&j, &mut NO_RECENT.clone()), Some(c));
+        }
+        j.set_hint(c);
+        t.remove_chain(t.chain_index("A").unwrap());
+        assert_eq!(t.resolve(&j, &mut NO_RECENT.clone()), Some(c - 1));
+        t.remove_chain(c - 1);
+        assert_eq!(t.resolve(&j, &mut NO_RECENT.clone()), None);
+        // A restore leaves every jump hinted at its chain.
+        let mut rs = Ruleset::new();
+        let text =
+            "*filter\n:X - [0:0]\n:Y - [0:0]\n-A INPUT -j Y\n-A X -g Y\n-A INPUT -j X\nCOMMIT\n";
+        crate::syntax::restore(&mut rs, text, Default::default()).unwrap();
+        let t = rs.table(TableKind::Filter);
+        let jumps: Vec<(usize, &str)> = t
+            .chains
+            .iter()
+            .flat_map(|c| c.rules.iter())
+            .filter_map(|r| r.target.chain_ref())
+            .map(|j| (j.hint(), j.as_str()))
+            .collect();
+        assert_eq!(jumps.len(), 3);
+        for (h, name) in jumps {
+            assert_eq!(t.chains[h].name, name);
+        }
     }
 
     #[test]

@@ -124,13 +124,13 @@ fn jumps(t: &Table) -> Result<Jumps, ValidateError> {
         start.push(edges.len() as u32);
         for (ri, r) in c.rules.iter().enumerate() {
             if let Some(name) = r.target.chain_ref() {
-                match t.chain_index_recent(name, &mut recent) {
+                match t.resolve(name, &mut recent) {
                     Some(j) if !t.chains[j].is_builtin() => edges.push(j as u32),
                     _ => {
                         return Err(ValidateError::NoSuchChain {
                             chain: c.name.clone(),
                             rule: ri + 1,
-                            target: name.to_string(),
+                            target: name.as_str().to_string(),
                         })
                     }
                 }

@@ -252,13 +252,13 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
                     return Ok(());
                 }
             }
-            let rule = cmd.rule.clone().expect("rule commands carry a rule");
+            let mut rule = cmd.rule.clone().expect("rule commands carry a rule");
             if cmd.verbose {
                 let _ = writeln!(out, "{}", verbose_rule(&rule));
             }
-            if let Some(j) = rule.target.chain_ref() {
-                match t.chain(j) {
-                    Some(c) if !c.is_builtin() => {}
+            if let Some(j) = rule.target.chain_ref_mut() {
+                match t.chain_index(j) {
+                    Some(i) if !t.chains[i].is_builtin() => j.set_hint(i),
                     _ => return Err(no_target(t, j)),
                 }
             }
@@ -956,16 +956,18 @@ fn chain_index_hinted(t: &Table, name: &str, hint: &mut usize) -> Option<usize> 
 fn append_restore(
     t: &mut Table,
     chain: &str,
-    rule: Arc<Rule>,
+    mut rule: Arc<Rule>,
     last: &mut LastChains,
 ) -> Result<(), CmdError> {
     let ci = chain_index_hinted(t, chain, &mut last.chain).ok_or_else(|| other(NO_CHAIN))?;
     if let Some(j) = rule.target.chain_ref() {
-        match t
-            .chain_index_recent(j, &mut last.targets)
-            .map(|i| &t.chains[i])
-        {
-            Some(c) if !c.is_builtin() => {}
+        match t.resolve(j, &mut last.targets) {
+            Some(i) if !t.chains[i].is_builtin() => {
+                // The rule was just parsed: nothing else holds it yet.
+                if let Some(j) = Arc::get_mut(&mut rule).and_then(|r| r.target.chain_ref_mut()) {
+                    j.set_hint(i);
+                }
+            }
             _ => return Err(no_target(t, j)),
         }
     }

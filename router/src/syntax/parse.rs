@@ -894,7 +894,7 @@ fn new_target(name: &str) -> Target {
             ..Default::default()
         })),
         "CHECKSUM" => Target::ChecksumFill,
-        other => Target::Jump(other.to_string()),
+        other => Target::Jump(other.into()),
     }
 }
 
@@ -1182,7 +1182,7 @@ impl RuleBuilder {
             simple_name(name, v)?;
             if goto {
                 if matches!(new_target(v), Target::Jump(_)) {
-                    self.rule.target = Target::Goto(v.to_string());
+                    self.rule.target = Target::Goto(v.into());
                 } else {
                     return Err(invalid(format!("goto '{v}' is not a chain")));
                 }
