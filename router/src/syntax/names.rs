@@ -112,8 +112,13 @@ pub fn proto_list_name(p: u8, numeric: bool) -> Option<&'static str> {
     }
 }
 
+/// Protocols /etc/services lists ports for, in `Services::by_name` order.
+const SERVICE_PROTOS: [&str; 4] = ["tcp", "udp", "sctp", "dccp"];
+
 struct Services {
-    by_name: HashMap<(String, &'static str), u16>,
+    /// Name or alias -> port per protocol ([`SERVICE_PROTOS`] order): a
+    /// lookup by `&str` allocates nothing.
+    by_name: HashMap<String, [Option<u16>; 4]>,
     by_port: HashMap<(u16, &'static str), String>,
 }
 
@@ -145,9 +150,9 @@ fn services() -> &'static Services {
                 by_port
                     .entry((port, proto))
                     .or_insert_with(|| name.to_string());
-                by_name.entry((name.to_string(), proto)).or_insert(port);
-                for alias in it {
-                    by_name.entry((alias.to_string(), proto)).or_insert(port);
+                let k = SERVICE_PROTOS.iter().position(|p| *p == proto).unwrap_or(0);
+                for n in std::iter::once(name).chain(it) {
+                    by_name.entry(n.to_string()).or_insert([None; 4])[k].get_or_insert(port);
                 }
             }
         }
@@ -157,15 +162,10 @@ fn services() -> &'static Services {
 
 /// Service name to port (`proto` "tcp"/"udp"/...; None = any protocol).
 pub fn service_port(name: &str, proto: Option<&str>) -> Option<u16> {
-    let s = services();
+    let ports = services().by_name.get(name)?;
     match proto {
-        Some(p) => s
-            .by_name
-            .get(&(name.to_string(), proto_static(p)?))
-            .copied(),
-        None => ["tcp", "udp", "sctp", "dccp"]
-            .iter()
-            .find_map(|p| s.by_name.get(&(name.to_string(), *p)).copied()),
+        Some(p) => ports[SERVICE_PROTOS.iter().position(|x| *x == p)?],
+        None => ports.iter().find_map(|p| *p),
     }
 }
 

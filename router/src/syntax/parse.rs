@@ -963,7 +963,6 @@ fn parse_nat_range(opt: &str, s: &str, with_base: bool) -> R<NatRange> {
             Some((rg, bs)) if with_base => (rg, Some(bs)),
             _ => (p, None),
         };
-        let named = service_port(range, None);
         let num = |x: &str| {
             parse_u32_dec(x)
                 .and_then(|v| u16::try_from(v).ok())
@@ -972,8 +971,11 @@ fn parse_nat_range(opt: &str, s: &str, with_base: bool) -> R<NatRange> {
                 })
         };
         let (lo, hi) = match range.split_once('-') {
-            Some(_) if named.is_some() => (named.unwrap(), named.unwrap()),
-            Some((a, b)) => (num(a)?, num(b)?),
+            // A service name may hold '-' ("ms-sql-s").
+            Some((a, b)) => match service_port(range, None) {
+                Some(v) => (v, v),
+                None => (num(a)?, num(b)?),
+            },
             None => {
                 let v = parse_port(opt, range, None)?;
                 (v, v)
