@@ -113,7 +113,7 @@ impl TunDevice {
             // Flow-stable queue choice (see steer.rs); without it packets
             // of a forwarded flow can be reordered between workers.
             match super::steer::attach(&fds[0]) {
-                Ok(()) => tracing::debug!(device = name, "steering program attached"),
+                Ok(balanced) => tracing::debug!(device = name, balanced, "steering program attached"),
                 Err(e) => tracing::warn!(
                     device = name,
                     "no steering program ({e}): the kernel's queue learning may reorder forwarded flows"
