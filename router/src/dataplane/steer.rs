@@ -202,18 +202,30 @@ fn map_create(kind: u32, key: u32, value: u32, entries: u32) -> io::Result<Owned
     for (i, v) in [kind, key, value, entries].into_iter().enumerate() {
         attr[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
     }
-    // SAFETY: `attr` is a zero-padded bpf_attr that the kernel only reads.
+    // SAFETY: `attr` holds no pointers; the kernel only reads it.
+    unsafe { bpf_new_fd(BPF_MAP_CREATE, &mut attr) }
+        .map_err(|e| io::Error::new(e.kind(), format!("BPF_MAP_CREATE: {e}")))
+}
+
+/// `bpf(cmd, attr)` for a command that returns a new file descriptor.
+///
+/// # Safety
+/// `attr` is a zero-padded `union bpf_attr` for `cmd`; every pointer in it
+/// refers to memory that is live, of the size the attribute states, and
+/// writable where the kernel writes (a log buffer), for the call.
+unsafe fn bpf_new_fd(cmd: libc::c_int, attr: &mut [u8]) -> io::Result<OwnedFd> {
+    // SAFETY: the caller's contract; `attr` itself is live and its length
+    // is what the kernel is told.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_bpf,
-            BPF_MAP_CREATE,
+            cmd,
             attr.as_mut_ptr(),
             attr.len() as libc::c_uint,
         )
     };
     if fd < 0 {
-        let err = io::Error::last_os_error();
-        return Err(io::Error::new(err.kind(), format!("BPF_MAP_CREATE: {err}")));
+        return Err(io::Error::last_os_error());
     }
     // SAFETY: the syscall returned a new file descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
@@ -246,28 +258,14 @@ fn load_insns(prog: &[Insn]) -> io::Result<OwnedFd> {
     attr[24..28].copy_from_slice(&1u32.to_ne_bytes());
     attr[28..32].copy_from_slice(&(log.len() as u32).to_ne_bytes());
     attr[32..40].copy_from_slice(&(log.as_mut_ptr() as u64).to_ne_bytes());
-    // SAFETY: `attr` is a zero-padded bpf_attr whose pointers (instructions,
-    // license, log buffer) point to live memory of the stated sizes for the
-    // duration of the call; the kernel writes only into `log`.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_LOAD,
-            attr.as_mut_ptr(),
-            attr.len() as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        let err = io::Error::last_os_error();
+    // SAFETY: `attr`'s pointers (instructions, license, log buffer) point
+    // to live memory of the stated sizes for the duration of the call; the
+    // kernel writes only into `log`.
+    unsafe { bpf_new_fd(BPF_PROG_LOAD, &mut attr) }.map_err(|err| {
         let msg = String::from_utf8_lossy(&log);
         let msg = msg.trim_end_matches('\0').trim();
-        return Err(io::Error::new(
-            err.kind(),
-            format!("BPF_PROG_LOAD: {err}: {msg}"),
-        ));
-    }
-    // SAFETY: the syscall returned a new file descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+        io::Error::new(err.kind(), format!("BPF_PROG_LOAD: {err}: {msg}"))
+    })
 }
 
 /// Attaches the steering program to the device that `queue` belongs to. The
@@ -341,6 +339,14 @@ mod tests {
         p
     }
 
+    /// The program, or None (said on stderr) where none can be loaded.
+    fn loaded(prog: io::Result<OwnedFd>) -> Option<OwnedFd> {
+        prog.map_err(|e| {
+            eprintln!("skipped: cannot load an eBPF program here ({e}); needs root or CAP_BPF")
+        })
+        .ok()
+    }
+
     /// Linux gives connect() even ephemeral ports first, so the flows of
     /// one client differ only above bit 0 of the source port: a selector
     /// that folds the tuple by XOR sent every such flow to one queue of two
@@ -348,13 +354,7 @@ mod tests {
     /// them, and keeps one flow direction on one queue.
     #[test]
     fn flows_from_even_ports_spread_over_two_queues() {
-        let prog = match load() {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("skipped: cannot load an eBPF program here ({e}); needs root or CAP_BPF");
-                return;
-            }
-        };
+        let Some(prog) = loaded(load()) else { return };
         let (c, g) = ([10, 1, 0, 2], [10, 1, 0, 1]);
         let mut per_queue = [0u32; 2];
         for i in 0..64u16 {
@@ -389,12 +389,8 @@ mod tests {
     /// hash).
     #[test]
     fn the_balancing_program_deals_new_flows_round_robin_and_keeps_them() {
-        let prog = match load_balanced() {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("skipped: cannot load an eBPF program with maps here ({e}); needs root or CAP_BPF");
-                return;
-            }
+        let Some(prog) = loaded(load_balanced()) else {
+            return;
         };
         let (c, g) = ([10, 1, 0, 2], [10, 1, 0, 1]);
         for i in 0..64u16 {
