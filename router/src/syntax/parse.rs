@@ -84,24 +84,35 @@ fn parse_u32_dec(s: &str) -> Option<u32> {
 
 /// `a.b.c.d` (1 to 4 parts, as xtables' numeric parser).
 pub(crate) fn parse_ip(s: &str) -> Option<u32> {
-    let mut v: u32 = 0;
-    for (n, part) in s.split('.').enumerate() {
-        if n == 4 || part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit())
-        {
-            return None;
+    // One to four dot-separated parts of 1-3 digits, each at most 255
+    // ("10.1" is 10.1.0.0). A byte loop: a restore parses ~200,000 of these.
+    let (mut v, mut n, mut part, mut digits) = (0u32, 0u32, 0u32, 0u32);
+    for &b in s.as_bytes() {
+        match b {
+            b'0'..=b'9' if digits < 3 => {
+                part = part * 10 + u32::from(b - b'0');
+                digits += 1;
+            }
+            b'.' if digits > 0 && part <= 255 && n < 3 => {
+                v |= part << (24 - 8 * n);
+                (n, part, digits) = (n + 1, 0, 0);
+            }
+            _ => return None,
         }
-        let p: u32 = part.parse().ok()?;
-        if p > 255 {
-            return None;
-        }
-        v |= p << (24 - 8 * n);
     }
-    Some(v)
+    (digits > 0 && part <= 255).then(|| v | part << (24 - 8 * n))
+}
+
+/// `s.split_once(c)` for an ASCII `c`, as a byte loop (`split_once(char)`
+/// sets up a searcher per call; these run several times per rule).
+fn split_byte(s: &str, c: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == c)?;
+    Some((&s[..i], &s[i + 1..]))
 }
 
 /// `addr[/len|/mask]` with host names rejected.
 fn parse_addr_mask(option: &str, s: &str) -> R<(u32, u32)> {
-    let (a, m) = match s.split_once('/') {
+    let (a, m) = match split_byte(s, b'/') {
         Some((a, m)) => (a, Some(m)),
         None => (s, None),
     };
@@ -178,7 +189,7 @@ fn parse_range(option: &str, s: &str, proto: Option<&str>, sep: char) -> R<(u16,
 
 fn parse_num_range_u32(option: &str, s: &str) -> R<(u32, u32)> {
     let p = |x: &str| parse_u32_dec(x).ok_or_else(|| err_val(option, s, "a number or range"));
-    let (lo, hi) = match s.split_once(':') {
+    let (lo, hi) = match split_byte(s, b':') {
         None => {
             let v = p(s)?;
             (v, v)
@@ -944,12 +955,12 @@ fn tcp_flags(opt: &str, s: &str) -> R<u8> {
 
 fn parse_nat_range(opt: &str, s: &str, with_base: bool) -> R<NatRange> {
     let mut r = NatRange::default();
-    let (addrs, ports) = match s.split_once(':') {
+    let (addrs, ports) = match split_byte(s, b':') {
         Some((a, p)) => (a, Some(p)),
         None => (s, None),
     };
     if !addrs.is_empty() {
-        let (a, b) = match addrs.split_once('-') {
+        let (a, b) = match split_byte(addrs, b'-') {
             Some((a, b)) => (a, b),
             None => (addrs, addrs),
         };
@@ -961,7 +972,7 @@ fn parse_nat_range(opt: &str, s: &str, with_base: bool) -> R<NatRange> {
         r.addrs = Some((a, b));
     }
     if let Some(p) = ports {
-        let (range, base) = match p.split_once('/') {
+        let (range, base) = match split_byte(p, b'/') {
             Some((rg, bs)) if with_base => (rg, Some(bs)),
             _ => (p, None),
         };
@@ -972,7 +983,7 @@ fn parse_nat_range(opt: &str, s: &str, with_base: bool) -> R<NatRange> {
                     err_val(opt, s, "addr[-addr][:port[-port]] with numeric port ranges")
                 })
         };
-        let (lo, hi) = match range.split_once('-') {
+        let (lo, hi) = match split_byte(range, b'-') {
             // A service name may hold '-' ("ms-sql-s").
             Some((a, b)) => match service_port(range, None) {
                 Some(v) => (v, v),
@@ -2176,5 +2187,72 @@ impl RuleBuilder {
         matches.extend(self.loaded.into_iter().map(|l| l.m));
         self.rule.matches = matches;
         Ok(self.rule)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The byte-loop `parse_ip` against the split-based one it replaced.
+    #[test]
+    fn parse_ip_accepts_what_the_split_version_accepted() {
+        fn reference(s: &str) -> Option<u32> {
+            let mut v: u32 = 0;
+            for (n, part) in s.split('.').enumerate() {
+                if n == 4
+                    || part.is_empty()
+                    || part.len() > 3
+                    || !part.bytes().all(|b| b.is_ascii_digit())
+                {
+                    return None;
+                }
+                let p: u32 = part.parse().ok()?;
+                if p > 255 {
+                    return None;
+                }
+                v |= p << (24 - 8 * n);
+            }
+            Some(v)
+        }
+        let fixed = [
+            "",
+            ".",
+            "1",
+            "1.",
+            ".1",
+            "1..2",
+            "10.1",
+            "10.1.2",
+            "10.1.2.3",
+            "1.2.3.4.5",
+            "255.255.255.255",
+            "256.1.1.1",
+            "1.2.3.256",
+            "0001.2.3.4",
+            "001.002.003.004",
+            "1.2.3.4/24",
+            "+1.2.3.4",
+            "1.2.3.4 ",
+            "a.b.c.d",
+            "999",
+            "1.2.3.",
+            "0",
+        ];
+        for s in fixed {
+            assert_eq!(parse_ip(s), reference(s), "{s:?}");
+        }
+        // Random strings over the bytes that matter.
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let alphabet = b"0123456789..25x";
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let s: String = (0..x % 16)
+                .map(|k| alphabet[((x >> (4 * k)) % alphabet.len() as u64) as usize] as char)
+                .collect();
+            assert_eq!(parse_ip(&s), reference(&s), "{s:?}");
+        }
     }
 }
