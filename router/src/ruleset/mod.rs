@@ -304,18 +304,11 @@ pub struct Table {
 /// An empty `recent` for [`Table::chain_index_recent`].
 pub const NO_RECENT: [usize; 2] = [usize::MAX; 2];
 
-/// The hasher of maps keyed by a hash already computed: passes it through.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PreHashed;
+/// The hasher of maps keyed by a hash already computed: passes it through
+/// (built as `route`'s address maps build theirs).
+pub type PreHashed = std::hash::BuildHasherDefault<PreHashedHasher>;
 
-impl std::hash::BuildHasher for PreHashed {
-    type Hasher = PreHashedHasher;
-    fn build_hasher(&self) -> PreHashedHasher {
-        PreHashedHasher(0)
-    }
-}
-
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct PreHashedHasher(u64);
 
 impl std::hash::Hasher for PreHashedHasher {
@@ -364,17 +357,9 @@ fn name_hash(name: &str) -> u64 {
 /// names come from the local administrator, not from the network, so
 /// flooding is no concern. Good for picking buckets, not as a key by itself
 /// (see [`name_hash`]).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NameHash;
+pub type NameHash = std::hash::BuildHasherDefault<FxHasher>;
 
-impl std::hash::BuildHasher for NameHash {
-    type Hasher = FxHasher;
-    fn build_hasher(&self) -> FxHasher {
-        FxHasher(0)
-    }
-}
-
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct FxHasher(u64);
 
 impl std::hash::Hasher for FxHasher {
