@@ -676,7 +676,7 @@ const RESTORE_SLICES: usize = 64;
 /// from the lines before it; what does (tables, chains, jump targets,
 /// COMMIT) stays in the one sequential pass of [`restore`], which takes these
 /// in line order and so still reports the first bad line, whatever its kind.
-/// The parse of a 140,000-rule kube ruleset is ~80 % of its restore; on a
+/// The parse is most of a 140,000-rule kube ruleset's restore; on a
 /// gateway whose cores are busy forwarding, two parsing threads also get two
 /// shares of the CPU instead of one. `None` for small texts.
 fn pre_parse(
@@ -901,11 +901,12 @@ fn restore_parsed(
         match staged {
             Staged::Append { chain, rule } => append_restore(t, &chain, rule, &mut last),
             Staged::Other(mut cmd) => {
-                // Rare in restore files: run it on a ruleset lent the table.
+                // -I, -D, -N... (every -A is `Staged::Append`), rare in
+                // restore files: run on a ruleset lent the table.
                 cmd.table = kind;
                 let mut w = Ruleset::new();
                 w.replace_table(std::mem::replace(t, Table::new(kind)));
-                let r = exec_restore(&mut w, *cmd, &mut String::new(), &mut last);
+                let r = exec(&mut w, &cmd, &mut String::new());
                 *t = std::mem::replace(w.table_mut(kind), Table::new(kind));
                 r
             }
@@ -921,48 +922,37 @@ fn restore_parsed(
     Ok(())
 }
 
-/// The chains the previous restore line appended to and jumped to: restore
-/// files list a chain's rules together, and many rules jump to the same
-/// chain, so most lines skip both name lookups. Entries are checked by name
-/// before use, so a stale entry is only a miss.
+/// The chains the last restore lines appended to and jumped to, for
+/// [`Table::chain_index_recent`]: restore files list a chain's rules
+/// together and in the order they declared the chains, and many rules jump
+/// to the same chain, so most lines skip both name lookups. Entries are
+/// checked by name before use, so a stale entry is only a miss.
 struct LastChains {
-    chain: usize,
+    chain: [usize; 2],
     targets: [usize; 2],
 }
 
 impl Default for LastChains {
     fn default() -> Self {
         LastChains {
-            chain: 0,
+            chain: NO_RECENT,
             targets: NO_RECENT,
         }
     }
 }
 
-/// `name`'s index in `t`, trying `*hint` and the chain after it first
-/// (restore files list the chains' rules in the order they declared the
-/// chains); updates the hint.
-fn chain_index_hinted(t: &Table, name: &str, hint: &mut usize) -> Option<usize> {
-    for i in [*hint, *hint + 1] {
-        if t.chains.get(i).is_some_and(|c| c.name == name) {
-            *hint = i;
-            return Some(i);
-        }
-    }
-    let i = t.chain_index(name)?;
-    *hint = i;
-    Some(i)
-}
-
 /// `-A chain rule` inside a restore: the chain must exist, and a jump
-/// target be a user chain; the rest is checked at COMMIT.
+/// target be a user chain; the rest is checked at COMMIT (so a large
+/// restore stays linear: [`exec`] validates the table after every append).
 fn append_restore(
     t: &mut Table,
     chain: &str,
     mut rule: Arc<Rule>,
     last: &mut LastChains,
 ) -> Result<(), CmdError> {
-    let ci = chain_index_hinted(t, chain, &mut last.chain).ok_or_else(|| other(NO_CHAIN))?;
+    let ci = t
+        .chain_index_recent(chain, &mut last.chain)
+        .ok_or_else(|| other(NO_CHAIN))?;
     if let Some(j) = rule.target.chain_ref() {
         match t.resolve(j, &mut last.targets) {
             Some(i) if !t.chains[i].is_builtin() => {
@@ -976,22 +966,6 @@ fn append_restore(
     }
     t.chains[ci].rules.push(rule);
     Ok(())
-}
-
-/// Like [`exec`], but appends skip the per-rule table validation (the table
-/// is validated once at COMMIT), which keeps large restores linear.
-fn exec_restore(
-    rs: &mut Ruleset,
-    mut cmd: Command,
-    out: &mut String,
-    last: &mut LastChains,
-) -> Result<(), CmdError> {
-    if cmd.op == Op::Append {
-        let rule = cmd.rule.take().expect("append carries a rule");
-        let t = rs.table_mut(cmd.table);
-        return append_restore(t, cmd.chain.as_deref().unwrap_or(""), Arc::new(rule), last);
-    }
-    exec(rs, &cmd, out)
 }
 
 /// The iptables-save text of every present table (no `#` lines).
