@@ -258,7 +258,6 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
         .unwrap_or_else(|| crate::control::DEFAULT_SOCKET.into());
     let mut scfg = ServerConfig::new(&ctl_path);
     scfg.group = cfg.control_group;
-
     let bound = Server::bind(scfg)
         .map_err(|e| anyhow::anyhow!("control socket {}: {e}", ctl_path.display()))?;
     if let Some(uid) = cfg.user {

@@ -316,12 +316,10 @@ const SHORT_WITH_ARG: &[u8] = b"AIDRNXFZPECLSptsdiojgmcw";
 /// Splits `--opt=value` and glued short options (`-ptcp`).
 fn split_opt(tok: &str) -> Opt<'_> {
     if let Some(rest) = tok.strip_prefix("--") {
-        // A byte loop: `split_once(char)` sets up a searcher per call, and
-        // this runs for every option of every rule of a restore.
-        if let Some(n) = rest.bytes().position(|c| c == b'=') {
+        if let Some((n, v)) = split_byte(rest, b'=') {
             return Opt {
-                name: &tok[..n + 2],
-                inline: Some(&rest[n + 1..]),
+                name: &tok[..n.len() + 2],
+                inline: Some(v),
             };
         }
         return Opt {
