@@ -6,8 +6,10 @@
 #   UDP: 64-byte payloads at unlimited rate: packets/s delivered and loss.
 # Both topologies are up at once and the runs alternate (tungate, kernel,
 # tungate, ...) so that a change in machine load hits both paths alike.
-# Prints the medians; the last line is `ratio_1stream=X ratio_4streams=Y`
-# (tungate / kernel).   Usage: sudo bench/iperf3.sh [REPS=3] [SECS=5]
+# Prints the medians, the machine's busy CPU-seconds per GB moved during the
+# 4-stream runs (both paths saturate the machine there, so this is the cost
+# of a byte, steadier than Gbit/s when the host's speed drifts), and, as the
+# last line, `ratio_1stream=X ratio_4streams=Y` (tungate / kernel).   Usage: sudo bench/iperf3.sh [REPS=3] [SECS=5]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REPS=${1:-3}
@@ -38,7 +40,10 @@ if [ "$TG_TARGET" != 10.1.0.1 ]; then
     echo "NOTE: tungate did not answer the DNAT port 10.1.0.1:5201; tungate runs are direct to 10.2.0.2 (the comparison is then not like for like)" >&2
 fi
 
-declare -A T1 T4 PPS LOSS
+# Busy ticks (user, nice, system, irq, softirq; USER_HZ) of the whole machine.
+busy_ticks() { head -1 /proc/stat | awk '{ print $2 + $3 + $4 + $7 + $8 }'; }
+
+declare -A T1 T4 PPS LOSS CPG
 for r in $(seq "$REPS"); do
     for side in tungate kernel; do
         if [ $side = tungate ]; then P=$PT target=$TG_TARGET; else P=$PK target=10.1.0.1; fi
@@ -47,8 +52,11 @@ for r in $(seq "$REPS"); do
     done
     for side in tungate kernel; do
         if [ $side = tungate ]; then P=$PT target=$TG_TARGET; else P=$PK target=10.1.0.1; fi
+        b0=$(busy_ticks)
         v=$(tcp_gbps "$target" 4 "$SECS"); T4[$side]="${T4[$side]:-} $v"
-        echo "$side tcp 4 streams rep $r: $v Gbit/s" >&2
+        c=$(awk -v t=$(( $(busy_ticks) - b0 )) -v g="$v" -v s="$SECS" 'BEGIN { gb = g * s / 8; printf "%.3f", (gb > 0 ? t / 100 / gb : 0) }')
+        CPG[$side]="${CPG[$side]:-} $c"
+        echo "$side tcp 4 streams rep $r: $v Gbit/s, $c CPU-s/GB" >&2
     done
     for side in tungate kernel; do
         if [ $side = tungate ]; then P=$PT target=$TG_TARGET; else P=$PK target=10.1.0.1; fi
@@ -64,5 +72,6 @@ TG4=$(med "${T4[tungate]}") K4=$(med "${T4[kernel]}")
 echo "reps=$REPS secs=$SECS workers=$(nproc) tungate_target=$TG_TARGET loadavg_before=\"$LOAD_BEFORE\" loadavg_after=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
 echo "median tcp 1 stream : tungate $TG1 Gbit/s, kernel $K1 Gbit/s"
 echo "median tcp 4 streams: tungate $TG4 Gbit/s, kernel $K4 Gbit/s"
+echo "median CPU-s per GB, 4 streams (whole machine): tungate $(med "${CPG[tungate]}"), kernel $(med "${CPG[kernel]}")"
 echo "median udp 64 B     : tungate $(med "${PPS[tungate]}") pkt/s (loss $(med "${LOSS[tungate]}")%), kernel $(med "${PPS[kernel]}") pkt/s (loss $(med "${LOSS[kernel]}")%)"
 awk -v a="$TG1" -v b="$K1" -v c="$TG4" -v d="$K4" 'BEGIN { printf "ratio_1stream=%.2f ratio_4streams=%.2f\n", (b > 0 ? a / b : 0), (d > 0 ? c / d : 0) }'
