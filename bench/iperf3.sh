@@ -9,7 +9,8 @@
 # Prints the medians, the machine's busy CPU-seconds per GB moved during the
 # 4-stream runs (both paths saturate the machine there, so this is the cost
 # of a byte, steadier than Gbit/s when the host's speed drifts), and, as the
-# last line, `ratio_1stream=X ratio_4streams=Y` (tungate / kernel).   Usage: sudo bench/iperf3.sh [REPS=3] [SECS=5]
+# last line, `ratio_1stream=X ratio_4streams=Y` (tungate / kernel).
+# Usage: sudo bench/iperf3.sh [REPS=3] [SECS=5]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REPS=${1:-3}
@@ -40,8 +41,11 @@ if [ "$TG_TARGET" != 10.1.0.1 ]; then
     echo "NOTE: tungate did not answer the DNAT port 10.1.0.1:5201; tungate runs are direct to 10.2.0.2 (the comparison is then not like for like)" >&2
 fi
 
-# Busy ticks (user, nice, system, irq, softirq; USER_HZ) of the whole machine.
+# Busy ticks (user, nice, system, irq, softirq) of the whole machine. The
+# window around a run also holds iperf3's start and connection set-up, and
+# the GB are receiver Gbit/s x SECS: a slight overestimate, alike for both.
 busy_ticks() { head -1 /proc/stat | awk '{ print $2 + $3 + $4 + $7 + $8 }'; }
+HZ=$(getconf CLK_TCK)
 
 declare -A T1 T4 PPS LOSS CPG
 for r in $(seq "$REPS"); do
@@ -54,7 +58,7 @@ for r in $(seq "$REPS"); do
         if [ $side = tungate ]; then P=$PT target=$TG_TARGET; else P=$PK target=10.1.0.1; fi
         b0=$(busy_ticks)
         v=$(tcp_gbps "$target" 4 "$SECS"); T4[$side]="${T4[$side]:-} $v"
-        c=$(awk -v t=$(( $(busy_ticks) - b0 )) -v g="$v" -v s="$SECS" 'BEGIN { gb = g * s / 8; printf "%.3f", (gb > 0 ? t / 100 / gb : 0) }')
+        c=$(awk -v t=$(( $(busy_ticks) - b0 )) -v hz="$HZ" -v g="$v" -v s="$SECS" 'BEGIN { gb = g * s / 8; printf "%.3f", (gb > 0 ? t / hz / gb : 0) }')
         CPG[$side]="${CPG[$side]:-} $c"
         echo "$side tcp 4 streams rep $r: $v Gbit/s, $c CPU-s/GB" >&2
     done
