@@ -159,8 +159,8 @@ fn parse_port(option: &str, s: &str, proto: Option<&str>) -> R<u16> {
 }
 
 /// `lo[:hi]`, `:hi`, `lo:`, `:`; lo > hi rejected.
-fn parse_range(option: &str, s: &str, proto: Option<&str>, sep: char) -> R<(u16, u16)> {
-    let (lo, hi) = match s.split_once(sep) {
+fn parse_range(option: &str, s: &str, proto: Option<&str>) -> R<(u16, u16)> {
+    let (lo, hi) = match split_byte(s, b':') {
         None => {
             let p = parse_port(option, s, proto)?;
             (p, p)
@@ -925,7 +925,7 @@ fn no_inv(inv: bool, opt: &str) -> R<()> {
 }
 
 fn range16(opt: &str, s: &str, proto: Option<&str>, inv: bool) -> R<Range16> {
-    let (lo, hi) = parse_range(opt, s, proto, ':')?;
+    let (lo, hi) = parse_range(opt, s, proto)?;
     Ok(Range16 {
         lo,
         hi,
@@ -1382,7 +1382,7 @@ impl RuleBuilder {
                 let v = o.arg(c)?;
                 let mut count = 0;
                 for part in v.split(',') {
-                    let r = parse_range(name, part, pname, ':')?;
+                    let r = parse_range(name, part, pname)?;
                     count += if r.0 == r.1 { 1 } else { 2 };
                     ports.push(r);
                 }
