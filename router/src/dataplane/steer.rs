@@ -182,8 +182,7 @@ fn balanced_prog(flows: i32, counter: i32) -> Vec<Insn> {
     p.push(insn(JMP | JNE | K, 0, 0, 2, 0)); // 40: lost a race -> 43
     p.push(insn(LDX | MEM | W, 0, 10, -12, 0)); // 41: r0 = value
     p.push(insn(JMP | JA, 0, 0, 11, 0)); // 42: -> 54 (mask)
-                                         // Another packet of the flow inserted it first: take its queue.
-    p.extend(map(flows)); // 43-44
+    p.extend(map(flows)); // 43-44: another packet inserted the flow: its queue
     p.push(insn(ALU64 | MOV | X, 2, 10, 0, 0)); // 45
     p.push(insn(ALU64 | ADD | K, 2, 0, 0, -4)); // 46
     p.push(insn(JMP | CALL, 0, 0, 0, HELPER_MAP_LOOKUP)); // 47
