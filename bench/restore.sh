@@ -60,16 +60,17 @@ SEND=$!
 sleep 2
 # Times are read from bash's $EPOCHREALTIME: `$(date +%s%N)` after the
 # command forks a process first, which on this loaded 2-core machine added
-# 3-7 ms to every figure (the kernel's too).
-t0=${EPOCHREALTIME/./}
+# 3-7 ms to every figure (the kernel's too). Its decimal separator follows
+# the locale, hence [.,].
+t0=${EPOCHREALTIME/[.,]/}
 "$BIN" iptables-restore --ctl "$CTL" < "$TMP/kube-big.v4"
-t1=${EPOCHREALTIME/./}
+t1=${EPOCHREALTIME/[.,]/}
 RESTORE_MS=$(( (t1 - t0) / 1000 ))
 # A second swap: one endpoint removed from the first service.
 sed '0,/-j DNAT --to-destination/{/-j DNAT --to-destination/d}' "$TMP/kube-big.v4" > "$TMP/kube-big-2.v4"
-t0=${EPOCHREALTIME/./}
+t0=${EPOCHREALTIME/[.,]/}
 "$BIN" iptables-restore --ctl "$CTL" < "$TMP/kube-big-2.v4" || true
-t1=${EPOCHREALTIME/./}
+t1=${EPOCHREALTIME/[.,]/}
 RESTORE2_MS=$(( (t1 - t0) / 1000 ))
 wait "$SEND" "$IPERF" || true
 wait "$RECV" || true
@@ -80,9 +81,9 @@ RULES_LIVE=$("$BIN" iptables-save --ctl "$CTL" | grep -c '^-A' || true)
 
 # The kernel, same file, scratch namespace.
 ip netns add "$P-k"
-k0=${EPOCHREALTIME/./}
+k0=${EPOCHREALTIME/[.,]/}
 ip netns exec "$P-k" iptables-restore < "$TMP/kube-big.v4"
-k1=${EPOCHREALTIME/./}
+k1=${EPOCHREALTIME/[.,]/}
 KERNEL_MS=$(( (k1 - k0) / 1000 ))
 
 echo "tungate iptables-restore of $N services: ${RESTORE_MS} ms (second, changed ruleset: ${RESTORE2_MS} ms); rules live after: $RULES_LIVE"
