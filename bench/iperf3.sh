@@ -10,6 +10,13 @@
 # 4-stream runs (both paths saturate the machine there, so this is the cost
 # of a byte, steadier than Gbit/s when the host's speed drifts), and, as the
 # last line, `ratio_1stream=X ratio_4streams=Y` (tungate / kernel).
+# The ratios use the client's default congestion control (sysctl
+# net.ipv4.tcp_congestion_control, printed as cc=). The 4-stream runs are
+# also made with the other one of bbr and cubic (ALT_CC) and reported on
+# their own line: the kernel router does not care which, a gateway that
+# adds latency under load does (BBR widens its window to cover the bursts
+# in which ACKs come back through a busy gateway, and the bytes waiting in
+# that window go cold; see bench/RESULTS.md, "Session 6").
 # Usage: sudo bench/iperf3.sh [REPS=3] [SECS=5]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,8 +53,16 @@ fi
 # the GB are receiver Gbit/s x SECS: a slight overestimate, alike for both.
 busy_ticks() { head -1 /proc/stat | awk '{ print $2 + $3 + $4 + $7 + $8 }'; }
 HZ=$(getconf CLK_TCK)
+CC=$(sysctl -n net.ipv4.tcp_congestion_control)
+if [ "$CC" = cubic ]; then ALT_CC=bbr; else ALT_CC=cubic; fi
+has_cc() { ip netns exec "$PT-c" sysctl -n net.ipv4.tcp_available_congestion_control | grep -qw "$1"; }
+has_cc "$ALT_CC" || modprobe "tcp_$ALT_CC" 2>/dev/null || true
+if ! has_cc "$ALT_CC"; then
+    echo "NOTE: congestion control $ALT_CC unavailable; no runs with it" >&2
+    ALT_CC=
+fi
 
-declare -A T1 T4 PPS LOSS CPG
+declare -A T1 T4 TA PPS LOSS CPG
 for r in $(seq "$REPS"); do
     for side in tungate kernel; do
         if [ $side = tungate ]; then P=$PT target=$TG_TARGET; else P=$PK target=10.1.0.1; fi
@@ -62,6 +77,11 @@ for r in $(seq "$REPS"); do
         CPG[$side]="${CPG[$side]:-} $c"
         echo "$side tcp 4 streams rep $r: $v Gbit/s, $c CPU-s/GB" >&2
     done
+    for side in ${ALT_CC:+tungate kernel}; do
+        if [ $side = tungate ]; then P=$PT target=$TG_TARGET; else P=$PK target=10.1.0.1; fi
+        v=$(tcp_gbps "$target" 4 "$SECS" "-C $ALT_CC"); TA[$side]="${TA[$side]:-} $v"
+        echo "$side tcp 4 streams -C $ALT_CC rep $r: $v Gbit/s" >&2
+    done
     for side in tungate kernel; do
         if [ $side = tungate ]; then P=$PT target=$TG_TARGET; else P=$PK target=10.1.0.1; fi
         read -r p l <<<"$(udp_pps "$target" "$SECS")"
@@ -73,9 +93,11 @@ done
 med() { echo "$1" | median; }
 TG1=$(med "${T1[tungate]}") K1=$(med "${T1[kernel]}")
 TG4=$(med "${T4[tungate]}") K4=$(med "${T4[kernel]}")
-echo "reps=$REPS secs=$SECS workers=$(nproc) tungate_target=$TG_TARGET loadavg_before=\"$LOAD_BEFORE\" loadavg_after=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
+TGA=$(med "${TA[tungate]}") KA=$(med "${TA[kernel]}")
+echo "reps=$REPS secs=$SECS workers=$(nproc) cc=$CC tungate_target=$TG_TARGET loadavg_before=\"$LOAD_BEFORE\" loadavg_after=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
 echo "median tcp 1 stream : tungate $TG1 Gbit/s, kernel $K1 Gbit/s"
 echo "median tcp 4 streams: tungate $TG4 Gbit/s, kernel $K4 Gbit/s"
+[ -z "$ALT_CC" ] || echo "median tcp 4 streams, -C $ALT_CC: tungate $TGA Gbit/s, kernel $KA Gbit/s ($(awk -v a="$TGA" -v b="$KA" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') of the kernel; not in the ratios below)"
 echo "median CPU-s per GB, 4 streams (whole machine): tungate $(med "${CPG[tungate]}"), kernel $(med "${CPG[kernel]}")"
 echo "median udp 64 B     : tungate $(med "${PPS[tungate]}") pkt/s (loss $(med "${LOSS[tungate]}")%), kernel $(med "${PPS[kernel]}") pkt/s (loss $(med "${LOSS[kernel]}")%)"
 awk -v a="$TG1" -v b="$K1" -v c="$TG4" -v d="$K4" 'BEGIN { printf "ratio_1stream=%.2f ratio_4streams=%.2f\n", (b > 0 ? a / b : 0), (d > 0 ? c / d : 0) }'

@@ -45,9 +45,10 @@ iperf_target() {
     fi
 }
 
-# tcp_gbps TARGET STREAMS SECS: receiver Gbit/s.
+# tcp_gbps TARGET STREAMS SECS [IPERF3_OPTIONS]: receiver Gbit/s.
 tcp_gbps() {
-    ip netns exec "$P-c" iperf3 -c "$1" -P "$2" -t "$3" -f g 2>&1 |
+    # shellcheck disable=SC2086 # $4: extra iperf3 options, split on purpose
+    ip netns exec "$P-c" iperf3 -c "$1" -P "$2" -t "$3" -f g ${4:-} 2>&1 |
         awk '/receiver/ { for (i = 1; i < NF; i++) if ($(i+1) == "Gbits/sec") v = $i } END { print (v == "" ? 0 : v) }'
 }
 
