@@ -53,7 +53,8 @@ fi
 # the GB are receiver Gbit/s x SECS: a slight overestimate, alike for both.
 busy_ticks() { head -1 /proc/stat | awk '{ print $2 + $3 + $4 + $7 + $8 }'; }
 HZ=$(getconf CLK_TCK)
-CC=$(sysctl -n net.ipv4.tcp_congestion_control)
+# The client namespace's default (a new namespace inherits the host's).
+CC=$(ip netns exec "$PT-c" sysctl -n net.ipv4.tcp_congestion_control)
 if [ "$CC" = cubic ]; then ALT_CC=bbr; else ALT_CC=cubic; fi
 has_cc() { ip netns exec "$PT-c" sysctl -n net.ipv4.tcp_available_congestion_control | grep -qw "$1"; }
 has_cc "$ALT_CC" || modprobe "tcp_$ALT_CC" 2>/dev/null || true
