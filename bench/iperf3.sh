@@ -63,15 +63,22 @@ if ! has_cc "$ALT_CC"; then
     ALT_CC=
 fi
 
+# use_side tungate|kernel: P (the topology prefix) and target for its runs.
+use_side() {
+    if [ "$1" = tungate ]; then P=$PT target=$TG_TARGET; else P=$PK target=10.1.0.1; fi
+}
+# ratio A B: A / B with two decimals (0 when B is 0).
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+
 declare -A T1 T4 TA PPS LOSS CPG
 for r in $(seq "$REPS"); do
     for side in tungate kernel; do
-        if [ $side = tungate ]; then P=$PT target=$TG_TARGET; else P=$PK target=10.1.0.1; fi
+        use_side "$side"
         v=$(tcp_gbps "$target" 1 "$SECS"); T1[$side]="${T1[$side]:-} $v"
         echo "$side tcp 1 stream  rep $r: $v Gbit/s" >&2
     done
     for side in tungate kernel; do
-        if [ $side = tungate ]; then P=$PT target=$TG_TARGET; else P=$PK target=10.1.0.1; fi
+        use_side "$side"
         b0=$(busy_ticks)
         v=$(tcp_gbps "$target" 4 "$SECS"); T4[$side]="${T4[$side]:-} $v"
         c=$(awk -v t=$(( $(busy_ticks) - b0 )) -v hz="$HZ" -v g="$v" -v s="$SECS" 'BEGIN { gb = g * s / 8; printf "%.3f", (gb > 0 ? t / hz / gb : 0) }')
@@ -79,12 +86,12 @@ for r in $(seq "$REPS"); do
         echo "$side tcp 4 streams rep $r: $v Gbit/s, $c CPU-s/GB" >&2
     done
     for side in ${ALT_CC:+tungate kernel}; do
-        if [ $side = tungate ]; then P=$PT target=$TG_TARGET; else P=$PK target=10.1.0.1; fi
+        use_side "$side"
         v=$(tcp_gbps "$target" 4 "$SECS" "-C $ALT_CC"); TA[$side]="${TA[$side]:-} $v"
         echo "$side tcp 4 streams -C $ALT_CC rep $r: $v Gbit/s" >&2
     done
     for side in tungate kernel; do
-        if [ $side = tungate ]; then P=$PT target=$TG_TARGET; else P=$PK target=10.1.0.1; fi
+        use_side "$side"
         read -r p l <<<"$(udp_pps "$target" "$SECS")"
         PPS[$side]="${PPS[$side]:-} $p"; LOSS[$side]="${LOSS[$side]:-} $l"
         echo "$side udp 64 B      rep $r: $p pkt/s delivered, loss $l%" >&2
@@ -98,7 +105,7 @@ TGA=$(med "${TA[tungate]}") KA=$(med "${TA[kernel]}")
 echo "reps=$REPS secs=$SECS workers=$(nproc) cc=$CC tungate_target=$TG_TARGET loadavg_before=\"$LOAD_BEFORE\" loadavg_after=\"$(cut -d' ' -f1-3 /proc/loadavg)\""
 echo "median tcp 1 stream : tungate $TG1 Gbit/s, kernel $K1 Gbit/s"
 echo "median tcp 4 streams: tungate $TG4 Gbit/s, kernel $K4 Gbit/s"
-[ -z "$ALT_CC" ] || echo "median tcp 4 streams, -C $ALT_CC: tungate $TGA Gbit/s, kernel $KA Gbit/s ($(awk -v a="$TGA" -v b="$KA" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') of the kernel; not in the ratios below)"
+[ -z "$ALT_CC" ] || echo "median tcp 4 streams, -C $ALT_CC: tungate $TGA Gbit/s, kernel $KA Gbit/s ($(ratio "$TGA" "$KA") of the kernel; not in the ratios below)"
 echo "median CPU-s per GB, 4 streams (whole machine): tungate $(med "${CPG[tungate]}"), kernel $(med "${CPG[kernel]}")"
 echo "median udp 64 B     : tungate $(med "${PPS[tungate]}") pkt/s (loss $(med "${LOSS[tungate]}")%), kernel $(med "${PPS[kernel]}") pkt/s (loss $(med "${LOSS[kernel]}")%)"
-awk -v a="$TG1" -v b="$K1" -v c="$TG4" -v d="$K4" 'BEGIN { printf "ratio_1stream=%.2f ratio_4streams=%.2f\n", (b > 0 ? a / b : 0), (d > 0 ? c / d : 0) }'
+echo "ratio_1stream=$(ratio "$TG1" "$K1") ratio_4streams=$(ratio "$TG4" "$K4")"
