@@ -94,6 +94,36 @@ fn normalisation_keeps_crafted_numbers_only() {
 }
 
 #[test]
+fn an_icmp_id_is_own_only_for_the_crafted_type() {
+    let c = Case::parse(
+        "x",
+        "x.case",
+        "description: d\n%traffic\nc send icmp dst=10.2.0.1 id=0x6102 icmpid=0x61\ns send icmp dst=10.1.0.2 type=3 code=3 id=0x1302 hex=00\n",
+    )
+    .unwrap();
+    // the crafted echo request, forwarded: its ID is kept
+    let n = compare::normalise(&c, "s", "src=10.1.0.2 id=24834 len=28 icmp type=8 code=0");
+    assert_eq!(n, "src=10.1.0.2 id=24834 len=28 icmp type=8 code=0");
+    // a port unreachable the server generated, whose ID happens to be the
+    // echo request's (CI saw this): masked; the inner ID is still the
+    // offending packet's
+    let e = "src=10.2.0.2 id=24834 len=60 icmp type=3 code=3 | iid=24834 iudp";
+    assert_eq!(
+        compare::normalise(&c, "c", e),
+        "src=10.2.0.2 id=* len=60 icmp type=3 code=3 | iid=24834 iudp"
+    );
+    // an echo reply with that ID: masked too
+    let r = compare::normalise(&c, "c", "src=10.2.0.1 id=24834 icmp type=0 code=0");
+    assert_eq!(r, "src=10.2.0.1 id=* icmp type=0 code=0");
+    // the crafted error keeps its ID
+    let f = compare::normalise(&c, "c", "src=10.2.0.2 id=4866 icmp type=3 code=3 | iid=7");
+    assert_eq!(f, "src=10.2.0.2 id=4866 icmp type=3 code=3 | iid=*");
+    // non-ICMP packets as before
+    let u = compare::normalise(&c, "s", "src=10.1.0.2 id=24834 udp sport=1");
+    assert_eq!(u, "src=10.1.0.2 id=24834 udp sport=1");
+}
+
+#[test]
 fn line_diff_marks_both_sides() {
     let a = vec!["x".to_string(), "y".to_string()];
     let b = vec!["x".to_string(), "z".to_string()];

@@ -38,6 +38,13 @@ pub struct Case {
     /// Numbers written in the case (id=, seq=, ack=, icmpid=...): header
     /// fields equal to one of them (or one more) are the case's own and kept.
     pub own_numbers: BTreeSet<u64>,
+    /// (ICMP type, IP ID) of every crafted ICMP packet: an ICMP packet's IP
+    /// ID is the case's own only if the case sent one of that type with that
+    /// ID. An echo reply or error that an end host or the gateway generates
+    /// carries an ID of the host's choosing, which can equal a crafted one
+    /// (CI saw a port unreachable from the server with ID 24834, the ID of
+    /// the case's echo request 0x6102).
+    pub own_icmp_ids: BTreeSet<(u64, u64)>,
     /// Compare kernel LOG lines with tungate's `tungate::log` lines.
     pub compare_log: bool,
 }
@@ -98,6 +105,7 @@ impl Case {
             distribution: vec![],
             expect_mismatch: None,
             own_numbers: BTreeSet::new(),
+            own_icmp_ids: BTreeSet::new(),
             compare_log: false,
         };
         #[derive(PartialEq)]
@@ -209,18 +217,25 @@ impl Case {
                         .find_map(|a| a.strip_prefix("repeat="))
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(1);
+                    let number = |v: &str| {
+                        if let Some(h) = v.strip_prefix("0x") {
+                            u64::from_str_radix(h, 16).ok()
+                        } else {
+                            v.parse().ok()
+                        }
+                    };
+                    // The agent's default ICMP type is 8 (echo request).
+                    let mut icmp_type = 8;
+                    let mut ids = 0..0;
                     for a in &step.args {
                         if let Some((k, v)) = a.split_once('=') {
-                            if ["id", "seq", "ack", "icmpid", "icmpseq"].contains(&k) {
-                                let parsed = if let Some(h) = v.strip_prefix("0x") {
-                                    u64::from_str_radix(h, 16).ok()
-                                } else {
-                                    v.parse().ok()
-                                };
-                                match parsed {
+                            if ["id", "seq", "ack", "icmpid", "icmpseq", "type"].contains(&k) {
+                                match number(v) {
+                                    Some(x) if k == "type" => icmp_type = x,
                                     // repeat=N sends IDs x..x+N
                                     Some(x) if k == "id" => {
-                                        case.own_numbers.extend(x..x + repeat.max(1));
+                                        ids = x..x + repeat.max(1);
+                                        case.own_numbers.extend(ids.clone());
                                     }
                                     Some(x) => {
                                         case.own_numbers.insert(x);
@@ -229,6 +244,9 @@ impl Case {
                                 }
                             }
                         }
+                    }
+                    if step.verb == "send" && step.args.first().is_some_and(|p| p == "icmp") {
+                        case.own_icmp_ids.extend(ids.map(|id| (icmp_type, id)));
                     }
                     case.steps.push(step);
                 }

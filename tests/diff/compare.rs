@@ -17,12 +17,17 @@ pub fn normalise(case: &Case, host: &str, line: &str) -> String {
     // by default) do not. An IP ID is kept only on packets without DF whose
     // ID the case wrote exactly: a socket's random ID that happens to equal
     // a crafted one (CI saw a DNS reply with ID 0x2502) is still masked.
-    let df = line
-        .split(" | ")
-        .next()
-        .unwrap_or(line)
-        .split_whitespace()
-        .any(|t| t == "DF");
+    let outer = line.split(" | ").next().unwrap_or(line);
+    let df = outer.split_whitespace().any(|t| t == "DF");
+    // An ICMP packet's type, from its outer header.
+    let icmp_type = if outer.split_whitespace().any(|t| t == "icmp") {
+        outer
+            .split_whitespace()
+            .find_map(|t| t.strip_prefix("type="))
+            .and_then(|v| v.parse::<u64>().ok())
+    } else {
+        None
+    };
     line.split_whitespace()
         .map(|t| {
             let Some((k, v)) = t.split_once('=') else {
@@ -38,7 +43,10 @@ pub fn normalise(case: &Case, host: &str, line: &str) -> String {
             if is_end_host(host) && HOST_CHOSEN.contains(&k) {
                 if let Ok(n) = v.parse::<u64>() {
                     let own = match k {
-                        "id" => !df && case.own_numbers.contains(&n),
+                        "id" => match icmp_type {
+                            Some(t) => !df && case.own_icmp_ids.contains(&(t, n)),
+                            None => !df && case.own_numbers.contains(&n),
+                        },
                         "iid" => case.own_numbers.contains(&n),
                         _ => {
                             case.own_numbers.contains(&n)
