@@ -118,6 +118,13 @@ fn an_icmp_id_is_own_only_for_the_crafted_type() {
     // the crafted error keeps its ID
     let f = compare::normalise(&c, "c", "src=10.2.0.2 id=4866 icmp type=3 code=3 | iid=7");
     assert_eq!(f, "src=10.2.0.2 id=4866 icmp type=3 code=3 | iid=*");
+    // a socket's packet (DF) quoted in an error: its random ID is masked
+    let q = compare::normalise(
+        &c,
+        "c",
+        "src=10.2.0.2 id=9 icmp type=3 code=3 | iid=24834 iDF",
+    );
+    assert_eq!(q, "src=10.2.0.2 id=* icmp type=3 code=3 | iid=* iDF");
     // non-ICMP packets as before
     let u = compare::normalise(&c, "s", "src=10.1.0.2 id=24834 udp sport=1");
     assert_eq!(u, "src=10.1.0.2 id=24834 udp sport=1");

@@ -19,6 +19,11 @@ pub fn normalise(case: &Case, host: &str, line: &str) -> String {
     // a crafted one (CI saw a DNS reply with ID 0x2502) is still masked.
     let outer = line.split(" | ").next().unwrap_or(line);
     let df = outer.split_whitespace().any(|t| t == "DF");
+    // The same for the packet quoted in an ICMP error.
+    let inner_df = line
+        .split(" | ")
+        .nth(1)
+        .is_some_and(|i| i.split_whitespace().any(|t| t == "iDF"));
     // An ICMP packet's type, from its outer header.
     let icmp_type = if outer.split_whitespace().any(|t| t == "icmp") {
         outer
@@ -47,7 +52,7 @@ pub fn normalise(case: &Case, host: &str, line: &str) -> String {
                             Some(t) => !df && case.own_icmp_ids.contains(&(t, n)),
                             None => !df && case.own_numbers.contains(&n),
                         },
-                        "iid" => case.own_numbers.contains(&n),
+                        "iid" => !inner_df && case.own_numbers.contains(&n),
                         _ => {
                             case.own_numbers.contains(&n)
                                 || (n > 0 && case.own_numbers.contains(&(n - 1)))
