@@ -17,6 +17,9 @@ pub fn normalise(case: &Case, host: &str, line: &str) -> String {
     // by default) do not. An IP ID is kept only on packets without DF whose
     // ID the case wrote exactly: a socket's random ID that happens to equal
     // a crafted one (CI saw a DNS reply with ID 0x2502) is still masked.
+    // An ICMP packet's ID must also have been crafted on that ICMP type
+    // ([`Case::own_icmp_ids`]), since echo replies and errors carry the
+    // generating host's ID and no DF.
     let outer = line.split(" | ").next().unwrap_or(line);
     let df = outer.split_whitespace().any(|t| t == "DF");
     // The same for the packet quoted in an ICMP error.
