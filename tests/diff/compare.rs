@@ -20,13 +20,10 @@ pub fn normalise(case: &Case, host: &str, line: &str) -> String {
     // An ICMP packet's ID must also have been crafted on that ICMP type
     // ([`Case::own_icmp_ids`]), since echo replies and errors carry the
     // generating host's ID and no DF.
-    let outer = line.split(" | ").next().unwrap_or(line);
+    // `inner`: the packet quoted in an ICMP error, if any.
+    let (outer, inner) = line.split_once(" | ").unwrap_or((line, ""));
     let df = outer.split_whitespace().any(|t| t == "DF");
-    // The same for the packet quoted in an ICMP error.
-    let inner_df = line
-        .split(" | ")
-        .nth(1)
-        .is_some_and(|i| i.split_whitespace().any(|t| t == "iDF"));
+    let inner_df = inner.split_whitespace().any(|t| t == "iDF");
     // An ICMP packet's type, from its outer header.
     let icmp_type = if outer.split_whitespace().any(|t| t == "icmp") {
         outer
