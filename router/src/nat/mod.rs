@@ -76,6 +76,17 @@ impl NatRange {
             max_port: 0,
         }
     }
+    /// No address (`--to-destination :80`): the packet's address is kept,
+    /// only a port range given by `with_ports` applies.
+    pub fn ports_only() -> NatRange {
+        NatRange {
+            flags: 0,
+            min_addr: Ipv4Addr::UNSPECIFIED,
+            max_addr: Ipv4Addr::UNSPECIFIED,
+            min_port: 0,
+            max_port: 0,
+        }
+    }
     /// An address range.
     pub fn addrs(min: Ipv4Addr, max: Ipv4Addr) -> NatRange {
         NatRange {

@@ -1023,8 +1023,13 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
             x
         };
         let from_model = |r: &crate::ruleset::NatRange, f: &crate::ruleset::NatFlags| {
-            let (a, b) = r.addrs?;
-            let mut nr = NatRange::addrs(a.into(), b.into()).with_flags(flags(f));
+            // `--to-destination :8080` names no address: the kernel keeps
+            // the packet's (no NF_NAT_RANGE_MAP_IPS) and maps only the port.
+            let mut nr = match r.addrs {
+                Some((a, b)) => NatRange::addrs(a.into(), b.into()),
+                None => NatRange::ports_only(),
+            }
+            .with_flags(flags(f));
             if let Some((lo, hi)) = r.ports {
                 nr = nr.with_ports(lo, hi);
             }
