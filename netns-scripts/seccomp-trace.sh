@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # List the system calls a running tungate makes after its privilege drop,
-# to review ALLOWED_SYSCALLS in router/src/dataplane/privs.rs.
+# to review ALLOWED_SYSCALLS in router/src/sys/seccomp.rs.
 #
 #   sudo netns-scripts/seccomp-trace.sh [path/to/tungate]
 #
@@ -60,7 +60,7 @@ awk '/capset\(/ {f=1} f' "$D/strace.txt" \
     | grep -v '^capset$' | sort | uniq -c | sort -rn > "$D/after-drop.txt"
 echo "system calls after the drop (count name):"
 cat "$D/after-drop.txt"
-allowed=$(grep -oE 'libc::SYS_[a-z0-9_]+' "$ROOT/router/src/dataplane/privs.rs" | sed 's/libc::SYS_//' | sort -u)
+allowed=$(grep -oE 'libc::SYS_[a-z0-9_]+' "$ROOT/router/src/sys/seccomp.rs" | sed 's/libc::SYS_//' | sort -u)
 missing=$(awk '{print $2}' "$D/after-drop.txt" | while read -r s; do
     grep -qx "$s" <<<"$allowed" || echo "$s"; done)
 echo "not in ALLOWED_SYSCALLS: ${missing:-none}"

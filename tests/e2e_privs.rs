@@ -13,7 +13,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::*;
-use tungate::dataplane::privs::{self, ProcStatus};
+use tungate::sys::caps::{self, ProcStatus};
+use tungate::sys::seccomp;
 
 const MASQ: &str = "\
 *nat
@@ -331,8 +332,8 @@ fn seccomp_child() {
     let Some(what) = std::env::var_os("TUNGATE_SECCOMP_CHILD") else {
         return;
     };
-    privs::drop_privileges(privs::Identity::default()).expect("drop");
-    privs::install_seccomp(privs::ALLOWED_SYSCALLS).expect("seccomp");
+    caps::drop_privileges(caps::Identity::default()).expect("drop");
+    seccomp::install_seccomp(seccomp::ALLOWED_SYSCALLS).expect("seccomp");
     match what.to_str().unwrap() {
         // getppid(2) is not something the gateway does.
         "getppid" => println!(
@@ -427,7 +428,7 @@ fn seccomp_violation_is_named_and_exits() {
     let text = out.text();
     assert_eq!(
         out.status.code(),
-        Some(privs::SECCOMP_EXIT_STATUS),
+        Some(seccomp::SECCOMP_EXIT_STATUS),
         "a refused system call ends the process with 128+SIGSYS:\n{text}"
     );
     assert!(
@@ -453,7 +454,7 @@ fn seccomp_allows_unix_sockets_only() {
     let text = out.text();
     assert_eq!(
         out.status.code(),
-        Some(privs::SECCOMP_EXIT_STATUS),
+        Some(seccomp::SECCOMP_EXIT_STATUS),
         "{text}"
     );
     assert!(

@@ -5,7 +5,7 @@
 //! ```text
 //! cli            argument parsing, multi-call dispatch (tungate, iptables, ...)
 //! control        control socket server + client
-//! dataplane      the only module with `unsafe`: TUN devices, io_uring, workers
+//! dataplane      TUN devices, worker threads, steering, counters
 //! pipeline       hook traversal: PREROUTING -> routing -> INPUT/FORWARD -> OUTPUT -> POSTROUTING
 //!   ruleset      tables, chains, rules, matches, targets, counters; compiled form
 //!   conntrack    tuples, entries, protocol state, sharded table, expiry
@@ -14,7 +14,10 @@
 //! syntax         iptables / iptables-restore parser, iptables-save / -L printers
 //! wire           zero-copy packet views, checksums
 //! clock          the one time type the sans-IO core takes as an argument
+//! sys            the operating-system floor: every system call wrapper, the only `unsafe`
 //! ```
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod cli;
 pub mod clock;
@@ -27,4 +30,5 @@ pub mod pipeline;
 pub mod route;
 pub mod ruleset;
 pub mod syntax;
+pub mod sys;
 pub mod wire;

@@ -1,6 +1,5 @@
 //! Command-line front ends: `tungate run`, `tungate ruleset ...`, and (later)
 //! the multi-call iptables/conntrack personalities.
-#![forbid(unsafe_code)]
 
 pub mod multicall;
 pub mod ruleset;

@@ -1,7 +1,6 @@
 //! The iptables/conntrack personalities: `tungate iptables ...` or a link named
 //! `iptables` (see `tungate install-links DIR`). They forward argv and stdin to
 //! the running gateway and print what it answers, exiting with its status.
-#![forbid(unsafe_code)]
 
 use crate::control::{client, proto::Tool};
 use std::io::{Read, Write};

@@ -1,6 +1,5 @@
 //! `tungate ruleset check|save|list`: offline lint and conversion of an
 //! iptables-restore file, without a running gateway.
-#![forbid(unsafe_code)]
 
 use std::io::Read;
 use std::process::ExitCode;

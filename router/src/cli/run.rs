@@ -1,6 +1,5 @@
 //! `tungate run --config FILE`: load the configuration, create and place the
 //! TUN devices, start the workers, and run until SIGINT/SIGTERM.
-#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,12 +14,16 @@ use crate::config::Config;
 use crate::conntrack::{ConntrackConfig as CtConfig, Timeouts};
 use crate::control::gateway::GatewayHandler;
 use crate::control::server::{Server, ServerConfig};
-use crate::dataplane::privs::{self, DeviceLock, Identity, LockState};
 use crate::dataplane::{netns, Dataplane, Options, TunDevice};
 use crate::pipeline::engine::{Interface, Pipeline, PipelineConfig};
 use crate::route::RouteTable;
 use crate::ruleset::Ruleset;
 use crate::syntax::{self, RestoreOptions};
+use crate::sys::caps::{drop_privileges, Identity};
+use crate::sys::lock::{DeviceLock, LockState, LOCK_DIR};
+use crate::sys::netlink::{link_is_tun, wait_until_gone, LinkWatch};
+use crate::sys::sched::{set_thread_nice, thread_nice};
+use crate::sys::seccomp::{install_seccomp, ALLOWED_SYSCALLS};
 
 pub const HELP: &str = "\
 usage: tungate run --config FILE
@@ -280,7 +283,7 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
 
     // Netlink sockets in the devices' namespaces, to see them go at
     // shutdown without the privilege `ip link del` would need.
-    let watch = privs::LinkWatch::open(
+    let watch = LinkWatch::open(
         &cfg.interfaces
             .iter()
             .map(|i| (i.netns.as_deref(), i.name.as_str()))
@@ -295,9 +298,9 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
     // other thread goes back to `base_nice` (raising a nice value needs no
     // privilege): the workers at their start, this thread once the accept
     // thread exists, and the threads spawned after that inherit it.
-    let base_nice = privs::thread_nice();
+    let base_nice = thread_nice();
     let control_niced = cfg.control_nice < base_nice
-        && match privs::set_thread_nice(cfg.control_nice) {
+        && match set_thread_nice(cfg.control_nice) {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(
@@ -310,13 +313,13 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
 
     // Everything is open: give up root before any thread exists (capability
     // sets are per thread; every thread spawned later inherits empty ones).
-    let st = privs::drop_privileges(Identity {
+    let st = drop_privileges(Identity {
         uid: cfg.user,
         gid: cfg.group,
     })
     .map_err(|e| anyhow::anyhow!("dropping privileges: {e}"))?;
     if cfg.seccomp {
-        privs::install_seccomp(privs::ALLOWED_SYSCALLS)
+        install_seccomp(ALLOWED_SYSCALLS)
             .map_err(|e| anyhow::anyhow!("installing the seccomp filter: {e}"))?;
     }
     tracing::info!(
@@ -347,7 +350,7 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("control socket {}: {e}", ctl_path.display()))?;
     tracing::info!(socket = %ctl_path.display(), "control socket listening");
     if control_niced {
-        privs::set_thread_nice(base_nice)?;
+        set_thread_nice(base_nice)?;
         tracing::debug!(
             control_nice = cfg.control_nice,
             base_nice,
@@ -393,7 +396,7 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
                 let used = pipeline.conntrack().memory_usage();
                 ct_mem_peak = ct_mem_peak.max(used);
                 if ct_mem_peak - used >= COLLECT_AFTER_RELEASE {
-                    crate::dataplane::mem::collect(true);
+                    crate::sys::mem::collect(true);
                     ct_mem_peak = used;
                 }
             }
@@ -427,7 +430,7 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
 fn take_devices(cfg: &Config) -> anyhow::Result<Vec<DeviceLock>> {
     let mut locks = Vec::with_capacity(cfg.interfaces.len());
     for ifc in &cfg.interfaces {
-        match DeviceLock::acquire(std::path::Path::new(privs::LOCK_DIR), &ifc.name)? {
+        match DeviceLock::acquire(std::path::Path::new(LOCK_DIR), &ifc.name)? {
             LockState::Acquired(l) => locks.push(l),
             LockState::Held { path, pid } => anyhow::bail!(
                 "device {:?} already exists: it belongs to a running tungate (pid {}, lock {})",
@@ -451,7 +454,7 @@ fn take_devices(cfg: &Config) -> anyhow::Result<Vec<DeviceLock>> {
             // and a move onto an existing name fails half-way.
             // (A dead gateway's device may vanish between the two checks.)
             anyhow::ensure!(
-                privs::link_is_tun(ns, &ifc.name) || !netns::link_exists(ns, &ifc.name),
+                link_is_tun(ns, &ifc.name) || !netns::link_exists(ns, &ifc.name),
                 "device {:?} already exists in {place} and is not a TUN device: rename one of them",
                 ifc.name
             );
@@ -459,9 +462,8 @@ fn take_devices(cfg: &Config) -> anyhow::Result<Vec<DeviceLock>> {
             // once its io_uring rings are torn down, asynchronously after the
             // exit (30-50 ms measured). One still there after that is held
             // by some other live process, or persistent: not ours to delete.
-            let gone = privs::wait_until_gone(Duration::from_secs(2), || {
-                netns::link_exists(ns, &ifc.name)
-            });
+            let gone =
+                wait_until_gone(Duration::from_secs(2), || netns::link_exists(ns, &ifc.name));
             anyhow::ensure!(
                 gone,
                 "device {:?} already exists in {place}: a TUN device that no running tungate holds (its lock {} is free) but that stays: persistent, or held by another program; remove it (`ip{} link del {}`) or rename the interface",
@@ -478,7 +480,7 @@ fn take_devices(cfg: &Config) -> anyhow::Result<Vec<DeviceLock>> {
 
 /// Conntrack bytes released (accounting, `ConnTable::memory_usage`) after
 /// which the housekeeping loop returns the allocator's free pages to the
-/// kernel (`dataplane::mem::collect`).
+/// kernel (`sys::mem::collect`).
 const COLLECT_AFTER_RELEASE: usize = 1 << 20;
 
 /// A panic outside the workers (main loop, control server threads) ends the

@@ -35,7 +35,6 @@
 //! destination = "10.9.0.0/16"
 //! interface = "tg-server"
 //! ```
-#![forbid(unsafe_code)]
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;

@@ -40,7 +40,6 @@
 //! The table design (sharded map from both tuples to a slab slot of
 //! atomics, lazy and incremental expiry, early drop, clash resolution) is
 //! described in [`table`]; the TCP tracker in [`tcp`].
-#![forbid(unsafe_code)]
 
 pub mod defrag;
 pub mod table;

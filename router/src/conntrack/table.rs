@@ -63,7 +63,6 @@
 //! packet is already right), `Retranslate` when it differs (the caller rewrites
 //! the packet to the winner's binding with `nat::translate`). The packet is
 //! never dropped for a clash; its counters are added to the winner.
-#![forbid(unsafe_code)]
 
 use super::tcp::{self, TcpBits, TcpState, TcpVerdict};
 use super::{
@@ -145,7 +144,7 @@ impl BuildHasher for TupleHashBuilder {
 
 /// One connection; every field is an atomic so workers read without locks.
 /// Only atomics, whose zero is their default: a chunk of free slots is given
-/// back to the kernel by `dataplane::mem::discard` (it implements
+/// back to the kernel by `sys::mem::discard` (it implements
 /// `ZeroableAtomics` for this type) and reads back as zero.
 #[derive(Default)]
 pub(crate) struct Slot {
@@ -169,6 +168,19 @@ pub(crate) struct Slot {
     packets: [AtomicU64; 2],
     bytes: [AtomicU64; 2],
 }
+
+crate::sys::mem::zeroable_atomics!(Slot {
+    gen_live: AtomicU32,
+    tuples: [AtomicU64; 4],
+    status: AtomicU32,
+    proto: AtomicU32,
+    tcp_win: [AtomicU32; tcp::Window::WORDS],
+    deadline: AtomicU64,
+    mark: AtomicU32,
+    id: AtomicU32,
+    packets: [AtomicU64; 2],
+    bytes: [AtomicU64; 2],
+});
 
 impl Slot {
     fn tuple(&self, d: Dir) -> Tuple {
@@ -1516,7 +1528,7 @@ impl ConnTable {
     }
 
     /// Gives the memory of every slab chunk whose slots are all free back to
-    /// the kernel (`dataplane::mem::discard`): the chunk leaves the free
+    /// the kernel (`sys::mem::discard`): the chunk leaves the free
     /// list, its pages read as zero (a free slot: stale handles and sweeps
     /// see nothing live), and it is reused before the slab grows. Done under
     /// the free-list lock, so no slot of it can be handed out meanwhile.
@@ -1549,7 +1561,7 @@ impl ConnTable {
             gen_base[c] = top.max(gen_base[c]).wrapping_add(1) & (u32::MAX >> GEN_SHIFT);
             in_fifo[c] = 0;
             discarded[c] = true;
-            released += crate::dataplane::mem::discard(chunk);
+            released += crate::sys::mem::discard(chunk);
         }
         if fifo.len() * 4 < fifo.capacity() {
             fifo.shrink_to(fifo.len() * 2);
@@ -1560,7 +1572,7 @@ impl ConnTable {
     /// Shrinks the index shards and the by-source map when they are mostly
     /// empty (hysteresis: see `SlotIndex::shrink_idle`), e.g. after a mass
     /// expiry; the freed memory goes back to the allocator (the gateway then
-    /// asks it to return pages to the kernel, see `dataplane::mem`). The slab
+    /// asks it to return pages to the kernel, see `sys::mem`). The slab
     /// is kept: its slots are read without locks through `&Slot` references,
     /// so a chunk cannot be freed while the table is shared; it is reused by
     /// the next entries. Returns the bytes released (accounting).

@@ -28,7 +28,6 @@
 //! the SYN's window (it grows with that side's next segment), and a RST
 //! answering a challenge ACK in SYN_SENT is window-checked instead of
 //! being let through.
-#![forbid(unsafe_code)]
 
 use crate::wire::tcp::flags as f;
 

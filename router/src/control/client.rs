@@ -1,5 +1,4 @@
 //! The caller side of the control socket, used by the multi-call front ends.
-#![forbid(unsafe_code)]
 
 use super::proto::{self, Request, Response, Tool, VERSION};
 use std::io;

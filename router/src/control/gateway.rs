@@ -12,7 +12,6 @@
 //! ([`CompiledRuleset::carry_counters`]). Writers are serialized by one lock;
 //! readers (listings) never block packets. Conntrack entries, and so
 //! established flows' NAT bindings, survive every swap, as in the kernel.
-#![forbid(unsafe_code)]
 
 use super::conntrack_cli;
 use super::proto::{Request, Response, Tool};
@@ -321,7 +320,7 @@ fn retire(old: Arc<CompiledRuleset>, nice: Option<i32>) {
 /// Raising a nice value needs no privilege; a failure leaves it as it was.
 fn background(nice: Option<i32>) {
     if let Some(n) = nice {
-        let _ = crate::dataplane::privs::set_thread_nice(n);
+        let _ = crate::sys::sched::set_thread_nice(n);
     }
 }
 

@@ -9,7 +9,6 @@
 //!
 //! See [`proto`] for the wire format, [`server`] for the listener (peer
 //! credentials, size and time bounds) and [`client`] for the caller side.
-#![forbid(unsafe_code)]
 
 pub mod client;
 pub mod conntrack_cli;

@@ -31,7 +31,6 @@
 //!
 //! A request whose `version` the server does not speak is answered with status
 //! 2 and a message naming the versions it does speak.
-#![forbid(unsafe_code)]
 
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use serde::{Deserialize, Serialize};
@@ -264,7 +263,7 @@ pub fn read_request_unix(s: &mut UnixStream) -> Result<Option<Request>, FrameErr
         return Err(FrameError::BadLength(slice.len));
     }
     let mut byte = [0u8; 1];
-    let (n, mut fds) = crate::dataplane::fdpass::recv_with_fds(s, &mut byte)?;
+    let (n, mut fds) = crate::sys::fdpass::recv_with_fds(s, &mut byte)?;
     if n == 0 {
         return Err(FrameError::Truncated);
     }

@@ -11,7 +11,6 @@
 //!   stalls or disconnects mid-request changes nothing.
 //! * At most [`ServerConfig::max_clients`] requests run at once; more are told
 //!   to retry.
-#![forbid(unsafe_code)]
 
 use super::proto::{self, FrameError, Request, Response};
 use std::fs;

@@ -1,22 +1,13 @@
-//! The forwarding plane, and the only module with `unsafe`: TUN devices
-//! (ioctls), io_uring rings with provided-buffer rings, worker threads.
+//! The forwarding plane: TUN devices, worker threads each with its own
+//! io_uring ring (`sys::uring`), steering, counters.
 //!
 //! [`Dataplane::start`] takes the devices (created with [`TunDevice::create`]
 //! and configured with [`netns::configure`]) and any [`Processor`], and runs
 //! one worker per queue: worker `w` reads queue `w` of every device and writes
 //! what it forwards to queue `w` of the egress device. Each packet is
 //! processed by the worker that read it, in the buffer it was read into.
-//!
-//! Every `unsafe` block carries a `// SAFETY:` comment; the buffer ownership
-//! rule is stated once on [`bufring`].
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
 
-pub mod bufring;
-pub mod fdpass;
-pub mod mem;
 pub mod netns;
-pub mod privs;
 pub mod stats;
 mod steer;
 pub mod tun;

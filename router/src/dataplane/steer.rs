@@ -39,31 +39,17 @@
 //! comes back is a new flow: none of its packets is still queued, so a new
 //! queue cannot reorder it. If the map cannot be made (a kernel without LRU
 //! maps or atomic fetch-add, or memory limits) the hash alone steers.
-#![deny(unsafe_op_in_unsafe_fn)]
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
-/// `_IOR('T', 224, int)`.
-const TUNSETSTEERINGEBPF: libc::c_ulong = 0x8004_54e0;
-const BPF_MAP_CREATE: libc::c_int = 0;
-const BPF_PROG_LOAD: libc::c_int = 5;
-const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
+use crate::sys::bpf::{self, Insn};
+
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
 const BPF_MAP_TYPE_LRU_HASH: u32 = 9;
 
 /// Flows the balancing map remembers per device (~1 MiB of kernel memory).
 pub const FLOW_SLOTS: u32 = 16_384;
-
-/// One eBPF instruction (`struct bpf_insn`).
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Insn {
-    code: u8,
-    regs: u8,
-    off: i16,
-    imm: i32,
-}
 
 const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     Insn {
@@ -194,77 +180,17 @@ fn balanced_prog(flows: i32, counter: i32) -> Vec<Insn> {
     p
 }
 
-/// Creates a map (`union bpf_attr`, BPF_MAP_CREATE part: map_type,
-/// key_size, value_size, max_entries; the rest zero).
-fn map_create(kind: u32, key: u32, value: u32, entries: u32) -> io::Result<OwnedFd> {
-    let mut attr = [0u8; 72];
-    for (i, v) in [kind, key, value, entries].into_iter().enumerate() {
-        attr[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
-    }
-    // SAFETY: `attr` holds no pointers; the kernel only reads it.
-    unsafe { bpf_new_fd(BPF_MAP_CREATE, &mut attr) }
-        .map_err(|e| io::Error::new(e.kind(), format!("BPF_MAP_CREATE: {e}")))
-}
-
-/// `bpf(cmd, attr)` for a command that returns a new file descriptor.
-///
-/// # Safety
-/// `attr` is a zero-padded `union bpf_attr` for `cmd`; every pointer in it
-/// refers to memory that is live, of the size the attribute states, and
-/// writable where the kernel writes (a log buffer), for the call.
-unsafe fn bpf_new_fd(cmd: libc::c_int, attr: &mut [u8]) -> io::Result<OwnedFd> {
-    // SAFETY: the caller's contract; `attr` itself is live and its length
-    // is what the kernel is told.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr.as_mut_ptr(),
-            attr.len() as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the syscall returned a new file descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
-}
-
 /// The balancing program with its two maps, which it keeps alive (the
 /// map fds may be closed once it is loaded).
 fn load_balanced() -> io::Result<OwnedFd> {
-    let flows = map_create(BPF_MAP_TYPE_LRU_HASH, 4, 4, FLOW_SLOTS)?;
-    let counter = map_create(BPF_MAP_TYPE_ARRAY, 4, 4, 1)?;
-    load_insns(&balanced_prog(flows.as_raw_fd(), counter.as_raw_fd()))
+    let flows = bpf::map_create(BPF_MAP_TYPE_LRU_HASH, 4, 4, FLOW_SLOTS)?;
+    let counter = bpf::map_create(BPF_MAP_TYPE_ARRAY, 4, 4, 1)?;
+    bpf::load_socket_filter(&balanced_prog(flows.as_raw_fd(), counter.as_raw_fd()))
 }
 
 /// Loads the hash-only program (needs CAP_BPF or CAP_SYS_ADMIN).
 fn load() -> io::Result<OwnedFd> {
-    load_insns(&PROG)
-}
-
-fn load_insns(prog: &[Insn]) -> io::Result<OwnedFd> {
-    let license = c"GPL";
-    let mut log = vec![0u8; 16384];
-    // union bpf_attr, BPF_PROG_LOAD part: prog_type u32 @0, insn_cnt u32 @4,
-    // insns u64 @8, license u64 @16, log_level u32 @24, log_size u32 @28,
-    // log_buf u64 @32; the rest zero.
-    let mut attr = [0u8; 128];
-    attr[0..4].copy_from_slice(&BPF_PROG_TYPE_SOCKET_FILTER.to_ne_bytes());
-    attr[4..8].copy_from_slice(&(prog.len() as u32).to_ne_bytes());
-    attr[8..16].copy_from_slice(&(prog.as_ptr() as u64).to_ne_bytes());
-    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
-    attr[24..28].copy_from_slice(&1u32.to_ne_bytes());
-    attr[28..32].copy_from_slice(&(log.len() as u32).to_ne_bytes());
-    attr[32..40].copy_from_slice(&(log.as_mut_ptr() as u64).to_ne_bytes());
-    // SAFETY: `attr`'s pointers (instructions, license, log buffer) point
-    // to live memory of the stated sizes for the duration of the call; the
-    // kernel writes only into `log`.
-    unsafe { bpf_new_fd(BPF_PROG_LOAD, &mut attr) }.map_err(|err| {
-        let msg = String::from_utf8_lossy(&log);
-        let msg = msg.trim_end_matches('\0').trim();
-        io::Error::new(err.kind(), format!("BPF_PROG_LOAD: {err}: {msg}"))
-    })
+    bpf::load_socket_filter(&PROG)
 }
 
 /// Attaches the steering program to the device that `queue` belongs to. The
@@ -278,16 +204,7 @@ pub fn attach(queue: &OwnedFd) -> io::Result<bool> {
             (load()?, false)
         }
     };
-    let prog_fd: libc::c_int = prog.as_raw_fd();
-    // SAFETY: `queue` is an attached TUN queue; TUNSETSTEERINGEBPF reads one
-    // int (the program fd) from the pointer, which is live for the call.
-    let r = unsafe { libc::ioctl(queue.as_raw_fd(), TUNSETSTEERINGEBPF, &prog_fd) };
-    if r < 0 {
-        return Err(io::Error::new(
-            io::Error::last_os_error().kind(),
-            format!("TUNSETSTEERINGEBPF: {}", io::Error::last_os_error()),
-        ));
-    }
+    crate::sys::tun::set_steering_ebpf(queue, &prog)?;
     Ok(balanced)
 }
 
@@ -304,25 +221,7 @@ mod tests {
         let mut frame = vec![0u8; 14];
         frame[12..14].copy_from_slice(&[0x08, 0x00]);
         frame.extend_from_slice(ip);
-        let mut attr = [0u8; 80];
-        attr[0..4].copy_from_slice(&(prog.as_raw_fd() as u32).to_ne_bytes());
-        attr[8..12].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
-        attr[16..24].copy_from_slice(&(frame.as_ptr() as u64).to_ne_bytes());
-        attr[32..36].copy_from_slice(&1u32.to_ne_bytes());
-        // SAFETY: `attr` is a zero-padded bpf_attr (test part: prog_fd,
-        // data_size_in, data_in, repeat) whose data pointer refers to
-        // `frame`, live and of the stated size during the call; with no
-        // data_out the kernel writes only into `attr` (retval, duration).
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                10, /* BPF_PROG_TEST_RUN */
-                attr.as_mut_ptr(),
-                attr.len() as libc::c_uint,
-            )
-        };
-        assert_eq!(r, 0, "BPF_PROG_TEST_RUN: {}", io::Error::last_os_error());
-        u32::from_ne_bytes(attr[4..8].try_into().unwrap())
+        bpf::test_run(prog, &frame).expect("BPF_PROG_TEST_RUN")
     }
 
     fn tcp(saddr: [u8; 4], daddr: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {

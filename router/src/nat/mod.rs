@@ -15,7 +15,6 @@
 //! Not implemented from nf_nat_core: `NF_NAT_RANGE_PROTO_OFFSET`, zones.
 //! `find_appropriate_src` is: a source keeps its existing mapping across
 //! destinations when that mapping is in the range and free.
-#![forbid(unsafe_code)]
 
 use crate::clock::Timestamp;
 use crate::conntrack::{

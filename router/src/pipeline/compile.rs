@@ -28,7 +28,6 @@
 //!   the live counts of what a change kept (tables it did not touch, rules
 //!   that are still the same objects) into the new model, by identity, in
 //!   one pass; [`CompiledRuleset::snapshot`] copies only what counted.
-#![forbid(unsafe_code)]
 
 use crate::ruleset::{
     Counters, Hook, Match, Policy, Rule, Ruleset, StatisticMode, TableKind, Target,

@@ -16,7 +16,6 @@
 //! source part at POSTROUTING/INPUT). Packets the gateway originates in answer
 //! to a packet carry that packet's connection (the kernel's `nf_ct_attach`),
 //! so a REJECT behind a DNAT answers from the address the client talked to.
-#![forbid(unsafe_code)]
 
 use super::compile::CompiledRuleset;
 use super::eval::{

@@ -6,7 +6,6 @@
 //! pops, and falling off (or RETURN from) a built-in chain applies its policy
 //! and bumps the policy counters. Non-terminal targets (LOG, MARK, CONNMARK,
 //! NOTRACK, CT, TCPMSS) act and continue.
-#![forbid(unsafe_code)]
 
 use super::compile::{CChain, CRule, CTarget, CompiledRuleset, KeyKind, RunKey, NO_RUN};
 use crate::clock::Timestamp;

@@ -2,7 +2,6 @@
 //! `PREFIX IN=.. OUT=.. MAC= SRC=.. DST=.. LEN=.. TOS=0x.. PREC=0x.. TTL=.. ID=..
 //! [DF] PROTO=TCP SPT=.. DPT=.. WINDOW=.. RES=0x.. SYN URGP=0`. LOG is a slow
 //! path (it formats a string), as it is in the kernel.
-#![forbid(unsafe_code)]
 
 use crate::ruleset::LogTarget;
 use std::fmt::Write;

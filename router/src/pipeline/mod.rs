@@ -4,7 +4,6 @@
 //! time, and returns a [`Verdict`] the dataplane acts on. Packets the gateway
 //! itself originates (ICMP errors, REJECT replies, echo replies) are handed to
 //! an [`Emit`] sink together with the interface they leave through.
-#![forbid(unsafe_code)]
 
 pub mod compile;
 pub mod engine;

@@ -35,7 +35,6 @@
 //!
 //! Parsing and printing live in `crate::syntax`; this module only defines the
 //! data and the edit operations iptables commands perform on it.
-#![forbid(unsafe_code)]
 
 mod validate;
 

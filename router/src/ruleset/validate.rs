@@ -2,7 +2,6 @@
 //! names an existing user chain, jumps form no loop, and each target / match
 //! is used only in the tables and hooks where netfilter accepts it (for a user
 //! chain, every hook it is reachable from counts).
-#![forbid(unsafe_code)]
 
 use super::{Hook, Match, Table, TableKind, Target, NO_RECENT};
 

@@ -1,5 +1,4 @@
 //! Applying iptables commands and iptables-restore input to a [`Ruleset`].
-#![forbid(unsafe_code)]
 
 use std::borrow::Cow;
 use std::fmt::Write;

@@ -1,6 +1,5 @@
 //! Name tables: protocols, services, ICMP types, log levels, the option list
 //! used for "did you mean" hints.
-#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

@@ -1,7 +1,6 @@
 //! The iptables command line: commands, generic rule options, match and
 //! target modules. Tokens are borrowed `&str`s; nothing is allocated per
 //! token except the strings the model keeps (chain names, comments).
-#![forbid(unsafe_code)]
 
 use super::names::{self, parse_proto, service_port};
 use super::SyntaxError;

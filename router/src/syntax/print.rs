@@ -1,6 +1,5 @@
 //! Printers: the rule specification in iptables-save's canonical order, the
 //! `iptables-save` and `iptables -S` forms, and `iptables -L`.
-#![forbid(unsafe_code)]
 
 use std::fmt::Write;
 use std::net::Ipv4Addr;

@@ -4,7 +4,6 @@
 //!
 //! Each writes a complete IPv4 packet (checksums filled) into `out` (cleared
 //! first) and returns `false` when the rules say no packet may be sent.
-#![forbid(unsafe_code)]
 
 use super::icmp::{self, types};
 use super::ipv4::Ipv4Packet;

@@ -5,7 +5,6 @@
 //! source quench, redirect, time exceeded, parameter problem) embed the IP
 //! header of the offending packet plus at least 8 bytes of its payload, from
 //! byte 8 on: [`IcmpPacket::embedded`].
-#![forbid(unsafe_code)]
 
 use super::{get_u16, set_u16, WireError};
 

@@ -4,7 +4,6 @@
 //! the buffer once; afterwards every getter is in bounds. The buffer may be
 //! longer than the total length (trailing padding); [`Ipv4Packet::payload`]
 //! stops at the total length.
-#![forbid(unsafe_code)]
 
 use super::{checksum, get_u16, set_u16, WireError};
 use std::net::Ipv4Addr;

@@ -2,7 +2,6 @@
 //!
 //! `new_checked` verifies the data offset against the buffer; the buffer is the
 //! IP payload (TCP header + data).
-#![forbid(unsafe_code)]
 
 use super::{get_u16, set_u16, WireError};
 

@@ -1,6 +1,5 @@
 //! Packet builders and checksum verifiers for unit tests (etherparse builds
 //! the packets and recomputes checksums independently of our code).
-#![forbid(unsafe_code)]
 
 use super::checksum;
 use etherparse::{PacketBuilder, TcpHeaderSlice, UdpHeaderSlice};

@@ -2,7 +2,6 @@
 //!
 //! A checksum of 0 means "no checksum" (RFC 768): rewrites keep it 0, and a
 //! computed 0 is sent as 0xffff.
-#![forbid(unsafe_code)]
 
 use super::{get_u16, set_u16, WireError};
 

@@ -1,7 +1,6 @@
 //! The `virtio_net_hdr` that a TUN device opened with `IFF_VNET_HDR` puts in
 //! front of every frame (include/uapi/linux/virtio_net.h). Little-endian on the
 //! architectures we run on (the TUN default without TUNSETVNETLE on x86/arm).
-#![forbid(unsafe_code)]
 
 /// `flags`: the L4 checksum is partial (pseudo-header sum only), finish it at
 /// `csum_start + csum_offset`.

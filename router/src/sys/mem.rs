@@ -49,11 +49,35 @@ pub unsafe trait ZeroableAtomics: Sync {}
 unsafe impl ZeroableAtomics for std::sync::atomic::AtomicU32 {}
 // SAFETY: as above.
 unsafe impl ZeroableAtomics for std::sync::atomic::AtomicU64 {}
-// SAFETY: `conntrack::table::Slot` is a struct of `AtomicU32`, `AtomicU64`
-// and arrays of them only (its docs say so and require it of new fields),
-// with no padding-only or non-atomic bytes that code reads non-atomically;
-// all-zero is its `Default` (a free slot of generation 0).
-unsafe impl ZeroableAtomics for crate::conntrack::table::Slot {}
+// SAFETY: an array of such values is such a value (no bytes between
+// elements other than theirs).
+unsafe impl<T: ZeroableAtomics, const N: usize> ZeroableAtomics for [T; N] {}
+
+/// Implements [`ZeroableAtomics`] for a struct defined in a layer that may
+/// not write `unsafe` (the crate allows it here only), with a check the
+/// compiler makes: `zeroable_atomics!(Slot { a: AtomicU32, b: [AtomicU64; 4] })`
+/// destructures a `Slot` naming every field once (a missing or repeated
+/// field does not compile) and requires each to have the stated type, which
+/// must itself be `ZeroableAtomics`. So every field is made of atomics whose
+/// zero is valid, and the struct is too (padding bytes are never read).
+macro_rules! zeroable_atomics {
+    ($t:ident { $($f:ident : $ft:ty),+ $(,)? }) => {
+        const _: () = {
+            fn is_zeroable_atomics<T: $crate::sys::mem::ZeroableAtomics>() {}
+            #[allow(dead_code)]
+            fn every_field_listed_once(s: &$t) {
+                let $t { $($f),+ } = s;
+                $( let _: &$ft = $f; is_zeroable_atomics::<$ft>(); )+
+            }
+        };
+        // SAFETY: the check above: every field of the struct is listed once
+        // and is `ZeroableAtomics`, so all its non-padding bytes are atomics
+        // whose all-zero value is valid.
+        #[allow(unsafe_code)]
+        unsafe impl $crate::sys::mem::ZeroableAtomics for $t {}
+    };
+}
+pub(crate) use zeroable_atomics;
 
 /// Gives the memory pages that lie wholly inside `items` back to the kernel
 /// (`madvise(MADV_DONTNEED)`); the next access finds them zero-filled (a
