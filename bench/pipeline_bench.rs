@@ -62,7 +62,7 @@ fn gateway(rules: &str, max_entries: usize) -> Pipeline {
                 ..ConntrackConfig::default()
             },
             workers: 1,
-            seed: Some(7),
+            seed: 7,
         },
         rs,
     )

@@ -627,7 +627,7 @@ mod vnet {
                 routes,
                 conntrack: Default::default(),
                 workers: 1,
-                seed: Some(7),
+                seed: 7,
             },
             Ruleset::new(),
         )

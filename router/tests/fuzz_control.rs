@@ -92,7 +92,7 @@ fn handler(seed: u64) -> GatewayHandler {
             routes,
             conntrack: Default::default(),
             workers: 2,
-            seed: Some(seed),
+            seed,
         },
         rs,
     );

@@ -99,7 +99,7 @@ fn pipeline(seed: u64) -> Pipeline {
                 ..Default::default()
             },
             workers: 2,
-            seed: Some(seed),
+            seed,
         },
         rs,
     )

@@ -29,8 +29,22 @@ The control socket is --ctl PATH (first argument of a front end), else
 $TUNGATE_CTL, else /run/tungate/control.sock.
 ";
 
+/// Reads the system's name databases (/etc/protocols, services, hosts,
+/// networks) and hands them to the parser and printers, which read no
+/// file themselves (`syntax::names`).
+pub fn install_system_names() {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    crate::syntax::names::install(crate::syntax::names::SystemFiles {
+        protocols: read("/etc/protocols"),
+        services: read("/etc/services"),
+        hosts: read("/etc/hosts"),
+        networks: read("/etc/networks"),
+    });
+}
+
 /// Entry point: dispatches on argv[0] (multi-call links) then on the subcommand.
 pub fn main(args: Vec<String>) -> ExitCode {
+    install_system_names();
     let argv0 = args.first().map(String::as_str).unwrap_or("tungate");
     if let Some(tool) = Tool::from_program_name(argv0) {
         return multicall::run(tool, args[1..].to_vec());

@@ -129,7 +129,7 @@ pub fn build_pipeline(cfg: &Config, routes: RouteTable) -> anyhow::Result<Arc<Pi
                 ..CtConfig::default()
             },
             workers: cfg.workers,
-            seed: None,
+            seed: random_seed(),
         },
         rs,
     );
@@ -219,7 +219,7 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
     }
     // Held until exit: the kernel drops them when the process dies.
     let _locks = take_devices(cfg)?;
-    let routes = RouteTable::from_config(cfg);
+    let routes = cfg.route_table();
     let pipeline = build_pipeline(cfg, routes)?;
 
     // Signals are taken by one thread through sigwait: block them before any
@@ -500,4 +500,15 @@ pub fn install_panic_hook() {
         tracing::error!(thread = %name, "{info}; exiting");
         std::process::exit(101);
     }));
+}
+
+/// A seed for the pipeline's per-worker RNGs (NAT port choice, `statistic
+/// --mode random`): the OS's random source, through the keys std draws for
+/// a `RandomState`, mixed with the clock.
+fn random_seed() -> u64 {
+    use std::hash::BuildHasher;
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    std::collections::hash_map::RandomState::new().hash_one(t)
 }

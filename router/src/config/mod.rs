@@ -42,59 +42,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-/// An IPv4 prefix `a.b.c.d/len`; the address may have host bits set (an
-/// interface address); [`Cidr::network`] masks them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    pub addr: Ipv4Addr,
-    pub len: u8,
-}
-
-impl Cidr {
-    pub fn mask(self) -> u32 {
-        if self.len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(self.len))
-        }
-    }
-
-    pub fn network(self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.addr) & self.mask())
-    }
-
-    pub fn contains(self, a: Ipv4Addr) -> bool {
-        u32::from(a) & self.mask() == u32::from(self.network())
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.len)
-    }
-}
-
-impl std::str::FromStr for Cidr {
-    type Err = String;
-    /// `a.b.c.d/len`, or a bare address meaning `/32`.
-    fn from_str(s: &str) -> Result<Cidr, String> {
-        let (a, l) = match s.split_once('/') {
-            Some((a, l)) => (a, Some(l)),
-            None => (s, None),
-        };
-        let addr: Ipv4Addr = a
-            .parse()
-            .map_err(|_| format!("{a:?} is not an IPv4 address (write e.g. 10.1.0.1/24)"))?;
-        let len = match l {
-            None => 32,
-            Some(l) => match l.parse::<u8>() {
-                Ok(n) if n <= 32 => n,
-                _ => return Err(format!("prefix length {l:?} is not 0..=32")),
-            },
-        };
-        Ok(Cidr { addr, len })
-    }
-}
+pub use crate::route::Cidr;
+use crate::route::{IfIndex, RouteTable};
 
 /// Errors in the configuration file, each naming the file and the key.
 #[derive(Debug, thiserror::Error)]
@@ -305,6 +254,24 @@ fn default_workers() -> usize {
 }
 
 impl Config {
+    /// The route table of this configuration: connected routes from every
+    /// interface address, then the static routes. Interfaces are numbered
+    /// in configuration order (`IfIndex(i)`).
+    pub fn route_table(&self) -> RouteTable {
+        let mut t = RouteTable::new();
+        for (i, ifc) in self.interfaces.iter().enumerate() {
+            let idx = IfIndex(i as u16);
+            t.add_local(ifc.address.addr, idx);
+            t.add(ifc.address, idx);
+        }
+        for r in &self.routes {
+            if let Some(i) = self.interfaces.iter().position(|x| x.name == r.interface) {
+                t.add(r.destination, IfIndex(i as u16));
+            }
+        }
+        t
+    }
+
     /// Reads and validates `file`. Touches nothing but the file system.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
@@ -678,5 +645,35 @@ interface = "tg-s"
         assert!(z.contains(Ipv4Addr::new(8, 8, 8, 8)));
         assert!("1.2.3.4/33".parse::<Cidr>().is_err());
         assert!("1.2.3/8".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn from_config_builds_connected_and_static_routes() {
+        use crate::route::RouteResult;
+        let cfg = Config::parse(
+            r#"
+workers = 1
+[[interface]]
+name = "a"
+address = "10.1.0.1/24"
+[[interface]]
+name = "b"
+address = "10.2.0.1/24"
+[[route]]
+destination = "192.168.0.0/16"
+interface = "b"
+"#,
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let t = cfg.route_table();
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert_eq!(t.lookup(ip("10.1.0.9")), RouteResult::Forward(IfIndex(0)));
+        assert_eq!(
+            t.lookup(ip("192.168.4.4")),
+            RouteResult::Forward(IfIndex(1))
+        );
+        assert_eq!(t.lookup(ip("10.2.0.1")), RouteResult::Local(IfIndex(1)));
+        assert_eq!(t.lookup(ip("8.8.8.8")), RouteResult::Unreachable);
     }
 }

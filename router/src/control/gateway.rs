@@ -395,7 +395,7 @@ mod tests {
                 routes: crate::route::RouteTable::new(),
                 conntrack: Default::default(),
                 workers: 2,
-                seed: Some(1),
+                seed: 1,
             },
             Ruleset::new(),
         );

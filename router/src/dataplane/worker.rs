@@ -55,6 +55,16 @@ impl Emit for Emitter<'_, '_> {
         }
         self.stats.tx(egress, packet.len());
     }
+
+    /// The kernel's syslog level picks the tracing level.
+    fn log(&mut self, level: u8, line: &str) {
+        match level {
+            0..=3 => tracing::error!(target: "tungate::log", "{line}"),
+            4 => tracing::warn!(target: "tungate::log", "{line}"),
+            5 | 6 => tracing::info!(target: "tungate::log", "{line}"),
+            _ => tracing::debug!(target: "tungate::log", "{line}"),
+        }
+    }
 }
 
 pub struct WorkerArgs {

@@ -55,7 +55,7 @@ impl Interface {
         for (i, f) in ifaces.iter().enumerate() {
             routes.add_local(f.addr, IfIndex(i as u16));
             routes.add(
-                crate::config::Cidr {
+                crate::route::Cidr {
                     addr: f.addr,
                     len: f.prefix_len,
                 },
@@ -82,9 +82,10 @@ pub struct PipelineConfig {
     pub routes: RouteTable,
     pub conntrack: ConntrackConfig,
     pub workers: usize,
-    /// Seed of the per-worker RNGs (statistic, NAT port choice); `None`
-    /// seeds from the clock and address-space randomness.
-    pub seed: Option<u64>,
+    /// Seed of the per-worker RNGs (statistic, NAT port choice). The core
+    /// reads no clock and no random source: the edge draws it
+    /// (`cli::run` from the OS's), tests fix it.
+    pub seed: u64,
 }
 
 /// Per-worker mutable state. Each worker locks only its own, so the lock is
@@ -97,6 +98,9 @@ struct WorkerState {
     /// Scratch for packets the gateway originates (ICMP errors, resets,
     /// echo replies); reused, so the packet path does not allocate.
     scratch: Vec<u8>,
+    /// LOG lines of the packet being processed (syslog level, text), handed
+    /// to [`Emit::log`] when it is done: the pipeline writes no log itself.
+    logs: Vec<(u8, String)>,
 }
 
 /// A worker's state, locked on first use and held until the packet is done.
@@ -178,13 +182,7 @@ impl Pipeline {
     /// Builds the pipeline with `ruleset` (already validated).
     pub fn new(cfg: PipelineConfig, ruleset: Ruleset) -> Pipeline {
         let workers = cfg.workers.max(1);
-        let seed = cfg.seed.unwrap_or_else(|| {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0);
-            t ^ (&t as *const u64 as u64).rotate_left(32)
-        });
+        let seed = cfg.seed;
         let compiled = Arc::new(CompiledRuleset::compile(ruleset, workers));
         let ws = (0..workers)
             .map(|w| {
@@ -192,6 +190,7 @@ impl Pipeline {
                     rng: Rng::new(seed ^ (w as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
                     ip_id: (seed as u16).wrapping_add(w as u16 * 7919),
                     scratch: Vec::with_capacity(2048),
+                    logs: Vec::new(),
                 })
             })
             .collect();
@@ -386,12 +385,7 @@ impl Env for PEnv<'_, '_> {
         self.p.stats.log_lines.fetch_add(1, Ordering::Relaxed);
         // The kernel's syslog level picks the tracing level.
         let line = super::log::format(t, pkt.in_if, pkt.out_if, pkt.raw, mark);
-        match t.level {
-            0..=3 => tracing::error!(target: "tungate::log", "{line}"),
-            4 => tracing::warn!(target: "tungate::log", "{line}"),
-            5 | 6 => tracing::info!(target: "tungate::log", "{line}"),
-            _ => tracing::debug!(target: "tungate::log", "{line}"),
-        }
+        self.ws.get().logs.push((t.level, line));
     }
 }
 
@@ -1324,7 +1318,15 @@ impl Pipeline {
                 worker: ctx.worker,
                 now: ctx.now,
             };
-            t.input(ctx.ingress, packet, vnet, out)
+            let v = t.input(ctx.ingress, packet, vnet, out);
+            // LOG lines leave as events once the packet is done (the lock
+            // is held already if a rule logged: a LOG rule took it).
+            if t.ws.guard.is_some() {
+                for (level, line) in t.ws.get().logs.drain(..) {
+                    out.log(level, &line);
+                }
+            }
+            v
         })
     }
 

@@ -13,9 +13,7 @@ pub mod log;
 use crate::clock::Timestamp;
 use crate::wire::vnet::VnetHdr;
 
-/// Index of a gateway interface (a TUN device) in the configuration order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct IfIndex(pub u16);
+pub use crate::route::IfIndex;
 
 /// Why a packet was dropped. Every drop is counted under one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,19 +127,27 @@ pub struct PacketCtx {
     pub now: Timestamp,
 }
 
-/// Sink for packets the gateway originates: a full IPv4 packet, no vnet header
-/// (the dataplane writes a zero one), checksums complete.
+/// Sink for what the pipeline produces besides its verdict: packets the
+/// gateway originates (a full IPv4 packet, no vnet header: the dataplane
+/// writes a zero one; checksums complete), and the LOG target's lines.
 pub trait Emit {
     fn emit(&mut self, egress: IfIndex, packet: &[u8]);
+    /// A LOG target's line (the kernel's format, without the syslog
+    /// prefix) at syslog `level` 0..=7, for the edge to write.
+    fn log(&mut self, level: u8, line: &str);
 }
 
-/// Collects emitted packets; for tests and for callers without a device.
+/// Collects emitted packets and LOG lines; for tests and for callers
+/// without a device.
 #[derive(Debug, Default)]
-pub struct EmitVec(pub Vec<(IfIndex, Vec<u8>)>);
+pub struct EmitVec(pub Vec<(IfIndex, Vec<u8>)>, pub Vec<(u8, String)>);
 
 impl Emit for EmitVec {
     fn emit(&mut self, egress: IfIndex, packet: &[u8]) {
         self.0.push((egress, packet.to_vec()));
+    }
+    fn log(&mut self, level: u8, line: &str) {
+        self.1.push((level, line.to_string()));
     }
 }
 

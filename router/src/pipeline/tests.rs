@@ -47,7 +47,7 @@ fn gateway_with(rules: &str, ct: ConntrackConfig, workers: usize) -> Pipeline {
             routes,
             conntrack: ct,
             workers,
-            seed: Some(12345),
+            seed: 12345,
         },
         rs,
     )
@@ -178,6 +178,7 @@ struct Run {
     verdict: Verdict,
     pkt: Pkt,
     emitted: Vec<(IfIndex, Pkt)>,
+    logs: Vec<(u8, String)>,
 }
 
 fn send_on(gw: &Pipeline, worker: usize, ingress: IfIndex, now: Timestamp, mut p: Pkt) -> Run {
@@ -194,6 +195,7 @@ fn send_on(gw: &Pipeline, worker: usize, ingress: IfIndex, now: Timestamp, mut p
         verdict,
         pkt: p,
         emitted,
+        logs: out.1,
     }
 }
 
@@ -222,6 +224,36 @@ const DNAT_RULES: &str = "\
 -A PREROUTING -d 10.0.2.100/32 -p udp -m udp --dport 53 -j DNAT --to-destination 10.0.2.2
 COMMIT
 ";
+
+/// LOG writes nothing itself: its line leaves through `Emit::log`, at the
+/// rule's level, once per logged packet, and only for matching packets.
+#[test]
+fn log_lines_leave_as_events() {
+    let gw = gateway(
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+         -A FORWARD -p udp -j LOG --log-prefix \"fw: \" --log-level 6\nCOMMIT\n",
+    );
+    let r = send(&gw, TG0, 1, udp("10.0.1.2", 4000, "10.0.2.2", 53, b"q"));
+    forwarded(&r, TG1);
+    assert_eq!(r.logs.len(), 1, "{:?}", r.logs);
+    let (level, line) = &r.logs[0];
+    assert_eq!(*level, 6);
+    assert!(
+        line.starts_with("fw: IN=tg0 OUT=tg1 ") && line.contains(" SRC=10.0.1.2 DST=10.0.2.2 "),
+        "{line}"
+    );
+    let r = send(
+        &gw,
+        TG0,
+        1,
+        tcp("10.0.1.2", 4000, "10.0.2.2", 80, 0x02, 1, 0),
+    );
+    assert!(
+        r.logs.is_empty(),
+        "a TCP packet matches no LOG rule: {:?}",
+        r.logs
+    );
+}
 
 #[test]
 fn forwarding_decrements_ttl_and_keeps_checksums() {

@@ -1,15 +1,19 @@
 //! Routing: longest-prefix match over connected and static IPv4 routes, and
 //! the gateway's own (local) addresses.
 //!
-//! Built once from the configuration ([`RouteTable::from_config`]) and then
-//! read-only, so workers share it without locks. A lookup costs at most one
+//! Built once at start (from the configuration: `config::Config::route_table`)
+//! and then read-only, so workers share it without locks. A lookup costs at most one
 //! hash probe per distinct prefix length present in the table.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use crate::config::{Cidr, Config};
-use crate::pipeline::IfIndex;
+mod prefix;
+pub use prefix::Cidr;
+
+/// Index of a gateway interface (a TUN device) in the configuration order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IfIndex(pub u16);
 
 /// Where a destination address leads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,23 +70,6 @@ impl RouteTable {
             by_len: vec![AddrMap::default(); 33],
             ..Default::default()
         }
-    }
-
-    /// Connected routes from every interface address, then the static routes.
-    /// Interfaces are numbered in configuration order.
-    pub fn from_config(cfg: &Config) -> Self {
-        let mut t = RouteTable::new();
-        for (i, ifc) in cfg.interfaces.iter().enumerate() {
-            let idx = IfIndex(i as u16);
-            t.add_local(ifc.address.addr, idx);
-            t.add(ifc.address, idx);
-        }
-        for r in &cfg.routes {
-            if let Some(i) = cfg.interfaces.iter().position(|x| x.name == r.interface) {
-                t.add(r.destination, IfIndex(i as u16));
-            }
-        }
-        t
     }
 
     /// Adds (or replaces) the route for `prefix`.
@@ -164,34 +151,5 @@ mod tests {
         assert_eq!(t.lookup(ip("11.0.0.1")), RouteResult::Forward(IfIndex(3)));
         assert_eq!(t.interface_address(IfIndex(2)), Some(ip("10.2.3.1")));
         assert_eq!(t.interface_address(IfIndex(0)), None);
-    }
-
-    #[test]
-    fn from_config_builds_connected_and_static_routes() {
-        let cfg = Config::parse(
-            r#"
-workers = 1
-[[interface]]
-name = "a"
-address = "10.1.0.1/24"
-[[interface]]
-name = "b"
-address = "10.2.0.1/24"
-[[route]]
-destination = "192.168.0.0/16"
-interface = "b"
-"#,
-            std::path::Path::new("t.toml"),
-        )
-        .unwrap();
-        let t = RouteTable::from_config(&cfg);
-        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
-        assert_eq!(t.lookup(ip("10.1.0.9")), RouteResult::Forward(IfIndex(0)));
-        assert_eq!(
-            t.lookup(ip("192.168.4.4")),
-            RouteResult::Forward(IfIndex(1))
-        );
-        assert_eq!(t.lookup(ip("10.2.0.1")), RouteResult::Local(IfIndex(1)));
-        assert_eq!(t.lookup(ip("8.8.8.8")), RouteResult::Unreachable);
     }
 }

@@ -1,8 +1,35 @@
 //! Name tables: protocols, services, ICMP types, log levels, the option list
 //! used for "did you mean" hints.
+//!
+//! The system's databases (/etc/protocols, /etc/services, /etc/hosts,
+//! /etc/networks) are read by the edge, not here: `cli` reads them at start
+//! and hands their text to [`install`]. Without that, built-in tables serve
+//! (protocols: netbase's first entries; no services, hosts or networks).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
+
+/// The text of the system's name databases (`None`: not readable).
+#[derive(Debug, Clone, Default)]
+pub struct SystemFiles {
+    pub protocols: Option<String>,
+    pub services: Option<String>,
+    pub hosts: Option<String>,
+    pub networks: Option<String>,
+}
+
+static FILES: OnceLock<SystemFiles> = OnceLock::new();
+
+/// Installs the system's databases for every later lookup. Call once, at
+/// start, before anything parses or prints a rule: each table is built on
+/// its first use. Returns false if they were installed already.
+pub fn install(files: SystemFiles) -> bool {
+    FILES.set(files).is_ok()
+}
+
+fn system_file(which: fn(&SystemFiles) -> &Option<String>) -> Option<&'static str> {
+    FILES.get().and_then(|f| which(f).as_deref())
+}
 
 /// Protocols iptables knows without a lookup (`xtables_chain_protos`).
 const CHAIN_PROTOS: [(&str, u8); 10] = [
@@ -44,8 +71,8 @@ fn protos() -> &'static Protos {
     P.get_or_init(|| {
         let mut by_name = HashMap::new();
         let mut by_num = HashMap::new();
-        match std::fs::read_to_string("/etc/protocols") {
-            Ok(text) => {
+        match system_file(|f| &f.protocols) {
+            Some(text) => {
                 for line in text.lines() {
                     let line = line.split('#').next().unwrap_or("");
                     let mut it = line.split_whitespace();
@@ -60,7 +87,7 @@ fn protos() -> &'static Protos {
                     }
                 }
             }
-            Err(_) => {
+            None => {
                 for (n, v) in FALLBACK_PROTOS {
                     by_num.entry(v).or_insert_with(|| n.to_string());
                     by_name.insert(n.to_string(), v);
@@ -126,7 +153,7 @@ fn services() -> &'static Services {
     S.get_or_init(|| {
         let mut by_name = HashMap::new();
         let mut by_port = HashMap::new();
-        if let Ok(text) = std::fs::read_to_string("/etc/services") {
+        if let Some(text) = system_file(|f| &f.services) {
             for line in text.lines() {
                 let line = line.split('#').next().unwrap_or("");
                 let mut it = line.split_whitespace();
@@ -406,7 +433,7 @@ pub fn host_name(addr: u32) -> Option<&'static str> {
     static H: OnceLock<HashMap<u32, String>> = OnceLock::new();
     H.get_or_init(|| {
         let mut m = HashMap::new();
-        if let Ok(text) = std::fs::read_to_string("/etc/hosts") {
+        if let Some(text) = system_file(|f| &f.hosts) {
             for line in text.lines() {
                 let line = line.split('#').next().unwrap_or("");
                 let mut it = line.split_whitespace();
@@ -430,7 +457,7 @@ pub fn net_name(addr: u32) -> Option<&'static str> {
     static N: OnceLock<HashMap<u32, String>> = OnceLock::new();
     N.get_or_init(|| {
         let mut m = HashMap::new();
-        if let Ok(text) = std::fs::read_to_string("/etc/networks") {
+        if let Some(text) = system_file(|f| &f.networks) {
             for line in text.lines() {
                 let line = line.split('#').next().unwrap_or("");
                 let mut it = line.split_whitespace();
