@@ -14,10 +14,10 @@
 //! established flows' NAT bindings, survive every swap, as in the kernel.
 #![forbid(unsafe_code)]
 
-use super::conntrack_cli;
 use super::proto::{Request, Response, Tool};
 use super::server::Handler;
 use crate::clock::Timestamp;
+use crate::conntrack_cli;
 use crate::pipeline::compile::CompiledRuleset;
 use crate::pipeline::engine::Pipeline;
 use crate::ruleset::{Ruleset, TableKind};

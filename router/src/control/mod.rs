@@ -12,7 +12,6 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
-pub mod conntrack_cli;
 pub mod gateway;
 pub mod metrics;
 pub mod proto;
