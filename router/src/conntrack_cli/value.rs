@@ -7,15 +7,21 @@ use super::request::{AddrFilter, EV_DESTROY, EV_NEW, EV_UPDATE};
 use crate::conntrack::{Status, TcpState};
 use std::net::Ipv4Addr;
 
-/// `strtoul(s, &end, 0)`: the value of the longest numeric prefix (0 when
-/// none) and the rest of the string.
-pub(super) fn strtoul(s: &str) -> (u64, &str) {
+/// Leading white space and an optional sign, as `strtoul` and `atoi` skip
+/// them: whether the number is negative, and the rest.
+fn skip_sign(s: &str) -> (bool, &str) {
     let t = s.trim_start();
-    let (neg, t) = match t.as_bytes().first() {
+    match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
         Some(b'+') => (false, &t[1..]),
         _ => (false, t),
-    };
+    }
+}
+
+/// `strtoul(s, &end, 0)`: the value of the longest numeric prefix (0 when
+/// none) and the rest of the string.
+pub(super) fn strtoul(s: &str) -> (u64, &str) {
+    let (neg, t) = skip_sign(s);
     let (radix, body) = if (t.starts_with("0x") || t.starts_with("0X"))
         && t[2..].chars().next().is_some_and(|c| c.is_ascii_hexdigit())
     {
@@ -44,12 +50,7 @@ pub(super) fn strtoul(s: &str) -> (u64, &str) {
 
 /// `atoi` truncated to 16 bits, as conntrack stores ports.
 pub(super) fn atoi_u16(s: &str) -> u16 {
-    let t = s.trim_start();
-    let (neg, t) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
+    let (neg, t) = skip_sign(s);
     let mut v: i64 = 0;
     for c in t.chars() {
         match c.to_digit(10) {
