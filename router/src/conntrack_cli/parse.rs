@@ -35,6 +35,19 @@ pub fn parse_warn(args: &[String]) -> (Vec<String>, Result<Request, CtError>) {
     )
 }
 
+/// The next word as an optional argument or a table operand: taken (and
+/// `i` advanced) only after the last option of a word, and only when it
+/// starts with neither `-` nor `!`.
+fn next_operand(args: &[String], i: &mut usize, last: bool) -> Option<String> {
+    match args.get(*i) {
+        Some(a) if last && !a.starts_with('-') && !a.starts_with('!') => {
+            *i += 1;
+            Some(a.clone())
+        }
+        _ => None,
+    }
+}
+
 fn parse_inner(args: &[String], warnings: &mut Vec<String>) -> Result<Request, CtError> {
     let mut cmd: Option<Cmd> = None;
     let mut table = CtTable::Conntrack;
@@ -133,13 +146,7 @@ fn parse_inner(args: &[String], warnings: &mut Vec<String>) -> Result<Request, C
                         })
                     }
                 },
-                (Arg::Optional, None) => match args.get(i) {
-                    Some(a) if last && !a.starts_with('-') && !a.starts_with('!') => {
-                        i += 1;
-                        Some(a.clone())
-                    }
-                    _ => None,
-                },
+                (Arg::Optional, None) => next_operand(args, &mut i, last),
             };
             match key {
                 Key::Cmd(c) => {
@@ -148,13 +155,7 @@ fn parse_inner(args: &[String], warnings: &mut Vec<String>) -> Result<Request, C
                     {
                         let t = match arg {
                             Some(_) => None,
-                            None => match args.get(i) {
-                                Some(a) if last && !a.starts_with('-') && !a.starts_with('!') => {
-                                    i += 1;
-                                    Some(a.clone())
-                                }
-                                _ => None,
-                            },
+                            None => next_operand(args, &mut i, last),
                         };
                         if let Some(t) = t {
                             table = if t.starts_with("expect") {
