@@ -156,12 +156,7 @@ fn execute_inner(table: &ConnTable, req: &Request, now: Timestamp, opts: CliOpti
                 .map(|c| c.snapshot());
             match found {
                 Some(c) => {
-                    let line = format_entry(&c, now, req, opts);
-                    let line = if req.xml {
-                        line.replace("<use>1</use>", "<use>2</use>")
-                    } else {
-                        line.replacen(" use=1", " use=2", 1)
-                    };
+                    let line = format_held_entry(&c, now, req, opts);
                     out.push_str(head);
                     out.push_str(&line);
                     out.push('\n');
@@ -243,6 +238,17 @@ fn execute_inner(table: &ConnTable, req: &Request, now: Timestamp, opts: CliOpti
     }
 }
 
+/// An entry as the kernel answers `-G` and `-U`: it holds a reference
+/// while answering, so the entry says `use=2`.
+fn format_held_entry(c: &ConnSnapshot, now: Timestamp, req: &Request, opts: CliOptions) -> String {
+    let line = format_entry(c, now, req, opts);
+    if req.xml {
+        line.replace("<use>1</use>", "<use>2</use>")
+    } else {
+        line.replacen(" use=1", " use=2", 1)
+    }
+}
+
 /// `conntrack -U`: sets the mark of every entry passing the other filters
 /// (`-m` is the new mark here, not a filter). Like 1.4.7, it prints only
 /// the first updated entry (with `use=2`) and counts them all; nothing to
@@ -291,12 +297,7 @@ fn update(table: &ConnTable, req: &Request, now: Timestamp, opts: CliOptions) ->
     }
     let mut out = String::new();
     if let Some(c) = first {
-        let line = format_entry(&c, now, req, opts);
-        out.push_str(&if req.xml {
-            line.replace("<use>1</use>", "<use>2</use>")
-        } else {
-            line.replacen(" use=1", " use=2", 1)
-        });
+        out.push_str(&format_held_entry(&c, now, req, opts));
         out.push('\n');
     }
     let mut err = String::new();
