@@ -12,6 +12,7 @@
 //!   nat          bindings, unique-tuple allocation, header rewriting
 //!   route        longest-prefix-match routes and local addresses
 //! syntax         iptables / iptables-restore parser, iptables-save / -L printers
+//! conntrack_cli  `conntrack` (conntrack-tools 1.4.7): option parser, filters, formats, events
 //! wire           zero-copy packet views, checksums
 //! clock          the one time type the sans-IO core takes as an argument
 //! sys            the operating-system floor: every system call wrapper, the only `unsafe`
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod conntrack;
+pub mod conntrack_cli;
 pub mod control;
 pub mod dataplane;
 pub mod nat;

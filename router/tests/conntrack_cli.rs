@@ -13,7 +13,7 @@ use std::process::Command;
 
 use tungate::clock::Timestamp;
 use tungate::conntrack::{classify, ConnTable, ConntrackConfig, NewConn, Tracked};
-use tungate::control::conntrack_cli;
+use tungate::conntrack_cli;
 use tungate::nat::{self, Manip, NatRange, Rng};
 
 fn is_root() -> bool {

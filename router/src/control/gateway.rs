@@ -13,10 +13,10 @@
 //! readers (listings) never block packets. Conntrack entries, and so
 //! established flows' NAT bindings, survive every swap, as in the kernel.
 
-use super::conntrack_cli;
 use super::proto::{Request, Response, Tool};
 use super::server::Handler;
 use crate::clock::Timestamp;
+use crate::conntrack_cli;
 use crate::pipeline::compile::CompiledRuleset;
 use crate::pipeline::engine::Pipeline;
 use crate::ruleset::{Ruleset, TableKind};

@@ -11,7 +11,6 @@
 //! credentials, size and time bounds) and [`client`] for the caller side.
 
 pub mod client;
-pub mod conntrack_cli;
 pub mod gateway;
 pub mod metrics;
 pub mod proto;
