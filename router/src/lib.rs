@@ -34,3 +34,14 @@ pub mod ruleset;
 pub mod syntax;
 pub mod sys;
 pub mod wire;
+
+/// Unit tests that need the machine (root, io_uring, eBPF) skip as the
+/// end-to-end tests do (`tests/harness`'s `skip_because`): `SKIP test: why`
+/// on stderr, or, under CI (`$CI` set), a failure.
+#[cfg(test)]
+pub(crate) fn skip_because(test: &str, why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: cannot run in CI: {why}");
+    }
+    eprintln!("SKIP {test}: {why}");
+}

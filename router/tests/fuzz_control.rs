@@ -22,7 +22,7 @@
 //! TUNGATE_FUZZ_SECS=600 cargo test --release -p tungate --test fuzz_control -- --nocapture
 //! ```
 //!
-//! `TUNGATE_FUZZ_SEED` picks the seed (default: time-based, printed). A
+//! `TUNGATE_FUZZ_SEED` picks the seed (default: a fixed one, printed). A
 //! failing input is written to `target/fuzz-control-failure-<seed>.txt`.
 
 mod fuzz_common;

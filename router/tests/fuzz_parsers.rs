@@ -14,7 +14,7 @@
 //! TUNGATE_FUZZ_SECS=600 cargo test --release -p tungate --test fuzz_parsers -- --nocapture
 //! ```
 //!
-//! `TUNGATE_FUZZ_SEED` picks the seed (default: time-based, printed). A
+//! `TUNGATE_FUZZ_SEED` picks the seed (default: a fixed one, printed). A
 //! failing input is written to `target/fuzz-failure-<seed>.txt`.
 
 mod fuzz_common;

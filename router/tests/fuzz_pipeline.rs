@@ -25,7 +25,7 @@
 //! TUNGATE_FUZZ_SECS=600 cargo test --release -p tungate --test fuzz_pipeline -- --nocapture
 //! ```
 //!
-//! `TUNGATE_FUZZ_SEED` picks the seed (default: time-based, printed). A
+//! `TUNGATE_FUZZ_SEED` picks the seed (default: a fixed one, printed). A
 //! failing input is written to `target/fuzz-pipeline-failure-<seed>.txt`
 //! (hex of the vnet header and the frame).
 

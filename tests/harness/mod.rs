@@ -63,7 +63,14 @@ pub fn missing_prerequisite() -> Option<String> {
 /// Returns true (and prints why) when the test must skip. Under CI (`$CI`
 /// set) a missing prerequisite is a failure, not a skip.
 pub fn skip(test: &str) -> bool {
-    match missing_prerequisite() {
+    skip_because(test, missing_prerequisite())
+}
+
+/// The one way a test that needs the machine (root, TUN, namespaces, the
+/// real tools) skips: with `Some(why)` it prints `SKIP test: why` and
+/// returns true, or, under CI (`$CI` set), fails the test instead.
+pub fn skip_because(test: &str, why: Option<String>) -> bool {
+    match why {
         None => false,
         Some(why) if std::env::var_os("CI").is_some() => panic!("{test}: cannot run in CI: {why}"),
         Some(why) => {
@@ -71,6 +78,17 @@ pub fn skip(test: &str) -> bool {
             true
         }
     }
+}
+
+/// Why a test needing root and `tools` cannot run here, if it cannot.
+pub fn missing_root_or(tools: &[&str]) -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("not root (network namespaces need CAP_NET_ADMIN)".into());
+    }
+    tools
+        .iter()
+        .find(|t| !have(t))
+        .map(|t| format!("`{t}` is not installed"))
 }
 
 /// Output of a command, with a readable rendering for assertion messages.

@@ -237,10 +237,14 @@ mod tests {
         p
     }
 
-    /// The program, or None (said on stderr) where none can be loaded.
+    /// The program, or None where none can be loaded (`crate::skip_because`:
+    /// said on stderr, a failure under $CI).
     fn loaded(prog: io::Result<OwnedFd>) -> Option<OwnedFd> {
         prog.map_err(|e| {
-            eprintln!("skipped: cannot load an eBPF program here ({e}); needs root or CAP_BPF")
+            crate::skip_because(
+                "steer",
+                &format!("cannot load an eBPF program here ({e}); needs root or CAP_BPF"),
+            )
         })
         .ok()
     }

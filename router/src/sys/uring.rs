@@ -623,13 +623,14 @@ mod tests {
     use std::os::fd::{AsRawFd, OwnedFd};
 
     /// A pipe stands in for a TUN queue: file 0 its write end, file 1 its
-    /// read end. `None` (test skipped, said on stderr) without io_uring.
+    /// read end. `None` without io_uring (`crate::skip_because`: said on
+    /// stderr, a failure under $CI).
     fn pipe_ring() -> Option<(WorkerRing, OwnedFd, OwnedFd)> {
         let (r, w) = nix::unistd::pipe().expect("pipe");
         match WorkerRing::new(&[w.as_raw_fd(), r.as_raw_fd()], 4) {
             Ok(ring) => Some((ring, r, w)),
             Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-                eprintln!("skipped: io_uring unavailable here ({e})");
+                crate::skip_because("uring", &format!("io_uring unavailable here ({e})"));
                 None
             }
             Err(e) => panic!("WorkerRing::new: {e}"),

@@ -49,4 +49,5 @@ pub fn set_u16(b: &mut [u8], at: usize, v: u16) {
 }
 
 #[cfg(test)]
+#[cfg(test)]
 pub mod testutil;

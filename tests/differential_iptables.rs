@@ -12,6 +12,8 @@ use std::process::Command;
 use tungate::ruleset::{Ruleset, TableKind};
 use tungate::syntax::{apply_command, list_rules, tokenize};
 
+mod harness;
+
 fn shared() -> PathBuf {
     match std::env::var("TUNGATE_SHARED") {
         Ok(p) => PathBuf::from(p),
@@ -91,14 +93,6 @@ impl Rng {
     }
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 struct Netns(String);
 impl Drop for Netns {
     fn drop(&mut self) {
@@ -110,8 +104,10 @@ impl Drop for Netns {
 fn single_rules_agree_with_real_iptables() {
     // The parser reads no file: the system's name databases come from the edge.
     tungate::cli::install_system_names();
-    if !is_root() || Command::new("iptables").arg("--version").output().is_err() {
-        println!("SKIP: needs root and the real iptables");
+    if harness::skip_because(
+        "single_rules_agree_with_real_iptables",
+        harness::missing_root_or(&["iptables", "ip"]),
+    ) {
         return;
     }
     let mut base = Vec::new();
@@ -225,8 +221,10 @@ fn single_rules_agree_with_real_iptables() {
 fn target_placement_agrees_with_real_iptables() {
     // The parser reads no file: the system's name databases come from the edge.
     tungate::cli::install_system_names();
-    if !is_root() || Command::new("iptables").arg("--version").output().is_err() {
-        println!("SKIP: needs root and the real iptables");
+    if harness::skip_because(
+        "target_placement_agrees_with_real_iptables",
+        harness::missing_root_or(&["iptables", "ip"]),
+    ) {
         return;
     }
     let targets = [

@@ -11,17 +11,33 @@
 
 use std::process::Command;
 
+mod harness;
+
 use tungate::clock::Timestamp;
 use tungate::conntrack::{classify, ConnTable, ConntrackConfig, NewConn, Tracked};
 use tungate::conntrack_cli;
 use tungate::nat::{self, Manip, NatRange, Rng};
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
+/// Root, conntrack-tools 1.4.7 and a scratch namespace (`make`), or why not
+/// (harness::skip_because: printed, or a failure under $CI).
+fn setup(test: &str, make: impl FnOnce() -> Option<Netns>) -> Option<Netns> {
+    let version = Command::new("conntrack")
+        .arg("-V")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let why = harness::missing_root_or(&["conntrack", "ip"]).or_else(|| {
+        (!version.contains("v1.4.7"))
+            .then(|| format!("needs conntrack-tools 1.4.7 (found {version:?})"))
+    });
+    if harness::skip_because(test, why) {
+        return None;
+    }
+    let ns = make();
+    if ns.is_none() {
+        harness::skip_because(test, Some("cannot create a network namespace".into()));
+    }
+    ns
 }
 
 struct Netns(String);
@@ -266,17 +282,7 @@ fn compare(t: &ConnTable, ns: &Netns, cmd: &str, exact: bool) -> Option<String> 
 
 #[test]
 fn same_output_as_conntrack_tools_1_4_7() {
-    let tool = Command::new("conntrack").arg("-V").output();
-    let version = tool
-        .as_ref()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    if !is_root() || !version.contains("v1.4.7") {
-        println!("SKIP: needs root and conntrack-tools 1.4.7 (found {version:?})");
-        return;
-    }
-    let Some(ns) = Netns::new() else {
-        println!("SKIP: cannot create a network namespace");
+    let Some(ns) = setup("same_output_as_conntrack_tools_1_4_7", Netns::new) else {
         return;
     };
     let t = ConnTable::new(ConntrackConfig::default());
@@ -647,17 +653,9 @@ fn normalize_events(s: &str) -> Vec<String> {
 
 #[test]
 fn same_events_as_conntrack_tools_1_4_7() {
-    let version = Command::new("conntrack")
-        .arg("-V")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    if !is_root() || !version.contains("v1.4.7") {
-        println!("SKIP: needs root and conntrack-tools 1.4.7 (found {version:?})");
-        return;
-    }
-    let Some(ns) = Netns::new_named("ev") else {
-        println!("SKIP: cannot create a network namespace");
+    let Some(ns) = setup("same_events_as_conntrack_tools_1_4_7", || {
+        Netns::new_named("ev")
+    }) else {
         return;
     };
     let streams = [
@@ -757,17 +755,9 @@ fn same_events_as_conntrack_tools_1_4_7() {
 /// entries must go, with the same messages and statuses.
 #[test]
 fn same_deletions_as_conntrack_tools_1_4_7() {
-    let version = Command::new("conntrack")
-        .arg("-V")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    if !is_root() || !version.contains("v1.4.7") {
-        println!("SKIP: needs root and conntrack-tools 1.4.7 (found {version:?})");
-        return;
-    }
-    let Some(ns) = Netns::new_named("del") else {
-        println!("SKIP: cannot create a network namespace");
+    let Some(ns) = setup("same_deletions_as_conntrack_tools_1_4_7", || {
+        Netns::new_named("del")
+    }) else {
         return;
     };
     const POOL: &[&str] = &[
