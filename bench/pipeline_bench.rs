@@ -19,7 +19,7 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 use tungate::clock::Timestamp;
 use tungate::conntrack::ConntrackConfig;
-use tungate::pipeline::engine::{Interface, Pipeline, PipelineConfig};
+use tungate::pipeline::engine::{Interface, Pipeline, PipelineConfig, Worker};
 use tungate::pipeline::{EmitVec, IfIndex, PacketCtx, Processor, Verdict};
 use tungate::ruleset::Ruleset;
 use tungate::syntax::{restore, RestoreOptions};
@@ -32,7 +32,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const TG0: IfIndex = IfIndex(0);
 const TG1: IfIndex = IfIndex(1);
 
-fn gateway(rules: &str, max_entries: usize) -> Pipeline {
+fn gateway(rules: &str, max_entries: usize) -> Gw {
     let mut rs = Ruleset::new();
     restore(&mut rs, rules, RestoreOptions::default()).expect("ruleset parses");
     // Clients on 10.192.0.0/10 (pods in 10.244.0.0/16 among them) behind tg0, endpoints (10.128.0.0/10) behind tg1;
@@ -53,7 +53,7 @@ fn gateway(rules: &str, max_entries: usize) -> Pipeline {
     ];
     let mut routes = Interface::connected_routes(&ifaces);
     routes.add("10.96.0.0/11".parse().unwrap(), TG1);
-    Pipeline::new(
+    let p = Pipeline::new(
         PipelineConfig {
             interfaces: ifaces,
             routes,
@@ -65,7 +65,9 @@ fn gateway(rules: &str, max_entries: usize) -> Pipeline {
             seed: 7,
         },
         rs,
-    )
+    );
+    let w = p.worker(0);
+    Gw { p, w }
 }
 
 fn tcp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: u8, payload: usize) -> Vec<u8> {
@@ -93,19 +95,21 @@ fn tcp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: u8, payload:
     p
 }
 
+/// The pipeline and the state of its one worker, as a worker thread holds them.
+struct Gw {
+    p: Pipeline,
+    w: Worker,
+}
+
 fn run(
-    gw: &Pipeline,
+    gw: &mut Gw,
     ingress: IfIndex,
     now: Timestamp,
     pkt: &mut [u8],
     out: &mut EmitVec,
 ) -> Verdict {
-    let ctx = PacketCtx {
-        ingress,
-        worker: 0,
-        now,
-    };
-    gw.process(&ctx, pkt, &mut VnetHdr::default(), out)
+    let ctx = PacketCtx { ingress, now };
+    gw.p.process(&mut gw.w, &ctx, pkt, &mut VnetHdr::default(), out)
 }
 
 /// The cluster IP and port of service `i` as bench/kube-gen numbers them.
@@ -134,14 +138,14 @@ fn rss_bytes() -> u64 {
 }
 
 fn established(rules: &str) -> f64 {
-    let gw = gateway(rules, 1 << 16);
+    let mut gw = gateway(rules, 1 << 16);
     let mut out = EmitVec::default();
     // An off-cluster client: KUBE-MARK-MASQ applies, so DNAT + MASQUERADE.
     let client = Ipv4Addr::new(10, 200, 0, 2);
     let (vip, port) = service(0);
     let now = Timestamp::from_secs(10);
     let mut syn = tcp(client, 40000, vip, port, 0x02, 0);
-    let Verdict::Forward(_) = run(&gw, TG0, now, &mut syn, &mut out) else {
+    let Verdict::Forward(_) = run(&mut gw, TG0, now, &mut syn, &mut out) else {
         panic!("SYN not forwarded")
     };
     let (ep, masq_port) = (
@@ -151,14 +155,14 @@ fn established(rules: &str) -> f64 {
     let masq = Ipv4Addr::new(syn[12], syn[13], syn[14], syn[15]);
     let ep_port = u16::from_be_bytes([syn[22], syn[23]]);
     let mut synack = tcp(ep, ep_port, masq, masq_port, 0x12, 0);
-    let _ = run(&gw, TG1, now, &mut synack, &mut out);
+    let _ = run(&mut gw, TG1, now, &mut synack, &mut out);
     let template = tcp(client, 40000, vip, port, 0x10, 0);
     let mut pkt = template.clone();
     let n = 5_000_000u64;
     let t = Instant::now();
     for _ in 0..n {
         pkt.copy_from_slice(&template);
-        let v = run(&gw, TG0, now, &mut pkt, &mut out);
+        let v = run(&mut gw, TG0, now, &mut pkt, &mut out);
         debug_assert!(matches!(v, Verdict::Forward(_)));
         let _ = std::hint::black_box(v);
     }
@@ -172,13 +176,13 @@ fn new_flows(rules: &str, services: usize, flows: u32) -> (f64, f64) {
     // RSS is taken before the gateway exists: the table's up-front
     // allocations count against its entries.
     let rss0 = rss_bytes();
-    let gw = gateway(rules, flows as usize + 1024);
+    let mut gw = gateway(rules, flows as usize + 1024);
     let mut out = EmitVec::default();
     let (vip, port) = service(services - 1);
     let now = Timestamp::from_secs(10);
     // Warm up the allocator and one flow.
     let mut p = tcp(Ipv4Addr::new(10, 244, 255, 255), 1, vip, port, 0x02, 0);
-    let _ = run(&gw, TG0, now, &mut p, &mut out);
+    let _ = run(&mut gw, TG0, now, &mut p, &mut out);
     let template = tcp(Ipv4Addr::new(10, 1, 0, 0), 0, vip, port, 0x02, 0);
     let mut pkt = template.clone();
     let t = Instant::now();
@@ -190,13 +194,13 @@ fn new_flows(rules: &str, services: usize, flows: u32) -> (f64, f64) {
         let src = Ipv4Addr::new(10, 244, (i >> 8) as u8, i as u8);
         let sport = 1024 + (i >> 16) as u16;
         set_src(&mut pkt, src, sport);
-        if let Verdict::Forward(_) = run(&gw, TG0, now, &mut pkt, &mut out) {
+        if let Verdict::Forward(_) = run(&mut gw, TG0, now, &mut pkt, &mut out) {
             forwarded += 1;
         }
     }
     let dt = t.elapsed().as_secs_f64();
     assert_eq!(forwarded, flows, "every SYN is admitted");
-    let entries = gw.conntrack().len();
+    let entries = gw.p.conntrack().len();
     let per_entry = (rss_bytes().saturating_sub(rss0)) as f64 / entries.max(1) as f64;
     (flows as f64 / dt, per_entry)
 }

@@ -311,8 +311,13 @@ fn bad_config_is_rejected_with_file_key_and_reason() {
 struct Boom;
 
 impl tungate::pipeline::Processor for Boom {
+    type Worker = ();
+
+    fn worker(&self, _: usize) {}
+
     fn process(
         &self,
+        _: &mut (),
         _: &tungate::pipeline::PacketCtx,
         _: &mut [u8],
         _: &mut tungate::wire::vnet::VnetHdr,

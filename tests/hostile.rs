@@ -703,14 +703,15 @@ mod vnet {
         ];
         let ctx = |n| PacketCtx {
             ingress: IfIndex(0),
-            worker: 0,
             now: tungate::clock::Timestamp::from_secs(n),
         };
+        let mut w = p.worker(0);
         let mut failures = Vec::new();
         for (i, (name, h)) in cases.iter().enumerate() {
             let mut pkt = seg.clone();
             let mut h = *h;
             let v = p.process(
+                &mut w,
                 &ctx(i as u64 + 1),
                 &mut pkt,
                 &mut h,
@@ -726,7 +727,7 @@ mod vnet {
         // pipeline after all the bad ones.
         let mut pkt = seg.clone();
         let mut h = good;
-        let v = p.process(&ctx(99), &mut pkt, &mut h, &mut EmitVec::default());
+        let v = p.process(&mut w, &ctx(99), &mut pkt, &mut h, &mut EmitVec::default());
         assert_eq!(v, Verdict::Forward(IfIndex(1)), "the good TSO frame");
         assert!(
             failures.is_empty(),

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use tungate::clock::Timestamp;
 use tungate::conntrack::ConntrackConfig;
-use tungate::pipeline::engine::{check_ipv4, Interface, Pipeline, PipelineConfig};
+use tungate::pipeline::engine::{check_ipv4, Interface, Pipeline, PipelineConfig, Worker};
 use tungate::pipeline::{EmitVec, IfIndex, PacketCtx, Processor, Verdict};
 use tungate::ruleset::Ruleset;
 use tungate::syntax::{restore, RestoreOptions};
@@ -367,7 +367,7 @@ fn check_out_packet(what: &str, p: &[u8]) -> Result<(), String> {
 fn check(
     pl: &Pipeline,
     now: Timestamp,
-    worker: usize,
+    worker: &mut Worker,
     ingress: u16,
     vnet: VnetHdr,
     frame: &[u8],
@@ -377,10 +377,9 @@ fn check(
     let mut out = EmitVec::default();
     let ctx = PacketCtx {
         ingress: IfIndex(ingress),
-        worker,
         now,
     };
-    let v = pl.process(&ctx, &mut pkt, &mut h, &mut out);
+    let v = pl.process(worker, &ctx, &mut pkt, &mut h, &mut out);
     if let Verdict::Forward(i) = v {
         if usize::from(i.0) >= pl.interfaces().len() {
             return Err(format!("forward to unknown interface {i:?}"));
@@ -417,6 +416,7 @@ fn fuzz_pipeline_frames_and_vnet_headers() {
     // The seeds themselves must pass the properties.
     let mut rng = Rng(seed);
     let mut pl = pipeline(seed);
+    let mut workers = [pl.worker(0), pl.worker(1)];
     let mut now = Timestamp::from_secs(1);
     let start = Instant::now();
     let end = start + Duration::from_secs(secs);
@@ -428,7 +428,7 @@ fn fuzz_pipeline_frames_and_vnet_headers() {
     while Instant::now() < end {
         let (h, p) = inputs.next().unwrap_or_else(|| mutate(&mut rng, &corpus));
         let ingress = rng.below(2) as u16;
-        let worker = rng.below(2);
+        let worker = &mut workers[rng.below(2)];
         // Time moves on: mostly microseconds, sometimes past timeouts.
         now = Timestamp(
             now.as_nanos()
@@ -439,7 +439,9 @@ fn fuzz_pipeline_frames_and_vnet_headers() {
                 },
         );
         n += 1;
-        let r = catch_unwind(AssertUnwindSafe(|| check(&pl, now, worker, ingress, h, &p)));
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            check(&pl, now, &mut *worker, ingress, h, &p)
+        }));
         match r {
             Ok(Ok(fwd)) => forwarded += u64::from(fwd),
             Ok(Err(msg)) => {

@@ -82,17 +82,17 @@ pub enum WorkerFailure {
 impl Dataplane {
     /// Starts one worker per queue (every device must have the same number
     /// of queues, at least one).
-    pub fn start(
+    pub fn start<P: Processor + 'static>(
         devices: Vec<TunDevice>,
-        processor: Arc<dyn Processor>,
+        processor: Arc<P>,
     ) -> std::io::Result<Dataplane> {
         Dataplane::start_with(devices, processor, Options::default())
     }
 
     /// [`Dataplane::start`] with options.
-    pub fn start_with(
+    pub fn start_with<P: Processor + 'static>(
         devices: Vec<TunDevice>,
-        processor: Arc<dyn Processor>,
+        processor: Arc<P>,
         options: Options,
     ) -> std::io::Result<Dataplane> {
         // No devices: no workers (a gateway that only serves its control

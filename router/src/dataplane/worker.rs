@@ -67,10 +67,10 @@ impl Emit for Emitter<'_, '_> {
     }
 }
 
-pub struct WorkerArgs {
+pub struct WorkerArgs<P> {
     pub index: usize,
     pub devices: Arc<Vec<TunDevice>>,
-    pub processor: Arc<dyn Processor>,
+    pub processor: Arc<P>,
     pub stats: Arc<WorkerStats>,
     pub stop: Arc<AtomicBool>,
     /// Pin this thread to CPU `n % cores`.
@@ -82,7 +82,7 @@ pub struct WorkerArgs {
 }
 
 /// Runs until `stop` is set. Errors are fatal for the process.
-pub fn run(args: WorkerArgs) -> io::Result<()> {
+pub fn run<P: Processor>(args: WorkerArgs<P>) -> io::Result<()> {
     if let Some(n) = args.pin_cpu {
         crate::sys::sched::pin_to_cpu(n)?;
     }
@@ -105,10 +105,15 @@ pub fn run(args: WorkerArgs) -> io::Result<()> {
     event_loop(&mut ring, fds.len(), &args)
 }
 
-fn event_loop(ring: &mut WorkerRing, ndev: usize, args: &WorkerArgs) -> io::Result<()> {
+fn event_loop<P: Processor>(
+    ring: &mut WorkerRing,
+    ndev: usize,
+    args: &WorkerArgs<P>,
+) -> io::Result<()> {
     let hdr_len = args.devices.first().map_or(0, |d| d.hdr_len());
     let stats = &*args.stats;
     let processor = &*args.processor;
+    let mut state = processor.worker(args.index);
     let mut rearm = vec![false; ndev];
     let (mut sub, mut cq, mut frames, mut emits) = ring.split();
     for d in 0..ndev {
@@ -175,11 +180,7 @@ fn event_loop(ring: &mut WorkerRing, ndev: usize, args: &WorkerArgs) -> io::Resu
                         VnetHdr::default()
                     };
                     stats.rx(ingress, len - hdr_len);
-                    let ctx = PacketCtx {
-                        ingress,
-                        worker: args.index,
-                        now,
-                    };
+                    let ctx = PacketCtx { ingress, now };
                     let mut em = Emitter {
                         sub: &mut sub,
                         emits: &mut emits,
@@ -188,8 +189,13 @@ fn event_loop(ring: &mut WorkerRing, ndev: usize, args: &WorkerArgs) -> io::Resu
                         stats,
                         error: None,
                     };
-                    let verdict =
-                        processor.process(&ctx, &mut bytes[hdr_len..], &mut vnet, &mut em);
+                    let verdict = processor.process(
+                        &mut state,
+                        &ctx,
+                        &mut bytes[hdr_len..],
+                        &mut vnet,
+                        &mut em,
+                    );
                     if let Some(e) = em.error.take() {
                         return Err(e);
                     }

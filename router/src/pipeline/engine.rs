@@ -35,7 +35,7 @@ use crate::wire::vnet::VnetHdr;
 use crate::wire::{build, checksum, icmp};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// One gateway interface as the pipeline sees it.
 #[derive(Debug, Clone)]
@@ -88,10 +88,7 @@ pub struct PipelineConfig {
     pub seed: u64,
 }
 
-/// Per-worker mutable state. Each worker locks only its own, so the lock is
-/// never contended; and only when a packet needs it (a random number, a
-/// packet the gateway originates): an established flow's packets do not
-/// take it at all (the lock and unlock were ~5 % of their cost).
+/// Per-worker mutable state (see [`Worker`]).
 struct WorkerState {
     rng: Rng,
     ip_id: u16,
@@ -103,37 +100,26 @@ struct WorkerState {
     logs: Vec<(u8, String)>,
 }
 
-/// A worker's state, locked on first use and held until the packet is done.
-struct LazyWorker<'p> {
-    slot: &'p Mutex<WorkerState>,
-    guard: Option<MutexGuard<'p, WorkerState>>,
-}
-
-impl<'p> LazyWorker<'p> {
-    fn get(&mut self) -> &mut WorkerState {
-        let slot = self.slot;
-        self.guard
-            .get_or_insert_with(|| slot.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
-/// The ruleset a thread last used, by pipeline and generation: a packet
-/// borrows it from here without a lock or an atomic read-modify-write, and
-/// takes the pipeline's read lock only after a ruleset swap (or when the
-/// thread serves another pipeline). It is moved out for the packet and put
-/// back after, so a nested traversal (none today) would only miss.
-struct CachedRules {
-    pipeline: u64,
+/// One worker's state: its thread owns it ([`Pipeline::worker`]) and passes
+/// it to every [`Processor::process`] call as `&mut`, so nothing per packet
+/// is locked, shared or thread-local. It holds the ruleset the worker last
+/// used, by generation: a packet borrows it without a lock or an atomic
+/// read-modify-write, and the pipeline's read lock is taken only after a
+/// ruleset swap (one acquire load of the generation per packet; the same
+/// scheme as arc-swap's `Cache`, without the dependency).
+pub struct Worker {
+    index: usize,
     generation: u64,
     rules: Arc<CompiledRuleset>,
+    state: WorkerState,
 }
 
-thread_local! {
-    static RULES: std::cell::Cell<Option<CachedRules>> = const { std::cell::Cell::new(None) };
+impl Worker {
+    /// The worker's index (its counter slot and RNG stream).
+    pub fn index(&self) -> usize {
+        self.index
+    }
 }
-
-/// Source of [`Pipeline::uid`]: never reused, unlike an address.
-static NEXT_PIPELINE_UID: AtomicU64 = AtomicU64::new(1);
 
 /// Counters the pipeline keeps itself (drops of packets it originated, and
 /// events that are not verdicts).
@@ -153,9 +139,8 @@ pub struct Pipeline {
     recent: RecentTables,
     rules: RwLock<Arc<CompiledRuleset>>,
     generation: AtomicU64,
-    /// Identifies this pipeline in the per-thread ruleset cache.
-    uid: u64,
-    workers: Vec<Mutex<WorkerState>>,
+    workers: usize,
+    seed: u64,
     stats: PipelineStats,
     /// IPv4 reassembly (shared; fragments are rare).
     defrag: Defrag,
@@ -184,16 +169,6 @@ impl Pipeline {
         let workers = cfg.workers.max(1);
         let seed = cfg.seed;
         let compiled = Arc::new(CompiledRuleset::compile(ruleset, workers));
-        let ws = (0..workers)
-            .map(|w| {
-                Mutex::new(WorkerState {
-                    rng: Rng::new(seed ^ (w as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-                    ip_id: (seed as u16).wrapping_add(w as u16 * 7919),
-                    scratch: Vec::with_capacity(2048),
-                    logs: Vec::new(),
-                })
-            })
-            .collect();
         Pipeline {
             ifaces: cfg.interfaces,
             routes: cfg.routes,
@@ -201,8 +176,8 @@ impl Pipeline {
             recent: RecentTables::default(),
             rules: RwLock::new(compiled),
             generation: AtomicU64::new(1),
-            uid: NEXT_PIPELINE_UID.fetch_add(1, Ordering::Relaxed),
-            workers: ws,
+            workers,
+            seed,
 
             stats: PipelineStats::default(),
             defrag: Defrag::new(DefragConfig::default()),
@@ -238,7 +213,25 @@ impl Pipeline {
     }
 
     pub fn workers(&self) -> usize {
-        self.workers.len()
+        self.workers
+    }
+
+    /// The state of worker `index` (`0..workers()`), for its thread to own
+    /// and pass to every [`Processor::process`] call. Its RNG stream and IP
+    /// IDs derive from the pipeline's seed and the index.
+    pub fn worker(&self, index: usize) -> Worker {
+        let seed = self.seed;
+        Worker {
+            index: index % self.workers,
+            generation: self.generation(),
+            rules: self.ruleset(),
+            state: WorkerState {
+                rng: Rng::new(seed ^ (index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+                ip_id: (seed as u16).wrapping_add(index as u16 * 7919),
+                scratch: Vec::with_capacity(2048),
+                logs: Vec::new(),
+            },
+        }
     }
 
     pub fn conntrack(&self) -> &ConnTable {
@@ -317,40 +310,15 @@ impl Pipeline {
         }
         allowed
     }
-
-    /// Runs `f` with the ruleset in force and `worker`'s state (locked
-    /// lazily, see [`WorkerState`]).
-    fn with_worker<R>(
-        &self,
-        worker: usize,
-        f: impl FnOnce(&CompiledRuleset, LazyWorker<'_>) -> R,
-    ) -> R {
-        let ws = LazyWorker {
-            slot: &self.workers[worker % self.workers.len()],
-            guard: None,
-        };
-        let g = self.generation.load(Ordering::Acquire);
-        let cached = match RULES.with(std::cell::Cell::take) {
-            Some(c) if c.pipeline == self.uid && c.generation == g => c,
-            _ => CachedRules {
-                pipeline: self.uid,
-                generation: g,
-                rules: self.ruleset(),
-            },
-        };
-        let r = f(&cached.rules, ws);
-        RULES.with(|c| c.set(Some(cached)));
-        r
-    }
 }
 
 /// The kernel's `-m addrtype` and LOG hooks for one packet.
-struct PEnv<'a, 'p> {
+struct PEnv<'a> {
     p: &'a Pipeline,
-    ws: &'a mut LazyWorker<'p>,
+    ws: &'a mut WorkerState,
 }
 
-impl Env for PEnv<'_, '_> {
+impl Env for PEnv<'_> {
     fn addr_type(&self, addr: u32, iface: Option<&str>) -> AddrTypes {
         const UNICAST: u16 = 1 << 1;
         const LOCAL: u16 = 1 << 2;
@@ -378,14 +346,14 @@ impl Env for PEnv<'_, '_> {
     }
 
     fn random_u32(&mut self) -> u32 {
-        self.ws.get().rng.next_u32()
+        self.ws.rng.next_u32()
     }
 
     fn log(&mut self, t: &LogTarget, pkt: &PacketFields<'_>, mark: u32) {
         self.p.stats.log_lines.fetch_add(1, Ordering::Relaxed);
         // The kernel's syslog level picks the tracing level.
         let line = super::log::format(t, pkt.in_if, pkt.out_if, pkt.raw, mark);
-        self.ws.get().logs.push((t.level, line));
+        self.ws.logs.push((t.level, line));
     }
 }
 
@@ -573,7 +541,7 @@ fn nat_needed(status: Status, dir: Dir, manip: Manip) -> bool {
 struct Trav<'p, 'w> {
     p: &'p Pipeline,
     rules: &'w CompiledRuleset,
-    ws: LazyWorker<'p>,
+    ws: &'w mut WorkerState,
     worker: usize,
     now: Timestamp,
 }
@@ -701,7 +669,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         flow.marks.ctmark_changed = false;
         let mut env = PEnv {
             p: self.p,
-            ws: &mut self.ws,
+            ws: &mut *self.ws,
         };
         let v = w.run(table, hook, &f, &ct, &mut flow.marks, &mut env);
         if flow.marks.ctmark_changed {
@@ -794,11 +762,11 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
     fn reject(&mut self, pkt: &[u8], with: RejectWith, flow: &Flow<'p>, out: &mut dyn Emit) {
         let attach = flow.conn.answer();
         if with == RejectWith::TcpReset {
-            let mut buf = std::mem::take(&mut self.ws.get().scratch);
+            let mut buf = std::mem::take(&mut self.ws.scratch);
             if build::tcp_reset(pkt, &mut buf) {
                 self.output(&mut buf, attach, out);
             }
-            self.ws.get().scratch = buf;
+            self.ws.scratch = buf;
             return;
         }
         let code = match with {
@@ -836,9 +804,9 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         if src == 0 {
             return;
         }
-        self.ws.get().ip_id = self.ws.get().ip_id.wrapping_add(1);
-        let id = self.ws.get().ip_id;
-        let mut buf = std::mem::take(&mut self.ws.get().scratch);
+        self.ws.ip_id = self.ws.ip_id.wrapping_add(1);
+        let id = self.ws.ip_id;
+        let mut buf = std::mem::take(&mut self.ws.scratch);
         let built = build::icmp_error(
             pkt,
             src.into(),
@@ -851,7 +819,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         if built && self.p.icmp_allowed(self.now, src_of(pkt), spec.ty) {
             self.output(&mut buf, attach, out);
         }
-        self.ws.get().scratch = buf;
+        self.ws.scratch = buf;
     }
 
     /// The OUTPUT path for a packet the gateway originates. `attach`: the NAT
@@ -973,7 +941,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
                     nc,
                     &range,
                     manip,
-                    &mut self.ws.get().rng,
+                    &mut self.ws.rng,
                     self.now,
                 )
                 .map_err(|_| DropReason::NatExhausted)?;
@@ -1078,22 +1046,22 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         let ihl = ((pkt[0] & 0x0f) as usize) * 4;
         match pkt[9] {
             1 if pkt.get(ihl) == Some(&icmp::types::ECHO_REQUEST) => {
-                self.ws.get().ip_id = self.ws.get().ip_id.wrapping_add(1);
-                let id = self.ws.get().ip_id;
-                let mut buf = std::mem::take(&mut self.ws.get().scratch);
+                self.ws.ip_id = self.ws.ip_id.wrapping_add(1);
+                let id = self.ws.ip_id;
+                let mut buf = std::mem::take(&mut self.ws.scratch);
                 if build::echo_reply(pkt, id, &mut buf) {
                     self.output(&mut buf, None, out);
                 }
-                self.ws.get().scratch = buf;
+                self.ws.scratch = buf;
                 Verdict::Consumed
             }
             1 => Verdict::Consumed,
             6 => {
-                let mut buf = std::mem::take(&mut self.ws.get().scratch);
+                let mut buf = std::mem::take(&mut self.ws.scratch);
                 if build::tcp_reset(pkt, &mut buf) {
                     self.output(&mut buf, None, out);
                 }
-                self.ws.get().scratch = buf;
+                self.ws.scratch = buf;
                 Verdict::Drop(DropReason::LocalNoListener)
             }
             17 => {
@@ -1239,8 +1207,15 @@ fn decrement_ttl(pkt: &mut [u8]) {
 }
 
 impl Processor for Pipeline {
+    type Worker = Worker;
+
+    fn worker(&self, index: usize) -> Worker {
+        Pipeline::worker(self, index)
+    }
+
     fn process(
         &self,
+        w: &mut Worker,
         ctx: &PacketCtx,
         packet: &mut [u8],
         vnet: &mut VnetHdr,
@@ -1258,7 +1233,7 @@ impl Processor for Pipeline {
             // or garbage) before anything looks at the packet; the packet
             // that leaves is `total` bytes long.
             let trimmed = &mut packet[..total];
-            return match self.process(ctx, trimmed, vnet, out) {
+            return match self.process(w, ctx, trimmed, vnet, out) {
                 Verdict::Forward(egress) => {
                     if vnet.needs_csum() {
                         finish_partial_csum(trimmed, vnet);
@@ -1279,7 +1254,7 @@ impl Processor for Pipeline {
                     max_frag_size,
                 } => {
                     let mut plain = VnetHdr::default();
-                    match self.input(ctx, &mut packet, &mut plain, out) {
+                    match self.input(w, ctx, &mut packet, &mut plain, out) {
                         Verdict::Forward(egress) => {
                             self.emit_fragmented(egress, &packet, max_frag_size, out)
                         }
@@ -1291,7 +1266,7 @@ impl Processor for Pipeline {
                 }
             };
         }
-        match self.input(ctx, packet, vnet, out) {
+        match self.input(w, ctx, packet, vnet, out) {
             Verdict::Forward(egress) if !vnet.is_gso() && packet.len() > self.mtu(egress) => {
                 // Larger than the egress MTU without DF (DF was answered
                 // with frag-needed before FORWARD): fragment, as ip_fragment.
@@ -1305,29 +1280,30 @@ impl Processor for Pipeline {
 impl Pipeline {
     fn input(
         &self,
+        w: &mut Worker,
         ctx: &PacketCtx,
         packet: &mut [u8],
         vnet: &mut VnetHdr,
         out: &mut dyn Emit,
     ) -> Verdict {
-        self.with_worker(ctx.worker, |rules, ws| {
-            let mut t = Trav {
-                p: self,
-                rules,
-                ws,
-                worker: ctx.worker,
-                now: ctx.now,
-            };
-            let v = t.input(ctx.ingress, packet, vnet, out);
-            // LOG lines leave as events once the packet is done (the lock
-            // is held already if a rule logged: a LOG rule took it).
-            if t.ws.guard.is_some() {
-                for (level, line) in t.ws.get().logs.drain(..) {
-                    out.log(level, &line);
-                }
-            }
-            v
-        })
+        let g = self.generation.load(Ordering::Acquire);
+        if w.generation != g {
+            w.rules = self.ruleset();
+            w.generation = g;
+        }
+        let mut t = Trav {
+            p: self,
+            rules: &w.rules,
+            ws: &mut w.state,
+            worker: w.index,
+            now: ctx.now,
+        };
+        let v = t.input(ctx.ingress, packet, vnet, out);
+        // LOG lines leave as events once the packet is done.
+        for (level, line) in w.state.logs.drain(..) {
+            out.log(level, &line);
+        }
+        v
     }
 
     fn mtu(&self, i: IfIndex) -> usize {

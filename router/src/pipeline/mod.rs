@@ -122,8 +122,6 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy)]
 pub struct PacketCtx {
     pub ingress: IfIndex,
-    /// Index of the worker thread (selects per-worker state such as RNGs).
-    pub worker: usize,
     pub now: Timestamp,
 }
 
@@ -153,10 +151,19 @@ impl Emit for EmitVec {
 
 /// The pipeline as the dataplane sees it. `packet` is the IP packet (no vnet
 /// header); `vnet` is its offload header, to be kept consistent with any
-/// rewrite (a partial checksum stays partial, see `wire`).
+/// rewrite (a partial checksum stays partial, see `wire`). Each worker
+/// thread owns a [`Processor::Worker`] and passes it to every call: per
+/// worker state (RNG, scratch buffers, the ruleset it last used) needs no
+/// lock.
 pub trait Processor: Send + Sync {
+    type Worker: Send;
+
+    /// The state of worker `index`.
+    fn worker(&self, index: usize) -> Self::Worker;
+
     fn process(
         &self,
+        worker: &mut Self::Worker,
         ctx: &PacketCtx,
         packet: &mut [u8],
         vnet: &mut VnetHdr,

@@ -5,7 +5,7 @@
 //! clients 10.0.1.0/24 -- tg0 [10.0.1.1  tungate  10.0.2.1] tg1 -- servers 10.0.2.0/24
 //! ```
 
-use super::engine::{Interface, Pipeline, PipelineConfig};
+use super::engine::{Interface, Pipeline, PipelineConfig, Worker};
 use super::{DropReason, EmitVec, IfIndex, PacketCtx, Processor, Verdict};
 use crate::clock::Timestamp;
 use crate::conntrack::ConntrackConfig;
@@ -23,7 +23,21 @@ fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
-fn gateway_with(rules: &str, ct: ConntrackConfig, workers: usize) -> Pipeline {
+/// A pipeline and the states of its workers, as the worker threads hold
+/// them (here behind a lock, so that a test can share the gateway).
+struct Gw {
+    p: Pipeline,
+    workers: Vec<std::sync::Mutex<Worker>>,
+}
+
+impl std::ops::Deref for Gw {
+    type Target = Pipeline;
+    fn deref(&self) -> &Pipeline {
+        &self.p
+    }
+}
+
+fn gateway_with(rules: &str, ct: ConntrackConfig, workers: usize) -> Gw {
     let mut rs = Ruleset::new();
     restore(&mut rs, rules, RestoreOptions::default()).expect("test ruleset parses");
     let ifaces = vec![
@@ -41,7 +55,7 @@ fn gateway_with(rules: &str, ct: ConntrackConfig, workers: usize) -> Pipeline {
         },
     ];
     let routes = Interface::connected_routes(&ifaces);
-    Pipeline::new(
+    let p = Pipeline::new(
         PipelineConfig {
             interfaces: ifaces,
             routes,
@@ -50,10 +64,14 @@ fn gateway_with(rules: &str, ct: ConntrackConfig, workers: usize) -> Pipeline {
             seed: 12345,
         },
         rs,
-    )
+    );
+    let workers = (0..workers)
+        .map(|i| std::sync::Mutex::new(p.worker(i)))
+        .collect();
+    Gw { p, workers }
 }
 
-fn gateway(rules: &str) -> Pipeline {
+fn gateway(rules: &str) -> Gw {
     gateway_with(rules, ConntrackConfig::default(), 1)
 }
 
@@ -181,15 +199,12 @@ struct Run {
     logs: Vec<(u8, String)>,
 }
 
-fn send_on(gw: &Pipeline, worker: usize, ingress: IfIndex, now: Timestamp, mut p: Pkt) -> Run {
+fn send_on(gw: &Gw, worker: usize, ingress: IfIndex, now: Timestamp, mut p: Pkt) -> Run {
     let mut out = EmitVec::default();
     let mut vnet = VnetHdr::default();
-    let ctx = PacketCtx {
-        ingress,
-        worker,
-        now,
-    };
-    let verdict = gw.process(&ctx, &mut p.0, &mut vnet, &mut out);
+    let ctx = PacketCtx { ingress, now };
+    let mut w = gw.workers[worker].lock().unwrap();
+    let verdict = gw.p.process(&mut w, &ctx, &mut p.0, &mut vnet, &mut out);
     let emitted = out.0.into_iter().map(|(i, b)| (i, Pkt(b))).collect();
     Run {
         verdict,
@@ -199,7 +214,7 @@ fn send_on(gw: &Pipeline, worker: usize, ingress: IfIndex, now: Timestamp, mut p
     }
 }
 
-fn send(gw: &Pipeline, ingress: IfIndex, secs: u64, p: Pkt) -> Run {
+fn send(gw: &Gw, ingress: IfIndex, secs: u64, p: Pkt) -> Run {
     send_on(gw, 0, ingress, Timestamp::from_secs(secs), p)
 }
 
