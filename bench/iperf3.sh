@@ -16,7 +16,7 @@
 # their own line: the kernel router does not care which, a gateway that
 # adds latency under load does (BBR widens its window to cover the bursts
 # in which ACKs come back through a busy gateway, and the bytes waiting in
-# that window go cold; see bench/RESULTS.md, "Session 6").
+# that window go cold; see bench/notes/history-2026-11.md, "Session 6").
 # Usage: sudo bench/iperf3.sh [REPS=3] [SECS=5]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

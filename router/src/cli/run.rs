@@ -202,7 +202,7 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
     // (MADV_HUGEPAGE), and a fault on such a range may stall in direct
     // compaction and zeroes 2 MiB at once: the first restore of the 10,000-
     // service kube ruleset into an idle gateway took 261-313 ms with them
-    // and 139-167 ms without (bench/RESULTS.md). The packet path allocates
+    // and 139-167 ms without (bench/notes/history-2026-11.md). The packet path allocates
     // nothing per packet; bench/conntrack-soak.sh measured the same lookup
     // rates at a million entries either way, and less memory without.
     if let Err(e) = nix::sys::prctl::set_thp_disable(true) {

@@ -146,7 +146,7 @@ pub struct Config {
     /// Workers run under SCHED_BATCH: a worker woken by a packet does not
     /// preempt the thread running on its CPU, so each wakeup drains a
     /// larger batch. Off by default: no gain measured on the standard
-    /// machine (`bench/RESULTS.md`, four A/B runs of 1 and 4 iperf3 streams).
+    /// machine (`bench/notes/history-2026-11.md`, four A/B runs of 1 and 4 iperf3 streams).
     pub worker_batch: bool,
     /// Nice value of the control server's threads (`0`: no change). A
     /// restore of a large ruleset then gets its CPU while the workers keep
