@@ -26,6 +26,7 @@ pub mod apply;
 pub mod names;
 pub mod parse;
 pub mod print;
+mod values;
 
 pub use apply::{
     apply_command, exec, restore, restore_with, save_one as save_table_text, tokenize,
