@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fmt::Write;
 use std::sync::Arc;
 
-use super::parse::{parse_command, Command, Op};
+use super::command::{parse_command, Command, Op};
 use super::print::{list, list_rules, save_table, ListFormat};
 use super::SyntaxError;
 use crate::ruleset::*;

@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+mod command;
 pub mod names;
 pub mod parse;
 pub mod print;
@@ -32,7 +33,7 @@ pub use apply::{
     apply_command, exec, restore, restore_with, save_one as save_table_text, tokenize,
     verbose_rule, CmdError, Output, RestoreError, RestoreOptions,
 };
-pub use parse::{parse_command, Command, Op};
+pub use command::{parse_command, Command, Op};
 pub use print::{
     list, list_rule, list_rules, rule_spec, save, save_table, save_with_comments, ListFormat,
 };
