@@ -353,7 +353,7 @@ fn check_after_add(t: &Table, ci: usize, pos: usize) -> Result<(), CmdError> {
 }
 
 fn no_target(t: &Table, j: &str) -> CmdError {
-    let cands = super::parse::TARGET_NAMES.iter().copied().chain(
+    let cands = super::targets::all_names().chain(
         t.chains
             .iter()
             .filter(|c| !c.is_builtin())

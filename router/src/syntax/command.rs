@@ -1,12 +1,12 @@
 //! The iptables command line: the command (`-A -I -D -R -N -X -F -Z -P -E
 //! -C -L -S`) with its chain, rule number, policy or new name; the table
 //! (`-t`); the listing flags (`-n -v -x --line-numbers`) and `-c`. Every
-//! other option belongs to the rule and goes to [`super::parse`]. Tokens are
+//! other option belongs to the rule and goes to [`super::rule`]. Tokens are
 //! borrowed `&str`s; nothing is allocated per token except the strings the
 //! model keeps (chain names, comments).
 #![forbid(unsafe_code)]
 
-use super::parse::RuleBuilder;
+use super::rule::RuleBuilder;
 use super::values::{err_val, invalid, parse_u32_dec, split_byte, R};
 use super::SyntaxError;
 use crate::ruleset::*;

@@ -24,9 +24,11 @@
 
 pub mod apply;
 mod command;
+mod matches;
 pub mod names;
-pub mod parse;
 pub mod print;
+mod rule;
+mod targets;
 mod values;
 
 pub use apply::{
