@@ -382,24 +382,7 @@ fn check_chain_name(n: &str) -> Result<(), CmdError> {
             &n[..1]
         ))));
     }
-    let reserved = [
-        "ACCEPT",
-        "DROP",
-        "RETURN",
-        "QUEUE",
-        "REJECT",
-        "LOG",
-        "MARK",
-        "CONNMARK",
-        "DNAT",
-        "SNAT",
-        "MASQUERADE",
-        "REDIRECT",
-        "NOTRACK",
-        "CT",
-        "TCPMSS",
-    ];
-    if reserved.contains(&n) || Hook::from_name(n).is_some() {
+    if super::targets::is_target_name(n) || Hook::from_name(n).is_some() {
         return Err(CmdError::Syntax(SyntaxError::Invalid(format!(
             "chain name may not clash with target name `{n}'"
         ))));

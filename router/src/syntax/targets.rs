@@ -1,8 +1,8 @@
 //! Target extensions (`-j NAME`): for each one, the target as `-j` starts
 //! it, its options and the check of the complete rule, in one
-//! [`TargetExt`] next to its option parser. [`TARGETS`] lists them all:
-//! `-j` and `-g` look names up there, and a mistyped `-j` gets its
-//! suggestion from it.
+//! [`TargetExt`] next to its option parser. [`TARGETS`] is the one list of
+//! target names: `-j` and `-g` look names up there, a mistyped `-j` gets
+//! its suggestion from it, and no user chain may take a name on it.
 #![forbid(unsafe_code)]
 
 use super::names;
@@ -40,6 +40,12 @@ static TARGETS: [TargetExt; 17] = [
 /// Every name on [`TARGETS`] (as `&'a str`, to chain with chain names).
 pub(super) fn all_names<'a>() -> impl Iterator<Item = &'a str> {
     TARGETS.iter().map(|t| -> &'a str { t.name })
+}
+
+/// Whether `name` is on [`TARGETS`]: a chain may not take it (`-N`, `-E`
+/// and a restore's `:CHAIN` line refuse it).
+pub(super) fn is_target_name(name: &str) -> bool {
+    TARGETS.iter().any(|t| t.name == name)
 }
 
 /// The implemented target `-j name` names, and the target it starts; None
@@ -550,4 +556,37 @@ fn checksum(t: &mut Target, seen: &mut u32, a: &mut Arg) -> R<bool> {
     no_inv(a.inv, a.name)?;
     *seen |= S1;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::apply_command;
+
+    /// One list decides both: every target name is refused as a chain
+    /// name, as iptables 1.8.9 refuses `-N NFLOG` and `-N CHECKSUM` ("chain
+    /// name may not clash with target name"), and a mistyped target is
+    /// suggested from it. Names are case-sensitive there as here.
+    #[test]
+    fn no_chain_may_take_a_target_name() {
+        for n in all_names() {
+            let mut rs = Ruleset::new();
+            let o = apply_command(&mut rs, &["-N", n]);
+            assert_eq!(o.status, 2, "-N {n}: {o:?}");
+            assert!(o.stderr.contains("may not clash with target name"), "{o:?}");
+            assert_eq!(apply_command(&mut rs, &["-N", "tmp"]).status, 0);
+            let o = apply_command(&mut rs, &["-E", "tmp", n]);
+            assert_eq!(o.status, 2, "-E tmp {n}: {o:?}");
+        }
+        for n in ["nflog", "checksum", "KUBE-NFLOG"] {
+            assert_eq!(
+                apply_command(&mut Ruleset::new(), &["-N", n]).status,
+                0,
+                "{n}"
+            );
+        }
+        let mut rs = Ruleset::new();
+        let o = apply_command(&mut rs, &["-A", "INPUT", "-j", "CHECKSUMS"]);
+        assert!(o.stderr.contains("did you mean \"CHECKSUM\""), "{o:?}");
+    }
 }
