@@ -6,7 +6,8 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use super::command::{parse_command, Command, Op};
-use super::print::{list, list_rules, save_table, ListFormat};
+use super::list::{list, ListFormat};
+use super::save::{list_rules, save_table};
 use super::SyntaxError;
 use crate::ruleset::*;
 
@@ -94,7 +95,7 @@ pub fn verbose_rule(r: &Rule) -> String {
         ),
         None => "*".to_string(),
     };
-    let addr = |a: &AddrMask| super::print::list_addr_any(a.addr, a.mask);
+    let addr = |a: &AddrMask| super::list::list_addr_any(a.addr, a.mask);
     // 1.8.9's layout; trailing blanks trimmed as in listings.
     let _ = write!(
         s,
@@ -110,7 +111,7 @@ pub fn verbose_rule(r: &Rule) -> String {
         if r.dst.invert { '!' } else { ' ' },
         addr(&r.dst)
     );
-    super::print::list_rule_tail(&mut s, r, true);
+    super::list::list_rule_tail(&mut s, r, true);
     let n = s.trim_end().len();
     s.truncate(n);
     s
@@ -137,7 +138,7 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
                 match (cmd.rulenum, cmd.chain.as_deref().and_then(|c| t.chain(c))) {
                     (Some(n), Some(c)) => {
                         if let Some(r) = c.rules.get(n - 1) {
-                            super::print::list_rule(out, r, n, f);
+                            super::list::list_rule(out, r, n, f);
                             out.push('\n');
                         }
                     }
@@ -953,7 +954,7 @@ fn append_restore(
 
 /// The iptables-save text of every present table (no `#` lines).
 pub fn save_text(rs: &Ruleset, counters: bool) -> String {
-    super::print::save(rs, counters)
+    super::save::save(rs, counters)
 }
 
 /// iptables-save of one table.

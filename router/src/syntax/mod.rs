@@ -24,10 +24,12 @@
 
 pub mod apply;
 mod command;
+mod format;
+mod list;
 mod matches;
 pub mod names;
-pub mod print;
 mod rule;
+mod save;
 mod targets;
 mod values;
 
@@ -36,9 +38,8 @@ pub use apply::{
     verbose_rule, CmdError, Output, RestoreError, RestoreOptions,
 };
 pub use command::{parse_command, Command, Op};
-pub use print::{
-    list, list_rule, list_rules, rule_spec, save, save_table, save_with_comments, ListFormat,
-};
+pub use list::{list, list_rule, ListFormat};
+pub use save::{list_rules, rule_spec, save, save_table, save_with_comments};
 
 /// A problem with one command or rule line. The message names the token and
 /// says what was expected.
