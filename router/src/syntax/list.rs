@@ -60,18 +60,29 @@ fn port_str(p: u16, proto: &str, numeric: bool) -> String {
     p.to_string()
 }
 
-fn list_ports(out: &mut String, name: &str, r: &Range16, proto: &str, numeric: bool) {
-    if r.lo != 0 || r.hi != 65535 || r.invert {
-        let i = if r.invert { "!" } else { "" };
-        if r.lo == r.hi {
-            let _ = write!(out, " {name}:{i}{}", port_str(r.lo, proto, numeric));
-        } else {
-            let _ = write!(
-                out,
-                " {name}s:{i}{}:{}",
-                port_str(r.lo, proto, numeric),
-                port_str(r.hi, proto, numeric)
-            );
+/// tcp's and udp's `spt:`/`dpt:` (`spts:`/`dpts:` for a range), unless
+/// they match every port.
+fn list_ports(
+    out: &mut String,
+    sport: &Option<Range16>,
+    dport: &Option<Range16>,
+    proto: &str,
+    numeric: bool,
+) {
+    for (name, r) in [("spt", sport), ("dpt", dport)] {
+        let Some(r) = r else { continue };
+        if r.lo != 0 || r.hi != 65535 || r.invert {
+            let i = if r.invert { "!" } else { "" };
+            if r.lo == r.hi {
+                let _ = write!(out, " {name}:{i}{}", port_str(r.lo, proto, numeric));
+            } else {
+                let _ = write!(
+                    out,
+                    " {name}s:{i}{}:{}",
+                    port_str(r.lo, proto, numeric),
+                    port_str(r.hi, proto, numeric)
+                );
+            }
         }
     }
 }
@@ -93,12 +104,7 @@ fn match_list(out: &mut String, m: &Match, numeric: bool, proto: &str) {
             option,
         } => {
             out.push_str(" tcp");
-            if let Some(r) = sport {
-                list_ports(out, "spt", r, "tcp", numeric);
-            }
-            if let Some(r) = dport {
-                list_ports(out, "dpt", r, "tcp", numeric);
-            }
+            list_ports(out, sport, dport, "tcp", numeric);
             if let Some((o, i)) = option {
                 let _ = write!(out, " option={}{o}", if *i { "!" } else { "" });
             }
@@ -115,12 +121,7 @@ fn match_list(out: &mut String, m: &Match, numeric: bool, proto: &str) {
         }
         Match::Udp { sport, dport } => {
             out.push_str(" udp");
-            if let Some(r) = sport {
-                list_ports(out, "spt", r, "udp", numeric);
-            }
-            if let Some(r) = dport {
-                list_ports(out, "dpt", r, "udp", numeric);
-            }
+            list_ports(out, sport, dport, "udp", numeric);
         }
         Match::Icmp {
             icmp_type,
@@ -173,46 +174,7 @@ fn match_list(out: &mut String, m: &Match, numeric: bool, proto: &str) {
                 }
             }
         }
-        Match::Conntrack(ct) => {
-            let iv = |b: bool| if b { " !" } else { "" };
-            if let Some((s, i)) = ct.state {
-                let _ = write!(out, "{} ctstate {}", iv(i), states(s));
-            }
-            if let Some((p, i)) = ct.proto {
-                let _ = write!(out, "{} ctproto {p}", iv(i));
-            }
-            for (o, a) in [
-                ("ctorigsrc", &ct.orig_src),
-                ("ctorigdst", &ct.orig_dst),
-                ("ctreplsrc", &ct.repl_src),
-                ("ctrepldst", &ct.repl_dst),
-            ] {
-                if let Some(a) = a {
-                    let _ = write!(out, "{} {o} {}", iv(a.invert), list_addr(a.addr, a.mask));
-                }
-            }
-            for (o, p) in [
-                ("ctorigsrcport", &ct.orig_src_port),
-                ("ctorigdstport", &ct.orig_dst_port),
-                ("ctreplsrcport", &ct.repl_src_port),
-                ("ctrepldstport", &ct.repl_dst_port),
-            ] {
-                if let Some(r) = p {
-                    let _ = write!(out, "{} {o} ", iv(r.invert));
-                    range(out, r.lo, r.hi, ':');
-                }
-            }
-            if let Some((s, i)) = ct.status {
-                let _ = write!(out, "{} ctstatus {}", iv(i), statuses(s));
-            }
-            if let Some((lo, hi, i)) = ct.expire {
-                let _ = write!(out, "{} ctexpire ", iv(i));
-                range(out, lo, hi, ':');
-            }
-            if let Some(d) = ct.dir_reply {
-                out.push_str(if d { " ctdir REPLY" } else { " ctdir ORIGINAL" });
-            }
-        }
+        Match::Conntrack(ct) => conntrack_options(out, ct, ""),
         Match::State { states: s, invert } => {
             let _ = write!(
                 out,
@@ -262,21 +224,10 @@ fn match_list(out: &mut String, m: &Match, numeric: bool, proto: &str) {
             limit_iface_out,
         } => {
             out.push_str(" ADDRTYPE match");
-            if let Some((t, i)) = src {
-                let _ = write!(
-                    out,
-                    " src-type {}{}",
-                    if *i { "!" } else { "" },
-                    addrtypes(*t)
-                );
-            }
-            if let Some((t, i)) = dst {
-                let _ = write!(
-                    out,
-                    " dst-type {}{}",
-                    if *i { "!" } else { "" },
-                    addrtypes(*t)
-                );
+            for (o, t) in [("src-type", src), ("dst-type", dst)] {
+                if let Some((t, i)) = t {
+                    let _ = write!(out, " {o} {}{}", if *i { "!" } else { "" }, addrtypes(*t));
+                }
             }
             if *limit_iface_in {
                 out.push_str(" limit-in");
@@ -286,34 +237,23 @@ fn match_list(out: &mut String, m: &Match, numeric: bool, proto: &str) {
             }
         }
         Match::Iprange { src, dst } => {
-            if let Some((a, b, i)) = src {
-                let _ = write!(
-                    out,
-                    " source IP range {}{}-{}",
-                    if *i { "! " } else { "" },
-                    ip(*a),
-                    ip(*b)
-                );
-            }
-            if let Some((a, b, i)) = dst {
-                let _ = write!(
-                    out,
-                    " destination IP range {}{}-{}",
-                    if *i { "! " } else { "" },
-                    ip(*a),
-                    ip(*b)
-                );
+            for (o, r) in [("source", src), ("destination", dst)] {
+                if let Some((a, b, i)) = r {
+                    let i = if *i { "! " } else { "" };
+                    let _ = write!(out, " {o} IP range {i}{}-{}", ip(*a), ip(*b));
+                }
             }
         }
         Match::Limit { avg, burst } => {
             let _ = write!(out, " limit: avg {} burst {burst}", rate(*avg));
         }
-        Match::Length(r) => {
-            let _ = write!(out, " length {}", if r.invert { "!" } else { "" });
-            range(out, r.lo, r.hi, ':');
-        }
-        Match::Tcpmss(r) => {
-            let _ = write!(out, " tcpmss match {}", if r.invert { "!" } else { "" });
+        Match::Length(r) | Match::Tcpmss(r) => {
+            let what = if matches!(m, Match::Length(_)) {
+                "length"
+            } else {
+                "tcpmss match"
+            };
+            let _ = write!(out, " {what} {}", if r.invert { "!" } else { "" });
             range(out, r.lo, r.hi, ':');
         }
         Match::Ttl { op, value } => {
@@ -333,24 +273,17 @@ fn match_list(out: &mut String, m: &Match, numeric: bool, proto: &str) {
                 out.push_str(" !");
             }
             out.push_str(" recent:");
-            out.push_str(match r.cmd {
-                RecentCmd::Set => " SET",
-                RecentCmd::Rcheck => " CHECK",
-                RecentCmd::Update => " UPDATE",
-                RecentCmd::Remove => " REMOVE",
-            });
-            if r.seconds != 0 {
-                let _ = write!(out, " seconds: {}", r.seconds);
-            }
-            if r.reap {
-                out.push_str(" reap");
-            }
-            if r.hit_count != 0 {
-                let _ = write!(out, " hit_count: {}", r.hit_count);
-            }
-            if r.rttl {
-                out.push_str(" TTL-Match");
-            }
+            recent_options(
+                out,
+                r,
+                &RecentWords {
+                    cmds: [" SET", " CHECK", " UPDATE", " REMOVE"],
+                    seconds: " seconds: ",
+                    reap: " reap",
+                    hit_count: " hit_count: ",
+                    rttl: " TTL-Match",
+                },
+            );
             let _ = write!(
                 out,
                 " name: {} side: {} mask: {}",
@@ -380,16 +313,7 @@ fn target_list(out: &mut String, t: &Target, numeric: bool) {
                 .copied()
                 .unwrap_or("?");
                 let _ = write!(out, " level {lv}");
-                for (bit, n) in [
-                    (1, " tcp-sequence"),
-                    (2, " tcp-options"),
-                    (4, " ip-options"),
-                    (8, " uid"),
-                ] {
-                    if l.flags & bit != 0 {
-                        out.push_str(n);
-                    }
-                }
+                log_flags(out, l.flags, "");
             }
             if let Some(p) = l.prefix.as_deref().filter(|p| !p.is_empty()) {
                 let _ = write!(out, " prefix \"{p}\"");
@@ -401,70 +325,32 @@ fn target_list(out: &mut String, t: &Target, numeric: bool) {
         Target::Connmark(c) => match c {
             ConnmarkTarget::SetXmark { value, mask } => xset(out, "CONNMARK", *value, *mask),
             ConnmarkTarget::Save { nfmask, ctmask } => {
-                let _ = if *nfmask == u32::MAX && *ctmask == u32::MAX {
-                    write!(out, " CONNMARK save")
-                } else if nfmask == ctmask {
-                    write!(out, " CONNMARK save mask 0x{nfmask:x}")
-                } else {
-                    write!(
-                        out,
-                        " CONNMARK save nfmask 0x{nfmask:x} ctmask ~0x{ctmask:x}"
-                    )
-                };
+                connmark_copy(out, "save", ("nfmask", *nfmask), ("ctmask", *ctmask))
             }
             ConnmarkTarget::Restore { nfmask, ctmask } => {
-                let _ = if *nfmask == u32::MAX && *ctmask == u32::MAX {
-                    write!(out, " CONNMARK restore")
-                } else if nfmask == ctmask {
-                    write!(out, " CONNMARK restore mask 0x{nfmask:x}")
-                } else {
-                    write!(
-                        out,
-                        " CONNMARK restore ctmask 0x{ctmask:x} nfmask ~0x{nfmask:x}"
-                    )
-                };
+                connmark_copy(out, "restore", ("ctmask", *ctmask), ("nfmask", *nfmask))
             }
         },
         Target::Dnat { range, flags } | Target::Snat { range, flags } => {
             out.push_str(" to:");
             nat_range(out, range);
-            list_flags(out, flags);
+            nat_flags(out, flags, "");
         }
-        Target::Masquerade { ports, flags } => {
+        Target::Masquerade { ports, flags } | Target::Redirect { ports, flags } => {
             if let Some((lo, hi)) = ports {
-                out.push_str(" masq ports: ");
+                out.push_str(if matches!(t, Target::Masquerade { .. }) {
+                    " masq ports: "
+                } else {
+                    " redir ports "
+                });
                 range(out, *lo, *hi, '-');
             }
-            list_flags(out, flags);
-        }
-        Target::Redirect { ports, flags } => {
-            if let Some((lo, hi)) = ports {
-                out.push_str(" redir ports ");
-                range(out, *lo, *hi, '-');
-            }
-            list_flags(out, flags);
+            nat_flags(out, flags, "");
         }
         Target::Notrack => out.push_str(" NOTRACK"),
         Target::Ct(ct) => {
             out.push_str(" CT");
-            if ct.notrack {
-                out.push_str(" notrack");
-            }
-            if let Some(h) = &ct.helper {
-                let _ = write!(out, " helper {h}");
-            }
-            if let Some(h) = &ct.timeout {
-                let _ = write!(out, " timeout {h}");
-            }
-            if ct.ctevents != 0 {
-                let _ = write!(out, " ctevents {}", events(ct.ctevents));
-            }
-            if ct.expevents != 0 {
-                out.push_str(" expevents new");
-            }
-            if let Some(z) = ct.zone.filter(|z| *z != 0) {
-                let _ = write!(out, " zone {z}");
-            }
+            ct_target_options(out, ct, "");
         }
         Target::TcpmssSet(m) => {
             let _ = write!(out, " TCPMSS set {m}");
@@ -474,37 +360,27 @@ fn target_list(out: &mut String, t: &Target, numeric: bool) {
             if let Some(p) = n.prefix.as_deref().filter(|p| !p.is_empty()) {
                 let _ = write!(out, " nflog-prefix \"{p}\"");
             }
-            if n.group != 0 {
-                let _ = write!(out, " nflog-group {}", n.group);
-            }
-            match n.len {
-                Some((l, true)) => {
-                    let _ = write!(out, " nflog-size {l}");
-                }
-                Some((l, false)) if l != 0 => {
-                    let _ = write!(out, " nflog-range {l}");
-                }
-                _ => {}
-            }
-            if n.threshold != 1 {
-                let _ = write!(out, " nflog-threshold {}", n.threshold);
-            }
+            nflog_options(out, n, "");
         }
         Target::ChecksumFill => out.push_str(" CHECKSUM fill"),
         _ => {}
     }
 }
 
-fn list_flags(out: &mut String, f: &NatFlags) {
-    if f.random {
-        out.push_str(" random");
-    }
-    if f.random_fully {
-        out.push_str(" random-fully");
-    }
-    if f.persistent {
-        out.push_str(" persistent");
-    }
+/// CONNMARK `save`/`restore`: no masks when both are all ones, one when
+/// they are equal, else `first` and the inverse of `second`.
+fn connmark_copy(out: &mut String, copy: &str, first: (&str, u32), second: (&str, u32)) {
+    let _ = if first.1 == u32::MAX && second.1 == u32::MAX {
+        write!(out, " CONNMARK {copy}")
+    } else if first.1 == second.1 {
+        write!(out, " CONNMARK {copy} mask 0x{:x}", first.1)
+    } else {
+        write!(
+            out,
+            " CONNMARK {copy} {} 0x{:x} {} ~0x{:x}",
+            first.0, first.1, second.0, second.1
+        )
+    };
 }
 
 fn xset(out: &mut String, n: &str, v: u32, m: u32) {

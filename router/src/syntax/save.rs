@@ -30,11 +30,16 @@ pub fn save_string(out: &mut String, v: &str) {
     }
 }
 
-fn ct_addr(out: &mut String, opt: &str, a: &AddrMask) {
-    inv(out, a.invert);
-    let _ = write!(out, " {opt} {}", ip(a.addr));
-    if a.mask != u32::MAX {
-        out.push_str(&mask_suffix(a.mask));
+/// tcp's and udp's `--sport`/`--dport`, unless they match every port.
+fn port_options(out: &mut String, sport: &Option<Range16>, dport: &Option<Range16>) {
+    for (o, p) in [("--sport", sport), ("--dport", dport)] {
+        if let Some(r) = p {
+            if r.lo != 0 || r.hi != 65535 || r.invert {
+                inv(out, r.invert);
+                let _ = write!(out, " {o} ");
+                range(out, r.lo, r.hi, ':');
+            }
+        }
     }
 }
 
@@ -47,15 +52,7 @@ fn match_save(out: &mut String, m: &Match) {
             flags,
             option,
         } => {
-            for (o, p) in [("--sport", sport), ("--dport", dport)] {
-                if let Some(r) = p {
-                    if r.lo != 0 || r.hi != 65535 || r.invert {
-                        inv(out, r.invert);
-                        let _ = write!(out, " {o} ");
-                        range(out, r.lo, r.hi, ':');
-                    }
-                }
-            }
+            port_options(out, sport, dport);
             if let Some((o, i)) = option {
                 inv(out, *i);
                 let _ = write!(out, " --tcp-option {o}");
@@ -72,17 +69,7 @@ fn match_save(out: &mut String, m: &Match) {
                 }
             }
         }
-        Match::Udp { sport, dport } => {
-            for (o, p) in [("--sport", sport), ("--dport", dport)] {
-                if let Some(r) = p {
-                    if r.lo != 0 || r.hi != 65535 || r.invert {
-                        inv(out, r.invert);
-                        let _ = write!(out, " {o} ");
-                        range(out, r.lo, r.hi, ':');
-                    }
-                }
-            }
-        }
+        Match::Udp { sport, dport } => port_options(out, sport, dport),
         Match::Icmp {
             icmp_type,
             code_lo,
@@ -120,54 +107,7 @@ fn match_save(out: &mut String, m: &Match) {
                 range(out, *lo, *hi, ':');
             }
         }
-        Match::Conntrack(ct) => {
-            if let Some((s, i)) = ct.state {
-                inv(out, i);
-                let _ = write!(out, " --ctstate {}", states(s));
-            }
-            if let Some((p, i)) = ct.proto {
-                inv(out, i);
-                let _ = write!(out, " --ctproto {p}");
-            }
-            for (o, a) in [
-                ("--ctorigsrc", &ct.orig_src),
-                ("--ctorigdst", &ct.orig_dst),
-                ("--ctreplsrc", &ct.repl_src),
-                ("--ctrepldst", &ct.repl_dst),
-            ] {
-                if let Some(a) = a {
-                    ct_addr(out, o, a);
-                }
-            }
-            for (o, p) in [
-                ("--ctorigsrcport", &ct.orig_src_port),
-                ("--ctorigdstport", &ct.orig_dst_port),
-                ("--ctreplsrcport", &ct.repl_src_port),
-                ("--ctrepldstport", &ct.repl_dst_port),
-            ] {
-                if let Some(r) = p {
-                    inv(out, r.invert);
-                    let _ = write!(out, " {o} ");
-                    range(out, r.lo, r.hi, ':');
-                }
-            }
-            if let Some((s, i)) = ct.status {
-                inv(out, i);
-                let _ = write!(out, " --ctstatus {}", statuses(s));
-            }
-            if let Some((lo, hi, i)) = ct.expire {
-                inv(out, i);
-                out.push_str(" --ctexpire ");
-                range(out, lo, hi, ':');
-            }
-            if let Some(d) = ct.dir_reply {
-                out.push_str(if d {
-                    " --ctdir REPLY"
-                } else {
-                    " --ctdir ORIGINAL"
-                });
-            }
-        }
+        Match::Conntrack(ct) => conntrack_options(out, ct, "--"),
         Match::State { states: s, invert } => {
             inv(out, *invert);
             let _ = write!(out, " --state {}", states(*s));
@@ -205,13 +145,11 @@ fn match_save(out: &mut String, m: &Match) {
             limit_iface_in,
             limit_iface_out,
         } => {
-            if let Some((t, i)) = src {
-                inv(out, *i);
-                let _ = write!(out, " --src-type {}", addrtypes(*t));
-            }
-            if let Some((t, i)) = dst {
-                inv(out, *i);
-                let _ = write!(out, " --dst-type {}", addrtypes(*t));
+            for (o, t) in [("--src-type", src), ("--dst-type", dst)] {
+                if let Some((t, i)) = t {
+                    inv(out, *i);
+                    let _ = write!(out, " {o} {}", addrtypes(*t));
+                }
             }
             if *limit_iface_in {
                 out.push_str(" --limit-iface-in");
@@ -234,14 +172,13 @@ fn match_save(out: &mut String, m: &Match) {
                 let _ = write!(out, " --limit-burst {burst}");
             }
         }
-        Match::Length(r) => {
+        Match::Length(r) | Match::Tcpmss(r) => {
             inv(out, r.invert);
-            out.push_str(" --length ");
-            range(out, r.lo, r.hi, ':');
-        }
-        Match::Tcpmss(r) => {
-            inv(out, r.invert);
-            out.push_str(" --mss ");
+            out.push_str(if matches!(m, Match::Length(_)) {
+                " --length "
+            } else {
+                " --mss "
+            });
             range(out, r.lo, r.hi, ':');
         }
         Match::Ttl { op, value } => {
@@ -254,24 +191,17 @@ fn match_save(out: &mut String, m: &Match) {
         }
         Match::Recent(r) => {
             inv(out, r.invert);
-            out.push_str(match r.cmd {
-                RecentCmd::Set => " --set",
-                RecentCmd::Rcheck => " --rcheck",
-                RecentCmd::Update => " --update",
-                RecentCmd::Remove => " --remove",
-            });
-            if r.seconds != 0 {
-                let _ = write!(out, " --seconds {}", r.seconds);
-            }
-            if r.reap {
-                out.push_str(" --reap");
-            }
-            if r.hit_count != 0 {
-                let _ = write!(out, " --hitcount {}", r.hit_count);
-            }
-            if r.rttl {
-                out.push_str(" --rttl");
-            }
+            recent_options(
+                out,
+                r,
+                &RecentWords {
+                    cmds: [" --set", " --rcheck", " --update", " --remove"],
+                    seconds: " --seconds ",
+                    reap: " --reap",
+                    hit_count: " --hitcount ",
+                    rttl: " --rttl",
+                },
+            );
             let _ = write!(out, " --name {} --mask {}", r.name, ip(r.mask));
             out.push_str(if r.rdest { " --rdest" } else { " --rsource" });
         }
@@ -279,18 +209,6 @@ fn match_save(out: &mut String, m: &Match) {
             inv(out, *invert);
             let _ = write!(out, " --mac-source {}", mac(addr));
         }
-    }
-}
-
-fn nat_flags(out: &mut String, f: &NatFlags) {
-    if f.random {
-        out.push_str(" --random");
-    }
-    if f.random_fully {
-        out.push_str(" --random-fully");
-    }
-    if f.persistent {
-        out.push_str(" --persistent");
     }
 }
 
@@ -316,16 +234,7 @@ fn target_save(out: &mut String, t: &Target) {
             if l.level != 4 {
                 let _ = write!(out, " --log-level {}", l.level);
             }
-            for (bit, n) in [
-                (1, " --log-tcp-sequence"),
-                (2, " --log-tcp-options"),
-                (4, " --log-ip-options"),
-                (8, " --log-uid"),
-            ] {
-                if l.flags & bit != 0 {
-                    out.push_str(n);
-                }
-            }
+            log_flags(out, l.flags, "--log-");
         }
         Target::Mark { value, mask } => {
             let _ = write!(out, " --set-xmark 0x{value:x}/0x{mask:x}");
@@ -335,16 +244,16 @@ fn target_save(out: &mut String, t: &Target) {
                 ConnmarkTarget::SetXmark { value, mask } => {
                     write!(out, " --set-xmark 0x{value:x}/0x{mask:x}")
                 }
-                ConnmarkTarget::Save { nfmask, ctmask } => {
+                ConnmarkTarget::Save { nfmask, ctmask }
+                | ConnmarkTarget::Restore { nfmask, ctmask } => {
+                    let copy = if matches!(c, ConnmarkTarget::Save { .. }) {
+                        "save"
+                    } else {
+                        "restore"
+                    };
                     write!(
                         out,
-                        " --save-mark --nfmask 0x{nfmask:x} --ctmask 0x{ctmask:x}"
-                    )
-                }
-                ConnmarkTarget::Restore { nfmask, ctmask } => {
-                    write!(
-                        out,
-                        " --restore-mark --nfmask 0x{nfmask:x} --ctmask 0x{ctmask:x}"
+                        " --{copy}-mark --nfmask 0x{nfmask:x} --ctmask 0x{ctmask:x}"
                     )
                 }
             };
@@ -356,35 +265,16 @@ fn target_save(out: &mut String, t: &Target) {
                 " --to-source "
             });
             nat_range(out, range);
-            nat_flags(out, flags);
+            nat_flags(out, flags, "--");
         }
         Target::Masquerade { ports, flags } | Target::Redirect { ports, flags } => {
             if let Some((lo, hi)) = ports {
                 out.push_str(" --to-ports ");
                 range(out, *lo, *hi, '-');
             }
-            nat_flags(out, flags);
+            nat_flags(out, flags, "--");
         }
-        Target::Ct(ct) => {
-            if ct.notrack {
-                out.push_str(" --notrack");
-            }
-            if let Some(h) = &ct.helper {
-                let _ = write!(out, " --helper {h}");
-            }
-            if let Some(h) = &ct.timeout {
-                let _ = write!(out, " --timeout {h}");
-            }
-            if ct.ctevents != 0 {
-                let _ = write!(out, " --ctevents {}", events(ct.ctevents));
-            }
-            if ct.expevents != 0 {
-                out.push_str(" --expevents new");
-            }
-            if let Some(z) = ct.zone.filter(|z| *z != 0) {
-                let _ = write!(out, " --zone {z}");
-            }
-        }
+        Target::Ct(ct) => ct_target_options(out, ct, "--"),
         Target::TcpmssSet(m) => {
             let _ = write!(out, " --set-mss {m}");
         }
@@ -394,21 +284,7 @@ fn target_save(out: &mut String, t: &Target) {
                 out.push_str(" --nflog-prefix");
                 save_string(out, p);
             }
-            if n.group != 0 {
-                let _ = write!(out, " --nflog-group {}", n.group);
-            }
-            match n.len {
-                Some((l, true)) => {
-                    let _ = write!(out, " --nflog-size {l}");
-                }
-                Some((l, false)) if l != 0 => {
-                    let _ = write!(out, " --nflog-range {l}");
-                }
-                _ => {}
-            }
-            if n.threshold != 1 {
-                let _ = write!(out, " --nflog-threshold {}", n.threshold);
-            }
+            nflog_options(out, n, "--");
         }
         Target::ChecksumFill => out.push_str(" --checksum-fill"),
         _ => {}
@@ -498,17 +374,20 @@ pub fn save_table(out: &mut String, t: &Table, counters: bool) {
     out.push_str("COMMIT\n");
 }
 
+/// iptables-nft's order of tables in `iptables-save`.
+const SAVE_ORDER: [TableKind; 5] = [
+    TableKind::Mangle,
+    TableKind::Security,
+    TableKind::Raw,
+    TableKind::Filter,
+    TableKind::Nat,
+];
+
 /// `iptables-save` for every present table, in iptables-nft's order
 /// (mangle, security, raw, filter, nat), without `#` lines.
 pub fn save(rs: &Ruleset, counters: bool) -> String {
     let mut out = String::new();
-    for k in [
-        TableKind::Mangle,
-        TableKind::Security,
-        TableKind::Raw,
-        TableKind::Filter,
-        TableKind::Nat,
-    ] {
+    for k in SAVE_ORDER {
         if rs.is_present(k) {
             save_table(&mut out, rs.table(k), counters);
         }
@@ -522,13 +401,7 @@ pub fn save(rs: &Ruleset, counters: bool) -> String {
 /// (no clock is read here).
 pub fn save_with_comments(rs: &Ruleset, counters: bool, tool: &str, when: &str) -> String {
     let mut out = String::new();
-    for k in [
-        TableKind::Mangle,
-        TableKind::Security,
-        TableKind::Raw,
-        TableKind::Filter,
-        TableKind::Nat,
-    ] {
+    for k in SAVE_ORDER {
         if rs.is_present(k) {
             let _ = writeln!(out, "# Generated by {tool} on {when}");
             save_table(&mut out, rs.table(k), counters);
