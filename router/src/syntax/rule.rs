@@ -138,59 +138,35 @@ impl RuleBuilder {
             return Ok(());
         }
         if long(name, "-s", &["--source", "--src"]) {
-            let v = o.arg(c)?;
-            let (a, m) = parse_addr_mask("-s", v)?;
-            if self.given & G_SRC != 0 {
-                return Err(invalid(format!("multiple {} flags not allowed", "-s")));
-            }
-            self.given |= G_SRC;
+            let (addr, mask) = parse_addr_mask("-s", o.arg(c)?)?;
+            self.given_once(G_SRC, "-s")?;
             self.rule.src = AddrMask {
-                addr: a,
-                mask: m,
+                addr,
+                mask,
                 invert: inv,
             };
             return Ok(());
         }
         if long(name, "-d", &["--destination", "--dst"]) {
-            let v = o.arg(c)?;
-            let (a, m) = parse_addr_mask("-d", v)?;
-            if self.given & G_DST != 0 {
-                return Err(invalid(format!("multiple {} flags not allowed", "-d")));
-            }
-            self.given |= G_DST;
+            let (addr, mask) = parse_addr_mask("-d", o.arg(c)?)?;
+            self.given_once(G_DST, "-d")?;
             self.rule.dst = AddrMask {
-                addr: a,
-                mask: m,
+                addr,
+                mask,
                 invert: inv,
             };
             return Ok(());
         }
         if long(name, "-i", &["--in-interface"]) {
-            let v = o.arg(c)?;
-            let mut i = parse_iface("-i", v)?;
-            let bit = G_IN;
-            if self.given & bit != 0 {
-                return Err(invalid(format!("multiple {} flags not allowed", "-i")));
-            }
-            self.given |= bit;
-            if let Some(i) = i.as_mut() {
-                i.invert = inv;
-            }
-            self.rule.in_iface = i.map(Box::new);
+            let i = parse_iface("-i", o.arg(c)?)?;
+            self.given_once(G_IN, "-i")?;
+            self.rule.in_iface = i.map(|i| Box::new(Iface { invert: inv, ..i }));
             return Ok(());
         }
         if long(name, "-o", &["--out-interface"]) {
-            let v = o.arg(c)?;
-            let mut i = parse_iface("-o", v)?;
-            let bit = G_OUT;
-            if self.given & bit != 0 {
-                return Err(invalid(format!("multiple {} flags not allowed", "-o")));
-            }
-            self.given |= bit;
-            if let Some(i) = i.as_mut() {
-                i.invert = inv;
-            }
-            self.rule.out_iface = i.map(Box::new);
+            let i = parse_iface("-o", o.arg(c)?)?;
+            self.given_once(G_OUT, "-o")?;
+            self.rule.out_iface = i.map(|i| Box::new(Iface { invert: inv, ..i }));
             return Ok(());
         }
         if long(name, "-f", &["--fragment"]) {
@@ -292,6 +268,15 @@ impl RuleBuilder {
             token: name.to_string(),
             suggest: hint,
         })
+    }
+
+    /// `-s`, `-d`, `-i` and `-o` may each be given once (`bit`: G_*).
+    fn given_once(&mut self, bit: u8, opt: &str) -> R<()> {
+        if self.given & bit != 0 {
+            return Err(invalid(format!("multiple {opt} flags not allowed")));
+        }
+        self.given |= bit;
+        Ok(())
     }
 
     /// Final checks (required options, protocol requirements) and the rule.

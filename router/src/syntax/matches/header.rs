@@ -20,12 +20,7 @@ pub(super) const TCP: MatchExt = MatchExt {
         option: None,
     },
     option: tcp,
-    check: |_, _, proto, pinv| {
-        require(
-            proto != 6 || pinv,
-            "tcp match: needs `-p tcp' (\"-m tcp\" without it)",
-        )
-    },
+    check: |_, _, proto, pinv| needs_proto("tcp", 6, proto, pinv),
 };
 
 fn tcp(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
@@ -38,16 +33,11 @@ fn tcp(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
     else {
         return Ok(false);
     };
+    if port_option(sport, dport, seen, a, "tcp")? {
+        return Ok(true);
+    }
     let (name, inv) = (a.name, a.inv);
     match name {
-        "--sport" | "--source-port" => {
-            once(seen, S1, name)?;
-            *sport = Some(range16("--sport", a.value()?, Some("tcp"), inv)?);
-        }
-        "--dport" | "--destination-port" => {
-            once(seen, S2, name)?;
-            *dport = Some(range16("--dport", a.value()?, Some("tcp"), inv)?);
-        }
         "--tcp-flags" | "--syn" => {
             once(seen, S3, "--tcp-flags")?;
             if name == "--syn" {
@@ -82,31 +72,47 @@ pub(super) const UDP: MatchExt = MatchExt {
         dport: None,
     },
     option: udp,
-    check: |_, _, proto, pinv| {
-        require(
-            proto != 17 || pinv,
-            "udp match: needs `-p udp' (\"-m udp\" without it)",
-        )
-    },
+    check: |_, _, proto, pinv| needs_proto("udp", 17, proto, pinv),
 };
 
 fn udp(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
     let Match::Udp { sport, dport } = m else {
         return Ok(false);
     };
+    port_option(sport, dport, seen, a, "udp")
+}
+
+/// tcp's and udp's `--sport` and `--dport` (`proto` names the services).
+fn port_option(
+    sport: &mut Option<Range16>,
+    dport: &mut Option<Range16>,
+    seen: &mut u32,
+    a: &mut Arg,
+    proto: &str,
+) -> R<bool> {
     let (name, inv) = (a.name, a.inv);
     match name {
         "--sport" | "--source-port" => {
             once(seen, S1, name)?;
-            *sport = Some(range16("--sport", a.value()?, Some("udp"), inv)?);
+            *sport = Some(range16("--sport", a.value()?, Some(proto), inv)?);
         }
         "--dport" | "--destination-port" => {
             once(seen, S2, name)?;
-            *dport = Some(range16("--dport", a.value()?, Some("udp"), inv)?);
+            *dport = Some(range16("--dport", a.value()?, Some(proto), inv)?);
         }
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// tcp, udp and icmp need their protocol, not inverted.
+fn needs_proto(name: &str, want: u8, proto: u8, pinv: bool) -> R<()> {
+    if proto != want || pinv {
+        return Err(invalid(format!(
+            "{name} match: needs `-p {name}' (\"-m {name}\" without it)"
+        )));
+    }
+    Ok(())
 }
 
 /// `-m icmp` (also loaded by `-p icmp`).
@@ -119,12 +125,7 @@ pub(super) const ICMP: MatchExt = MatchExt {
         invert: false,
     },
     option: icmp,
-    check: |_, _, proto, pinv| {
-        require(
-            proto != 1 || pinv,
-            "icmp match: needs `-p icmp' (\"-m icmp\" without it)",
-        )
-    },
+    check: |_, _, proto, pinv| needs_proto("icmp", 1, proto, pinv),
 };
 
 fn icmp(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
