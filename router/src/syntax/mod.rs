@@ -3,6 +3,15 @@
 //! and `iptables -L` forms (print), byte-compatible with iptables 1.8.9
 //! (nf_tables), following 1.8.11 where the conformance data says so.
 //!
+//! Parsing: `command` reads the command line (the command, table, chain
+//! and listing flags) and hands rule options to `rule`, which takes the
+//! generic ones (`-p -s -d -i -o -f -j -g -m`) and passes the rest to the
+//! extensions in `matches` and `targets` (one block per extension, found
+//! by name in their tables); `values` parses option values. Printing:
+//! `save` (iptables-save, `-S`) and `list` (`-L`), with what both print
+//! alike in `format`. `apply` runs commands and restores; `names` holds
+//! the name tables.
+//!
 //! Entry points for the other layers:
 //!
 //! * [`apply_command`]`(&mut Ruleset, &[&str]) -> Output` runs one iptables
