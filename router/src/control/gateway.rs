@@ -129,12 +129,8 @@ impl GatewayHandler {
             rs.replace_table(keep.table(t).clone());
         }
         let stamp = ctime(std::time::SystemTime::now());
-        let out = syntax::print::save_with_comments(
-            &rs,
-            counters,
-            "iptables-save v1.8.9 (nf_tables)",
-            &stamp,
-        );
+        let out =
+            syntax::save_with_comments(&rs, counters, "iptables-save v1.8.9 (nf_tables)", &stamp);
         Response::ok(out)
     }
 

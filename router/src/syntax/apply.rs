@@ -4,8 +4,9 @@ use std::borrow::Cow;
 use std::fmt::Write;
 use std::sync::Arc;
 
-use super::parse::{parse_command, Command, Op};
-use super::print::{list, list_rules, save_table, ListFormat};
+use super::command::{parse_command, Command, Op};
+use super::list::{list, ListFormat};
+use super::save::{list_rules, save_table};
 use super::SyntaxError;
 use crate::ruleset::*;
 
@@ -93,7 +94,7 @@ pub fn verbose_rule(r: &Rule) -> String {
         ),
         None => "*".to_string(),
     };
-    let addr = |a: &AddrMask| super::print::list_addr_any(a.addr, a.mask);
+    let addr = |a: &AddrMask| super::list::list_addr_any(a.addr, a.mask);
     // 1.8.9's layout; trailing blanks trimmed as in listings.
     let _ = write!(
         s,
@@ -109,7 +110,7 @@ pub fn verbose_rule(r: &Rule) -> String {
         if r.dst.invert { '!' } else { ' ' },
         addr(&r.dst)
     );
-    super::print::list_rule_tail(&mut s, r, true);
+    super::list::list_rule_tail(&mut s, r, true);
     let n = s.trim_end().len();
     s.truncate(n);
     s
@@ -136,7 +137,7 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
                 match (cmd.rulenum, cmd.chain.as_deref().and_then(|c| t.chain(c))) {
                     (Some(n), Some(c)) => {
                         if let Some(r) = c.rules.get(n - 1) {
-                            super::print::list_rule(out, r, n, f);
+                            super::list::list_rule(out, r, n, f);
                             out.push('\n');
                         }
                     }
@@ -352,7 +353,7 @@ fn check_after_add(t: &Table, ci: usize, pos: usize) -> Result<(), CmdError> {
 }
 
 fn no_target(t: &Table, j: &str) -> CmdError {
-    let cands = super::parse::TARGET_NAMES.iter().copied().chain(
+    let cands = super::targets::all_names().chain(
         t.chains
             .iter()
             .filter(|c| !c.is_builtin())
@@ -381,24 +382,7 @@ fn check_chain_name(n: &str) -> Result<(), CmdError> {
             &n[..1]
         ))));
     }
-    let reserved = [
-        "ACCEPT",
-        "DROP",
-        "RETURN",
-        "QUEUE",
-        "REJECT",
-        "LOG",
-        "MARK",
-        "CONNMARK",
-        "DNAT",
-        "SNAT",
-        "MASQUERADE",
-        "REDIRECT",
-        "NOTRACK",
-        "CT",
-        "TCPMSS",
-    ];
-    if reserved.contains(&n) || Hook::from_name(n).is_some() {
+    if super::targets::is_target_name(n) || Hook::from_name(n).is_some() {
         return Err(CmdError::Syntax(SyntaxError::Invalid(format!(
             "chain name may not clash with target name `{n}'"
         ))));
@@ -969,7 +953,7 @@ fn append_restore(
 
 /// The iptables-save text of every present table (no `#` lines).
 pub fn save_text(rs: &Ruleset, counters: bool) -> String {
-    super::print::save(rs, counters)
+    super::save::save(rs, counters)
 }
 
 /// iptables-save of one table.

@@ -3,6 +3,15 @@
 //! and `iptables -L` forms (print), byte-compatible with iptables 1.8.9
 //! (nf_tables), following 1.8.11 where the conformance data says so.
 //!
+//! Parsing: `command` reads the command line (the command, table, chain
+//! and listing flags) and hands rule options to `rule`, which takes the
+//! generic ones (`-p -s -d -i -o -f -j -g -m`) and passes the rest to the
+//! extensions in `matches` and `targets` (one block per extension, found
+//! by name in their tables); `values` parses option values. Printing:
+//! `save` (iptables-save, `-S`) and `list` (`-L`), with what both print
+//! alike in `format`. `apply` runs commands and restores; `names` holds
+//! the name tables.
+//!
 //! Entry points for the other layers:
 //!
 //! * [`apply_command`]`(&mut Ruleset, &[&str]) -> Output` runs one iptables
@@ -22,18 +31,23 @@
 //! once, lazily, and only for printing names or parsing service names.
 
 pub mod apply;
+mod command;
+mod format;
+mod list;
+mod matches;
 pub mod names;
-pub mod parse;
-pub mod print;
+mod rule;
+mod save;
+mod targets;
+mod values;
 
 pub use apply::{
     apply_command, exec, restore, restore_with, save_one as save_table_text, tokenize,
     verbose_rule, CmdError, Output, RestoreError, RestoreOptions,
 };
-pub use parse::{parse_command, Command, Op};
-pub use print::{
-    list, list_rule, list_rules, rule_spec, save, save_table, save_with_comments, ListFormat,
-};
+pub use command::{parse_command, Command, Op};
+pub use list::{list, list_rule, ListFormat};
+pub use save::{list_rules, rule_spec, save, save_table, save_with_comments};
 
 /// A problem with one command or rule line. The message names the token and
 /// says what was expected.

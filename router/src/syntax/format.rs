@@ -1,0 +1,290 @@
+//! Formatting that the `iptables-save`/`-S` printer ([`super::save`]) and
+//! the `iptables -L` printer ([`super::list`]) share: addresses and masks,
+//! ranges, the names of ctstates, conntrack statuses, TCP flags, address
+//! types and conntrack events, limit rates, NAT ranges and MAC addresses.
+
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+use crate::ruleset::*;
+
+pub(super) fn ip(a: u32) -> Ipv4Addr {
+    Ipv4Addr::from(a)
+}
+
+/// `/N` when the mask is a prefix, else `/a.b.c.d`.
+pub(super) fn mask_suffix(mask: u32) -> String {
+    if mask == u32::MAX {
+        return "/32".to_string();
+    }
+    let l = mask.leading_ones();
+    if mask == 0 || (l < 32 && mask << l == 0) {
+        format!("/{l}")
+    } else {
+        format!("/{}", ip(mask))
+    }
+}
+
+pub(super) fn inv(out: &mut String, i: bool) {
+    if i {
+        out.push_str(" !");
+    }
+}
+
+pub(super) fn range<T: std::fmt::Display + PartialEq>(out: &mut String, lo: T, hi: T, sep: char) {
+    if lo == hi {
+        let _ = write!(out, "{lo}");
+    } else {
+        let _ = write!(out, "{lo}{sep}{hi}");
+    }
+}
+
+pub(super) fn states(s: CtState) -> String {
+    let v: Vec<&str> = CtState::NAMES
+        .iter()
+        .filter(|(b, _)| s.contains(*b))
+        .map(|(_, n)| *n)
+        .collect();
+    v.join(",")
+}
+
+pub(super) fn statuses(s: CtStatus) -> String {
+    if s.0 == 0 {
+        return "NONE".to_string();
+    }
+    let v: Vec<&str> = CtStatus::NAMES
+        .iter()
+        .filter(|(b, _)| s.0 & b.0 != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    v.join(",")
+}
+
+pub(super) fn tcp_flag_names(f: u8) -> String {
+    if f == 0 {
+        return "NONE".to_string();
+    }
+    let names = ["FIN", "SYN", "RST", "PSH", "ACK", "URG"];
+    let v: Vec<&str> = (0..6)
+        .filter(|i| f & (1 << i) != 0)
+        .map(|i| names[i])
+        .collect();
+    v.join(",")
+}
+
+pub(super) fn addrtypes(t: AddrTypes) -> String {
+    let v: Vec<&str> = (0..12)
+        .filter(|i| t.0 & (1 << i) != 0)
+        .map(|i| AddrTypes::NAMES[i])
+        .collect();
+    v.join(",")
+}
+
+pub(super) fn events(e: u32) -> String {
+    let v: Vec<&str> = (0..8)
+        .filter(|i| e & (1 << i) != 0)
+        .map(|i| CT_EVENT_NAMES[i])
+        .collect();
+    v.join(",")
+}
+
+const RATES: [(&str, u32); 4] = [
+    ("day", 10000 * 86400),
+    ("hour", 10000 * 3600),
+    ("min", 10000 * 60),
+    ("sec", 10000),
+];
+
+pub(super) fn rate(avg: u32) -> String {
+    if avg == 0 {
+        return "inf".to_string();
+    }
+    let mut i = 1;
+    while i < RATES.len() {
+        let m = RATES[i].1;
+        if avg > m || m / avg < m % avg {
+            break;
+        }
+        i += 1;
+    }
+    format!("{}/{}", RATES[i - 1].1 / avg, RATES[i - 1].0)
+}
+
+pub(super) fn nat_range(out: &mut String, r: &NatRange) {
+    if let Some((a, b)) = r.addrs {
+        let _ = write!(out, "{}", ip(a));
+        if a != b {
+            let _ = write!(out, "-{}", ip(b));
+        }
+    }
+    if let Some((lo, hi)) = r.ports {
+        out.push(':');
+        range(out, lo, hi, '-');
+        if let Some(b) = r.base_port {
+            let _ = write!(out, "/{b}");
+        }
+    }
+}
+
+pub(super) fn mac(a: &[u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        a[0], a[1], a[2], a[3], a[4], a[5]
+    )
+}
+
+// Option groups both printers write alike but for the option names: save
+// writes ` --name value` (`pre` = `--`), -L ` name value` (`pre` = ``).
+
+/// `-m conntrack`'s options, `!` before each inverted one.
+pub(super) fn conntrack_options(out: &mut String, ct: &ConntrackMatch, pre: &str) {
+    if let Some((s, i)) = ct.state {
+        inv(out, i);
+        let _ = write!(out, " {pre}ctstate {}", states(s));
+    }
+    if let Some((p, i)) = ct.proto {
+        inv(out, i);
+        let _ = write!(out, " {pre}ctproto {p}");
+    }
+    for (o, a) in [
+        ("ctorigsrc", &ct.orig_src),
+        ("ctorigdst", &ct.orig_dst),
+        ("ctreplsrc", &ct.repl_src),
+        ("ctrepldst", &ct.repl_dst),
+    ] {
+        if let Some(a) = a {
+            inv(out, a.invert);
+            let _ = write!(out, " {pre}{o} {}", ip(a.addr));
+            if a.mask != u32::MAX {
+                out.push_str(&mask_suffix(a.mask));
+            }
+        }
+    }
+    for (o, p) in [
+        ("ctorigsrcport", &ct.orig_src_port),
+        ("ctorigdstport", &ct.orig_dst_port),
+        ("ctreplsrcport", &ct.repl_src_port),
+        ("ctrepldstport", &ct.repl_dst_port),
+    ] {
+        if let Some(r) = p {
+            inv(out, r.invert);
+            let _ = write!(out, " {pre}{o} ");
+            range(out, r.lo, r.hi, ':');
+        }
+    }
+    if let Some((s, i)) = ct.status {
+        inv(out, i);
+        let _ = write!(out, " {pre}ctstatus {}", statuses(s));
+    }
+    if let Some((lo, hi, i)) = ct.expire {
+        inv(out, i);
+        let _ = write!(out, " {pre}ctexpire ");
+        range(out, lo, hi, ':');
+    }
+    if let Some(d) = ct.dir_reply {
+        let dir = if d { "REPLY" } else { "ORIGINAL" };
+        let _ = write!(out, " {pre}ctdir {dir}");
+    }
+}
+
+/// The CT target's options.
+pub(super) fn ct_target_options(out: &mut String, ct: &CtTarget, pre: &str) {
+    if ct.notrack {
+        let _ = write!(out, " {pre}notrack");
+    }
+    if let Some(h) = &ct.helper {
+        let _ = write!(out, " {pre}helper {h}");
+    }
+    if let Some(h) = &ct.timeout {
+        let _ = write!(out, " {pre}timeout {h}");
+    }
+    if ct.ctevents != 0 {
+        let _ = write!(out, " {pre}ctevents {}", events(ct.ctevents));
+    }
+    if ct.expevents != 0 {
+        let _ = write!(out, " {pre}expevents new");
+    }
+    if let Some(z) = ct.zone.filter(|z| *z != 0) {
+        let _ = write!(out, " {pre}zone {z}");
+    }
+}
+
+/// The NFLOG target's options after the prefix (which the printers quote
+/// differently).
+pub(super) fn nflog_options(out: &mut String, n: &NflogTarget, pre: &str) {
+    if n.group != 0 {
+        let _ = write!(out, " {pre}nflog-group {}", n.group);
+    }
+    match n.len {
+        Some((l, true)) => {
+            let _ = write!(out, " {pre}nflog-size {l}");
+        }
+        Some((l, false)) if l != 0 => {
+            let _ = write!(out, " {pre}nflog-range {l}");
+        }
+        _ => {}
+    }
+    if n.threshold != 1 {
+        let _ = write!(out, " {pre}nflog-threshold {}", n.threshold);
+    }
+}
+
+/// The NAT targets' flags.
+pub(super) fn nat_flags(out: &mut String, f: &NatFlags, pre: &str) {
+    for (on, name) in [
+        (f.random, "random"),
+        (f.random_fully, "random-fully"),
+        (f.persistent, "persistent"),
+    ] {
+        if on {
+            let _ = write!(out, " {pre}{name}");
+        }
+    }
+}
+
+/// The LOG target's flags (`pre` is `--log-` for save).
+pub(super) fn log_flags(out: &mut String, flags: u8, pre: &str) {
+    for (bit, name) in [
+        (1, "tcp-sequence"),
+        (2, "tcp-options"),
+        (4, "ip-options"),
+        (8, "uid"),
+    ] {
+        if flags & bit != 0 {
+            let _ = write!(out, " {pre}{name}");
+        }
+    }
+}
+
+/// The words one printer uses for `-m recent`'s options.
+pub(super) struct RecentWords {
+    /// `--set`, `--rcheck`, `--update`, `--remove` (each with its blank).
+    pub(super) cmds: [&'static str; 4],
+    pub(super) seconds: &'static str,
+    pub(super) reap: &'static str,
+    pub(super) hit_count: &'static str,
+    pub(super) rttl: &'static str,
+}
+
+/// `-m recent`'s command, then the options that differ from their
+/// defaults; the list name, mask and side follow in each printer's order.
+pub(super) fn recent_options(out: &mut String, r: &RecentMatch, w: &RecentWords) {
+    out.push_str(match r.cmd {
+        RecentCmd::Set => w.cmds[0],
+        RecentCmd::Rcheck => w.cmds[1],
+        RecentCmd::Update => w.cmds[2],
+        RecentCmd::Remove => w.cmds[3],
+    });
+    if r.seconds != 0 {
+        let _ = write!(out, "{}{}", w.seconds, r.seconds);
+    }
+    if r.reap {
+        out.push_str(w.reap);
+    }
+    if r.hit_count != 0 {
+        let _ = write!(out, "{}{}", w.hit_count, r.hit_count);
+    }
+    if r.rttl {
+        out.push_str(w.rttl);
+    }
+}
