@@ -25,12 +25,14 @@ use super::{DropReason, Emit, IfIndex, PacketCtx, Processor, Verdict};
 use crate::clock::Timestamp;
 use crate::conntrack::defrag::{self, Defrag, DefragConfig, DefragOutcome};
 use crate::conntrack::{
-    self, ClashKind, ConfirmError, ConnRef, ConnTable, ConntrackConfig, CtState as Cs, Dir,
-    NewConn, Status, Tracked, Tuple,
+    self, ClashKind, ConfirmError, ConnRef, ConnTable, ConntrackConfig, CtState, Dir, NewConn,
+    Status, Tracked, Tuple,
 };
 use crate::nat::{self, Manip, NatRange, Rng};
 use crate::route::{RouteResult, RouteTable};
-use crate::ruleset::{AddrTypes, CtState, Hook, LogTarget, RejectWith, Ruleset, TableKind, Target};
+use crate::ruleset::{
+    AddrTypes, CtStateSet, Hook, LogTarget, RejectWith, Ruleset, TableKind, Target,
+};
 use crate::wire::vnet::VnetHdr;
 use crate::wire::{build, checksum, icmp};
 use std::net::Ipv4Addr;
@@ -366,7 +368,7 @@ enum Conn<'a> {
     New(NewConn),
     Known {
         conn: ConnRef<'a>,
-        state: Cs,
+        state: CtState,
     },
     Related(ConnRef<'a>),
 }
@@ -387,29 +389,29 @@ fn pack(t: &Tuple) -> (u32, u32, u16, u16) {
 fn nat_bits(s: Status) -> u16 {
     let mut b = 0;
     if s.src_nat() {
-        b |= CtState::SNAT.0;
+        b |= CtStateSet::SNAT.0;
     }
     if s.dst_nat() {
-        b |= CtState::DNAT.0;
+        b |= CtStateSet::DNAT.0;
     }
     b
 }
 
-fn cs_bits(state: Cs) -> CtState {
+fn cs_bits(state: CtState) -> CtStateSet {
     match state {
-        Cs::New => CtState::NEW,
-        Cs::Established => CtState::ESTABLISHED,
-        Cs::Related => CtState::RELATED,
-        Cs::Invalid => CtState::INVALID,
-        Cs::Untracked => CtState::UNTRACKED,
+        CtState::New => CtStateSet::NEW,
+        CtState::Established => CtStateSet::ESTABLISHED,
+        CtState::Related => CtStateSet::RELATED,
+        CtState::Invalid => CtStateSet::INVALID,
+        CtState::Untracked => CtStateSet::UNTRACKED,
     }
 }
 
-fn known_info(conn: &ConnRef<'_>, state: Cs, now: Timestamp) -> CtInfo {
+fn known_info(conn: &ConnRef<'_>, state: CtState, now: Timestamp) -> CtInfo {
     let st = cs_bits(state);
     let status = conn.status();
     CtInfo {
-        state: CtState(st.0 | nat_bits(status)),
+        state: CtStateSet(st.0 | nat_bits(status)),
         status: status.0,
         proto: conn.orig().proto,
         orig: pack(&conn.orig()),
@@ -422,25 +424,25 @@ fn known_info(conn: &ConnRef<'_>, state: Cs, now: Timestamp) -> CtInfo {
 impl Conn<'_> {
     /// The state bits rules test (`--ctstate`, `--state`), without the
     /// tuples; `None` for no connection (INVALID).
-    fn state_bits(&self) -> Option<CtState> {
+    fn state_bits(&self) -> Option<CtStateSet> {
         Some(match self {
-            Conn::None { untracked: true } => CtState::UNTRACKED,
+            Conn::None { untracked: true } => CtStateSet::UNTRACKED,
             Conn::None { untracked: false } => return None,
-            Conn::New(nc) => CtState(CtState::NEW.0 | nat_bits(nc.status)),
-            Conn::Known { conn, state } => CtState(cs_bits(*state).0 | nat_bits(conn.status())),
-            Conn::Related(conn) => CtState(CtState::RELATED.0 | nat_bits(conn.status())),
+            Conn::New(nc) => CtStateSet(CtStateSet::NEW.0 | nat_bits(nc.status)),
+            Conn::Known { conn, state } => CtStateSet(cs_bits(*state).0 | nat_bits(conn.status())),
+            Conn::Related(conn) => CtStateSet(CtStateSet::RELATED.0 | nat_bits(conn.status())),
         })
     }
 
     fn info(&self, now: Timestamp) -> Option<CtInfo> {
         match self {
             Conn::None { untracked: true } => Some(CtInfo {
-                state: CtState::UNTRACKED,
+                state: CtStateSet::UNTRACKED,
                 ..CtInfo::default()
             }),
             Conn::None { untracked: false } => None,
             Conn::New(nc) => Some(CtInfo {
-                state: CtState(CtState::NEW.0 | nat_bits(nc.status)),
+                state: CtStateSet(CtStateSet::NEW.0 | nat_bits(nc.status)),
                 status: nc.status.0,
                 proto: nc.orig.proto,
                 orig: pack(&nc.orig),
@@ -449,7 +451,7 @@ impl Conn<'_> {
                 expires: 0,
             }),
             Conn::Known { conn, state } => Some(known_info(conn, *state, now)),
-            Conn::Related(conn) => Some(known_info(conn, Cs::Related, now)),
+            Conn::Related(conn) => Some(known_info(conn, CtState::Related, now)),
         }
     }
 
@@ -1031,7 +1033,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
                 }
                 flow.set_conn(Conn::Known {
                     conn: c.conn,
-                    state: Cs::New,
+                    state: CtState::New,
                 });
                 Ok(())
             }

@@ -10,7 +10,7 @@
 use super::compile::{CChain, CRule, CTarget, CompiledRuleset, KeyKind, RunKey, NO_RUN};
 use crate::clock::Timestamp;
 use crate::ruleset::{
-    AddrTypes, ConnmarkTarget, ConntrackMatch, CtState, Hook, Match, MultiportKind, Policy,
+    AddrTypes, ConnmarkTarget, ConntrackMatch, CtStateSet, Hook, Match, MultiportKind, Policy,
     RecentCmd, RecentMatch, RejectWith, StatisticMode, TableKind, Target, TtlOp,
 };
 use std::collections::HashMap;
@@ -20,7 +20,7 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CtInfo {
     /// INVALID / NEW / ESTABLISHED / RELATED / UNTRACKED, plus SNAT / DNAT.
-    pub state: CtState,
+    pub state: CtStateSet,
     /// IPS_* bits.
     pub status: u32,
     pub proto: u8,
@@ -35,9 +35,9 @@ pub struct CtInfo {
 /// The packet's [`CtInfo`], computed on first use: most walks never look
 /// at the connection, and reading its tuples costs a dozen atomic loads.
 pub struct LazyCt<'a> {
-    state: std::cell::OnceCell<Option<CtState>>,
+    state: std::cell::OnceCell<Option<CtStateSet>>,
     full: std::cell::OnceCell<Option<CtInfo>>,
-    make_state: &'a dyn Fn() -> Option<CtState>,
+    make_state: &'a dyn Fn() -> Option<CtStateSet>,
     make_full: &'a dyn Fn() -> Option<CtInfo>,
 }
 
@@ -45,7 +45,7 @@ impl<'a> LazyCt<'a> {
     /// `make_state` gives the state bits alone (a `--ctstate` test needs
     /// no tuples); `make_full` everything. `None`: no connection (INVALID).
     pub fn new(
-        make_state: &'a dyn Fn() -> Option<CtState>,
+        make_state: &'a dyn Fn() -> Option<CtStateSet>,
         make_full: &'a dyn Fn() -> Option<CtInfo>,
     ) -> Self {
         LazyCt {
@@ -58,7 +58,10 @@ impl<'a> LazyCt<'a> {
 
     /// The state bits known (they cost one load: computed up front, no
     /// call through `dyn` per `--ctstate` test), the rest on first use.
-    pub fn with_state(state: Option<CtState>, make_full: &'a dyn Fn() -> Option<CtInfo>) -> Self {
+    pub fn with_state(
+        state: Option<CtStateSet>,
+        make_full: &'a dyn Fn() -> Option<CtInfo>,
+    ) -> Self {
         let cell = std::cell::OnceCell::new();
         let _ = cell.set(state);
         LazyCt {
@@ -87,7 +90,7 @@ impl<'a> LazyCt<'a> {
         self.full.get_or_init(|| (self.make_full)()).as_ref()
     }
 
-    pub fn state(&self) -> Option<CtState> {
+    pub fn state(&self) -> Option<CtStateSet> {
         if let Some(Some(full)) = self.full.get() {
             return Some(full.state);
         }
@@ -711,15 +714,15 @@ impl<'e> Walk<'e> {
 }
 
 /// The state bits of xt_conntrack / xt_state for the packet's connection.
-fn state_bits(state: Option<CtState>, with_nat: bool) -> CtState {
+fn state_bits(state: Option<CtStateSet>, with_nat: bool) -> CtStateSet {
     match state {
-        None => CtState::INVALID,
+        None => CtStateSet::INVALID,
         Some(st) => {
             let mut s = st.0;
             if !with_nat {
-                s &= !(CtState::SNAT.0 | CtState::DNAT.0);
+                s &= !(CtStateSet::SNAT.0 | CtStateSet::DNAT.0);
             }
-            CtState(s)
+            CtStateSet(s)
         }
     }
 }
@@ -747,7 +750,9 @@ fn conntrack_match(c: &ConntrackMatch, lazy: &LazyCt<'_>) -> bool {
     }
     // Every other option needs a tracked connection (xt_conntrack returns
     // false without one, whatever the inversion).
-    let tracked = lazy.get().filter(|c| !c.state.contains(CtState::UNTRACKED));
+    let tracked = lazy
+        .get()
+        .filter(|c| !c.state.contains(CtStateSet::UNTRACKED));
     let Some(ct) = tracked else {
         return false;
     };

@@ -5,36 +5,38 @@
 
 use super::{AddrMask, Range16};
 
-/// Connection tracking states (`--ctstate`, `--state`), bit values as the
-/// kernel's `XT_CONNTRACK_STATE_BIT` (plus SNAT/DNAT/UNTRACKED).
+/// A set of connection tracking states, as `--ctstate` and `--state` name
+/// them: bit values as the kernel's `XT_CONNTRACK_STATE_BIT` (plus
+/// SNAT/DNAT/UNTRACKED). The state of one connection is
+/// `conntrack::CtState`; the pipeline maps one to the other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub struct CtState(pub u16);
+pub struct CtStateSet(pub u16);
 
-impl CtState {
-    pub const INVALID: CtState = CtState(1 << 0);
-    pub const ESTABLISHED: CtState = CtState(1 << 1);
-    pub const RELATED: CtState = CtState(1 << 2);
-    pub const NEW: CtState = CtState(1 << 3);
-    pub const UNTRACKED: CtState = CtState(1 << 8);
-    pub const SNAT: CtState = CtState(1 << 9);
-    pub const DNAT: CtState = CtState(1 << 10);
+impl CtStateSet {
+    pub const INVALID: CtStateSet = CtStateSet(1 << 0);
+    pub const ESTABLISHED: CtStateSet = CtStateSet(1 << 1);
+    pub const RELATED: CtStateSet = CtStateSet(1 << 2);
+    pub const NEW: CtStateSet = CtStateSet(1 << 3);
+    pub const UNTRACKED: CtStateSet = CtStateSet(1 << 8);
+    pub const SNAT: CtStateSet = CtStateSet(1 << 9);
+    pub const DNAT: CtStateSet = CtStateSet(1 << 10);
 
     /// Names in the order iptables prints them.
-    pub const NAMES: [(CtState, &'static str); 7] = [
-        (CtState::INVALID, "INVALID"),
-        (CtState::NEW, "NEW"),
-        (CtState::RELATED, "RELATED"),
-        (CtState::ESTABLISHED, "ESTABLISHED"),
-        (CtState::UNTRACKED, "UNTRACKED"),
-        (CtState::SNAT, "SNAT"),
-        (CtState::DNAT, "DNAT"),
+    pub const NAMES: [(CtStateSet, &'static str); 7] = [
+        (CtStateSet::INVALID, "INVALID"),
+        (CtStateSet::NEW, "NEW"),
+        (CtStateSet::RELATED, "RELATED"),
+        (CtStateSet::ESTABLISHED, "ESTABLISHED"),
+        (CtStateSet::UNTRACKED, "UNTRACKED"),
+        (CtStateSet::SNAT, "SNAT"),
+        (CtStateSet::DNAT, "DNAT"),
     ];
 
-    pub fn contains(self, o: CtState) -> bool {
+    pub fn contains(self, o: CtStateSet) -> bool {
         self.0 & o.0 == o.0
     }
 
-    pub fn intersects(self, o: CtState) -> bool {
+    pub fn intersects(self, o: CtStateSet) -> bool {
         self.0 & o.0 != 0
     }
 }
@@ -72,7 +74,7 @@ pub type CtAddr = AddrMask;
 /// `-m conntrack`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConntrackMatch {
-    pub state: Option<(CtState, bool)>,
+    pub state: Option<(CtStateSet, bool)>,
     pub proto: Option<(u8, bool)>,
     pub orig_src: Option<CtAddr>,
     pub orig_dst: Option<CtAddr>,
@@ -194,7 +196,7 @@ pub enum Match {
     },
     Conntrack(Box<ConntrackMatch>),
     State {
-        states: CtState,
+        states: CtStateSet,
         invert: bool,
     },
     Comment(String),

@@ -44,7 +44,7 @@ mod validate;
 
 pub use hash::{FxHasher, NameHash, PreHashed, PreHashedHasher};
 pub use matches::{
-    AddrTypes, ConntrackMatch, CtAddr, CtState, CtStatus, MarkMask, Match, MultiportKind,
+    AddrTypes, ConntrackMatch, CtAddr, CtStateSet, CtStatus, MarkMask, Match, MultiportKind,
     RecentCmd, RecentMatch, StatisticMode, TtlOp,
 };
 pub use table::{Chain, ChainRef, Table, NO_RECENT};

@@ -39,8 +39,8 @@ pub(super) fn range<T: std::fmt::Display + PartialEq>(out: &mut String, lo: T, h
     }
 }
 
-pub(super) fn states(s: CtState) -> String {
-    let v: Vec<&str> = CtState::NAMES
+pub(super) fn states(s: CtStateSet) -> String {
+    let v: Vec<&str> = CtStateSet::NAMES
         .iter()
         .filter(|(b, _)| s.contains(*b))
         .map(|(_, n)| *n)

@@ -181,10 +181,10 @@ pub(super) fn parse_mark(option: &str, s: &str) -> R<(u32, Option<u32>)> {
     }
 }
 
-pub(super) fn parse_ctstates(option: &str, s: &str) -> R<CtState> {
-    let mut st = CtState(0);
+pub(super) fn parse_ctstates(option: &str, s: &str) -> R<CtStateSet> {
+    let mut st = CtStateSet(0);
     for w in s.split(',') {
-        match CtState::NAMES
+        match CtStateSet::NAMES
             .iter()
             .find(|(_, n)| n.eq_ignore_ascii_case(w))
         {

@@ -114,7 +114,7 @@ fn conntrack(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
 pub(super) const STATE: MatchExt = MatchExt {
     name: "state",
     new: || Match::State {
-        states: CtState(0),
+        states: CtStateSet(0),
         invert: false,
     },
     option: state,
