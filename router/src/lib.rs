@@ -14,6 +14,7 @@
 //! syntax         iptables / iptables-restore parser, iptables-save / -L printers
 //! wire           zero-copy packet views, checksums
 //! clock          the one time type the sans-IO core takes as an argument
+//! hash           the hashers of the crate's maps (tuples, addresses, names)
 //! ```
 
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod conntrack;
 pub mod control;
 pub mod dataplane;
+pub mod hash;
 pub mod nat;
 pub mod pipeline;
 pub mod route;

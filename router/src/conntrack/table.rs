@@ -31,11 +31,10 @@
 //!   that to 117 accounted (ct_bench) and 162-169 measured by the soak
 //!   (issue 6 target <= 200). Cost: hot lookups in a 1M table ~8 % slower
 //!   in ct_bench (27-24 M/s vs 29.5 M/s), still far below a packet's cost.
-//!   The hasher is a
-//!   keyed multiply-xorshift over the packed tuple (two `u64` words), with a
-//!   random key per table against collision flooding; std's SipHash made a
-//!   map lookup 10-30 % slower (`examples/ct_bench.rs`: 20-27 M gets/s vs
-//!   28-30 M/s for 1000 tuples, on this shared 2-core machine).
+//!   The hasher ([`TupleHasher`](crate::hash::TupleHasher), with the measurement
+//!   against SipHash) is a keyed multiply-xorshift over the packed tuple
+//!   (two `u64` words), with a random key per table against collision
+//!   flooding.
 //! - A lookup is: hash, shard read lock, probe, copy out a `u32`, unlock, then
 //!   atomic loads from the slot (a generation/live word guards against slot
 //!   reuse: the slot's tuple must still equal the key). No allocation.
@@ -70,6 +69,7 @@ use super::{
     ConntrackConfig, CtState, Dir, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
 };
 use crate::clock::Timestamp;
+use crate::hash::TupleHashBuilder;
 use dashmap::DashMap;
 use hashbrown::HashTable;
 use std::collections::VecDeque;
@@ -91,57 +91,6 @@ const BUSY: u32 = 2;
 const GEN_SHIFT: u32 = 2;
 /// Slots examined by early drop (the kernel looks at 8 buckets' chains).
 pub const EARLY_DROP_SCAN: usize = 64;
-
-/// Keyed hasher for tuples: multiply-xorshift (64-bit) over the two words
-/// written by `Tuple::hash`, finished with the murmur3 fmix64 avalanche.
-#[derive(Clone, Copy)]
-pub struct TupleHasher {
-    h: u64,
-}
-
-impl Hasher for TupleHasher {
-    fn finish(&self) -> u64 {
-        let mut x = self.h;
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        x ^ (x >> 33)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(*b as u64);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.h = (self.h ^ v)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(29);
-    }
-}
-
-/// Builds [`TupleHasher`]s with a per-table random key.
-#[derive(Clone, Copy)]
-pub struct TupleHashBuilder {
-    key: u64,
-}
-
-impl TupleHashBuilder {
-    pub fn random() -> Self {
-        let k = std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64);
-        TupleHashBuilder { key: k | 1 }
-    }
-    pub fn with_key(key: u64) -> Self {
-        TupleHashBuilder { key }
-    }
-}
-
-impl BuildHasher for TupleHashBuilder {
-    type Hasher = TupleHasher;
-    fn build_hasher(&self) -> TupleHasher {
-        TupleHasher { h: self.key }
-    }
-}
 
 /// One connection; every field is an atomic so workers read without locks.
 /// Only atomics, whose zero is their default: a chunk of free slots is given
@@ -958,7 +907,10 @@ impl ConnTable {
             (cfg.event_queue > 0).then(|| Mutex::new(VecDeque::with_capacity(cfg.event_queue)));
         ConnTable {
             map: SlotIndex::new(shards),
-            hints: HintTable::new(capacity, hasher.key.rotate_left(17) ^ 0x6a09_e667_f3bc_c909),
+            hints: HintTable::new(
+                capacity,
+                hasher.key().rotate_left(17) ^ 0x6a09_e667_f3bc_c909,
+            ),
             bysrc: DashMap::with_hasher_and_shard_amount(hasher, shards),
             chunks: chunks.into_boxed_slice(),
             capacity: capacity as u32,
