@@ -43,6 +43,8 @@
 #![forbid(unsafe_code)]
 
 pub mod defrag;
+mod index;
+pub(crate) mod slab;
 pub mod table;
 pub mod tcp;
 #[cfg(test)]

@@ -64,6 +64,8 @@
 //! never dropped for a clash; its counters are added to the winner.
 #![forbid(unsafe_code)]
 
+use super::index::{dir_of, HintTable, SlotIndex, SrcKey, SHRINK_MIN};
+use super::slab::{Slab, Slot, BUSY, GEN_SHIFT, LIVE};
 use super::tcp::{self, TcpBits, TcpState, TcpVerdict};
 use super::{
     ConntrackConfig, CtState, Dir, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
@@ -71,63 +73,15 @@ use super::{
 use crate::clock::Timestamp;
 use crate::hash::TupleHashBuilder;
 use dashmap::DashMap;
-use hashbrown::HashTable;
 use std::collections::VecDeque;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
-use std::sync::{Mutex, OnceLock, RwLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
-/// Slots per slab chunk. Not 4096: mimalloc serves a large 8-aligned
-/// allocation from `size + 7` bytes, so a chunk of exactly 512 KiB (4096
-/// 128-byte slots) lands in the next size class and costs 24 % more RSS
-/// (measured: 1.241 x the chunk bytes at 1M entries, 1.013 with 4095).
-const CHUNK: usize = 4095;
-/// `Slot::gen_live` bits: live, busy (being confirmed: visible to lookups,
-/// not yet killable), generation above.
-const LIVE: u32 = 1;
-const BUSY: u32 = 2;
-const GEN_SHIFT: u32 = 2;
 /// Slots examined by early drop (the kernel looks at 8 buckets' chains).
 pub const EARLY_DROP_SCAN: usize = 64;
-
-/// One connection; every field is an atomic so workers read without locks.
-/// Only atomics, whose zero is their default: a chunk of free slots is given
-/// back to the kernel by `dataplane::mem::discard` (it implements
-/// `ZeroableAtomics` for this type) and reads back as zero.
-#[derive(Default)]
-pub(crate) struct Slot {
-    /// `generation << GEN_SHIFT | BUSY? | LIVE?`.
-    gen_live: AtomicU32,
-    /// ORIGINAL tuple (two words), REPLY tuple (two words); see `Tuple::pack`.
-    tuples: [AtomicU64; 4],
-    status: AtomicU32,
-    /// TCP: `TcpBits`, whose `tcp::LOCKED` bit serializes updates of it and
-    /// of `tcp_win` (the kernel's `ct->lock`). UDP: millisecond (of
-    /// `Timestamp`, wrapping) after which a replied flow counts as a stream
-    /// (the kernel's `stream_ts`, creation + 2 s).
-    proto: AtomicU32,
-    /// TCP window tracking, `tcp::Window::to_words` (36 bytes: the slot
-    /// grows from 96 to 128).
-    tcp_win: [AtomicU32; tcp::Window::WORDS],
-    /// Expiry deadline, `Timestamp` nanoseconds.
-    deadline: AtomicU64,
-    mark: AtomicU32,
-    id: AtomicU32,
-    packets: [AtomicU64; 2],
-    bytes: [AtomicU64; 2],
-}
-
-impl Slot {
-    fn tuple(&self, d: Dir) -> Tuple {
-        let i = d.index() * 2;
-        Tuple::unpack(
-            self.tuples[i].load(Relaxed),
-            self.tuples[i + 1].load(Relaxed),
-        )
-    }
-}
 
 /// A connection not yet in the table (netfilter's unconfirmed conntrack):
 /// built for the first packet, NATed by the nat table, inserted by
@@ -353,242 +307,20 @@ enum KillReason {
     Reopen,
 }
 
-/// The direction an index value (`slot << 1 | direction`) stands for.
-#[inline]
-fn dir_of(v: u32) -> Dir {
-    if v & 1 == 0 {
-        Dir::Original
-    } else {
-        Dir::Reply
-    }
-}
-
-/// Key of the by-source index: original source address, port, protocol.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct SrcKey(u64);
-
-impl SrcKey {
-    fn of(t: &Tuple) -> SrcKey {
-        SrcKey((u32::from(t.src) as u64) << 32 | (t.sport as u64) << 8 | t.proto as u64)
-    }
-}
-
-impl std::hash::Hash for SrcKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0);
-    }
-}
-
-/// The tuple index: shards of `hashbrown::HashTable<u32>` behind `RwLock`s.
-/// A bucket is the value `slot << 1 | direction` and one control byte (5
-/// bytes, against 21 for a map that stores the 16-byte tuple as key); the key
-/// is compared and rehashed by reading the slot's tuple. That is sound
-/// because a slot's tuples are written before its index entries are inserted
-/// and the slot is freed only after they are removed, both under the shard's
-/// write lock; a reader holding the read lock therefore sees stable tuples.
-/// Shard = hash bits 32.., independent of hashbrown's bucket (low) and tag
-/// (top 7) bits.
-struct SlotIndex {
-    shards: Box<[Shard]>,
-    mask: usize,
-}
-
-/// Index shards at or below this capacity are never shrunk (a few KiB each:
-/// not worth a rehash).
-const SHRINK_MIN: usize = 1024;
-
-/// One shard on its own cache lines (two, for the adjacent-line
-/// prefetcher): workers taking read locks on neighbouring shards must not
-/// bounce a shared line (dashmap pads its shards the same way).
-#[repr(align(128))]
-struct Shard(RwLock<HashTable<u32>>);
-
-impl SlotIndex {
-    fn new(shards: usize) -> SlotIndex {
-        let n = shards.next_power_of_two();
-        SlotIndex {
-            shards: (0..n)
-                .map(|_| Shard(RwLock::new(HashTable::new())))
-                .collect(),
-            mask: n - 1,
-        }
-    }
-
-    fn shard(&self, h: u64) -> &RwLock<HashTable<u32>> {
-        &self.shards[(h >> 32) as usize & self.mask].0
-    }
-
-    fn capacity(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.0.read().unwrap_or_else(|e| e.into_inner()).capacity())
-            .sum()
-    }
-
-    /// Gives back the memory of shards that are mostly empty: a shard whose
-    /// capacity exceeds [`SHRINK_MIN`] and is more than four times its
-    /// entries is rehashed to twice its entries, under its write lock
-    /// (`rehash` reads a value's key, as every insert does). The factor 4
-    /// against 2 is the hysteresis: a shrunk shard must double before it
-    /// grows again, and must lose half before it shrinks again. Returns
-    /// the buckets' capacity released.
-    fn shrink_idle(&self, rehash: impl Fn(&u32) -> u64) -> usize {
-        let mut released = 0;
-        for s in self.shards.iter() {
-            let (len, cap) = {
-                let g = s.0.read().unwrap_or_else(|e| e.into_inner());
-                (g.len(), g.capacity())
-            };
-            if cap <= SHRINK_MIN || len.saturating_mul(4) >= cap {
-                continue;
-            }
-            let mut g = s.0.write().unwrap_or_else(|e| e.into_inner());
-            let before = g.capacity();
-            let len = g.len();
-            if len.saturating_mul(4) < before {
-                g.shrink_to(len * 2, &rehash);
-                released += before.saturating_sub(g.capacity());
-            }
-        }
-        released
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.0.read().unwrap_or_else(|e| e.into_inner()).len())
-            .sum()
-    }
-}
-
-/// Freed slots. A chunk whose slots are all free is taken out of the list
-/// and its memory given back to the kernel (`discard_free_chunks`, at the
-/// end of a sweep pass); it is reused, lowest first, before the slab grows.
-struct FreeList {
-    /// Freed slots, reused oldest first (FIFO) so a slot that was just
-    /// freed is the last to be handed out again: a worker still holding a
-    /// handle to its previous tenant finds it dead, not reused.
-    fifo: VecDeque<u32>,
-    /// Slots of each chunk in `fifo` (CHUNK: the whole chunk is free).
-    in_fifo: Vec<u32>,
-    /// Chunks given back: their slots are in no list and read as zero.
-    discarded: Vec<bool>,
-    /// Per chunk, the generation its slots restart from when a discarded
-    /// chunk is reused: above every generation they had, so a stale handle
-    /// never matches a new tenant.
-    gen_base: Vec<u32>,
-}
-
-impl FreeList {
-    fn new(nchunks: usize) -> FreeList {
-        FreeList {
-            fifo: VecDeque::new(),
-            in_fifo: vec![0; nchunks],
-            discarded: vec![false; nchunks],
-            gen_base: vec![0; nchunks],
-        }
-    }
-
-    fn push(&mut self, idx: u32) {
-        self.fifo.push_back(idx);
-        self.in_fifo[idx as usize / CHUNK] += 1;
-    }
-
-    fn pop(&mut self) -> Option<u32> {
-        let idx = self.fifo.pop_front()?;
-        self.in_fifo[idx as usize / CHUNK] -= 1;
-        Some(idx)
-    }
-}
-
-/// A direct-mapped table of hints in front of the index: the word at
-/// `hash & mask` is `tag << 32 | VALID | slot << 1 | direction`, written
-/// (relaxed, no lock) when an index lookup finds a live entry, `tag` being
-/// 32 bits of the hint hash. The hint hash is cheaper than the index's
-/// (two independent multiplies of the keyed tuple words, against a chain of
-/// four and an avalanche): its position comes from the high bits of the
-/// products, which depend on every input bit, and a collision (crafted or
-/// not) only costs the index lookup the packet would have made anyway.
-/// A hint is never trusted: [`ConnTable::lookup`]
-/// reads the slot it names as a seqlock (generation word, tuple, fence,
-/// generation word again) and takes it only when the slot is live, not
-/// BUSY, and holds the key, unchanged in between. Such a slot is exactly
-/// what the index would give: its index entries are inserted before BUSY
-/// is cleared and removed only after the live bit is. So a stale, torn or foreign hint costs a miss (the locked
-/// index lookup), never a wrong entry; and a hit costs no lock and no
-/// atomic read-modify-write (the shard read lock was ~11 % of an
-/// established packet's cost). Size: the table's capacity rounded up to a
-/// power of two, at most 2^16 words (512 KiB).
-struct HintTable {
-    words: Box<[AtomicU64]>,
-    /// log2 of the number of words.
-    bits: u32,
-    key: u64,
-}
-
-/// Marks a used hint word (slot << 1 | direction stays below 2^31).
-const HINT_VALID: u64 = 1 << 31;
-const HINTS_MAX: usize = 1 << 16;
-
-impl HintTable {
-    fn new(capacity: usize, key: u64) -> HintTable {
-        let n = capacity.next_power_of_two().clamp(64, HINTS_MAX);
-        HintTable {
-            words: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            bits: n.trailing_zeros(),
-            key,
-        }
-    }
-
-    /// The hint hash of a packed tuple.
-    #[inline]
-    fn hash(&self, (a, b): (u64, u64)) -> u64 {
-        (a ^ self.key).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            ^ (b ^ self.key.rotate_left(32)).wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
-    }
-
-    /// Word position (high bits) and tag (32 middle bits) of hint hash `h`.
-    #[inline]
-    fn split(&self, h: u64) -> (usize, u64) {
-        ((h >> (64 - self.bits)) as usize, (h >> 16) & 0xffff_ffff)
-    }
-
-    /// The index value hinted for hint hash `h`, if the word carries its tag.
-    #[inline]
-    fn get(&self, h: u64) -> Option<u32> {
-        let (at, tag) = self.split(h);
-        let w = self.words.get(at)?.load(Relaxed);
-        (w >> 32 == tag && w & HINT_VALID != 0).then_some(w as u32 & !(HINT_VALID as u32))
-    }
-
-    #[inline]
-    fn set(&self, h: u64, v: u32) {
-        let (at, tag) = self.split(h);
-        if let Some(word) = self.words.get(at) {
-            word.store(tag << 32 | HINT_VALID | v as u64, Relaxed);
-        }
-    }
-}
-
 /// The shared connection table.
 pub struct ConnTable {
     cfg: ConntrackConfig,
     /// Both tuples of every entry -> `slot << 1 | direction`, sharded by
     /// hash. The buckets hold only the `u32`; the key is read from the slot
     /// (see [`SlotIndex`]).
-    map: SlotIndex,
+    pub(super) map: SlotIndex,
     /// Lock-free front of `map` for lookups (see [`ConnTable::lookup`]).
     hints: HintTable,
     /// Source-NATed connections by original source (address, port, proto):
     /// the kernel's `nf_nat_bysource`, for `find_appropriate_src`.
     bysrc: DashMap<SrcKey, u32, TupleHashBuilder>,
-    chunks: Box<[OnceLock<Box<[Slot]>>]>,
-    capacity: u32,
-    /// Slots ever handed out (bump allocator high-water mark).
-    high: AtomicU32,
-    /// Freed slots, and the chunks whose memory was given back.
-    free: Mutex<FreeList>,
+    /// The entries' slots, and the free list.
+    pub(super) slab: Slab,
     count: AtomicUsize,
     next_id: AtomicU32,
     gc_cursor: AtomicUsize,
@@ -627,7 +359,7 @@ impl fmt::Debug for ConnTable {
 #[derive(Clone, Copy)]
 pub struct ConnRef<'a> {
     table: &'a ConnTable,
-    /// `table.slot(idx)`, resolved once (a chunk lookup and a `OnceLock`
+    /// `table.slab.get(idx)`, resolved once (a chunk lookup and a `OnceLock`
     /// check per field read otherwise).
     slot: &'a Slot,
     idx: u32,
@@ -650,7 +382,7 @@ impl<'a> ConnRef<'a> {
     fn slot(&self) -> &'a Slot {
         self.slot
     }
-    fn alive(&self) -> bool {
+    pub(super) fn alive(&self) -> bool {
         self.slot().gen_live.load(Acquire) & !BUSY == self.gen << GEN_SHIFT | LIVE
     }
     /// Direction of the packet that found this entry.
@@ -898,8 +630,6 @@ impl ConnTable {
     /// A table with a fixed hash key (deterministic tests).
     pub fn with_hasher(cfg: ConntrackConfig, hasher: TupleHashBuilder) -> ConnTable {
         let capacity = cfg.max_entries.clamp(1, (u32::MAX >> 2) as usize);
-        let nchunks = capacity.div_ceil(CHUNK);
-        let chunks: Vec<OnceLock<Box<[Slot]>>> = (0..nchunks).map(|_| OnceLock::new()).collect();
         let shards = (std::thread::available_parallelism().map_or(4, |n| n.get()) * 16)
             .next_power_of_two()
             .max(16);
@@ -912,10 +642,7 @@ impl ConnTable {
                 hasher.key().rotate_left(17) ^ 0x6a09_e667_f3bc_c909,
             ),
             bysrc: DashMap::with_hasher_and_shard_amount(hasher, shards),
-            chunks: chunks.into_boxed_slice(),
-            capacity: capacity as u32,
-            high: AtomicU32::new(0),
-            free: Mutex::new(FreeList::new(nchunks)),
+            slab: Slab::new(capacity),
             count: AtomicUsize::new(0),
             next_id: AtomicU32::new(1),
             gc_cursor: AtomicUsize::new(0),
@@ -956,38 +683,23 @@ impl ConnTable {
         }
     }
 
-    fn slot(&self, idx: u32) -> &Slot {
-        let i = idx as usize;
-        let chunk = self.chunks[i / CHUNK].get_or_init(|| {
-            (0..CHUNK)
-                .map(|_| Slot::default())
-                .collect::<Vec<_>>()
-                .into_boxed_slice()
-        });
-        &chunk[i % CHUNK]
-    }
-
     /// Bytes the table has allocated (slab chunks touched so far, the hash
     /// map's buckets, the free list): an accounting, not a measurement; see
     /// `examples/ct_bench.rs` for the RSS figure.
     pub fn memory_usage(&self) -> usize {
-        let free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        let discarded = free.discarded.iter().filter(|&&d| d).count();
-        let free = free.fifo.capacity() * 4;
-        let chunks = self.chunks.iter().filter(|c| c.get().is_some()).count();
-        let slab = (chunks - discarded) * CHUNK * std::mem::size_of::<Slot>();
+        let slab = self.slab.memory_usage();
         // hashbrown: capacity = 7/8 of the (power of two) buckets; each bucket
         // is one (key, value) pair plus one control byte.
         let buckets = self.map.capacity() * 8 / 7;
         let map = buckets * (std::mem::size_of::<u32>() + 1);
         let bysrc = self.bysrc.capacity() * 8 / 7 * (std::mem::size_of::<(SrcKey, u32)>() + 1);
-        let hints = self.hints.words.len() * std::mem::size_of::<AtomicU64>();
-        slab + map + bysrc + free + hints + std::mem::size_of::<Self>()
+        let hints = self.hints.memory_usage();
+        slab + map + bysrc + hints + std::mem::size_of::<Self>()
     }
 
     /// The tuple an index value stands for (`slot << 1 | direction`).
     fn key_of(&self, v: u32) -> Tuple {
-        self.slot(v >> 1).tuple(dir_of(v))
+        self.slab.get(v >> 1).tuple(dir_of(v))
     }
 
     /// The index alone (no hints), for the invariant checks.
@@ -1039,7 +751,7 @@ impl ConnTable {
                     *shard.find(h, |&v| self.key_of(v) == *t)?
                 };
                 let (idx, dir) = (v >> 1, dir_of(v));
-                let s = self.slot(idx);
+                let s = self.slab.get(idx);
                 let gl = s.gen_live.load(Acquire);
                 if gl & LIVE == 0 || s.tuple(dir) != *t {
                     return None;
@@ -1072,7 +784,7 @@ impl ConnTable {
     fn hinted(&self, h: u64, packed: (u64, u64)) -> Option<(&Slot, u32, Dir, u32)> {
         let v = self.hints.get(h)?;
         let (idx, dir) = (v >> 1, dir_of(v));
-        let s = self.slot(idx);
+        let s = self.slab.get(idx);
         let gl = s.gen_live.load(Acquire);
         // BUSY: being confirmed, maybe not in the index yet (or a clash
         // loser about to be freed): only the index decides.
@@ -1130,7 +842,7 @@ impl ConnTable {
         now: Timestamp,
     ) -> Option<(std::net::Ipv4Addr, u16)> {
         let idx = *self.bysrc.get(&SrcKey::of(orig))?;
-        let s = self.slot(idx);
+        let s = self.slab.get(idx);
         let gl = s.gen_live.load(Acquire);
         let o = s.tuple(Dir::Original);
         if gl & LIVE == 0 || s.deadline.load(Relaxed) <= now.0 || SrcKey::of(&o) != SrcKey::of(orig)
@@ -1208,47 +920,6 @@ impl ConnTable {
         }
     }
 
-    fn alloc_slot(&self) -> Option<u32> {
-        {
-            let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(i) = f.pop() {
-                return Some(i);
-            }
-            // Before the slab grows: the lowest chunk given back, if any.
-            if let Some(c) = f.discarded.iter().position(|&d| d) {
-                f.discarded[c] = false;
-                let base = f.gen_base[c];
-                let first = (c * CHUNK) as u32;
-                for idx in first..first + CHUNK as u32 {
-                    self.slot(idx).gen_live.store(base << GEN_SHIFT, Release);
-                    f.push(idx);
-                }
-                return f.pop();
-            }
-        }
-        let mut h = self.high.load(Relaxed);
-        loop {
-            if h >= self.capacity {
-                return None;
-            }
-            match self.high.compare_exchange_weak(h, h + 1, Relaxed, Relaxed) {
-                Ok(_) => return Some(h),
-                Err(x) => h = x,
-            }
-        }
-    }
-
-    fn free_slot(&self, idx: u32) {
-        let s = self.slot(idx);
-        let gl = s.gen_live.load(Relaxed);
-        s.gen_live
-            .store((gl >> GEN_SHIFT).wrapping_add(1) << GEN_SHIFT, Release);
-        self.free
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(idx);
-    }
-
     /// Inserts the connection (both tuples) at the end of POSTROUTING.
     /// A concurrent confirm of the same ORIGINAL tuple is resolved as
     /// described in the module doc; the packet is never lost to a clash.
@@ -1262,11 +933,11 @@ impl ConnTable {
             self.stats.insert_failed.fetch_add(1, Relaxed);
             return Err(ConfirmError::Full);
         }
-        let Some(idx) = self.alloc_slot() else {
+        let Some(idx) = self.slab.alloc() else {
             self.stats.insert_failed.fetch_add(1, Relaxed);
             return Err(ConfirmError::Full);
         };
-        let s = self.slot(idx);
+        let s = self.slab.get(idx);
         let (a, b) = nc.orig.pack();
         let (c, d) = nc.reply.pack();
         // Orders the generation bump that freed this slot (seen through the
@@ -1303,13 +974,13 @@ impl ConnTable {
             // Shard lock released; is the occupant alive?
             tries += 1;
             if let Some(c) = self.lookup(&nc.orig, now) {
-                self.free_slot(idx);
+                self.slab.release(idx);
                 return Ok(self.resolve_clash(c, nc));
             }
             // Stale key (entry dead or expired and killed by lookup): drop it.
             self.map_remove(&nc.orig, existing);
             if tries > 8 {
-                self.free_slot(idx);
+                self.slab.release(idx);
                 self.stats.insert_failed.fetch_add(1, Relaxed);
                 return Err(ConfirmError::ReplyTaken);
             }
@@ -1325,7 +996,7 @@ impl ConnTable {
                 tries += 1;
                 if self.lookup(&nc.reply, now).is_some() || tries > 8 {
                     self.map_remove(&nc.orig, idx << 1);
-                    self.free_slot(idx);
+                    self.slab.release(idx);
                     self.stats.insert_failed.fetch_add(1, Relaxed);
                     return Err(ConfirmError::ReplyTaken);
                 }
@@ -1370,14 +1041,14 @@ impl ConnTable {
 
     /// Evicts one expired or non-ASSURED entry near `t`'s hash position.
     fn early_drop(&self, t: &Tuple, now: Timestamp) -> bool {
-        let high = self.high.load(Relaxed) as usize;
+        let high = self.slab.high.load(Relaxed) as usize;
         if high == 0 {
             return false;
         }
         let start = (self.hasher.hash_one(t) as usize) % high;
         for k in 0..EARLY_DROP_SCAN.min(high) {
             let idx = ((start + k) % high) as u32;
-            let s = self.slot(idx);
+            let s = self.slab.get(idx);
             let gl = s.gen_live.load(Acquire);
             if gl & LIVE == 0 || gl & BUSY != 0 {
                 continue;
@@ -1399,7 +1070,7 @@ impl ConnTable {
 
     /// Removes entry `idx` of generation `gen`; false if someone else did.
     fn kill(&self, idx: u32, gen: u32, why: KillReason) -> bool {
-        let s = self.slot(idx);
+        let s = self.slab.get(idx);
         // Claim: live -> dying (generation kept, live bit cleared).
         if s.gen_live
             .compare_exchange(gen << GEN_SHIFT | LIVE, gen << GEN_SHIFT, AcqRel, Relaxed)
@@ -1431,17 +1102,14 @@ impl ConnTable {
         .fetch_add(1, Relaxed);
         self.count.fetch_sub(1, Relaxed);
         s.gen_live.store(gen.wrapping_add(1) << GEN_SHIFT, Release);
-        self.free
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(idx);
+        self.slab.push_free(idx);
         true
     }
 
     /// Incremental expiry: examines `budget` slots from a rotating cursor
     /// and removes the expired ones. Returns how many were removed.
     pub fn gc(&self, now: Timestamp, budget: usize) -> usize {
-        let high = self.high.load(Relaxed) as usize;
+        let high = self.slab.high.load(Relaxed) as usize;
         if high == 0 {
             return 0;
         }
@@ -1449,7 +1117,7 @@ impl ConnTable {
         let mut n = 0;
         for k in 0..budget.min(high) {
             let idx = ((start + k) % high) as u32;
-            let s = self.slot(idx);
+            let s = self.slab.get(idx);
             let gl = s.gen_live.load(Acquire);
             if gl & LIVE != 0
                 && s.deadline.load(Relaxed) <= now.0
@@ -1474,39 +1142,7 @@ impl ConnTable {
     /// the free-list lock, so no slot of it can be handed out meanwhile.
     /// Returns the bytes given back.
     pub fn discard_free_chunks(&self) -> usize {
-        let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        if !f.in_fifo.iter().any(|&n| n as usize == CHUNK) {
-            return 0;
-        }
-        let FreeList {
-            fifo,
-            in_fifo,
-            discarded,
-            gen_base,
-        } = &mut *f;
-        fifo.retain(|&i| in_fifo[i as usize / CHUNK] as usize != CHUNK);
-        let mut released = 0;
-        for c in 0..in_fifo.len() {
-            if in_fifo[c] as usize != CHUNK {
-                continue;
-            }
-            let Some(chunk) = self.chunks[c].get() else {
-                continue;
-            };
-            let top = chunk
-                .iter()
-                .map(|s| s.gen_live.load(Relaxed) >> GEN_SHIFT)
-                .max()
-                .unwrap_or(0);
-            gen_base[c] = top.max(gen_base[c]).wrapping_add(1) & (u32::MAX >> GEN_SHIFT);
-            in_fifo[c] = 0;
-            discarded[c] = true;
-            released += crate::dataplane::mem::discard(chunk);
-        }
-        if fifo.len() * 4 < fifo.capacity() {
-            fifo.shrink_to(fifo.len() * 2);
-        }
-        released
+        self.slab.discard_free_chunks()
     }
 
     /// Shrinks the index shards and the by-source map when they are mostly
@@ -1546,7 +1182,7 @@ impl ConnTable {
     }
 
     fn snapshot_slot(&self, idx: u32) -> ConnSnapshot {
-        self.snapshot_raw(self.slot(idx))
+        self.snapshot_raw(self.slab.get(idx))
     }
 
     /// Builds events only while [`subscribe_events`](Self::subscribe_events)
@@ -1599,9 +1235,9 @@ impl ConnTable {
 
     /// Calls `f` for every live, unexpired entry (for `conntrack -L`).
     pub fn for_each(&self, now: Timestamp, mut f: impl FnMut(&ConnSnapshot)) {
-        let high = self.high.load(Acquire);
+        let high = self.slab.high.load(Acquire);
         for idx in 0..high {
-            let s = self.slot(idx);
+            let s = self.slab.get(idx);
             if s.gen_live.load(Acquire) & (LIVE | BUSY) == LIVE && s.deadline.load(Relaxed) > now.0
             {
                 f(&self.snapshot_raw(s));
@@ -1620,10 +1256,10 @@ impl ConnTable {
     /// Deletes every entry for which `pred` holds (`conntrack -D` with
     /// filters); returns how many.
     pub fn delete_where(&self, mut pred: impl FnMut(&ConnSnapshot) -> bool) -> usize {
-        let high = self.high.load(Acquire);
+        let high = self.slab.high.load(Acquire);
         let mut n = 0;
         for idx in 0..high {
-            let s = self.slot(idx);
+            let s = self.slab.get(idx);
             let gl = s.gen_live.load(Acquire);
             if gl & (LIVE | BUSY) == LIVE
                 && pred(&self.snapshot_raw(s))
@@ -1640,31 +1276,12 @@ impl ConnTable {
     /// holds nothing else, free list + live == slots handed out, no slot twice.
     #[cfg(test)]
     pub(crate) fn check_invariants(&self) {
-        let high = self.high.load(Relaxed);
-        let f = self.free.lock().unwrap();
-        let mut seen = vec![false; high as usize];
-        for &i in &f.fifo {
-            assert!(!seen[i as usize], "slot {i} twice in the free list");
-            assert!(
-                !f.discarded[i as usize / CHUNK],
-                "slot {i} of a discarded chunk"
-            );
-            seen[i as usize] = true;
-        }
-        for (c, &n) in f.in_fifo.iter().enumerate() {
-            let listed = f.fifo.iter().filter(|&&i| i as usize / CHUNK == c).count();
-            assert_eq!(n as usize, listed, "chunk {c}'s free count");
-        }
-        for idx in 0..high {
-            if f.discarded[idx as usize / CHUNK] {
-                seen[idx as usize] = true;
-            }
-        }
-        drop(f);
+        let high = self.slab.high.load(Relaxed);
+        let seen = self.slab.check_free_list(high);
         let mut live = 0;
         let mut self_inverse = 0;
         for idx in 0..high {
-            let s = self.slot(idx);
+            let s = self.slab.get(idx);
             let gl = s.gen_live.load(Relaxed);
             assert_eq!(gl & BUSY, 0, "slot {idx} left busy");
             if gl & LIVE != 0 {
@@ -1684,7 +1301,7 @@ impl ConnTable {
         assert_eq!(live, self.len());
         assert_eq!(self.map.len(), 2 * live - self_inverse);
         for e in self.bysrc.iter() {
-            let s = self.slot(*e.value());
+            let s = self.slab.get(*e.value());
             assert!(
                 s.gen_live.load(Relaxed) & LIVE != 0,
                 "by-source entry of a dead slot"
@@ -1700,10 +1317,10 @@ impl ConnTable {
         mask: u32,
         mut pred: impl FnMut(&ConnSnapshot) -> bool,
     ) -> usize {
-        let high = self.high.load(Acquire);
+        let high = self.slab.high.load(Acquire);
         let mut n = 0;
         for idx in 0..high {
-            let s = self.slot(idx);
+            let s = self.slab.get(idx);
             let gl = s.gen_live.load(Acquire);
             if gl & (LIVE | BUSY) == LIVE && pred(&self.snapshot_raw(s)) {
                 let c = ConnRef {
@@ -1723,252 +1340,5 @@ impl ConnTable {
     /// Removes everything (`conntrack -F`).
     pub fn flush(&self) -> usize {
         self.delete_where(|_| true)
-    }
-}
-
-#[cfg(test)]
-mod shrink_tests {
-    use super::*;
-
-    fn tuple(i: u32, dport: u16) -> Tuple {
-        Tuple::new(
-            std::net::Ipv4Addr::from(0x0a00_0000 | i),
-            std::net::Ipv4Addr::new(172, 16, 0, 1),
-            PROTO_UDP,
-            1024,
-            dport,
-        )
-    }
-
-    /// Chunks given back to the kernel and not reused yet.
-    fn discarded_chunks(t: &ConnTable) -> usize {
-        t.free
-            .lock()
-            .unwrap()
-            .discarded
-            .iter()
-            .filter(|&&d| d)
-            .count()
-    }
-
-    /// Tracks and confirms a new UDP entry for `tuple` at `now`.
-    fn add(t: &ConnTable, tuple: Tuple, now: Timestamp) {
-        let nc = t
-            .new_conn(&tuple, &crate::conntrack::tcp::Segment::default(), 60, now)
-            .unwrap();
-        t.confirm(&nc, now).unwrap();
-    }
-
-    /// A mass expiry: the sweep pass after it gives back every slab chunk
-    /// whose slots are all free and shrinks the index back to a few small
-    /// shards, the table stays consistent, a refill reuses the discarded
-    /// chunks (the slab does not grow), a handle to a previous tenant stays
-    /// dead, and a full table is not shrunk (hysteresis).
-    #[test]
-    fn mass_expiry_gives_back_chunks_and_index_and_refill_reuses_them() {
-        const N: u32 = 20_000;
-        let t = ConnTable::new(ConntrackConfig {
-            max_entries: N as usize,
-            gc_budget: 0,
-            ..Default::default()
-        });
-        let now = Timestamp::from_secs(1);
-        for i in 0..N {
-            add(&t, tuple(i, 53), now);
-        }
-        let full_cap = t.map.capacity();
-        let full_mem = t.memory_usage();
-        assert!(full_cap >= 2 * N as usize, "{full_cap}");
-        assert_eq!(t.shrink_idle(), 0, "nothing to shrink in a full table");
-        assert_eq!(t.discard_free_chunks(), 0, "no free chunk in a full table");
-        let old = t.lookup(&tuple(0, 53), now).unwrap();
-
-        let late = Timestamp::from_secs(10_000);
-        while !t.is_empty() {
-            t.gc(late, 4096);
-        }
-        // One more whole pass: it ends at the slab's end, so it shrinks.
-        t.gc(late, N as usize);
-        let small = t.map.shards.len() * SHRINK_MIN;
-        let cap = t.map.capacity();
-        assert!(cap <= small && cap < full_cap / 4, "{cap} of {full_cap}");
-        // Every whole chunk below the bump pointer went back; the last,
-        // partly handed out, stays.
-        let gone = discarded_chunks(&t);
-        assert_eq!(gone, N as usize / CHUNK);
-        let slab_left = (N as usize).div_ceil(CHUNK) - gone;
-        assert!(t.memory_usage() < full_mem);
-        assert!(t.memory_usage() <= slab_left * CHUNK * ConnTable::SLOT_BYTES + small * 8 + 65536);
-        assert!(!old.alive());
-        assert_eq!(t.list(late).len(), 0);
-        t.check_invariants();
-
-        for i in 0..N {
-            add(&t, tuple(i, 54), late);
-        }
-        assert_eq!(t.len(), N as usize);
-        assert_eq!(t.high.load(Relaxed), N, "refill reused the freed slots");
-        assert!(t.free.lock().unwrap().discarded.iter().all(|&d| !d));
-        assert!(!old.alive(), "a new tenant of slot 0 is not the old one");
-        assert!(t.map.capacity() >= 2 * N as usize);
-        for i in (0..N).step_by(101) {
-            assert_eq!(t.lookup(&tuple(i, 54), late).unwrap().orig(), tuple(i, 54));
-            assert!(t.lookup(&tuple(i, 53), late).is_none());
-        }
-        t.check_invariants();
-    }
-
-    /// Four threads, in rounds: each fills its own flows of this round,
-    /// checks them, then sweeps at a time past the previous round's
-    /// timeout (not this round's): chunks are given back and reused while
-    /// other threads insert, look up and sweep. A live entry is never
-    /// zeroed (every lookup finds its own tuple) and the table ends
-    /// consistent.
-    #[test]
-    fn chunks_are_given_back_and_reused_under_concurrent_churn() {
-        const PER: u32 = 3 * CHUNK as u32;
-        let t = ConnTable::new(ConntrackConfig {
-            max_entries: 8 * PER as usize + CHUNK,
-            gc_budget: 0,
-            ..Default::default()
-        });
-        let round_start = std::sync::Barrier::new(4);
-        let given_back = AtomicUsize::new(0);
-        std::thread::scope(|sc| {
-            for w in 0..4u32 {
-                let (t, round_start, given_back) = (&t, &round_start, &given_back);
-                sc.spawn(move || {
-                    for round in 1..8u64 {
-                        round_start.wait();
-                        let now = Timestamp::from_secs(round * 1000);
-                        let port = 1000 + round as u16;
-                        for i in 0..PER {
-                            add(t, tuple(w << 20 | i, port), now);
-                        }
-                        for i in (0..PER).step_by(7) {
-                            let c = t.lookup(&tuple(w << 20 | i, port), now).unwrap();
-                            assert_eq!(c.orig(), tuple(w << 20 | i, port));
-                        }
-                        let previous = Timestamp::from_secs(round * 1000 - 500);
-                        for _ in 0..8 {
-                            t.gc(previous, 2 * CHUNK);
-                        }
-                        given_back.fetch_add(t.discard_free_chunks(), Relaxed);
-                        for i in (0..PER).step_by(5) {
-                            let c = t.lookup(&tuple(w << 20 | i, port), now).unwrap();
-                            assert_eq!(c.orig(), tuple(w << 20 | i, port));
-                        }
-                    }
-                });
-            }
-        });
-        println!(
-            "given back during the churn: {} bytes",
-            given_back.load(Relaxed)
-        );
-        let end = Timestamp::from_secs(100_000);
-        while !t.is_empty() {
-            t.gc(end, 4096);
-        }
-        t.gc(end, t.high.load(Relaxed) as usize);
-        t.check_invariants();
-        let gone = discarded_chunks(&t);
-        assert!(gone > 0, "no chunk given back");
-    }
-}
-
-#[cfg(test)]
-mod hint_tests {
-    use super::*;
-    use std::net::Ipv4Addr;
-    use std::sync::atomic::AtomicBool;
-
-    /// Tuple `i` of family `f` (the two families hash to different hint
-    /// words but reuse each other's slots).
-    fn tuple(f: u32, i: u32) -> Tuple {
-        Tuple::new(
-            Ipv4Addr::from(0x0a00_0000 | f << 16 | i),
-            Ipv4Addr::new(10, 9, 9, 9),
-            PROTO_UDP,
-            1000 + i as u16,
-            53,
-        )
-    }
-
-    /// Lookups through the lock-free hints while another thread frees
-    /// slots and refills them with other tuples: whatever a lookup returns
-    /// must, while its generation is still live, hold the key in the
-    /// returned direction and the key's inverse in the other; and after the
-    /// churn every live tuple is found, every deleted one is not.
-    #[test]
-    fn hints_never_return_a_reused_slot() {
-        const N: u32 = 64;
-        let t = ConnTable::with_hasher(
-            ConntrackConfig {
-                max_entries: N as usize,
-                gc_budget: 0,
-                ..Default::default()
-            },
-            TupleHashBuilder::with_key(0x1234_5678_9abc_def1),
-        );
-        let now = Timestamp::from_secs(1);
-        let stop = AtomicBool::new(false);
-        let hits = AtomicU64::new(0);
-        std::thread::scope(|s| {
-            for r in 0..2u32 {
-                let (t, stop, hits) = (&t, &stop, &hits);
-                s.spawn(move || {
-                    let mut k = r;
-                    while !stop.load(Relaxed) {
-                        k = k.wrapping_mul(2_654_435_761).wrapping_add(1);
-                        let key = tuple(k & 1, (k >> 1) % N);
-                        let key = if k & 0x100 == 0 { key } else { key.inverse() };
-                        if let Some(c) = t.lookup(&key, now) {
-                            let (this, other) = (c.tuple(c.dir()), c.tuple(c.dir().other()));
-                            if c.alive() {
-                                assert_eq!(this, key, "a hint returned another tuple's slot");
-                                assert_eq!(other, key.inverse());
-                                hits.fetch_add(1, Relaxed);
-                            }
-                        }
-                    }
-                });
-            }
-            for round in 0..400u32 {
-                let f = round & 1;
-                let refs: Vec<_> = (0..N)
-                    .map(|i| {
-                        let nc = t
-                            .new_conn(
-                                &tuple(f, i),
-                                &crate::conntrack::tcp::Segment::default(),
-                                60,
-                                now,
-                            )
-                            .unwrap();
-                        t.confirm(&nc, now).unwrap().conn
-                    })
-                    .collect();
-                // Readers get a chance to hint these entries.
-                for i in 0..N {
-                    assert!(t.lookup(&tuple(f, i), now).is_some());
-                    assert!(t.lookup(&tuple(f ^ 1, i), now).is_none());
-                }
-                if round < 399 {
-                    for c in refs {
-                        assert!(c.delete());
-                    }
-                }
-            }
-            stop.store(true, Relaxed);
-        });
-        assert!(hits.load(Relaxed) > 0, "the readers never found an entry");
-        t.check_invariants();
-        // Round 399 (family 1) is live; family 0 was deleted.
-        for i in 0..N {
-            assert!(t.lookup(&tuple(1, i), now).is_some());
-            assert!(t.lookup(&tuple(1, i).inverse(), now).is_some());
-            assert!(t.lookup(&tuple(0, i), now).is_none());
-        }
     }
 }

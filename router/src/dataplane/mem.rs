@@ -49,11 +49,11 @@ pub unsafe trait ZeroableAtomics: Sync {}
 unsafe impl ZeroableAtomics for std::sync::atomic::AtomicU32 {}
 // SAFETY: as above.
 unsafe impl ZeroableAtomics for std::sync::atomic::AtomicU64 {}
-// SAFETY: `conntrack::table::Slot` is a struct of `AtomicU32`, `AtomicU64`
+// SAFETY: `conntrack::slab::Slot` is a struct of `AtomicU32`, `AtomicU64`
 // and arrays of them only (its docs say so and require it of new fields),
 // with no padding-only or non-atomic bytes that code reads non-atomically;
 // all-zero is its `Default` (a free slot of generation 0).
-unsafe impl ZeroableAtomics for crate::conntrack::table::Slot {}
+unsafe impl ZeroableAtomics for crate::conntrack::slab::Slot {}
 
 /// Gives the memory pages that lie wholly inside `items` back to the kernel
 /// (`madvise(MADV_DONTNEED)`); the next access finds them zero-filled (a
