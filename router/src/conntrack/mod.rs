@@ -43,8 +43,10 @@
 #![forbid(unsafe_code)]
 
 pub mod defrag;
+mod event;
 mod index;
 pub(crate) mod slab;
+mod snapshot;
 pub mod table;
 pub mod tcp;
 #[cfg(test)]
@@ -56,9 +58,10 @@ use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+pub use event::{CtEvent, EventKind, EventLine, EventSubscription};
+pub use snapshot::{ConnSnapshot, ConntrackLine};
 pub use table::{
-    ClashKind, ConfirmError, Confirmed, ConnRef, ConnSnapshot, ConnTable, ConntrackLine, CtEvent,
-    EventKind, EventLine, NewConn, Stats, StatsSnapshot, Tracked,
+    ClashKind, ConfirmError, Confirmed, ConnRef, ConnTable, NewConn, Stats, StatsSnapshot, Tracked,
 };
 pub use tcp::TcpState;
 

@@ -64,8 +64,10 @@
 //! never dropped for a clash; its counters are added to the winner.
 #![forbid(unsafe_code)]
 
+use super::event::{CtEvent, EventKind, EventQueue};
 use super::index::{dir_of, HintTable, SlotIndex, SrcKey, SHRINK_MIN};
 use super::slab::{Slab, Slot, BUSY, GEN_SHIFT, LIVE};
+use super::snapshot::ConnSnapshot;
 use super::tcp::{self, TcpBits, TcpState, TcpVerdict};
 use super::{
     ConntrackConfig, CtState, Dir, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
@@ -73,11 +75,9 @@ use super::{
 use crate::clock::Timestamp;
 use crate::hash::TupleHashBuilder;
 use dashmap::DashMap;
-use std::collections::VecDeque;
 use std::fmt;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::time::Duration;
 
 /// Slots examined by early drop (the kernel looks at 8 buckets' chains).
@@ -167,137 +167,6 @@ pub struct StatsSnapshot {
     pub events_lost: u64,
 }
 
-/// A copy of one entry, for listings, deletion filters and events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnSnapshot {
-    pub id: u32,
-    pub orig: Tuple,
-    pub reply: Tuple,
-    pub status: Status,
-    pub tcp_state: Option<TcpState>,
-    pub mark: u32,
-    pub deadline: Timestamp,
-    pub packets: [u64; 2],
-    pub bytes: [u64; 2],
-}
-
-impl ConnSnapshot {
-    /// Seconds left, as `conntrack -L` prints them.
-    pub fn timeout_secs(&self, now: Timestamp) -> u64 {
-        self.deadline.0.saturating_sub(now.0) / 1_000_000_000
-    }
-
-    /// One `conntrack -L` line. `acct`: print packet/byte counters
-    /// (`nf_conntrack_acct=1`).
-    pub fn display(&self, now: Timestamp, acct: bool) -> ConntrackLine<'_> {
-        ConntrackLine {
-            s: self,
-            now,
-            acct,
-            event: false,
-        }
-    }
-}
-
-/// Formatter returned by [`ConnSnapshot::display`].
-pub struct ConntrackLine<'a> {
-    s: &'a ConnSnapshot,
-    now: Timestamp,
-    acct: bool,
-    /// `conntrack -E` body: no `use=`, `mark=` only when set.
-    event: bool,
-}
-
-impl fmt::Display for ConntrackLine<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.s;
-        let name = match s.orig.proto {
-            PROTO_TCP => "tcp",
-            PROTO_UDP => "udp",
-            PROTO_UDPLITE => "udplite",
-            PROTO_ICMP => "icmp",
-            _ => "unknown",
-        };
-        write!(
-            f,
-            "{:<8} {} {} ",
-            name,
-            s.orig.proto,
-            s.timeout_secs(self.now)
-        )?;
-        if let Some(st) = s.tcp_state {
-            write!(f, "{} ", st.name())?;
-        }
-        write!(f, "{} ", s.orig)?;
-        if self.acct {
-            write!(f, "packets={} bytes={} ", s.packets[0], s.bytes[0])?;
-        }
-        if !s.status.seen_reply() {
-            write!(f, "[UNREPLIED] ")?;
-        }
-        write!(f, "{} ", s.reply)?;
-        if self.acct {
-            write!(f, "packets={} bytes={} ", s.packets[1], s.bytes[1])?;
-        }
-        if s.status.assured() {
-            write!(f, "[ASSURED] ")?;
-        }
-        if self.event {
-            if s.mark != 0 {
-                write!(f, "mark={} ", s.mark)?;
-            }
-            return Ok(());
-        }
-        write!(f, "mark={} use=1", s.mark)
-    }
-}
-
-impl CtEvent {
-    /// One `conntrack -E` line (as conntrack-tools 1.4.7 prints them):
-    /// `    [NEW] tcp      6 120 SYN_SENT src=... [UNREPLIED] src=...`.
-    pub fn display(&self, now: Timestamp) -> EventLine<'_> {
-        EventLine { e: self, now }
-    }
-}
-
-/// Formatter returned by [`CtEvent::display`].
-pub struct EventLine<'a> {
-    e: &'a CtEvent,
-    now: Timestamp,
-}
-
-impl fmt::Display for EventLine<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tag = match self.e.kind {
-            EventKind::New => "[NEW]",
-            EventKind::Update => "[UPDATE]",
-            EventKind::Destroy => "[DESTROY]",
-        };
-        let body = ConntrackLine {
-            s: &self.e.conn,
-            now: self.now,
-            acct: false,
-            event: true,
-        };
-        let text = body.to_string();
-        write!(f, "{tag:>9} {}", text.trim_end())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    New,
-    Update,
-    Destroy,
-}
-
-/// A conntrack event (`conntrack -E`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CtEvent {
-    pub kind: EventKind,
-    pub conn: ConnSnapshot,
-}
-
 /// Why an entry left the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum KillReason {
@@ -309,7 +178,7 @@ enum KillReason {
 
 /// The shared connection table.
 pub struct ConnTable {
-    cfg: ConntrackConfig,
+    pub(super) cfg: ConntrackConfig,
     /// Both tuples of every entry -> `slot << 1 | direction`, sharded by
     /// hash. The buckets hold only the `u32`; the key is read from the slot
     /// (see [`SlotIndex`]).
@@ -325,24 +194,9 @@ pub struct ConnTable {
     next_id: AtomicU32,
     gc_cursor: AtomicUsize,
     hasher: TupleHashBuilder,
-    stats: Stats,
-    events: Option<Mutex<VecDeque<CtEvent>>>,
-    /// Event subscribers (`conntrack -E` clients). In on-demand mode events
-    /// are only built while one listens, as the kernel builds them only for
-    /// netlink subscribers; otherwise (the default) whenever there is a queue.
-    listeners: AtomicUsize,
-    on_demand: AtomicBool,
-}
-
-/// Keeps events flowing while alive (see [`ConnTable::subscribe_events`]).
-pub struct EventSubscription<'a> {
-    table: &'a ConnTable,
-}
-
-impl Drop for EventSubscription<'_> {
-    fn drop(&mut self) {
-        self.table.listeners.fetch_sub(1, Relaxed);
-    }
+    pub(super) stats: Stats,
+    /// `conntrack -E` events and their listeners.
+    pub(super) events: EventQueue,
 }
 
 impl fmt::Debug for ConnTable {
@@ -633,8 +487,6 @@ impl ConnTable {
         let shards = (std::thread::available_parallelism().map_or(4, |n| n.get()) * 16)
             .next_power_of_two()
             .max(16);
-        let events =
-            (cfg.event_queue > 0).then(|| Mutex::new(VecDeque::with_capacity(cfg.event_queue)));
         ConnTable {
             map: SlotIndex::new(shards),
             hints: HintTable::new(
@@ -648,9 +500,7 @@ impl ConnTable {
             gc_cursor: AtomicUsize::new(0),
             hasher,
             stats: Stats::default(),
-            events,
-            listeners: AtomicUsize::new(0),
-            on_demand: AtomicBool::new(false),
+            events: EventQueue::new(cfg.event_queue),
             cfg,
         }
     }
@@ -1164,73 +1014,6 @@ impl ConnTable {
                 * (std::mem::size_of::<(SrcKey, u32)>() + 1);
         }
         released
-    }
-
-    fn snapshot_raw(&self, s: &Slot) -> ConnSnapshot {
-        let orig = s.tuple(Dir::Original);
-        ConnSnapshot {
-            id: s.id.load(Relaxed),
-            orig,
-            reply: s.tuple(Dir::Reply),
-            status: Status(s.status.load(Relaxed)),
-            tcp_state: (orig.proto == PROTO_TCP).then(|| TcpBits(s.proto.load(Relaxed)).state()),
-            mark: s.mark.load(Relaxed),
-            deadline: Timestamp(s.deadline.load(Relaxed)),
-            packets: [s.packets[0].load(Relaxed), s.packets[1].load(Relaxed)],
-            bytes: [s.bytes[0].load(Relaxed), s.bytes[1].load(Relaxed)],
-        }
-    }
-
-    fn snapshot_slot(&self, idx: u32) -> ConnSnapshot {
-        self.snapshot_raw(self.slab.get(idx))
-    }
-
-    /// Builds events only while [`subscribe_events`](Self::subscribe_events)
-    /// holds a subscription (the gateway's mode: the packet path pays
-    /// nothing for events nobody reads).
-    pub fn events_on_demand(&self) {
-        self.on_demand.store(true, Relaxed);
-    }
-
-    fn events_wanted(&self) -> bool {
-        self.events.is_some() && (!self.on_demand.load(Relaxed) || self.listeners.load(Relaxed) > 0)
-    }
-
-    /// Starts building events (there must be an event queue:
-    /// `ConntrackConfig::event_queue > 0`) until the subscription drops.
-    /// Events queued while nobody listened are discarded first.
-    pub fn subscribe_events(&self) -> EventSubscription<'_> {
-        if self.listeners.fetch_add(1, Relaxed) == 0 && self.on_demand.load(Relaxed) {
-            if let Some(q) = &self.events {
-                q.lock().unwrap_or_else(|e| e.into_inner()).clear();
-            }
-        }
-        EventSubscription { table: self }
-    }
-
-    fn event(&self, kind: EventKind, idx: u32) {
-        if self.events_wanted() {
-            let snap = self.snapshot_slot(idx);
-            self.push_event(CtEvent { kind, conn: snap });
-        }
-    }
-
-    fn push_event(&self, ev: CtEvent) {
-        if let Some(q) = &self.events {
-            let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
-            if q.len() >= self.cfg.event_queue {
-                q.pop_front();
-                self.stats.events_lost.fetch_add(1, Relaxed);
-            }
-            q.push_back(ev);
-        }
-    }
-
-    /// Moves queued events into `out` (oldest first).
-    pub fn drain_events(&self, out: &mut Vec<CtEvent>) {
-        if let Some(q) = &self.events {
-            out.extend(q.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
-        }
     }
 
     /// Calls `f` for every live, unexpired entry (for `conntrack -L`).
