@@ -42,6 +42,8 @@
 //! described in [`table`]; the TCP tracker in [`tcp`].
 #![forbid(unsafe_code)]
 
+mod bulk;
+mod conn;
 pub mod defrag;
 mod event;
 mod index;
@@ -58,11 +60,10 @@ use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+pub use conn::{ConnRef, NewConn};
 pub use event::{CtEvent, EventKind, EventLine, EventSubscription};
 pub use snapshot::{ConnSnapshot, ConntrackLine};
-pub use table::{
-    ClashKind, ConfirmError, Confirmed, ConnRef, ConnTable, NewConn, Stats, StatsSnapshot, Tracked,
-};
+pub use table::{ClashKind, ConfirmError, Confirmed, ConnTable, Stats, StatsSnapshot, Tracked};
 pub use tcp::TcpState;
 
 /// Protocol numbers conntrack treats specially.
