@@ -708,10 +708,8 @@ impl ConnTable {
     }
 
     /// Gives the memory of every slab chunk whose slots are all free back to
-    /// the kernel (`dataplane::mem::discard`): the chunk leaves the free
-    /// list, its pages read as zero (a free slot: stale handles and sweeps
-    /// see nothing live), and it is reused before the slab grows. Done under
-    /// the free-list lock, so no slot of it can be handed out meanwhile.
+    /// the kernel (`dataplane::mem::discard`); such a chunk reads as free
+    /// slots and is reused before the slab grows (details in `slab`).
     /// Returns the bytes given back.
     pub fn discard_free_chunks(&self) -> usize {
         self.slab.discard_free_chunks()
