@@ -215,7 +215,7 @@ fn hasher_compare() -> (f64, f64) {
     }
     (
         run(std::collections::hash_map::RandomState::new()),
-        run(tungate::conntrack::table::TupleHashBuilder::random()),
+        run(tungate::hash::TupleHashBuilder::random()),
     )
 }
 

@@ -15,6 +15,7 @@
 //! conntrack_cli  `conntrack` (conntrack-tools 1.4.7): option parser, filters, formats, events
 //! wire           zero-copy packet views, checksums
 //! clock          the one time type the sans-IO core takes as an argument
+//! hash           the hashers of the crate's maps (tuples, addresses, names)
 //! sys            the operating-system floor: every system call wrapper, the only `unsafe`
 //! ```
 #![deny(unsafe_code)]
@@ -27,6 +28,7 @@ pub mod conntrack;
 pub mod conntrack_cli;
 pub mod control;
 pub mod dataplane;
+pub mod hash;
 pub mod nat;
 pub mod pipeline;
 pub mod route;

@@ -134,6 +134,8 @@ pub fn build_pipeline(cfg: &Config, routes: RouteTable) -> anyhow::Result<Arc<Pi
         rs,
     );
     pipeline.conntrack().events_on_demand();
+    // Free slab chunks go back to the kernel (the core makes no system call).
+    pipeline.conntrack().set_release(crate::sys::mem::discard);
     Ok(Arc::new(pipeline))
 }
 

@@ -41,7 +41,13 @@
 //! atomics, lazy and incremental expiry, early drop, clash resolution) is
 //! described in [`table`]; the TCP tracker in [`tcp`].
 
+mod bulk;
+mod conn;
 pub mod defrag;
+mod event;
+mod index;
+pub(crate) mod slab;
+mod snapshot;
 pub mod table;
 pub mod tcp;
 #[cfg(test)]
@@ -53,10 +59,11 @@ use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-pub use table::{
-    ClashKind, ConfirmError, Confirmed, ConnRef, ConnSnapshot, ConnTable, ConntrackLine, CtEvent,
-    EventKind, EventLine, NewConn, Stats, StatsSnapshot, Tracked,
-};
+pub use conn::{ConnRef, NewConn};
+pub use event::{CtEvent, EventKind, EventLine, EventSubscription};
+pub use slab::{Release, Slot};
+pub use snapshot::{ConnSnapshot, ConntrackLine};
+pub use table::{ClashKind, ConfirmError, Confirmed, ConnTable, Stats, StatsSnapshot, Tracked};
 pub use tcp::TcpState;
 
 /// Protocol numbers conntrack treats specially.

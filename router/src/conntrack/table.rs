@@ -1,5 +1,15 @@
 //! The connection table shared by all worker threads.
 //!
+//! This file is the table proper: lookup (with its lock-free hints),
+//! [`ConnTable::track`], confirm with clash resolution and early drop,
+//! removal, and the incremental sweep. Its parts are sibling modules of
+//! `conntrack`, one concept each: `slab` (the slots, free list and chunk
+//! give-back), `index` (the sharded tuple index, the hint table, the
+//! by-source key), `conn` (`NewConn`, and `ConnRef` with the per-packet
+//! protocol update), `event` (the `conntrack -E` queue), `snapshot` (entry
+//! copies and their `conntrack -L` line), `bulk` (listing, deletion and
+//! marking for the `conntrack` command); the hasher is in [`crate::hash`].
+//!
 //! # Layout
 //! Why dashmap plus a slab, measured with `examples/ct_bench.rs` (release,
 //! this 2-core EPYC VM): lookup+update 29 M/s on one core at 1k entries and
@@ -31,11 +41,10 @@
 //!   that to 117 accounted (ct_bench) and 162-169 measured by the soak
 //!   (issue 6 target <= 200). Cost: hot lookups in a 1M table ~8 % slower
 //!   in ct_bench (27-24 M/s vs 29.5 M/s), still far below a packet's cost.
-//!   The hasher is a
-//!   keyed multiply-xorshift over the packed tuple (two `u64` words), with a
-//!   random key per table against collision flooding; std's SipHash made a
-//!   map lookup 10-30 % slower (`examples/ct_bench.rs`: 20-27 M gets/s vs
-//!   28-30 M/s for 1000 tuples, on this shared 2-core machine).
+//!   The hasher ([`TupleHasher`](crate::hash::TupleHasher), with the measurement
+//!   against SipHash) is a keyed multiply-xorshift over the packed tuple
+//!   (two `u64` words), with a random key per table against collision
+//!   flooding.
 //! - A lookup is: hash, shard read lock, probe, copy out a `u32`, unlock, then
 //!   atomic loads from the slot (a generation/live word guards against slot
 //!   reuse: the slot's tuple must still equal the key). No allocation.
@@ -64,165 +73,25 @@
 //! the packet to the winner's binding with `nat::translate`). The packet is
 //! never dropped for a clash; its counters are added to the winner.
 
-use super::tcp::{self, TcpBits, TcpState, TcpVerdict};
+use super::conn::{ConnRef, NewConn};
+use super::event::{CtEvent, EventKind, EventQueue};
+use super::index::{dir_of, HintTable, SlotIndex, SrcKey, SHRINK_MIN};
+use super::slab::{Release, Slab, Slot, BUSY, GEN_SHIFT, LIVE};
+use super::tcp::{self, TcpBits};
 use super::{
     ConntrackConfig, CtState, Dir, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
 };
 use crate::clock::Timestamp;
+use crate::hash::TupleHashBuilder;
 use dashmap::DashMap;
-use hashbrown::HashTable;
-use std::collections::VecDeque;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
-use std::sync::{Mutex, OnceLock, RwLock};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-/// Slots per slab chunk. Not 4096: mimalloc serves a large 8-aligned
-/// allocation from `size + 7` bytes, so a chunk of exactly 512 KiB (4096
-/// 128-byte slots) lands in the next size class and costs 24 % more RSS
-/// (measured: 1.241 x the chunk bytes at 1M entries, 1.013 with 4095).
-const CHUNK: usize = 4095;
-/// `Slot::gen_live` bits: live, busy (being confirmed: visible to lookups,
-/// not yet killable), generation above.
-const LIVE: u32 = 1;
-const BUSY: u32 = 2;
-const GEN_SHIFT: u32 = 2;
 /// Slots examined by early drop (the kernel looks at 8 buckets' chains).
 pub const EARLY_DROP_SCAN: usize = 64;
-
-/// Keyed hasher for tuples: multiply-xorshift (64-bit) over the two words
-/// written by `Tuple::hash`, finished with the murmur3 fmix64 avalanche.
-#[derive(Clone, Copy)]
-pub struct TupleHasher {
-    h: u64,
-}
-
-impl Hasher for TupleHasher {
-    fn finish(&self) -> u64 {
-        let mut x = self.h;
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        x ^ (x >> 33)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(*b as u64);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.h = (self.h ^ v)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(29);
-    }
-}
-
-/// Builds [`TupleHasher`]s with a per-table random key.
-#[derive(Clone, Copy)]
-pub struct TupleHashBuilder {
-    key: u64,
-}
-
-impl TupleHashBuilder {
-    pub fn random() -> Self {
-        let k = std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64);
-        TupleHashBuilder { key: k | 1 }
-    }
-    pub fn with_key(key: u64) -> Self {
-        TupleHashBuilder { key }
-    }
-}
-
-impl BuildHasher for TupleHashBuilder {
-    type Hasher = TupleHasher;
-    fn build_hasher(&self) -> TupleHasher {
-        TupleHasher { h: self.key }
-    }
-}
-
-/// One connection; every field is an atomic so workers read without locks.
-/// Only atomics, whose zero is their default: a chunk of free slots is given
-/// back to the kernel by `sys::mem::discard` (it implements
-/// `ZeroableAtomics` for this type) and reads back as zero.
-#[derive(Default)]
-pub(crate) struct Slot {
-    /// `generation << GEN_SHIFT | BUSY? | LIVE?`.
-    gen_live: AtomicU32,
-    /// ORIGINAL tuple (two words), REPLY tuple (two words); see `Tuple::pack`.
-    tuples: [AtomicU64; 4],
-    status: AtomicU32,
-    /// TCP: `TcpBits`, whose `tcp::LOCKED` bit serializes updates of it and
-    /// of `tcp_win` (the kernel's `ct->lock`). UDP: millisecond (of
-    /// `Timestamp`, wrapping) after which a replied flow counts as a stream
-    /// (the kernel's `stream_ts`, creation + 2 s).
-    proto: AtomicU32,
-    /// TCP window tracking, `tcp::Window::to_words` (36 bytes: the slot
-    /// grows from 96 to 128).
-    tcp_win: [AtomicU32; tcp::Window::WORDS],
-    /// Expiry deadline, `Timestamp` nanoseconds.
-    deadline: AtomicU64,
-    mark: AtomicU32,
-    id: AtomicU32,
-    packets: [AtomicU64; 2],
-    bytes: [AtomicU64; 2],
-}
-
-crate::sys::mem::zeroable_atomics!(Slot {
-    gen_live: AtomicU32,
-    tuples: [AtomicU64; 4],
-    status: AtomicU32,
-    proto: AtomicU32,
-    tcp_win: [AtomicU32; tcp::Window::WORDS],
-    deadline: AtomicU64,
-    mark: AtomicU32,
-    id: AtomicU32,
-    packets: [AtomicU64; 2],
-    bytes: [AtomicU64; 2],
-});
-
-impl Slot {
-    fn tuple(&self, d: Dir) -> Tuple {
-        let i = d.index() * 2;
-        Tuple::unpack(
-            self.tuples[i].load(Relaxed),
-            self.tuples[i + 1].load(Relaxed),
-        )
-    }
-}
-
-/// A connection not yet in the table (netfilter's unconfirmed conntrack):
-/// built for the first packet, NATed by the nat table, inserted by
-/// [`ConnTable::confirm`] at the end of POSTROUTING. Plain data, no allocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NewConn {
-    pub orig: Tuple,
-    /// Starts as `orig.inverse()`; NAT setup changes it.
-    pub reply: Tuple,
-    pub status: Status,
-    /// Protocol state word (TCP: `TcpBits`; UDP: stream millisecond).
-    pub proto_state: u32,
-    /// TCP window tracking after the first packet.
-    pub tcp_win: tcp::Window,
-    pub mark: u32,
-    /// Size of the first packet (counted in ORIGINAL at confirm).
-    pub len: u32,
-    pub created: Timestamp,
-}
-
-impl NewConn {
-    /// What the packet (ORIGINAL direction) must look like after NAT.
-    pub fn nat_target(&self) -> Tuple {
-        self.reply.inverse()
-    }
-    pub fn ctstate(&self) -> CtState {
-        CtState::New
-    }
-    pub fn tcp_state(&self) -> Option<TcpState> {
-        (self.orig.proto == PROTO_TCP).then(|| TcpBits(self.proto_state).state())
-    }
-}
 
 /// How a `confirm` that found the tuple already present was resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,404 +145,39 @@ pub struct StatsSnapshot {
     pub events_lost: u64,
 }
 
-/// A copy of one entry, for listings, deletion filters and events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnSnapshot {
-    pub id: u32,
-    pub orig: Tuple,
-    pub reply: Tuple,
-    pub status: Status,
-    pub tcp_state: Option<TcpState>,
-    pub mark: u32,
-    pub deadline: Timestamp,
-    pub packets: [u64; 2],
-    pub bytes: [u64; 2],
-}
-
-impl ConnSnapshot {
-    /// Seconds left, as `conntrack -L` prints them.
-    pub fn timeout_secs(&self, now: Timestamp) -> u64 {
-        self.deadline.0.saturating_sub(now.0) / 1_000_000_000
-    }
-
-    /// One `conntrack -L` line. `acct`: print packet/byte counters
-    /// (`nf_conntrack_acct=1`).
-    pub fn display(&self, now: Timestamp, acct: bool) -> ConntrackLine<'_> {
-        ConntrackLine {
-            s: self,
-            now,
-            acct,
-            event: false,
-        }
-    }
-}
-
-/// Formatter returned by [`ConnSnapshot::display`].
-pub struct ConntrackLine<'a> {
-    s: &'a ConnSnapshot,
-    now: Timestamp,
-    acct: bool,
-    /// `conntrack -E` body: no `use=`, `mark=` only when set.
-    event: bool,
-}
-
-impl fmt::Display for ConntrackLine<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.s;
-        let name = match s.orig.proto {
-            PROTO_TCP => "tcp",
-            PROTO_UDP => "udp",
-            PROTO_UDPLITE => "udplite",
-            PROTO_ICMP => "icmp",
-            _ => "unknown",
-        };
-        write!(
-            f,
-            "{:<8} {} {} ",
-            name,
-            s.orig.proto,
-            s.timeout_secs(self.now)
-        )?;
-        if let Some(st) = s.tcp_state {
-            write!(f, "{} ", st.name())?;
-        }
-        write!(f, "{} ", s.orig)?;
-        if self.acct {
-            write!(f, "packets={} bytes={} ", s.packets[0], s.bytes[0])?;
-        }
-        if !s.status.seen_reply() {
-            write!(f, "[UNREPLIED] ")?;
-        }
-        write!(f, "{} ", s.reply)?;
-        if self.acct {
-            write!(f, "packets={} bytes={} ", s.packets[1], s.bytes[1])?;
-        }
-        if s.status.assured() {
-            write!(f, "[ASSURED] ")?;
-        }
-        if self.event {
-            if s.mark != 0 {
-                write!(f, "mark={} ", s.mark)?;
-            }
-            return Ok(());
-        }
-        write!(f, "mark={} use=1", s.mark)
-    }
-}
-
-impl CtEvent {
-    /// One `conntrack -E` line (as conntrack-tools 1.4.7 prints them):
-    /// `    [NEW] tcp      6 120 SYN_SENT src=... [UNREPLIED] src=...`.
-    pub fn display(&self, now: Timestamp) -> EventLine<'_> {
-        EventLine { e: self, now }
-    }
-}
-
-/// Formatter returned by [`CtEvent::display`].
-pub struct EventLine<'a> {
-    e: &'a CtEvent,
-    now: Timestamp,
-}
-
-impl fmt::Display for EventLine<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tag = match self.e.kind {
-            EventKind::New => "[NEW]",
-            EventKind::Update => "[UPDATE]",
-            EventKind::Destroy => "[DESTROY]",
-        };
-        let body = ConntrackLine {
-            s: &self.e.conn,
-            now: self.now,
-            acct: false,
-            event: true,
-        };
-        let text = body.to_string();
-        write!(f, "{tag:>9} {}", text.trim_end())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    New,
-    Update,
-    Destroy,
-}
-
-/// A conntrack event (`conntrack -E`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CtEvent {
-    pub kind: EventKind,
-    pub conn: ConnSnapshot,
-}
-
 /// Why an entry left the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KillReason {
+pub(super) enum KillReason {
     Expired,
     EarlyDrop,
     Deleted,
     Reopen,
 }
 
-/// The direction an index value (`slot << 1 | direction`) stands for.
-#[inline]
-fn dir_of(v: u32) -> Dir {
-    if v & 1 == 0 {
-        Dir::Original
-    } else {
-        Dir::Reply
-    }
-}
-
-/// Key of the by-source index: original source address, port, protocol.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct SrcKey(u64);
-
-impl SrcKey {
-    fn of(t: &Tuple) -> SrcKey {
-        SrcKey((u32::from(t.src) as u64) << 32 | (t.sport as u64) << 8 | t.proto as u64)
-    }
-}
-
-impl std::hash::Hash for SrcKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0);
-    }
-}
-
-/// The tuple index: shards of `hashbrown::HashTable<u32>` behind `RwLock`s.
-/// A bucket is the value `slot << 1 | direction` and one control byte (5
-/// bytes, against 21 for a map that stores the 16-byte tuple as key); the key
-/// is compared and rehashed by reading the slot's tuple. That is sound
-/// because a slot's tuples are written before its index entries are inserted
-/// and the slot is freed only after they are removed, both under the shard's
-/// write lock; a reader holding the read lock therefore sees stable tuples.
-/// Shard = hash bits 32.., independent of hashbrown's bucket (low) and tag
-/// (top 7) bits.
-struct SlotIndex {
-    shards: Box<[Shard]>,
-    mask: usize,
-}
-
-/// Index shards at or below this capacity are never shrunk (a few KiB each:
-/// not worth a rehash).
-const SHRINK_MIN: usize = 1024;
-
-/// One shard on its own cache lines (two, for the adjacent-line
-/// prefetcher): workers taking read locks on neighbouring shards must not
-/// bounce a shared line (dashmap pads its shards the same way).
-#[repr(align(128))]
-struct Shard(RwLock<HashTable<u32>>);
-
-impl SlotIndex {
-    fn new(shards: usize) -> SlotIndex {
-        let n = shards.next_power_of_two();
-        SlotIndex {
-            shards: (0..n)
-                .map(|_| Shard(RwLock::new(HashTable::new())))
-                .collect(),
-            mask: n - 1,
-        }
-    }
-
-    fn shard(&self, h: u64) -> &RwLock<HashTable<u32>> {
-        &self.shards[(h >> 32) as usize & self.mask].0
-    }
-
-    fn capacity(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.0.read().unwrap_or_else(|e| e.into_inner()).capacity())
-            .sum()
-    }
-
-    /// Gives back the memory of shards that are mostly empty: a shard whose
-    /// capacity exceeds [`SHRINK_MIN`] and is more than four times its
-    /// entries is rehashed to twice its entries, under its write lock
-    /// (`rehash` reads a value's key, as every insert does). The factor 4
-    /// against 2 is the hysteresis: a shrunk shard must double before it
-    /// grows again, and must lose half before it shrinks again. Returns
-    /// the buckets' capacity released.
-    fn shrink_idle(&self, rehash: impl Fn(&u32) -> u64) -> usize {
-        let mut released = 0;
-        for s in self.shards.iter() {
-            let (len, cap) = {
-                let g = s.0.read().unwrap_or_else(|e| e.into_inner());
-                (g.len(), g.capacity())
-            };
-            if cap <= SHRINK_MIN || len.saturating_mul(4) >= cap {
-                continue;
-            }
-            let mut g = s.0.write().unwrap_or_else(|e| e.into_inner());
-            let before = g.capacity();
-            let len = g.len();
-            if len.saturating_mul(4) < before {
-                g.shrink_to(len * 2, &rehash);
-                released += before.saturating_sub(g.capacity());
-            }
-        }
-        released
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.0.read().unwrap_or_else(|e| e.into_inner()).len())
-            .sum()
-    }
-}
-
-/// Freed slots. A chunk whose slots are all free is taken out of the list
-/// and its memory given back to the kernel (`discard_free_chunks`, at the
-/// end of a sweep pass); it is reused, lowest first, before the slab grows.
-struct FreeList {
-    /// Freed slots, reused oldest first (FIFO) so a slot that was just
-    /// freed is the last to be handed out again: a worker still holding a
-    /// handle to its previous tenant finds it dead, not reused.
-    fifo: VecDeque<u32>,
-    /// Slots of each chunk in `fifo` (CHUNK: the whole chunk is free).
-    in_fifo: Vec<u32>,
-    /// Chunks given back: their slots are in no list and read as zero.
-    discarded: Vec<bool>,
-    /// Per chunk, the generation its slots restart from when a discarded
-    /// chunk is reused: above every generation they had, so a stale handle
-    /// never matches a new tenant.
-    gen_base: Vec<u32>,
-}
-
-impl FreeList {
-    fn new(nchunks: usize) -> FreeList {
-        FreeList {
-            fifo: VecDeque::new(),
-            in_fifo: vec![0; nchunks],
-            discarded: vec![false; nchunks],
-            gen_base: vec![0; nchunks],
-        }
-    }
-
-    fn push(&mut self, idx: u32) {
-        self.fifo.push_back(idx);
-        self.in_fifo[idx as usize / CHUNK] += 1;
-    }
-
-    fn pop(&mut self) -> Option<u32> {
-        let idx = self.fifo.pop_front()?;
-        self.in_fifo[idx as usize / CHUNK] -= 1;
-        Some(idx)
-    }
-}
-
-/// A direct-mapped table of hints in front of the index: the word at
-/// `hash & mask` is `tag << 32 | VALID | slot << 1 | direction`, written
-/// (relaxed, no lock) when an index lookup finds a live entry, `tag` being
-/// 32 bits of the hint hash. The hint hash is cheaper than the index's
-/// (two independent multiplies of the keyed tuple words, against a chain of
-/// four and an avalanche): its position comes from the high bits of the
-/// products, which depend on every input bit, and a collision (crafted or
-/// not) only costs the index lookup the packet would have made anyway.
-/// A hint is never trusted: [`ConnTable::lookup`]
-/// reads the slot it names as a seqlock (generation word, tuple, fence,
-/// generation word again) and takes it only when the slot is live, not
-/// BUSY, and holds the key, unchanged in between. Such a slot is exactly
-/// what the index would give: its index entries are inserted before BUSY
-/// is cleared and removed only after the live bit is. So a stale, torn or foreign hint costs a miss (the locked
-/// index lookup), never a wrong entry; and a hit costs no lock and no
-/// atomic read-modify-write (the shard read lock was ~11 % of an
-/// established packet's cost). Size: the table's capacity rounded up to a
-/// power of two, at most 2^16 words (512 KiB).
-struct HintTable {
-    words: Box<[AtomicU64]>,
-    /// log2 of the number of words.
-    bits: u32,
-    key: u64,
-}
-
-/// Marks a used hint word (slot << 1 | direction stays below 2^31).
-const HINT_VALID: u64 = 1 << 31;
-const HINTS_MAX: usize = 1 << 16;
-
-impl HintTable {
-    fn new(capacity: usize, key: u64) -> HintTable {
-        let n = capacity.next_power_of_two().clamp(64, HINTS_MAX);
-        HintTable {
-            words: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            bits: n.trailing_zeros(),
-            key,
-        }
-    }
-
-    /// The hint hash of a packed tuple.
-    #[inline]
-    fn hash(&self, (a, b): (u64, u64)) -> u64 {
-        (a ^ self.key).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            ^ (b ^ self.key.rotate_left(32)).wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
-    }
-
-    /// Word position (high bits) and tag (32 middle bits) of hint hash `h`.
-    #[inline]
-    fn split(&self, h: u64) -> (usize, u64) {
-        ((h >> (64 - self.bits)) as usize, (h >> 16) & 0xffff_ffff)
-    }
-
-    /// The index value hinted for hint hash `h`, if the word carries its tag.
-    #[inline]
-    fn get(&self, h: u64) -> Option<u32> {
-        let (at, tag) = self.split(h);
-        let w = self.words.get(at)?.load(Relaxed);
-        (w >> 32 == tag && w & HINT_VALID != 0).then_some(w as u32 & !(HINT_VALID as u32))
-    }
-
-    #[inline]
-    fn set(&self, h: u64, v: u32) {
-        let (at, tag) = self.split(h);
-        if let Some(word) = self.words.get(at) {
-            word.store(tag << 32 | HINT_VALID | v as u64, Relaxed);
-        }
-    }
-}
-
 /// The shared connection table.
 pub struct ConnTable {
-    cfg: ConntrackConfig,
+    pub(super) cfg: ConntrackConfig,
     /// Both tuples of every entry -> `slot << 1 | direction`, sharded by
     /// hash. The buckets hold only the `u32`; the key is read from the slot
     /// (see [`SlotIndex`]).
-    map: SlotIndex,
+    pub(super) map: SlotIndex,
     /// Lock-free front of `map` for lookups (see [`ConnTable::lookup`]).
     hints: HintTable,
     /// Source-NATed connections by original source (address, port, proto):
     /// the kernel's `nf_nat_bysource`, for `find_appropriate_src`.
     bysrc: DashMap<SrcKey, u32, TupleHashBuilder>,
-    chunks: Box<[OnceLock<Box<[Slot]>>]>,
-    capacity: u32,
-    /// Slots ever handed out (bump allocator high-water mark).
-    high: AtomicU32,
-    /// Freed slots, and the chunks whose memory was given back.
-    free: Mutex<FreeList>,
+    /// The entries' slots, and the free list.
+    pub(super) slab: Slab,
     count: AtomicUsize,
     next_id: AtomicU32,
     gc_cursor: AtomicUsize,
     hasher: TupleHashBuilder,
-    stats: Stats,
-    events: Option<Mutex<VecDeque<CtEvent>>>,
-    /// Event subscribers (`conntrack -E` clients). In on-demand mode events
-    /// are only built while one listens, as the kernel builds them only for
-    /// netlink subscribers; otherwise (the default) whenever there is a queue.
-    listeners: AtomicUsize,
-    on_demand: AtomicBool,
-}
-
-/// Keeps events flowing while alive (see [`ConnTable::subscribe_events`]).
-pub struct EventSubscription<'a> {
-    table: &'a ConnTable,
-}
-
-impl Drop for EventSubscription<'_> {
-    fn drop(&mut self) {
-        self.table.listeners.fetch_sub(1, Relaxed);
-    }
+    pub(super) stats: Stats,
+    /// `conntrack -E` events and their listeners.
+    pub(super) events: EventQueue,
+    /// How free slab chunks go back to the operating system; unset (the
+    /// sans-IO default, and tests'), they stay allocated and are reused.
+    release: OnceLock<Release>,
 }
 
 impl fmt::Debug for ConnTable {
@@ -681,262 +185,6 @@ impl fmt::Debug for ConnTable {
         f.debug_struct("ConnTable")
             .field("entries", &self.len())
             .finish()
-    }
-}
-
-/// A handle to a confirmed entry plus the direction of the current packet.
-/// Cheap to copy; valid while the entry lives (operations on an entry that
-/// was deleted meanwhile are ignored, guarded by the slot generation).
-#[derive(Clone, Copy)]
-pub struct ConnRef<'a> {
-    table: &'a ConnTable,
-    /// `table.slot(idx)`, resolved once (a chunk lookup and a `OnceLock`
-    /// check per field read otherwise).
-    slot: &'a Slot,
-    idx: u32,
-    gen: u32,
-    dir: Dir,
-}
-
-impl fmt::Debug for ConnRef<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnRef")
-            .field("idx", &self.idx)
-            .field("dir", &self.dir)
-            .field("orig", &self.tuple(Dir::Original))
-            .field("reply", &self.tuple(Dir::Reply))
-            .finish()
-    }
-}
-
-impl<'a> ConnRef<'a> {
-    fn slot(&self) -> &'a Slot {
-        self.slot
-    }
-    fn alive(&self) -> bool {
-        self.slot().gen_live.load(Acquire) & !BUSY == self.gen << GEN_SHIFT | LIVE
-    }
-    /// Direction of the packet that found this entry.
-    pub fn dir(&self) -> Dir {
-        self.dir
-    }
-    /// The same entry seen from the other direction.
-    pub fn with_dir(self, dir: Dir) -> ConnRef<'a> {
-        ConnRef { dir, ..self }
-    }
-    pub fn tuple(&self, d: Dir) -> Tuple {
-        self.slot().tuple(d)
-    }
-    pub fn orig(&self) -> Tuple {
-        self.tuple(Dir::Original)
-    }
-    pub fn reply(&self) -> Tuple {
-        self.tuple(Dir::Reply)
-    }
-    pub fn status(&self) -> Status {
-        Status(self.slot().status.load(Relaxed))
-    }
-    pub fn id(&self) -> u32 {
-        self.slot().id.load(Relaxed)
-    }
-    pub fn mark(&self) -> u32 {
-        self.slot().mark.load(Relaxed)
-    }
-    pub fn set_mark(&self, m: u32) {
-        if self.alive() && self.slot().mark.swap(m, Relaxed) != m {
-            self.table.event(EventKind::Update, self.idx);
-        }
-    }
-    pub fn deadline(&self) -> Timestamp {
-        Timestamp(self.slot().deadline.load(Relaxed))
-    }
-    pub fn tcp_state(&self) -> Option<TcpState> {
-        (self.orig().proto == PROTO_TCP).then(|| TcpBits(self.slot().proto.load(Relaxed)).state())
-    }
-    pub fn counters(&self, d: Dir) -> (u64, u64) {
-        let s = self.slot();
-        (
-            s.packets[d.index()].load(Relaxed),
-            s.bytes[d.index()].load(Relaxed),
-        )
-    }
-    /// The ctstate of a packet in this entry's direction, from the status
-    /// alone (ORIGINAL before any reply is still NEW, as in the kernel).
-    pub fn ctstate(&self) -> CtState {
-        if self.dir == Dir::Reply || self.status().seen_reply() {
-            CtState::Established
-        } else {
-            CtState::New
-        }
-    }
-    /// What a packet in `self.dir()` must look like after NAT: the inverse
-    /// of the other direction's tuple.
-    pub fn nat_target(&self) -> Tuple {
-        self.tuple(self.dir.other()).inverse()
-    }
-    pub fn snapshot(&self) -> ConnSnapshot {
-        self.table.snapshot_slot(self.idx)
-    }
-
-    /// Feeds one packet (in `self.dir()`) to the protocol tracker: updates
-    /// state, SEEN_REPLY/ASSURED, counters and the timeout. Returns the
-    /// packet's ctstate; `Invalid` leaves the entry untouched (no counters),
-    /// as the kernel does. `New` with the entry gone (TCP reopen, or deleted
-    /// meanwhile): the caller must treat the packet as a new connection
-    /// ([`ConnTable::track`] does).
-    pub fn update(&self, seg: &tcp::Segment, len: u32, now: Timestamp) -> CtState {
-        let t = self.table;
-        let s = self.slot();
-        if !self.alive() {
-            // Deleted (and maybe reused) since the lookup: a new connection.
-            // (A deletion racing with the rest of this call can still credit
-            // one packet to the slot's next tenant: the window is a few
-            // instructions and the kernel's refcount is what closes it.)
-            return CtState::New;
-        }
-        let reply = self.dir == Dir::Reply;
-        let proto = self.orig().proto;
-        let to = &t.cfg.timeouts;
-        let mut changed = false;
-        let mut timeout: Duration;
-        match proto {
-            PROTO_TCP => {
-                // The entry lock (the kernel's spin_lock_bh(&ct->lock)):
-                // window tracking reads and writes ten words together.
-                let mut cur = s.proto.load(Relaxed);
-                loop {
-                    if cur & tcp::LOCKED != 0 {
-                        std::hint::spin_loop();
-                        cur = s.proto.load(Relaxed);
-                        continue;
-                    }
-                    match s
-                        .proto
-                        .compare_exchange_weak(cur, cur | tcp::LOCKED, Acquire, Relaxed)
-                    {
-                        Ok(_) => break,
-                        Err(x) => cur = x,
-                    }
-                }
-                let mut words = [0u32; tcp::Window::WORDS];
-                for (v, a) in words.iter_mut().zip(&s.tcp_win) {
-                    *v = a.load(Relaxed);
-                }
-                let mut win = tcp::Window::from_words(words);
-                let mut bits = TcpBits(cur);
-                let st = Status(s.status.load(Relaxed));
-                let ctx = tcp::Ctx {
-                    be_liberal: t.cfg.tcp_be_liberal,
-                    seen_reply: st.seen_reply(),
-                    assured: st.assured(),
-                };
-                // No panics between lock and unlock: plain wrapping arithmetic.
-                let verdict = tcp::packet(&mut bits, &mut win, reply, seg, &ctx);
-                for (a, (v, old)) in s.tcp_win.iter().zip(win.to_words().into_iter().zip(words)) {
-                    if v != old {
-                        a.store(v, Relaxed);
-                    }
-                }
-                s.proto.store(bits.0 & !tcp::LOCKED, Release);
-                match verdict {
-                    TcpVerdict::Invalid => {
-                        t.stats.invalid.fetch_add(1, Relaxed);
-                        return CtState::Invalid;
-                    }
-                    TcpVerdict::Reopen => {
-                        t.kill(self.idx, self.gen, KillReason::Reopen);
-                        return CtState::New;
-                    }
-                    TcpVerdict::Ignored => {
-                        if reply && st.0 & Status::SEEN_REPLY == 0 {
-                            s.status.fetch_or(Status::SEEN_REPLY, Relaxed);
-                        }
-                        return self.ctstate_after(reply);
-                    }
-                    TcpVerdict::Accept => {
-                        let (old, new) = (TcpBits(cur).state(), bits.state());
-                        changed = old != new;
-                        let rst = tcp::index(seg.flags) == tcp::Index::Rst;
-                        timeout = if rst { to.tcp_close } else { to.tcp(new) };
-                        if rst && !st.seen_reply() {
-                            // "If only reply is a RST ... delete the conntrack
-                            // immediately": expire it now; the next lookup or
-                            // the sweep removes it (this packet still uses it).
-                            timeout = Duration::ZERO;
-                        }
-                        // ASSURED after a valid ACK moves SYN_RECV (or a
-                        // picked-up flow's answer) to ESTABLISHED.
-                        if new == TcpState::Established
-                            && matches!(old, TcpState::SynRecv | TcpState::Established)
-                            && (st.seen_reply() || reply)
-                            && !st.assured()
-                        {
-                            s.status.fetch_or(Status::ASSURED, Relaxed);
-                            changed = true;
-                        }
-                    }
-                }
-            }
-            PROTO_UDP | PROTO_UDPLITE => {
-                // As udp_packet: SEEN_REPLY is the status *before* this packet
-                // (the core sets it afterwards), so the first reply still
-                // gets the unreplied timeout.
-                let st = Status(s.status.load(Relaxed));
-                if st.seen_reply() {
-                    // time_after(now, stream_ts) on a wrapping millisecond
-                    // clock; an ASSURED flow already is a stream.
-                    let stream_at = s.proto.load(Relaxed);
-                    let now_ms = (now.as_nanos() / 1_000_000) as u32;
-                    if st.assured() || (now_ms.wrapping_sub(stream_at) as i32) > 0 {
-                        timeout = to.udp_stream;
-                        if !st.assured() && !st.has(Status::NAT_CLASH) {
-                            s.status.fetch_or(Status::ASSURED, Relaxed);
-                            changed = true;
-                        }
-                    } else {
-                        timeout = to.udp_unreplied;
-                    }
-                } else {
-                    timeout = to.udp_unreplied;
-                }
-            }
-            PROTO_ICMP => timeout = to.icmp,
-            // generic_packet / icmp_packet only refresh the timeout (never ASSURED).
-            _ => timeout = to.generic,
-        }
-        // Load first: an atomic read-modify-write on every reply packet would
-        // take the line exclusive even when the bit is long set.
-        if reply
-            && s.status.load(Relaxed) & Status::SEEN_REPLY == 0
-            && s.status.fetch_or(Status::SEEN_REPLY, Relaxed) & Status::SEEN_REPLY == 0
-        {
-            changed = true;
-        }
-        let d = self.dir.index();
-        s.packets[d].fetch_add(1, Relaxed);
-        s.bytes[d].fetch_add(len as u64, Relaxed);
-        s.deadline.store((now + timeout).0, Relaxed);
-        if changed {
-            t.event(EventKind::Update, self.idx);
-        }
-        if reply || Status(s.status.load(Relaxed)).seen_reply() {
-            CtState::Established
-        } else {
-            CtState::New
-        }
-    }
-
-    fn ctstate_after(&self, reply: bool) -> CtState {
-        if reply || self.status().seen_reply() {
-            CtState::Established
-        } else {
-            CtState::New
-        }
-    }
-
-    /// Removes this entry (`conntrack -D` of one entry).
-    pub fn delete(&self) -> bool {
-        self.table.kill(self.idx, self.gen, KillReason::Deleted)
     }
 }
 
@@ -961,31 +209,33 @@ impl ConnTable {
     /// A table with a fixed hash key (deterministic tests).
     pub fn with_hasher(cfg: ConntrackConfig, hasher: TupleHashBuilder) -> ConnTable {
         let capacity = cfg.max_entries.clamp(1, (u32::MAX >> 2) as usize);
-        let nchunks = capacity.div_ceil(CHUNK);
-        let chunks: Vec<OnceLock<Box<[Slot]>>> = (0..nchunks).map(|_| OnceLock::new()).collect();
         let shards = (std::thread::available_parallelism().map_or(4, |n| n.get()) * 16)
             .next_power_of_two()
             .max(16);
-        let events =
-            (cfg.event_queue > 0).then(|| Mutex::new(VecDeque::with_capacity(cfg.event_queue)));
         ConnTable {
             map: SlotIndex::new(shards),
-            hints: HintTable::new(capacity, hasher.key.rotate_left(17) ^ 0x6a09_e667_f3bc_c909),
+            hints: HintTable::new(
+                capacity,
+                hasher.key().rotate_left(17) ^ 0x6a09_e667_f3bc_c909,
+            ),
             bysrc: DashMap::with_hasher_and_shard_amount(hasher, shards),
-            chunks: chunks.into_boxed_slice(),
-            capacity: capacity as u32,
-            high: AtomicU32::new(0),
-            free: Mutex::new(FreeList::new(nchunks)),
+            slab: Slab::new(capacity),
             count: AtomicUsize::new(0),
             next_id: AtomicU32::new(1),
             gc_cursor: AtomicUsize::new(0),
             hasher,
             stats: Stats::default(),
-            events,
-            listeners: AtomicUsize::new(0),
-            on_demand: AtomicBool::new(false),
+            events: EventQueue::new(cfg.event_queue),
+            release: OnceLock::new(),
             cfg,
         }
+    }
+
+    /// Sets the step that gives the memory of free slab chunks back to the
+    /// operating system (`sys::mem::discard`, passed in by the edge: the
+    /// core makes no system call). Once; later calls are ignored.
+    pub fn set_release(&self, release: Release) {
+        let _ = self.release.set(release);
     }
 
     pub fn config(&self) -> &ConntrackConfig {
@@ -1016,38 +266,23 @@ impl ConnTable {
         }
     }
 
-    fn slot(&self, idx: u32) -> &Slot {
-        let i = idx as usize;
-        let chunk = self.chunks[i / CHUNK].get_or_init(|| {
-            (0..CHUNK)
-                .map(|_| Slot::default())
-                .collect::<Vec<_>>()
-                .into_boxed_slice()
-        });
-        &chunk[i % CHUNK]
-    }
-
     /// Bytes the table has allocated (slab chunks touched so far, the hash
     /// map's buckets, the free list): an accounting, not a measurement; see
     /// `examples/ct_bench.rs` for the RSS figure.
     pub fn memory_usage(&self) -> usize {
-        let free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        let discarded = free.discarded.iter().filter(|&&d| d).count();
-        let free = free.fifo.capacity() * 4;
-        let chunks = self.chunks.iter().filter(|c| c.get().is_some()).count();
-        let slab = (chunks - discarded) * CHUNK * std::mem::size_of::<Slot>();
+        let slab = self.slab.memory_usage();
         // hashbrown: capacity = 7/8 of the (power of two) buckets; each bucket
         // is one (key, value) pair plus one control byte.
         let buckets = self.map.capacity() * 8 / 7;
         let map = buckets * (std::mem::size_of::<u32>() + 1);
         let bysrc = self.bysrc.capacity() * 8 / 7 * (std::mem::size_of::<(SrcKey, u32)>() + 1);
-        let hints = self.hints.words.len() * std::mem::size_of::<AtomicU64>();
-        slab + map + bysrc + free + hints + std::mem::size_of::<Self>()
+        let hints = self.hints.memory_usage();
+        slab + map + bysrc + hints + std::mem::size_of::<Self>()
     }
 
     /// The tuple an index value stands for (`slot << 1 | direction`).
     fn key_of(&self, v: u32) -> Tuple {
-        self.slot(v >> 1).tuple(dir_of(v))
+        self.slab.get(v >> 1).tuple(dir_of(v))
     }
 
     /// The index alone (no hints), for the invariant checks.
@@ -1099,7 +334,7 @@ impl ConnTable {
                     *shard.find(h, |&v| self.key_of(v) == *t)?
                 };
                 let (idx, dir) = (v >> 1, dir_of(v));
-                let s = self.slot(idx);
+                let s = self.slab.get(idx);
                 let gl = s.gen_live.load(Acquire);
                 if gl & LIVE == 0 || s.tuple(dir) != *t {
                     return None;
@@ -1132,7 +367,7 @@ impl ConnTable {
     fn hinted(&self, h: u64, packed: (u64, u64)) -> Option<(&Slot, u32, Dir, u32)> {
         let v = self.hints.get(h)?;
         let (idx, dir) = (v >> 1, dir_of(v));
-        let s = self.slot(idx);
+        let s = self.slab.get(idx);
         let gl = s.gen_live.load(Acquire);
         // BUSY: being confirmed, maybe not in the index yet (or a clash
         // loser about to be freed): only the index decides.
@@ -1190,7 +425,7 @@ impl ConnTable {
         now: Timestamp,
     ) -> Option<(std::net::Ipv4Addr, u16)> {
         let idx = *self.bysrc.get(&SrcKey::of(orig))?;
-        let s = self.slot(idx);
+        let s = self.slab.get(idx);
         let gl = s.gen_live.load(Acquire);
         let o = s.tuple(Dir::Original);
         if gl & LIVE == 0 || s.deadline.load(Relaxed) <= now.0 || SrcKey::of(&o) != SrcKey::of(orig)
@@ -1268,47 +503,6 @@ impl ConnTable {
         }
     }
 
-    fn alloc_slot(&self) -> Option<u32> {
-        {
-            let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(i) = f.pop() {
-                return Some(i);
-            }
-            // Before the slab grows: the lowest chunk given back, if any.
-            if let Some(c) = f.discarded.iter().position(|&d| d) {
-                f.discarded[c] = false;
-                let base = f.gen_base[c];
-                let first = (c * CHUNK) as u32;
-                for idx in first..first + CHUNK as u32 {
-                    self.slot(idx).gen_live.store(base << GEN_SHIFT, Release);
-                    f.push(idx);
-                }
-                return f.pop();
-            }
-        }
-        let mut h = self.high.load(Relaxed);
-        loop {
-            if h >= self.capacity {
-                return None;
-            }
-            match self.high.compare_exchange_weak(h, h + 1, Relaxed, Relaxed) {
-                Ok(_) => return Some(h),
-                Err(x) => h = x,
-            }
-        }
-    }
-
-    fn free_slot(&self, idx: u32) {
-        let s = self.slot(idx);
-        let gl = s.gen_live.load(Relaxed);
-        s.gen_live
-            .store((gl >> GEN_SHIFT).wrapping_add(1) << GEN_SHIFT, Release);
-        self.free
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(idx);
-    }
-
     /// Inserts the connection (both tuples) at the end of POSTROUTING.
     /// A concurrent confirm of the same ORIGINAL tuple is resolved as
     /// described in the module doc; the packet is never lost to a clash.
@@ -1322,11 +516,11 @@ impl ConnTable {
             self.stats.insert_failed.fetch_add(1, Relaxed);
             return Err(ConfirmError::Full);
         }
-        let Some(idx) = self.alloc_slot() else {
+        let Some(idx) = self.slab.alloc() else {
             self.stats.insert_failed.fetch_add(1, Relaxed);
             return Err(ConfirmError::Full);
         };
-        let s = self.slot(idx);
+        let s = self.slab.get(idx);
         let (a, b) = nc.orig.pack();
         let (c, d) = nc.reply.pack();
         // Orders the generation bump that freed this slot (seen through the
@@ -1363,13 +557,13 @@ impl ConnTable {
             // Shard lock released; is the occupant alive?
             tries += 1;
             if let Some(c) = self.lookup(&nc.orig, now) {
-                self.free_slot(idx);
+                self.slab.release(idx);
                 return Ok(self.resolve_clash(c, nc));
             }
             // Stale key (entry dead or expired and killed by lookup): drop it.
             self.map_remove(&nc.orig, existing);
             if tries > 8 {
-                self.free_slot(idx);
+                self.slab.release(idx);
                 self.stats.insert_failed.fetch_add(1, Relaxed);
                 return Err(ConfirmError::ReplyTaken);
             }
@@ -1385,7 +579,7 @@ impl ConnTable {
                 tries += 1;
                 if self.lookup(&nc.reply, now).is_some() || tries > 8 {
                     self.map_remove(&nc.orig, idx << 1);
-                    self.free_slot(idx);
+                    self.slab.release(idx);
                     self.stats.insert_failed.fetch_add(1, Relaxed);
                     return Err(ConfirmError::ReplyTaken);
                 }
@@ -1430,14 +624,14 @@ impl ConnTable {
 
     /// Evicts one expired or non-ASSURED entry near `t`'s hash position.
     fn early_drop(&self, t: &Tuple, now: Timestamp) -> bool {
-        let high = self.high.load(Relaxed) as usize;
+        let high = self.slab.high.load(Relaxed) as usize;
         if high == 0 {
             return false;
         }
         let start = (self.hasher.hash_one(t) as usize) % high;
         for k in 0..EARLY_DROP_SCAN.min(high) {
             let idx = ((start + k) % high) as u32;
-            let s = self.slot(idx);
+            let s = self.slab.get(idx);
             let gl = s.gen_live.load(Acquire);
             if gl & LIVE == 0 || gl & BUSY != 0 {
                 continue;
@@ -1458,8 +652,8 @@ impl ConnTable {
     }
 
     /// Removes entry `idx` of generation `gen`; false if someone else did.
-    fn kill(&self, idx: u32, gen: u32, why: KillReason) -> bool {
-        let s = self.slot(idx);
+    pub(super) fn kill(&self, idx: u32, gen: u32, why: KillReason) -> bool {
+        let s = self.slab.get(idx);
         // Claim: live -> dying (generation kept, live bit cleared).
         if s.gen_live
             .compare_exchange(gen << GEN_SHIFT | LIVE, gen << GEN_SHIFT, AcqRel, Relaxed)
@@ -1491,17 +685,14 @@ impl ConnTable {
         .fetch_add(1, Relaxed);
         self.count.fetch_sub(1, Relaxed);
         s.gen_live.store(gen.wrapping_add(1) << GEN_SHIFT, Release);
-        self.free
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(idx);
+        self.slab.push_free(idx);
         true
     }
 
     /// Incremental expiry: examines `budget` slots from a rotating cursor
     /// and removes the expired ones. Returns how many were removed.
     pub fn gc(&self, now: Timestamp, budget: usize) -> usize {
-        let high = self.high.load(Relaxed) as usize;
+        let high = self.slab.high.load(Relaxed) as usize;
         if high == 0 {
             return 0;
         }
@@ -1509,7 +700,7 @@ impl ConnTable {
         let mut n = 0;
         for k in 0..budget.min(high) {
             let idx = ((start + k) % high) as u32;
-            let s = self.slot(idx);
+            let s = self.slab.get(idx);
             let gl = s.gen_live.load(Acquire);
             if gl & LIVE != 0
                 && s.deadline.load(Relaxed) <= now.0
@@ -1528,45 +719,15 @@ impl ConnTable {
     }
 
     /// Gives the memory of every slab chunk whose slots are all free back to
-    /// the kernel (`sys::mem::discard`): the chunk leaves the free
-    /// list, its pages read as zero (a free slot: stale handles and sweeps
-    /// see nothing live), and it is reused before the slab grows. Done under
-    /// the free-list lock, so no slot of it can be handed out meanwhile.
-    /// Returns the bytes given back.
+    /// the kernel (the [`Release`] step, see [`ConnTable::set_release`]);
+    /// such a chunk reads as free slots and is reused before the slab grows
+    /// (details in `slab`). Returns the bytes given back; without a release
+    /// step, nothing is discarded.
     pub fn discard_free_chunks(&self) -> usize {
-        let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        if !f.in_fifo.iter().any(|&n| n as usize == CHUNK) {
-            return 0;
+        match self.release.get() {
+            Some(&release) => self.slab.discard_free_chunks(release),
+            None => 0,
         }
-        let FreeList {
-            fifo,
-            in_fifo,
-            discarded,
-            gen_base,
-        } = &mut *f;
-        fifo.retain(|&i| in_fifo[i as usize / CHUNK] as usize != CHUNK);
-        let mut released = 0;
-        for c in 0..in_fifo.len() {
-            if in_fifo[c] as usize != CHUNK {
-                continue;
-            }
-            let Some(chunk) = self.chunks[c].get() else {
-                continue;
-            };
-            let top = chunk
-                .iter()
-                .map(|s| s.gen_live.load(Relaxed) >> GEN_SHIFT)
-                .max()
-                .unwrap_or(0);
-            gen_base[c] = top.max(gen_base[c]).wrapping_add(1) & (u32::MAX >> GEN_SHIFT);
-            in_fifo[c] = 0;
-            discarded[c] = true;
-            released += crate::sys::mem::discard(chunk);
-        }
-        if fifo.len() * 4 < fifo.capacity() {
-            fifo.shrink_to(fifo.len() * 2);
-        }
-        released
     }
 
     /// Shrinks the index shards and the by-source map when they are mostly
@@ -1590,141 +751,17 @@ impl ConnTable {
         released
     }
 
-    fn snapshot_raw(&self, s: &Slot) -> ConnSnapshot {
-        let orig = s.tuple(Dir::Original);
-        ConnSnapshot {
-            id: s.id.load(Relaxed),
-            orig,
-            reply: s.tuple(Dir::Reply),
-            status: Status(s.status.load(Relaxed)),
-            tcp_state: (orig.proto == PROTO_TCP).then(|| TcpBits(s.proto.load(Relaxed)).state()),
-            mark: s.mark.load(Relaxed),
-            deadline: Timestamp(s.deadline.load(Relaxed)),
-            packets: [s.packets[0].load(Relaxed), s.packets[1].load(Relaxed)],
-            bytes: [s.bytes[0].load(Relaxed), s.bytes[1].load(Relaxed)],
-        }
-    }
-
-    fn snapshot_slot(&self, idx: u32) -> ConnSnapshot {
-        self.snapshot_raw(self.slot(idx))
-    }
-
-    /// Builds events only while [`subscribe_events`](Self::subscribe_events)
-    /// holds a subscription (the gateway's mode: the packet path pays
-    /// nothing for events nobody reads).
-    pub fn events_on_demand(&self) {
-        self.on_demand.store(true, Relaxed);
-    }
-
-    fn events_wanted(&self) -> bool {
-        self.events.is_some() && (!self.on_demand.load(Relaxed) || self.listeners.load(Relaxed) > 0)
-    }
-
-    /// Starts building events (there must be an event queue:
-    /// `ConntrackConfig::event_queue > 0`) until the subscription drops.
-    /// Events queued while nobody listened are discarded first.
-    pub fn subscribe_events(&self) -> EventSubscription<'_> {
-        if self.listeners.fetch_add(1, Relaxed) == 0 && self.on_demand.load(Relaxed) {
-            if let Some(q) = &self.events {
-                q.lock().unwrap_or_else(|e| e.into_inner()).clear();
-            }
-        }
-        EventSubscription { table: self }
-    }
-
-    fn event(&self, kind: EventKind, idx: u32) {
-        if self.events_wanted() {
-            let snap = self.snapshot_slot(idx);
-            self.push_event(CtEvent { kind, conn: snap });
-        }
-    }
-
-    fn push_event(&self, ev: CtEvent) {
-        if let Some(q) = &self.events {
-            let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
-            if q.len() >= self.cfg.event_queue {
-                q.pop_front();
-                self.stats.events_lost.fetch_add(1, Relaxed);
-            }
-            q.push_back(ev);
-        }
-    }
-
-    /// Moves queued events into `out` (oldest first).
-    pub fn drain_events(&self, out: &mut Vec<CtEvent>) {
-        if let Some(q) = &self.events {
-            out.extend(q.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
-        }
-    }
-
-    /// Calls `f` for every live, unexpired entry (for `conntrack -L`).
-    pub fn for_each(&self, now: Timestamp, mut f: impl FnMut(&ConnSnapshot)) {
-        let high = self.high.load(Acquire);
-        for idx in 0..high {
-            let s = self.slot(idx);
-            if s.gen_live.load(Acquire) & (LIVE | BUSY) == LIVE && s.deadline.load(Relaxed) > now.0
-            {
-                f(&self.snapshot_raw(s));
-            }
-        }
-    }
-
-    /// All live entries, ordered by id.
-    pub fn list(&self, now: Timestamp) -> Vec<ConnSnapshot> {
-        let mut v = Vec::new();
-        self.for_each(now, |s| v.push(*s));
-        v.sort_by_key(|s| s.id);
-        v
-    }
-
-    /// Deletes every entry for which `pred` holds (`conntrack -D` with
-    /// filters); returns how many.
-    pub fn delete_where(&self, mut pred: impl FnMut(&ConnSnapshot) -> bool) -> usize {
-        let high = self.high.load(Acquire);
-        let mut n = 0;
-        for idx in 0..high {
-            let s = self.slot(idx);
-            let gl = s.gen_live.load(Acquire);
-            if gl & (LIVE | BUSY) == LIVE
-                && pred(&self.snapshot_raw(s))
-                && self.kill(idx, gl >> GEN_SHIFT, KillReason::Deleted)
-            {
-                n += 1;
-            }
-        }
-        n
-    }
-
     /// Consistency check for tests (call when no other thread is working):
     /// live slots == `len()`, every live slot's two tuples map to it, the map
     /// holds nothing else, free list + live == slots handed out, no slot twice.
     #[cfg(test)]
     pub(crate) fn check_invariants(&self) {
-        let high = self.high.load(Relaxed);
-        let f = self.free.lock().unwrap();
-        let mut seen = vec![false; high as usize];
-        for &i in &f.fifo {
-            assert!(!seen[i as usize], "slot {i} twice in the free list");
-            assert!(
-                !f.discarded[i as usize / CHUNK],
-                "slot {i} of a discarded chunk"
-            );
-            seen[i as usize] = true;
-        }
-        for (c, &n) in f.in_fifo.iter().enumerate() {
-            let listed = f.fifo.iter().filter(|&&i| i as usize / CHUNK == c).count();
-            assert_eq!(n as usize, listed, "chunk {c}'s free count");
-        }
-        for idx in 0..high {
-            if f.discarded[idx as usize / CHUNK] {
-                seen[idx as usize] = true;
-            }
-        }
-        drop(f);
+        let high = self.slab.high.load(Relaxed);
+        let seen = self.slab.check_free_list(high);
         let mut live = 0;
         let mut self_inverse = 0;
         for idx in 0..high {
-            let s = self.slot(idx);
+            let s = self.slab.get(idx);
             let gl = s.gen_live.load(Relaxed);
             assert_eq!(gl & BUSY, 0, "slot {idx} left busy");
             if gl & LIVE != 0 {
@@ -1744,291 +781,11 @@ impl ConnTable {
         assert_eq!(live, self.len());
         assert_eq!(self.map.len(), 2 * live - self_inverse);
         for e in self.bysrc.iter() {
-            let s = self.slot(*e.value());
+            let s = self.slab.get(*e.value());
             assert!(
                 s.gen_live.load(Relaxed) & LIVE != 0,
                 "by-source entry of a dead slot"
             );
-        }
-    }
-
-    /// Sets `mark = (mark & !mask) ^ value` on every entry for which `pred`
-    /// holds (`conntrack -U --mark value[/mask]`); returns how many.
-    pub fn set_mark_where(
-        &self,
-        value: u32,
-        mask: u32,
-        mut pred: impl FnMut(&ConnSnapshot) -> bool,
-    ) -> usize {
-        let high = self.high.load(Acquire);
-        let mut n = 0;
-        for idx in 0..high {
-            let s = self.slot(idx);
-            let gl = s.gen_live.load(Acquire);
-            if gl & (LIVE | BUSY) == LIVE && pred(&self.snapshot_raw(s)) {
-                let c = ConnRef {
-                    table: self,
-                    slot: s,
-                    idx,
-                    gen: gl >> GEN_SHIFT,
-                    dir: Dir::Original,
-                };
-                c.set_mark((c.mark() & !mask) ^ value);
-                n += 1;
-            }
-        }
-        n
-    }
-
-    /// Removes everything (`conntrack -F`).
-    pub fn flush(&self) -> usize {
-        self.delete_where(|_| true)
-    }
-}
-
-#[cfg(test)]
-mod shrink_tests {
-    use super::*;
-
-    fn tuple(i: u32, dport: u16) -> Tuple {
-        Tuple::new(
-            std::net::Ipv4Addr::from(0x0a00_0000 | i),
-            std::net::Ipv4Addr::new(172, 16, 0, 1),
-            PROTO_UDP,
-            1024,
-            dport,
-        )
-    }
-
-    /// Chunks given back to the kernel and not reused yet.
-    fn discarded_chunks(t: &ConnTable) -> usize {
-        t.free
-            .lock()
-            .unwrap()
-            .discarded
-            .iter()
-            .filter(|&&d| d)
-            .count()
-    }
-
-    /// Tracks and confirms a new UDP entry for `tuple` at `now`.
-    fn add(t: &ConnTable, tuple: Tuple, now: Timestamp) {
-        let nc = t
-            .new_conn(&tuple, &crate::conntrack::tcp::Segment::default(), 60, now)
-            .unwrap();
-        t.confirm(&nc, now).unwrap();
-    }
-
-    /// A mass expiry: the sweep pass after it gives back every slab chunk
-    /// whose slots are all free and shrinks the index back to a few small
-    /// shards, the table stays consistent, a refill reuses the discarded
-    /// chunks (the slab does not grow), a handle to a previous tenant stays
-    /// dead, and a full table is not shrunk (hysteresis).
-    #[test]
-    fn mass_expiry_gives_back_chunks_and_index_and_refill_reuses_them() {
-        const N: u32 = 20_000;
-        let t = ConnTable::new(ConntrackConfig {
-            max_entries: N as usize,
-            gc_budget: 0,
-            ..Default::default()
-        });
-        let now = Timestamp::from_secs(1);
-        for i in 0..N {
-            add(&t, tuple(i, 53), now);
-        }
-        let full_cap = t.map.capacity();
-        let full_mem = t.memory_usage();
-        assert!(full_cap >= 2 * N as usize, "{full_cap}");
-        assert_eq!(t.shrink_idle(), 0, "nothing to shrink in a full table");
-        assert_eq!(t.discard_free_chunks(), 0, "no free chunk in a full table");
-        let old = t.lookup(&tuple(0, 53), now).unwrap();
-
-        let late = Timestamp::from_secs(10_000);
-        while !t.is_empty() {
-            t.gc(late, 4096);
-        }
-        // One more whole pass: it ends at the slab's end, so it shrinks.
-        t.gc(late, N as usize);
-        let small = t.map.shards.len() * SHRINK_MIN;
-        let cap = t.map.capacity();
-        assert!(cap <= small && cap < full_cap / 4, "{cap} of {full_cap}");
-        // Every whole chunk below the bump pointer went back; the last,
-        // partly handed out, stays.
-        let gone = discarded_chunks(&t);
-        assert_eq!(gone, N as usize / CHUNK);
-        let slab_left = (N as usize).div_ceil(CHUNK) - gone;
-        assert!(t.memory_usage() < full_mem);
-        assert!(t.memory_usage() <= slab_left * CHUNK * ConnTable::SLOT_BYTES + small * 8 + 65536);
-        assert!(!old.alive());
-        assert_eq!(t.list(late).len(), 0);
-        t.check_invariants();
-
-        for i in 0..N {
-            add(&t, tuple(i, 54), late);
-        }
-        assert_eq!(t.len(), N as usize);
-        assert_eq!(t.high.load(Relaxed), N, "refill reused the freed slots");
-        assert!(t.free.lock().unwrap().discarded.iter().all(|&d| !d));
-        assert!(!old.alive(), "a new tenant of slot 0 is not the old one");
-        assert!(t.map.capacity() >= 2 * N as usize);
-        for i in (0..N).step_by(101) {
-            assert_eq!(t.lookup(&tuple(i, 54), late).unwrap().orig(), tuple(i, 54));
-            assert!(t.lookup(&tuple(i, 53), late).is_none());
-        }
-        t.check_invariants();
-    }
-
-    /// Four threads, in rounds: each fills its own flows of this round,
-    /// checks them, then sweeps at a time past the previous round's
-    /// timeout (not this round's): chunks are given back and reused while
-    /// other threads insert, look up and sweep. A live entry is never
-    /// zeroed (every lookup finds its own tuple) and the table ends
-    /// consistent.
-    #[test]
-    fn chunks_are_given_back_and_reused_under_concurrent_churn() {
-        const PER: u32 = 3 * CHUNK as u32;
-        let t = ConnTable::new(ConntrackConfig {
-            max_entries: 8 * PER as usize + CHUNK,
-            gc_budget: 0,
-            ..Default::default()
-        });
-        let round_start = std::sync::Barrier::new(4);
-        let given_back = AtomicUsize::new(0);
-        std::thread::scope(|sc| {
-            for w in 0..4u32 {
-                let (t, round_start, given_back) = (&t, &round_start, &given_back);
-                sc.spawn(move || {
-                    for round in 1..8u64 {
-                        round_start.wait();
-                        let now = Timestamp::from_secs(round * 1000);
-                        let port = 1000 + round as u16;
-                        for i in 0..PER {
-                            add(t, tuple(w << 20 | i, port), now);
-                        }
-                        for i in (0..PER).step_by(7) {
-                            let c = t.lookup(&tuple(w << 20 | i, port), now).unwrap();
-                            assert_eq!(c.orig(), tuple(w << 20 | i, port));
-                        }
-                        let previous = Timestamp::from_secs(round * 1000 - 500);
-                        for _ in 0..8 {
-                            t.gc(previous, 2 * CHUNK);
-                        }
-                        given_back.fetch_add(t.discard_free_chunks(), Relaxed);
-                        for i in (0..PER).step_by(5) {
-                            let c = t.lookup(&tuple(w << 20 | i, port), now).unwrap();
-                            assert_eq!(c.orig(), tuple(w << 20 | i, port));
-                        }
-                    }
-                });
-            }
-        });
-        println!(
-            "given back during the churn: {} bytes",
-            given_back.load(Relaxed)
-        );
-        let end = Timestamp::from_secs(100_000);
-        while !t.is_empty() {
-            t.gc(end, 4096);
-        }
-        t.gc(end, t.high.load(Relaxed) as usize);
-        t.check_invariants();
-        let gone = discarded_chunks(&t);
-        assert!(gone > 0, "no chunk given back");
-    }
-}
-
-#[cfg(test)]
-mod hint_tests {
-    use super::*;
-    use std::net::Ipv4Addr;
-    use std::sync::atomic::AtomicBool;
-
-    /// Tuple `i` of family `f` (the two families hash to different hint
-    /// words but reuse each other's slots).
-    fn tuple(f: u32, i: u32) -> Tuple {
-        Tuple::new(
-            Ipv4Addr::from(0x0a00_0000 | f << 16 | i),
-            Ipv4Addr::new(10, 9, 9, 9),
-            PROTO_UDP,
-            1000 + i as u16,
-            53,
-        )
-    }
-
-    /// Lookups through the lock-free hints while another thread frees
-    /// slots and refills them with other tuples: whatever a lookup returns
-    /// must, while its generation is still live, hold the key in the
-    /// returned direction and the key's inverse in the other; and after the
-    /// churn every live tuple is found, every deleted one is not.
-    #[test]
-    fn hints_never_return_a_reused_slot() {
-        const N: u32 = 64;
-        let t = ConnTable::with_hasher(
-            ConntrackConfig {
-                max_entries: N as usize,
-                gc_budget: 0,
-                ..Default::default()
-            },
-            TupleHashBuilder::with_key(0x1234_5678_9abc_def1),
-        );
-        let now = Timestamp::from_secs(1);
-        let stop = AtomicBool::new(false);
-        let hits = AtomicU64::new(0);
-        std::thread::scope(|s| {
-            for r in 0..2u32 {
-                let (t, stop, hits) = (&t, &stop, &hits);
-                s.spawn(move || {
-                    let mut k = r;
-                    while !stop.load(Relaxed) {
-                        k = k.wrapping_mul(2_654_435_761).wrapping_add(1);
-                        let key = tuple(k & 1, (k >> 1) % N);
-                        let key = if k & 0x100 == 0 { key } else { key.inverse() };
-                        if let Some(c) = t.lookup(&key, now) {
-                            let (this, other) = (c.tuple(c.dir()), c.tuple(c.dir().other()));
-                            if c.alive() {
-                                assert_eq!(this, key, "a hint returned another tuple's slot");
-                                assert_eq!(other, key.inverse());
-                                hits.fetch_add(1, Relaxed);
-                            }
-                        }
-                    }
-                });
-            }
-            for round in 0..400u32 {
-                let f = round & 1;
-                let refs: Vec<_> = (0..N)
-                    .map(|i| {
-                        let nc = t
-                            .new_conn(
-                                &tuple(f, i),
-                                &crate::conntrack::tcp::Segment::default(),
-                                60,
-                                now,
-                            )
-                            .unwrap();
-                        t.confirm(&nc, now).unwrap().conn
-                    })
-                    .collect();
-                // Readers get a chance to hint these entries.
-                for i in 0..N {
-                    assert!(t.lookup(&tuple(f, i), now).is_some());
-                    assert!(t.lookup(&tuple(f ^ 1, i), now).is_none());
-                }
-                if round < 399 {
-                    for c in refs {
-                        assert!(c.delete());
-                    }
-                }
-            }
-            stop.store(true, Relaxed);
-        });
-        assert!(hits.load(Relaxed) > 0, "the readers never found an entry");
-        t.check_invariants();
-        // Round 399 (family 1) is live; family 0 was deleted.
-        for i in 0..N {
-            assert!(t.lookup(&tuple(1, i), now).is_some());
-            assert!(t.lookup(&tuple(1, i).inverse(), now).is_some());
-            assert!(t.lookup(&tuple(0, i), now).is_none());
         }
     }
 }

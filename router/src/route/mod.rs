@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
+use crate::hash::AddrHasher;
+
 mod prefix;
 pub use prefix::Cidr;
 
@@ -24,30 +26,6 @@ pub enum RouteResult {
     Forward(IfIndex),
     /// No route.
     Unreachable,
-}
-
-/// Hasher for `u32` keys (addresses): a multiply and a fold. SipHash cost
-/// 5.6 % of the established-flow pipeline profile (perf, bench/pipeline.sh)
-/// for keys that are not attacker-chosen in a way that matters here: the
-/// tables hold the configured prefixes, not packet data.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AddrHasher(u64);
-
-impl std::hash::Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        // Fold the high product bits down: masked prefixes have zero low
-        // bits, and the table indexes buckets by the low bits.
-        let m = (v as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = m ^ (m >> 32);
-    }
 }
 
 type AddrMap<V> = HashMap<u32, V, std::hash::BuildHasherDefault<AddrHasher>>;

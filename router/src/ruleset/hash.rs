@@ -1,28 +1,8 @@
-//! The hashers of a table's chain index: [`name_hash`], the 64-bit key
-//! a chain name is indexed under, [`PreHashed`] for the map keyed by it,
-//! and [`NameHash`] (FxHash) for the few names whose key is taken.
+//! The key a chain name is indexed under ([`name_hash`]). The maps' hashers
+//! ([`PreHashed`] for the map keyed by it, [`NameHash`] for the few names
+//! whose key is taken) are the crate's `hash` module's.
 
-/// The hasher of maps keyed by a hash already computed: passes it through
-/// (built as `route`'s address maps build theirs).
-pub type PreHashed = std::hash::BuildHasherDefault<PreHashedHasher>;
-
-#[derive(Debug, Default)]
-pub struct PreHashedHasher(u64);
-
-impl std::hash::Hasher for PreHashedHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 keys are hashed with it; fold anything else anyway.
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8)) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.0 = i;
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+pub use crate::hash::{FxHasher, NameHash, PreHashed, PreHashedHasher};
 
 /// The chain index's key: a 64-bit hash of the name that mixes every input
 /// bit into every output bit (a multiply folded to 64 bits per word, as
@@ -48,39 +28,4 @@ pub(super) fn name_hash(name: &str) -> u64 {
     let mut tail = [0u8; 8];
     tail[..words.remainder().len()].copy_from_slice(words.remainder());
     fold(h ^ u64::from_le_bytes(tail), K1 ^ K0)
-}
-
-/// Hasher of maps keyed by chain names (the index's `spill`): FxHash
-/// (rustc's), several times faster than SipHash on 20-30 byte names. Chain
-/// names come from the local administrator, not from the network, so
-/// flooding is no concern. Good for picking buckets, not as a key by itself
-/// (see [`name_hash`]).
-pub type NameHash = std::hash::BuildHasherDefault<FxHasher>;
-
-#[derive(Debug, Default)]
-pub struct FxHasher(u64);
-
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0xf135_7aea_2e62_a9c5;
-        let mut h = self.0;
-        let mut it = bytes.chunks_exact(8);
-        for c in &mut it {
-            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            h = (h.rotate_left(5) ^ w).wrapping_mul(K);
-        }
-        let mut tail = [0u8; 8];
-        let r = it.remainder();
-        tail[..r.len()].copy_from_slice(r);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(tail) ^ r.len() as u64).wrapping_mul(K);
-        self.0 = h;
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(0xf135_7aea_2e62_a9c5);
-    }
-    fn finish(&self) -> u64 {
-        // The multiply leaves the low bits weak; hashbrown takes the top 7
-        // bits for its control bytes and the low bits for the bucket.
-        self.0.rotate_left(26)
-    }
 }
