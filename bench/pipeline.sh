@@ -18,7 +18,9 @@ best() { # mode key -> best of 3
 est=$(best established established_mpps)
 nf10=$(best newflows10 newflows_10)
 nf10k=$(best newflows10k newflows_10k)
-run memory | tee "$tmp/mem" | head -1
+# Not `| tee | head -1`: under pipefail a SIGPIPE to tee failed the script.
+run memory >"$tmp/mem"
+head -1 "$tmp/mem"
 bpe=$(sed -n 's/^bytes_per_entry=//p' "$tmp/mem")
 echo "established flow, DNAT+MASQUERADE, 64-byte packets: $est Mpps"
 echo "new flows to the last service: $nf10 /s (10 services), $nf10k /s (10,000 services)"
