@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 
-use crate::clock::Timestamp;
 use crate::config::Config;
 use crate::conntrack::{ConntrackConfig as CtConfig, Timeouts};
 use crate::control::gateway::GatewayHandler;
 use crate::control::server::{Server, ServerConfig};
+use crate::dataplane::housekeeping::Housekeeping;
 use crate::dataplane::{netns, Dataplane, Options, TunDevice};
 use crate::pipeline::engine::{Interface, Pipeline, PipelineConfig};
 use crate::route::RouteTable;
@@ -364,13 +364,7 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
         crate::control::metrics::serve(l, pipeline.clone(), Some(dp_stats))?;
         tracing::info!(%addr, "metrics: GET /metrics (Prometheus text format)");
     }
-    // Expired conntrack entries are removed lazily by lookups; this sweep
-    // returns their memory when traffic stops: the whole table every ~10 s.
-    let gc_budget = (cfg.conntrack.max / 50).max(4096);
-    // After a large release (a mass expiry shrank the conntrack index) the
-    // allocator is asked to return its free pages to the kernel; the table's
-    // accounted size, peak since the last such collect, tells when.
-    let mut ct_mem_peak = 0usize;
+    let mut housekeeping = Housekeeping::new(pipeline.clone(), cfg.conntrack.max);
 
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
@@ -393,15 +387,7 @@ fn run(cfg: &Config) -> anyhow::Result<()> {
                 tracing::info!("{s}: shutting down");
                 break;
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                pipeline.maintain(Timestamp::now_monotonic(), gc_budget);
-                let used = pipeline.conntrack().memory_usage();
-                ct_mem_peak = ct_mem_peak.max(used);
-                if ct_mem_peak - used >= COLLECT_AFTER_RELEASE {
-                    crate::sys::mem::collect(true);
-                    ct_mem_peak = used;
-                }
-            }
+            Err(mpsc::RecvTimeoutError::Timeout) => housekeeping.tick(),
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         if let Err(f) = dp.check() {
@@ -479,11 +465,6 @@ fn take_devices(cfg: &Config) -> anyhow::Result<Vec<DeviceLock>> {
     }
     Ok(locks)
 }
-
-/// Conntrack bytes released (accounting, `ConnTable::memory_usage`) after
-/// which the housekeeping loop returns the allocator's free pages to the
-/// kernel (`sys::mem::collect`).
-const COLLECT_AFTER_RELEASE: usize = 1 << 20;
 
 /// A panic outside the workers (main loop, control server threads) ends the
 /// process non-zero with the message; a worker's panic is reported by the

@@ -7,6 +7,7 @@
 //! what it forwards to queue `w` of the egress device. Each packet is
 //! processed by the worker that read it, in the buffer it was read into.
 
+pub mod housekeeping;
 pub mod netns;
 pub mod stats;
 mod steer;
