@@ -13,7 +13,14 @@
 //! patched per send (addresses, ports, checksums), sent with `sendmmsg` in
 //! batches of 64 on an `IPPROTO_RAW` socket (the kernel fills the IP checksum).
 //! Prints `sent=N secs=S pps=R` on stdout. Run it inside the client namespace.
-use std::net::Ipv4Addr;
+use std::io::IoSlice;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::sys::socket::{
+    sendmmsg, setsockopt, socket, sockopt, AddressFamily, MsgFlags, MultiHeaders, SockFlag,
+    SockProtocol, SockType, SockaddrIn,
+};
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 64;
@@ -63,82 +70,67 @@ fn ipv4_header(pkt: &mut [u8], proto: u8, src: Ipv4Addr, dst: Ipv4Addr) {
     pkt[16..20].copy_from_slice(&dst.octets());
 }
 
+/// A raw IPv4 socket sending prepared packets in `sendmmsg` batches
+/// (through nix's safe wrappers: this tool, like the gateway, writes no
+/// `unsafe`).
 struct Sender {
-    fd: i32,
-    dst: libc::sockaddr_in,
+    fd: OwnedFd,
+    dst: SockaddrIn,
+    headers: MultiHeaders<SockaddrIn>,
     sent: u64,
     errors: u64,
 }
 
 impl Sender {
     fn new(dst: Ipv4Addr) -> Sender {
-        // SAFETY: plain socket(2) call; the result is checked.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
-        if fd < 0 {
-            eprintln!("flowgen: raw socket: {}", std::io::Error::last_os_error());
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Raw,
+            SockFlag::empty(),
+            SockProtocol::Raw,
+        )
+        .unwrap_or_else(|e| {
+            eprintln!("flowgen: raw socket: {e}");
             std::process::exit(1);
-        }
-        let sndbuf: libc::c_int = 4 << 20;
-        // SAFETY: the option value points to a live c_int of the given size.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_SNDBUF,
-                &sndbuf as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as u32,
-            )
-        };
-        // SAFETY: sockaddr_in is plain old data; all-zero is a valid value.
-        let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        sa.sin_family = libc::AF_INET as u16;
-        sa.sin_addr.s_addr = u32::from_ne_bytes(dst.octets());
+        });
+        let _ = setsockopt(&fd, sockopt::SndBuf, &(4 << 20));
         Sender {
             fd,
-            dst: sa,
+            dst: SockaddrIn::from(SocketAddrV4::new(dst, 0)),
+            headers: MultiHeaders::preallocate(BATCH, None),
             sent: 0,
             errors: 0,
         }
     }
 
     /// Sends every packet of `pkts` (retrying the rest of a batch after a
-    /// partial send; ENOBUFS counts as an error and the batch is dropped).
+    /// partial send; an error, e.g. ENOBUFS, counts and drops the batch).
     fn send(&mut self, pkts: &mut [Vec<u8>]) {
-        let mut iov: Vec<libc::iovec> = pkts
-            .iter_mut()
-            .map(|p| libc::iovec {
-                iov_base: p.as_mut_ptr() as *mut libc::c_void,
-                iov_len: p.len(),
-            })
-            .collect();
-        // SAFETY: mmsghdr is plain old data; all-zero is a valid value.
-        let mut msgs: Vec<libc::mmsghdr> = (0..iov.len())
-            .map(|_| unsafe { std::mem::zeroed() })
-            .collect();
-        for (m, v) in msgs.iter_mut().zip(iov.iter_mut()) {
-            m.msg_hdr.msg_name = &mut self.dst as *mut _ as *mut libc::c_void;
-            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-            m.msg_hdr.msg_iov = v;
-            m.msg_hdr.msg_iovlen = 1;
-        }
-        let mut off = 0;
-        while off < msgs.len() {
-            // SAFETY: msgs[off..] are initialized headers pointing into iov
-            // and pkts, which outlive the call.
-            let n = unsafe {
-                libc::sendmmsg(
-                    self.fd,
-                    msgs[off..].as_mut_ptr(),
-                    (msgs.len() - off) as u32,
-                    0,
-                )
-            };
-            if n <= 0 {
-                self.errors += 1;
-                return;
+        for chunk in pkts.chunks(BATCH) {
+            let mut off = 0;
+            while off < chunk.len() {
+                let iovs: Vec<[IoSlice<'_>; 1]> =
+                    chunk[off..].iter().map(|p| [IoSlice::new(p)]).collect();
+                let addrs = vec![Some(self.dst); iovs.len()];
+                let r = sendmmsg(
+                    self.fd.as_raw_fd(),
+                    &mut self.headers,
+                    &iovs,
+                    &addrs,
+                    [],
+                    MsgFlags::empty(),
+                );
+                match r.map(|res| res.count()) {
+                    Ok(n) if n > 0 => {
+                        off += n;
+                        self.sent += n as u64;
+                    }
+                    _ => {
+                        self.errors += 1;
+                        return;
+                    }
+                }
             }
-            off += n as usize;
-            self.sent += n as u64;
         }
     }
 }
