@@ -25,12 +25,12 @@
 //! `TUNGATE_FUZZ_SEED` picks the seed (default: a fixed one, printed). A
 //! failing input is written to `target/fuzz-control-failure-<seed>.txt`.
 
+mod common;
 mod fuzz_common;
+use common::shared;
 use fuzz_common::Rng;
 
 use std::net::Ipv4Addr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,13 +40,6 @@ use tungate::control::server::Handler;
 use tungate::pipeline::engine::{Interface, Pipeline, PipelineConfig};
 use tungate::ruleset::Ruleset;
 use tungate::syntax::{restore, RestoreOptions};
-
-fn shared() -> PathBuf {
-    match std::env::var("TUNGATE_SHARED") {
-        Ok(p) => PathBuf::from(p),
-        Err(_) => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")),
-    }
-}
 
 const START_RULES: &str = "\
 *nat
@@ -398,32 +391,21 @@ fn fuzz_control_frames_and_requests() {
         n += 1;
         let (what, r) = if n % 2 == 0 {
             let bytes = random_bytes(&mut rng, &dumps);
-            let r = catch_unwind(AssertUnwindSafe(|| {
-                match read_frame::<_, Request>(&mut bytes.as_slice()) {
-                    Ok(Some(req)) => check_request(&h, &req).map(|()| true),
-                    Ok(None) | Err(_) => Ok(false),
-                }
-            }));
+            let r = fuzz_common::check(|| match read_frame::<_, Request>(&mut bytes.as_slice()) {
+                Ok(Some(req)) => check_request(&h, &req).map(|()| true),
+                Ok(None) | Err(_) => Ok(false),
+            });
             (format!("bytes {bytes:?}"), r)
         } else {
             let req = random_request(&mut rng, &dumps);
-            let r = catch_unwind(AssertUnwindSafe(|| check_request(&h, &req).map(|()| true)));
+            let r = fuzz_common::check(|| check_request(&h, &req).map(|()| true));
             (format!("request {req:?}"), r)
         };
         match r {
-            Ok(Ok(true)) => decoded += 1,
-            Ok(Ok(false)) => failed += 1,
-            Ok(Err(msg)) => {
+            Ok(true) => decoded += 1,
+            Ok(false) => failed += 1,
+            Err(msg) => {
                 failure = Some((what, msg));
-                break;
-            }
-            Err(e) => {
-                let msg = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                failure = Some((what, format!("panic: {msg}")));
                 break;
             }
         }
@@ -438,9 +420,7 @@ fn fuzz_control_frames_and_requests() {
         n as f64 / el
     );
     if let Some((what, msg)) = failure {
-        let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"))
-            .join(format!("fuzz-control-failure-{seed}.txt"));
-        let _ = std::fs::write(&path, &what);
+        let path = fuzz_common::save_failure("fuzz-control-failure", seed, &what);
         panic!(
             "fuzz failure ({msg}); input {what}; saved to {}",
             path.display()

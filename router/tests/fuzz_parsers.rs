@@ -17,24 +17,17 @@
 //! `TUNGATE_FUZZ_SEED` picks the seed (default: a fixed one, printed). A
 //! failing input is written to `target/fuzz-failure-<seed>.txt`.
 
+mod common;
 mod fuzz_common;
+use common::shared;
 use fuzz_common::Rng;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tungate::ruleset::{Ruleset, TableKind};
 use tungate::syntax::{
     apply_command, list, list_rules, restore, save, tokenize, ListFormat, RestoreOptions,
 };
-
-fn shared() -> PathBuf {
-    match std::env::var("TUNGATE_SHARED") {
-        Ok(p) => PathBuf::from(p),
-        Err(_) => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")),
-    }
-}
 
 const DICT: &[&str] = &[
     "!",
@@ -391,24 +384,15 @@ fn fuzz_restore_and_command_parsers() {
         let base = &corpus[rng.below(corpus.len())];
         let input = mutate(&mut rng, base);
         n += 1;
-        match catch_unwind(AssertUnwindSafe(|| check(&input))) {
-            Ok(Ok(())) => {
+        match fuzz_common::check(|| check(&input)) {
+            Ok(()) => {
                 let mut rs = Ruleset::new();
                 if restore(&mut rs, &input, RestoreOptions::default()).is_ok() {
                     accepted += 1;
                 }
             }
-            Ok(Err(msg)) => {
+            Err(msg) => {
                 failure = Some((input, msg));
-                break;
-            }
-            Err(p) => {
-                let msg = p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                failure = Some((input, format!("panic: {msg}")));
                 break;
             }
         }
@@ -416,9 +400,7 @@ fn fuzz_restore_and_command_parsers() {
     std::panic::set_hook(prev);
     println!("fuzz: {n} inputs, {accepted} accepted by restore");
     if let Some((input, msg)) = failure {
-        let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"))
-            .join(format!("fuzz-failure-{seed}.txt"));
-        let _ = std::fs::write(&path, &input);
+        let path = fuzz_common::save_failure("fuzz-failure", seed, &input);
         panic!("fuzz failure ({msg}); input saved to {}", path.display());
     }
 }

@@ -33,8 +33,6 @@ mod fuzz_common;
 use fuzz_common::Rng;
 
 use std::net::Ipv4Addr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tungate::clock::Timestamp;
@@ -439,22 +437,10 @@ fn fuzz_pipeline_frames_and_vnet_headers() {
                 },
         );
         n += 1;
-        let r = catch_unwind(AssertUnwindSafe(|| {
-            check(&pl, now, &mut *worker, ingress, h, &p)
-        }));
-        match r {
-            Ok(Ok(fwd)) => forwarded += u64::from(fwd),
-            Ok(Err(msg)) => {
+        match fuzz_common::check(|| check(&pl, now, &mut *worker, ingress, h, &p)) {
+            Ok(fwd) => forwarded += u64::from(fwd),
+            Err(msg) => {
                 failure = Some((h, p, msg));
-                break;
-            }
-            Err(e) => {
-                let msg = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                failure = Some((h, p, format!("panic: {msg}")));
                 break;
             }
         }
@@ -473,11 +459,13 @@ fn fuzz_pipeline_frames_and_vnet_headers() {
         n as f64 / el
     );
     if let Some((h, p, msg)) = failure {
-        let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"))
-            .join(format!("fuzz-pipeline-failure-{seed}.txt"));
         let mut vh = [0u8; 10];
         h.write(&mut vh);
-        let _ = std::fs::write(&path, format!("vnet {}\nframe {}\n", hex(&vh), hex(&p)));
+        let path = fuzz_common::save_failure(
+            "fuzz-pipeline-failure",
+            seed,
+            format!("vnet {}\nframe {}\n", hex(&vh), hex(&p)),
+        );
         panic!(
             "fuzz failure ({msg}); vnet {h:?} frame {}; saved to {}",
             hex(&p),

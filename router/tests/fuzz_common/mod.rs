@@ -1,6 +1,9 @@
 //! What the stable-Rust fuzz harnesses (`fuzz_parsers`, `fuzz_pipeline`,
 //! `fuzz_control`) share: the run length and seed from the environment and
-//! the mutation RNG.
+//! the mutation RNG, catching a failing check and saving its input.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 
 /// The seed of `cargo test`'s runs ("tungate" in ASCII, odd).
 pub const DEFAULT_SEED: u64 = 0x0074_756e_6761_7465;
@@ -34,4 +37,27 @@ impl Rng {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
+}
+
+/// Runs one check on one input, a panic included (the caller silences the
+/// panic hook for the run): `Err` carries the check's own message, or
+/// `panic: <payload>`.
+pub fn check<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|e| {
+        let msg = e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Err(format!("panic: {msg}"))
+    })
+}
+
+/// Writes a failing input to `target/<name>-<seed>.txt` (best effort, so
+/// the run still reports when it cannot) and returns that path.
+pub fn save_failure(name: &str, seed: u64, contents: impl AsRef<[u8]>) -> PathBuf {
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"))
+        .join(format!("{name}-{seed}.txt"));
+    let _ = std::fs::write(&path, contents);
+    path
 }
