@@ -19,9 +19,9 @@ use tungate::conntrack::{classify, ConnTable, ConntrackConfig, NewConn, Tracked}
 use tungate::conntrack_cli;
 use tungate::nat::{self, Manip, NatRange, Rng};
 
-/// Root, conntrack-tools 1.4.7 and a scratch namespace (`make`), or why not
+/// Root, conntrack-tools 1.4.7 and a scratch namespace `tg_ctcli_<tag>_<pid>`, or why not
 /// (harness::skip_because: printed, or a failure under $CI).
-fn setup(test: &str, make: impl FnOnce() -> Option<ScratchNs>) -> Option<ScratchNs> {
+fn setup(test: &str, tag: &str) -> Option<ScratchNs> {
     let version = Command::new("conntrack")
         .arg("-V")
         .output()
@@ -34,7 +34,7 @@ fn setup(test: &str, make: impl FnOnce() -> Option<ScratchNs>) -> Option<Scratch
     if harness::skip_because(test, why) {
         return None;
     }
-    let ns = make();
+    let ns = ScratchNs::add(&format!("tg_ctcli_{tag}"));
     if ns.is_none() {
         harness::skip_because(test, Some("cannot create a network namespace".into()));
     }
@@ -288,9 +288,7 @@ fn compare(t: &ConnTable, ns: &ScratchNs, cmd: &str, exact: bool) -> Option<Stri
 
 #[test]
 fn same_output_as_conntrack_tools_1_4_7() {
-    let Some(ns) = setup("same_output_as_conntrack_tools_1_4_7", || {
-        ScratchNs::add("tg_ctcli_ls")
-    }) else {
+    let Some(ns) = setup("same_output_as_conntrack_tools_1_4_7", "ls") else {
         return;
     };
     let t = ConnTable::new(ConntrackConfig::default());
@@ -647,9 +645,7 @@ fn normalize_events(s: &str) -> Vec<String> {
 
 #[test]
 fn same_events_as_conntrack_tools_1_4_7() {
-    let Some(ns) = setup("same_events_as_conntrack_tools_1_4_7", || {
-        ScratchNs::add("tg_ctcli_ev")
-    }) else {
+    let Some(ns) = setup("same_events_as_conntrack_tools_1_4_7", "ev") else {
         return;
     };
     let streams = [
@@ -749,9 +745,7 @@ fn same_events_as_conntrack_tools_1_4_7() {
 /// entries must go, with the same messages and statuses.
 #[test]
 fn same_deletions_as_conntrack_tools_1_4_7() {
-    let Some(ns) = setup("same_deletions_as_conntrack_tools_1_4_7", || {
-        ScratchNs::add("tg_ctcli_del")
-    }) else {
+    let Some(ns) = setup("same_deletions_as_conntrack_tools_1_4_7", "del") else {
         return;
     };
     const POOL: &[&str] = &[

@@ -384,36 +384,33 @@ fn fuzz_control_frames_and_requests() {
     let start = Instant::now();
     let end = start + Duration::from_secs(secs);
     let (mut n, mut decoded, mut failed) = (0u64, 0u64, 0u64);
-    let prev = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let mut failure = None;
-    while Instant::now() < end {
-        n += 1;
-        let (what, r) = if n % 2 == 0 {
-            let bytes = random_bytes(&mut rng, &dumps);
-            let r = fuzz_common::check(|| match read_frame::<_, Request>(&mut bytes.as_slice()) {
-                Ok(Some(req)) => check_request(&h, &req).map(|()| true),
-                Ok(None) | Err(_) => Ok(false),
-            });
-            (format!("bytes {bytes:?}"), r)
-        } else {
-            let req = random_request(&mut rng, &dumps);
-            let r = fuzz_common::check(|| check_request(&h, &req).map(|()| true));
-            (format!("request {req:?}"), r)
-        };
-        match r {
-            Ok(true) => decoded += 1,
-            Ok(false) => failed += 1,
-            Err(msg) => {
-                failure = Some((what, msg));
-                break;
+    let failure = fuzz_common::quietly(|| {
+        while Instant::now() < end {
+            n += 1;
+            let (what, r) = if n % 2 == 0 {
+                let bytes = random_bytes(&mut rng, &dumps);
+                let r =
+                    fuzz_common::check(|| match read_frame::<_, Request>(&mut bytes.as_slice()) {
+                        Ok(Some(req)) => check_request(&h, &req).map(|()| true),
+                        Ok(None) | Err(_) => Ok(false),
+                    });
+                (format!("bytes {bytes:?}"), r)
+            } else {
+                let req = random_request(&mut rng, &dumps);
+                let r = fuzz_common::check(|| check_request(&h, &req).map(|()| true));
+                (format!("request {req:?}"), r)
+            };
+            match r {
+                Ok(true) => decoded += 1,
+                Ok(false) => failed += 1,
+                Err(msg) => return Some((what, msg)),
+            }
+            if n % 5_000 == 0 {
+                h = handler(seed ^ n);
             }
         }
-        if n % 5_000 == 0 {
-            h = handler(seed ^ n);
-        }
-    }
-    std::panic::set_hook(prev);
+        None
+    });
     let el = start.elapsed().as_secs_f64();
     println!(
         "fuzz_control: {n} inputs in {el:.1} s ({:.0} execs/s), {decoded} handled, {failed} frames refused",

@@ -377,27 +377,23 @@ fn fuzz_restore_and_command_parsers() {
     let mut rng = Rng(seed);
     let end = Instant::now() + Duration::from_secs(secs);
     let (mut n, mut accepted) = (0u64, 0u64);
-    let prev = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let mut failure = None;
-    while Instant::now() < end {
-        let base = &corpus[rng.below(corpus.len())];
-        let input = mutate(&mut rng, base);
-        n += 1;
-        match fuzz_common::check(|| check(&input)) {
-            Ok(()) => {
-                let mut rs = Ruleset::new();
-                if restore(&mut rs, &input, RestoreOptions::default()).is_ok() {
-                    accepted += 1;
+    let failure = fuzz_common::quietly(|| {
+        while Instant::now() < end {
+            let base = &corpus[rng.below(corpus.len())];
+            let input = mutate(&mut rng, base);
+            n += 1;
+            match fuzz_common::check(|| check(&input)) {
+                Ok(()) => {
+                    let mut rs = Ruleset::new();
+                    if restore(&mut rs, &input, RestoreOptions::default()).is_ok() {
+                        accepted += 1;
+                    }
                 }
-            }
-            Err(msg) => {
-                failure = Some((input, msg));
-                break;
+                Err(msg) => return Some((input, msg)),
             }
         }
-    }
-    std::panic::set_hook(prev);
+        None
+    });
     println!("fuzz: {n} inputs, {accepted} accepted by restore");
     if let Some((input, msg)) = failure {
         let path = fuzz_common::save_failure("fuzz-failure", seed, &input);

@@ -419,40 +419,36 @@ fn fuzz_pipeline_frames_and_vnet_headers() {
     let start = Instant::now();
     let end = start + Duration::from_secs(secs);
     let (mut n, mut forwarded) = (0u64, 0u64);
-    let prev = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let mut failure = None;
     let mut inputs = corpus.clone().into_iter();
-    while Instant::now() < end {
-        let (h, p) = inputs.next().unwrap_or_else(|| mutate(&mut rng, &corpus));
-        let ingress = rng.below(2) as u16;
-        let worker = &mut workers[rng.below(2)];
-        // Time moves on: mostly microseconds, sometimes past timeouts.
-        now = Timestamp(
-            now.as_nanos()
-                + match rng.below(1000) {
-                    0 => 700_000_000_000,
-                    1..=9 => 31_000_000_000,
-                    _ => rng.below(100_000) as u64,
-                },
-        );
-        n += 1;
-        match fuzz_common::check(|| check(&pl, now, &mut *worker, ingress, h, &p)) {
-            Ok(fwd) => forwarded += u64::from(fwd),
-            Err(msg) => {
-                failure = Some((h, p, msg));
-                break;
+    let failure = fuzz_common::quietly(|| {
+        while Instant::now() < end {
+            let (h, p) = inputs.next().unwrap_or_else(|| mutate(&mut rng, &corpus));
+            let ingress = rng.below(2) as u16;
+            let worker = &mut workers[rng.below(2)];
+            // Time moves on: mostly microseconds, sometimes past timeouts.
+            now = Timestamp(
+                now.as_nanos()
+                    + match rng.below(1000) {
+                        0 => 700_000_000_000,
+                        1..=9 => 31_000_000_000,
+                        _ => rng.below(100_000) as u64,
+                    },
+            );
+            n += 1;
+            match fuzz_common::check(|| check(&pl, now, &mut *worker, ingress, h, &p)) {
+                Ok(fwd) => forwarded += u64::from(fwd),
+                Err(msg) => return Some((h, p, msg)),
+            }
+            if n % 64 == 0 {
+                pl.maintain(now, 64);
+            }
+            if n % 200_000 == 0 {
+                // A fresh gateway now and then, so state does not only grow.
+                pl = pipeline(seed ^ n);
             }
         }
-        if n % 64 == 0 {
-            pl.maintain(now, 64);
-        }
-        if n % 200_000 == 0 {
-            // A fresh gateway now and then, so state does not only grow.
-            pl = pipeline(seed ^ n);
-        }
-    }
-    std::panic::set_hook(prev);
+        None
+    });
     let el = start.elapsed().as_secs_f64();
     println!(
         "fuzz_pipeline: {n} inputs in {el:.1} s ({:.0} execs/s), {forwarded} forwarded",

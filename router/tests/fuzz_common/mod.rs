@@ -39,9 +39,20 @@ impl Rng {
     }
 }
 
+/// Runs the fuzz loop `f` with the panic hook silenced (every caught panic
+/// would print otherwise) and restores the hook before returning `f`'s
+/// result, so that the failure reported after it prints.
+pub fn quietly<R>(f: impl FnOnce() -> R) -> R {
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = f();
+    std::panic::set_hook(prev);
+    r
+}
+
 /// Runs one check on one input, a panic included (the caller silences the
-/// panic hook for the run): `Err` carries the check's own message, or
-/// `panic: <payload>`.
+/// panic hook for the run: [`quietly`]): `Err` carries the check's own
+/// message, or `panic: <payload>`.
 pub fn check<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|e| {
         let msg = e
