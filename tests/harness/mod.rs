@@ -109,6 +109,15 @@ impl OutputText for Output {
     }
 }
 
+/// `s` without its `#` lines (the comments `iptables-save` stamps with the
+/// time), joined with newlines: two saves compare equal when the rules do.
+pub fn without_comments(s: &str) -> String {
+    s.lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A network namespace.
 #[derive(Debug, Clone)]
 pub struct Ns {
