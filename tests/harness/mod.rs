@@ -627,6 +627,18 @@ pub fn iperf3(server: &Ns, client: &Ns, target: &str, args: &[&str]) -> String {
     panic!("iperf3 {args:?} to {target} failed:\n{last}");
 }
 
+/// iperf3 -J output `json` (run with `--get-server-output`) of a transfer
+/// that arrived, from the gateway's server-side address 10.2.0.1: a
+/// MASQUERADE applied (`what` says which).
+pub fn assert_masqueraded_transfer(json: &str, what: &str) {
+    assert!(iperf3_end(json, "sum_received", "bytes") > 0.0, "{json}");
+    assert_eq!(
+        server_saw_peer(json).as_deref(),
+        Some("10.2.0.1"),
+        "{what}\n{json}"
+    );
+}
+
 /// `end.<section>.<key>` of iperf3 -J output; panics with the output if absent.
 pub fn iperf3_end(json: &str, section: &str, key: &str) -> f64 {
     let end = json.find("\"end\"").map(|i| &json[i..]).unwrap_or("");
