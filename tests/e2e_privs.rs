@@ -467,11 +467,7 @@ fn foreign_persistent_tun_with_our_name_is_left_alone() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tungate"))
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = run_until_exit(&cfg);
     let text = out.text();
     assert!(!out.status.success(), "{text}");
     assert!(

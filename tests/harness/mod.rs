@@ -118,6 +118,15 @@ pub fn without_comments(s: &str) -> String {
         .join("\n")
 }
 
+/// `tungate run --config <config>`, waited for: a start that must fail.
+pub fn run_until_exit(config: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tungate"))
+        .args(["run", "--config"])
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
 /// A network namespace.
 #[derive(Debug, Clone)]
 pub struct Ns {
