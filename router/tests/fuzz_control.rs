@@ -30,16 +30,12 @@ mod fuzz_common;
 use common::shared;
 use fuzz_common::Rng;
 
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tungate::control::gateway::GatewayHandler;
 use tungate::control::proto::{read_frame, write_frame, Request, Response, Tool, VERSION};
 use tungate::control::server::Handler;
-use tungate::pipeline::engine::{Interface, Pipeline, PipelineConfig};
-use tungate::ruleset::Ruleset;
-use tungate::syntax::{restore, RestoreOptions};
 
 const START_RULES: &str = "\
 *nat
@@ -62,33 +58,7 @@ COMMIT
 ";
 
 fn handler(seed: u64) -> GatewayHandler {
-    let mut rs = Ruleset::new();
-    restore(&mut rs, START_RULES, RestoreOptions::default()).expect("start ruleset parses");
-    let ifaces = vec![
-        Interface {
-            name: "tg0".into(),
-            addr: Ipv4Addr::new(10, 0, 1, 1),
-            prefix_len: 24,
-            mtu: 1500,
-        },
-        Interface {
-            name: "tg1".into(),
-            addr: Ipv4Addr::new(10, 0, 2, 1),
-            prefix_len: 24,
-            mtu: 1500,
-        },
-    ];
-    let routes = Interface::connected_routes(&ifaces);
-    let p = Pipeline::new(
-        PipelineConfig {
-            interfaces: ifaces,
-            routes,
-            conntrack: Default::default(),
-            workers: 2,
-            seed,
-        },
-        rs,
-    );
+    let p = fuzz_common::gateway(START_RULES, Default::default(), seed);
     GatewayHandler::new(Arc::new(p), None)
 }
 

@@ -30,17 +30,15 @@
 //! (hex of the vnet header and the frame).
 
 mod fuzz_common;
-use fuzz_common::Rng;
+use fuzz_common::{Rng, MTU};
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use tungate::clock::Timestamp;
 use tungate::conntrack::ConntrackConfig;
-use tungate::pipeline::engine::{check_ipv4, Interface, Pipeline, PipelineConfig, Worker};
+use tungate::pipeline::engine::{check_ipv4, Pipeline, Worker};
 use tungate::pipeline::{EmitVec, IfIndex, PacketCtx, Processor, Verdict};
-use tungate::ruleset::Ruleset;
-use tungate::syntax::{restore, RestoreOptions};
 use tungate::wire::checksum;
 use tungate::wire::vnet::VnetHdr;
 
@@ -67,40 +65,13 @@ COMMIT
 COMMIT
 ";
 
-const MTU: u16 = 1500;
-
 fn pipeline(seed: u64) -> Pipeline {
-    let mut rs = Ruleset::new();
-    restore(&mut rs, RULES, RestoreOptions::default()).expect("fuzz ruleset parses");
-    let ifaces = vec![
-        Interface {
-            name: "tg0".into(),
-            addr: Ipv4Addr::new(10, 0, 1, 1),
-            prefix_len: 24,
-            mtu: MTU,
-        },
-        Interface {
-            name: "tg1".into(),
-            addr: Ipv4Addr::new(10, 0, 2, 1),
-            prefix_len: 24,
-            mtu: MTU,
-        },
-    ];
-    let routes = Interface::connected_routes(&ifaces);
-    Pipeline::new(
-        PipelineConfig {
-            interfaces: ifaces,
-            routes,
-            // Small, so "table full" and eviction paths are reached.
-            conntrack: ConntrackConfig {
-                max_entries: 256,
-                ..Default::default()
-            },
-            workers: 2,
-            seed,
-        },
-        rs,
-    )
+    // Small, so "table full" and eviction paths are reached.
+    let conntrack = ConntrackConfig {
+        max_entries: 256,
+        ..Default::default()
+    };
+    fuzz_common::gateway(RULES, conntrack, seed)
 }
 
 fn fix_ip_csum(p: &mut [u8]) {

@@ -1,9 +1,15 @@
 //! What the stable-Rust fuzz harnesses (`fuzz_parsers`, `fuzz_pipeline`,
 //! `fuzz_control`) share: the run length and seed from the environment and
-//! the mutation RNG, catching a failing check and saving its input.
+//! the mutation RNG, the gateway under test, catching a failing check and saving its input.
 
+use std::net::Ipv4Addr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+
+use tungate::conntrack::ConntrackConfig;
+use tungate::pipeline::engine::{Interface, Pipeline, PipelineConfig};
+use tungate::ruleset::Ruleset;
+use tungate::syntax::{restore, RestoreOptions};
 
 /// The seed of `cargo test`'s runs ("tungate" in ASCII, odd).
 pub const DEFAULT_SEED: u64 = 0x0074_756e_6761_7465;
@@ -21,6 +27,43 @@ pub fn settings() -> (u64, u64) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(DEFAULT_SEED);
     (secs, seed)
+}
+
+/// Both gateway interfaces' MTU.
+#[allow(dead_code)] // fuzz_parsers drives no gateway
+pub const MTU: u16 = 1500;
+
+/// The gateway the control and pipeline fuzzers drive: `tg0` 10.0.1.1/24
+/// and `tg1` 10.0.2.1/24, two workers, the ruleset `rules` (it must parse).
+#[allow(dead_code)] // fuzz_parsers drives no gateway
+pub fn gateway(rules: &str, conntrack: ConntrackConfig, seed: u64) -> Pipeline {
+    let mut rs = Ruleset::new();
+    restore(&mut rs, rules, RestoreOptions::default()).expect("fuzz ruleset parses");
+    let ifaces = vec![
+        Interface {
+            name: "tg0".into(),
+            addr: Ipv4Addr::new(10, 0, 1, 1),
+            prefix_len: 24,
+            mtu: MTU,
+        },
+        Interface {
+            name: "tg1".into(),
+            addr: Ipv4Addr::new(10, 0, 2, 1),
+            prefix_len: 24,
+            mtu: MTU,
+        },
+    ];
+    let routes = Interface::connected_routes(&ifaces);
+    Pipeline::new(
+        PipelineConfig {
+            interfaces: ifaces,
+            routes,
+            conntrack,
+            workers: 2,
+            seed,
+        },
+        rs,
+    )
 }
 
 /// xorshift64*: seedable, so a run is replayable from its printed seed.
