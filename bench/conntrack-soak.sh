@@ -48,22 +48,11 @@ FLOWS=${1:-1000000}
 UDP_TIMEOUT=${2:-60}
 LOOKUP_SECS=${3:-3}
 LOOKUP_REPS=${LOOKUP_REPS:-3}
-P=tgk$$
-P=${P:0:10}
-WORK=$(mktemp -d /tmp/ctsoak-$P.XXXXXX)
-TG=$ROOT/target/release/tungate
-GEN=$ROOT/target/release/examples/flowgen
+. "$ROOT/bench/lib.sh"
+work_scratch tgk ctsoak
 SOCK=$WORK/ctl.sock
-TUNGATE_PID=
 
-cleanup() {
-    if [ -n "$TUNGATE_PID" ]; then kill -TERM "$TUNGATE_PID" 2>/dev/null || true; wait "$TUNGATE_PID" 2>/dev/null || true; fi
-    "$ROOT/netns-scripts/topo.sh" down "$P" || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-(cd "$ROOT" && cargo build --release -p tungate --bin tungate --example flowgen) >&2
+build_flowgen
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 "$ROOT/netns-scripts/topo.sh" up "$P" cgs tungate

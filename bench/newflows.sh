@@ -40,11 +40,9 @@ ROUND_SECS=${2:-1}
 SERVICES=${3:-"10 1000 10000"}
 CONNECTS=${CONNECTS:-200}
 ROUND_MAX=${ROUND_MAX:-200000}
-B=n$$
-B=${B:0:7}
+. "$ROOT/bench/lib.sh"
+B=$(topo_prefix n 7)
 WORK=$(mktemp -d /tmp/newflows-$B.XXXXXX)
-TG=$ROOT/target/release/tungate
-GEN=$ROOT/target/release/examples/flowgen
 declare -A TPID
 LISTEN_PID=
 
@@ -59,7 +57,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-(cd "$ROOT" && cargo build --release -p tungate --bin tungate --example flowgen) >&2
+build_flowgen
 . "$ROOT/netns-scripts/lib.sh"   # median
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 

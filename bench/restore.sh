@@ -10,8 +10,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=${1:-10000}
-P=tgr$$
-P=${P:0:10}
+. "$ROOT/bench/lib.sh"
+P=$(topo_prefix tgr)
 TMP=$(mktemp -d)
 . "$ROOT/netns-scripts/lib.sh"
 cleanup() {
@@ -22,10 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ -z "${TUNGATE_BIN:-}" ]; then
-    (cd "$ROOT" && cargo build --release -p tungate) >&2
-fi
-BIN=${TUNGATE_BIN:-$ROOT/target/release/tungate}
+tungate_bin
 python3 "$ROOT/bench/kube-gen" 10 4 > "$TMP/kube-10.v4"
 python3 "$ROOT/bench/kube-gen" "$N" 4 > "$TMP/kube-big.v4"
 echo "ruleset: $N services x 4 endpoints, $(grep -c '^-A' "$TMP/kube-big.v4") rules, $(wc -c < "$TMP/kube-big.v4") bytes" >&2

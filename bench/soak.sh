@@ -31,25 +31,9 @@ DUR=${1:?usage: bench/soak.sh DURATION_SECONDS}
 TCP_RATE=${SOAK_TCP_RATE:-300M}
 CONN_RATE=${SOAK_CONN_RATE:-40}
 UDP_PPS=${SOAK_UDP_PPS:-1000}
-P=sk$$
-P=${P:0:10}
-TMP=$(mktemp -d)
-CTL=$TMP/ctl.sock
-TG_PID=
-cleanup() {
-    [ -n "$TG_PID" ] && kill -TERM "$TG_PID" 2>/dev/null && wait "$TG_PID" 2>/dev/null || true
-    for j in $(jobs -p); do kill "$j" 2>/dev/null || true; done
-    "$ROOT/netns-scripts/topo.sh" down "$P" >/dev/null 2>&1 || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-if [ -n "${TUNGATE_BIN:-}" ]; then
-    BIN=$TUNGATE_BIN
-else
-    (cd "$ROOT" && cargo build --release -p tungate) >&2
-    BIN=$ROOT/target/release/tungate
-fi
+. "$ROOT/bench/lib.sh"
+gateway_scratch sk
+tungate_bin
 
 rules() { # $1 = variant (0/1)
     cat <<EOT

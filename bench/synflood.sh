@@ -7,20 +7,9 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SECS=${1:-5}
-P=sf$$
-P=${P:0:10}
-TMP=$(mktemp -d)
-CTL=$TMP/ctl.sock
-TG_PID=
-cleanup() {
-    [ -n "$TG_PID" ] && kill -TERM "$TG_PID" 2>/dev/null && wait "$TG_PID" 2>/dev/null || true
-    for j in $(jobs -p); do kill "$j" 2>/dev/null || true; done
-    "$ROOT/netns-scripts/topo.sh" down "$P" >/dev/null 2>&1 || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-if [ -n "${TUNGATE_BIN:-}" ]; then BIN=$TUNGATE_BIN; else
-    (cd "$ROOT" && cargo build --release -p tungate) >&2; BIN=$ROOT/target/release/tungate; fi
+. "$ROOT/bench/lib.sh"
+gateway_scratch sf
+tungate_bin
 "$ROOT/netns-scripts/topo.sh" up "$P" cgs tungate
 cat > "$TMP/rules.v4" <<EOT
 *nat

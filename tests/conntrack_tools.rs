@@ -12,15 +12,16 @@
 use std::process::Command;
 
 mod harness;
+use harness::scratch_ns::ScratchNs;
 
 use tungate::clock::Timestamp;
 use tungate::conntrack::{classify, ConnTable, ConntrackConfig, NewConn, Tracked};
 use tungate::conntrack_cli;
 use tungate::nat::{self, Manip, NatRange, Rng};
 
-/// Root, conntrack-tools 1.4.7 and a scratch namespace (`make`), or why not
+/// Root, conntrack-tools 1.4.7 and a scratch namespace `tg_ctcli_<tag>_<pid>`, or why not
 /// (harness::skip_because: printed, or a failure under $CI).
-fn setup(test: &str, make: impl FnOnce() -> Option<Netns>) -> Option<Netns> {
+fn setup(test: &str, tag: &str) -> Option<ScratchNs> {
     let version = Command::new("conntrack")
         .arg("-V")
         .output()
@@ -33,49 +34,54 @@ fn setup(test: &str, make: impl FnOnce() -> Option<Netns>) -> Option<Netns> {
     if harness::skip_because(test, why) {
         return None;
     }
-    let ns = make();
+    let ns = ScratchNs::add(&format!("tg_ctcli_{tag}"));
     if ns.is_none() {
         harness::skip_because(test, Some("cannot create a network namespace".into()));
     }
     ns
 }
 
-struct Netns(String);
+/// xorshift64, seeded: the random command lines are the same every run.
+struct XorShift(u64);
 
-impl Netns {
-    fn new() -> Option<Netns> {
-        Self::new_named("ls")
+impl XorShift {
+    /// 1 to `max` words drawn from `pool`.
+    fn words(&mut self, pool: &[&'static str], max: u64) -> Vec<&'static str> {
+        let n = 1 + (self.next() % max) as usize;
+        (0..n)
+            .map(|_| pool[(self.next() % pool.len() as u64) as usize])
+            .collect()
     }
 
-    fn new_named(tag: &str) -> Option<Netns> {
-        let name = format!("tg_ctcli_{tag}_{}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        ok.then_some(Netns(name))
-    }
-
-    /// Runs the real `conntrack` with `args` inside the namespace.
-    fn conntrack(&self, args: &[String]) -> (String, String, i32) {
-        let o = Command::new("ip")
-            .args(["netns", "exec", &self.0, "conntrack"])
-            .args(args)
-            .output()
-            .expect("spawn ip netns exec conntrack");
-        (
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-            o.status.code().unwrap_or(-1),
-        )
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+fn assert_no_differences(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Runs the real `conntrack` with `args` inside the namespace.
+fn conntrack(ns: &ScratchNs, args: &[String]) -> (String, String, i32) {
+    let o = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "conntrack"])
+        .args(args)
+        .output()
+        .expect("spawn ip netns exec conntrack");
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        o.status.code().unwrap_or(-1),
+    )
 }
 
 fn words(s: &str) -> Vec<String> {
@@ -169,7 +175,7 @@ fn feed(t: &ConnTable, pkt: &[u8], prep: impl FnOnce(&ConnTable, &mut NewConn)) 
 fn none(_: &ConnTable, _: &mut NewConn) {}
 
 /// The flows, as packets for tungate and as `conntrack -I` for the kernel.
-fn build(t: &ConnTable, ns: &Netns) {
+fn build(t: &ConnTable, ns: &ScratchNs) {
     // An assured TCP connection whose server side was translated.
     feed(t, &tcp("10.9.0.1", "10.9.0.99", 50236, 80, SYN), |t, nc| {
         let r = NatRange::addr("127.0.0.1".parse().unwrap()).with_ports(8080, 8080);
@@ -210,7 +216,7 @@ fn build(t: &ConnTable, ns: &Netns) {
         "-I -p udp -s 192.168.1.5 -d 8.8.8.8 --sport 5000 --dport 53 -t 30 -u SEEN_REPLY -n 203.0.113.1",
     ];
     for k in kernel {
-        let (_, err, st) = ns.conntrack(&words(k));
+        let (_, err, st) = conntrack(ns, &words(k));
         assert_eq!(st, 0, "conntrack {k}: {err}");
     }
 }
@@ -261,10 +267,10 @@ fn normalize(stdout: &str) -> Vec<String> {
     v
 }
 
-fn compare(t: &ConnTable, ns: &Netns, cmd: &str, exact: bool) -> Option<String> {
+fn compare(t: &ConnTable, ns: &ScratchNs, cmd: &str, exact: bool) -> Option<String> {
     let args = words(cmd);
     let ours = conntrack_cli::run(t, &args, T0 + std::time::Duration::from_millis(500));
-    let (out, err, st) = ns.conntrack(&args);
+    let (out, err, st) = conntrack(ns, &args);
     let same_out = if exact {
         ours.stdout == out
     } else {
@@ -282,7 +288,7 @@ fn compare(t: &ConnTable, ns: &Netns, cmd: &str, exact: bool) -> Option<String> 
 
 #[test]
 fn same_output_as_conntrack_tools_1_4_7() {
-    let Some(ns) = setup("same_output_as_conntrack_tools_1_4_7", Netns::new) else {
+    let Some(ns) = setup("same_output_as_conntrack_tools_1_4_7", "ls") else {
         return;
     };
     let t = ConnTable::new(ConntrackConfig::default());
@@ -580,29 +586,15 @@ fn same_output_as_conntrack_tools_1_4_7() {
         "dying",
         "unconfirmed",
     ];
-    let mut x: u64 = 0x5eed_0000_c0ff_ee01;
+    let mut rng = XorShift(0x5eed_0000_c0ff_ee01);
     for _ in 0..600 {
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let n = 1 + (next() % 7) as usize;
-        let argv: Vec<&str> = (0..n)
-            .map(|_| POOL[(next() % POOL.len() as u64) as usize])
-            .collect();
+        let argv = rng.words(POOL, 7);
         failures.extend(compare(&t, &ns, &argv.join(" "), false));
     }
     for cmd in populated {
         failures.extend(compare(&t, &ns, cmd, false));
     }
-    assert!(
-        failures.is_empty(),
-        "{} differences:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_differences(&failures);
 }
 
 /// The `conntrack -E` processes this test started; killed if the test
@@ -653,9 +645,7 @@ fn normalize_events(s: &str) -> Vec<String> {
 
 #[test]
 fn same_events_as_conntrack_tools_1_4_7() {
-    let Some(ns) = setup("same_events_as_conntrack_tools_1_4_7", || {
-        Netns::new_named("ev")
-    }) else {
+    let Some(ns) = setup("same_events_as_conntrack_tools_1_4_7", "ev") else {
         return;
     };
     let streams = [
@@ -687,7 +677,7 @@ fn same_events_as_conntrack_tools_1_4_7() {
         "-D -p udp --dport 4444",
         "-D -s 10.9.0.1",
     ] {
-        let (_, err, st) = ns.conntrack(&words(k));
+        let (_, err, st) = conntrack(&ns, &words(k));
         assert_eq!(st, 0, "conntrack {k}: {err}");
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -755,9 +745,7 @@ fn same_events_as_conntrack_tools_1_4_7() {
 /// entries must go, with the same messages and statuses.
 #[test]
 fn same_deletions_as_conntrack_tools_1_4_7() {
-    let Some(ns) = setup("same_deletions_as_conntrack_tools_1_4_7", || {
-        Netns::new_named("del")
-    }) else {
+    let Some(ns) = setup("same_deletions_as_conntrack_tools_1_4_7", "del") else {
         return;
     };
     const POOL: &[&str] = &[
@@ -800,29 +788,17 @@ fn same_deletions_as_conntrack_tools_1_4_7() {
         "255.0.0.0",
         "203.0.113.1",
     ];
-    let mut x: u64 = 0x0f0f_1e1e_2d2d_3c3c;
+    let mut rng = XorShift(0x0f0f_1e1e_2d2d_3c3c);
     let mut failures = Vec::new();
     for _ in 0..40 {
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let n = 1 + (next() % 5) as usize;
         let mut argv = vec!["-D"];
-        argv.extend((0..n).map(|_| POOL[(next() % POOL.len() as u64) as usize]));
-        let (_, err, st) = ns.conntrack(&words("-F"));
+        argv.extend(rng.words(POOL, 5));
+        let (_, err, st) = conntrack(&ns, &words("-F"));
         assert_eq!(st, 0, "conntrack -F: {err}");
         let t = ConnTable::new(ConntrackConfig::default());
         build(&t, &ns);
         failures.extend(compare(&t, &ns, &argv.join(" "), false));
         failures.extend(compare(&t, &ns, "-L", false));
     }
-    assert!(
-        failures.is_empty(),
-        "{} differences:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_differences(&failures);
 }

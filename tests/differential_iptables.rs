@@ -6,20 +6,13 @@
 //! `! --sport :`, `255/255`) are skipped and counted. Needs root (scratch
 //! netns); skips with a message otherwise.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use tungate::ruleset::{Ruleset, TableKind};
 use tungate::syntax::{apply_command, list_rules, tokenize};
 
 mod harness;
-
-fn shared() -> PathBuf {
-    match std::env::var("TUNGATE_SHARED") {
-        Ok(p) => PathBuf::from(p),
-        Err(_) => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")),
-    }
-}
+use harness::scratch_ns::ScratchNs;
 
 const FILES: &[&str] = &[
     "libxt_tcp",
@@ -93,26 +86,22 @@ impl Rng {
     }
 }
 
-struct Netns(String);
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+/// Installs the system's name databases (the parser reads no file: they
+/// come from the edge); true when `test` must skip (not root, or no
+/// iptables / ip), said as harness::skip_because says it.
+fn skips(test: &str) -> bool {
+    tungate::cli::install_system_names();
+    harness::skip_because(test, harness::missing_root_or(&["iptables", "ip"]))
 }
 
 #[test]
 fn single_rules_agree_with_real_iptables() {
-    // The parser reads no file: the system's name databases come from the edge.
-    tungate::cli::install_system_names();
-    if harness::skip_because(
-        "single_rules_agree_with_real_iptables",
-        harness::missing_root_or(&["iptables", "ip"]),
-    ) {
+    if skips("single_rules_agree_with_real_iptables") {
         return;
     }
     let mut base = Vec::new();
     for f in FILES {
-        let p = shared().join(format!("conformance/iptables-t/{f}.t"));
+        let p = harness::shared_dir().join(format!("conformance/iptables-t/{f}.t"));
         for l in std::fs::read_to_string(&p).unwrap().lines() {
             if l.starts_with('-') || l.starts_with('!') {
                 let r = l.split(';').next().unwrap();
@@ -140,12 +129,7 @@ fn single_rules_agree_with_real_iptables() {
             format!("{a} {b}")
         });
     }
-    let ns = Netns(format!("tg_rules_diff_{}", std::process::id()));
-    assert!(Command::new("ip")
-        .args(["netns", "add", &ns.0])
-        .status()
-        .unwrap()
-        .success());
+    let ns = ScratchNs::add("tg_rules_diff").expect("ip netns add");
     let (mut same, mut skipped, mut diffs) = (0, 0, Vec::new());
     for r in &cands {
         if KNOWN_189_BUGS.iter().any(|b| r.contains(b)) {
@@ -219,12 +203,7 @@ fn single_rules_agree_with_real_iptables() {
 /// tungate accepts exactly where the real iptables accepts.
 #[test]
 fn target_placement_agrees_with_real_iptables() {
-    // The parser reads no file: the system's name databases come from the edge.
-    tungate::cli::install_system_names();
-    if harness::skip_because(
-        "target_placement_agrees_with_real_iptables",
-        harness::missing_root_or(&["iptables", "ip"]),
-    ) {
+    if skips("target_placement_agrees_with_real_iptables") {
         return;
     }
     let targets = [
@@ -247,12 +226,7 @@ fn target_placement_agrees_with_real_iptables() {
         "-m addrtype --dst-type LOCAL --limit-iface-in",
         "-m addrtype --dst-type LOCAL --limit-iface-out",
     ];
-    let ns = Netns(format!("tg_rules_place_{}", std::process::id()));
-    assert!(Command::new("ip")
-        .args(["netns", "add", &ns.0])
-        .status()
-        .unwrap()
-        .success());
+    let ns = ScratchNs::add("tg_rules_place").expect("ip netns add");
     let (mut same, mut diffs) = (0, Vec::new());
     for k in TableKind::ALL {
         for h in k.hooks() {

@@ -208,12 +208,7 @@ fn running_gateway_is_unprivileged_and_survives_a_full_exercise() {
         "10.2.0.2",
         &["-t", "2", "--get-server-output"],
     );
-    assert!(iperf3_end(&json, "sum_received", "bytes") > 0.0, "{json}");
-    assert_eq!(
-        server_saw_peer(&json).as_deref(),
-        Some("10.2.0.1"),
-        "MASQUERADE loaded after the drop applies"
-    );
+    assert_masqueraded_transfer(&json, "MASQUERADE loaded after the drop applies");
     let (st, ct, err) = gw.tool("conntrack", &["-L"], None);
     assert_eq!(st, 0, "conntrack -L: {err}");
     assert!(ct.contains("dport=5201"), "{ct}");
@@ -307,13 +302,7 @@ fn control_group_member_can_change_the_ruleset_others_cannot() {
     assert_eq!(out.status.code(), Some(1), "{}", out.text());
     assert!(out.text().contains("permission denied"), "{}", out.text());
     let (_, after, _) = gw.tool("iptables-save", &[], None);
-    let strip = |s: &str| {
-        s.lines()
-            .filter(|l| !l.starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    assert_eq!(strip(&before), strip(&after));
+    assert_eq!(without_comments(&before), without_comments(&after));
     std::fs::set_permissions(&gw.ctl, std::fs::Permissions::from_mode(0o660)).unwrap();
     // In the group: allowed.
     let out = run_as(group, &["-A", "FORWARD", "-s", "10.9.9.9", "-j", "DROP"]);
@@ -420,11 +409,9 @@ fn seccomp_child_run(what: &str) -> Option<std::process::Output> {
     )
 }
 
-#[test]
-fn seccomp_violation_is_named_and_exits() {
-    let Some(out) = seccomp_child_run("getppid") else {
-        return;
-    };
+/// The seccomp child was killed for `syscall`: a refused system call ends
+/// the process with 128+SIGSYS, names the call, and nothing after it runs.
+fn assert_killed_for(out: &std::process::Output, syscall: libc::c_long) {
     let text = out.text();
     assert_eq!(
         out.status.code(),
@@ -432,13 +419,18 @@ fn seccomp_violation_is_named_and_exits() {
         "a refused system call ends the process with 128+SIGSYS:\n{text}"
     );
     assert!(
-        text.contains(&format!(
-            "seccomp: system call {} is not allowed",
-            libc::SYS_getppid
-        )),
+        text.contains(&format!("seccomp: system call {syscall} is not allowed")),
         "{text}"
     );
     assert!(!text.contains("still alive"), "{text}");
+}
+
+#[test]
+fn seccomp_violation_is_named_and_exits() {
+    let Some(out) = seccomp_child_run("getppid") else {
+        return;
+    };
+    assert_killed_for(&out, libc::SYS_getppid);
 }
 
 #[test]
@@ -451,17 +443,7 @@ fn seccomp_allows_unix_sockets_only() {
     assert!(text.contains("unix socket: ok"), "{text}");
 
     let out = seccomp_child_run("inet").unwrap();
-    let text = out.text();
-    assert_eq!(
-        out.status.code(),
-        Some(seccomp::SECCOMP_EXIT_STATUS),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("system call {} is not allowed", libc::SYS_socket)),
-        "{text}"
-    );
-    assert!(!text.contains("still alive"), "{text}");
+    assert_killed_for(&out, libc::SYS_socket);
 }
 
 #[test]
@@ -485,11 +467,7 @@ fn foreign_persistent_tun_with_our_name_is_left_alone() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tungate"))
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = run_until_exit(&cfg);
     let text = out.text();
     assert!(!out.status.success(), "{text}");
     assert!(

@@ -139,6 +139,12 @@ fn k(name: &'static str, packets: Vec<Vec<u8>>, expect: Expect) -> Kind {
     }
 }
 
+/// `p` with `edit` applied: a field broken on purpose.
+fn edited(mut p: Vec<u8>, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    edit(&mut p);
+    p
+}
+
 fn with_ip_csum(mut p: Vec<u8>) -> Vec<u8> {
     fix_ip_csum(&mut p);
     p
@@ -149,90 +155,61 @@ fn with_ip_csum(mut p: Vec<u8>) -> Vec<u8> {
 fn kinds() -> Vec<Kind> {
     use Expect::*;
     let syn = |sport| tcp(CLIENT, SERVER, sport, 9, 0x02);
-    let mut v = Vec::new();
-
     // --- ip_rcv_core: version, IHL, lengths, header checksum (InHdrErrors /
     // InTruncatedPkts in the kernel: silently dropped).
-    v.push(k(
-        "truncated_ip_header",
-        vec![syn(1001)[..12].to_vec()],
-        Drop("malformed"),
-    ));
-    v.push(k("one_byte_frame", vec![vec![0x45]], Drop("malformed")));
-    v.push(k(
-        "ihl_below_5",
-        vec![with_ip_csum({
-            let mut p = syn(1002);
-            p[0] = 0x44;
-            p
-        })],
-        Drop("malformed"),
-    ));
-    v.push(k(
-        "ihl_beyond_packet",
-        vec![{
-            let mut p = syn(1003);
-            p[0] = 0x4f; // 60-byte header in a 40-byte packet
-            p
-        }],
-        Drop("malformed"),
-    ));
-    v.push(k(
-        "total_length_above_frame",
-        vec![with_ip_csum({
-            let mut p = syn(1004);
-            p[2..4].copy_from_slice(&100u16.to_be_bytes());
-            p
-        })],
-        Drop("malformed"),
-    ));
-    v.push(k(
-        "total_length_below_ihl",
-        vec![with_ip_csum({
-            let mut p = syn(1005);
-            p[2..4].copy_from_slice(&12u16.to_be_bytes());
-            p
-        })],
-        Drop("malformed"),
-    ));
+    let mut v = vec![
+        k(
+            "truncated_ip_header",
+            vec![syn(1001)[..12].to_vec()],
+            Drop("malformed"),
+        ),
+        k("one_byte_frame", vec![vec![0x45]], Drop("malformed")),
+        k(
+            "ihl_below_5",
+            vec![with_ip_csum(edited(syn(1002), |p| p[0] = 0x44))],
+            Drop("malformed"),
+        ),
+        k(
+            "ihl_beyond_packet",
+            // A 60-byte header in a 40-byte packet.
+            vec![edited(syn(1003), |p| p[0] = 0x4f)],
+            Drop("malformed"),
+        ),
+    ];
+    for (name, sport, total_length) in [
+        ("total_length_above_frame", 1004, 100u16),
+        ("total_length_below_ihl", 1005, 12),
+    ] {
+        v.push(k(
+            name,
+            vec![with_ip_csum(edited(syn(sport), |p| {
+                p[2..4].copy_from_slice(&total_length.to_be_bytes())
+            }))],
+            Drop("malformed"),
+        ));
+    }
     v.push(k(
         "bad_ip_checksum",
-        vec![{
-            let mut p = syn(1006);
-            p[10] ^= 0x55;
-            p
-        }],
+        vec![edited(syn(1006), |p| p[10] ^= 0x55)],
         Drop("bad_ip_checksum"),
     ));
     for (name, nib) in [("version_0", 0u8), ("version_5", 5), ("version_15", 15)] {
         v.push(k(
             name,
-            vec![with_ip_csum({
-                let mut p = syn(1007);
-                p[0] = nib << 4 | 5;
-                p
-            })],
+            vec![with_ip_csum(edited(syn(1007), |p| p[0] = nib << 4 | 5))],
             Drop("bad_version"),
         ));
     }
     v.push(k(
         "version_6_not_ipv6",
-        vec![{
-            let mut p = syn(1008);
-            p[0] = 0x65;
-            p
-        }],
+        vec![edited(syn(1008), |p| p[0] = 0x65)],
         Drop("ipv6_unsupported"),
     ));
     // Trailing bytes past the total length: the kernel trims them
     // (pskb_trim_rcsum) and forwards the 40-byte SYN.
     v.push(k(
         "total_length_below_frame",
-        vec![{
-            let mut p = syn(1009);
-            p.extend_from_slice(&[0xee; 23]);
-            p
-        }],
+        vec![edited(syn(1009), |p| p.extend_from_slice(&[0xee; 23]))],
         Forward {
             packets: 1,
             bytes: 40,
@@ -240,24 +217,13 @@ fn kinds() -> Vec<Kind> {
     ));
 
     // --- ip_forward: TTL (ICMP time exceeded sent back, InHdrErrors).
-    v.push(k(
-        "ttl_0",
-        vec![with_ip_csum({
-            let mut p = syn(1010);
-            p[8] = 0;
-            p
-        })],
-        Drop("ttl_exceeded"),
-    ));
-    v.push(k(
-        "ttl_1",
-        vec![with_ip_csum({
-            let mut p = syn(1011);
-            p[8] = 1;
-            p
-        })],
-        Drop("ttl_exceeded"),
-    ));
+    for (name, sport, ttl) in [("ttl_0", 1010, 0), ("ttl_1", 1011, 1)] {
+        v.push(k(
+            name,
+            vec![with_ip_csum(edited(syn(sport), |p| p[8] = ttl))],
+            Drop("ttl_exceeded"),
+        ));
+    }
     // --- IP options: a well-formed NOP/EOL list is forwarded as is.
     v.push(k(
         "ip_options_nop",
@@ -276,117 +242,68 @@ fn kinds() -> Vec<Kind> {
 
     // A malformed option list (an option length running past the header):
     // ip_options_compile fails, the kernel drops it (InHdrErrors).
-    v.push(k(
-        "ip_options_bad_length",
-        vec![ipv4_opts(
-            CLIENT,
-            SERVER,
-            17,
-            &[7, 39, 4, 0],
-            &udp_l4(1030, 9, b"opt"),
-        )],
-        Drop("malformed"),
-    ));
-    v.push(k(
-        "ip_options_zero_length",
-        vec![ipv4_opts(
-            CLIENT,
-            SERVER,
-            17,
-            &[0x44, 0, 5, 0],
-            &udp_l4(1031, 9, b"opt"),
-        )],
-        Drop("malformed"),
-    ));
+    for (name, opts, sport) in [
+        ("ip_options_bad_length", [7, 39, 4, 0], 1030),
+        ("ip_options_zero_length", [0x44, 0, 5, 0], 1031),
+    ] {
+        v.push(k(
+            name,
+            vec![ipv4_opts(
+                CLIENT,
+                SERVER,
+                17,
+                &opts,
+                &udp_l4(sport, 9, b"opt"),
+            )],
+            Drop("malformed"),
+        ));
+    }
     // --- conntrack's verdicts (nf_conntrack_proto_*: -NF_ACCEPT = INVALID,
     // dropped by the ruleset's INVALID rule; nf_conntrack_checksum=1).
-    v.push(k(
-        "bad_tcp_checksum",
-        vec![{
-            let mut p = syn(1013);
-            p[36] ^= 0x11;
-            p
-        }],
-        Drop("rule_drop"),
-    ));
-    v.push(k(
-        "bad_udp_checksum",
-        vec![{
-            let mut p = udp(CLIENT, SERVER, 1014, 9, b"x");
-            p[26] ^= 0x11;
-            p
-        }],
-        Drop("rule_drop"),
-    ));
-    v.push(k(
-        "bad_icmp_checksum",
-        vec![{
-            let mut p = echo(CLIENT, SERVER, 1015, 1);
-            p[22] ^= 0x11;
-            p
-        }],
-        Drop("rule_drop"),
-    ));
-    v.push(k(
-        "tcp_syn_fin",
-        vec![tcp(CLIENT, SERVER, 1016, 9, 0x03)],
-        Drop("rule_drop"),
-    ));
-    v.push(k(
-        "tcp_no_flags",
-        vec![tcp(CLIENT, SERVER, 1017, 9, 0x00)],
-        Drop("rule_drop"),
-    ));
-    v.push(k(
-        "tcp_syn_rst",
-        vec![tcp(CLIENT, SERVER, 1018, 9, 0x06)],
-        Drop("rule_drop"),
-    ));
-    v.push(k(
-        "tcp_rst_unknown_flow",
-        vec![tcp(CLIENT, SERVER, 1019, 9, 0x04)],
-        Drop("rule_drop"),
-    ));
-    v.push(k(
-        "tcp_data_offset_beyond_packet",
-        vec![{
-            let mut p = syn(1020);
-            p[32] = 0xf0;
-            fix_l4_csum(&mut p);
-            p
-        }],
-        Drop("rule_drop"),
-    ));
-    v.push(k(
-        "tcp_data_offset_below_5",
-        vec![{
-            let mut p = syn(1021);
-            p[32] = 0x30;
-            fix_l4_csum(&mut p);
-            p
-        }],
-        Drop("rule_drop"),
-    ));
-    v.push(k(
-        "tcp_truncated_header",
-        vec![ipv4(CLIENT, SERVER, 6, &tcp_l4(1022, 9, 0x02, &[])[..10])],
-        Drop("rule_drop"),
-    ));
-    v.push(k(
-        "udp_length_beyond_packet",
-        vec![{
-            let mut p = udp(CLIENT, SERVER, 1023, 9, b"abc");
-            p[24..26].copy_from_slice(&200u16.to_be_bytes());
-            fix_l4_csum(&mut p);
-            p
-        }],
-        Drop("rule_drop"),
-    ));
-    v.push(k(
-        "icmp_truncated_header",
-        vec![ipv4(CLIENT, SERVER, 1, &[8, 0])],
-        Drop("rule_drop"),
-    ));
+    for (name, packet) in [
+        ("bad_tcp_checksum", edited(syn(1013), |p| p[36] ^= 0x11)),
+        (
+            "bad_udp_checksum",
+            edited(udp(CLIENT, SERVER, 1014, 9, b"x"), |p| p[26] ^= 0x11),
+        ),
+        (
+            "bad_icmp_checksum",
+            edited(echo(CLIENT, SERVER, 1015, 1), |p| p[22] ^= 0x11),
+        ),
+        // TCP flag combinations no stack sends, and a RST for no flow.
+        ("tcp_syn_fin", tcp(CLIENT, SERVER, 1016, 9, 0x03)),
+        ("tcp_no_flags", tcp(CLIENT, SERVER, 1017, 9, 0x00)),
+        ("tcp_syn_rst", tcp(CLIENT, SERVER, 1018, 9, 0x06)),
+        ("tcp_rst_unknown_flow", tcp(CLIENT, SERVER, 1019, 9, 0x04)),
+        (
+            "tcp_data_offset_beyond_packet",
+            edited(syn(1020), |p| {
+                p[32] = 0xf0;
+                fix_l4_csum(p);
+            }),
+        ),
+        (
+            "tcp_data_offset_below_5",
+            edited(syn(1021), |p| {
+                p[32] = 0x30;
+                fix_l4_csum(p);
+            }),
+        ),
+        (
+            "tcp_truncated_header",
+            ipv4(CLIENT, SERVER, 6, &tcp_l4(1022, 9, 0x02, &[])[..10]),
+        ),
+        (
+            "udp_length_beyond_packet",
+            edited(udp(CLIENT, SERVER, 1023, 9, b"abc"), |p| {
+                p[24..26].copy_from_slice(&200u16.to_be_bytes());
+                fix_l4_csum(p);
+            }),
+        ),
+        ("icmp_truncated_header", ipv4(CLIENT, SERVER, 1, &[8, 0])),
+    ] {
+        v.push(k(name, vec![packet], Drop("rule_drop")));
+    }
     // ICMP errors (nf_conntrack_inet_error): quoting garbage, quoting a
     // flow conntrack does not know, and about another ICMP error.
     v.push(k(

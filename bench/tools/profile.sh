@@ -16,19 +16,9 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 MODE=${1:?iperf3 or newflows}
 SECS=${2:-8}
 N=${3:-10000}
-P=tgp$$
-P=${P:0:10}
-WORK=$(mktemp -d /tmp/profile-$P.XXXXXX)
-TG=$ROOT/target/release/tungate
-GEN=$ROOT/target/release/examples/flowgen
-TUNGATE_PID=
-cleanup() {
-    if [ -n "$TUNGATE_PID" ]; then kill -TERM "$TUNGATE_PID" 2>/dev/null || true; wait "$TUNGATE_PID" 2>/dev/null || true; fi
-    "$ROOT/netns-scripts/topo.sh" down "$P" || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-(cd "$ROOT" && cargo build --release -p tungate --bin tungate --example flowgen) >&2
+. "$ROOT/bench/lib.sh"
+work_scratch tgp profile
+build_flowgen
 
 case $MODE in
     iperf3) RULES=$ROOT/netns-scripts/demo-rules.v4 ;;

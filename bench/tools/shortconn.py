@@ -15,6 +15,17 @@ import threading
 import time
 
 
+def recv_upto(c, n):
+    """Up to `n` bytes from `c`: fewer only if the peer closes first."""
+    buf = b""
+    while len(buf) < n:
+        b = c.recv(n - len(buf))
+        if not b:
+            break
+        buf += b
+    return buf
+
+
 def serve(port):
     l = socket.socket()
     l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -24,13 +35,7 @@ def serve(port):
     def one(c):
         try:
             c.settimeout(10)
-            buf = b""
-            while len(buf) < 64:
-                b = c.recv(64 - len(buf))
-                if not b:
-                    break
-                buf += b
-            c.sendall(buf)
+            c.sendall(recv_upto(c, 64))
         except OSError:
             pass
         finally:
@@ -56,13 +61,7 @@ def client(addr, port, secs, rate):
             try:
                 c.settimeout(3)
                 c.sendall(msg)
-                buf = b""
-                while len(buf) < 64:
-                    b = c.recv(64 - len(buf))
-                    if not b:
-                        break
-                    buf += b
-                if buf == msg:
+                if recv_upto(c, 64) == msg:
                     ok += 1
                 else:
                     broken += 1

@@ -87,6 +87,17 @@ fn lookups_of(t: &ConnTable, keys: &[Tuple]) -> f64 {
     keys.len() as f64 / start.elapsed().as_secs_f64()
 }
 
+/// A zeroed IPv4 packet of `len` bytes: version/IHL, total length, TTL 64
+/// and `proto` set; addresses, L4 header and checksum left to the caller.
+fn ipv4_packet(len: usize, proto: u8) -> Vec<u8> {
+    let mut p = vec![0u8; len];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = proto;
+    p
+}
+
 /// One established TCP flow through DNAT + MASQUERADE, both directions:
 /// classify + track + two translate calls per packet (the conntrack/NAT part
 /// of the pipeline's per-packet cost).
@@ -98,12 +109,7 @@ fn established_nat_pps() -> f64 {
     let now = Timestamp::from_secs(1);
     let a = |s: &str| s.parse::<Ipv4Addr>().unwrap();
     let mk = |src: Ipv4Addr, dst: Ipv4Addr, sp: u16, dp: u16, flags: u8| {
-        let mut p = vec![0u8; 20 + 20 + 1400];
-        p[0] = 0x45;
-        let len = p.len() as u16;
-        p[2..4].copy_from_slice(&len.to_be_bytes());
-        p[8] = 64;
-        p[9] = 6;
+        let mut p = ipv4_packet(20 + 20 + 1400, 6);
         p[12..16].copy_from_slice(&src.octets());
         p[16..20].copy_from_slice(&dst.octets());
         p[20..22].copy_from_slice(&sp.to_be_bytes());
@@ -165,12 +171,7 @@ fn new_flows_per_s(n: usize) -> f64 {
     let a = |s: &str| s.parse::<Ipv4Addr>().unwrap();
     let dnat = NatRange::addrs(a("172.16.0.10"), a("172.16.0.13")).with_ports(53, 53);
     let masq = NatRange::masquerade(a("172.16.0.1"), None);
-    let mut p = vec![0u8; 20 + 8 + 32];
-    p[0] = 0x45;
-    let len = p.len() as u16;
-    p[2..4].copy_from_slice(&len.to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
+    let mut p = ipv4_packet(20 + 8 + 32, 17);
     p[24..26].copy_from_slice(&40u16.to_be_bytes());
     let template = p.clone();
     const N: u32 = 1_000_000;

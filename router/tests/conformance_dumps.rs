@@ -4,18 +4,16 @@
 //! namespace this test creates (and always deletes). `#` lines are ignored.
 //! Skips, saying why, when not root or when the tools are missing.
 
-use std::path::PathBuf;
+mod common;
+use common::shared;
+#[path = "../../tests/harness/scratch_ns.rs"]
+mod scratch_ns;
+use scratch_ns::ScratchNs;
+
 use std::process::{Command, Stdio};
 
 use tungate::ruleset::Ruleset;
 use tungate::syntax::{restore, save, RestoreOptions};
-
-fn shared() -> PathBuf {
-    match std::env::var("TUNGATE_SHARED") {
-        Ok(p) => PathBuf::from(p),
-        Err(_) => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")),
-    }
-}
 
 fn strip(s: &str) -> String {
     s.lines()
@@ -32,44 +30,27 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Option<Netns> {
-        let name = format!("tg_rules_{tag}_{}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        ok.then_some(Netns(name))
+/// Runs `cmd` inside the namespace, `input` on its standard input:
+/// (success, stdout, stderr).
+fn run(ns: &ScratchNs, cmd: &[&str], input: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &ns.0]).args(cmd);
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut ch = c.spawn().expect("spawn ip netns exec");
+    if let Some(i) = input {
+        ch.stdin.take().unwrap().write_all(i.as_bytes()).unwrap();
+    } else {
+        drop(ch.stdin.take());
     }
-    fn run(&self, cmd: &[&str], input: Option<&str>) -> (bool, String, String) {
-        use std::io::Write;
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0]).args(cmd);
-        c.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut ch = c.spawn().expect("spawn ip netns exec");
-        if let Some(i) = input {
-            ch.stdin.take().unwrap().write_all(i.as_bytes()).unwrap();
-        } else {
-            drop(ch.stdin.take());
-        }
-        let o = ch.wait_with_output().unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+    let o = ch.wait_with_output().unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -101,10 +82,10 @@ fn dumps_round_trip_like_real_iptables() {
         if !oracle {
             continue;
         }
-        let ns = Netns::new(&i.to_string()).expect("ip netns add");
-        let (ok, _, err) = ns.run(&["iptables-restore"], Some(&text));
+        let ns = ScratchNs::add(&format!("tg_rules_{i}")).expect("ip netns add");
+        let (ok, _, err) = run(&ns, &["iptables-restore"], Some(&text));
         assert!(ok, "real iptables-restore failed on {}: {err}", f.display());
-        let (ok, theirs, err) = ns.run(&["iptables-save"], None);
+        let (ok, theirs, err) = run(&ns, &["iptables-save"], None);
         assert!(ok, "iptables-save: {err}");
         let theirs = strip(&theirs);
         if ours == theirs {
@@ -191,8 +172,8 @@ fn listings_match_real_iptables() {
             ..Default::default()
         };
         restore(&mut rs, text, opts).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let ns = Netns::new(&format!("l{i}")).expect("ip netns add");
-        let (ok, _, err) = ns.run(&["iptables-restore", "--counters"], Some(text));
+        let ns = ScratchNs::add(&format!("tg_rules_l{i}")).expect("ip netns add");
+        let (ok, _, err) = run(&ns, &["iptables-restore", "--counters"], Some(text));
         assert!(ok, "{name}: real iptables-restore: {err}");
         for k in TableKind::ALL {
             if !rs.is_present(k) {
@@ -201,7 +182,7 @@ fn listings_match_real_iptables() {
             for (flags, f) in &flagsets {
                 let mut args = vec!["iptables", "-t", k.name(), "-L"];
                 args.extend_from_slice(flags);
-                let (_, theirs, _) = ns.run(&args, None);
+                let (_, theirs, _) = run(&ns, &args, None);
                 let mut ours = String::new();
                 list(&mut ours, rs.table(k), None, *f);
                 if strip(&ours) != strip(&theirs) {
@@ -216,7 +197,7 @@ fn listings_match_real_iptables() {
                 if verbose {
                     args.push("-v");
                 }
-                let (_, theirs, _) = ns.run(&args, None);
+                let (_, theirs, _) = run(&ns, &args, None);
                 let mut ours = String::new();
                 list_rules(&mut ours, rs.table(k), None, None, verbose);
                 if strip(&ours) != strip(&theirs) {

@@ -5,17 +5,11 @@
 //! scripts at run time (their `NAME='...'` / `NAME="..."` assignments).
 //! Comparisons ignore trailing white space, as the scripts' `diff -Z` does.
 
-use std::path::PathBuf;
+mod common;
+use common::shared;
 
 use tungate::ruleset::Ruleset;
 use tungate::syntax::{apply_command, restore, save, tokenize, Output, RestoreOptions};
-
-fn shared() -> PathBuf {
-    match std::env::var("TUNGATE_SHARED") {
-        Ok(p) => PathBuf::from(p),
-        Err(_) => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")),
-    }
-}
 
 /// Shell variable assignments `NAME='…'` / `NAME="…"` in file order
 /// (single-quoted strings may continue with `\'`).

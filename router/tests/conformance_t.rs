@@ -3,17 +3,11 @@
 //! Every OK/FAIL/NOMATCH line is checked; `@`/`%` shell lines are skipped
 //! with the reason printed. Prints a per-file pass count.
 
-use std::path::PathBuf;
+mod common;
+use common::shared;
 
 use tungate::ruleset::{Ruleset, TableKind};
 use tungate::syntax::{exec, list_rules, parse_command, tokenize};
-
-fn shared() -> PathBuf {
-    match std::env::var("TUNGATE_SHARED") {
-        Ok(p) => PathBuf::from(p),
-        Err(_) => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")),
-    }
-}
 
 const FILES: &[&str] = &[
     "libxt_tcp",

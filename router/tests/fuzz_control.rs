@@ -25,28 +25,17 @@
 //! `TUNGATE_FUZZ_SEED` picks the seed (default: a fixed one, printed). A
 //! failing input is written to `target/fuzz-control-failure-<seed>.txt`.
 
+mod common;
 mod fuzz_common;
+use common::shared;
 use fuzz_common::Rng;
 
-use std::net::Ipv4Addr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tungate::control::gateway::GatewayHandler;
 use tungate::control::proto::{read_frame, write_frame, Request, Response, Tool, VERSION};
 use tungate::control::server::Handler;
-use tungate::pipeline::engine::{Interface, Pipeline, PipelineConfig};
-use tungate::ruleset::Ruleset;
-use tungate::syntax::{restore, RestoreOptions};
-
-fn shared() -> PathBuf {
-    match std::env::var("TUNGATE_SHARED") {
-        Ok(p) => PathBuf::from(p),
-        Err(_) => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")),
-    }
-}
 
 const START_RULES: &str = "\
 *nat
@@ -69,33 +58,7 @@ COMMIT
 ";
 
 fn handler(seed: u64) -> GatewayHandler {
-    let mut rs = Ruleset::new();
-    restore(&mut rs, START_RULES, RestoreOptions::default()).expect("start ruleset parses");
-    let ifaces = vec![
-        Interface {
-            name: "tg0".into(),
-            addr: Ipv4Addr::new(10, 0, 1, 1),
-            prefix_len: 24,
-            mtu: 1500,
-        },
-        Interface {
-            name: "tg1".into(),
-            addr: Ipv4Addr::new(10, 0, 2, 1),
-            prefix_len: 24,
-            mtu: 1500,
-        },
-    ];
-    let routes = Interface::connected_routes(&ifaces);
-    let p = Pipeline::new(
-        PipelineConfig {
-            interfaces: ifaces,
-            routes,
-            conntrack: Default::default(),
-            workers: 2,
-            seed,
-        },
-        rs,
-    );
+    let p = fuzz_common::gateway(START_RULES, Default::default(), seed);
     GatewayHandler::new(Arc::new(p), None)
 }
 
@@ -391,56 +354,40 @@ fn fuzz_control_frames_and_requests() {
     let start = Instant::now();
     let end = start + Duration::from_secs(secs);
     let (mut n, mut decoded, mut failed) = (0u64, 0u64, 0u64);
-    let prev = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let mut failure = None;
-    while Instant::now() < end {
-        n += 1;
-        let (what, r) = if n % 2 == 0 {
-            let bytes = random_bytes(&mut rng, &dumps);
-            let r = catch_unwind(AssertUnwindSafe(|| {
-                match read_frame::<_, Request>(&mut bytes.as_slice()) {
-                    Ok(Some(req)) => check_request(&h, &req).map(|()| true),
-                    Ok(None) | Err(_) => Ok(false),
-                }
-            }));
-            (format!("bytes {bytes:?}"), r)
-        } else {
-            let req = random_request(&mut rng, &dumps);
-            let r = catch_unwind(AssertUnwindSafe(|| check_request(&h, &req).map(|()| true)));
-            (format!("request {req:?}"), r)
-        };
-        match r {
-            Ok(Ok(true)) => decoded += 1,
-            Ok(Ok(false)) => failed += 1,
-            Ok(Err(msg)) => {
-                failure = Some((what, msg));
-                break;
+    let failure = fuzz_common::quietly(|| {
+        while Instant::now() < end {
+            n += 1;
+            let (what, r) = if n % 2 == 0 {
+                let bytes = random_bytes(&mut rng, &dumps);
+                let r =
+                    fuzz_common::check(|| match read_frame::<_, Request>(&mut bytes.as_slice()) {
+                        Ok(Some(req)) => check_request(&h, &req).map(|()| true),
+                        Ok(None) | Err(_) => Ok(false),
+                    });
+                (format!("bytes {bytes:?}"), r)
+            } else {
+                let req = random_request(&mut rng, &dumps);
+                let r = fuzz_common::check(|| check_request(&h, &req).map(|()| true));
+                (format!("request {req:?}"), r)
+            };
+            match r {
+                Ok(true) => decoded += 1,
+                Ok(false) => failed += 1,
+                Err(msg) => return Some((what, msg)),
             }
-            Err(e) => {
-                let msg = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                failure = Some((what, format!("panic: {msg}")));
-                break;
+            if n % 5_000 == 0 {
+                h = handler(seed ^ n);
             }
         }
-        if n % 5_000 == 0 {
-            h = handler(seed ^ n);
-        }
-    }
-    std::panic::set_hook(prev);
+        None
+    });
     let el = start.elapsed().as_secs_f64();
     println!(
         "fuzz_control: {n} inputs in {el:.1} s ({:.0} execs/s), {decoded} handled, {failed} frames refused",
         n as f64 / el
     );
     if let Some((what, msg)) = failure {
-        let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"))
-            .join(format!("fuzz-control-failure-{seed}.txt"));
-        let _ = std::fs::write(&path, &what);
+        let path = fuzz_common::save_failure("fuzz-control-failure", seed, &what);
         panic!(
             "fuzz failure ({msg}); input {what}; saved to {}",
             path.display()

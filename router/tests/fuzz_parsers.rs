@@ -17,24 +17,17 @@
 //! `TUNGATE_FUZZ_SEED` picks the seed (default: a fixed one, printed). A
 //! failing input is written to `target/fuzz-failure-<seed>.txt`.
 
+mod common;
 mod fuzz_common;
+use common::shared;
 use fuzz_common::Rng;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tungate::ruleset::{Ruleset, TableKind};
 use tungate::syntax::{
     apply_command, list, list_rules, restore, save, tokenize, ListFormat, RestoreOptions,
 };
-
-fn shared() -> PathBuf {
-    match std::env::var("TUNGATE_SHARED") {
-        Ok(p) => PathBuf::from(p),
-        Err(_) => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")),
-    }
-}
 
 const DICT: &[&str] = &[
     "!",
@@ -384,41 +377,26 @@ fn fuzz_restore_and_command_parsers() {
     let mut rng = Rng(seed);
     let end = Instant::now() + Duration::from_secs(secs);
     let (mut n, mut accepted) = (0u64, 0u64);
-    let prev = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let mut failure = None;
-    while Instant::now() < end {
-        let base = &corpus[rng.below(corpus.len())];
-        let input = mutate(&mut rng, base);
-        n += 1;
-        match catch_unwind(AssertUnwindSafe(|| check(&input))) {
-            Ok(Ok(())) => {
-                let mut rs = Ruleset::new();
-                if restore(&mut rs, &input, RestoreOptions::default()).is_ok() {
-                    accepted += 1;
+    let failure = fuzz_common::quietly(|| {
+        while Instant::now() < end {
+            let base = &corpus[rng.below(corpus.len())];
+            let input = mutate(&mut rng, base);
+            n += 1;
+            match fuzz_common::check(|| check(&input)) {
+                Ok(()) => {
+                    let mut rs = Ruleset::new();
+                    if restore(&mut rs, &input, RestoreOptions::default()).is_ok() {
+                        accepted += 1;
+                    }
                 }
-            }
-            Ok(Err(msg)) => {
-                failure = Some((input, msg));
-                break;
-            }
-            Err(p) => {
-                let msg = p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                failure = Some((input, format!("panic: {msg}")));
-                break;
+                Err(msg) => return Some((input, msg)),
             }
         }
-    }
-    std::panic::set_hook(prev);
+        None
+    });
     println!("fuzz: {n} inputs, {accepted} accepted by restore");
     if let Some((input, msg)) = failure {
-        let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"))
-            .join(format!("fuzz-failure-{seed}.txt"));
-        let _ = std::fs::write(&path, &input);
+        let path = fuzz_common::save_failure("fuzz-failure", seed, &input);
         panic!("fuzz failure ({msg}); input saved to {}", path.display());
     }
 }

@@ -30,19 +30,15 @@
 //! (hex of the vnet header and the frame).
 
 mod fuzz_common;
-use fuzz_common::Rng;
+use fuzz_common::{Rng, MTU};
 
 use std::net::Ipv4Addr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tungate::clock::Timestamp;
 use tungate::conntrack::ConntrackConfig;
-use tungate::pipeline::engine::{check_ipv4, Interface, Pipeline, PipelineConfig, Worker};
+use tungate::pipeline::engine::{check_ipv4, Pipeline, Worker};
 use tungate::pipeline::{EmitVec, IfIndex, PacketCtx, Processor, Verdict};
-use tungate::ruleset::Ruleset;
-use tungate::syntax::{restore, RestoreOptions};
 use tungate::wire::checksum;
 use tungate::wire::vnet::VnetHdr;
 
@@ -69,40 +65,13 @@ COMMIT
 COMMIT
 ";
 
-const MTU: u16 = 1500;
-
 fn pipeline(seed: u64) -> Pipeline {
-    let mut rs = Ruleset::new();
-    restore(&mut rs, RULES, RestoreOptions::default()).expect("fuzz ruleset parses");
-    let ifaces = vec![
-        Interface {
-            name: "tg0".into(),
-            addr: Ipv4Addr::new(10, 0, 1, 1),
-            prefix_len: 24,
-            mtu: MTU,
-        },
-        Interface {
-            name: "tg1".into(),
-            addr: Ipv4Addr::new(10, 0, 2, 1),
-            prefix_len: 24,
-            mtu: MTU,
-        },
-    ];
-    let routes = Interface::connected_routes(&ifaces);
-    Pipeline::new(
-        PipelineConfig {
-            interfaces: ifaces,
-            routes,
-            // Small, so "table full" and eviction paths are reached.
-            conntrack: ConntrackConfig {
-                max_entries: 256,
-                ..Default::default()
-            },
-            workers: 2,
-            seed,
-        },
-        rs,
-    )
+    // Small, so "table full" and eviction paths are reached.
+    let conntrack = ConntrackConfig {
+        max_entries: 256,
+        ..Default::default()
+    };
+    fuzz_common::gateway(RULES, conntrack, seed)
 }
 
 fn fix_ip_csum(p: &mut [u8]) {
@@ -421,63 +390,49 @@ fn fuzz_pipeline_frames_and_vnet_headers() {
     let start = Instant::now();
     let end = start + Duration::from_secs(secs);
     let (mut n, mut forwarded) = (0u64, 0u64);
-    let prev = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let mut failure = None;
     let mut inputs = corpus.clone().into_iter();
-    while Instant::now() < end {
-        let (h, p) = inputs.next().unwrap_or_else(|| mutate(&mut rng, &corpus));
-        let ingress = rng.below(2) as u16;
-        let worker = &mut workers[rng.below(2)];
-        // Time moves on: mostly microseconds, sometimes past timeouts.
-        now = Timestamp(
-            now.as_nanos()
-                + match rng.below(1000) {
-                    0 => 700_000_000_000,
-                    1..=9 => 31_000_000_000,
-                    _ => rng.below(100_000) as u64,
-                },
-        );
-        n += 1;
-        let r = catch_unwind(AssertUnwindSafe(|| {
-            check(&pl, now, &mut *worker, ingress, h, &p)
-        }));
-        match r {
-            Ok(Ok(fwd)) => forwarded += u64::from(fwd),
-            Ok(Err(msg)) => {
-                failure = Some((h, p, msg));
-                break;
+    let failure = fuzz_common::quietly(|| {
+        while Instant::now() < end {
+            let (h, p) = inputs.next().unwrap_or_else(|| mutate(&mut rng, &corpus));
+            let ingress = rng.below(2) as u16;
+            let worker = &mut workers[rng.below(2)];
+            // Time moves on: mostly microseconds, sometimes past timeouts.
+            now = Timestamp(
+                now.as_nanos()
+                    + match rng.below(1000) {
+                        0 => 700_000_000_000,
+                        1..=9 => 31_000_000_000,
+                        _ => rng.below(100_000) as u64,
+                    },
+            );
+            n += 1;
+            match fuzz_common::check(|| check(&pl, now, &mut *worker, ingress, h, &p)) {
+                Ok(fwd) => forwarded += u64::from(fwd),
+                Err(msg) => return Some((h, p, msg)),
             }
-            Err(e) => {
-                let msg = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                failure = Some((h, p, format!("panic: {msg}")));
-                break;
+            if n % 64 == 0 {
+                pl.maintain(now, 64);
+            }
+            if n % 200_000 == 0 {
+                // A fresh gateway now and then, so state does not only grow.
+                pl = pipeline(seed ^ n);
             }
         }
-        if n % 64 == 0 {
-            pl.maintain(now, 64);
-        }
-        if n % 200_000 == 0 {
-            // A fresh gateway now and then, so state does not only grow.
-            pl = pipeline(seed ^ n);
-        }
-    }
-    std::panic::set_hook(prev);
+        None
+    });
     let el = start.elapsed().as_secs_f64();
     println!(
         "fuzz_pipeline: {n} inputs in {el:.1} s ({:.0} execs/s), {forwarded} forwarded",
         n as f64 / el
     );
     if let Some((h, p, msg)) = failure {
-        let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"))
-            .join(format!("fuzz-pipeline-failure-{seed}.txt"));
         let mut vh = [0u8; 10];
         h.write(&mut vh);
-        let _ = std::fs::write(&path, format!("vnet {}\nframe {}\n", hex(&vh), hex(&p)));
+        let path = fuzz_common::save_failure(
+            "fuzz-pipeline-failure",
+            seed,
+            format!("vnet {}\nframe {}\n", hex(&vh), hex(&p)),
+        );
         panic!(
             "fuzz failure ({msg}); vnet {h:?} frame {}; saved to {}",
             hex(&p),

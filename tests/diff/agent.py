@@ -279,12 +279,19 @@ def err_name(e):
     return errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__
 
 
-def tcp_connect(target, kv):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def client_socket(kind, kv, timeout):
+    """A socket of `kind` from source port kv["sport"] (if given), with
+    kv["timeout"] (default `timeout`)."""
+    s = socket.socket(socket.AF_INET, kind)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if "sport" in kv:
         s.bind(("0.0.0.0", num(kv["sport"])))
-    s.settimeout(float(kv.get("timeout", "0.6")))
+    s.settimeout(float(kv.get("timeout", timeout)))
+    return s
+
+
+def tcp_connect(target, kv):
+    s = client_socket(socket.SOCK_STREAM, kv, "0.6")
     try:
         s.connect(hostport(target))
     except socket.timeout:
@@ -310,11 +317,7 @@ def tcp_connect(target, kv):
 
 
 def udp_exchange(target, kv):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if "sport" in kv:
-        s.bind(("0.0.0.0", num(kv["sport"])))
-    s.settimeout(float(kv.get("timeout", "0.5")))
+    s = client_socket(socket.SOCK_DGRAM, kv, "0.5")
     s.connect(hostport(target))
     try:
         s.send(kv.get("send", "ping").encode())

@@ -18,6 +18,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod scratch_ns;
+
 /// The repository root (the crate lives in `router/`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -105,6 +107,24 @@ impl OutputText for Output {
             String::from_utf8_lossy(&self.stderr)
         )
     }
+}
+
+/// `s` without its `#` lines (the comments `iptables-save` stamps with the
+/// time), joined with newlines: two saves compare equal when the rules do.
+pub fn without_comments(s: &str) -> String {
+    s.lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `tungate run --config <config>`, waited for: a start that must fail.
+pub fn run_until_exit(config: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tungate"))
+        .args(["run", "--config"])
+        .arg(config)
+        .output()
+        .unwrap()
 }
 
 /// A network namespace.
@@ -614,6 +634,18 @@ pub fn iperf3(server: &Ns, client: &Ns, target: &str, args: &[&str]) -> String {
         std::thread::sleep(Duration::from_millis(200));
     }
     panic!("iperf3 {args:?} to {target} failed:\n{last}");
+}
+
+/// iperf3 -J output `json` (run with `--get-server-output`) of a transfer
+/// that arrived, from the gateway's server-side address 10.2.0.1: a
+/// MASQUERADE applied (`what` says which).
+pub fn assert_masqueraded_transfer(json: &str, what: &str) {
+    assert!(iperf3_end(json, "sum_received", "bytes") > 0.0, "{json}");
+    assert_eq!(
+        server_saw_peer(json).as_deref(),
+        Some("10.2.0.1"),
+        "{what}\n{json}"
+    );
 }
 
 /// `end.<section>.<key>` of iperf3 -J output; panics with the output if absent.
