@@ -172,24 +172,12 @@ fn jhash2(k: &[u32], initval: u32) -> u32 {
         b = b.wrapping_add(k[1]);
         c = c.wrapping_add(k[2]);
         // __jhash_mix
-        a = a.wrapping_sub(c);
-        a ^= c.rotate_left(4);
-        c = c.wrapping_add(b);
-        b = b.wrapping_sub(a);
-        b ^= a.rotate_left(6);
-        a = a.wrapping_add(c);
-        c = c.wrapping_sub(b);
-        c ^= b.rotate_left(8);
-        b = b.wrapping_add(a);
-        a = a.wrapping_sub(c);
-        a ^= c.rotate_left(16);
-        c = c.wrapping_add(b);
-        b = b.wrapping_sub(a);
-        b ^= a.rotate_left(19);
-        a = a.wrapping_add(c);
-        c = c.wrapping_sub(b);
-        c ^= b.rotate_left(4);
-        b = b.wrapping_add(a);
+        mix(&mut a, &mut c, b, 4);
+        mix(&mut b, &mut a, c, 6);
+        mix(&mut c, &mut b, a, 8);
+        mix(&mut a, &mut c, b, 16);
+        mix(&mut b, &mut a, c, 19);
+        mix(&mut c, &mut b, a, 4);
         k = &k[3..];
     }
     if k.is_empty() {
@@ -203,21 +191,26 @@ fn jhash2(k: &[u32], initval: u32) -> u32 {
     }
     a = a.wrapping_add(k[0]);
     // __jhash_final
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(14));
-    a ^= c;
-    a = a.wrapping_sub(c.rotate_left(11));
-    b ^= a;
-    b = b.wrapping_sub(a.rotate_left(25));
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(16));
-    a ^= c;
-    a = a.wrapping_sub(c.rotate_left(4));
-    b ^= a;
-    b = b.wrapping_sub(a.rotate_left(14));
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(24));
-    c
+    c = fin(c, b, 14);
+    a = fin(a, c, 11);
+    b = fin(b, a, 25);
+    c = fin(c, b, 16);
+    a = fin(a, c, 4);
+    b = fin(b, a, 14);
+    fin(c, b, 24)
+}
+
+/// One line of `__jhash_mix`: `x -= y; x ^= rol32(y, r); y += z;`.
+#[inline(always)]
+fn mix(x: &mut u32, y: &mut u32, z: u32, r: u32) {
+    *x = x.wrapping_sub(*y) ^ y.rotate_left(r);
+    *y = y.wrapping_add(z);
+}
+
+/// One line of `__jhash_final`: `x ^= y; x -= rol32(y, r);`.
+#[inline(always)]
+fn fin(x: u32, y: u32, r: u32) -> u32 {
+    (x ^ y).wrapping_sub(y.rotate_left(r))
 }
 
 /// `find_best_ips_proto`'s hash: `jhash2` over the source address as the
