@@ -473,11 +473,7 @@ fn manip_pkt(buf: &mut [u8], partial: bool, target: &Tuple, manip: Manip, inner:
             if l4.len() < 4 {
                 return changed;
             }
-            let old_port = get_u16(l4, port_at);
-            if old_port != new_port {
-                set_u16(l4, port_at, new_port);
-                changed = true;
-            }
+            let old_port = set_port(l4, port_at, new_port, &mut changed);
             if l4.len() >= 20 && !(inner && l4.len() < 20) {
                 let mut c = get_u16(l4, 16);
                 c = update_addr(c, old_addr, new_addr, partial);
@@ -489,11 +485,7 @@ fn manip_pkt(buf: &mut [u8], partial: bool, target: &Tuple, manip: Manip, inner:
             if l4.len() < 8 {
                 return changed;
             }
-            let old_port = get_u16(l4, port_at);
-            if old_port != new_port {
-                set_u16(l4, port_at, new_port);
-                changed = true;
-            }
+            let old_port = set_port(l4, port_at, new_port, &mut changed);
             let c = get_u16(l4, 6);
             if c != 0 || partial || proto == PROTO_UDPLITE {
                 let mut n = update_addr(c, old_addr, new_addr, partial);
@@ -520,6 +512,18 @@ fn manip_pkt(buf: &mut [u8], partial: bool, target: &Tuple, manip: Manip, inner:
         _ => {}
     }
     changed
+}
+
+/// Writes `new` over the port at `at` of `l4` (noting in `changed` whether
+/// it differed); returns the old port.
+#[inline]
+fn set_port(l4: &mut [u8], at: usize, new: u16, changed: &mut bool) -> u16 {
+    let old = get_u16(l4, at);
+    if old != new {
+        set_u16(l4, at, new);
+        *changed = true;
+    }
+    old
 }
 
 /// Applies both halves (used after a confirm clash with `Retranslate`, where
