@@ -169,6 +169,20 @@ pub struct Config {
 /// threads (the kernel's nice-to-weight table: 9548 against 1024).
 pub const DEFAULT_CONTROL_NICE: i32 = -10;
 
+/// The optional setting `key` (a user or group name or number) resolved by
+/// `resolve`, its error as `invalid` words it for `key`.
+fn resolve_opt<T>(
+    key: &str,
+    value: Option<&str>,
+    resolve: fn(&str) -> Result<T, String>,
+    invalid: &impl Fn(String, String) -> ConfigError,
+) -> Result<Option<T>, ConfigError> {
+    value
+        .map(resolve)
+        .transpose()
+        .map_err(|e| invalid(key.into(), e))
+}
+
 /// A user name or a numeric uid, resolved through the password database.
 fn resolve_user(v: &str) -> Result<(u32, u32), String> {
     if let Ok(n) = v.parse::<u32>() {
@@ -442,24 +456,14 @@ impl Config {
             });
         }
 
-        let user = raw
-            .user
-            .as_deref()
-            .map(resolve_user)
-            .transpose()
-            .map_err(|e| invalid("user".into(), e))?;
-        let group = raw
-            .group
-            .as_deref()
-            .map(resolve_group)
-            .transpose()
-            .map_err(|e| invalid("group".into(), e))?;
-        let control_group = raw
-            .control_group
-            .as_deref()
-            .map(resolve_group)
-            .transpose()
-            .map_err(|e| invalid("control_group".into(), e))?;
+        let user = resolve_opt("user", raw.user.as_deref(), resolve_user, &invalid)?;
+        let group = resolve_opt("group", raw.group.as_deref(), resolve_group, &invalid)?;
+        let control_group = resolve_opt(
+            "control_group",
+            raw.control_group.as_deref(),
+            resolve_group,
+            &invalid,
+        )?;
 
         Ok(Config {
             file: file.to_owned(),

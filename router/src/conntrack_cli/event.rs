@@ -190,36 +190,16 @@ mod tests {
             CliOptions::default(),
         )
         .unwrap();
-        let none = |_: &mut crate::conntrack::NewConn| {};
-        feed(
+        feed_all(
             &t,
-            &testutil::udp("10.9.0.1", "10.9.0.1", 7788, 7787, b"a"),
+            &[
+                testutil::udp("10.9.0.1", "10.9.0.1", 7788, 7787, b"a"),
+                testutil::udp("10.9.0.1", "10.9.0.1", 7787, 7788, b"b"),
+                testutil::tcp("127.0.0.1", "127.0.0.1", 41420, 8090, SYN, b""),
+                testutil::tcp("127.0.0.1", "127.0.0.1", 8090, 41420, SYN | ACK, b""),
+                testutil::tcp("127.0.0.1", "127.0.0.1", 41420, 8090, ACK, b""),
+            ],
             T0,
-            none,
-        );
-        feed(
-            &t,
-            &testutil::udp("10.9.0.1", "10.9.0.1", 7787, 7788, b"b"),
-            T0,
-            none,
-        );
-        feed(
-            &t,
-            &testutil::tcp("127.0.0.1", "127.0.0.1", 41420, 8090, SYN, b""),
-            T0,
-            none,
-        );
-        feed(
-            &t,
-            &testutil::tcp("127.0.0.1", "127.0.0.1", 8090, 41420, SYN | ACK, b""),
-            T0,
-            none,
-        );
-        feed(
-            &t,
-            &testutil::tcp("127.0.0.1", "127.0.0.1", 41420, 8090, ACK, b""),
-            T0,
-            none,
         );
         let o = ct(&t, "-D -p udp --dport 7787");
         assert_eq!(o.status, 0);

@@ -39,6 +39,14 @@ pub(super) fn feed(
     }
 }
 
+/// Feeds packets through conntrack in order, new flows confirmed as they
+/// are (no NAT, no mark).
+pub(super) fn feed_all(t: &ConnTable, pkts: &[Vec<u8>], now: Timestamp) {
+    for pkt in pkts {
+        feed(t, pkt, now, |_| {});
+    }
+}
+
 /// The five flows of the kernel run: a DNATed, assured TCP connection,
 /// an unreplied UDP flow with mark 42, a replied UDP flow, an answered
 /// ping and a TCP SYN without answer.
@@ -47,7 +55,6 @@ pub(super) fn fixture() -> ConnTable {
         event_queue: 256,
         ..Default::default()
     });
-    let none = |_: &mut crate::conntrack::NewConn| {};
     // 1. 10.9.0.1:50236 -> 10.9.0.99:80, DNAT to 127.0.0.1:8080.
     feed(
         &t,
@@ -58,17 +65,13 @@ pub(super) fn fixture() -> ConnTable {
             nat::setup(&t, nc, &r, Manip::Dst, &mut Rng::new(1), T0).unwrap();
         },
     );
-    feed(
+    feed_all(
         &t,
-        &testutil::tcp("127.0.0.1", "10.9.0.1", 8080, 50236, SYN | ACK, b""),
+        &[
+            testutil::tcp("127.0.0.1", "10.9.0.1", 8080, 50236, SYN | ACK, b""),
+            testutil::tcp("10.9.0.1", "10.9.0.99", 50236, 80, ACK, b""),
+        ],
         T0,
-        none,
-    );
-    feed(
-        &t,
-        &testutil::tcp("10.9.0.1", "10.9.0.99", 50236, 80, ACK, b""),
-        T0,
-        none,
     );
     // 2. UDP without answer, connmark 42.
     feed(
@@ -77,38 +80,19 @@ pub(super) fn fixture() -> ConnTable {
         T0,
         |nc| nc.mark = 42,
     );
-    // 3. UDP with an answer.
-    feed(
+    feed_all(
         &t,
-        &testutil::udp("10.9.0.1", "10.9.0.1", 7778, 7777, b"a"),
+        &[
+            // 3. UDP with an answer.
+            testutil::udp("10.9.0.1", "10.9.0.1", 7778, 7777, b"a"),
+            testutil::udp("10.9.0.1", "10.9.0.1", 7777, 7778, b"b"),
+            // 4. ping 127.0.0.1, id 4660, answered.
+            testutil::echo_request("127.0.0.1", "127.0.0.1", 4660, 1),
+            testutil::echo_reply("127.0.0.1", "127.0.0.1", 4660, 1),
+            // 5. a SYN nobody answers.
+            testutil::tcp("10.9.0.1", "10.9.0.1", 54746, 9999, SYN, b""),
+        ],
         T0,
-        none,
-    );
-    feed(
-        &t,
-        &testutil::udp("10.9.0.1", "10.9.0.1", 7777, 7778, b"b"),
-        T0,
-        none,
-    );
-    // 4. ping 127.0.0.1, id 4660, answered.
-    feed(
-        &t,
-        &testutil::echo_request("127.0.0.1", "127.0.0.1", 4660, 1),
-        T0,
-        none,
-    );
-    feed(
-        &t,
-        &testutil::echo_reply("127.0.0.1", "127.0.0.1", 4660, 1),
-        T0,
-        none,
-    );
-    // 5. a SYN nobody answers.
-    feed(
-        &t,
-        &testutil::tcp("10.9.0.1", "10.9.0.1", 54746, 9999, SYN, b""),
-        T0,
-        none,
     );
     t
 }

@@ -1,9 +1,11 @@
 //! conntrack 1.4.7's option table: commands, option bits and their legality
 //! per command, long and short option names with how each takes its argument.
 
-/// Commands, in the order of conntrack's command bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Commands, in the order of conntrack's command bits (`List` until the
+/// command line names one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Cmd {
+    #[default]
     List,
     Create,
     Update,
@@ -18,8 +20,9 @@ pub enum Cmd {
 }
 
 /// The table a command addresses (`-L expect`, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CtTable {
+    #[default]
     Conntrack,
     Expect,
     Dying,

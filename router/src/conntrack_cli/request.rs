@@ -30,7 +30,7 @@ pub struct NatArg {
 }
 
 /// The parsed command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Request {
     pub cmd: Cmd,
     pub table: CtTable,
@@ -79,38 +79,13 @@ pub(super) const EV_UPDATE: u32 = 2;
 pub(super) const EV_DESTROY: u32 = 4;
 
 impl Request {
+    /// The command with no filter, every event kind, the default table
+    /// and output format.
     pub(super) fn new(cmd: Cmd) -> Request {
         Request {
             cmd,
-            table: CtTable::Conntrack,
-            ipv6: false,
-            src: None,
-            dst: None,
-            reply_src: None,
-            reply_dst: None,
-            proto: None,
-            orig_sport: None,
-            orig_dport: None,
-            reply_sport: None,
-            reply_dport: None,
-            tcp_state: None,
-            icmp_type: None,
-            icmp_code: None,
-            icmp_id: None,
-            status: 0,
-            unreplied: false,
-            status_invalid: false,
-            warnings: Vec::new(),
-            mark: None,
-            timeout: None,
-            zone: None,
-            src_nat: None,
-            dst_nat: None,
-            any_nat: None,
             event_mask: EV_NEW | EV_UPDATE | EV_DESTROY,
-            extended: false,
-            show_id: false,
-            xml: false,
+            ..Request::default()
         }
     }
 

@@ -83,13 +83,7 @@ impl GatewayHandler {
                 self.swap(rs);
             }
         }
-        Response {
-            version: super::proto::VERSION,
-            status: out.status,
-            stdout: out.stdout,
-            stderr: out.stderr,
-            more: false,
-        }
+        Response::from(out)
     }
 
     fn save(&self, args: &[String]) -> Response {
@@ -257,23 +251,11 @@ impl GatewayHandler {
                 }
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
-            return Response {
-                version: super::proto::VERSION,
-                status: 0,
-                stdout: String::new(),
-                stderr: st.summary(),
-                more: false,
-            };
+            return Response::new(0, String::new(), st.summary());
         } else {
             conntrack_cli::run(table, args, Timestamp::now_monotonic())
         };
-        Response {
-            version: super::proto::VERSION,
-            status: out.status,
-            stdout: out.stdout,
-            stderr: out.stderr,
-            more: false,
-        }
+        Response::from(out)
     }
 }
 

@@ -132,24 +132,30 @@ pub struct Response {
 }
 
 impl Response {
-    pub fn ok(stdout: impl Into<String>) -> Response {
+    /// A complete (last) answer: exit status, standard output and error.
+    pub fn new(status: i32, stdout: impl Into<String>, stderr: impl Into<String>) -> Response {
         Response {
             version: VERSION,
-            status: 0,
+            status,
             stdout: stdout.into(),
-            stderr: String::new(),
+            stderr: stderr.into(),
             more: false,
         }
     }
 
+    pub fn ok(stdout: impl Into<String>) -> Response {
+        Response::new(0, stdout, String::new())
+    }
+
     pub fn error(status: i32, stderr: impl Into<String>) -> Response {
-        Response {
-            version: VERSION,
-            status,
-            stdout: String::new(),
-            stderr: stderr.into(),
-            more: false,
-        }
+        Response::new(status, String::new(), stderr)
+    }
+}
+
+/// A front end's result, as the client process prints and exits with it.
+impl From<crate::syntax::Output> for Response {
+    fn from(out: crate::syntax::Output) -> Response {
+        Response::new(out.status, out.stdout, out.stderr)
     }
 }
 

@@ -172,24 +172,12 @@ fn jhash2(k: &[u32], initval: u32) -> u32 {
         b = b.wrapping_add(k[1]);
         c = c.wrapping_add(k[2]);
         // __jhash_mix
-        a = a.wrapping_sub(c);
-        a ^= c.rotate_left(4);
-        c = c.wrapping_add(b);
-        b = b.wrapping_sub(a);
-        b ^= a.rotate_left(6);
-        a = a.wrapping_add(c);
-        c = c.wrapping_sub(b);
-        c ^= b.rotate_left(8);
-        b = b.wrapping_add(a);
-        a = a.wrapping_sub(c);
-        a ^= c.rotate_left(16);
-        c = c.wrapping_add(b);
-        b = b.wrapping_sub(a);
-        b ^= a.rotate_left(19);
-        a = a.wrapping_add(c);
-        c = c.wrapping_sub(b);
-        c ^= b.rotate_left(4);
-        b = b.wrapping_add(a);
+        mix(&mut a, &mut c, b, 4);
+        mix(&mut b, &mut a, c, 6);
+        mix(&mut c, &mut b, a, 8);
+        mix(&mut a, &mut c, b, 16);
+        mix(&mut b, &mut a, c, 19);
+        mix(&mut c, &mut b, a, 4);
         k = &k[3..];
     }
     if k.is_empty() {
@@ -203,21 +191,26 @@ fn jhash2(k: &[u32], initval: u32) -> u32 {
     }
     a = a.wrapping_add(k[0]);
     // __jhash_final
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(14));
-    a ^= c;
-    a = a.wrapping_sub(c.rotate_left(11));
-    b ^= a;
-    b = b.wrapping_sub(a.rotate_left(25));
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(16));
-    a ^= c;
-    a = a.wrapping_sub(c.rotate_left(4));
-    b ^= a;
-    b = b.wrapping_sub(a.rotate_left(14));
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(24));
-    c
+    c = fin(c, b, 14);
+    a = fin(a, c, 11);
+    b = fin(b, a, 25);
+    c = fin(c, b, 16);
+    a = fin(a, c, 4);
+    b = fin(b, a, 14);
+    fin(c, b, 24)
+}
+
+/// One line of `__jhash_mix`: `x -= y; x ^= rol32(y, r); y += z;`.
+#[inline(always)]
+fn mix(x: &mut u32, y: &mut u32, z: u32, r: u32) {
+    *x = x.wrapping_sub(*y) ^ y.rotate_left(r);
+    *y = y.wrapping_add(z);
+}
+
+/// One line of `__jhash_final`: `x ^= y; x -= rol32(y, r);`.
+#[inline(always)]
+fn fin(x: u32, y: u32, r: u32) -> u32 {
+    (x ^ y).wrapping_sub(y.rotate_left(r))
 }
 
 /// `find_best_ips_proto`'s hash: `jhash2` over the source address as the
@@ -480,11 +473,7 @@ fn manip_pkt(buf: &mut [u8], partial: bool, target: &Tuple, manip: Manip, inner:
             if l4.len() < 4 {
                 return changed;
             }
-            let old_port = get_u16(l4, port_at);
-            if old_port != new_port {
-                set_u16(l4, port_at, new_port);
-                changed = true;
-            }
+            let old_port = set_port(l4, port_at, new_port, &mut changed);
             if l4.len() >= 20 && !(inner && l4.len() < 20) {
                 let mut c = get_u16(l4, 16);
                 c = update_addr(c, old_addr, new_addr, partial);
@@ -496,11 +485,7 @@ fn manip_pkt(buf: &mut [u8], partial: bool, target: &Tuple, manip: Manip, inner:
             if l4.len() < 8 {
                 return changed;
             }
-            let old_port = get_u16(l4, port_at);
-            if old_port != new_port {
-                set_u16(l4, port_at, new_port);
-                changed = true;
-            }
+            let old_port = set_port(l4, port_at, new_port, &mut changed);
             let c = get_u16(l4, 6);
             if c != 0 || partial || proto == PROTO_UDPLITE {
                 let mut n = update_addr(c, old_addr, new_addr, partial);
@@ -527,6 +512,18 @@ fn manip_pkt(buf: &mut [u8], partial: bool, target: &Tuple, manip: Manip, inner:
         _ => {}
     }
     changed
+}
+
+/// Writes `new` over the port at `at` of `l4` (noting in `changed` whether
+/// it differed); returns the old port.
+#[inline]
+fn set_port(l4: &mut [u8], at: usize, new: u16, changed: &mut bool) -> u16 {
+    let old = get_u16(l4, at);
+    if old != new {
+        set_u16(l4, at, new);
+        *changed = true;
+    }
+    old
 }
 
 /// Applies both halves (used after a confirm clash with `Retranslate`, where

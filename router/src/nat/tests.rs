@@ -754,3 +754,13 @@ fn udplite_is_natted_with_its_checksum() {
         .to_string()
         .starts_with("udplite  136 30 "));
 }
+
+/// `jhash2` against the kernel's (include/linux/jhash.h) on one-, two- and
+/// multi-round keys.
+#[test]
+fn jhash2_matches_the_kernel() {
+    assert_eq!(jhash2(&[0x0a00_0001, 0, 0, 0], 0), 0x5ae9_6bf9);
+    assert_eq!(jhash2(&[0x0100_a8c0, 0, 0, 0], 0x0200_a8c0), 0x367d_d452);
+    assert_eq!(jhash2(&[1, 2, 3, 4, 5, 6, 7], 7), 0xded7_1445);
+    assert_eq!(jhash2(&[], 3), 0xdead_bef2);
+}

@@ -256,6 +256,46 @@ pub(super) fn log_flags(out: &mut String, flags: u8, pre: &str) {
     }
 }
 
+/// The words one printer uses for `-m addrtype`'s options.
+pub(super) struct AddrtypeWords {
+    /// The source and destination types, then the two interface limits.
+    pub(super) options: [&'static str; 4],
+    /// `!` on the types (`-L`: ` src-type !LOCAL`), not before the option
+    /// (`-S`: ` ! --src-type LOCAL`).
+    pub(super) inv_on_types: bool,
+}
+
+/// `-m addrtype`'s options as set in `m` (an `Addrtype` match: anything
+/// else prints nothing).
+pub(super) fn addrtype_options(out: &mut String, m: &Match, w: &AddrtypeWords) {
+    let Match::Addrtype {
+        src,
+        dst,
+        limit_iface_in,
+        limit_iface_out,
+    } = m
+    else {
+        return;
+    };
+    for (o, t) in [(w.options[0], src), (w.options[1], dst)] {
+        if let Some((t, i)) = t {
+            let on_types = if *i && w.inv_on_types { "!" } else { "" };
+            if !w.inv_on_types {
+                inv(out, *i);
+            }
+            let _ = write!(out, " {o} {on_types}{}", addrtypes(*t));
+        }
+    }
+    for (o, on) in [
+        (w.options[2], limit_iface_in),
+        (w.options[3], limit_iface_out),
+    ] {
+        if *on {
+            out.push_str(o);
+        }
+    }
+}
+
 /// The words one printer uses for `-m recent`'s options.
 pub(super) struct RecentWords {
     /// `--set`, `--rcheck`, `--update`, `--remove` (each with its blank).

@@ -216,24 +216,16 @@ fn match_list(out: &mut String, m: &Match, numeric: bool, proto: &str) {
                 }
             }
         }
-        Match::Addrtype {
-            src,
-            dst,
-            limit_iface_in,
-            limit_iface_out,
-        } => {
+        Match::Addrtype { .. } => {
             out.push_str(" ADDRTYPE match");
-            for (o, t) in [("src-type", src), ("dst-type", dst)] {
-                if let Some((t, i)) = t {
-                    let _ = write!(out, " {o} {}{}", if *i { "!" } else { "" }, addrtypes(*t));
-                }
-            }
-            if *limit_iface_in {
-                out.push_str(" limit-in");
-            }
-            if *limit_iface_out {
-                out.push_str(" limit-out");
-            }
+            addrtype_options(
+                out,
+                m,
+                &AddrtypeWords {
+                    options: ["src-type", "dst-type", " limit-in", " limit-out"],
+                    inv_on_types: true,
+                },
+            );
         }
         Match::Iprange { src, dst } => {
             for (o, r) in [("source", src), ("destination", dst)] {

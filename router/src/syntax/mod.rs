@@ -30,6 +30,17 @@
 //! borrowed. Name tables (/etc/protocols, /etc/services, /etc/hosts) are read
 //! once, lazily, and only for printing names or parsing service names.
 
+/// An option parser's first step: `ours!(let PATTERN = value)` is `let
+/// PATTERN = value else { return Ok(false) }`, unpacking its own match or
+/// target (anything else is not this extension's, nor is the option).
+macro_rules! ours {
+    (let $pat:pat = $e:expr) => {
+        let $pat = $e else {
+            return Ok(false);
+        };
+    };
+}
+
 pub mod apply;
 mod command;
 mod format;

@@ -138,25 +138,19 @@ fn match_save(out: &mut String, m: &Match) {
                 let _ = write!(out, " --every {} --packet {packet}", every + 1);
             }
         },
-        Match::Addrtype {
-            src,
-            dst,
-            limit_iface_in,
-            limit_iface_out,
-        } => {
-            for (o, t) in [("--src-type", src), ("--dst-type", dst)] {
-                if let Some((t, i)) = t {
-                    inv(out, *i);
-                    let _ = write!(out, " {o} {}", addrtypes(*t));
-                }
-            }
-            if *limit_iface_in {
-                out.push_str(" --limit-iface-in");
-            }
-            if *limit_iface_out {
-                out.push_str(" --limit-iface-out");
-            }
-        }
+        Match::Addrtype { .. } => addrtype_options(
+            out,
+            m,
+            &AddrtypeWords {
+                options: [
+                    "--src-type",
+                    "--dst-type",
+                    " --limit-iface-in",
+                    " --limit-iface-out",
+                ],
+                inv_on_types: false,
+            },
+        ),
         Match::Iprange { src, dst } => {
             for (o, r) in [("--src-range", src), ("--dst-range", dst)] {
                 if let Some((a, b, i)) = r {

@@ -100,9 +100,7 @@ const REJECT: TargetExt = TargetExt {
 };
 
 fn reject(t: &mut Target, _: &mut u32, a: &mut Arg) -> R<bool> {
-    let Target::Reject(w) = t else {
-        return Ok(false);
-    };
+    ours!(let Target::Reject(w) = t);
     let name = a.name;
     if name != "--reject-with" {
         return Ok(false);
@@ -150,9 +148,7 @@ const LOG: TargetExt = TargetExt {
 };
 
 fn log(t: &mut Target, _: &mut u32, a: &mut Arg) -> R<bool> {
-    let Target::Log(l) = t else {
-        return Ok(false);
-    };
+    ours!(let Target::Log(l) = t);
     let name = a.name;
     no_inv(a.inv, name)?;
     match name {
@@ -194,9 +190,7 @@ const MARK: TargetExt = TargetExt {
 };
 
 fn mark(t: &mut Target, seen: &mut u32, a: &mut Arg) -> R<bool> {
-    let Target::Mark { value, mask } = t else {
-        return Ok(false);
-    };
+    ours!(let Target::Mark { value, mask } = t);
     let name = a.name;
     no_inv(a.inv, name)?;
     let (v, m) = match name {
@@ -241,9 +235,7 @@ const CONNMARK: TargetExt = TargetExt {
 };
 
 fn connmark(t: &mut Target, seen: &mut u32, a: &mut Arg) -> R<bool> {
-    let Target::Connmark(cm) = t else {
-        return Ok(false);
-    };
+    ours!(let Target::Connmark(cm) = t);
     let name = a.name;
     no_inv(a.inv, name)?;
     match name {
@@ -413,9 +405,7 @@ const CT: TargetExt = TargetExt {
 };
 
 fn ct(t: &mut Target, _: &mut u32, a: &mut Arg) -> R<bool> {
-    let Target::Ct(ct) = t else {
-        return Ok(false);
-    };
+    ours!(let Target::Ct(ct) = t);
     let name = a.name;
     no_inv(a.inv, name)?;
     match name {
@@ -500,9 +490,7 @@ const NFLOG: TargetExt = TargetExt {
 };
 
 fn nflog(t: &mut Target, _: &mut u32, a: &mut Arg) -> R<bool> {
-    let Target::Nflog(n) = t else {
-        return Ok(false);
-    };
+    ours!(let Target::Nflog(n) = t);
     let name = a.name;
     no_inv(a.inv, name)?;
     match name {

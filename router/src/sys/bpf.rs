@@ -22,16 +22,16 @@ pub struct Insn {
     pub imm: i32,
 }
 
-/// `bpf(cmd, attr)` for a command that returns a new file descriptor.
+/// `bpf(cmd, attr)`: the system call's non-negative result, or errno.
 ///
 /// # Safety
 /// `attr` is a zero-padded `union bpf_attr` for `cmd`; every pointer in it
 /// refers to memory that is live, of the size the attribute states, and
 /// writable where the kernel writes (a log buffer), for the call.
-unsafe fn bpf_new_fd(cmd: libc::c_int, attr: &mut [u8]) -> io::Result<OwnedFd> {
+unsafe fn bpf(cmd: libc::c_int, attr: &mut [u8]) -> io::Result<libc::c_long> {
     // SAFETY: the caller's contract; `attr` itself is live and its length
     // is what the kernel is told.
-    let fd = unsafe {
+    let r = unsafe {
         libc::syscall(
             libc::SYS_bpf,
             cmd,
@@ -39,9 +39,19 @@ unsafe fn bpf_new_fd(cmd: libc::c_int, attr: &mut [u8]) -> io::Result<OwnedFd> {
             attr.len() as libc::c_uint,
         )
     };
-    if fd < 0 {
+    if r < 0 {
         return Err(io::Error::last_os_error());
     }
+    Ok(r)
+}
+
+/// `bpf(cmd, attr)` for a command that returns a new file descriptor.
+///
+/// # Safety
+/// As for [`bpf`].
+unsafe fn bpf_new_fd(cmd: libc::c_int, attr: &mut [u8]) -> io::Result<OwnedFd> {
+    // SAFETY: the caller's contract.
+    let fd = unsafe { bpf(cmd, attr) }?;
     // SAFETY: the syscall returned a new file descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
@@ -96,16 +106,6 @@ pub fn test_run(prog: &OwnedFd, data: &[u8]) -> io::Result<u32> {
     // data_size_in, data_in, repeat) whose data pointer refers to `data`,
     // live and of the stated size during the call; with no data_out the
     // kernel writes only into `attr` (retval, duration).
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            attr.as_mut_ptr(),
-            attr.len() as libc::c_uint,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    unsafe { bpf(BPF_PROG_TEST_RUN, &mut attr) }?;
     Ok(u32::from_ne_bytes([attr[4], attr[5], attr[6], attr[7]]))
 }

@@ -77,22 +77,14 @@ pub fn is_query(ty: u8) -> bool {
     )
 }
 
-#[derive(Debug, Clone)]
-pub struct IcmpPacket<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A read/write view of an ICMP message.
+    pub struct IcmpPacket;
+    /// Checks the 8-byte header is present.
+    fn new_checked(_) {}
 }
 
 impl<T: AsRef<[u8]>> IcmpPacket<T> {
-    pub fn new_unchecked(buffer: T) -> Self {
-        IcmpPacket { buffer }
-    }
-    /// Checks the 8-byte header is present.
-    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
-        if buffer.as_ref().len() < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
-        Ok(IcmpPacket { buffer })
-    }
     pub fn msg_type(&self) -> u8 {
         self.buffer.as_ref()[field::TYPE]
     }

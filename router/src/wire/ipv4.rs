@@ -79,24 +79,11 @@ impl From<IpProtocol> for u8 {
     }
 }
 
-/// A read/write view of an IPv4 packet.
-#[derive(Debug, Clone)]
-pub struct Ipv4Packet<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-impl<T: AsRef<[u8]>> Ipv4Packet<T> {
-    /// Wraps without checks; getters may panic on a short buffer.
-    pub fn new_unchecked(buffer: T) -> Self {
-        Ipv4Packet { buffer }
-    }
-
+view! {
+    /// A read/write view of an IPv4 packet.
+    pub struct Ipv4Packet;
     /// Wraps and checks version 4, `IHL >= 5`, `IHL*4 <= total length <= buffer`.
-    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
-        let b = buffer.as_ref();
-        if b.len() < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
+    fn new_checked(b) {
         if b[0] >> 4 != 4 {
             return Err(WireError::BadVersion);
         }
@@ -105,13 +92,10 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         if ihl < HEADER_LEN || total < ihl || total > b.len() {
             return Err(WireError::BadLength);
         }
-        Ok(Ipv4Packet { buffer })
     }
+}
 
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
+impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn header_len(&self) -> usize {
         ((self.buffer.as_ref()[field::VER_IHL] & 0x0f) as usize) * 4
     }

@@ -15,6 +15,50 @@
 //! Unit tests use real packets captured from the kernel (see `testutil`)
 //! and check every rewrite against etherparse's independent checksums.
 
+/// A header view over a byte buffer: the struct, `new_unchecked`,
+/// `into_inner` and `new_checked`, which refuses a buffer shorter than the
+/// module's `HEADER_LEN` (`Truncated`), then runs the type's own checks on
+/// the bytes, each returning its `WireError`.
+macro_rules! view {
+    (
+        $(#[$doc:meta])*
+        pub struct $name:ident;
+        $(#[$check_doc:meta])*
+        fn new_checked($b:pat) $check:block
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name<T: AsRef<[u8]>> {
+            buffer: T,
+        }
+
+        impl<T: AsRef<[u8]>> $name<T> {
+            /// Wraps without checks; getters may panic on a short buffer.
+            #[inline]
+            pub fn new_unchecked(buffer: T) -> Self {
+                $name { buffer }
+            }
+
+            $(#[$check_doc])*
+            #[inline]
+            pub fn new_checked(buffer: T) -> Result<Self, WireError> {
+                if buffer.as_ref().len() < HEADER_LEN {
+                    return Err(WireError::Truncated);
+                }
+                let $b: &[u8] = buffer.as_ref();
+                $check
+                Ok($name { buffer })
+            }
+
+            /// The buffer back.
+            #[inline]
+            pub fn into_inner(self) -> T {
+                self.buffer
+            }
+        }
+    };
+}
+
 pub mod build;
 pub mod checksum;
 pub mod icmp;

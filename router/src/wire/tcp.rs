@@ -32,27 +32,19 @@ pub mod flags {
     pub const CWR: u8 = 0x80;
 }
 
-#[derive(Debug, Clone)]
-pub struct TcpPacket<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-impl<T: AsRef<[u8]>> TcpPacket<T> {
-    pub fn new_unchecked(buffer: T) -> Self {
-        TcpPacket { buffer }
-    }
+view! {
+    /// A read/write view of a TCP segment (header, options and data).
+    pub struct TcpPacket;
     /// Checks `20 <= data offset * 4 <= buffer length`.
-    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
-        let b = buffer.as_ref();
-        if b.len() < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
+    fn new_checked(b) {
         let off = ((b[field::DATA_OFF] >> 4) as usize) * 4;
         if off < HEADER_LEN || off > b.len() {
             return Err(WireError::BadLength);
         }
-        Ok(TcpPacket { buffer })
     }
+}
+
+impl<T: AsRef<[u8]>> TcpPacket<T> {
     pub fn src_port(&self) -> u16 {
         get_u16(self.buffer.as_ref(), 0)
     }

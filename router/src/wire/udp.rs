@@ -15,23 +15,15 @@ pub mod field {
 
 pub const HEADER_LEN: usize = 8;
 
-#[derive(Debug, Clone)]
-pub struct UdpPacket<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A read/write view of a UDP header and its payload.
+    pub struct UdpPacket;
+    /// Checks the 8-byte header is present (the length field is not trusted
+    /// for slicing: the payload is what the IP header says).
+    fn new_checked(_) {}
 }
 
 impl<T: AsRef<[u8]>> UdpPacket<T> {
-    pub fn new_unchecked(buffer: T) -> Self {
-        UdpPacket { buffer }
-    }
-    /// Checks the 8-byte header is present (the length field is not trusted
-    /// for slicing: the payload is what the IP header says).
-    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
-        if buffer.as_ref().len() < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
-        Ok(UdpPacket { buffer })
-    }
     pub fn src_port(&self) -> u16 {
         get_u16(self.buffer.as_ref(), 0)
     }

@@ -23,15 +23,7 @@ pub(super) const TCP: MatchExt = MatchExt {
 };
 
 fn tcp(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
-    let Match::Tcp {
-        sport,
-        dport,
-        flags,
-        option,
-    } = m
-    else {
-        return Ok(false);
-    };
+    ours!(let Match::Tcp { sport, dport, flags, option } = m);
     if port_option(sport, dport, seen, a, "tcp")? {
         return Ok(true);
     }
@@ -75,9 +67,7 @@ pub(super) const UDP: MatchExt = MatchExt {
 };
 
 fn udp(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
-    let Match::Udp { sport, dport } = m else {
-        return Ok(false);
-    };
+    ours!(let Match::Udp { sport, dport } = m);
     port_option(sport, dport, seen, a, "udp")
 }
 
@@ -128,15 +118,7 @@ pub(super) const ICMP: MatchExt = MatchExt {
 };
 
 fn icmp(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
-    let Match::Icmp {
-        icmp_type,
-        code_lo,
-        code_hi,
-        invert,
-    } = m
-    else {
-        return Ok(false);
-    };
+    ours!(let Match::Icmp { icmp_type, code_lo, code_hi, invert } = m);
     let (name, inv) = (a.name, a.inv);
     if name != "--icmp-type" {
         return Ok(false);
@@ -199,14 +181,7 @@ pub(super) const MULTIPORT: MatchExt = MatchExt {
 };
 
 fn multiport(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
-    let Match::Multiport {
-        kind,
-        ports,
-        invert,
-    } = m
-    else {
-        return Ok(false);
-    };
+    ours!(let Match::Multiport { kind, ports, invert } = m);
     let name = a.name;
     // `--sport`/`--dport` are getopt abbreviations of
     // `--sports`/`--dports` once multiport is loaded.
@@ -249,15 +224,7 @@ pub(super) const ADDRTYPE: MatchExt = MatchExt {
 };
 
 fn addrtype(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
-    let Match::Addrtype {
-        src,
-        dst,
-        limit_iface_in,
-        limit_iface_out,
-    } = m
-    else {
-        return Ok(false);
-    };
+    ours!(let Match::Addrtype { src, dst, limit_iface_in, limit_iface_out } = m);
     let (name, inv) = (a.name, a.inv);
     match name {
         "--src-type" => {
@@ -324,9 +291,7 @@ pub(super) const IPRANGE: MatchExt = MatchExt {
 };
 
 fn iprange(m: &mut Match, _: &mut u32, a: &mut Arg) -> R<bool> {
-    let Match::Iprange { src, dst } = m else {
-        return Ok(false);
-    };
+    ours!(let Match::Iprange { src, dst } = m);
     let (name, inv) = (a.name, a.inv);
     match name {
         "--src-range" => {
@@ -415,9 +380,7 @@ pub(super) const TTL: MatchExt = MatchExt {
 };
 
 fn ttl(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
-    let Match::Ttl { op, value } = m else {
-        return Ok(false);
-    };
+    ours!(let Match::Ttl { op, value } = m);
     let (name, inv) = (a.name, a.inv);
     let o2 = match name {
         "--ttl-eq" => {
@@ -456,9 +419,7 @@ pub(super) const MAC: MatchExt = MatchExt {
 };
 
 fn mac(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
-    let Match::Mac { addr, invert } = m else {
-        return Ok(false);
-    };
+    ours!(let Match::Mac { addr, invert } = m);
     let name = a.name;
     if name != "--mac-source" {
         return Ok(false);

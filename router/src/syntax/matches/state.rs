@@ -36,9 +36,7 @@ fn ct_port(a: &mut Arg) -> R<Range16> {
 }
 
 fn conntrack(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
-    let Match::Conntrack(ct) = m else {
-        return Ok(false);
-    };
+    ours!(let Match::Conntrack(ct) = m);
     let (name, inv) = (a.name, a.inv);
     match name {
         "--ctstate" => {
@@ -122,9 +120,7 @@ pub(super) const STATE: MatchExt = MatchExt {
 };
 
 fn state(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
-    let Match::State { states, invert } = m else {
-        return Ok(false);
-    };
+    ours!(let Match::State { states, invert } = m);
     let name = a.name;
     if name != "--state" {
         return Ok(false);
@@ -206,9 +202,7 @@ pub(super) const RECENT: MatchExt = MatchExt {
 };
 
 fn recent(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
-    let Match::Recent(r) = m else {
-        return Ok(false);
-    };
+    ours!(let Match::Recent(r) = m);
     let name = a.name;
     let cmd = match name {
         "--set" => Some(RecentCmd::Set),
@@ -297,9 +291,7 @@ pub(super) const LIMIT: MatchExt = MatchExt {
 };
 
 fn limit(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
-    let Match::Limit { avg, burst } = m else {
-        return Ok(false);
-    };
+    ours!(let Match::Limit { avg, burst } = m);
     let (name, inv) = (a.name, a.inv);
     match name {
         "--limit" => {
@@ -332,9 +324,7 @@ pub(super) const STATISTIC: MatchExt = MatchExt {
 };
 
 fn statistic(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
-    let Match::Statistic { mode, invert } = m else {
-        return Ok(false);
-    };
+    ours!(let Match::Statistic { mode, invert } = m);
     let (name, inv) = (a.name, a.inv);
     match name {
         "--mode" => {
@@ -438,9 +428,7 @@ pub(super) const COMMENT: MatchExt = MatchExt {
 };
 
 fn comment(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
-    let Match::Comment(s) = m else {
-        return Ok(false);
-    };
+    ours!(let Match::Comment(s) = m);
     let name = a.name;
     if name != "--comment" {
         return Ok(false);
