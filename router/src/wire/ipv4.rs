@@ -79,6 +79,30 @@ impl From<IpProtocol> for u8 {
     }
 }
 
+/// The option list's structure, as ip_options_compile checks it first:
+/// EOL ends it, NOP is one byte, every other option has a length of at
+/// least 2 that stays inside the header. (The kernel also answers with an
+/// ICMP parameter problem; not sent here.)
+pub fn options_well_formed(mut o: &[u8]) -> bool {
+    while let Some(&kind) = o.first() {
+        match kind {
+            0 => return true,
+            1 => o = &o[1..],
+            _ => {
+                let Some(&len) = o.get(1) else {
+                    return false;
+                };
+                let len = usize::from(len);
+                if len < 2 || len > o.len() {
+                    return false;
+                }
+                o = &o[len..];
+            }
+        }
+    }
+    true
+}
+
 /// A read/write view of an IPv4 packet.
 #[derive(Debug, Clone)]
 pub struct Ipv4Packet<T: AsRef<[u8]>> {
