@@ -1088,12 +1088,12 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         &mut self,
         ingress: IfIndex,
         pkt: &mut [u8],
-        repr: PacketRepr,
+        repr: &PacketRepr,
         vnet: &mut VnetHdr,
         out: &mut dyn Emit,
     ) -> Verdict {
         let name = self.p.iface_name(ingress);
-        let mut flow = Flow::new(Some(ingress), name, vnet.needs_csum(), repr);
+        let mut flow = Flow::new(Some(ingress), name, vnet.needs_csum(), *repr);
         match self.input_hooks(ingress, pkt, vnet, &mut flow, out) {
             Ok(v) => v,
             Err(r) => Verdict::Drop(r),
@@ -1256,7 +1256,7 @@ impl Processor for Pipeline {
                         return Verdict::Drop(DropReason::Fragment);
                     };
                     let mut plain = VnetHdr::default();
-                    match self.input(w, ctx, &mut packet, repr, &mut plain, out) {
+                    match self.input(w, ctx, &mut packet, &repr, &mut plain, out) {
                         Verdict::Forward(egress) => {
                             self.emit_fragmented(egress, &packet, max_frag_size, out)
                         }
@@ -1268,7 +1268,7 @@ impl Processor for Pipeline {
                 }
             };
         }
-        match self.input(w, ctx, packet, repr, vnet, out) {
+        match self.input(w, ctx, packet, &repr, vnet, out) {
             Verdict::Forward(egress) if !vnet.is_gso() && packet.len() > self.mtu(egress) => {
                 // Larger than the egress MTU without DF (DF was answered
                 // with frag-needed before FORWARD): fragment, as ip_fragment.
@@ -1285,7 +1285,7 @@ impl Pipeline {
         w: &mut Worker,
         ctx: &PacketCtx,
         packet: &mut [u8],
-        repr: PacketRepr,
+        repr: &PacketRepr,
         vnet: &mut VnetHdr,
         out: &mut dyn Emit,
     ) -> Verdict {

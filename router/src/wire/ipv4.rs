@@ -251,6 +251,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.set_checksum(c);
     }
     /// Decrements the TTL with an incremental checksum update; returns the new TTL.
+    #[inline]
     pub fn decrement_ttl(&mut self) -> u8 {
         let ttl = self.ttl();
         let new = ttl.saturating_sub(1);
