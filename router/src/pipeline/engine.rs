@@ -549,7 +549,7 @@ struct Trav<'p, 'w> {
 
 /// One packet's journey: its connection, marks and the interfaces the
 /// current hook sees.
-struct Flow<'p> {
+struct Flow<'p, 'r> {
     conn: Conn<'p>,
     marks: PacketMarks,
     /// Where it came in (None for locally generated packets).
@@ -562,10 +562,12 @@ struct Flow<'p> {
     binding: Option<Binding>,
     /// The packet's description (the one parse), updated by whoever
     /// rewrites a header field it holds (NAT, the TTL decrement).
-    repr: PacketRepr,
+    /// Borrowed from the caller's parse, not copied into the flow (a copy
+    /// of the freshly written fields cost a store-forwarding stall).
+    repr: &'r mut PacketRepr,
 }
 
-impl<'p> Flow<'p> {
+impl<'p, 'r> Flow<'p, 'r> {
     fn set_conn(&mut self, conn: Conn<'p>) {
         self.conn = conn;
         self.binding = None;
@@ -579,7 +581,12 @@ impl<'p> Flow<'p> {
         self.binding
     }
 
-    fn new(ingress: Option<IfIndex>, in_name: &'p str, partial: bool, repr: PacketRepr) -> Self {
+    fn new(
+        ingress: Option<IfIndex>,
+        in_name: &'p str,
+        partial: bool,
+        repr: &'r mut PacketRepr,
+    ) -> Self {
         Flow {
             conn: Conn::None { untracked: false },
             binding: None,
@@ -629,7 +636,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         table: TableKind,
         hook: Hook,
         pkt: &[u8],
-        flow: &mut Flow<'p>,
+        flow: &mut Flow<'p, '_>,
     ) -> TableVerdict<'w> {
         let rules = self.rules;
         // A built-in chain with no rules only counts its policy: skip the
@@ -657,7 +664,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         } else {
             flow.out_name
         };
-        let f = PacketFields::from_repr(&flow.repr, pkt, in_if, out_if);
+        let f = PacketFields::from_repr(flow.repr, pkt, in_if, out_if);
         let now = self.now;
         let conn = &flow.conn;
         let make_full = || conn.info(now);
@@ -693,7 +700,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         table: TableKind,
         hook: Hook,
         pkt: &mut [u8],
-        flow: &mut Flow<'p>,
+        flow: &mut Flow<'p, '_>,
         out: &mut dyn Emit,
     ) -> Result<(), DropReason> {
         let h = self.rules.hook(table, hook);
@@ -717,7 +724,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         table: TableKind,
         hook: Hook,
         pkt: &mut [u8],
-        flow: &mut Flow<'p>,
+        flow: &mut Flow<'p, '_>,
         out: &mut dyn Emit,
     ) -> Result<(), DropReason> {
         match self.walk(table, hook, pkt, flow) {
@@ -753,7 +760,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         tables: &[TableKind],
         hook: Hook,
         pkt: &mut [u8],
-        flow: &mut Flow<'p>,
+        flow: &mut Flow<'p, '_>,
         out: &mut dyn Emit,
     ) -> Result<(), DropReason> {
         for &t in tables {
@@ -762,7 +769,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         Ok(())
     }
 
-    fn reject(&mut self, pkt: &[u8], with: RejectWith, flow: &Flow<'p>, out: &mut dyn Emit) {
+    fn reject(&mut self, pkt: &[u8], with: RejectWith, flow: &Flow<'p, '_>, out: &mut dyn Emit) {
         let attach = flow.conn.answer();
         if with == RejectWith::TcpReset {
             let mut buf = std::mem::take(&mut self.ws.scratch);
@@ -830,11 +837,11 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
     /// packet is RELATED to it and skips its own conntrack lookup.
     fn output(&mut self, pkt: &mut [u8], attach: Option<Binding>, out: &mut dyn Emit) {
         // Built by the gateway: structurally sound, checksummed.
-        let Ok(repr) = PacketRepr::parse(pkt) else {
+        let Ok(mut repr) = PacketRepr::parse(pkt) else {
             self.p.count_drop(DropReason::Malformed);
             return;
         };
-        let mut flow = Flow::new(None, "", false, repr);
+        let mut flow = Flow::new(None, "", false, &mut repr);
         if let Err(r) = self.output_hooks(pkt, attach, &mut flow, out) {
             self.p.count_drop(r);
         }
@@ -844,7 +851,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         &mut self,
         pkt: &mut [u8],
         attach: Option<Binding>,
-        flow: &mut Flow<'p>,
+        flow: &mut Flow<'p, '_>,
         out: &mut dyn Emit,
     ) -> Result<(), DropReason> {
         // Locally generated packets are routed before OUTPUT (so `-o`
@@ -855,21 +862,21 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
                 .forward_if()
                 .ok_or(DropReason::NoRoute)
         };
-        let mut egress = route(self.p, &flow.repr)?;
+        let mut egress = route(self.p, flow.repr)?;
         flow.out_name = self.p.iface_name(egress);
         self.filter_step(TableKind::Raw, Hook::Output, pkt, flow, out)?;
         if flow.marks.notrack {
             flow.set_conn(Conn::None { untracked: true });
         } else if attach.is_none() {
-            flow.set_conn(self.track(pkt, &flow.repr));
+            flow.set_conn(self.track(pkt, flow.repr));
         }
         // mangle OUTPUT, nat OUTPUT (DNAT), filter, security.
         self.filter_step(TableKind::Mangle, Hook::Output, pkt, flow, out)?;
         match attach {
-            Some(b) => b.apply(pkt, &mut flow.repr, false, Manip::Dst),
+            Some(b) => b.apply(pkt, flow.repr, false, Manip::Dst),
             None => self.nat_hook(Hook::Output, Manip::Dst, pkt, None, flow)?,
         }
-        egress = route(self.p, &flow.repr)?;
+        egress = route(self.p, flow.repr)?;
         flow.out_name = self.p.iface_name(egress);
         self.filter_steps(
             &[TableKind::Filter, TableKind::Security],
@@ -880,7 +887,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         )?;
         self.filter_step(TableKind::Mangle, Hook::Postrouting, pkt, flow, out)?;
         match attach {
-            Some(b) => b.apply(pkt, &mut flow.repr, false, Manip::Src),
+            Some(b) => b.apply(pkt, flow.repr, false, Manip::Src),
             None => {
                 self.nat_hook(Hook::Postrouting, Manip::Src, pkt, Some(egress), flow)?;
                 self.confirm(pkt, flow)?;
@@ -931,7 +938,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         manip: Manip,
         pkt: &mut [u8],
         iface: Option<IfIndex>,
-        flow: &mut Flow<'p>,
+        flow: &mut Flow<'p, '_>,
     ) -> Result<(), DropReason> {
         if let Conn::New(_) = flow.conn {
             let v = self.walk(TableKind::Nat, hook, pkt, flow);
@@ -963,12 +970,12 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
             Conn::Known { conn, .. } | Conn::Related(conn) => {
                 if nat_needed(conn.status(), conn.dir(), manip) {
                     let target = conn.nat_target();
-                    let _ = nat::translate_repr(pkt, &mut flow.repr, flow.partial, &target, manip);
+                    let _ = nat::translate_repr(pkt, flow.repr, flow.partial, &target, manip);
                 }
             }
             _ => {
                 if let Some(b) = flow.binding() {
-                    b.apply(pkt, &mut flow.repr, flow.partial, manip);
+                    b.apply(pkt, flow.repr, flow.partial, manip);
                 }
             }
         }
@@ -1027,7 +1034,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
     }
 
     /// conntrack confirm at the last hook.
-    fn confirm(&mut self, pkt: &mut [u8], flow: &mut Flow<'p>) -> Result<(), DropReason> {
+    fn confirm(&mut self, pkt: &mut [u8], flow: &mut Flow<'p, '_>) -> Result<(), DropReason> {
         let Conn::New(nc) = &flow.conn else {
             return Ok(());
         };
@@ -1035,7 +1042,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
             Ok(c) => {
                 if c.clash == Some(ClashKind::Retranslate) {
                     let target = c.conn.nat_target();
-                    let _ = nat::translate_both_repr(pkt, &mut flow.repr, flow.partial, &target);
+                    let _ = nat::translate_both_repr(pkt, flow.repr, flow.partial, &target);
                 }
                 flow.set_conn(Conn::Known {
                     conn: c.conn,
@@ -1088,12 +1095,12 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         &mut self,
         ingress: IfIndex,
         pkt: &mut [u8],
-        repr: &PacketRepr,
+        repr: &mut PacketRepr,
         vnet: &mut VnetHdr,
         out: &mut dyn Emit,
     ) -> Verdict {
         let name = self.p.iface_name(ingress);
-        let mut flow = Flow::new(Some(ingress), name, vnet.needs_csum(), *repr);
+        let mut flow = Flow::new(Some(ingress), name, vnet.needs_csum(), repr);
         match self.input_hooks(ingress, pkt, vnet, &mut flow, out) {
             Ok(v) => v,
             Err(r) => Verdict::Drop(r),
@@ -1105,19 +1112,19 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         ingress: IfIndex,
         pkt: &mut [u8],
         vnet: &VnetHdr,
-        flow: &mut Flow<'p>,
+        flow: &mut Flow<'p, '_>,
         out: &mut dyn Emit,
     ) -> Result<Verdict, DropReason> {
         // PREROUTING: raw, conntrack, mangle, nat (DNAT).
         self.filter_step(TableKind::Raw, Hook::Prerouting, pkt, flow, out)?;
         let conn = if flow.marks.notrack {
             Conn::None { untracked: true }
-        } else if !l4_valid(pkt, &flow.repr, vnet) {
+        } else if !l4_valid(pkt, flow.repr, vnet) {
             // nf_conntrack_checksum: conntrack leaves a packet with a bad
             // L4 checksum or length untracked (INVALID) at PREROUTING.
             Conn::None { untracked: false }
         } else {
-            self.track(pkt, &flow.repr)
+            self.track(pkt, flow.repr)
         };
         flow.set_conn(conn);
         self.filter_step(TableKind::Mangle, Hook::Prerouting, pkt, flow, out)?;
@@ -1220,7 +1227,7 @@ impl Processor for Pipeline {
         if !vnet.consistent_with(packet) {
             return Verdict::Drop(DropReason::BadVnetHdr);
         }
-        let repr = match parse_ipv4(packet) {
+        let mut repr = match parse_ipv4(packet) {
             Ok(r) => r,
             Err(r) => return Verdict::Drop(r),
         };
@@ -1252,11 +1259,11 @@ impl Processor for Pipeline {
                 } => {
                     // Built by defrag from checked fragments: structurally
                     // sound; described once, as an unfragmented packet.
-                    let Ok(repr) = PacketRepr::parse(&packet) else {
+                    let Ok(mut repr) = PacketRepr::parse(&packet) else {
                         return Verdict::Drop(DropReason::Fragment);
                     };
                     let mut plain = VnetHdr::default();
-                    match self.input(w, ctx, &mut packet, &repr, &mut plain, out) {
+                    match self.input(w, ctx, &mut packet, &mut repr, &mut plain, out) {
                         Verdict::Forward(egress) => {
                             self.emit_fragmented(egress, &packet, max_frag_size, out)
                         }
@@ -1268,7 +1275,7 @@ impl Processor for Pipeline {
                 }
             };
         }
-        match self.input(w, ctx, packet, &repr, vnet, out) {
+        match self.input(w, ctx, packet, &mut repr, vnet, out) {
             Verdict::Forward(egress) if !vnet.is_gso() && packet.len() > self.mtu(egress) => {
                 // Larger than the egress MTU without DF (DF was answered
                 // with frag-needed before FORWARD): fragment, as ip_fragment.
@@ -1285,7 +1292,7 @@ impl Pipeline {
         w: &mut Worker,
         ctx: &PacketCtx,
         packet: &mut [u8],
-        repr: &PacketRepr,
+        repr: &mut PacketRepr,
         vnet: &mut VnetHdr,
         out: &mut dyn Emit,
     ) -> Verdict {
