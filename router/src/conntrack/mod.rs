@@ -53,7 +53,7 @@ pub mod tcp;
 #[cfg(test)]
 mod tests;
 
-use crate::wire::{icmp, IcmpPacket, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
+use crate::wire::{icmp, IcmpPacket, IpProtocol, Ipv4Packet, PacketRepr, TcpPacket, UdpPacket};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
@@ -461,6 +461,26 @@ pub fn classify(packet: &[u8]) -> Result<PacketKey, crate::wire::WireError> {
         ip.payload(),
         true,
     ))
+}
+
+/// [`classify`] for a packet already described by the pipeline's one
+/// parse: the IP header is not read again (its fields come from `repr`),
+/// only the transport header (the TCP segment for window tracking, the
+/// quoted packet of an ICMP error). `repr` must describe `packet`.
+#[inline]
+pub fn classify_repr(repr: &PacketRepr, packet: &[u8]) -> PacketKey {
+    let ip = repr.v4();
+    if ip.frag_offset_units() != 0 {
+        // A non-first fragment has no L4 header.
+        return PacketKey::Untrackable;
+    }
+    l4_key(
+        Ipv4Addr::from(ip.src),
+        Ipv4Addr::from(ip.dst),
+        ip.proto,
+        repr.l4_bytes(packet),
+        true,
+    )
 }
 
 fn l4_key(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8], outer: bool) -> PacketKey {

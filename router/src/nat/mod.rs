@@ -21,7 +21,7 @@ use crate::conntrack::{
     ConnTable, NewConn, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
 };
 use crate::wire::checksum::{update_addr, update_port};
-use crate::wire::{get_u16, icmp, set_u16, IcmpPacket, Ipv4Packet, WireError};
+use crate::wire::{get_u16, icmp, set_u16, IcmpPacket, Ipv4Packet, PacketRepr, WireError};
 use std::net::Ipv4Addr;
 
 /// Which half of the tuple a NAT step changes (`enum nf_nat_manip_type`).
@@ -439,6 +439,65 @@ pub fn translate(
         ic.fill_checksum();
     }
     Ok(changed)
+}
+
+/// [`translate`] for a packet the pipeline describes with `repr`: the
+/// rewrite is mirrored into the description (the `manip` half's address,
+/// and the port or ICMP query id where [`manip_pkt`] writes them), so the
+/// hooks after this one see the translated packet without parsing it
+/// again. `repr` must describe `packet`; on `Err` nothing was rewritten.
+#[inline]
+pub fn translate_repr(
+    packet: &mut [u8],
+    repr: &mut PacketRepr,
+    partial: bool,
+    target: &Tuple,
+    manip: Manip,
+) -> Result<bool, WireError> {
+    let changed = translate(packet, partial, target, manip)?;
+    note_translated(repr, target, manip);
+    Ok(changed)
+}
+
+/// [`translate_both`] with the description kept in step.
+pub fn translate_both_repr(
+    packet: &mut [u8],
+    repr: &mut PacketRepr,
+    partial: bool,
+    target: &Tuple,
+) -> Result<bool, WireError> {
+    let a = translate_repr(packet, repr, partial, target, Manip::Dst)?;
+    let b = translate_repr(packet, repr, partial, target, Manip::Src)?;
+    Ok(a || b)
+}
+
+/// What a successful [`translate`] did to the outer header, in the
+/// description: the address always; past it, as [`manip_pkt`] on the outer
+/// packet, nothing for a later fragment, the TCP/UDP port when the header
+/// is there (its length covers the port), the id of an ICMP query with its
+/// 8-byte header (an ICMP error's outer type, code and id are untouched).
+#[inline]
+fn note_translated(repr: &mut PacketRepr, target: &Tuple, manip: Manip) {
+    let ip = repr.v4_mut();
+    match manip {
+        Manip::Src => ip.src = u32::from(target.src),
+        Manip::Dst => ip.dst = u32::from(target.dst),
+    }
+    let (proto, later) = (ip.proto, ip.frag_offset_units() != 0);
+    let l4 = &mut repr.l4;
+    if later || !l4.present {
+        return;
+    }
+    match (proto, manip) {
+        (PROTO_TCP | PROTO_UDP, Manip::Src) => l4.sport = target.sport,
+        (PROTO_TCP | PROTO_UDP, Manip::Dst) => l4.dport = target.dport,
+        (PROTO_ICMP, _)
+            if usize::from(l4.len) >= icmp::HEADER_LEN && icmp::is_query(l4.icmp_type) =>
+        {
+            l4.icmp_id = target.sport;
+        }
+        _ => {}
+    }
 }
 
 /// Rewrites one (outer or embedded) IPv4 packet in `buf`. For an embedded

@@ -764,3 +764,58 @@ fn jhash2_matches_the_kernel() {
     assert_eq!(jhash2(&[1, 2, 3, 4, 5, 6, 7], 7), 0xded7_1445);
     assert_eq!(jhash2(&[], 3), 0xdead_bef2);
 }
+
+/// The description the pipeline keeps in step with NAT (`translate_repr`)
+/// equals a fresh parse of the rewritten packet, for real packets and
+/// mutated ones (fragments, short L4 headers, ICMP errors and queries).
+#[test]
+fn translate_repr_matches_a_fresh_parse() {
+    use crate::wire::testutil::{
+        LO_ICMP_PORT_UNREACH, LO_TCP_RST_ACK, LO_TCP_SYN_PARTIAL, LO_UDP_PARTIAL,
+    };
+    use crate::wire::PacketRepr;
+    let seeds: Vec<Vec<u8>> = vec![
+        LO_TCP_SYN_PARTIAL.to_vec(),
+        LO_TCP_RST_ACK.to_vec(),
+        LO_UDP_PARTIAL.to_vec(),
+        LO_ICMP_PORT_UNREACH.to_vec(),
+        testutil::echo_request("10.0.0.1", "10.0.0.2", 1, 1),
+        testutil::echo_reply("10.0.0.2", "10.0.0.1", 7, 1),
+        testutil::icmp_error("10.0.0.9", "10.0.0.1", 11, 0, &LO_TCP_SYN_PARTIAL, true),
+        testutil::udp("10.0.0.1", "10.0.0.2", 1, 2, &[0u8; 300]),
+        testutil::tcp("10.0.0.1", "10.0.0.2", 5, 6, 0x10, &[1, 2, 3]),
+    ];
+    let mut rng = Rng::new(0x5eed);
+    let mut checked = 0;
+    for round in 0..20_000u32 {
+        let mut p = seeds[round as usize % seeds.len()].clone();
+        if round >= seeds.len() as u32 {
+            for _ in 0..1 + rng.next_u32() % 3 {
+                let i = rng.next_u32() as usize % p.len();
+                p[i] ^= 1 << (rng.next_u32() % 8);
+            }
+        }
+        let Ok(mut repr) = PacketRepr::parse(&p) else {
+            continue;
+        };
+        let r = |rng: &mut Rng| rng.next_u32();
+        let target = Tuple::new(
+            Ipv4Addr::from(r(&mut rng)),
+            Ipv4Addr::from(r(&mut rng)),
+            p[9],
+            r(&mut rng) as u16,
+            r(&mut rng) as u16,
+        );
+        for manip in [Manip::Dst, Manip::Src] {
+            let partial = round % 2 == 0;
+            if translate_repr(&mut p, &mut repr, partial, &target, manip).is_ok() {
+                checked += 1;
+            }
+            assert_eq!(Ok(repr), PacketRepr::parse(&p), "round {round} {manip:?}");
+        }
+        if round % 5 == 0 && translate_both_repr(&mut p, &mut repr, false, &target).is_ok() {
+            assert_eq!(Ok(repr), PacketRepr::parse(&p), "round {round} both");
+        }
+    }
+    assert!(checked > 10_000, "{checked}");
+}

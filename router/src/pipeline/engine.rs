@@ -33,8 +33,9 @@ use crate::route::{RouteResult, RouteTable};
 use crate::ruleset::{
     AddrTypes, CtStateSet, Hook, LogTarget, RejectWith, Ruleset, TableKind, Target,
 };
+use crate::wire::repr::ParseError;
 use crate::wire::vnet::VnetHdr;
-use crate::wire::{build, checksum, icmp};
+use crate::wire::{build, checksum, icmp, Ipv4Packet, PacketRepr};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -521,9 +522,9 @@ impl Binding {
     /// half if the connection has that kind of NAT in this direction (an
     /// ORIGINAL packet's SRC manip needs SRC_NAT; a REPLY packet's SRC manip
     /// undoes DST_NAT). ICMP errors get outer and embedded headers rewritten.
-    fn apply(&self, pkt: &mut [u8], partial: bool, manip: Manip) {
+    fn apply(&self, pkt: &mut [u8], repr: &mut PacketRepr, partial: bool, manip: Manip) {
         if nat_needed(self.status, self.dir, manip) {
-            let _ = nat::translate(pkt, partial, &self.target, manip);
+            let _ = nat::translate_repr(pkt, repr, partial, &self.target, manip);
         }
     }
 }
@@ -550,7 +551,7 @@ struct Trav<'p, 'w> {
 
 /// One packet's journey: its connection, marks and the interfaces the
 /// current hook sees.
-struct Flow<'p> {
+struct Flow<'p, 'r> {
     conn: Conn<'p>,
     marks: PacketMarks,
     /// Where it came in (None for locally generated packets).
@@ -561,9 +562,14 @@ struct Flow<'p> {
     partial: bool,
     /// Cache of `conn.binding()`; reset whenever `conn` changes.
     binding: Option<Binding>,
+    /// The packet's description (the one parse), updated by whoever
+    /// rewrites a header field it holds (NAT, the TTL decrement).
+    /// Borrowed from the caller's parse, not copied into the flow (a copy
+    /// of the freshly written fields cost a store-forwarding stall).
+    repr: &'r mut PacketRepr,
 }
 
-impl<'p> Flow<'p> {
+impl<'p, 'r> Flow<'p, 'r> {
     fn set_conn(&mut self, conn: Conn<'p>) {
         self.conn = conn;
         self.binding = None;
@@ -577,10 +583,16 @@ impl<'p> Flow<'p> {
         self.binding
     }
 
-    fn new(ingress: Option<IfIndex>, in_name: &'p str, partial: bool) -> Self {
+    fn new(
+        ingress: Option<IfIndex>,
+        in_name: &'p str,
+        partial: bool,
+        repr: &'r mut PacketRepr,
+    ) -> Self {
         Flow {
             conn: Conn::None { untracked: false },
             binding: None,
+            repr,
             marks: PacketMarks::default(),
             ingress,
             in_name,
@@ -626,7 +638,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         table: TableKind,
         hook: Hook,
         pkt: &[u8],
-        flow: &mut Flow<'p>,
+        flow: &mut Flow<'p, '_>,
     ) -> TableVerdict<'w> {
         let rules = self.rules;
         // A built-in chain with no rules only counts its policy: skip the
@@ -636,7 +648,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
             return TableVerdict::Accept;
         }
         if h.empty {
-            let len = u16::from_be_bytes([pkt[2], pkt[3]]) as u64;
+            let len = flow.repr.total_len() as u64;
             rules.counters.bump(self.worker, h.policy_slot, len);
             return if h.policy_drop {
                 TableVerdict::Drop { policy: true }
@@ -654,9 +666,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         } else {
             flow.out_name
         };
-        let Some(f) = PacketFields::parse(pkt, in_if, out_if) else {
-            return TableVerdict::Drop { policy: false };
-        };
+        let f = PacketFields::from_repr(flow.repr, pkt, in_if, out_if);
         let now = self.now;
         let conn = &flow.conn;
         let make_full = || conn.info(now);
@@ -692,7 +702,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         table: TableKind,
         hook: Hook,
         pkt: &mut [u8],
-        flow: &mut Flow<'p>,
+        flow: &mut Flow<'p, '_>,
         out: &mut dyn Emit,
     ) -> Result<(), DropReason> {
         let h = self.rules.hook(table, hook);
@@ -703,7 +713,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
                 return Ok(());
             }
             if h.empty && !h.policy_drop {
-                let len = u16::from_be_bytes([pkt[2], pkt[3]]) as u64;
+                let len = flow.repr.total_len() as u64;
                 self.rules.counters.bump(self.worker, h.policy_slot, len);
                 return Ok(());
             }
@@ -716,7 +726,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         table: TableKind,
         hook: Hook,
         pkt: &mut [u8],
-        flow: &mut Flow<'p>,
+        flow: &mut Flow<'p, '_>,
         out: &mut dyn Emit,
     ) -> Result<(), DropReason> {
         match self.walk(table, hook, pkt, flow) {
@@ -725,7 +735,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
                     let mss = if flow.marks.set_mss == u16::MAX {
                         self.p
                             .routes
-                            .lookup(dst_of(pkt).into())
+                            .lookup(flow.repr.v4().dst.into())
                             .forward_if()
                             .and_then(|i| self.p.ifaces.get(i.0 as usize))
                             .map_or(1460, |i| i.mtu.saturating_sub(40))
@@ -752,7 +762,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         tables: &[TableKind],
         hook: Hook,
         pkt: &mut [u8],
-        flow: &mut Flow<'p>,
+        flow: &mut Flow<'p, '_>,
         out: &mut dyn Emit,
     ) -> Result<(), DropReason> {
         for &t in tables {
@@ -761,7 +771,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         Ok(())
     }
 
-    fn reject(&mut self, pkt: &[u8], with: RejectWith, flow: &Flow<'p>, out: &mut dyn Emit) {
+    fn reject(&mut self, pkt: &[u8], with: RejectWith, flow: &Flow<'p, '_>, out: &mut dyn Emit) {
         let attach = flow.conn.answer();
         if with == RejectWith::TcpReset {
             let mut buf = std::mem::take(&mut self.ws.scratch);
@@ -828,7 +838,12 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
     /// binding of the connection this packet answers (nf_ct_attach); such a
     /// packet is RELATED to it and skips its own conntrack lookup.
     fn output(&mut self, pkt: &mut [u8], attach: Option<Binding>, out: &mut dyn Emit) {
-        let mut flow = Flow::new(None, "", false);
+        // Built by the gateway: structurally sound, checksummed.
+        let Ok(mut repr) = PacketRepr::parse(pkt) else {
+            self.p.count_drop(DropReason::Malformed);
+            return;
+        };
+        let mut flow = Flow::new(None, "", false, &mut repr);
         if let Err(r) = self.output_hooks(pkt, attach, &mut flow, out) {
             self.p.count_drop(r);
         }
@@ -838,32 +853,32 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         &mut self,
         pkt: &mut [u8],
         attach: Option<Binding>,
-        flow: &mut Flow<'p>,
+        flow: &mut Flow<'p, '_>,
         out: &mut dyn Emit,
     ) -> Result<(), DropReason> {
         // Locally generated packets are routed before OUTPUT (so `-o`
         // matches there), and routed again after a DNAT in nat OUTPUT.
-        let route = |p: &Pipeline, pkt: &[u8]| {
+        let route = |p: &Pipeline, repr: &PacketRepr| {
             p.routes
-                .lookup(dst_of(pkt).into())
+                .lookup(repr.v4().dst.into())
                 .forward_if()
                 .ok_or(DropReason::NoRoute)
         };
-        let mut egress = route(self.p, pkt)?;
+        let mut egress = route(self.p, flow.repr)?;
         flow.out_name = self.p.iface_name(egress);
         self.filter_step(TableKind::Raw, Hook::Output, pkt, flow, out)?;
         if flow.marks.notrack {
             flow.set_conn(Conn::None { untracked: true });
         } else if attach.is_none() {
-            flow.set_conn(self.track(pkt));
+            flow.set_conn(self.track(pkt, flow.repr));
         }
         // mangle OUTPUT, nat OUTPUT (DNAT), filter, security.
         self.filter_step(TableKind::Mangle, Hook::Output, pkt, flow, out)?;
         match attach {
-            Some(b) => b.apply(pkt, false, Manip::Dst),
+            Some(b) => b.apply(pkt, flow.repr, false, Manip::Dst),
             None => self.nat_hook(Hook::Output, Manip::Dst, pkt, None, flow)?,
         }
-        egress = route(self.p, pkt)?;
+        egress = route(self.p, flow.repr)?;
         flow.out_name = self.p.iface_name(egress);
         self.filter_steps(
             &[TableKind::Filter, TableKind::Security],
@@ -874,7 +889,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         )?;
         self.filter_step(TableKind::Mangle, Hook::Postrouting, pkt, flow, out)?;
         match attach {
-            Some(b) => b.apply(pkt, false, Manip::Src),
+            Some(b) => b.apply(pkt, flow.repr, false, Manip::Src),
             None => {
                 self.nat_hook(Hook::Postrouting, Manip::Src, pkt, Some(egress), flow)?;
                 self.confirm(pkt, flow)?;
@@ -905,11 +920,9 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
     /// is built in place (returned through memory it cost a
     /// store-forwarding stall per packet).
     #[inline]
-    fn track(&mut self, pkt: &[u8]) -> Conn<'p> {
-        let Ok(key) = conntrack::classify(pkt) else {
-            return Conn::None { untracked: false };
-        };
-        let len = u16::from_be_bytes([pkt[2], pkt[3]]) as u32;
+    fn track(&mut self, pkt: &[u8], repr: &PacketRepr) -> Conn<'p> {
+        let key = conntrack::classify_repr(repr, pkt);
+        let len = repr.total_len() as u32;
         match self.p.conntrack.track(&key, len, self.now) {
             Tracked::Known { conn, state } => Conn::Known { conn, state },
             Tracked::Related(c) => Conn::Related(c),
@@ -927,7 +940,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         manip: Manip,
         pkt: &mut [u8],
         iface: Option<IfIndex>,
-        flow: &mut Flow<'p>,
+        flow: &mut Flow<'p, '_>,
     ) -> Result<(), DropReason> {
         if let Conn::New(_) = flow.conn {
             let v = self.walk(TableKind::Nat, hook, pkt, flow);
@@ -958,12 +971,13 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
             // and read back in different widths).
             Conn::Known { conn, .. } | Conn::Related(conn) => {
                 if nat_needed(conn.status(), conn.dir(), manip) {
-                    let _ = nat::translate(pkt, flow.partial, &conn.nat_target(), manip);
+                    let target = conn.nat_target();
+                    let _ = nat::translate_repr(pkt, flow.repr, flow.partial, &target, manip);
                 }
             }
             _ => {
                 if let Some(b) = flow.binding() {
-                    b.apply(pkt, flow.partial, manip);
+                    b.apply(pkt, flow.repr, flow.partial, manip);
                 }
             }
         }
@@ -1022,14 +1036,15 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
     }
 
     /// conntrack confirm at the last hook.
-    fn confirm(&mut self, pkt: &mut [u8], flow: &mut Flow<'p>) -> Result<(), DropReason> {
+    fn confirm(&mut self, pkt: &mut [u8], flow: &mut Flow<'p, '_>) -> Result<(), DropReason> {
         let Conn::New(nc) = &flow.conn else {
             return Ok(());
         };
         match self.p.conntrack.confirm(nc, self.now) {
             Ok(c) => {
                 if c.clash == Some(ClashKind::Retranslate) {
-                    let _ = nat::translate_both(pkt, flow.partial, &c.conn.nat_target());
+                    let target = c.conn.nat_target();
+                    let _ = nat::translate_both_repr(pkt, flow.repr, flow.partial, &target);
                 }
                 flow.set_conn(Conn::Known {
                     conn: c.conn,
@@ -1082,10 +1097,12 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         &mut self,
         ingress: IfIndex,
         pkt: &mut [u8],
+        repr: &mut PacketRepr,
         vnet: &mut VnetHdr,
         out: &mut dyn Emit,
     ) -> Verdict {
-        let mut flow = Flow::new(Some(ingress), self.p.iface_name(ingress), vnet.needs_csum());
+        let name = self.p.iface_name(ingress);
+        let mut flow = Flow::new(Some(ingress), name, vnet.needs_csum(), repr);
         match self.input_hooks(ingress, pkt, vnet, &mut flow, out) {
             Ok(v) => v,
             Err(r) => Verdict::Drop(r),
@@ -1097,26 +1114,26 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         ingress: IfIndex,
         pkt: &mut [u8],
         vnet: &VnetHdr,
-        flow: &mut Flow<'p>,
+        flow: &mut Flow<'p, '_>,
         out: &mut dyn Emit,
     ) -> Result<Verdict, DropReason> {
         // PREROUTING: raw, conntrack, mangle, nat (DNAT).
         self.filter_step(TableKind::Raw, Hook::Prerouting, pkt, flow, out)?;
         let conn = if flow.marks.notrack {
             Conn::None { untracked: true }
-        } else if !l4_valid(pkt, vnet) {
+        } else if !l4_valid(pkt, flow.repr, vnet) {
             // nf_conntrack_checksum: conntrack leaves a packet with a bad
             // L4 checksum or length untracked (INVALID) at PREROUTING.
             Conn::None { untracked: false }
         } else {
-            self.track(pkt)
+            self.track(pkt, flow.repr)
         };
         flow.set_conn(conn);
         self.filter_step(TableKind::Mangle, Hook::Prerouting, pkt, flow, out)?;
         self.nat_hook(Hook::Prerouting, Manip::Dst, pkt, Some(ingress), flow)?;
 
         // Routing decision.
-        let egress = match self.p.routes.lookup(dst_of(pkt).into()) {
+        let egress = match self.p.routes.lookup(flow.repr.v4().dst.into()) {
             RouteResult::Local(_) => None,
             RouteResult::Forward(i) => Some(i),
             RouteResult::Unreachable => {
@@ -1136,7 +1153,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         };
 
         // ip_forward: TTL and MTU checks come before the FORWARD hook.
-        if pkt[8] <= 1 {
+        if flow.repr.v4().ttl <= 1 {
             let attach = flow.conn.answer();
             let spec = IcmpSpec {
                 ty: icmp::types::TIME_EXCEEDED,
@@ -1154,9 +1171,9 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         let wire_len = if vnet.is_gso() {
             vnet.hdr_len as usize + vnet.gso_size as usize
         } else {
-            u16::from_be_bytes([pkt[2], pkt[3]]) as usize
+            flow.repr.total_len() as usize
         };
-        if wire_len > mtu && (pkt[6] & 0x40 != 0 || vnet.is_gso()) {
+        if wire_len > mtu && (flow.repr.v4().dont_frag() || vnet.is_gso()) {
             let attach = flow.conn.answer();
             let spec = IcmpSpec {
                 extra: mtu as u32,
@@ -1165,7 +1182,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
             self.icmp_error(pkt, spec, Some(ingress), attach, out);
             return Err(DropReason::FragNeeded);
         }
-        decrement_ttl(pkt);
+        flow.repr.v4_mut().ttl = Ipv4Packet::new_unchecked(&mut *pkt).decrement_ttl();
         flow.out_name = self.p.iface_name(egress);
         let tables = [TableKind::Mangle, TableKind::Filter, TableKind::Security];
         self.filter_steps(&tables, Hook::Forward, pkt, flow, out)?;
@@ -1194,20 +1211,6 @@ fn src_of(pkt: &[u8]) -> u32 {
     u32::from_be_bytes([pkt[12], pkt[13], pkt[14], pkt[15]])
 }
 
-fn dst_of(pkt: &[u8]) -> u32 {
-    u32::from_be_bytes([pkt[16], pkt[17], pkt[18], pkt[19]])
-}
-
-/// ip_decrease_ttl: TTL - 1 with an incremental header checksum update.
-fn decrement_ttl(pkt: &mut [u8]) {
-    let old = u16::from_be_bytes([pkt[8], pkt[9]]);
-    pkt[8] -= 1;
-    let new = u16::from_be_bytes([pkt[8], pkt[9]]);
-    let c = u16::from_be_bytes([pkt[10], pkt[11]]);
-    let c = checksum::update16(c, old, new);
-    pkt[10..12].copy_from_slice(&c.to_be_bytes());
-}
-
 impl Processor for Pipeline {
     type Worker = Worker;
 
@@ -1226,10 +1229,11 @@ impl Processor for Pipeline {
         if !vnet.consistent_with(packet) {
             return Verdict::Drop(DropReason::BadVnetHdr);
         }
-        if let Err(r) = check_ipv4(packet) {
-            return Verdict::Drop(r);
-        }
-        let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+        let mut repr = match parse_ipv4(packet) {
+            Ok(r) => r,
+            Err(r) => return Verdict::Drop(r),
+        };
+        let total = usize::from(repr.total_len());
         if total < packet.len() && !vnet.is_gso() {
             // ip_rcv_core trims bytes past the total length (link padding,
             // or garbage) before anything looks at the packet; the packet
@@ -1245,7 +1249,7 @@ impl Processor for Pipeline {
                 other => other,
             };
         }
-        if u16::from_be_bytes([packet[6], packet[7]]) & 0x3fff != 0 {
+        if repr.v4().is_fragment() {
             // As nf_defrag_ipv4: reassemble before conntrack, so rules and
             // NAT see the whole datagram; refragment on the way out, no
             // larger than the largest fragment that came in.
@@ -1255,8 +1259,13 @@ impl Processor for Pipeline {
                     mut packet,
                     max_frag_size,
                 } => {
+                    // Built by defrag from checked fragments: structurally
+                    // sound; described once, as an unfragmented packet.
+                    let Ok(mut repr) = PacketRepr::parse(&packet) else {
+                        return Verdict::Drop(DropReason::Fragment);
+                    };
                     let mut plain = VnetHdr::default();
-                    match self.input(w, ctx, &mut packet, &mut plain, out) {
+                    match self.input(w, ctx, &mut packet, &mut repr, &mut plain, out) {
                         Verdict::Forward(egress) => {
                             self.emit_fragmented(egress, &packet, max_frag_size, out)
                         }
@@ -1268,7 +1277,7 @@ impl Processor for Pipeline {
                 }
             };
         }
-        match self.input(w, ctx, packet, vnet, out) {
+        match self.input(w, ctx, packet, &mut repr, vnet, out) {
             Verdict::Forward(egress) if !vnet.is_gso() && packet.len() > self.mtu(egress) => {
                 // Larger than the egress MTU without DF (DF was answered
                 // with frag-needed before FORWARD): fragment, as ip_fragment.
@@ -1285,6 +1294,7 @@ impl Pipeline {
         w: &mut Worker,
         ctx: &PacketCtx,
         packet: &mut [u8],
+        repr: &mut PacketRepr,
         vnet: &mut VnetHdr,
         out: &mut dyn Emit,
     ) -> Verdict {
@@ -1300,7 +1310,7 @@ impl Pipeline {
             worker: w.index,
             now: ctx.now,
         };
-        let v = t.input(ctx.ingress, packet, vnet, out);
+        let v = t.input(ctx.ingress, packet, repr, vnet, out);
         // LOG lines leave as events once the packet is done.
         for (level, line) in w.state.logs.drain(..) {
             out.log(level, &line);
@@ -1335,55 +1345,23 @@ impl Pipeline {
     }
 }
 
-/// ip_rcv_core's checks: version, IHL, total length, header checksum.
+/// ip_rcv_core's checks: version, IHL, total length, header checksum,
+/// option structure (see [`parse_ipv4`]).
 pub fn check_ipv4(p: &[u8]) -> Result<(), DropReason> {
-    let Some(&b0) = p.first() else {
-        return Err(DropReason::Malformed);
-    };
-    match b0 >> 4 {
-        4 => {}
-        6 => return Err(DropReason::Ipv6Unsupported),
-        _ => return Err(DropReason::BadVersion),
-    }
-    let ihl = ((b0 & 0x0f) as usize) * 4;
-    if ihl < 20 || p.len() < ihl {
-        return Err(DropReason::Malformed);
-    }
-    let total = u16::from_be_bytes([p[2], p[3]]) as usize;
-    if total < ihl || total > p.len() {
-        return Err(DropReason::Malformed);
-    }
-    if checksum::checksum(&p[..ihl]) != 0 {
-        return Err(DropReason::BadIpChecksum);
-    }
-    if ihl > 20 && !options_well_formed(&p[20..ihl]) {
-        return Err(DropReason::Malformed);
-    }
-    Ok(())
+    parse_ipv4(p).map(|_| ())
 }
 
-/// The option list's structure, as ip_options_compile checks it first:
-/// EOL ends it, NOP is one byte, every other option has a length of at
-/// least 2 that stays inside the header. (The kernel also answers with an
-/// ICMP parameter problem; not sent here.)
-fn options_well_formed(mut o: &[u8]) -> bool {
-    while let Some(&kind) = o.first() {
-        match kind {
-            0 => return true,
-            1 => o = &o[1..],
-            _ => {
-                let Some(&len) = o.get(1) else {
-                    return false;
-                };
-                let len = usize::from(len);
-                if len < 2 || len > o.len() {
-                    return false;
-                }
-                o = &o[len..];
-            }
-        }
-    }
-    true
+/// The pipeline's one parse: ip_rcv_core's checks, then the packet's
+/// description ([`PacketRepr::parse_checked`]) that rule evaluation,
+/// conntrack and the hooks read instead of the header bytes.
+#[inline]
+pub fn parse_ipv4(p: &[u8]) -> Result<PacketRepr, DropReason> {
+    PacketRepr::parse_checked(p).map_err(|e| match e {
+        ParseError::Malformed | ParseError::BadOptions => DropReason::Malformed,
+        ParseError::Ipv6 => DropReason::Ipv6Unsupported,
+        ParseError::BadVersion => DropReason::BadVersion,
+        ParseError::BadChecksum => DropReason::BadIpChecksum,
+    })
 }
 
 /// Completes a CHECKSUM_PARTIAL L4 checksum (the field holds the
@@ -1403,16 +1381,13 @@ fn finish_partial_csum(pkt: &mut [u8], vnet: &VnetHdr) {
 /// already validated (CHECKSUM_PARTIAL / CHECKSUM_UNNECESSARY skbs are not
 /// checked by the kernel either). Only unfragmented (or reassembled)
 /// packets are checked. Header-length errors are left to `classify`.
-fn l4_valid(pkt: &[u8], vnet: &VnetHdr) -> bool {
-    if u16::from_be_bytes([pkt[6], pkt[7]]) & 0x3fff != 0 {
+fn l4_valid(pkt: &[u8], repr: &PacketRepr, vnet: &VnetHdr) -> bool {
+    let ip = repr.v4();
+    if ip.is_fragment() {
         return true;
     }
-    let ihl = usize::from(pkt[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([pkt[2], pkt[3]])).min(pkt.len());
-    let Some(l4) = pkt.get(ihl..total) else {
-        return true;
-    };
-    let proto = pkt[9];
+    let l4 = repr.l4_bytes(pkt);
+    let proto = ip.proto;
     if proto == 17 && l4.len() >= 8 {
         let ulen = usize::from(u16::from_be_bytes([l4[4], l4[5]]));
         if ulen < 8 || ulen > l4.len() {
@@ -1423,8 +1398,7 @@ fn l4_valid(pkt: &[u8], vnet: &VnetHdr) -> bool {
         return true;
     }
     let pseudo = |p: u8| {
-        let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
-        let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
+        let (src, dst) = (Ipv4Addr::from(ip.src), Ipv4Addr::from(ip.dst));
         checksum::pseudo_header_sum(src, dst, p, l4.len() as u16)
     };
     match proto {

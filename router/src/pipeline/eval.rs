@@ -13,6 +13,7 @@ use crate::ruleset::{
     AddrTypes, ConnmarkTarget, ConntrackMatch, CtStateSet, Hook, Match, MultiportKind, Policy,
     RecentCmd, RecentMatch, RejectWith, StatisticMode, TableKind, Target, TtlOp,
 };
+use crate::wire::PacketRepr;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -127,68 +128,50 @@ pub struct PacketFields<'a> {
 }
 
 impl<'a> PacketFields<'a> {
-    /// Extracts fields from an IPv4 packet whose header was already checked
-    /// (version 4, IHL >= 5, IHL*4 <= len). Missing L4 bytes leave
-    /// `has_l4` false; nothing here can panic. Inlined: built in place, not
-    /// copied out of a call (a store-forwarding stall per walk).
+    /// The fields of the packet `repr` describes (the pipeline's one
+    /// parse, kept in step with NAT and the TTL decrement): no header byte
+    /// is read here. `pkt` is the packet itself (LOG, TCP options).
+    /// Inlined: built in place, not copied out of a call (a
+    /// store-forwarding stall per walk).
     #[inline]
-    pub fn parse(pkt: &'a [u8], in_if: &'a str, out_if: &'a str) -> Option<PacketFields<'a>> {
-        if pkt.len() < 20 {
-            return None;
-        }
-        let ihl = ((pkt[0] & 0x0f) as usize) * 4;
-        if ihl < 20 || pkt.len() < ihl {
-            return None;
-        }
-        let total = u16::from_be_bytes([pkt[2], pkt[3]]);
-        let frag = u16::from_be_bytes([pkt[6], pkt[7]]);
-        let end = (total as usize).clamp(ihl, pkt.len());
-        let l4 = &pkt[ihl..end];
-        let proto = pkt[9];
-        let later_fragment = frag & 0x1fff != 0;
-        let mut f = PacketFields {
-            src: u32::from_be_bytes([pkt[12], pkt[13], pkt[14], pkt[15]]),
-            dst: u32::from_be_bytes([pkt[16], pkt[17], pkt[18], pkt[19]]),
-            proto,
-            later_fragment,
-            len: total,
-            ttl: pkt[8],
-            tos: pkt[1],
-            id: u16::from_be_bytes([pkt[4], pkt[5]]),
-            df: frag & 0x4000 != 0,
-            has_l4: false,
-            sport: 0,
-            dport: 0,
-            tcp_flags: 0,
-            icmp_type: 0,
-            icmp_code: 0,
-            l4,
+    pub fn from_repr(
+        repr: &PacketRepr,
+        pkt: &'a [u8],
+        in_if: &'a str,
+        out_if: &'a str,
+    ) -> PacketFields<'a> {
+        let ip = repr.v4();
+        let l4 = &repr.l4;
+        PacketFields {
+            src: ip.src,
+            dst: ip.dst,
+            proto: ip.proto,
+            later_fragment: ip.frag_offset_units() != 0,
+            len: ip.total_len,
+            ttl: ip.ttl,
+            tos: ip.tos,
+            id: ip.ident,
+            df: ip.dont_frag(),
+            has_l4: l4.present,
+            sport: l4.sport,
+            dport: l4.dport,
+            tcp_flags: l4.tcp_flags,
+            icmp_type: l4.icmp_type,
+            icmp_code: l4.icmp_code,
+            l4: repr.l4_bytes(pkt),
             raw: pkt,
             in_if,
             out_if,
-        };
-        if !later_fragment {
-            match proto {
-                6 if l4.len() >= 20 => {
-                    f.has_l4 = true;
-                    f.sport = u16::from_be_bytes([l4[0], l4[1]]);
-                    f.dport = u16::from_be_bytes([l4[2], l4[3]]);
-                    f.tcp_flags = l4[13];
-                }
-                17 if l4.len() >= 8 => {
-                    f.has_l4 = true;
-                    f.sport = u16::from_be_bytes([l4[0], l4[1]]);
-                    f.dport = u16::from_be_bytes([l4[2], l4[3]]);
-                }
-                1 if l4.len() >= 4 => {
-                    f.has_l4 = true;
-                    f.icmp_type = l4[0];
-                    f.icmp_code = l4[1];
-                }
-                _ => {}
-            }
         }
-        Some(f)
+    }
+
+    /// Describes and extracts an IPv4 packet on its own (tests, tools):
+    /// `None` unless the header is structurally sound
+    /// ([`PacketRepr::parse`]). Missing L4 bytes leave `has_l4` false;
+    /// nothing here can panic.
+    pub fn parse(pkt: &'a [u8], in_if: &'a str, out_if: &'a str) -> Option<PacketFields<'a>> {
+        let repr = PacketRepr::parse(pkt).ok()?;
+        Some(Self::from_repr(&repr, pkt, in_if, out_if))
     }
 
     /// TCP options bytes (empty if none or malformed).

@@ -79,6 +79,30 @@ impl From<IpProtocol> for u8 {
     }
 }
 
+/// The option list's structure, as ip_options_compile checks it first:
+/// EOL ends it, NOP is one byte, every other option has a length of at
+/// least 2 that stays inside the header. (The kernel also answers with an
+/// ICMP parameter problem; not sent here.)
+pub fn options_well_formed(mut o: &[u8]) -> bool {
+    while let Some(&kind) = o.first() {
+        match kind {
+            0 => return true,
+            1 => o = &o[1..],
+            _ => {
+                let Some(&len) = o.get(1) else {
+                    return false;
+                };
+                let len = usize::from(len);
+                if len < 2 || len > o.len() {
+                    return false;
+                }
+                o = &o[len..];
+            }
+        }
+    }
+    true
+}
+
 view! {
     /// A read/write view of an IPv4 packet.
     pub struct Ipv4Packet;
@@ -211,6 +235,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.set_checksum(c);
     }
     /// Decrements the TTL with an incremental checksum update; returns the new TTL.
+    #[inline]
     pub fn decrement_ttl(&mut self) -> u8 {
         let ttl = self.ttl();
         let new = ttl.saturating_sub(1);

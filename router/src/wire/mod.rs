@@ -63,12 +63,14 @@ pub mod build;
 pub mod checksum;
 pub mod icmp;
 pub mod ipv4;
+pub mod repr;
 pub mod tcp;
 pub mod udp;
 pub mod vnet;
 
 pub use icmp::IcmpPacket;
 pub use ipv4::{IpProtocol, Ipv4Packet};
+pub use repr::{Ipv4Repr, L4Repr, NetRepr, PacketRepr};
 pub use tcp::TcpPacket;
 pub use udp::UdpPacket;
 
