@@ -642,23 +642,33 @@ fn snat_reuses_the_existing_mapping_of_a_source() {
     assert_eq!(go("10.0.0.2", "198.51.100.2", 5000), 5000);
 }
 
-/// "A bad packet never panics": mutated and truncated versions of real and
-/// built packets go through every entry point that reads packet bytes.
-#[test]
-fn mutated_packets_never_panic() {
-    use crate::conntrack::defrag::{fragment, Defrag};
+/// Real captured packets (TCP SYN and RST, UDP, an ICMP port unreachable)
+/// and an echo request, then `more`: the seeds the mutation tests start from.
+fn seed_packets<const N: usize>(more: [Vec<u8>; N]) -> Vec<Vec<u8>> {
     use crate::wire::testutil::{
         LO_ICMP_PORT_UNREACH, LO_TCP_RST_ACK, LO_TCP_SYN_PARTIAL, LO_UDP_PARTIAL,
     };
-    let seeds: Vec<Vec<u8>> = vec![
+    let mut v = vec![
         LO_TCP_SYN_PARTIAL.to_vec(),
         LO_TCP_RST_ACK.to_vec(),
         LO_UDP_PARTIAL.to_vec(),
         LO_ICMP_PORT_UNREACH.to_vec(),
         testutil::echo_request("10.0.0.1", "10.0.0.2", 1, 1),
+    ];
+    v.extend(more);
+    v
+}
+
+/// "A bad packet never panics": mutated and truncated versions of real and
+/// built packets go through every entry point that reads packet bytes.
+#[test]
+fn mutated_packets_never_panic() {
+    use crate::conntrack::defrag::{fragment, Defrag};
+    use crate::wire::testutil::LO_TCP_SYN_PARTIAL;
+    let seeds = seed_packets([
         testutil::icmp_error("10.0.0.9", "10.0.0.1", 11, 0, &LO_TCP_SYN_PARTIAL, true),
         testutil::udp("10.0.0.1", "10.0.0.2", 1, 2, &[0u8; 3000]),
-    ];
+    ]);
     let t = table();
     let d = Defrag::default();
     let mut rng = Rng::new(0xbad);
@@ -770,21 +780,14 @@ fn jhash2_matches_the_kernel() {
 /// mutated ones (fragments, short L4 headers, ICMP errors and queries).
 #[test]
 fn translate_repr_matches_a_fresh_parse() {
-    use crate::wire::testutil::{
-        LO_ICMP_PORT_UNREACH, LO_TCP_RST_ACK, LO_TCP_SYN_PARTIAL, LO_UDP_PARTIAL,
-    };
+    use crate::wire::testutil::LO_TCP_SYN_PARTIAL;
     use crate::wire::PacketRepr;
-    let seeds: Vec<Vec<u8>> = vec![
-        LO_TCP_SYN_PARTIAL.to_vec(),
-        LO_TCP_RST_ACK.to_vec(),
-        LO_UDP_PARTIAL.to_vec(),
-        LO_ICMP_PORT_UNREACH.to_vec(),
-        testutil::echo_request("10.0.0.1", "10.0.0.2", 1, 1),
+    let seeds = seed_packets([
         testutil::echo_reply("10.0.0.2", "10.0.0.1", 7, 1),
         testutil::icmp_error("10.0.0.9", "10.0.0.1", 11, 0, &LO_TCP_SYN_PARTIAL, true),
         testutil::udp("10.0.0.1", "10.0.0.2", 1, 2, &[0u8; 300]),
         testutil::tcp("10.0.0.1", "10.0.0.2", 5, 6, 0x10, &[1, 2, 3]),
-    ];
+    ]);
     let mut rng = Rng::new(0x5eed);
     let mut checked = 0;
     for round in 0..20_000u32 {
