@@ -36,13 +36,11 @@
 //! Parsing and printing live in `crate::syntax`; this module only defines the
 //! data and the edit operations iptables commands perform on it.
 
-mod hash;
 mod matches;
 mod table;
 mod targets;
 mod validate;
 
-pub use hash::{FxHasher, NameHash, PreHashed, PreHashedHasher};
 pub use matches::{
     AddrTypes, ConntrackMatch, CtAddr, CtStateSet, CtStatus, MarkMask, Match, MultiportKind,
     RecentCmd, RecentMatch, StatisticMode, TtlOp,

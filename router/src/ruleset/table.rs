@@ -1,5 +1,5 @@
 //! One table's chains and the lookup of a chain by name: [`Table`] with
-//! its name index (probed by [`name_hash`], colliding names in a spill
+//! its name index (probed by [`name_hash`](crate::hash::name_hash), colliding names in a spill
 //! map), the edit operations iptables commands perform on chains,
 //! [`Chain`], and [`ChainRef`], a jump's chain name with the hint where
 //! the chain was last found.
@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::hash::{name_hash, NameHash, PreHashed};
 use super::{validate, Counters, Hook, Policy, Rule, TableKind, ValidateError};
+use crate::hash::{name_hash, NameHash, PreHashed};
 
 /// One table: its chains, built-in chains first (hook order), then user
 /// chains in creation order. Printers sort user chains by name, as
@@ -20,7 +20,7 @@ pub struct Table {
     /// Edit through the methods, or call [`Table::reindex`] after changing
     /// names or order directly.
     pub chains: Vec<Chain>,
-    /// Chain positions by the name's 64-bit hash ([`name_hash`]): a probe
+    /// Chain positions by the name's 64-bit hash ([`name_hash`](crate::hash::name_hash)): a probe
     /// compares integers, not strings behind pointers, and the map holds no
     /// copy of the names (a 50,000-chain table is looked up ~300,000 times
     /// per restore, and under load each pointer followed is a cache miss).
