@@ -165,11 +165,17 @@ impl<'a> PacketFields<'a> {
         }
     }
 
-    /// Describes and extracts an IPv4 packet on its own (tests, tools):
+    /// Describes and extracts an IPv4 packet on its own (the tests' way in;
+    /// the pipeline builds its fields with [`PacketFields::from_repr`]):
     /// `None` unless the header is structurally sound
     /// ([`PacketRepr::parse`]). Missing L4 bytes leave `has_l4` false;
     /// nothing here can panic.
-    pub fn parse(pkt: &'a [u8], in_if: &'a str, out_if: &'a str) -> Option<PacketFields<'a>> {
+    #[cfg(test)]
+    pub(crate) fn parse(
+        pkt: &'a [u8],
+        in_if: &'a str,
+        out_if: &'a str,
+    ) -> Option<PacketFields<'a>> {
         let repr = PacketRepr::parse(pkt).ok()?;
         Some(Self::from_repr(&repr, pkt, in_if, out_if))
     }
