@@ -12,7 +12,7 @@
 //! and the L4 checksum, and keep a CHECKSUM_PARTIAL L4 field partial (it
 //! follows address changes, not port changes); see `wire::checksum`.
 //!
-//! Not implemented from nf_nat_core: `NF_NAT_RANGE_PROTO_OFFSET`, zones.
+//! Not implemented from nf_nat_core: zones.
 //! `find_appropriate_src` is: a source keeps its existing mapping across
 //! destinations when that mapping is in the range and free.
 
@@ -42,92 +42,10 @@ impl Manip {
     }
 }
 
-/// `NF_NAT_RANGE_*` flags, kernel values.
-pub mod flags {
-    pub const MAP_IPS: u32 = 1 << 0;
-    pub const PROTO_SPECIFIED: u32 = 1 << 1;
-    pub const PROTO_RANDOM: u32 = 1 << 2;
-    pub const PERSISTENT: u32 = 1 << 3;
-    pub const PROTO_RANDOM_FULLY: u32 = 1 << 4;
-    pub const PROTO_RANDOM_ALL: u32 = PROTO_RANDOM | PROTO_RANDOM_FULLY;
-}
-
-/// A NAT range (`nf_nat_range2`, IPv4): `--to-source/--to-destination
-/// A[-B][:P[-Q]]` plus `--random`, `--random-fully`, `--persistent`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NatRange {
-    pub flags: u32,
-    pub min_addr: Ipv4Addr,
-    pub max_addr: Ipv4Addr,
-    /// Port (or ICMP id) range, used with `PROTO_SPECIFIED`.
-    pub min_port: u16,
-    pub max_port: u16,
-}
-
-impl NatRange {
-    /// One address, ports unchanged where possible.
-    pub fn addr(a: Ipv4Addr) -> NatRange {
-        NatRange {
-            flags: flags::MAP_IPS,
-            min_addr: a,
-            max_addr: a,
-            min_port: 0,
-            max_port: 0,
-        }
-    }
-    /// No address (`--to-destination :80`): the packet's address is kept,
-    /// only a port range given by `with_ports` applies.
-    pub fn ports_only() -> NatRange {
-        NatRange {
-            flags: 0,
-            min_addr: Ipv4Addr::UNSPECIFIED,
-            max_addr: Ipv4Addr::UNSPECIFIED,
-            min_port: 0,
-            max_port: 0,
-        }
-    }
-    /// An address range.
-    pub fn addrs(min: Ipv4Addr, max: Ipv4Addr) -> NatRange {
-        NatRange {
-            flags: flags::MAP_IPS,
-            min_addr: min,
-            max_addr: max,
-            min_port: 0,
-            max_port: 0,
-        }
-    }
-    /// Adds a port range.
-    pub fn with_ports(mut self, min: u16, max: u16) -> NatRange {
-        self.flags |= flags::PROTO_SPECIFIED;
-        self.min_port = min.min(max);
-        self.max_port = max.max(min);
-        self
-    }
-    pub fn with_flags(mut self, f: u32) -> NatRange {
-        self.flags |= f;
-        self
-    }
-    /// MASQUERADE: SNAT to the egress interface's address, keeping the
-    /// rule's port range and random flags.
-    pub fn masquerade(egress_addr: Ipv4Addr, rule: Option<&NatRange>) -> NatRange {
-        let mut r = NatRange::addr(egress_addr);
-        if let Some(x) = rule {
-            r.flags |= x.flags & !flags::MAP_IPS;
-            r.min_port = x.min_port;
-            r.max_port = x.max_port;
-        }
-        r
-    }
-    /// REDIRECT: DNAT to the ingress interface's address, ports from
-    /// `--to-ports` when given.
-    pub fn redirect(ingress_addr: Ipv4Addr, ports: Option<(u16, u16)>) -> NatRange {
-        let r = NatRange::addr(ingress_addr);
-        match ports {
-            Some((a, b)) => r.with_ports(a, b),
-            None => r,
-        }
-    }
-}
+/// `NF_NAT_RANGE_*` flags (the ruleset's [`crate::ruleset::nat_flags`]).
+pub use crate::ruleset::nat_flags as flags;
+/// The NAT range: the ruleset's, as the rule holds it (`nf_nat_range2`).
+pub use crate::ruleset::NatRange;
 
 /// A small seedable PRNG (SplitMix64) for `--random-fully` and port offsets;
 /// one per worker, no locking.
@@ -225,10 +143,10 @@ fn addr_hash(src: Ipv4Addr, dst: Option<Ipv4Addr>) -> u32 {
 /// `find_best_ips_proto`: the address, by hash of the source address (and
 /// of the destination unless PERSISTENT), scaled into the range.
 fn pick_addr(t: &mut Tuple, range: &NatRange, manip: Manip) {
-    if range.flags & flags::MAP_IPS == 0 {
+    let Some((min, max)) = range.addr_range() else {
         return;
-    }
-    let (min, max) = (u32::from(range.min_addr), u32::from(range.max_addr));
+    };
+    let (min, max) = (min as u32, max as u32);
     let v = if min >= max {
         min
     } else {
@@ -248,14 +166,19 @@ fn in_range(t: &Tuple, range: &NatRange, manip: Manip) -> bool {
         Manip::Src => (t.src, t.sport),
         Manip::Dst => (t.dst, t.dport),
     };
-    if range.flags & flags::MAP_IPS != 0 && !(range.min_addr <= a && a <= range.max_addr) {
-        return false;
+    let a = u32::from(a) as u128;
+    if let Some((min, max)) = range.addr_range() {
+        if !(min <= a && a <= max) {
+            return false;
+        }
     }
-    if range.flags & flags::PROTO_SPECIFIED != 0 && t.has_ports() {
-        let key = if t.proto == PROTO_ICMP { t.sport } else { p };
-        return range.min_port <= key && key <= range.max_port;
+    match range.port_range() {
+        Some((min, max)) if t.has_ports() => {
+            let key = if t.proto == PROTO_ICMP { t.sport } else { p };
+            min <= key && key <= max
+        }
+        _ => true,
     }
-    true
 }
 
 /// Picks the translated tuple for `nc` (the kernel's `get_unique_tuple` +
@@ -312,8 +235,12 @@ pub fn setup(
     let mut t = orig;
     pick_addr(&mut t, range, manip);
     if !random_all {
-        if range.flags & flags::PROTO_SPECIFIED != 0 {
-            if in_range(&t, range, manip) && (range.min_port == range.max_port || !used(&t)) {
+        if range.has(flags::PROTO_SPECIFIED) {
+            // With PROTO_OFFSET the port is always recomputed from its base.
+            if !range.has(flags::PROTO_OFFSET)
+                && in_range(&t, range, manip)
+                && (range.min_port == range.max_port || !used(&t))
+            {
                 done(nc, t);
                 return Ok(());
             }
@@ -359,7 +286,11 @@ pub fn setup(
     }
     // The kernel draws a u16 offset; a u32 one avoids the modulo bias that
     // makes the first ports of a 64512-port class twice as likely.
-    let mut off: u32 = if random_all || manip != Manip::Dst {
+    let mut off: u32 = if range.has(flags::PROTO_OFFSET) {
+        // `/base`: the port keeps its distance from the base (modulo the
+        // range), as nf_nat_l4proto_unique_tuple does.
+        key(&mut t).wrapping_sub(range.base_port) as u32
+    } else if random_all || manip != Manip::Dst {
         rng.next_u32()
     } else {
         0

@@ -73,12 +73,9 @@ fn tuple_of(p: &[u8]) -> Tuple {
 fn dnat_tcp_scenario_translates_both_ways_and_expires() {
     let t = table();
     let mut rng = Rng::new(1);
-    let vip = NatRange::addr(a("10.96.0.10")).with_ports(8080, 8080);
-    let vip = NatRange {
-        min_addr: a("172.16.0.5"),
-        max_addr: a("172.16.0.5"),
-        ..vip
-    };
+    let vip = NatRange::addr(a("10.96.0.10"))
+        .with_ports(8080, 8080)
+        .with_addr(a("172.16.0.5"));
     // Client 10.0.0.1:40000 -> service 10.96.0.10:80, DNAT to 172.16.0.5:8080.
     let mut syn = testutil::tcp("10.0.0.1", "10.96.0.10", 40000, 80, SYN, b"");
     assert_eq!(
@@ -821,4 +818,20 @@ fn translate_repr_matches_a_fresh_parse() {
         }
     }
     assert!(checked > 10_000, "{checked}");
+}
+
+#[test]
+fn dnat_port_offset_keeps_the_distance_from_the_base() {
+    // --to-destination 172.16.0.5:1000-1006/500: port P maps to
+    // 1000 + (P - 500) % 7, also when P already lies in the range.
+    let t = table();
+    let mut rng = Rng::new(5);
+    let mut r = NatRange::addr(a("172.16.0.5")).with_ports(1000, 1006);
+    r.flags |= flags::PROTO_OFFSET;
+    r.base_port = 500;
+    for (client, dport, want) in [(1, 505, 1005), (2, 1002, 1005), (3, 510, 1003)] {
+        let mut p = testutil::udp(&format!("10.0.0.{client}"), "10.96.0.1", 40000, dport, b"");
+        pass(&t, &mut p, false, Some(r), None, &mut rng, secs(1));
+        assert_eq!(tuple_of(&p).dport, want, "dport {dport}");
+    }
 }

@@ -47,8 +47,8 @@ pub use matches::{
 };
 pub use table::{Chain, ChainRef, Table, NO_RECENT};
 pub use targets::{
-    ConnmarkTarget, CtTarget, LogTarget, NatFlags, NatRange, NflogTarget, RejectWith, Target,
-    CT_EVENT_NAMES,
+    nat_flags, ConnmarkTarget, CtTarget, IntoAddr, LogTarget, NatRange, NflogTarget, RejectWith,
+    Target, CT_EVENT_NAMES,
 };
 pub use validate::ValidateError;
 
