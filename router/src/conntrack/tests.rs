@@ -50,7 +50,10 @@ fn tuple_inversion_and_icmp_types() {
     );
     let e = Tuple::icmp(a("1.1.1.1"), a("2.2.2.2"), 8, 0, 77);
     let r = e.invert().unwrap();
-    assert_eq!((r.icmp_type(), r.icmp_id(), r.src), (0, 77, a("2.2.2.2")));
+    assert_eq!(
+        (r.icmp_type(), r.icmp_id(), r.src_v4()),
+        (0, 77, a("2.2.2.2"))
+    );
     assert!(Tuple::icmp(a("1.1.1.1"), a("2.2.2.2"), 3, 3, 0)
         .invert()
         .is_none());

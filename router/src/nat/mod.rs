@@ -21,8 +21,7 @@ use crate::conntrack::{
     ConnTable, NewConn, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
 };
 use crate::wire::checksum::{update_addr, update_port};
-use crate::wire::{get_u16, icmp, set_u16, IcmpPacket, Ipv4Packet, PacketRepr, WireError};
-use std::net::Ipv4Addr;
+use crate::wire::{get_u16, icmp, set_u16, Family, IcmpPacket, Ipv4Packet, PacketRepr, WireError};
 
 /// Which half of the tuple a NAT step changes (`enum nf_nat_manip_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -131,33 +130,63 @@ fn fin(x: u32, y: u32, r: u32) -> u32 {
     (x ^ y).wrapping_sub(y.rotate_left(r))
 }
 
-/// `find_best_ips_proto`'s hash: `jhash2` over the source address as the
-/// kernel stores it (a 16-byte `nf_inet_addr`, raw network-order words read
-/// natively, IPv4 in the first word), seeded with the raw destination word
-/// (0 with PERSISTENT; zone 0).
-fn addr_hash(src: Ipv4Addr, dst: Option<Ipv4Addr>) -> u32 {
-    let word = |a: Ipv4Addr| u32::from_ne_bytes(a.octets());
-    jhash2(&[word(src), 0, 0, 0], dst.map_or(0, word))
+/// An address as the kernel's `nf_inet_addr` words (host-order values,
+/// most significant first; IPv4 in the first word, the rest 0).
+fn addr_words(a: u128, family: Family) -> [u32; 4] {
+    match family {
+        Family::V4 => [a as u32, 0, 0, 0],
+        Family::V6 => [
+            (a >> 96) as u32,
+            (a >> 64) as u32,
+            (a >> 32) as u32,
+            a as u32,
+        ],
+    }
 }
 
-/// `find_best_ips_proto`: the address, by hash of the source address (and
-/// of the destination unless PERSISTENT), scaled into the range.
+/// A word as the kernel reads a `__be32` natively (jhash2 input).
+fn raw(w: u32) -> u32 {
+    u32::from_ne_bytes(w.to_be_bytes())
+}
+
+/// `find_best_ips_proto`: the address, by `jhash2` of the source address
+/// (16 bytes, as the kernel stores it) seeded with the destination's last
+/// word (0 with PERSISTENT), scaled into the range word by word as the
+/// kernel does for either family.
 fn pick_addr(t: &mut Tuple, range: &NatRange, manip: Manip) {
     let Some((min, max)) = range.addr_range() else {
         return;
     };
-    let (min, max) = (min as u32, max as u32);
-    let v = if min >= max {
+    let v = if min == max {
         min
     } else {
-        let dst = (range.flags & flags::PERSISTENT == 0).then_some(t.dst);
-        let j = addr_hash(t.src, dst);
-        let dist = (max - min) as u64 + 1;
-        min + ((j as u64 * dist) >> 32) as u32
+        let n = if t.family == Family::V6 { 4 } else { 1 };
+        let persistent = range.has(flags::PERSISTENT);
+        let (sw, dw) = (addr_words(t.src, t.family), addr_words(t.dst, t.family));
+        let mut j = jhash2(&sw.map(raw), if persistent { 0 } else { raw(dw[n - 1]) });
+        let (minw, maxw) = (addr_words(min, t.family), addr_words(max, t.family));
+        let mut out = [0u32; 4];
+        let mut full = false;
+        for i in 0..n {
+            let (lo, dist) = if full {
+                (0, u32::MAX)
+            } else {
+                (minw[i], maxw[i].wrapping_sub(minw[i]).wrapping_add(1))
+            };
+            out[i] = lo.wrapping_add(((j as u64 * dist as u64) >> 32) as u32);
+            full |= out[i] != maxw[i];
+            if !persistent {
+                j ^= raw(dw[i]);
+            }
+        }
+        match t.family {
+            Family::V4 => out[0] as u128,
+            Family::V6 => out.iter().fold(0u128, |acc, &w| acc << 32 | w as u128),
+        }
     };
     match manip {
-        Manip::Src => t.src = Ipv4Addr::from(v),
-        Manip::Dst => t.dst = Ipv4Addr::from(v),
+        Manip::Src => t.src = v,
+        Manip::Dst => t.dst = v,
     }
 }
 
@@ -166,7 +195,6 @@ fn in_range(t: &Tuple, range: &NatRange, manip: Manip) -> bool {
         Manip::Src => (t.src, t.sport),
         Manip::Dst => (t.dst, t.dport),
     };
-    let a = u32::from(a) as u128;
     if let Some((min, max)) = range.addr_range() {
         if !(min <= a && a <= max) {
             return false;
@@ -411,8 +439,8 @@ pub fn translate_both_repr(
 fn note_translated(repr: &mut PacketRepr, target: &Tuple, manip: Manip) {
     let ip = repr.v4_mut();
     match manip {
-        Manip::Src => ip.src = u32::from(target.src),
-        Manip::Dst => ip.dst = u32::from(target.dst),
+        Manip::Src => ip.src = target.src as u32,
+        Manip::Dst => ip.dst = target.dst as u32,
     }
     let (proto, later) = (ip.proto, ip.frag_offset_units() != 0);
     let l4 = &mut repr.l4;
@@ -439,8 +467,8 @@ fn manip_pkt(buf: &mut [u8], partial: bool, target: &Tuple, manip: Manip, inner:
     let hl = ip.header_len();
     let proto = ip.protocol_raw();
     let (old_addr, new_addr) = match manip {
-        Manip::Src => (ip.src_addr(), target.src),
-        Manip::Dst => (ip.dst_addr(), target.dst),
+        Manip::Src => (ip.src_addr(), target.src_v4()),
+        Manip::Dst => (ip.dst_addr(), target.dst_v4()),
     };
     let mut changed = false;
     if old_addr != new_addr {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::conntrack::{classify, ConnTable, ConntrackConfig, CtState, PacketKey, Tracked};
+use crate::ruleset::IntoAddr;
 use crate::wire::tcp::flags::*;
 use crate::wire::testutil::{self, a, assert_checksums};
 use std::time::Duration;
@@ -113,7 +114,7 @@ fn dnat_tcp_scenario_translates_both_ways_and_expires() {
         pass(&t, &mut ack, false, None, None, &mut rng, secs(2)),
         CtState::Established
     );
-    assert_eq!(tuple_of(&ack).dst, a("172.16.0.5"));
+    assert_eq!(tuple_of(&ack).dst_v4(), a("172.16.0.5"));
     assert_checksums(&ack);
     assert!(t.list(secs(2))[0].status.assured());
 
@@ -162,7 +163,7 @@ fn snat_keeps_port_when_free_and_moves_within_class_on_clash() {
         pass(&t, &mut p, false, None, Some(masq), &mut rng, secs(1));
         assert_checksums(&p);
         let tt = tuple_of(&p);
-        assert_eq!(tt.src, a("203.0.113.1"));
+        assert_eq!(tt.src_v4(), a("203.0.113.1"));
         out.push(tt.sport);
     }
     assert_eq!(
@@ -289,7 +290,7 @@ fn partial_checksums_follow_addresses_not_ports() {
         pass(&t, &mut p, true, Some(dnat), Some(masq), &mut rng, secs(1));
         let tt = tuple_of(&p);
         assert_eq!(
-            (tt.src, tt.dst, tt.dport),
+            (tt.src_v4(), tt.dst_v4(), tt.dport),
             (a("203.0.113.1"), a("172.16.0.5"), 8443)
         );
         assert_ne!(tt.sport, 40000);
@@ -416,7 +417,7 @@ fn icmp_echo_snat_changes_id_on_clash_and_translates_reply() {
     );
     assert_checksums(&r2);
     let rt = tuple_of(&r2);
-    assert_eq!((rt.dst, rt.icmp_id()), (a("10.0.0.2"), 7));
+    assert_eq!((rt.dst_v4(), rt.icmp_id()), (a("10.0.0.2"), 7));
 }
 
 #[test]
@@ -566,9 +567,9 @@ fn real_captures_partial_rewrite_and_icmp_error() {
         let mut q = p.to_vec();
         let tu = tuple_of(&q);
         let target = Tuple {
-            src: a("192.0.2.7"),
+            src: a("192.0.2.7").into_addr(),
             sport: 61000,
-            dst: a("10.9.8.7"),
+            dst: a("10.9.8.7").into_addr(),
             dport: 8080,
             ..tu
         };
@@ -591,7 +592,7 @@ fn real_captures_partial_rewrite_and_icmp_error() {
     };
     // Pretend the client sent to 10.96.0.10:53 and we DNATed to 127.0.0.1:9.
     nc.orig = Tuple {
-        dst: a("10.96.0.10"),
+        dst: a("10.96.0.10").into_addr(),
         dport: 53,
         ..nc.orig
     };
@@ -752,7 +753,7 @@ fn udplite_is_natted_with_its_checksum() {
     pass(&t, &mut first, false, None, Some(masq), &mut rng, secs(1));
     pass(&t, &mut p, false, None, Some(masq), &mut rng, secs(1));
     let tu = tuple_of(&p);
-    assert_eq!((tu.src, tu.proto), (a("203.0.113.1"), 136));
+    assert_eq!((tu.src_v4(), tu.proto), (a("203.0.113.1"), 136));
     assert_ne!(tu.sport, 5000);
     verify(&p);
     let s = t.list(secs(1));
@@ -800,8 +801,8 @@ fn translate_repr_matches_a_fresh_parse() {
         };
         let r = |rng: &mut Rng| rng.next_u32();
         let target = Tuple::new(
-            Ipv4Addr::from(r(&mut rng)),
-            Ipv4Addr::from(r(&mut rng)),
+            std::net::Ipv4Addr::from(r(&mut rng)),
+            std::net::Ipv4Addr::from(r(&mut rng)),
             p[9],
             r(&mut rng) as u16,
             r(&mut rng) as u16,

@@ -86,6 +86,41 @@ pub enum WireError {
     BadVersion,
 }
 
+/// The address family of a packet, a tuple or a ruleset. Addresses are
+/// host-order integers: `u32` in IPv4-only structures, `u128` where the
+/// two families meet, IPv4 zero-extended into the low 32 bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Family {
+    #[default]
+    V4,
+    V6,
+}
+
+impl Family {
+    /// conntrack-tools' name (`-f ipv4|ipv6`, `-o extended`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
+        }
+    }
+    /// The L3 protocol number conntrack prints (`AF_INET` 2, `AF_INET6` 10).
+    pub fn number(self) -> u8 {
+        match self {
+            Family::V4 => 2,
+            Family::V6 => 10,
+        }
+    }
+    /// A `u128` address of this family as a std address.
+    pub fn ip(self, a: u128) -> std::net::IpAddr {
+        match self {
+            Family::V4 => std::net::Ipv4Addr::from(a as u32).into(),
+            Family::V6 => std::net::Ipv6Addr::from(a).into(),
+        }
+    }
+}
+
 pub fn get_u16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
