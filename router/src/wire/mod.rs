@@ -5,12 +5,20 @@
 //! panic. Setters live in the `AsMut` impl blocks. Field positions are named once
 //! as byte ranges in each module's `mod field`.
 //!
+//! Two families: [`ipv4`] and [`ipv6`] (with [`exthdr`], the extension-header
+//! walk, and [`icmpv6`]); [`repr`] describes a packet of either. Addresses are
+//! host-order integers: `u32` in the IPv4 views, `u128` in the IPv6 ones, and
+//! `u128` with IPv4 zero-extended in the low 32 bits where both families meet
+//! (the [`Family`] comes from context).
+//!
 //! Checksums: [`checksum`] has the full RFC 1071 sum and the RFC 1624 (eqn. 3)
-//! incremental update, plus the CHECKSUM_PARTIAL variant (the L4 field holds the
+//! incremental update (16-, 32- and 128-bit fields), the pseudo-header sums of
+//! both families, plus the CHECKSUM_PARTIAL variant (the L4 field holds the
 //! non-complemented pseudo-header sum, see [`vnet::VnetHdr::needs_csum`]).
 //! Address/port rewrites of whole connections live in `nat::translate`, on
 //! top of these; [`tcp::clamp_mss`] is the TCPMSS rewrite; [`build`] makes
-//! the packets the gateway originates (ICMP errors, echo replies, TCP RST).
+//! the packets the gateway originates (ICMP errors, echo replies, TCP RST),
+//! [`build6`] their IPv6 counterparts.
 //!
 //! Unit tests use real packets captured from the kernel (see `testutil`)
 //! and check every rewrite against etherparse's independent checksums.
@@ -82,8 +90,51 @@ pub enum WireError {
     Truncated,
     /// A length field (IHL, total length, data offset) is inconsistent.
     BadLength,
-    /// Not IPv4.
+    /// Not the IP version the view is for.
     BadVersion,
+    /// An IPv6 extension header is truncated or runs past the payload.
+    BadExtHeader,
+}
+
+/// An address family. Where both families meet, addresses are `u128` with
+/// IPv4 zero-extended in the low 32 bits; the family says which it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// As iptables names it in messages and conntrack in `/proc` lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
+        }
+    }
+    /// The layer-3 protocol number conntrack prints (`AF_INET` 2,
+    /// `AF_INET6` 10).
+    pub fn l3proto(self) -> u8 {
+        match self {
+            Family::V4 => 2,
+            Family::V6 => 10,
+        }
+    }
+    /// The family of an IP packet's version nibble (first byte >> 4).
+    pub fn from_version(v: u8) -> Option<Family> {
+        match v {
+            4 => Some(Family::V4),
+            6 => Some(Family::V6),
+            _ => None,
+        }
+    }
+    /// Address width in bits (32 or 128).
+    pub fn addr_bits(self) -> u32 {
+        match self {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        }
+    }
 }
 
 pub fn get_u16(b: &[u8], at: usize) -> u16 {
@@ -94,6 +145,24 @@ pub fn set_u16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
 
-#[cfg(test)]
+pub fn get_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+pub fn set_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+}
+
+/// A 128-bit big-endian field (an IPv6 address) as a host-order integer.
+pub fn get_u128(b: &[u8], at: usize) -> u128 {
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&b[at..at + 16]);
+    u128::from_be_bytes(a)
+}
+
+pub fn set_u128(b: &mut [u8], at: usize, v: u128) {
+    b[at..at + 16].copy_from_slice(&v.to_be_bytes());
+}
+
 #[cfg(test)]
 pub mod testutil;
