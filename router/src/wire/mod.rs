@@ -69,15 +69,19 @@ macro_rules! view {
 
 pub mod build;
 pub mod checksum;
+pub mod exthdr;
 pub mod icmp;
 pub mod ipv4;
+pub mod ipv6;
 pub mod repr;
 pub mod tcp;
 pub mod udp;
 pub mod vnet;
 
+pub use exthdr::ExtHdrs;
 pub use icmp::IcmpPacket;
 pub use ipv4::{IpProtocol, Ipv4Packet};
+pub use ipv6::Ipv6Packet;
 pub use repr::{Ipv4Repr, L4Repr, NetRepr, PacketRepr};
 pub use tcp::TcpPacket;
 pub use udp::UdpPacket;
