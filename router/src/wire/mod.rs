@@ -71,6 +71,7 @@ pub mod build;
 pub mod checksum;
 pub mod exthdr;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod repr;
@@ -80,6 +81,7 @@ pub mod vnet;
 
 pub use exthdr::ExtHdrs;
 pub use icmp::IcmpPacket;
+pub use icmpv6::Icmpv6Packet;
 pub use ipv4::{IpProtocol, Ipv4Packet};
 pub use ipv6::Ipv6Packet;
 pub use repr::{Ipv4Repr, L4Repr, NetRepr, PacketRepr};
