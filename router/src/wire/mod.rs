@@ -84,7 +84,7 @@ pub use icmp::IcmpPacket;
 pub use icmpv6::Icmpv6Packet;
 pub use ipv4::{IpProtocol, Ipv4Packet};
 pub use ipv6::Ipv6Packet;
-pub use repr::{Ipv4Repr, L4Repr, NetRepr, PacketRepr};
+pub use repr::{Ipv4Repr, Ipv6Repr, L4Repr, NetRepr, PacketRepr};
 pub use tcp::TcpPacket;
 pub use udp::UdpPacket;
 
