@@ -68,6 +68,7 @@ macro_rules! view {
 }
 
 pub mod build;
+pub mod build6;
 pub mod checksum;
 pub mod exthdr;
 pub mod icmp;

@@ -146,11 +146,11 @@ fn both_family_accessors_and_setters() {
     assert_eq!(Family::from_version(5), None);
 }
 
-/// Random mutations of IPv6 packets through the parse and the walk:
-/// nothing panics, and a description stays inside its packet.
+/// Random mutations of IPv6 packets through the parse, the walk and the
+/// builders: nothing panics, and a description stays inside its packet.
 #[test]
 fn mutated_ipv6_never_panics() {
-    use crate::wire::exthdr;
+    use crate::wire::{build6, exthdr};
     let u = testutil::udp6(S, D, 1, 53, b"abc");
     let t = testutil::tcp6(S, D, 40000, 80, 0x02, b"xyz");
     let seeds = [
@@ -168,6 +168,7 @@ fn mutated_ipv6_never_panics() {
         x ^= x << 17;
         x
     };
+    let mut out = Vec::new();
     for i in 0..40_000 {
         let mut p = seeds[i % seeds.len()].clone();
         for _ in 0..=(rnd() % 4) {
@@ -189,5 +190,12 @@ fn mutated_ipv6_never_panics() {
             assert!(r.total_len() <= p.len());
         }
         let _ = exthdr::walk(&p);
+        let src = a6("2001:db8::fe");
+        if build6::icmp_error(&p, src, (1, 4), 0, &mut out) {
+            assert!(out.len() <= 1280);
+            testutil::assert_checksums6(&out);
+        }
+        let _ = build6::echo_reply(&p, &mut out);
+        let _ = build6::tcp_reset(&p, &mut out);
     }
 }
