@@ -8,7 +8,7 @@
 //! headers, hop limit 64, flow label 0) into `out` (cleared first) and
 //! returns `false` when the rules say no packet may be sent.
 
-use super::exthdr;
+use super::exthdr::{self, ExtHdrs};
 use super::icmpv6::{self, param_problem, time_exceeded, types};
 use super::ipv6::{self, nexthdr, Ipv6Packet};
 use super::tcp::{flags as tf, TcpPacket};
@@ -47,6 +47,22 @@ fn finish(out: &mut [u8], csum_at: usize) {
 fn checked(orig: &[u8]) -> Option<&[u8]> {
     let ip = Ipv6Packet::new_checked(orig).ok()?;
     Some(&orig[..ip.total_len()])
+}
+
+/// A packet to answer directly (echo reply, reset), cut to its payload
+/// length, with its walk and addresses: not from or to the unspecified or
+/// a multicast address (the caller would pick a source), not a fragment
+/// (reassembled first).
+fn answerable(orig: &[u8]) -> Option<(&[u8], ExtHdrs, u128, u128)> {
+    let pkt = checked(orig)?;
+    let ip = Ipv6Packet::new_unchecked(pkt);
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let special = |a: u128| a == 0 || ipv6::is_multicast(a);
+    if special(src) || special(dst) {
+        return None;
+    }
+    let e = exthdr::walk(pkt).ok().filter(|e| !e.is_fragment())?;
+    Some((pkt, e, src, dst))
 }
 
 /// `icmp6_send`'s `is_ineligible` plus RFC 4443 section 2.4 (e.1, e.2):
@@ -141,26 +157,18 @@ pub fn param_problem(orig: &[u8], src: u128, code: u8, pointer: u32, out: &mut V
 /// the unspecified address, or a fragment (reassembled first).
 pub fn echo_reply(req: &[u8], out: &mut Vec<u8>) -> bool {
     out.clear();
-    let Some(pkt) = checked(req) else {
-        return false;
-    };
-    let ip = Ipv6Packet::new_unchecked(pkt);
-    let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    if ipv6::is_multicast(dst) || src == 0 || ipv6::is_multicast(src) {
-        return false;
-    }
-    let Ok(e) = exthdr::walk(pkt) else {
+    let Some((pkt, e, src, dst)) = answerable(req) else {
         return false;
     };
     let body = &pkt[usize::from(e.proto_offset)..];
     if e.proto != nexthdr::ICMPV6
-        || e.is_fragment()
         || body.len() < icmpv6::HEADER_LEN
         || body[0] != types::ECHO_REQUEST
     {
         return false;
     }
-    ip6_header(out, dst, src, nexthdr::ICMPV6, ip.traffic_class());
+    let tclass = Ipv6Packet::new_unchecked(pkt).traffic_class();
+    ip6_header(out, dst, src, nexthdr::ICMPV6, tclass);
     out.extend_from_slice(body);
     out[ipv6::HEADER_LEN] = types::ECHO_REPLY;
     out[ipv6::HEADER_LEN + 1] = 0;
@@ -174,19 +182,10 @@ pub fn echo_reply(req: &[u8], out: &mut Vec<u8>) -> bool {
 /// [`super::build::tcp_reset`]. Traffic class 0, hop limit 64.
 pub fn tcp_reset(orig: &[u8], out: &mut Vec<u8>) -> bool {
     out.clear();
-    let Some(pkt) = checked(orig) else {
+    let Some((pkt, e, src, dst)) = answerable(orig) else {
         return false;
     };
-    let ip = Ipv6Packet::new_unchecked(pkt);
-    let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    let special = |a: u128| a == 0 || ipv6::is_multicast(a);
-    if special(src) || special(dst) {
-        return false;
-    }
-    let Ok(e) = exthdr::walk(pkt) else {
-        return false;
-    };
-    if e.proto != nexthdr::TCP || e.is_fragment() {
+    if e.proto != nexthdr::TCP {
         return false;
     }
     let Ok(t) = TcpPacket::new_checked(&pkt[usize::from(e.proto_offset)..]) else {

@@ -152,46 +152,32 @@ pub fn walk_from(next: u8, bytes: &[u8], start: usize) -> Result<ExtHdrs, WireEr
         if at + len > bytes.len() || at + len > usize::from(u16::MAX) {
             return Err(WireError::BadExtHeader);
         }
-        let here = at as u16;
-        let first = |slot: &mut u16| {
-            if *slot == 0 {
-                *slot = here;
-            }
+        let (bit, slot) = match nh {
+            nexthdr::HOPOPTS => (mask::HOPOPTS, &mut e.hbh),
+            nexthdr::DSTOPTS => (mask::DSTOPTS, &mut e.dst),
+            nexthdr::ROUTING => (mask::ROUTING, &mut e.routing),
+            nexthdr::AH => (mask::AH, &mut e.ah),
+            _ => (mask::FRAGMENT, &mut e.frag),
         };
-        match nh {
-            nexthdr::HOPOPTS => {
-                e.mask |= mask::HOPOPTS;
-                first(&mut e.hbh);
+        let first = *slot == 0;
+        if first {
+            *slot = at as u16;
+        }
+        e.mask |= bit;
+        if nh == nexthdr::FRAGMENT {
+            let off_m = get_u16(bytes, at + 2);
+            if first {
+                e.frag_offset = off_m >> frag::OFFSET_SHIFT;
+                e.more_frags = off_m & frag::FLAG_M != 0;
+                e.frag_ident = get_u32(bytes, at + 4);
             }
-            nexthdr::DSTOPTS => {
-                e.mask |= mask::DSTOPTS;
-                first(&mut e.dst);
-            }
-            nexthdr::ROUTING => {
-                e.mask |= mask::ROUTING;
-                first(&mut e.routing);
-            }
-            nexthdr::AH => {
-                e.mask |= mask::AH;
-                first(&mut e.ah);
-            }
-            _ => {
-                e.mask |= mask::FRAGMENT;
-                let off_m = get_u16(bytes, at + 2);
-                if e.frag == 0 {
-                    e.frag = here;
-                    e.frag_offset = off_m >> frag::OFFSET_SHIFT;
-                    e.more_frags = off_m & frag::FLAG_M != 0;
-                    e.frag_ident = get_u32(bytes, at + 4);
-                }
-                if off_m >> frag::OFFSET_SHIFT != 0 {
-                    // A later fragment: its next header names the first
-                    // header of the original payload, not what follows.
-                    e.proto = h[0];
-                    e.proto_offset = (at + len) as u16;
-                    e.mask |= end_bit(h[0]);
-                    return Ok(e);
-                }
+            if off_m >> frag::OFFSET_SHIFT != 0 {
+                // A later fragment: its next header names the first
+                // header of the original payload, not what follows.
+                e.proto = h[0];
+                e.proto_offset = (at + len) as u16;
+                e.mask |= end_bit(h[0]);
+                return Ok(e);
             }
         }
         nh = h[0];

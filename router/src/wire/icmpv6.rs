@@ -10,21 +10,11 @@
 //! 8200 section 8.1): [`Icmpv6Packet::verify_checksum`] takes the addresses.
 
 use super::checksum;
-use super::{get_u16, get_u32, set_u16, set_u32, WireError};
+use super::WireError;
 
-pub mod field {
-    pub type Field = std::ops::Range<usize>;
-    pub const TYPE: usize = 0;
-    pub const CODE: usize = 1;
-    pub const CHECKSUM: Field = 2..4;
-    pub const IDENT: Field = 4..6;
-    pub const SEQ: Field = 6..8;
-    /// Packet Too Big's MTU, Parameter Problem's pointer.
-    pub const INFO: Field = 4..8;
-    pub const DATA: usize = 8;
-}
-
-pub const HEADER_LEN: usize = 8;
+/// The header's layout is ICMP's (RFC 4443 section 2.1); `INFO` is bytes
+/// 4..8 (Packet Too Big's MTU, Parameter Problem's pointer).
+pub use super::icmp::{field, HEADER_LEN};
 
 /// ICMPv6 types (RFC 4443 section 2.1; RFC 2710 / RFC 3810 MLD; RFC 4861
 /// neighbour discovery).
@@ -96,32 +86,11 @@ view! {
     fn new_checked(_) {}
 }
 
+icmp_header!(Icmpv6Packet);
+
 impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
-    pub fn msg_type(&self) -> u8 {
-        self.buffer.as_ref()[field::TYPE]
-    }
-    pub fn code(&self) -> u8 {
-        self.buffer.as_ref()[field::CODE]
-    }
-    pub fn checksum(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::CHECKSUM.start)
-    }
-    pub fn ident(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::IDENT.start)
-    }
-    pub fn seq(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::SEQ.start)
-    }
-    /// Bytes 4..8: the MTU (Packet Too Big) or pointer (Parameter Problem).
-    pub fn info(&self) -> u32 {
-        get_u32(self.buffer.as_ref(), field::INFO.start)
-    }
     pub fn is_error(&self) -> bool {
         is_error(self.msg_type())
-    }
-    /// Everything after the 8-byte header (for errors: the quoted packet).
-    pub fn data(&self) -> &[u8] {
-        &self.buffer.as_ref()[HEADER_LEN..]
     }
     /// For error messages: the quoted packet, version 6 with its fixed
     /// header whole (its payload length may exceed what is quoted: not
@@ -149,27 +118,6 @@ fn pseudo(src: u128, dst: u128, len: usize) -> u32 {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
-    pub fn set_msg_type(&mut self, v: u8) {
-        self.buffer.as_mut()[field::TYPE] = v;
-    }
-    pub fn set_code(&mut self, v: u8) {
-        self.buffer.as_mut()[field::CODE] = v;
-    }
-    pub fn set_checksum(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), field::CHECKSUM.start, v)
-    }
-    pub fn set_ident(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), field::IDENT.start, v)
-    }
-    pub fn set_seq(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), field::SEQ.start, v)
-    }
-    pub fn set_info(&mut self, v: u32) {
-        set_u32(self.buffer.as_mut(), field::INFO.start, v)
-    }
-    pub fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[HEADER_LEN..]
-    }
     /// Recomputes the checksum over the IPv6 pseudo header and the whole
     /// message (the buffer is the message: ICMPv6 header to payload end).
     pub fn fill_checksum(&mut self, src: u128, dst: u128) {

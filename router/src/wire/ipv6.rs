@@ -8,7 +8,7 @@
 //! walked by [`super::exthdr`]. Addresses are host-order `u128`
 //! (`u128::from(Ipv6Addr)`).
 
-use super::{get_u128, get_u16, get_u32, set_u128, set_u16, set_u32, WireError};
+use super::{get_u16, get_u32, set_u32, WireError};
 
 /// Byte ranges of the fixed header (RFC 8200 section 3).
 pub mod field {
@@ -81,6 +81,18 @@ view! {
     }
 }
 
+fields! {
+    Ipv6Packet {
+        payload_len, set_payload_len: u16 = field::PAYLOAD_LEN.start;
+        /// The fixed header's next header: the first extension header or
+        /// the upper-layer protocol.
+        next_header, set_next_header: u8 = field::NEXT_HEADER;
+        hop_limit, set_hop_limit: u8 = field::HOP_LIMIT;
+        src_addr, set_src_addr: u128 = field::SRC_ADDR.start;
+        dst_addr, set_dst_addr: u128 = field::DST_ADDR.start;
+    }
+}
+
 impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     fn word0(&self) -> u32 {
         get_u32(self.buffer.as_ref(), field::VER_TC_FLOW.start)
@@ -95,26 +107,9 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     pub fn flow_label(&self) -> u32 {
         self.word0() & FLOW_MASK
     }
-    pub fn payload_len(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::PAYLOAD_LEN.start)
-    }
     /// The bytes the packet occupies: the fixed header and the payload.
     pub fn total_len(&self) -> usize {
         HEADER_LEN + self.payload_len() as usize
-    }
-    /// The fixed header's next header: the first extension header or the
-    /// upper-layer protocol.
-    pub fn next_header(&self) -> u8 {
-        self.buffer.as_ref()[field::NEXT_HEADER]
-    }
-    pub fn hop_limit(&self) -> u8 {
-        self.buffer.as_ref()[field::HOP_LIMIT]
-    }
-    pub fn src_addr(&self) -> u128 {
-        get_u128(self.buffer.as_ref(), field::SRC_ADDR.start)
-    }
-    pub fn dst_addr(&self) -> u128 {
-        get_u128(self.buffer.as_ref(), field::DST_ADDR.start)
     }
     /// The fixed header.
     pub fn header(&self) -> &[u8] {
@@ -144,21 +139,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     pub fn set_flow_label(&mut self, v: u32) {
         let w = self.word0();
         self.set_word0((w & !FLOW_MASK) | (v & FLOW_MASK));
-    }
-    pub fn set_payload_len(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), field::PAYLOAD_LEN.start, v)
-    }
-    pub fn set_next_header(&mut self, v: u8) {
-        self.buffer.as_mut()[field::NEXT_HEADER] = v;
-    }
-    pub fn set_hop_limit(&mut self, v: u8) {
-        self.buffer.as_mut()[field::HOP_LIMIT] = v;
-    }
-    pub fn set_src_addr(&mut self, a: u128) {
-        set_u128(self.buffer.as_mut(), field::SRC_ADDR.start, a)
-    }
-    pub fn set_dst_addr(&mut self, a: u128) {
-        set_u128(self.buffer.as_mut(), field::DST_ADDR.start, a)
     }
     /// Decrements the hop limit (no header checksum in IPv6); returns the
     /// new value. 0 stays 0.

@@ -67,6 +67,70 @@ macro_rules! view {
     };
 }
 
+/// Getter/setter pairs of a view's fixed-position fields:
+/// `name, set_name: type = offset;` reads and writes the big-endian `type`
+/// ([`FieldValue`]: `u8`, `u16`, `u32`, `u128`) at byte `offset`. Only for
+/// fields inside the `HEADER_LEN` that `new_checked` guarantees.
+macro_rules! fields {
+    (
+        $view:ident {
+            $( $(#[$doc:meta])* $get:ident, $set:ident: $ty:ty = $at:expr; )*
+        }
+    ) => {
+        impl<T: AsRef<[u8]>> $view<T> {
+            $(
+                $(#[$doc])*
+                #[inline]
+                pub fn $get(&self) -> $ty {
+                    <$ty as $crate::wire::FieldValue>::read(self.buffer.as_ref(), $at)
+                }
+            )*
+        }
+        impl<T: AsRef<[u8]> + AsMut<[u8]>> $view<T> {
+            $(
+                #[inline]
+                pub fn $set(&mut self, v: $ty) {
+                    <$ty as $crate::wire::FieldValue>::write(self.buffer.as_mut(), $at, v)
+                }
+            )*
+        }
+    };
+}
+
+/// The header ICMP and ICMPv6 share (RFC 4443 section 2.1 keeps RFC 792's
+/// layout): type, code, checksum, the 4-byte rest of header (identifier
+/// and sequence of a query, MTU or pointer of an error) and the data after
+/// it. The checksums differ (ICMPv6 covers a pseudo header): each view has
+/// its own.
+macro_rules! icmp_header {
+    ($view:ident) => {
+        fields! {
+            $view {
+                msg_type, set_msg_type: u8 = field::TYPE;
+                code, set_code: u8 = field::CODE;
+                checksum, set_checksum: u16 = field::CHECKSUM.start;
+                ident, set_ident: u16 = field::IDENT.start;
+                seq, set_seq: u16 = field::SEQ.start;
+                /// Bytes 4..8 as one value: Packet Too Big's MTU, Parameter
+                /// Problem's pointer (ICMPv6); for ICMP, RFC 1191's MTU in
+                /// the low half, the pointer in the top byte.
+                info, set_info: u32 = field::INFO.start;
+            }
+        }
+        impl<T: AsRef<[u8]>> $view<T> {
+            /// Everything after the 8-byte header (for errors: the quoted packet).
+            pub fn data(&self) -> &[u8] {
+                &self.buffer.as_ref()[HEADER_LEN..]
+            }
+        }
+        impl<T: AsRef<[u8]> + AsMut<[u8]>> $view<T> {
+            pub fn data_mut(&mut self) -> &mut [u8] {
+                &mut self.buffer.as_mut()[HEADER_LEN..]
+            }
+        }
+    };
+}
+
 pub mod build;
 pub mod build6;
 pub mod checksum;
@@ -142,6 +206,46 @@ impl Family {
             Family::V6 => 128,
         }
     }
+}
+
+/// A fixed-width big-endian header field, read and written by the views'
+/// [`fields!`] accessors.
+pub trait FieldValue: Copy {
+    fn read(b: &[u8], at: usize) -> Self;
+    fn write(b: &mut [u8], at: usize, v: Self);
+}
+
+/// `FieldValue` through the `get_*` / `set_*` functions below.
+macro_rules! field_value {
+    ($($t:ty: $get:ident, $set:ident;)*) => {
+        $(
+            impl FieldValue for $t {
+                #[inline]
+                fn read(b: &[u8], at: usize) -> $t {
+                    $get(b, at)
+                }
+                #[inline]
+                fn write(b: &mut [u8], at: usize, v: $t) {
+                    $set(b, at, v)
+                }
+            }
+        )*
+    };
+}
+
+field_value! {
+    u8: get_u8, set_u8;
+    u16: get_u16, set_u16;
+    u32: get_u32, set_u32;
+    u128: get_u128, set_u128;
+}
+
+pub fn get_u8(b: &[u8], at: usize) -> u8 {
+    b[at]
+}
+
+pub fn set_u8(b: &mut [u8], at: usize, v: u8) {
+    b[at] = v;
 }
 
 pub fn get_u16(b: &[u8], at: usize) -> u16 {

@@ -169,6 +169,41 @@ pub struct L4Repr {
     pub icmp_id: u16,
 }
 
+impl L4Repr {
+    /// The transport header's fields from `payload` (the bytes from that
+    /// header on): TCP, UDP, or the family's ICMP (`icmp_proto`; its header
+    /// layout is the same in both families) with the identifier of the
+    /// types `has_id` names.
+    #[inline(always)]
+    fn fill(&mut self, proto: u8, payload: &[u8], icmp_proto: u8, has_id: fn(u8) -> bool) {
+        match proto {
+            6 if payload.len() >= 20 => {
+                let t = TcpPacket::new_unchecked(payload);
+                self.present = true;
+                self.sport = t.src_port();
+                self.dport = t.dst_port();
+                self.tcp_flags = t.flags();
+            }
+            17 if payload.len() >= 8 => {
+                let u = UdpPacket::new_unchecked(payload);
+                self.present = true;
+                self.sport = u.src_port();
+                self.dport = u.dst_port();
+            }
+            p if p == icmp_proto && payload.len() >= 4 => {
+                let ic = IcmpPacket::new_unchecked(payload);
+                self.present = true;
+                self.icmp_type = ic.msg_type();
+                self.icmp_code = ic.code();
+                if payload.len() >= icmp::HEADER_LEN && has_id(self.icmp_type) {
+                    self.icmp_id = ic.ident();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// One packet's description: network header and transport header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PacketRepr {
@@ -307,31 +342,7 @@ impl PacketRepr {
             ..L4Repr::default()
         };
         if v4.frag_offset_units() == 0 {
-            match v4.proto {
-                6 if payload.len() >= 20 => {
-                    let t = TcpPacket::new_unchecked(payload);
-                    l4.present = true;
-                    l4.sport = t.src_port();
-                    l4.dport = t.dst_port();
-                    l4.tcp_flags = t.flags();
-                }
-                17 if payload.len() >= 8 => {
-                    let u = UdpPacket::new_unchecked(payload);
-                    l4.present = true;
-                    l4.sport = u.src_port();
-                    l4.dport = u.dst_port();
-                }
-                1 if payload.len() >= 4 => {
-                    let ic = IcmpPacket::new_unchecked(payload);
-                    l4.present = true;
-                    l4.icmp_type = ic.msg_type();
-                    l4.icmp_code = ic.code();
-                    if payload.len() >= icmp::HEADER_LEN && icmp::is_query(l4.icmp_type) {
-                        l4.icmp_id = ic.ident();
-                    }
-                }
-                _ => {}
-            }
+            l4.fill(v4.proto, payload, 1, icmp::is_query);
         }
         PacketRepr {
             net: NetRepr::V4(v4),
@@ -360,31 +371,7 @@ impl PacketRepr {
             ..L4Repr::default()
         };
         if !ext.later_fragment() {
-            match ext.proto {
-                nexthdr::TCP if upper.len() >= 20 => {
-                    let t = TcpPacket::new_unchecked(upper);
-                    l4.present = true;
-                    l4.sport = t.src_port();
-                    l4.dport = t.dst_port();
-                    l4.tcp_flags = t.flags();
-                }
-                nexthdr::UDP if upper.len() >= 8 => {
-                    let u = UdpPacket::new_unchecked(upper);
-                    l4.present = true;
-                    l4.sport = u.src_port();
-                    l4.dport = u.dst_port();
-                }
-                nexthdr::ICMPV6 if upper.len() >= 4 => {
-                    let ic = icmpv6::Icmpv6Packet::new_unchecked(upper);
-                    l4.present = true;
-                    l4.icmp_type = ic.msg_type();
-                    l4.icmp_code = ic.code();
-                    if upper.len() >= icmpv6::HEADER_LEN && icmpv6::is_echo(l4.icmp_type) {
-                        l4.icmp_id = ic.ident();
-                    }
-                }
-                _ => {}
-            }
+            l4.fill(ext.proto, upper, nexthdr::ICMPV6, icmpv6::is_echo);
         }
         PacketRepr {
             net: NetRepr::V6(v6),

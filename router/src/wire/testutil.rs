@@ -2,7 +2,7 @@
 //! the packets and recomputes checksums independently of our code).
 
 use super::checksum;
-use etherparse::{PacketBuilder, TcpHeaderSlice, UdpHeaderSlice};
+use etherparse::{IpHeaders, PacketBuilder, PacketBuilderStep, TcpHeaderSlice, UdpHeaderSlice};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub fn a(s: &str) -> Ipv4Addr {
@@ -20,38 +20,17 @@ fn o6(s: &str) -> [u8; 16] {
 
 /// An IPv6 TCP segment (etherparse), sequence numbers as [`tcp`]'s.
 pub fn tcp6(src: &str, dst: &str, sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
-    use super::tcp::flags as f;
-    let (isn, peer) = if sport >= dport {
-        (999u32, 1999u32)
-    } else {
-        (1999, 999)
-    };
-    let seq = if flags & f::SYN != 0 { isn } else { isn + 1 };
-    let mut b = PacketBuilder::ipv6(o6(src), o6(dst), 64).tcp(sport, dport, seq, 64240);
-    if flags & f::SYN != 0 {
-        b = b.syn();
-    }
-    if flags & f::ACK != 0 {
-        b = b.ack(peer + 1);
-    }
-    if flags & f::FIN != 0 {
-        b = b.fin();
-    }
-    if flags & f::RST != 0 {
-        b = b.rst();
-    }
-    let mut v = Vec::new();
-    b.write(&mut v, payload).unwrap();
-    v
+    let ip = PacketBuilder::ipv6(o6(src), o6(dst), 64);
+    tcp_over(ip, sport, dport, flags, payload)
 }
 
 pub fn udp6(src: &str, dst: &str, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ipv6(o6(src), o6(dst), 64)
-        .udp(sport, dport)
-        .write(&mut v, payload)
-        .unwrap();
-    v
+    udp_over(
+        PacketBuilder::ipv6(o6(src), o6(dst), 64),
+        sport,
+        dport,
+        payload,
+    )
 }
 
 pub fn echo_request6(src: &str, dst: &str, id: u16, seq: u16) -> Vec<u8> {
@@ -128,6 +107,18 @@ pub fn assert_checksums6(p: &[u8]) {
 
 /// A TCP segment with the given flag byte (FIN..URG) and payload.
 pub fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let ip = PacketBuilder::ipv4(a(src).octets(), a(dst).octets(), 64);
+    tcp_over(ip, sport, dport, flags, payload)
+}
+
+/// The TCP segment of [`tcp`] and [`tcp6`] over the IP header `ip`.
+fn tcp_over(
+    ip: PacketBuilderStep<IpHeaders>,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     use super::tcp::flags as f;
     // Sequence numbers conntrack's window tracking accepts without knowing
     // the flow's history: the side with the higher port is the client (ISN
@@ -139,8 +130,7 @@ pub fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u8, payload: &[u
         (1999, 999)
     };
     let seq = if flags & f::SYN != 0 { isn } else { isn + 1 };
-    let mut b =
-        PacketBuilder::ipv4(a(src).octets(), a(dst).octets(), 64).tcp(sport, dport, seq, 64240);
+    let mut b = ip.tcp(sport, dport, seq, 64240);
     if flags & f::SYN != 0 {
         b = b.syn();
     }
@@ -161,13 +151,15 @@ pub fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u8, payload: &[u
     v
 }
 
-pub fn udp(src: &str, dst: &str, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+fn udp_over(ip: PacketBuilderStep<IpHeaders>, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
-    PacketBuilder::ipv4(a(src).octets(), a(dst).octets(), 64)
-        .udp(sport, dport)
-        .write(&mut v, payload)
-        .unwrap();
+    ip.udp(sport, dport).write(&mut v, payload).unwrap();
     v
+}
+
+pub fn udp(src: &str, dst: &str, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let ip = PacketBuilder::ipv4(a(src).octets(), a(dst).octets(), 64);
+    udp_over(ip, sport, dport, payload)
 }
 
 pub fn echo_request(src: &str, dst: &str, id: u16, seq: u16) -> Vec<u8> {
