@@ -95,7 +95,7 @@ pub fn format_xml(c: &ConnSnapshot, now: Timestamp, opts: CliOptions) -> String 
         let _ = write!(
             s,
             "<meta direction=\"{dir}\"><layer3 protonum=\"{}\" protoname=\"{}\"><src>{}</src><dst>{}</dst></layer3><layer4 protonum=\"{}\" protoname=\"{name}\">",
-            t.family.number(), t.family.name(), t.src_ip(), t.dst_ip(), t.proto
+            t.family.l3proto(), t.family.name(), t.src_ip(), t.dst_ip(), t.proto
         );
         if matches!(t.proto, PROTO_TCP | PROTO_UDP) {
             let _ = write!(s, "<sport>{}</sport><dport>{}</dport>", t.sport, t.dport);
@@ -134,7 +134,7 @@ pub fn format_xml(c: &ConnSnapshot, now: Timestamp, opts: CliOptions) -> String 
 /// `-o extended`: the layer-3 name and number (`ipv4     2 `).
 fn family_prefix(s: &mut String, c: &ConnSnapshot) {
     let f = c.orig.family;
-    let _ = write!(s, "{:<8} {} ", f.name(), f.number());
+    let _ = write!(s, "{:<8} {} ", f.name(), f.l3proto());
 }
 
 fn write_tuple(s: &mut String, t: &Tuple) {

@@ -437,12 +437,11 @@ pub fn translate_both_repr(
 /// 8-byte header (an ICMP error's outer type, code and id are untouched).
 #[inline]
 fn note_translated(repr: &mut PacketRepr, target: &Tuple, manip: Manip) {
-    let ip = repr.v4_mut();
     match manip {
-        Manip::Src => ip.src = target.src as u32,
-        Manip::Dst => ip.dst = target.dst as u32,
+        Manip::Src => repr.set_src_addr(target.src),
+        Manip::Dst => repr.set_dst_addr(target.dst),
     }
-    let (proto, later) = (ip.proto, ip.frag_offset_units() != 0);
+    let (proto, later) = (repr.proto(), repr.later_fragment());
     let l4 = &mut repr.l4;
     if later || !l4.present {
         return;

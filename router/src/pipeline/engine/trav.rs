@@ -553,7 +553,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         let wire_len = if vnet.is_gso() {
             vnet.hdr_len as usize + vnet.gso_size as usize
         } else {
-            flow.repr.total_len() as usize
+            flow.repr.total_len()
         };
         if wire_len > mtu && (flow.repr.v4().dont_frag() || vnet.is_gso()) {
             let attach = flow.conn.answer();
@@ -564,7 +564,8 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
             self.icmp_error(pkt, spec, Some(ingress), attach, out);
             return Err(DropReason::FragNeeded);
         }
-        flow.repr.v4_mut().ttl = Ipv4Packet::new_unchecked(&mut *pkt).decrement_ttl();
+        let ttl = Ipv4Packet::new_unchecked(&mut *pkt).decrement_ttl();
+        flow.repr.set_ttl_or_hop_limit(ttl);
         flow.out_name = self.p.iface_name(egress);
         let tables = [TableKind::Mangle, TableKind::Filter, TableKind::Security];
         self.filter_steps(&tables, Hook::Forward, pkt, flow, out)?;
