@@ -168,7 +168,7 @@ fn feed(t: &ConnTable, pkt: &[u8], prep: impl FnOnce(&ConnTable, &mut NewConn)) 
             t.confirm(&nc, T0).unwrap();
         }
         Tracked::Known { .. } | Tracked::Related(_) => {}
-        Tracked::Invalid => panic!("fixture packet is INVALID"),
+        Tracked::Invalid | Tracked::Untracked => panic!("fixture packet is not tracked"),
     }
 }
 

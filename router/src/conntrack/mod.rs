@@ -56,7 +56,8 @@ mod tests;
 mod tests6;
 
 use crate::wire::{
-    icmp, Family, IcmpPacket, IpProtocol, Ipv4Packet, PacketRepr, TcpPacket, UdpPacket,
+    exthdr, icmp, ipv6, Family, IcmpPacket, Icmpv6Packet, Ipv4Packet, Ipv6Packet, PacketRepr,
+    TcpPacket, UdpPacket,
 };
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -552,6 +553,9 @@ pub enum PacketKey {
     /// Conntrack cannot track it (unknown ICMP type, truncated L4 header of
     /// TCP/UDP, an ICMP error quoting something unparsable): INVALID.
     Untrackable,
+    /// Conntrack leaves it alone on purpose (ICMPv6 neighbour and router
+    /// discovery, MLD): ctstate UNTRACKED, as after NOTRACK.
+    NoTrack,
 }
 
 /// Reads the tuple of the packet (an IPv4 packet, not a fragment: reassemble
@@ -563,91 +567,146 @@ pub fn classify(packet: &[u8]) -> Result<PacketKey, crate::wire::WireError> {
         // A non-first fragment has no L4 header.
         return Ok(PacketKey::Untrackable);
     }
-    Ok(l4_key(
-        ip.src_addr(),
-        ip.dst_addr(),
-        ip.protocol_raw(),
-        ip.payload(),
-        true,
-    ))
+    let net = Net::v4(ip.src_addr(), ip.dst_addr(), ip.protocol_raw());
+    Ok(l4_key(net, ip.payload(), true))
 }
 
 /// [`classify`] for a packet already described by the pipeline's one
-/// parse: the IP header is not read again (its fields come from `repr`),
-/// only the transport header (the TCP segment for window tracking, the
-/// quoted packet of an ICMP error). `repr` must describe `packet`.
+/// parse, either family: the IP header is not read again (its fields come
+/// from `repr`), only the transport header (the TCP segment for window
+/// tracking, the quoted packet of an ICMP or ICMPv6 error). `repr` must
+/// describe `packet`.
 #[inline]
 pub fn classify_repr(repr: &PacketRepr, packet: &[u8]) -> PacketKey {
-    let ip = repr.v4();
-    if ip.frag_offset_units() != 0 {
+    if repr.later_fragment() {
         // A non-first fragment has no L4 header.
         return PacketKey::Untrackable;
     }
-    l4_key(
-        Ipv4Addr::from(ip.src),
-        Ipv4Addr::from(ip.dst),
-        ip.proto,
-        repr.l4_bytes(packet),
-        true,
+    let net = Net {
+        family: repr.family(),
+        src: repr.src_addr(),
+        dst: repr.dst_addr(),
+        proto: repr.proto(),
+    };
+    l4_key(net, repr.l4_bytes(packet), true)
+}
+
+/// The network part of a tuple, as [`l4_key`] takes it.
+#[derive(Clone, Copy)]
+struct Net {
+    family: Family,
+    src: u128,
+    dst: u128,
+    proto: u8,
+}
+
+impl Net {
+    fn v4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8) -> Net {
+        Net {
+            family: Family::V4,
+            src: src.to_bits() as u128,
+            dst: dst.to_bits() as u128,
+            proto,
+        }
+    }
+    fn tuple(&self, sport: u16, dport: u16) -> Tuple {
+        Tuple::of(self.family, self.src, self.dst, self.proto, sport, dport)
+    }
+}
+
+/// The ICMPv6 types conntrack leaves untracked (`noct_valid_new`): MLD,
+/// router and neighbour discovery. They pass the hooks with ctstate
+/// UNTRACKED.
+fn icmpv6_untracked(ty: u8) -> bool {
+    use crate::wire::icmpv6::types::*;
+    matches!(
+        ty,
+        MLD_QUERY
+            | MLD_REPORT
+            | MLD_DONE
+            | ROUTER_SOLICIT
+            | ROUTER_ADVERT
+            | NEIGHBOUR_SOLICIT
+            | NEIGHBOUR_ADVERT
+            | MLD2_REPORT
     )
 }
 
-fn l4_key(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8], outer: bool) -> PacketKey {
-    match IpProtocol::from(proto) {
-        IpProtocol::Tcp => {
+/// The tuple of the IPv6 packet an ICMPv6 error quotes (its extension
+/// headers walked over the quoted bytes).
+fn quoted_v6(inner: &[u8]) -> PacketKey {
+    let ip = Ipv6Packet::new_unchecked(inner);
+    let Ok(ext) = exthdr::walk_from(ip.next_header(), inner, ipv6::HEADER_LEN) else {
+        return PacketKey::Untrackable;
+    };
+    if ext.later_fragment() {
+        return PacketKey::Untrackable;
+    }
+    let net = Net {
+        family: Family::V6,
+        src: ip.src_addr(),
+        dst: ip.dst_addr(),
+        proto: ext.proto,
+    };
+    match l4_key(net, &inner[usize::from(ext.proto_offset)..], false) {
+        PacketKey::Flow { tuple, .. } => PacketKey::IcmpError { embedded: tuple },
+        _ => PacketKey::Untrackable,
+    }
+}
+
+fn l4_key(net: Net, l4: &[u8], outer: bool) -> PacketKey {
+    let flow = |tuple: Tuple, tcp_flags: u8, tcp: tcp::Segment| PacketKey::Flow {
+        tuple,
+        tcp_flags,
+        tcp,
+    };
+    match (net.proto, net.family) {
+        (PROTO_TCP, _) => {
             // The quoted segment in an ICMP error has only 8 bytes.
             if outer {
                 match TcpPacket::new_checked(l4) {
-                    Ok(t) => PacketKey::Flow {
-                        tuple: Tuple::new(src, dst, proto, t.src_port(), t.dst_port()),
-                        tcp_flags: t.flags(),
-                        tcp: tcp::Segment::parse(l4),
-                    },
+                    Ok(t) => flow(
+                        net.tuple(t.src_port(), t.dst_port()),
+                        t.flags(),
+                        tcp::Segment::parse(l4),
+                    ),
                     Err(_) => PacketKey::Untrackable,
                 }
             } else if l4.len() >= 4 {
                 let t = TcpPacket::new_unchecked(l4);
-                PacketKey::Flow {
-                    tuple: Tuple::new(src, dst, proto, t.src_port(), t.dst_port()),
-                    tcp_flags: 0,
-                    tcp: tcp::Segment::default(),
-                }
+                flow(
+                    net.tuple(t.src_port(), t.dst_port()),
+                    0,
+                    tcp::Segment::default(),
+                )
             } else {
                 PacketKey::Untrackable
             }
         }
-        IpProtocol::Udp | IpProtocol::Udplite => match UdpPacket::new_checked(l4) {
-            Ok(u) => PacketKey::Flow {
-                tuple: Tuple::new(src, dst, proto, u.src_port(), u.dst_port()),
-                tcp_flags: 0,
-                tcp: tcp::Segment::default(),
-            },
+        (PROTO_UDP | PROTO_UDPLITE, _) => match UdpPacket::new_checked(l4) {
+            Ok(u) => flow(
+                net.tuple(u.src_port(), u.dst_port()),
+                0,
+                tcp::Segment::default(),
+            ),
             Err(_) => PacketKey::Untrackable,
         },
-        IpProtocol::Icmp => {
+        (PROTO_ICMP, Family::V4) => {
             let Ok(ic) = IcmpPacket::new_checked(l4) else {
                 return PacketKey::Untrackable;
             };
             let ty = ic.msg_type();
             if icmp::is_query(ty) {
-                PacketKey::Flow {
-                    tuple: Tuple::icmp(src, dst, ty, ic.code(), ic.ident()),
-                    tcp_flags: 0,
-                    tcp: tcp::Segment::default(),
-                }
+                let t = net.tuple(ic.ident(), (ty as u16) << 8 | ic.code() as u16);
+                flow(t, 0, tcp::Segment::default())
             } else if outer && icmp::is_error(ty) {
                 let Ok(inner) = ic.embedded() else {
                     return PacketKey::Untrackable;
                 };
                 let iip = Ipv4Packet::new_unchecked(inner);
                 let h = iip.header_len();
-                match l4_key(
-                    iip.src_addr(),
-                    iip.dst_addr(),
-                    iip.protocol_raw(),
-                    &inner[h..],
-                    false,
-                ) {
+                let inet = Net::v4(iip.src_addr(), iip.dst_addr(), iip.protocol_raw());
+                match l4_key(inet, &inner[h..], false) {
                     PacketKey::Flow { tuple, .. } => PacketKey::IcmpError { embedded: tuple },
                     _ => PacketKey::Untrackable,
                 }
@@ -655,10 +714,28 @@ fn l4_key(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8], outer: bool) -> Pa
                 PacketKey::Untrackable
             }
         }
-        _ => PacketKey::Flow {
-            tuple: Tuple::new(src, dst, proto, 0, 0),
-            tcp_flags: 0,
-            tcp: tcp::Segment::default(),
-        },
+        (PROTO_ICMPV6, Family::V6) => {
+            let Ok(ic) = Icmpv6Packet::new_checked(l4) else {
+                return PacketKey::Untrackable;
+            };
+            let ty = ic.msg_type();
+            if outer && icmpv6_untracked(ty) {
+                PacketKey::NoTrack
+            } else if ty >= 128 {
+                // Informational: the identifier and type/code, as
+                // icmpv6_pkt_to_tuple keeps them; types without a reply
+                // (invmap) cannot open a connection.
+                let t = net.tuple(ic.ident(), (ty as u16) << 8 | ic.code() as u16);
+                flow(t, 0, tcp::Segment::default())
+            } else if outer {
+                match ic.embedded() {
+                    Ok(inner) => quoted_v6(inner),
+                    Err(_) => PacketKey::Untrackable,
+                }
+            } else {
+                PacketKey::Untrackable
+            }
+        }
+        _ => flow(net.tuple(0, 0), 0, tcp::Segment::default()),
     }
 }

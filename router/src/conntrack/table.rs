@@ -201,6 +201,9 @@ pub enum Tracked<'a> {
     New(NewConn),
     /// INVALID (no entry; rules see `--ctstate INVALID`).
     Invalid,
+    /// Left untracked by conntrack itself (ICMPv6 neighbour and router
+    /// discovery, MLD): rules see `--ctstate UNTRACKED`.
+    Untracked,
 }
 
 impl ConnTable {
@@ -410,6 +413,7 @@ impl ConnTable {
                 None => Tracked::Invalid,
             },
             super::PacketKey::Untrackable => Tracked::Invalid,
+            super::PacketKey::NoTrack => Tracked::Untracked,
         }
     }
 

@@ -30,6 +30,7 @@ fn hook<'a>(t: &'a ConnTable, pkt: &[u8], now: Timestamp) -> (CtState, Option<Co
             Err(_) => (CtState::Invalid, None),
         },
         Tracked::Invalid => (CtState::Invalid, None),
+        Tracked::Untracked => (CtState::Untracked, None),
     }
 }
 

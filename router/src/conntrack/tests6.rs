@@ -163,3 +163,76 @@ fn ipv4_entries_hold_no_ipv6_words() {
     let with_words = slab::CHUNK * (ConnTable::SLOT_BYTES + std::mem::size_of::<slab::V6Words>());
     assert!(v4 < with_words, "IPv4 only: {v4} bytes");
 }
+
+fn key6(p: &[u8]) -> PacketKey {
+    let repr = PacketRepr::parse_checked(p).expect("a valid IPv6 packet");
+    classify_repr(&repr, p)
+}
+
+#[test]
+fn ipv6_packets_classify_past_extension_headers() {
+    use crate::wire::testutil::{self, a6};
+    let udp = testutil::udp6("2001:db8::1", "2001:db8::2", 5000, 53, b"q");
+    // Hop-by-hop, destination options and an atomic fragment in front.
+    let p = testutil::with_exts(&udp, &[(0, 8), (60, 16), (44, 8)]);
+    let PacketKey::Flow { tuple, .. } = key6(&p) else {
+        panic!("{:?}", key6(&p))
+    };
+    let want = Tuple::of(
+        Family::V6,
+        a6("2001:db8::1"),
+        a6("2001:db8::2"),
+        17,
+        5000,
+        53,
+    );
+    assert_eq!(tuple, want);
+    // An echo request: id in the tuple; a neighbour solicitation: left
+    // untracked, as the kernel's noct_valid_new.
+    let echo = testutil::echo_request6("2001:db8::1", "2001:db8::2", 77, 1);
+    let PacketKey::Flow { tuple, .. } = key6(&echo) else {
+        panic!()
+    };
+    assert_eq!(
+        (tuple.proto, tuple.icmp_type(), tuple.icmp_id()),
+        (58, 128, 77)
+    );
+    let ns = testutil::icmp6_error("2001:db8::1", "2001:db8::2", 135, 0, &[0; 20]);
+    assert_eq!(key6(&ns), PacketKey::NoTrack);
+    // An error quoting the UDP datagram (sent the other way): RELATED to it.
+    let unreach = testutil::icmp6_error("2001:db8::2", "2001:db8::1", 1, 4, &udp);
+    assert_eq!(key6(&unreach), PacketKey::IcmpError { embedded: want });
+    // A quote cut inside its extension headers is not trackable.
+    let cut = testutil::icmp6_error("2001:db8::2", "2001:db8::1", 1, 4, &p[..44]);
+    assert_eq!(key6(&cut), PacketKey::Untrackable);
+}
+
+#[test]
+fn ipv6_tcp_connection_tracks_to_established() {
+    use crate::wire::tcp::flags::{ACK, SYN};
+    use crate::wire::testutil;
+    let t = ConnTable::new(ConntrackConfig::default());
+    let now = secs(1);
+    let step = |p: &[u8]| -> CtState {
+        match t.track(&key6(p), p.len() as u32, now) {
+            Tracked::New(nc) => {
+                t.confirm(&nc, now).unwrap();
+                CtState::New
+            }
+            Tracked::Known { state, .. } => state,
+            other => panic!("{other:?}"),
+        }
+    };
+    let c = ("2001:db8::1", "2001:db8::2");
+    assert_eq!(
+        step(&testutil::tcp6(c.0, c.1, 40000, 80, SYN, b"")),
+        CtState::New
+    );
+    assert_eq!(
+        step(&testutil::tcp6(c.1, c.0, 80, 40000, SYN | ACK, b"")),
+        CtState::Established
+    );
+    let conn = t.lookup(&t.list(now)[0].orig, now).unwrap();
+    assert_eq!(conn.tcp_state(), Some(TcpState::SynRecv));
+    assert_eq!(t.list(now)[0].orig.family, Family::V6);
+}

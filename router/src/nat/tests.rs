@@ -60,6 +60,7 @@ fn pass(
             CtState::New
         }
         Tracked::Invalid => CtState::Invalid,
+        Tracked::Untracked => CtState::Untracked,
     }
 }
 

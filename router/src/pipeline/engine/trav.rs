@@ -338,6 +338,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
             Tracked::Related(c) => Conn::Related(c),
             Tracked::New(nc) => Conn::New(nc),
             Tracked::Invalid => Conn::None { untracked: false },
+            Tracked::Untracked => Conn::None { untracked: true },
         }
     }
 
