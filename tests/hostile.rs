@@ -1016,10 +1016,9 @@ fn soak_60s() {
 /// socket refused everyone. Now an idle stream notices within a second.
 #[test]
 fn abandoned_idle_event_streams_do_not_exhaust_the_control_socket() {
-    let Some(topo) = Topology::client_gw_server("ctlevents") else {
+    let Some((_topo, gw)) = Gateway::over_client_gw_server("ctlevents") else {
         return;
     };
-    let gw = Gateway::start(&topo, None);
     for _ in 0..20 {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tungate"))
             .arg("conntrack")
