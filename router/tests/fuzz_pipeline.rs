@@ -33,7 +33,6 @@ mod fuzz_common;
 use fuzz_common::{Rng, MTU};
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
 
 use tungate::clock::Timestamp;
 use tungate::conntrack::ConntrackConfig;
@@ -42,16 +41,8 @@ use tungate::pipeline::{EmitVec, IfIndex, PacketCtx, Processor, Verdict};
 use tungate::wire::checksum;
 use tungate::wire::vnet::VnetHdr;
 
-const RULES: &str = "\
-*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A PREROUTING -d 10.0.1.1/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.0.2.2:8080
--A PREROUTING -d 10.0.1.1/32 -p udp -m udp --dport 53 -j DNAT --to-destination 10.0.2.3
--A POSTROUTING -o tg1 -j MASQUERADE
-COMMIT
+/// The filter table after [`fuzz_common::NAT_TABLE`].
+const FILTER_TABLE: &str = "\
 *filter
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
@@ -71,7 +62,8 @@ fn pipeline(seed: u64) -> Pipeline {
         max_entries: 256,
         ..Default::default()
     };
-    fuzz_common::gateway(RULES, conntrack, seed)
+    let rules = format!("{}{FILTER_TABLE}", fuzz_common::NAT_TABLE);
+    fuzz_common::gateway(&rules, conntrack, seed)
 }
 
 fn fix_ip_csum(p: &mut [u8]) {
@@ -379,52 +371,41 @@ fn hex(b: &[u8]) -> String {
 
 #[test]
 fn fuzz_pipeline_frames_and_vnet_headers() {
-    let (secs, seed) = fuzz_common::settings();
-    println!("fuzz_pipeline: seed {seed}, {secs} s");
+    let (secs, seed, mut rng) = fuzz_common::settings("fuzz_pipeline");
     let corpus = corpus();
-    // The seeds themselves must pass the properties.
-    let mut rng = Rng(seed);
     let mut pl = pipeline(seed);
     let mut workers = [pl.worker(0), pl.worker(1)];
     let mut now = Timestamp::from_secs(1);
-    let start = Instant::now();
-    let end = start + Duration::from_secs(secs);
-    let (mut n, mut forwarded) = (0u64, 0u64);
+    let mut forwarded = 0u64;
+    // The seeds themselves must pass the properties.
     let mut inputs = corpus.clone().into_iter();
-    let failure = fuzz_common::quietly(|| {
-        while Instant::now() < end {
-            let (h, p) = inputs.next().unwrap_or_else(|| mutate(&mut rng, &corpus));
-            let ingress = rng.below(2) as u16;
-            let worker = &mut workers[rng.below(2)];
-            // Time moves on: mostly microseconds, sometimes past timeouts.
-            now = Timestamp(
-                now.as_nanos()
-                    + match rng.below(1000) {
-                        0 => 700_000_000_000,
-                        1..=9 => 31_000_000_000,
-                        _ => rng.below(100_000) as u64,
-                    },
-            );
-            n += 1;
-            match fuzz_common::check(|| check(&pl, now, &mut *worker, ingress, h, &p)) {
-                Ok(fwd) => forwarded += u64::from(fwd),
-                Err(msg) => return Some((h, p, msg)),
-            }
-            if n % 64 == 0 {
-                pl.maintain(now, 64);
-            }
-            if n % 200_000 == 0 {
-                // A fresh gateway now and then, so state does not only grow.
-                pl = pipeline(seed ^ n);
-            }
+    let failure = fuzz_common::run_for("fuzz_pipeline", secs, |n| {
+        let (h, p) = inputs.next().unwrap_or_else(|| mutate(&mut rng, &corpus));
+        let ingress = rng.below(2) as u16;
+        let worker = &mut workers[rng.below(2)];
+        // Time moves on: mostly microseconds, sometimes past timeouts.
+        now = Timestamp(
+            now.as_nanos()
+                + match rng.below(1000) {
+                    0 => 700_000_000_000,
+                    1..=9 => 31_000_000_000,
+                    _ => rng.below(100_000) as u64,
+                },
+        );
+        match fuzz_common::check(|| check(&pl, now, &mut *worker, ingress, h, &p)) {
+            Ok(fwd) => forwarded += u64::from(fwd),
+            Err(msg) => return Some((h, p, msg)),
+        }
+        if n % 64 == 0 {
+            pl.maintain(now, 64);
+        }
+        if n % 200_000 == 0 {
+            // A fresh gateway now and then, so state does not only grow.
+            pl = pipeline(seed ^ n);
         }
         None
     });
-    let el = start.elapsed().as_secs_f64();
-    println!(
-        "fuzz_pipeline: {n} inputs in {el:.1} s ({:.0} execs/s), {forwarded} forwarded",
-        n as f64 / el
-    );
+    println!("fuzz_pipeline: {forwarded} forwarded");
     if let Some((h, p, msg)) = failure {
         let mut vh = [0u8; 10];
         h.write(&mut vh);
