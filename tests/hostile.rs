@@ -567,19 +567,8 @@ mod vnet {
     #[test]
     fn vnet_headers_inconsistent_with_frame_are_bad_vnet_hdr() {
         let p = pipeline();
-        // A TSO super-packet as the TUN hands it over: 3000 bytes of data,
-        // partial checksum (pseudo-header sum in the field).
-        let mut seg = ipv4(CLIENT, SERVER, 6, &tcp_l4(40000, 5201, 0x18, &[7u8; 3000]));
-        seg[6] = 0x40; // DF, as TCP sends
-        fix_ip_csum(&mut seg);
-        let good = VnetHdr {
-            flags: 1,
-            gso_type: 1,
-            hdr_len: 40,
-            gso_size: 1448,
-            csum_start: 20,
-            csum_offset: 16,
-        };
+        // A TSO super-packet as the TUN hands it over: 3000 bytes of data.
+        let (good, seg) = tso(CLIENT, SERVER, 40000, 5201, 0x18, &[7u8; 3000]);
         let len = seg.len() as u16;
         let cases: &[(&str, VnetHdr)] = &[
             (
