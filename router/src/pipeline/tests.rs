@@ -229,6 +229,14 @@ fn forwarded(r: &Run, out: IfIndex) -> &Pkt {
     &r.pkt
 }
 
+/// Sends `p` in on `ingress` at `secs` and returns it as forwarded out of
+/// `out` (see [`forwarded`]).
+fn forward(gw: &Gw, ingress: IfIndex, secs: u64, p: Pkt, out: IfIndex) -> Pkt {
+    let r = send(gw, ingress, secs, p);
+    forwarded(&r, out);
+    r.pkt
+}
+
 const DNAT_RULES: &str = "\
 *nat
 :PREROUTING ACCEPT [0:0]
@@ -287,24 +295,24 @@ fn tcp_through_dnat_lifecycle_to_expiry() {
     let gw = gateway(DNAT_RULES);
     let ct = gw.conntrack();
     // SYN to the service address is rewritten to the backend.
-    let r = send(
+    let p = forward(
         &gw,
         TG0,
         1,
         tcp("10.0.1.2", 40000, "10.0.2.100", 80, SYN, 100, 0),
+        TG1,
     );
-    let p = forwarded(&r, TG1);
     assert_eq!((p.dst(), p.dport()), (ip("10.0.2.2"), 8080));
     assert_eq!((p.src(), p.sport()), (ip("10.0.1.2"), 40000));
     assert_eq!(ct.len(), 1);
     // SYN-ACK from the backend goes back as from the service address.
-    let r = send(
+    let p = forward(
         &gw,
         TG1,
         1,
         tcp("10.0.2.2", 8080, "10.0.1.2", 40000, SYN | ACK, 500, 101),
+        TG0,
     );
-    let p = forwarded(&r, TG0);
     assert_eq!((p.src(), p.sport()), (ip("10.0.2.100"), 80));
     // ACK: ESTABLISHED and ASSURED.
     let r = send(
@@ -323,31 +331,25 @@ fn tcp_through_dnat_lifecycle_to_expiry() {
     assert!(snap.status().assured());
     assert_eq!(format!("{:?}", snap.tcp_state().unwrap()), "Established");
     // Close: FIN from client, ACK+FIN from server, last ACK.
-    forwarded(
-        &send(
-            &gw,
-            TG0,
-            2,
-            tcp("10.0.1.2", 40000, "10.0.2.100", 80, FIN | ACK, 101, 501),
-        ),
+    forward(
+        &gw,
+        TG0,
+        2,
+        tcp("10.0.1.2", 40000, "10.0.2.100", 80, FIN | ACK, 101, 501),
         TG1,
     );
-    forwarded(
-        &send(
-            &gw,
-            TG1,
-            2,
-            tcp("10.0.2.2", 8080, "10.0.1.2", 40000, FIN | ACK, 501, 102),
-        ),
+    forward(
+        &gw,
+        TG1,
+        2,
+        tcp("10.0.2.2", 8080, "10.0.1.2", 40000, FIN | ACK, 501, 102),
         TG0,
     );
-    forwarded(
-        &send(
-            &gw,
-            TG0,
-            2,
-            tcp("10.0.1.2", 40000, "10.0.2.100", 80, ACK, 102, 502),
-        ),
+    forward(
+        &gw,
+        TG0,
+        2,
+        tcp("10.0.1.2", 40000, "10.0.2.100", 80, ACK, 102, 502),
         TG1,
     );
     let c = ct
@@ -384,8 +386,11 @@ fn u_tuple(src: &str, sport: u16, dst: &str, dport: u16) -> crate::conntrack::Tu
 fn udp_unreplied_expires_at_30s_replied_stream_at_120s() {
     let gw = gateway(DNAT_RULES);
     let ct = gw.conntrack();
-    forwarded(
-        &send(&gw, TG0, 10, udp("10.0.1.2", 5000, "10.0.2.9", 53, b"q")),
+    forward(
+        &gw,
+        TG0,
+        10,
+        udp("10.0.1.2", 5000, "10.0.2.9", 53, b"q"),
         TG1,
     );
     let t = u_tuple("10.0.1.2", 5000, "10.0.2.9", 53);
@@ -394,16 +399,25 @@ fn udp_unreplied_expires_at_30s_replied_stream_at_120s() {
 
     // A replied flow seen again later becomes a stream: 120 s.
     let t = u_tuple("10.0.1.2", 5001, "10.0.2.9", 53);
-    forwarded(
-        &send(&gw, TG0, 100, udp("10.0.1.2", 5001, "10.0.2.9", 53, b"q")),
+    forward(
+        &gw,
+        TG0,
+        100,
+        udp("10.0.1.2", 5001, "10.0.2.9", 53, b"q"),
         TG1,
     );
-    forwarded(
-        &send(&gw, TG1, 100, udp("10.0.2.9", 53, "10.0.1.2", 5001, b"a")),
+    forward(
+        &gw,
+        TG1,
+        100,
+        udp("10.0.2.9", 53, "10.0.1.2", 5001, b"a"),
         TG0,
     );
-    forwarded(
-        &send(&gw, TG0, 105, udp("10.0.1.2", 5001, "10.0.2.9", 53, b"q")),
+    forward(
+        &gw,
+        TG0,
+        105,
+        udp("10.0.1.2", 5001, "10.0.2.9", 53, b"q"),
         TG1,
     );
     assert!(ct.lookup(&t, Timestamp::from_secs(105 + 119)).is_some());
@@ -421,8 +435,7 @@ fn port_unreachable_from_backend_reaches_client_with_original_addresses() {
     let mut icmp = vec![3u8, 3, 0, 0, 0, 0, 0, 0];
     icmp.extend_from_slice(&sent.0);
     let err = ipv4("10.0.2.2", "10.0.1.2", 1, &icmp, 64);
-    let r = send(&gw, TG1, 1, err);
-    let p = forwarded(&r, TG0);
+    let p = forward(&gw, TG1, 1, err, TG0);
     assert_eq!(
         p.src(),
         ip("10.0.2.100"),
@@ -463,13 +476,13 @@ COMMIT
 #[test]
 fn kube_mark_masq_masquerade_uses_egress_address() {
     let gw = gateway(MASQ_RULES);
-    let r = send(
+    let p = forward(
         &gw,
         TG0,
         1,
         tcp("10.0.1.2", 40000, "10.0.2.2", 80, SYN, 1, 0),
+        TG1,
     );
-    let p = forwarded(&r, TG1);
     assert_eq!(
         p.src(),
         ip("10.0.2.1"),
@@ -477,13 +490,13 @@ fn kube_mark_masq_masquerade_uses_egress_address() {
     );
     let masq_port = p.sport();
     // The reply is translated back to the client.
-    let r = send(
+    let back = forward(
         &gw,
         TG1,
         1,
         tcp("10.0.2.2", 80, "10.0.2.1", masq_port, SYN | ACK, 9, 2),
+        TG0,
     );
-    let back = forwarded(&r, TG0);
     assert_eq!((back.dst(), back.dport()), (ip("10.0.1.2"), 40000));
     // Unmarked traffic from elsewhere is not masqueraded.
     let r = send(
@@ -666,22 +679,18 @@ fn drop_policy_and_established_accept() {
     );
     assert_eq!(r.verdict, Verdict::Drop(DropReason::PolicyDrop));
     // Client-initiated flow and its replies pass.
-    forwarded(
-        &send(
-            &gw,
-            TG0,
-            1,
-            tcp("10.0.1.2", 40000, "10.0.2.2", 22, SYN, 1, 0),
-        ),
+    forward(
+        &gw,
+        TG0,
+        1,
+        tcp("10.0.1.2", 40000, "10.0.2.2", 22, SYN, 1, 0),
         TG1,
     );
-    forwarded(
-        &send(
-            &gw,
-            TG1,
-            1,
-            tcp("10.0.2.2", 22, "10.0.1.2", 40000, SYN | ACK, 5, 2),
-        ),
+    forward(
+        &gw,
+        TG1,
+        1,
+        tcp("10.0.2.2", 22, "10.0.1.2", 40000, SYN | ACK, 5, 2),
         TG0,
     );
     let snap = crate::syntax::save(&gw.ruleset().snapshot(), true);
@@ -739,31 +748,25 @@ fn full_table_drops_only_new_flows() {
     );
     // Eight assured flows fill the table.
     for i in 0..8u16 {
-        forwarded(
-            &send(
-                &gw,
-                TG0,
-                1,
-                tcp("10.0.1.2", 1000 + i, "10.0.2.2", 80, SYN, 1, 0),
-            ),
+        forward(
+            &gw,
+            TG0,
+            1,
+            tcp("10.0.1.2", 1000 + i, "10.0.2.2", 80, SYN, 1, 0),
             TG1,
         );
-        forwarded(
-            &send(
-                &gw,
-                TG1,
-                1,
-                tcp("10.0.2.2", 80, "10.0.1.2", 1000 + i, SYN | ACK, 1, 2),
-            ),
+        forward(
+            &gw,
+            TG1,
+            1,
+            tcp("10.0.2.2", 80, "10.0.1.2", 1000 + i, SYN | ACK, 1, 2),
             TG0,
         );
-        forwarded(
-            &send(
-                &gw,
-                TG0,
-                1,
-                tcp("10.0.1.2", 1000 + i, "10.0.2.2", 80, ACK, 2, 2),
-            ),
+        forward(
+            &gw,
+            TG0,
+            1,
+            tcp("10.0.1.2", 1000 + i, "10.0.2.2", 80, ACK, 2, 2),
             TG1,
         );
     }
@@ -775,13 +778,11 @@ fn full_table_drops_only_new_flows() {
     );
     assert_eq!(r.verdict, Verdict::Drop(DropReason::ConntrackFull));
     // Established flows keep going.
-    forwarded(
-        &send(
-            &gw,
-            TG0,
-            2,
-            tcp("10.0.1.2", 1003, "10.0.2.2", 80, ACK, 2, 2),
-        ),
+    forward(
+        &gw,
+        TG0,
+        2,
+        tcp("10.0.1.2", 1003, "10.0.2.2", 80, ACK, 2, 2),
         TG1,
     );
 }
@@ -933,14 +934,14 @@ fn ruleset_swaps_and_two_pipelines_on_one_thread() {
     let synack = || tcp("10.0.2.2", 80, "10.0.1.2", 40000, SYN | ACK, 7, 2);
     let ack = || tcp("10.0.1.2", 40000, "10.0.2.2", 80, ACK, 2, 8);
     for _ in 0..2 {
-        forwarded(&send(&a, TG0, 1, syn()), TG1);
+        forward(&a, TG0, 1, syn(), TG1);
         assert_eq!(
             send(&b, TG0, 1, syn()).verdict,
             Verdict::Drop(DropReason::PolicyDrop)
         );
     }
-    forwarded(&send(&a, TG1, 1, synack()), TG0);
-    forwarded(&send(&a, TG0, 1, ack()), TG1);
+    forward(&a, TG1, 1, synack(), TG0);
+    forward(&a, TG0, 1, ack(), TG1);
     // Swap `a` to DROP: its established flow is dropped from the next packet.
     let g = a.replace_ruleset(compiled(drop_fwd));
     assert_eq!(a.generation(), g);
@@ -954,15 +955,15 @@ fn ruleset_swaps_and_two_pipelines_on_one_thread() {
     assert_eq!(a.generation(), b.generation() + 1);
     b.replace_ruleset(compiled(drop_fwd));
     assert_eq!(a.generation(), b.generation());
-    forwarded(&send(&a, TG0, 1, ack()), TG1);
+    forward(&a, TG0, 1, ack(), TG1);
     assert_eq!(
         send(&b, TG0, 1, syn()).verdict,
         Verdict::Drop(DropReason::PolicyDrop)
     );
-    forwarded(&send(&a, TG0, 1, ack()), TG1);
+    forward(&a, TG0, 1, ack(), TG1);
     // Another thread sees the same rules.
     std::thread::scope(|s| {
-        s.spawn(|| forwarded(&send(&a, TG0, 1, ack()), TG1).clone());
+        s.spawn(|| forward(&a, TG0, 1, ack(), TG1).clone());
     });
     // Empty built-in chains still count their policy, per packet and byte:
     // three ACKs since the last swap on `a`.
