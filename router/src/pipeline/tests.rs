@@ -229,6 +229,14 @@ fn forwarded(r: &Run, out: IfIndex) -> &Pkt {
     &r.pkt
 }
 
+/// Sends `p` in on `ingress` at `secs` and expects it dropped for `why`;
+/// returns the run (what the gateway emitted instead).
+fn dropped(gw: &Gw, ingress: IfIndex, secs: u64, p: Pkt, why: DropReason) -> Run {
+    let r = send(gw, ingress, secs, p);
+    assert_eq!(r.verdict, Verdict::Drop(why), "emitted {:?}", r.emitted);
+    r
+}
+
 /// Sends `p` in on `ingress` at `secs` and returns it as forwarded out of
 /// `out` (see [`forwarded`]).
 fn forward(gw: &Gw, ingress: IfIndex, secs: u64, p: Pkt, out: IfIndex) -> Pkt {
@@ -281,19 +289,25 @@ fn log_lines_leave_as_events() {
 #[test]
 fn forwarding_decrements_ttl_and_keeps_checksums() {
     let gw = gateway("");
-    let r = send(
-        &gw,
-        TG0,
-        1,
-        tcp("10.0.1.2", 40000, "10.0.2.2", 80, SYN, 1, 0),
+    assert_eq!(
+        forward(
+            &gw,
+            TG0,
+            1,
+            tcp("10.0.1.2", 40000, "10.0.2.2", 80, SYN, 1, 0),
+            TG1
+        )
+        .ttl(),
+        63
     );
-    assert_eq!(forwarded(&r, TG1).ttl(), 63);
 }
 
 #[test]
 fn tcp_through_dnat_lifecycle_to_expiry() {
     let gw = gateway(DNAT_RULES);
     let ct = gw.conntrack();
+    // The flow as the client sees it.
+    let flow = r_tuple("10.0.1.2", 40000, "10.0.2.100", 80);
     // SYN to the service address is rewritten to the backend.
     let p = forward(
         &gw,
@@ -315,19 +329,14 @@ fn tcp_through_dnat_lifecycle_to_expiry() {
     );
     assert_eq!((p.src(), p.sport()), (ip("10.0.2.100"), 80));
     // ACK: ESTABLISHED and ASSURED.
-    let r = send(
+    forward(
         &gw,
         TG0,
         1,
         tcp("10.0.1.2", 40000, "10.0.2.100", 80, ACK, 101, 501),
+        TG1,
     );
-    forwarded(&r, TG1);
-    let snap = ct
-        .lookup(
-            &r_tuple("10.0.1.2", 40000, "10.0.2.100", 80),
-            Timestamp::from_secs(1),
-        )
-        .unwrap();
+    let snap = ct.lookup(&flow, Timestamp::from_secs(1)).unwrap();
     assert!(snap.status().assured());
     assert_eq!(format!("{:?}", snap.tcp_state().unwrap()), "Established");
     // Close: FIN from client, ACK+FIN from server, last ACK.
@@ -352,26 +361,11 @@ fn tcp_through_dnat_lifecycle_to_expiry() {
         tcp("10.0.1.2", 40000, "10.0.2.100", 80, ACK, 102, 502),
         TG1,
     );
-    let c = ct
-        .lookup(
-            &r_tuple("10.0.1.2", 40000, "10.0.2.100", 80),
-            Timestamp::from_secs(2),
-        )
-        .unwrap();
+    let c = ct.lookup(&flow, Timestamp::from_secs(2)).unwrap();
     assert_eq!(format!("{:?}", c.tcp_state().unwrap()), "TimeWait");
     // Still there just before 120 s of TIME_WAIT, gone after.
-    assert!(ct
-        .lookup(
-            &r_tuple("10.0.1.2", 40000, "10.0.2.100", 80),
-            Timestamp::from_secs(121)
-        )
-        .is_some());
-    assert!(ct
-        .lookup(
-            &r_tuple("10.0.1.2", 40000, "10.0.2.100", 80),
-            Timestamp::from_secs(123)
-        )
-        .is_none());
+    assert!(ct.lookup(&flow, Timestamp::from_secs(121)).is_some());
+    assert!(ct.lookup(&flow, Timestamp::from_secs(123)).is_none());
 }
 
 fn r_tuple(src: &str, sport: u16, dst: &str, dport: u16) -> crate::conntrack::Tuple {
@@ -499,13 +493,17 @@ fn kube_mark_masq_masquerade_uses_egress_address() {
     );
     assert_eq!((back.dst(), back.dport()), (ip("10.0.1.2"), 40000));
     // Unmarked traffic from elsewhere is not masqueraded.
-    let r = send(
-        &gw,
-        TG1,
-        1,
-        tcp("10.0.2.2", 1234, "10.0.1.2", 22, SYN, 1, 0),
+    assert_eq!(
+        forward(
+            &gw,
+            TG1,
+            1,
+            tcp("10.0.2.2", 1234, "10.0.1.2", 22, SYN, 1, 0),
+            TG0
+        )
+        .src(),
+        ip("10.0.2.2")
     );
-    assert_eq!(forwarded(&r, TG0).src(), ip("10.0.2.2"));
 }
 
 #[test]
@@ -632,13 +630,13 @@ fn reject_with_tcp_reset_answers_client_from_the_address_it_used() {
          -A FORWARD -p tcp -m tcp --dport 3000 -j REJECT\nCOMMIT\n"
     );
     let gw = gateway(&rules);
-    let r = send(
+    let r = dropped(
         &gw,
         TG0,
         1,
         tcp("10.0.1.2", 40000, "10.0.2.100", 80, SYN, 100, 0),
+        DropReason::RuleReject,
     );
-    assert_eq!(r.verdict, Verdict::Drop(DropReason::RuleReject));
     assert_eq!(r.emitted.len(), 1);
     let (out, rst) = &r.emitted[0];
     assert_eq!(*out, TG0);
@@ -651,13 +649,13 @@ fn reject_with_tcp_reset_answers_client_from_the_address_it_used() {
     assert_eq!((rst.dst(), rst.dport()), (ip("10.0.1.2"), 40000));
     assert_eq!(rst.l4()[13], RST | ACK);
     // Default REJECT: ICMP port unreachable from the ingress address.
-    let r = send(
+    let r = dropped(
         &gw,
         TG0,
         1,
         tcp("10.0.1.2", 40001, "10.0.2.2", 3000, SYN, 100, 0),
+        DropReason::RuleReject,
     );
-    assert_eq!(r.verdict, Verdict::Drop(DropReason::RuleReject));
     let (_, icmp) = &r.emitted[0];
     icmp.assert_checksums();
     assert_eq!(icmp.src(), ip("10.0.1.1"));
@@ -671,13 +669,13 @@ fn drop_policy_and_established_accept() {
                  -A FORWARD -i tg0 -o tg1 -j ACCEPT\nCOMMIT\n";
     let gw = gateway(rules);
     // Server-initiated traffic is dropped by the policy.
-    let r = send(
+    dropped(
         &gw,
         TG1,
         1,
         tcp("10.0.2.2", 5555, "10.0.1.2", 22, SYN, 1, 0),
+        DropReason::PolicyDrop,
     );
-    assert_eq!(r.verdict, Verdict::Drop(DropReason::PolicyDrop));
     // Client-initiated flow and its replies pass.
     forward(
         &gw,
@@ -720,19 +718,18 @@ fn gateway_answers_ping_and_ttl_expiry() {
     p.0[10..12].fill(0);
     let c = checksum::checksum(&p.0[..20]);
     p.0[10..12].copy_from_slice(&c.to_be_bytes());
-    let r = send(&gw, TG0, 1, p);
-    assert_eq!(r.verdict, Verdict::Drop(DropReason::TtlExceeded));
+    let r = dropped(&gw, TG0, 1, p, DropReason::TtlExceeded);
     let (_, te) = &r.emitted[0];
     assert_eq!(te.l4()[0], 11);
     assert_eq!(te.src(), ip("10.0.1.1"));
     // No route: net unreachable.
-    let r = send(
+    let r = dropped(
         &gw,
         TG0,
         1,
         tcp("10.0.1.2", 40000, "192.0.2.1", 80, SYN, 1, 0),
+        DropReason::NoRoute,
     );
-    assert_eq!(r.verdict, Verdict::Drop(DropReason::NoRoute));
     assert_eq!(&r.emitted[0].1.l4()[..2], &[3, 0]);
 }
 
@@ -770,13 +767,13 @@ fn full_table_drops_only_new_flows() {
             TG1,
         );
     }
-    let r = send(
+    dropped(
         &gw,
         TG0,
         2,
         tcp("10.0.1.2", 2000, "10.0.2.2", 80, SYN, 1, 0),
+        DropReason::ConntrackFull,
     );
-    assert_eq!(r.verdict, Verdict::Drop(DropReason::ConntrackFull));
     // Established flows keep going.
     forward(
         &gw,
