@@ -15,6 +15,9 @@
 //!     last service of the 10- and 10,000-service kube rulesets, (c) RSS bytes
 //!     per conntrack entry with 1,000,000 entries.
 
+mod rss;
+
+use rss::rss_bytes;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 use tungate::clock::Timestamp;
@@ -125,16 +128,6 @@ fn service(i: usize) -> (Ipv4Addr, u16) {
         )
     };
     (ip, 80)
-}
-
-fn rss_bytes() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = s
-        .split_whitespace()
-        .nth(1)
-        .and_then(|x| x.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
 }
 
 fn established(rules: &str) -> f64 {

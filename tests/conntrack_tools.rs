@@ -41,6 +41,12 @@ fn setup(test: &str, tag: &str) -> Option<ScratchNs> {
     ns
 }
 
+/// The address options and addresses that both pools of random command-line
+/// words (listing and deleting) hold, in this order, ...
+const ADDR_WORDS: &[&str] = &["-s", "-d", "-r", "-q", "10.9.0.1", "127.0.0.1"];
+/// ... and, after addresses of their own, the protocol and port options.
+const PROTO_WORDS: &[&str] = &["-p", "tcp", "udp", "icmp", "--sport", "--dport"];
+
 /// xorshift64, seeded: the random command lines are the same every run.
 struct XorShift(u64);
 
@@ -471,26 +477,7 @@ fn same_output_as_conntrack_tools_1_4_7() {
     // Random read-only command lines from a pool of tokens (no command
     // that changes the table or blocks): a differential test of the parser
     // and the filters.
-    const POOL: &[&str] = &[
-        "-L",
-        "-L",
-        "-L",
-        "-G",
-        "-C",
-        "-s",
-        "-d",
-        "-r",
-        "-q",
-        "10.9.0.1",
-        "127.0.0.1",
-        "10.9.0.0/16",
-        "::1",
-        "-p",
-        "tcp",
-        "udp",
-        "icmp",
-        "--sport",
-        "--dport",
+    const MORE_WORDS: &[&str] = &[
         "--sp",
         "--reply-port-src",
         "--state",
@@ -587,9 +574,17 @@ fn same_output_as_conntrack_tools_1_4_7() {
         "dying",
         "unconfirmed",
     ];
+    let pool = [
+        &["-L", "-L", "-L", "-G", "-C"][..],
+        ADDR_WORDS,
+        &["10.9.0.0/16", "::1"],
+        PROTO_WORDS,
+        MORE_WORDS,
+    ]
+    .concat();
     let mut rng = XorShift(0x5eed_0000_c0ff_ee01);
     for _ in 0..600 {
-        let argv = rng.words(POOL, 7);
+        let argv = rng.words(&pool, 7);
         failures.extend(compare(&t, &ns, &argv.join(" "), false));
     }
     for cmd in populated {
@@ -749,22 +744,7 @@ fn same_deletions_as_conntrack_tools_1_4_7() {
     let Some(ns) = setup("same_deletions_as_conntrack_tools_1_4_7", "del") else {
         return;
     };
-    const POOL: &[&str] = &[
-        "-s",
-        "-d",
-        "-r",
-        "-q",
-        "10.9.0.1",
-        "127.0.0.1",
-        "10.9.0.99",
-        "8.8.8.8",
-        "10.0.0.0/8",
-        "-p",
-        "tcp",
-        "udp",
-        "icmp",
-        "--sport",
-        "--dport",
+    const MORE_WORDS: &[&str] = &[
         "--reply-port-src",
         "7778",
         "80",
@@ -789,11 +769,18 @@ fn same_deletions_as_conntrack_tools_1_4_7() {
         "255.0.0.0",
         "203.0.113.1",
     ];
+    let pool = [
+        ADDR_WORDS,
+        &["10.9.0.99", "8.8.8.8", "10.0.0.0/8"],
+        PROTO_WORDS,
+        MORE_WORDS,
+    ]
+    .concat();
     let mut rng = XorShift(0x0f0f_1e1e_2d2d_3c3c);
     let mut failures = Vec::new();
     for _ in 0..40 {
         let mut argv = vec!["-D"];
-        argv.extend(rng.words(POOL, 5));
+        argv.extend(rng.words(&pool, 5));
         let (_, err, st) = conntrack(&ns, &words("-F"));
         assert_eq!(st, 0, "conntrack -F: {err}");
         let t = ConnTable::new(ConntrackConfig::default());

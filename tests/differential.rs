@@ -73,6 +73,14 @@ fn case_parser_names_line_and_token() {
     assert!(e.contains("reason"), "{e}");
 }
 
+/// Each `(host, line, normalised)` of `lines`: `line`, as `host` captured
+/// it in case `c`, normalises to `normalised`.
+fn assert_normalised(c: &Case, lines: &[(&str, &str, &str)]) {
+    for (host, line, want) in lines {
+        assert_eq!(compare::normalise(c, host, line), *want, "{host}: {line}");
+    }
+}
+
 #[test]
 fn normalisation_keeps_crafted_numbers_only() {
     let c = Case::parse(
@@ -81,16 +89,29 @@ fn normalisation_keeps_crafted_numbers_only() {
         "description: d\nmask: sport@s random port\n%traffic\nc send tcp dst=10.2.0.2 dport=80 seq=5000 id=0x1234\n",
     )
     .unwrap();
-    let n = compare::normalise(&c, "s", "src=1.1.1.1 id=4660 sport=777 seq=5000 ack=99");
-    assert_eq!(n, "src=1.1.1.1 id=4660 sport=* seq=5000 ack=*");
-    let n = compare::normalise(&c, "c", "id=7 ack=5001 sport=777");
-    assert_eq!(n, "id=* ack=5001 sport=777");
-    // a real socket's packet (DF) whose random ID equals a crafted one
-    let n = compare::normalise(&c, "c", "src=2.2.2.2 id=4660 len=34 DF udp sport=53");
-    assert_eq!(n, "src=2.2.2.2 id=* len=34 DF udp sport=53");
-    // IDs are matched exactly (no "plus one" as for an ACK of a crafted seq)
-    let n = compare::normalise(&c, "s", "src=1.1.1.1 id=4661 seq=5001");
-    assert_eq!(n, "src=1.1.1.1 id=* seq=5001");
+    assert_normalised(
+        &c,
+        &[
+            (
+                "s",
+                "src=1.1.1.1 id=4660 sport=777 seq=5000 ack=99",
+                "src=1.1.1.1 id=4660 sport=* seq=5000 ack=*",
+            ),
+            ("c", "id=7 ack=5001 sport=777", "id=* ack=5001 sport=777"),
+            // a real socket's packet (DF) whose random ID equals a crafted one
+            (
+                "c",
+                "src=2.2.2.2 id=4660 len=34 DF udp sport=53",
+                "src=2.2.2.2 id=* len=34 DF udp sport=53",
+            ),
+            // IDs are matched exactly (no "plus one" as for an ACK of a crafted seq)
+            (
+                "s",
+                "src=1.1.1.1 id=4661 seq=5001",
+                "src=1.1.1.1 id=* seq=5001",
+            ),
+        ],
+    );
 }
 
 #[test]
@@ -101,33 +122,49 @@ fn an_icmp_id_is_own_only_for_the_crafted_type() {
         "description: d\n%traffic\nc send icmp dst=10.2.0.1 id=0x6102 icmpid=0x61\ns send icmp dst=10.1.0.2 type=3 code=3 id=0x1302 hex=00\n",
     )
     .unwrap();
-    // the crafted echo request, forwarded: its ID is kept
-    let n = compare::normalise(&c, "s", "src=10.1.0.2 id=24834 len=28 icmp type=8 code=0");
-    assert_eq!(n, "src=10.1.0.2 id=24834 len=28 icmp type=8 code=0");
-    // a port unreachable the server generated, whose ID happens to be the
-    // echo request's (CI saw this): masked; the inner ID is still the
-    // offending packet's
-    let e = "src=10.2.0.2 id=24834 len=60 icmp type=3 code=3 | iid=24834 iudp";
-    assert_eq!(
-        compare::normalise(&c, "c", e),
-        "src=10.2.0.2 id=* len=60 icmp type=3 code=3 | iid=24834 iudp"
-    );
-    // an echo reply with that ID: masked too
-    let r = compare::normalise(&c, "c", "src=10.2.0.1 id=24834 icmp type=0 code=0");
-    assert_eq!(r, "src=10.2.0.1 id=* icmp type=0 code=0");
-    // the crafted error keeps its ID
-    let f = compare::normalise(&c, "c", "src=10.2.0.2 id=4866 icmp type=3 code=3 | iid=7");
-    assert_eq!(f, "src=10.2.0.2 id=4866 icmp type=3 code=3 | iid=*");
-    // a socket's packet (DF) quoted in an error: its random ID is masked
-    let q = compare::normalise(
+    assert_normalised(
         &c,
-        "c",
-        "src=10.2.0.2 id=9 icmp type=3 code=3 | iid=24834 iDF",
+        &[
+            // the crafted echo request, forwarded: its ID is kept
+            (
+                "s",
+                "src=10.1.0.2 id=24834 len=28 icmp type=8 code=0",
+                "src=10.1.0.2 id=24834 len=28 icmp type=8 code=0",
+            ),
+            // a port unreachable the server generated, whose ID happens to be
+            // the echo request's (CI saw this): masked; the inner ID is still
+            // the offending packet's
+            (
+                "c",
+                "src=10.2.0.2 id=24834 len=60 icmp type=3 code=3 | iid=24834 iudp",
+                "src=10.2.0.2 id=* len=60 icmp type=3 code=3 | iid=24834 iudp",
+            ),
+            // an echo reply with that ID: masked too
+            (
+                "c",
+                "src=10.2.0.1 id=24834 icmp type=0 code=0",
+                "src=10.2.0.1 id=* icmp type=0 code=0",
+            ),
+            // the crafted error keeps its ID
+            (
+                "c",
+                "src=10.2.0.2 id=4866 icmp type=3 code=3 | iid=7",
+                "src=10.2.0.2 id=4866 icmp type=3 code=3 | iid=*",
+            ),
+            // a socket's packet (DF) quoted in an error: its random ID is masked
+            (
+                "c",
+                "src=10.2.0.2 id=9 icmp type=3 code=3 | iid=24834 iDF",
+                "src=10.2.0.2 id=* icmp type=3 code=3 | iid=* iDF",
+            ),
+            // non-ICMP packets as before
+            (
+                "s",
+                "src=10.1.0.2 id=24834 udp sport=1",
+                "src=10.1.0.2 id=24834 udp sport=1",
+            ),
+        ],
     );
-    assert_eq!(q, "src=10.2.0.2 id=* icmp type=3 code=3 | iid=* iDF");
-    // non-ICMP packets as before
-    let u = compare::normalise(&c, "s", "src=10.1.0.2 id=24834 udp sport=1");
-    assert_eq!(u, "src=10.1.0.2 id=24834 udp sport=1");
 }
 
 #[test]
@@ -244,29 +281,29 @@ fn kernel_and_tungate_agree_on_the_corpus() {
         } else {
             format!("\n  note: {}", notes.join("\n  note: "))
         };
-        match v {
-            Verdict::Pass => {
-                pass += 1;
-                report.push_str(&format!("PASS      {name}{notes}\n"));
-            }
-            Verdict::Mismatch(d) => {
-                failing.push(name.clone());
-                report.push_str(&format!("MISMATCH  {name}\n{d}{notes}\n"));
-            }
-            Verdict::Error(e) => {
-                failing.push(name.clone());
-                report.push_str(&format!("ERROR     {name}: {e}\n"));
-            }
-            Verdict::ExpectedMismatch(d) => {
-                expected.push(name.clone());
-                report.push_str(&format!("EXPECTED-MISMATCH {name}: {d}{notes}\n"));
-            }
-            Verdict::UnexpectedPass(r) => {
-                failing.push(name.clone());
-                report.push_str(&format!(
+        // The report's line, and the list the case goes on (none: a pass).
+        let (line, list) = match v {
+            Verdict::Pass => (format!("PASS      {name}{notes}\n"), None),
+            Verdict::Mismatch(d) => (
+                format!("MISMATCH  {name}\n{d}{notes}\n"),
+                Some(&mut failing),
+            ),
+            Verdict::Error(e) => (format!("ERROR     {name}: {e}\n"), Some(&mut failing)),
+            Verdict::ExpectedMismatch(d) => (
+                format!("EXPECTED-MISMATCH {name}: {d}{notes}\n"),
+                Some(&mut expected),
+            ),
+            Verdict::UnexpectedPass(r) => (
+                format!(
                     "UNEXPECTED-PASS {name}: marked `expect-mismatch: {r}` but kernel and tungate agree; remove the header\n"
-                ));
-            }
+                ),
+                Some(&mut failing),
+            ),
+        };
+        report.push_str(&line);
+        match list {
+            Some(list) => list.push(name.clone()),
+            None => pass += 1,
         }
     }
     report.push_str(&format!(

@@ -14,10 +14,9 @@ use harness::*;
 
 #[test]
 fn ping_to_and_through_the_gateway() {
-    let Some(topo) = Topology::client_gw_server("ping") else {
+    let Some((topo, gw)) = Gateway::over_client_gw_server("ping") else {
         return;
     };
-    let gw = Gateway::start(&topo, None);
     let (n, out) = topo.client().ping("10.1.0.1", 3, &[]);
     assert!(n > 0, "ping to the gateway's near address:\n{out}");
     let (n, out) = topo.client().ping("10.2.0.1", 3, &[]);
@@ -39,10 +38,9 @@ fn ping_to_and_through_the_gateway() {
 
 #[test]
 fn ttl_expiry_and_no_route_get_icmp_errors() {
-    let Some(topo) = Topology::client_gw_server("icmp") else {
+    let Some((topo, _gw)) = Gateway::over_client_gw_server("icmp") else {
         return;
     };
-    let _gw = Gateway::start(&topo, None);
     let (_, out) = topo.client().ping("10.2.0.2", 1, &["-t", "1"]);
     assert!(
         out.contains("TTL 0 during transit from ip=10.1.0.1"),
@@ -75,10 +73,9 @@ fn df_packet_above_egress_mtu_gets_frag_needed() {
 /// a RST for TCP and a port unreachable for UDP, from the addressed IP.
 #[test]
 fn local_ports_without_listener_are_refused() {
-    let Some(topo) = Topology::client_gw_server("refuse") else {
+    let Some((topo, _gw)) = Gateway::over_client_gw_server("refuse") else {
         return;
     };
-    let _gw = Gateway::start(&topo, None);
     let out = topo.client().exec_timeout(
         &["hping3", "-S", "-p", "80", "-c", "1", "10.2.0.1"],
         Duration::from_secs(5),
@@ -98,10 +95,9 @@ fn local_ports_without_listener_are_refused() {
 
 #[test]
 fn tcp_iperf3_through_the_gateway() {
-    let Some(topo) = Topology::client_gw_server("tcp") else {
+    let Some((topo, gw)) = Gateway::over_client_gw_server("tcp") else {
         return;
     };
-    let gw = Gateway::start(&topo, None);
     let json = iperf3(&topo.server(), &topo.client(), "10.2.0.2", &["-t", "2"]);
     let bytes = iperf3_end(&json, "sum_received", "bytes");
     assert!(bytes > 0.0, "{json}");
@@ -146,10 +142,9 @@ fn plain_frames_without_offload_still_forward() {
 
 #[test]
 fn udp_iperf3_through_the_gateway() {
-    let Some(topo) = Topology::client_gw_server("udp") else {
+    let Some((topo, _gw)) = Gateway::over_client_gw_server("udp") else {
         return;
     };
-    let _gw = Gateway::start(&topo, None);
     let json = iperf3(
         &topo.server(),
         &topo.client(),
@@ -195,10 +190,9 @@ fn four_backends_are_reachable() {
 
 #[test]
 fn sigterm_removes_devices_and_keeps_namespaces() {
-    let Some(topo) = Topology::client_gw_server("term") else {
+    let Some((topo, gw)) = Gateway::over_client_gw_server("term") else {
         return;
     };
-    let gw = Gateway::start(&topo, None);
     let devs = topo.devices();
     assert!(topo.client().has_link(&devs[0]));
     assert!(topo.server().has_link(&devs[1]));
@@ -223,10 +217,9 @@ fn sigterm_removes_devices_and_keeps_namespaces() {
 
 #[test]
 fn sigint_shuts_down_cleanly_too() {
-    let Some(topo) = Topology::client_gw_server("int") else {
+    let Some((topo, gw)) = Gateway::over_client_gw_server("int") else {
         return;
     };
-    let gw = Gateway::start(&topo, None);
     let status = gw.stop_with(nix::sys::signal::Signal::SIGINT);
     assert!(status.success(), "exit {status}");
     for (ns, dev) in [topo.client(), topo.server()].iter().zip(topo.devices()) {
@@ -253,10 +246,9 @@ fn missing_namespace_is_reported_before_any_device() {
 
 #[test]
 fn second_gateway_on_the_same_devices_is_refused() {
-    let Some(topo) = Topology::client_gw_server("dup") else {
+    let Some((topo, gw)) = Gateway::over_client_gw_server("dup") else {
         return;
     };
-    let gw = Gateway::start(&topo, None);
     let out = run_until_exit(&gw.config);
     assert!(!out.status.success(), "{}", out.text());
     assert!(out.text().contains("already exists"), "{}", out.text());

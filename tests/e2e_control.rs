@@ -232,10 +232,9 @@ fn read_line(c: &mut std::process::Child, out: &mut String) {
 
 #[test]
 fn bad_requests_change_nothing_and_strangers_are_refused() {
-    let Some(topo) = Topology::client_gw_server("ctlbad") else {
+    let Some((_topo, gw)) = Gateway::over_client_gw_server("ctlbad") else {
         return;
     };
-    let gw = Gateway::start(&topo, None);
     let (_, before, _) = gw.tool("iptables-save", &[], None);
     // Unknown command and malformed rule: clear errors.
     let (st, _, err) = gw.tool("iptables", &["--frobnicate"], None);

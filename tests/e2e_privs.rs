@@ -235,10 +235,9 @@ fn running_gateway_is_unprivileged_and_survives_a_full_exercise() {
 
 #[test]
 fn default_stays_root_but_holds_no_capability() {
-    let Some(topo) = Topology::client_gw_server("rootnocap") else {
+    let Some((topo, gw)) = Gateway::over_client_gw_server("rootnocap") else {
         return;
     };
-    let gw = Gateway::start(&topo, None);
     assert_no_privileges(gw.pid(), 0, 0);
     // The defaults: the control threads at nice -10 (set before the drop,
     // inherited), the workers back at 0, the rest at 0; all SCHED_OTHER.

@@ -186,10 +186,9 @@ fn reject_refuses_and_drop_policy_blocks() {
 
 #[test]
 fn live_rule_changes_and_conntrack_delete() {
-    let Some(topo) = Topology::client_gw_server("live") else {
+    let Some((topo, gw)) = Gateway::over_client_gw_server("live") else {
         return;
     };
-    let gw = Gateway::start(&topo, None);
     let _l = listen(&topo.server(), "10.2.0.2", 8080);
     assert_eq!(connect(&topo.client(), "10.2.0.2", 8080, 1), ["ok"]);
     // Block it live; -C finds the rule; a typo changes nothing.

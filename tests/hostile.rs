@@ -69,6 +69,26 @@ fn have_python() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// The start of a test that floods the gateway with python3's packets: it
+/// runs alone ([`heavy`]; the guard comes first), on a new
+/// [`Topology::client_gw_server`] named `label`, through tungate with
+/// [`ruleset`], 2 workers and `extra` atop its config. `None` (after saying
+/// why) when python3 with AF_PACKET is missing or the machine cannot run it.
+fn flood_setup(
+    test: &str,
+    label: &str,
+    extra: &str,
+) -> Option<(std::sync::MutexGuard<'static, ()>, Topology, Gateway)> {
+    let alone = heavy();
+    if !have_python() {
+        eprintln!("SKIP {test}: python3 with AF_PACKET is missing");
+        return None;
+    }
+    let topo = Topology::client_gw_server(label)?;
+    let gw = Gateway::start_with(&topo, Some(&ruleset(&topo)), 2, extra);
+    Some((alone, topo, gw))
+}
+
 /// Writes `pkts` as they are into the client's TUN-side interface.
 fn inject(client: &Ns, dev: &str, pkts: &[Vec<u8>]) {
     for chunk in pkts.chunks(200) {
@@ -411,15 +431,9 @@ fn forwards(client: &Ns) -> bool {
 
 #[test]
 fn hostile_packets_each_kind_counted_and_gateway_keeps_forwarding() {
-    let _alone = heavy();
-    if !have_python() {
-        eprintln!("SKIP hostile_packets: python3 with AF_PACKET is missing");
-        return;
-    }
-    let Some(topo) = Topology::client_gw_server("hostile") else {
+    let Some((_alone, topo, gw)) = flood_setup("hostile_packets", "hostile", "") else {
         return;
     };
-    let gw = Gateway::start(&topo, Some(&ruleset(&topo)));
     let client = topo.client();
     let devs = topo.devices();
     let (tc, ts) = (&devs[0], &devs[1]);
@@ -553,19 +567,8 @@ mod vnet {
     #[test]
     fn vnet_headers_inconsistent_with_frame_are_bad_vnet_hdr() {
         let p = pipeline();
-        // A TSO super-packet as the TUN hands it over: 3000 bytes of data,
-        // partial checksum (pseudo-header sum in the field).
-        let mut seg = ipv4(CLIENT, SERVER, 6, &tcp_l4(40000, 5201, 0x18, &[7u8; 3000]));
-        seg[6] = 0x40; // DF, as TCP sends
-        fix_ip_csum(&mut seg);
-        let good = VnetHdr {
-            flags: 1,
-            gso_type: 1,
-            hdr_len: 40,
-            gso_size: 1448,
-            csum_start: 20,
-            csum_offset: 16,
-        };
+        // A TSO super-packet as the TUN hands it over: 3000 bytes of data.
+        let (good, seg) = tso(CLIENT, SERVER, 40000, 5201, 0x18, &[7u8; 3000]);
         let len = seg.len() as u16;
         let cases: &[(&str, VnetHdr)] = &[
             (
@@ -691,15 +694,9 @@ for i in range(n):
 
 #[test]
 fn fragment_flood_is_bounded_and_gateway_keeps_forwarding() {
-    let _alone = heavy();
-    if !have_python() {
-        eprintln!("SKIP fragment_flood: python3 with AF_PACKET is missing");
-        return;
-    }
-    let Some(topo) = Topology::client_gw_server("fragflood") else {
+    let Some((_alone, topo, gw)) = flood_setup("fragment_flood", "fragflood", "") else {
         return;
     };
-    let gw = Gateway::start(&topo, Some(&ruleset(&topo)));
     let client = topo.client();
     let tc = topo.devices()[0].clone();
     assert!(forwards(&client), "no ping through a fresh gateway");
@@ -828,15 +825,11 @@ print('udp replies', got, flush=True)
 
 #[test]
 fn conntrack_full_drops_new_flows_keeps_established_and_evicts_unassured() {
-    let _alone = heavy();
-    if !have_python() {
-        eprintln!("SKIP conntrack_full: python3 is missing");
-        return;
-    }
-    let Some(topo) = Topology::client_gw_server("ctfull") else {
+    let Some((_alone, topo, gw)) =
+        flood_setup("conntrack_full", "ctfull", "conntrack = { max = 64 }")
+    else {
         return;
     };
-    let gw = Gateway::start_with(&topo, Some(&ruleset(&topo)), 2, "conntrack = { max = 64 }");
     let (client, server) = (topo.client(), topo.server());
     let target = SERVER.to_string();
     let _srv = server.spawn(&["python3", "-c", ECHO_SERVER_PY, "7777"]);
@@ -1016,10 +1009,9 @@ fn soak_60s() {
 /// socket refused everyone. Now an idle stream notices within a second.
 #[test]
 fn abandoned_idle_event_streams_do_not_exhaust_the_control_socket() {
-    let Some(topo) = Topology::client_gw_server("ctlevents") else {
+    let Some((_topo, gw)) = Gateway::over_client_gw_server("ctlevents") else {
         return;
     };
-    let gw = Gateway::start(&topo, None);
     for _ in 0..20 {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tungate"))
             .arg("conntrack")

@@ -6,6 +6,10 @@
 //! Prints inserts/s (new_conn + confirm), lookups/s (lookup + update) at 1k
 //! entries and at the full size, and bytes per entry at the full size, both
 //! as RSS delta and as the table's own accounting.
+#[path = "../../bench/rss.rs"]
+mod rss;
+
+use rss::rss_bytes;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 use tungate::clock::Timestamp;
@@ -13,16 +17,6 @@ use tungate::conntrack::{ConnTable, ConntrackConfig, Tuple, PROTO_UDP};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn rss_bytes() -> usize {
-    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: usize = s
-        .split_whitespace()
-        .nth(1)
-        .and_then(|x| x.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
 
 fn tuple(i: u32) -> Tuple {
     // Distinct client address + port per flow, towards a few servers.

@@ -30,22 +30,15 @@ mod fuzz_common;
 use common::shared;
 use fuzz_common::Rng;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, LazyLock};
 
 use tungate::control::gateway::GatewayHandler;
 use tungate::control::proto::{read_frame, write_frame, Request, Response, Tool, VERSION};
 use tungate::control::server::Handler;
 
-const START_RULES: &str = "\
-*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A PREROUTING -d 10.0.1.1/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.0.2.2:8080
--A POSTROUTING -o tg1 -j MASQUERADE
-COMMIT
+/// The filter table of the ruleset the gateway starts with, after
+/// [`fuzz_common::NAT_TABLE`].
+const START_FILTER: &str = "\
 *filter
 :INPUT ACCEPT [0:0]
 :FORWARD DROP [0:0]
@@ -57,26 +50,21 @@ COMMIT
 COMMIT
 ";
 
+fn start_rules() -> String {
+    format!("{}{START_FILTER}", fuzz_common::NAT_TABLE)
+}
+
 fn handler(seed: u64) -> GatewayHandler {
-    let p = fuzz_common::gateway(START_RULES, Default::default(), seed);
+    let p = fuzz_common::gateway(&start_rules(), Default::default(), seed);
     GatewayHandler::new(Arc::new(p), None)
 }
 
-const WORDS: &[&str] = &[
-    "-A",
-    "-I",
-    "-D",
-    "-R",
-    "-N",
-    "-X",
-    "-F",
-    "-Z",
-    "-P",
-    "-E",
-    "-C",
-    "-L",
-    "-S",
-    "-t",
+/// The words of the random command lines: the iptables commands, then
+/// tables, options, values and conntrack's words.
+static WORDS: LazyLock<Vec<&str>> =
+    LazyLock::new(|| [fuzz_common::COMMAND_FLAGS, MORE_WORDS].concat());
+
+const MORE_WORDS: &[&str] = &[
     "nat",
     "filter",
     "raw",
@@ -165,7 +153,7 @@ const WORDS: &[&str] = &[
 ];
 
 fn dumps() -> Vec<String> {
-    let mut v = vec![START_RULES.to_string(), "*filter\nCOMMIT\n".to_string()];
+    let mut v = vec![start_rules(), "*filter\nCOMMIT\n".to_string()];
     if let Ok(rd) = std::fs::read_dir(shared().join("conformance/dumps")) {
         for e in rd.flatten() {
             if let Ok(t) = std::fs::read_to_string(e.path()) {
@@ -346,46 +334,34 @@ fn check_request(h: &GatewayHandler, req: &Request) -> Result<(), String> {
 
 #[test]
 fn fuzz_control_frames_and_requests() {
-    let (secs, seed) = fuzz_common::settings();
-    println!("fuzz_control: seed {seed}, {secs} s");
+    let (secs, seed, mut rng) = fuzz_common::settings("fuzz_control");
     let dumps = dumps();
-    let mut rng = Rng(seed);
     let mut h = handler(seed);
-    let start = Instant::now();
-    let end = start + Duration::from_secs(secs);
-    let (mut n, mut decoded, mut failed) = (0u64, 0u64, 0u64);
-    let failure = fuzz_common::quietly(|| {
-        while Instant::now() < end {
-            n += 1;
-            let (what, r) = if n % 2 == 0 {
-                let bytes = random_bytes(&mut rng, &dumps);
-                let r =
-                    fuzz_common::check(|| match read_frame::<_, Request>(&mut bytes.as_slice()) {
-                        Ok(Some(req)) => check_request(&h, &req).map(|()| true),
-                        Ok(None) | Err(_) => Ok(false),
-                    });
-                (format!("bytes {bytes:?}"), r)
-            } else {
-                let req = random_request(&mut rng, &dumps);
-                let r = fuzz_common::check(|| check_request(&h, &req).map(|()| true));
-                (format!("request {req:?}"), r)
-            };
-            match r {
-                Ok(true) => decoded += 1,
-                Ok(false) => failed += 1,
-                Err(msg) => return Some((what, msg)),
-            }
-            if n % 5_000 == 0 {
-                h = handler(seed ^ n);
-            }
+    let (mut decoded, mut failed) = (0u64, 0u64);
+    let failure = fuzz_common::run_for("fuzz_control", secs, |n| {
+        let (what, r) = if n % 2 == 0 {
+            let bytes = random_bytes(&mut rng, &dumps);
+            let r = fuzz_common::check(|| match read_frame::<_, Request>(&mut bytes.as_slice()) {
+                Ok(Some(req)) => check_request(&h, &req).map(|()| true),
+                Ok(None) | Err(_) => Ok(false),
+            });
+            (format!("bytes {bytes:?}"), r)
+        } else {
+            let req = random_request(&mut rng, &dumps);
+            let r = fuzz_common::check(|| check_request(&h, &req).map(|()| true));
+            (format!("request {req:?}"), r)
+        };
+        match r {
+            Ok(true) => decoded += 1,
+            Ok(false) => failed += 1,
+            Err(msg) => return Some((what, msg)),
+        }
+        if n % 5_000 == 0 {
+            h = handler(seed ^ n);
         }
         None
     });
-    let el = start.elapsed().as_secs_f64();
-    println!(
-        "fuzz_control: {n} inputs in {el:.1} s ({:.0} execs/s), {decoded} handled, {failed} frames refused",
-        n as f64 / el
-    );
+    println!("fuzz_control: {decoded} handled, {failed} frames refused");
     if let Some((what, msg)) = failure {
         let path = fuzz_common::save_failure("fuzz-control-failure", seed, &what);
         panic!(

@@ -22,29 +22,19 @@ mod fuzz_common;
 use common::shared;
 use fuzz_common::Rng;
 
-use std::time::{Duration, Instant};
+use std::sync::LazyLock;
 
 use tungate::ruleset::{Ruleset, TableKind};
 use tungate::syntax::{
     apply_command, list, list_rules, restore, save, tokenize, ListFormat, RestoreOptions,
 };
 
-const DICT: &[&str] = &[
-    "!",
-    "-A",
-    "-I",
-    "-D",
-    "-R",
-    "-N",
-    "-X",
-    "-F",
-    "-Z",
-    "-P",
-    "-E",
-    "-C",
-    "-L",
-    "-S",
-    "-t",
+/// The mutation dictionary: "!", the commands, then options, values and
+/// restore-file tokens.
+static DICT: LazyLock<Vec<&str>> =
+    LazyLock::new(|| [&["!"][..], fuzz_common::COMMAND_FLAGS, MORE_WORDS].concat());
+
+const MORE_WORDS: &[&str] = &[
     "-p",
     "-s",
     "-d",
@@ -370,31 +360,25 @@ fn check(input: &str) -> Result<(), String> {
 
 #[test]
 fn fuzz_restore_and_command_parsers() {
-    let (secs, seed) = fuzz_common::settings();
-    println!("fuzz: seed {seed}, {secs} s");
+    let (secs, seed, mut rng) = fuzz_common::settings("fuzz");
     let corpus = corpus();
     assert!(!corpus.is_empty());
-    let mut rng = Rng(seed);
-    let end = Instant::now() + Duration::from_secs(secs);
-    let (mut n, mut accepted) = (0u64, 0u64);
-    let failure = fuzz_common::quietly(|| {
-        while Instant::now() < end {
-            let base = &corpus[rng.below(corpus.len())];
-            let input = mutate(&mut rng, base);
-            n += 1;
-            match fuzz_common::check(|| check(&input)) {
-                Ok(()) => {
-                    let mut rs = Ruleset::new();
-                    if restore(&mut rs, &input, RestoreOptions::default()).is_ok() {
-                        accepted += 1;
-                    }
+    let mut accepted = 0u64;
+    let failure = fuzz_common::run_for("fuzz", secs, |_| {
+        let base = &corpus[rng.below(corpus.len())];
+        let input = mutate(&mut rng, base);
+        match fuzz_common::check(|| check(&input)) {
+            Ok(()) => {
+                let mut rs = Ruleset::new();
+                if restore(&mut rs, &input, RestoreOptions::default()).is_ok() {
+                    accepted += 1;
                 }
-                Err(msg) => return Some((input, msg)),
+                None
             }
+            Err(msg) => Some((input, msg)),
         }
-        None
     });
-    println!("fuzz: {n} inputs, {accepted} accepted by restore");
+    println!("fuzz: {accepted} accepted by restore");
     if let Some((input, msg)) = failure {
         let path = fuzz_common::save_failure("fuzz-failure", seed, &input);
         panic!("fuzz failure ({msg}); input saved to {}", path.display());

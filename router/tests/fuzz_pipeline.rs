@@ -30,28 +30,23 @@
 //! (hex of the vnet header and the frame).
 
 mod fuzz_common;
+#[path = "../../tests/hostile/packets.rs"]
+mod packets;
 use fuzz_common::{Rng, MTU};
+use packets::{
+    fix_ip_csum, fix_l4_csum, fragment, hex, icmp, icmp_error, ipv4, tcp, tcp_l4, tso, udp,
+};
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
 
 use tungate::clock::Timestamp;
 use tungate::conntrack::ConntrackConfig;
 use tungate::pipeline::engine::{check_ipv4, Pipeline, Worker};
 use tungate::pipeline::{EmitVec, IfIndex, PacketCtx, Processor, Verdict};
-use tungate::wire::checksum;
 use tungate::wire::vnet::VnetHdr;
 
-const RULES: &str = "\
-*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A PREROUTING -d 10.0.1.1/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.0.2.2:8080
--A PREROUTING -d 10.0.1.1/32 -p udp -m udp --dport 53 -j DNAT --to-destination 10.0.2.3
--A POSTROUTING -o tg1 -j MASQUERADE
-COMMIT
+/// The filter table after [`fuzz_common::NAT_TABLE`].
+const FILTER_TABLE: &str = "\
 *filter
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
@@ -71,115 +66,33 @@ fn pipeline(seed: u64) -> Pipeline {
         max_entries: 256,
         ..Default::default()
     };
-    fuzz_common::gateway(RULES, conntrack, seed)
+    let rules = format!("{}{FILTER_TABLE}", fuzz_common::NAT_TABLE);
+    fuzz_common::gateway(&rules, conntrack, seed)
 }
 
-fn fix_ip_csum(p: &mut [u8]) {
-    if p.len() < 20 {
-        return;
-    }
-    let ihl = (usize::from(p[0] & 0x0f) * 4).clamp(20, p.len());
-    p[10] = 0;
-    p[11] = 0;
-    let c = checksum::checksum(&p[..ihl]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-}
-
-/// Full L4 checksum (TCP/UDP/ICMP) over an unfragmented packet.
-fn fix_l4_csum(p: &mut [u8]) {
-    if p.len() < 20 {
-        return;
-    }
-    let ihl = usize::from(p[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([p[2], p[3]])).min(p.len());
-    if ihl < 20 || total < ihl {
-        return;
-    }
-    let (at, pseudo) = match p[9] {
-        6 => (16, true),
-        17 => (6, true),
-        1 => (2, false),
-        _ => return,
-    };
-    if total < ihl + at + 2 {
-        return;
-    }
-    p[ihl + at] = 0;
-    p[ihl + at + 1] = 0;
-    let init = if pseudo {
-        let src = Ipv4Addr::new(p[12], p[13], p[14], p[15]);
-        let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
-        checksum::pseudo_header_sum(src, dst, p[9], (total - ihl) as u16)
-    } else {
-        0
-    };
-    let c = !checksum::fold(checksum::sum(&p[ihl..total], init));
-    p[ihl + at..ihl + at + 2].copy_from_slice(&c.to_be_bytes());
-}
-
-fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) -> Vec<u8> {
-    let total = 20 + l4.len();
-    let mut p = vec![0u8; total];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    p[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
-    p[6] = 0x40;
-    p[8] = 64;
-    p[9] = proto;
-    p[12..16].copy_from_slice(&src);
-    p[16..20].copy_from_slice(&dst);
-    p[20..].copy_from_slice(l4);
-    fix_l4_csum(&mut p);
-    fix_ip_csum(&mut p);
-    p
-}
-
-fn tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: u8, data: &[u8]) -> Vec<u8> {
-    let mut l4 = vec![0u8; 20];
-    l4[0..2].copy_from_slice(&sport.to_be_bytes());
-    l4[2..4].copy_from_slice(&dport.to_be_bytes());
-    l4[4..8].copy_from_slice(&0x1000_0000u32.to_be_bytes());
-    l4[8..12].copy_from_slice(&0x2000_0000u32.to_be_bytes());
-    l4[12] = 0x50;
-    l4[13] = flags;
-    l4[14..16].copy_from_slice(&64240u16.to_be_bytes());
-    l4.extend_from_slice(data);
-    ipv4(src, dst, 6, &l4)
-}
-
-fn udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
-    let mut l4 = vec![0u8; 8];
-    l4[0..2].copy_from_slice(&sport.to_be_bytes());
-    l4[2..4].copy_from_slice(&dport.to_be_bytes());
-    l4[4..6].copy_from_slice(&((8 + data.len()) as u16).to_be_bytes());
-    l4.extend_from_slice(data);
-    ipv4(src, dst, 17, &l4)
-}
-
-fn icmp(src: [u8; 4], dst: [u8; 4], ty: u8, code: u8, rest: &[u8]) -> Vec<u8> {
-    let mut l4 = vec![ty, code, 0, 0];
-    l4.extend_from_slice(rest);
-    ipv4(src, dst, 1, &l4)
-}
-
-const C: [u8; 4] = [10, 0, 1, 2];
-const GW0: [u8; 4] = [10, 0, 1, 1];
-const GW1: [u8; 4] = [10, 0, 2, 1];
-const S: [u8; 4] = [10, 0, 2, 2];
+const C: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
+const GW0: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 1);
+const GW1: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 1);
+const S: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
 
 /// Seed frames with their vnet headers.
 fn corpus() -> Vec<(VnetHdr, Vec<u8>)> {
     let plain = VnetHdr::default();
-    let mut v = vec![
-        (plain, tcp(C, GW0, 40000, 80, 0x02, &[])),
-        (plain, tcp(S, GW1, 8080, 40000, 0x12, &[])),
-        (plain, tcp(C, S, 40001, 5201, 0x02, &[])),
-        (plain, tcp(C, S, 40001, 5201, 0x18, b"hello world")),
-        (plain, tcp(S, C, 5201, 40001, 0x12, &[])),
-        (plain, tcp(C, GW0, 40002, 23, 0x02, &[])),
-        (plain, tcp(C, S, 40003, 25, 0x02, &[])),
-        (plain, tcp(C, S, 40004, 80, 0x03, &[])),
-        (plain, tcp(C, S, 40005, 80, 0x00, &[])),
+    let syn = tcp(C, S, 40001, 5201, 0x02);
+    let big = udp(C, S, 6000, 6000, &[7u8; 64]);
+    vec![
+        (plain, tcp(C, GW0, 40000, 80, 0x02)),
+        (plain, tcp(S, GW1, 8080, 40000, 0x12)),
+        (plain, syn.clone()),
+        (
+            plain,
+            ipv4(C, S, 6, &tcp_l4(40001, 5201, 0x18, b"hello world")),
+        ),
+        (plain, tcp(S, C, 5201, 40001, 0x12)),
+        (plain, tcp(C, GW0, 40002, 23, 0x02)),
+        (plain, tcp(C, S, 40003, 25, 0x02)),
+        (plain, tcp(C, S, 40004, 80, 0x03)),
+        (plain, tcp(C, S, 40005, 80, 0x00)),
         (plain, udp(C, GW0, 5353, 53, b"query")),
         (plain, udp(C, S, 5000, 9, b"discard")),
         (plain, udp(C, S, 5001, 5001, &[0u8; 200])),
@@ -187,65 +100,29 @@ fn corpus() -> Vec<(VnetHdr, Vec<u8>)> {
         (plain, icmp(C, S, 8, 0, &[0, 1, 0, 1, 0xde, 0xad])),
         (plain, icmp(C, GW0, 8, 0, &[0, 2, 0, 1])),
         (plain, icmp(S, C, 0, 0, &[0, 1, 0, 1])),
-    ];
-    // ICMP errors quoting a flow (the client's SYN to the server), an
-    // unknown flow, and another ICMP error.
-    let syn = tcp(C, S, 40001, 5201, 0x02, &[]);
-    v.push((
-        plain,
-        icmp(S, C, 3, 3, &{
-            let mut r = vec![0u8; 4];
-            r.extend_from_slice(&syn[..28]);
-            r
-        }),
-    ));
-    v.push((
-        plain,
-        icmp([10, 0, 2, 9], GW1, 3, 1, &{
-            let mut r = vec![0u8; 4];
-            r.extend_from_slice(&tcp(GW1, S, 1024, 8080, 0x02, &[])[..28]);
-            r
-        }),
-    ));
-    let inner_err = icmp(C, S, 11, 0, &[0u8; 32]);
-    v.push((
-        plain,
-        icmp(S, C, 3, 1, &{
-            let mut r = vec![0u8; 4];
-            r.extend_from_slice(&inner_err[..28]);
-            r
-        }),
-    ));
-    // Two fragments of one UDP datagram.
-    let big = udp(C, S, 6000, 6000, &[7u8; 64]);
-    let mut f1 = big[..20 + 32].to_vec();
-    f1[2..4].copy_from_slice(&52u16.to_be_bytes());
-    f1[6] = 0x20; // MF
-    f1[7] = 0;
-    fix_ip_csum(&mut f1);
-    let mut f2 = big[..20].to_vec();
-    f2.extend_from_slice(&big[52..]);
-    let l = f2.len() as u16;
-    f2[2..4].copy_from_slice(&l.to_be_bytes());
-    f2[6] = 0;
-    f2[7] = 4; // offset 32 bytes
-    fix_ip_csum(&mut f2);
-    v.push((plain, f1));
-    v.push((plain, f2));
-    // A TSO super-packet with a partial checksum, as the TUN hands it over.
-    let mut gso = tcp(C, S, 40001, 5201, 0x10, &[9u8; 4000]);
-    gso[6] = 0x40;
-    fix_ip_csum(&mut gso);
-    let hdr = VnetHdr {
-        flags: 1,
-        gso_type: 1,
-        hdr_len: 40,
-        gso_size: 1448,
-        csum_start: 20,
-        csum_offset: 16,
-    };
-    v.push((hdr, gso));
-    v
+        // ICMP errors quoting a flow (the client's SYN to the server), an
+        // unknown flow, and another ICMP error.
+        (plain, icmp_error(S, C, 3, 3, &syn)),
+        (
+            plain,
+            icmp_error(
+                Ipv4Addr::new(10, 0, 2, 9),
+                GW1,
+                3,
+                1,
+                &tcp(GW1, S, 1024, 8080, 0x02),
+            ),
+        ),
+        (
+            plain,
+            icmp_error(S, C, 3, 1, &icmp(C, S, 11, 0, &[0u8; 32])),
+        ),
+        // Two fragments of one UDP datagram.
+        (plain, fragment(&big, 0, 32, true)),
+        (plain, fragment(&big, 32, 72, false)),
+        // A TSO super-packet with its vnet header, as the TUN hands it over.
+        tso(C, S, 40001, 5201, 0x10, &[9u8; 4000]),
+    ]
 }
 
 const INTERESTING: &[u8] = &[
@@ -373,58 +250,43 @@ fn check(
     Ok(matches!(v, Verdict::Forward(_)))
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 #[test]
 fn fuzz_pipeline_frames_and_vnet_headers() {
-    let (secs, seed) = fuzz_common::settings();
-    println!("fuzz_pipeline: seed {seed}, {secs} s");
+    let (secs, seed, mut rng) = fuzz_common::settings("fuzz_pipeline");
     let corpus = corpus();
-    // The seeds themselves must pass the properties.
-    let mut rng = Rng(seed);
     let mut pl = pipeline(seed);
     let mut workers = [pl.worker(0), pl.worker(1)];
     let mut now = Timestamp::from_secs(1);
-    let start = Instant::now();
-    let end = start + Duration::from_secs(secs);
-    let (mut n, mut forwarded) = (0u64, 0u64);
+    let mut forwarded = 0u64;
+    // The seeds themselves must pass the properties.
     let mut inputs = corpus.clone().into_iter();
-    let failure = fuzz_common::quietly(|| {
-        while Instant::now() < end {
-            let (h, p) = inputs.next().unwrap_or_else(|| mutate(&mut rng, &corpus));
-            let ingress = rng.below(2) as u16;
-            let worker = &mut workers[rng.below(2)];
-            // Time moves on: mostly microseconds, sometimes past timeouts.
-            now = Timestamp(
-                now.as_nanos()
-                    + match rng.below(1000) {
-                        0 => 700_000_000_000,
-                        1..=9 => 31_000_000_000,
-                        _ => rng.below(100_000) as u64,
-                    },
-            );
-            n += 1;
-            match fuzz_common::check(|| check(&pl, now, &mut *worker, ingress, h, &p)) {
-                Ok(fwd) => forwarded += u64::from(fwd),
-                Err(msg) => return Some((h, p, msg)),
-            }
-            if n % 64 == 0 {
-                pl.maintain(now, 64);
-            }
-            if n % 200_000 == 0 {
-                // A fresh gateway now and then, so state does not only grow.
-                pl = pipeline(seed ^ n);
-            }
+    let failure = fuzz_common::run_for("fuzz_pipeline", secs, |n| {
+        let (h, p) = inputs.next().unwrap_or_else(|| mutate(&mut rng, &corpus));
+        let ingress = rng.below(2) as u16;
+        let worker = &mut workers[rng.below(2)];
+        // Time moves on: mostly microseconds, sometimes past timeouts.
+        now = Timestamp(
+            now.as_nanos()
+                + match rng.below(1000) {
+                    0 => 700_000_000_000,
+                    1..=9 => 31_000_000_000,
+                    _ => rng.below(100_000) as u64,
+                },
+        );
+        match fuzz_common::check(|| check(&pl, now, &mut *worker, ingress, h, &p)) {
+            Ok(fwd) => forwarded += u64::from(fwd),
+            Err(msg) => return Some((h, p, msg)),
+        }
+        if n % 64 == 0 {
+            pl.maintain(now, 64);
+        }
+        if n % 200_000 == 0 {
+            // A fresh gateway now and then, so state does not only grow.
+            pl = pipeline(seed ^ n);
         }
         None
     });
-    let el = start.elapsed().as_secs_f64();
-    println!(
-        "fuzz_pipeline: {n} inputs in {el:.1} s ({:.0} execs/s), {forwarded} forwarded",
-        n as f64 / el
-    );
+    println!("fuzz_pipeline: {forwarded} forwarded");
     if let Some((h, p, msg)) = failure {
         let mut vh = [0u8; 10];
         h.write(&mut vh);

@@ -447,6 +447,15 @@ impl Gateway {
         Gateway::start_with(topo, ruleset, 2, "")
     }
 
+    /// What most tests start with: tungate as [`Gateway::start`] runs it, with
+    /// no ruleset, over a new [`Topology::client_gw_server`] named `label`;
+    /// `None` when the machine cannot run it.
+    pub fn over_client_gw_server(label: &str) -> Option<(Topology, Gateway)> {
+        let topo = Topology::client_gw_server(label)?;
+        let gw = Gateway::start(&topo, None);
+        Some((topo, gw))
+    }
+
     /// Like `start`; `extra` is appended to the top of the generated config.
     pub fn start_with(
         topo: &Topology,

@@ -1,8 +1,10 @@
-//! Builders for the hostile packets: plain byte vectors, checksums right
+//! Builders for the hostile packets (and the pipeline fuzzer's seeds,
+//! `router/tests/fuzz_pipeline.rs`): plain byte vectors, checksums right
 //! unless a kind breaks them on purpose.
 #![allow(dead_code)]
 
 use std::net::Ipv4Addr;
+use tungate::wire::vnet::VnetHdr;
 
 pub fn csum(data: &[u8], init: u32) -> u16 {
     let mut s = init as u64;
@@ -15,7 +17,11 @@ pub fn csum(data: &[u8], init: u32) -> u16 {
     !(s as u16)
 }
 
+/// The IPv4 header checksum; nothing on a frame too short for a header.
 pub fn fix_ip_csum(p: &mut [u8]) {
+    if p.len() < 20 {
+        return;
+    }
     let ihl = (usize::from(p[0] & 0x0f) * 4).clamp(20, p.len());
     p[10] = 0;
     p[11] = 0;
@@ -31,26 +37,30 @@ fn pseudo(p: &[u8], proto: u8, len: usize) -> u32 {
     s + u32::from(proto) + len as u32
 }
 
-/// L4 checksum over everything after the IP header.
+/// The TCP, UDP or ICMP checksum over the IP payload (up to the total
+/// length); nothing where the frame has no room for the field.
 pub fn fix_l4_csum(p: &mut [u8]) {
+    if p.len() < 20 {
+        return;
+    }
     let ihl = usize::from(p[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([p[2], p[3]])).min(p.len());
+    if ihl < 20 || total < ihl {
+        return;
+    }
     let (at, ps) = match p[9] {
         6 => (16, true),
         17 => (6, true),
         1 => (2, false),
         _ => return,
     };
-    if p.len() < ihl + at + 2 {
+    if total < ihl + at + 2 {
         return;
     }
     p[ihl + at] = 0;
     p[ihl + at + 1] = 0;
-    let init = if ps {
-        pseudo(p, p[9], p.len() - ihl)
-    } else {
-        0
-    };
-    let c = csum(&p[ihl..], init);
+    let init = if ps { pseudo(p, p[9], total - ihl) } else { 0 };
+    let c = csum(&p[ihl..total], init);
     p[ihl + at..ihl + at + 2].copy_from_slice(&c.to_be_bytes());
 }
 
@@ -146,6 +156,31 @@ pub fn fragment(whole: &[u8], from: usize, to: usize, mf: bool) -> Vec<u8> {
     p[6..8].copy_from_slice(&off.to_be_bytes());
     fix_ip_csum(&mut p);
     p
+}
+
+/// A TSO super-packet of `data` as the TUN hands it over (DF set, as TCP
+/// sends), with its vnet header: segments of 1448 bytes, the checksum to
+/// complete from byte 20 + 16.
+pub fn tso(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    data: &[u8],
+) -> (VnetHdr, Vec<u8>) {
+    let mut p = ipv4(src, dst, 6, &tcp_l4(sport, dport, flags, data));
+    p[6] = 0x40;
+    fix_ip_csum(&mut p);
+    let hdr = VnetHdr {
+        flags: 1,
+        gso_type: 1,
+        hdr_len: 40,
+        gso_size: 1448,
+        csum_start: 20,
+        csum_offset: 16,
+    };
+    (hdr, p)
 }
 
 pub fn hex(b: &[u8]) -> String {

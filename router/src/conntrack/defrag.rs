@@ -432,14 +432,20 @@ mod tests {
         v
     }
 
+    /// A 3000-byte UDP datagram and its three fragments at MTU 1280.
+    fn datagram_in_three() -> (Vec<u8>, Vec<Vec<u8>>) {
+        let p = big_udp(3000);
+        let fs = frags(&p, 1280);
+        (p, fs)
+    }
+
     fn t(s: u64) -> Timestamp {
         Timestamp::from_secs(s)
     }
 
     #[test]
     fn fragment_then_reassemble_in_order_and_out_of_order() {
-        let p = big_udp(3000);
-        let fs = frags(&p, 1280);
+        let (p, fs) = datagram_in_three();
         assert_eq!(fs.len(), 3);
         for f in &fs {
             assert!(f.len() <= 1280);
@@ -477,8 +483,7 @@ mod tests {
 
     #[test]
     fn overlaps_duplicates_and_bad_lengths() {
-        let p = big_udp(3000);
-        let fs = frags(&p, 1280);
+        let (p, fs) = datagram_in_three();
         // Exact duplicate: ignored, reassembly still completes.
         let d = Defrag::default();
         assert_eq!(d.process(&fs[0], t(1)), DefragOutcome::Held);
@@ -514,8 +519,7 @@ mod tests {
 
     #[test]
     fn never_completed_queue_expires_at_30s() {
-        let p = big_udp(3000);
-        let fs = frags(&p, 1280);
+        let (_, fs) = datagram_in_three();
         let d = Defrag::default();
         assert_eq!(d.process(&fs[0], t(10)), DefragOutcome::Held);
         assert!(d.bytes() > 0);

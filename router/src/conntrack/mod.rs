@@ -445,49 +445,51 @@ impl Default for Timeouts {
 #[error("unknown conntrack timeout `{0}`; expected one of: {names}", names = Timeouts::NAMES.join(", "))]
 pub struct UnknownTimeout(pub String);
 
-impl Timeouts {
-    /// The settable names: the kernel's sysctls without the
-    /// `net.netfilter.nf_conntrack_` prefix.
-    pub const NAMES: [&'static str; 13] = [
-        "tcp_timeout_syn_sent",
-        "tcp_timeout_syn_recv",
-        "tcp_timeout_established",
-        "tcp_timeout_fin_wait",
-        "tcp_timeout_close_wait",
-        "tcp_timeout_last_ack",
-        "tcp_timeout_time_wait",
-        "tcp_timeout_close",
-        "udp_timeout",
-        "udp_timeout_stream",
-        "icmp_timeout",
-        "icmpv6_timeout",
-        "generic_timeout",
-    ];
+/// [`Timeouts::NAMES`] and the field each name sets, from one list.
+macro_rules! timeout_sysctls {
+    ($($name:literal => $field:ident,)*) => {
+        impl Timeouts {
+            /// The settable names: the kernel's sysctls without the
+            /// `net.netfilter.nf_conntrack_` prefix.
+            pub const NAMES: [&'static str; 13] = [$($name),*];
 
+            fn field(&mut self, short: &str) -> Option<&mut Duration> {
+                match short {
+                    $($name => Some(&mut self.$field),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+timeout_sysctls! {
+    "tcp_timeout_syn_sent" => tcp_syn_sent,
+    "tcp_timeout_syn_recv" => tcp_syn_recv,
+    "tcp_timeout_established" => tcp_established,
+    "tcp_timeout_fin_wait" => tcp_fin_wait,
+    "tcp_timeout_close_wait" => tcp_close_wait,
+    "tcp_timeout_last_ack" => tcp_last_ack,
+    "tcp_timeout_time_wait" => tcp_time_wait,
+    "tcp_timeout_close" => tcp_close,
+    "udp_timeout" => udp_unreplied,
+    "udp_timeout_stream" => udp_stream,
+    "icmp_timeout" => icmp,
+    "icmpv6_timeout" => icmpv6,
+    "generic_timeout" => generic,
+}
+
+impl Timeouts {
     /// Sets one timeout by its sysctl name, with or without the
     /// `net.netfilter.nf_conntrack_` prefix (`udp_timeout_stream`, ...).
     pub fn set(&mut self, name: &str, secs: u64) -> Result<(), UnknownTimeout> {
         let short = name
             .strip_prefix("net.netfilter.nf_conntrack_")
             .unwrap_or(name);
-        let d = Duration::from_secs(secs);
-        let slot = match short {
-            "tcp_timeout_syn_sent" => &mut self.tcp_syn_sent,
-            "tcp_timeout_syn_recv" => &mut self.tcp_syn_recv,
-            "tcp_timeout_established" => &mut self.tcp_established,
-            "tcp_timeout_fin_wait" => &mut self.tcp_fin_wait,
-            "tcp_timeout_close_wait" => &mut self.tcp_close_wait,
-            "tcp_timeout_last_ack" => &mut self.tcp_last_ack,
-            "tcp_timeout_time_wait" => &mut self.tcp_time_wait,
-            "tcp_timeout_close" => &mut self.tcp_close,
-            "udp_timeout" => &mut self.udp_unreplied,
-            "udp_timeout_stream" => &mut self.udp_stream,
-            "icmp_timeout" => &mut self.icmp,
-            "icmpv6_timeout" => &mut self.icmpv6,
-            "generic_timeout" => &mut self.generic,
-            _ => return Err(UnknownTimeout(name.to_string())),
-        };
-        *slot = d;
+        let field = self
+            .field(short)
+            .ok_or_else(|| UnknownTimeout(name.to_string()))?;
+        *field = Duration::from_secs(secs);
         Ok(())
     }
 

@@ -111,6 +111,17 @@ pub(super) fn shown(n: usize) -> String {
     format!("conntrack v1.4.7 (conntrack-tools): {n} flow entries have been shown.\n")
 }
 
+/// Each `(command line, entries)` of `cases` lists exactly those entries,
+/// says how many it showed, and exits 0.
+pub(super) fn assert_lists(t: &ConnTable, cases: &[(&str, &[&str])]) {
+    for (cmd, want) in cases {
+        let o = ct(t, cmd);
+        assert_eq!(o.stdout, lines(want), "{cmd}");
+        assert_eq!(o.stderr, shown(want.len()), "{cmd}");
+        assert_eq!(o.status, 0, "{cmd}");
+    }
+}
+
 pub(super) fn err(msg: &str) -> String {
     format!(
         "conntrack v1.4.7 (conntrack-tools): {msg}\nTry `conntrack -h' or 'conntrack --help' for more information.\n"

@@ -96,61 +96,23 @@ pub(super) const OPT_NAMES: [&str; 29] = [
     "reply-zone",
 ];
 
-/// `commands_v_options` of conntrack 1.4.7: 0 illegal, 1 required,
+/// `commands_v_options` of conntrack 1.4.7, a row per [`Cmd`] in its order
+/// (`LEGAL[cmd as usize]`), a column per [`Opt`]: 0 illegal, 1 required,
 /// 2 optional, 3 decided by the command.
-pub(super) const LEGAL: [(Cmd, [u8; 29]); 11] = [
-    //             s d r q p t u z e [ ] { } a m i f n g o c b j w l < > ( )
-    (
-        Cmd::List,
-        [
-            2, 2, 2, 2, 2, 0, 2, 2, 0, 0, 0, 2, 2, 0, 2, 0, 2, 2, 2, 2, 2, 0, 2, 2, 2, 0, 0, 2, 2,
-        ],
-    ),
-    (
-        Cmd::Create,
-        [
-            3, 3, 3, 3, 1, 1, 2, 0, 0, 0, 0, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 0, 0, 2, 0, 2, 0, 2, 2,
-        ],
-    ),
-    (
-        Cmd::Update,
-        [
-            2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 0, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 0, 0,
-        ],
-    ),
-    (
-        Cmd::Delete,
-        [
-            2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 0, 2, 2, 2, 2, 2, 2, 0, 0, 0, 2, 2, 0, 0, 2, 2,
-        ],
-    ),
-    (
-        Cmd::Get,
-        [
-            3, 3, 3, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0,
-        ],
-    ),
-    (
-        Cmd::Flush,
-        [
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        ],
-    ),
-    (
-        Cmd::Event,
-        [
-            2, 2, 2, 2, 2, 0, 0, 0, 2, 0, 0, 2, 2, 0, 2, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 2, 2,
-        ],
-    ),
-    (Cmd::Version, [0; 29]),
-    (
-        Cmd::Help,
-        [
-            0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        ],
-    ),
-    (Cmd::Count, [0; 29]),
-    (Cmd::Stats, [0; 29]),
+#[rustfmt::skip]
+pub(super) const LEGAL: [[u8; 29]; 11] = [
+    //             s  d  r  q  p  t  u  z  e  [  ]  {  }  a  m  i  f  n  g  o  c  b  j  w  l  <  >  (  )
+    /* list    */ [2, 2, 2, 2, 2, 0, 2, 2, 0, 0, 0, 2, 2, 0, 2, 0, 2, 2, 2, 2, 2, 0, 2, 2, 2, 0, 0, 2, 2],
+    /* create  */ [3, 3, 3, 3, 1, 1, 2, 0, 0, 0, 0, 0, 0, 2, 2, 0, 0, 2, 2, 0, 0, 0, 0, 2, 0, 2, 0, 2, 2],
+    /* update  */ [2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 0, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 0, 0],
+    /* delete  */ [2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 0, 2, 2, 2, 2, 2, 2, 0, 0, 0, 2, 2, 0, 0, 2, 2],
+    /* get     */ [3, 3, 3, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0],
+    /* flush   */ [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    /* event   */ [2, 2, 2, 2, 2, 0, 0, 0, 2, 0, 0, 2, 2, 0, 2, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 2, 2],
+    /* version */ [0; 29],
+    /* help    */ [0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    /* count   */ [0; 29],
+    /* stats   */ [0; 29],
 ];
 
 /// The same for the expectation table (`-L expect`: only `-i -f -o`;
@@ -252,58 +214,30 @@ pub(super) const LONG_OPTS: &[(&str, Arg, Key)] = &[
     ("reply-zone", Arg::Required, Key::Opt(Opt::ReplyZone)),
 ];
 
+/// A protocol-specific option: each takes an argument.
+const fn proto(name: &'static str, opt: ProtoOpt) -> (&'static str, Arg, Key) {
+    (name, Arg::Required, Key::Proto(opt))
+}
+
 pub(super) const PORT_OPTS: &[(&str, Arg, Key)] = &[
-    (
-        "orig-port-src",
-        Arg::Required,
-        Key::Proto(ProtoOpt::OrigPortSrc),
-    ),
-    (
-        "orig-port-dst",
-        Arg::Required,
-        Key::Proto(ProtoOpt::OrigPortDst),
-    ),
-    (
-        "reply-port-src",
-        Arg::Required,
-        Key::Proto(ProtoOpt::ReplyPortSrc),
-    ),
-    (
-        "reply-port-dst",
-        Arg::Required,
-        Key::Proto(ProtoOpt::ReplyPortDst),
-    ),
-    (
-        "mask-port-src",
-        Arg::Required,
-        Key::Proto(ProtoOpt::MaskPortSrc),
-    ),
-    (
-        "mask-port-dst",
-        Arg::Required,
-        Key::Proto(ProtoOpt::MaskPortDst),
-    ),
-    (
-        "tuple-port-src",
-        Arg::Required,
-        Key::Proto(ProtoOpt::TuplePortSrc),
-    ),
-    (
-        "tuple-port-dst",
-        Arg::Required,
-        Key::Proto(ProtoOpt::TuplePortDst),
-    ),
-    ("sport", Arg::Required, Key::Proto(ProtoOpt::OrigPortSrc)),
-    ("dport", Arg::Required, Key::Proto(ProtoOpt::OrigPortDst)),
+    proto("orig-port-src", ProtoOpt::OrigPortSrc),
+    proto("orig-port-dst", ProtoOpt::OrigPortDst),
+    proto("reply-port-src", ProtoOpt::ReplyPortSrc),
+    proto("reply-port-dst", ProtoOpt::ReplyPortDst),
+    proto("mask-port-src", ProtoOpt::MaskPortSrc),
+    proto("mask-port-dst", ProtoOpt::MaskPortDst),
+    proto("tuple-port-src", ProtoOpt::TuplePortSrc),
+    proto("tuple-port-dst", ProtoOpt::TuplePortDst),
+    proto("sport", ProtoOpt::OrigPortSrc),
+    proto("dport", ProtoOpt::OrigPortDst),
 ];
 
-pub(super) const TCP_STATE_OPT: (&str, Arg, Key) =
-    ("state", Arg::Required, Key::Proto(ProtoOpt::State));
+pub(super) const TCP_STATE_OPT: (&str, Arg, Key) = proto("state", ProtoOpt::State);
 
 pub(super) const ICMP_OPTS: &[(&str, Arg, Key)] = &[
-    ("icmp-type", Arg::Required, Key::Proto(ProtoOpt::IcmpType)),
-    ("icmp-code", Arg::Required, Key::Proto(ProtoOpt::IcmpCode)),
-    ("icmp-id", Arg::Required, Key::Proto(ProtoOpt::IcmpId)),
+    proto("icmp-type", ProtoOpt::IcmpType),
+    proto("icmp-code", ProtoOpt::IcmpCode),
+    proto("icmp-id", ProtoOpt::IcmpId),
 ];
 
 pub(super) fn short_opt(c: char) -> Option<(Arg, Key)> {

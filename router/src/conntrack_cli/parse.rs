@@ -369,13 +369,7 @@ fn parse_inner(args: &[String], warnings: &mut Vec<String>) -> Result<Request, C
         (CtTable::Expect, Cmd::List) => &EXP_LIST,
         (CtTable::Expect, Cmd::Delete | Cmd::Get) => &EXP_DELETE,
         (CtTable::Expect, Cmd::Flush | Cmd::Event | Cmd::Count | Cmd::Update) => &[0; 29],
-        _ => {
-            &LEGAL
-                .iter()
-                .find(|(c, _)| *c == cmd)
-                .expect("all commands")
-                .1
-        }
+        _ => &LEGAL[cmd as usize],
     };
     for (k, &l) in legal.iter().enumerate() {
         if used[k] && l == 0 {

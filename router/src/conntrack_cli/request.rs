@@ -282,12 +282,7 @@ mod tests {
             ("-L -f ipv6", &[]),
             ("-L -f ipv4 -p icmp", &[L_ICMP]),
         ];
-        for (cmd, want) in cases {
-            let o = ct(&t, cmd);
-            assert_eq!(o.stdout, lines(want), "{cmd}");
-            assert_eq!(o.stderr, shown(want.len()), "{cmd}");
-            assert_eq!(o.status, 0, "{cmd}");
-        }
+        assert_lists(&t, cases);
     }
 
     #[test]
@@ -326,12 +321,7 @@ mod tests {
             ("-L -m foo", &[L_TCP, L_UDP, L_ICMP, L_SYN]),
             ("-L -w 1", &[]),
         ];
-        for (cmd, want) in cases {
-            let o = ct(&t, cmd);
-            assert_eq!(o.stdout, lines(want), "{cmd}");
-            assert_eq!(o.stderr, shown(want.len()), "{cmd}");
-            assert_eq!(o.status, 0, "{cmd}");
-        }
+        assert_lists(&t, cases);
     }
 
     #[test]
@@ -368,10 +358,6 @@ mod tests {
             ("-L -n 203.0.113.1:5000", &[]),
             ("-L -n 1.2.3.4:0", &[]),
         ];
-        for (cmd, want) in cases {
-            let o = ct(&t, cmd);
-            assert_eq!(o.stdout, lines(want), "{cmd}");
-            assert_eq!(o.stderr, shown(want.len()), "{cmd}");
-        }
+        assert_lists(&t, cases);
     }
 }

@@ -38,8 +38,8 @@ fn dump_ipv4(s: &mut String, flags: u8, pkt: &[u8], nested: bool) {
     }
     let ihl = ((pkt[0] & 0x0f) as usize) * 4;
     let a = |i: usize| Ipv4Addr::new(pkt[i], pkt[i + 1], pkt[i + 2], pkt[i + 3]);
-    let total = u16::from_be_bytes([pkt[2], pkt[3]]);
-    let frag = u16::from_be_bytes([pkt[6], pkt[7]]);
+    let total = be16(pkt, 2);
+    let frag = be16(pkt, 6);
     let _ = write!(
         s,
         "SRC={} DST={} LEN={} TOS=0x{:02X} PREC=0x{:02X} TTL={} ID={} ",
@@ -49,7 +49,7 @@ fn dump_ipv4(s: &mut String, flags: u8, pkt: &[u8], nested: bool) {
         pkt[1] & 0x1e,
         pkt[1] & 0xe0,
         pkt[8],
-        u16::from_be_bytes([pkt[4], pkt[5]])
+        be16(pkt, 4)
     );
     if frag & 0x8000 != 0 {
         s.push_str("CE ");
@@ -65,41 +65,22 @@ fn dump_ipv4(s: &mut String, flags: u8, pkt: &[u8], nested: bool) {
         let _ = write!(s, "FRAG:{off} ");
     }
     if flags & LOG_IPOPT != 0 && ihl > 20 && pkt.len() >= ihl {
-        s.push_str("OPT (");
-        for b in &pkt[20..ihl] {
-            let _ = write!(s, "{b:02X}");
-        }
-        s.push_str(") ");
+        dump_options(s, &pkt[20..ihl]);
     }
     let l4 = pkt.get(ihl..).unwrap_or(&[]);
     match pkt[9] {
         6 => {
-            s.push_str("PROTO=TCP ");
-            if off != 0 {
+            if !transport_header(s, "TCP", off, l4, 20) {
                 return;
             }
-            if l4.len() < 20 {
-                let _ = write!(s, "INCOMPLETE [{} bytes] ", l4.len());
-                return;
-            }
-            let _ = write!(
-                s,
-                "SPT={} DPT={} ",
-                u16::from_be_bytes([l4[0], l4[1]]),
-                u16::from_be_bytes([l4[2], l4[3]])
-            );
+            let _ = write!(s, "SPT={} DPT={} ", be16(l4, 0), be16(l4, 2));
             if flags & LOG_TCPSEQ != 0 {
-                let _ = write!(
-                    s,
-                    "SEQ={} ACK={} ",
-                    u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]),
-                    u32::from_be_bytes([l4[8], l4[9], l4[10], l4[11]])
-                );
+                let _ = write!(s, "SEQ={} ACK={} ", be32(l4, 4), be32(l4, 8));
             }
             let _ = write!(
                 s,
                 "WINDOW={} RES=0x{:02x} ",
-                u16::from_be_bytes([l4[14], l4[15]]),
+                be16(l4, 14),
                 // TCP_RESERVED_BITS >> 22: the 4 reserved bits of byte 12.
                 (l4[12] & 0x0f) << 2
             );
@@ -118,55 +99,36 @@ fn dump_ipv4(s: &mut String, flags: u8, pkt: &[u8], nested: bool) {
                     s.push_str(name);
                 }
             }
-            let _ = write!(s, "URGP={} ", u16::from_be_bytes([l4[18], l4[19]]));
+            let _ = write!(s, "URGP={} ", be16(l4, 18));
             let doff = ((l4[12] >> 4) as usize) * 4;
             if flags & LOG_TCPOPT != 0 && doff > 20 && l4.len() >= doff {
-                s.push_str("OPT (");
-                for b in &l4[20..doff] {
-                    let _ = write!(s, "{b:02X}");
-                }
-                s.push_str(") ");
+                dump_options(s, &l4[20..doff]);
             }
         }
         17 => {
-            s.push_str("PROTO=UDP ");
-            if off != 0 {
-                return;
-            }
-            if l4.len() < 8 {
-                let _ = write!(s, "INCOMPLETE [{} bytes] ", l4.len());
+            if !transport_header(s, "UDP", off, l4, 8) {
                 return;
             }
             let _ = write!(
                 s,
                 "SPT={} DPT={} LEN={} ",
-                u16::from_be_bytes([l4[0], l4[1]]),
-                u16::from_be_bytes([l4[2], l4[3]]),
-                u16::from_be_bytes([l4[4], l4[5]])
+                be16(l4, 0),
+                be16(l4, 2),
+                be16(l4, 4)
             );
         }
         1 => {
-            s.push_str("PROTO=ICMP ");
-            if off != 0 {
-                return;
-            }
-            if l4.len() < 4 {
-                let _ = write!(s, "INCOMPLETE [{} bytes] ", l4.len());
+            if !transport_header(s, "ICMP", off, l4, 4) {
                 return;
             }
             let _ = write!(s, "TYPE={} CODE={} ", l4[0], l4[1]);
             match l4[0] {
                 0 | 8 if l4.len() >= 8 => {
-                    let _ = write!(
-                        s,
-                        "ID={} SEQ={} ",
-                        u16::from_be_bytes([l4[4], l4[5]]),
-                        u16::from_be_bytes([l4[6], l4[7]])
-                    );
+                    let _ = write!(s, "ID={} SEQ={} ", be16(l4, 4), be16(l4, 6));
                 }
                 3 | 4 | 5 | 11 | 12 if l4.len() >= 8 => {
                     if l4[0] == 3 && l4[1] == 4 {
-                        let _ = write!(s, "MTU={} ", u16::from_be_bytes([l4[6], l4[7]]));
+                        let _ = write!(s, "MTU={} ", be16(l4, 6));
                     }
                     if !nested {
                         s.push('[');
@@ -181,6 +143,40 @@ fn dump_ipv4(s: &mut String, flags: u8, pkt: &[u8], nested: bool) {
             let _ = write!(s, "PROTO={p} ");
         }
     }
+}
+
+/// The big-endian `u16` at `at` of `b`.
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// The big-endian `u32` at `at` of `b`.
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// `PROTO=name`, and whether the transport header `l4` is there to log:
+/// not in a later fragment (`off`, nothing more then), and at least `min`
+/// bytes of it (else `INCOMPLETE [n bytes]`, as the kernel writes).
+fn transport_header(s: &mut String, name: &str, off: u16, l4: &[u8], min: usize) -> bool {
+    let _ = write!(s, "PROTO={name} ");
+    if off != 0 {
+        return false;
+    }
+    if l4.len() < min {
+        let _ = write!(s, "INCOMPLETE [{} bytes] ", l4.len());
+        return false;
+    }
+    true
+}
+
+/// IP or TCP options in hex, as `LOG --log-ip-options`/`--log-tcp-options`.
+fn dump_options(s: &mut String, opts: &[u8]) {
+    s.push_str("OPT (");
+    for b in opts {
+        let _ = write!(s, "{b:02X}");
+    }
+    s.push_str(") ");
 }
 
 #[cfg(test)]

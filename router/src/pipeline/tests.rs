@@ -229,6 +229,22 @@ fn forwarded(r: &Run, out: IfIndex) -> &Pkt {
     &r.pkt
 }
 
+/// Sends `p` in on `ingress` at `secs` and expects it dropped for `why`;
+/// returns the run (what the gateway emitted instead).
+fn dropped(gw: &Gw, ingress: IfIndex, secs: u64, p: Pkt, why: DropReason) -> Run {
+    let r = send(gw, ingress, secs, p);
+    assert_eq!(r.verdict, Verdict::Drop(why), "emitted {:?}", r.emitted);
+    r
+}
+
+/// Sends `p` in on `ingress` at `secs` and returns it as forwarded out of
+/// `out` (see [`forwarded`]).
+fn forward(gw: &Gw, ingress: IfIndex, secs: u64, p: Pkt, out: IfIndex) -> Pkt {
+    let r = send(gw, ingress, secs, p);
+    forwarded(&r, out);
+    r.pkt
+}
+
 const DNAT_RULES: &str = "\
 *nat
 :PREROUTING ACCEPT [0:0]
@@ -273,103 +289,83 @@ fn log_lines_leave_as_events() {
 #[test]
 fn forwarding_decrements_ttl_and_keeps_checksums() {
     let gw = gateway("");
-    let r = send(
-        &gw,
-        TG0,
-        1,
-        tcp("10.0.1.2", 40000, "10.0.2.2", 80, SYN, 1, 0),
+    assert_eq!(
+        forward(
+            &gw,
+            TG0,
+            1,
+            tcp("10.0.1.2", 40000, "10.0.2.2", 80, SYN, 1, 0),
+            TG1
+        )
+        .ttl(),
+        63
     );
-    assert_eq!(forwarded(&r, TG1).ttl(), 63);
 }
 
 #[test]
 fn tcp_through_dnat_lifecycle_to_expiry() {
     let gw = gateway(DNAT_RULES);
     let ct = gw.conntrack();
+    // The flow as the client sees it.
+    let flow = r_tuple("10.0.1.2", 40000, "10.0.2.100", 80);
     // SYN to the service address is rewritten to the backend.
-    let r = send(
+    let p = forward(
         &gw,
         TG0,
         1,
         tcp("10.0.1.2", 40000, "10.0.2.100", 80, SYN, 100, 0),
+        TG1,
     );
-    let p = forwarded(&r, TG1);
     assert_eq!((p.dst(), p.dport()), (ip("10.0.2.2"), 8080));
     assert_eq!((p.src(), p.sport()), (ip("10.0.1.2"), 40000));
     assert_eq!(ct.len(), 1);
     // SYN-ACK from the backend goes back as from the service address.
-    let r = send(
+    let p = forward(
         &gw,
         TG1,
         1,
         tcp("10.0.2.2", 8080, "10.0.1.2", 40000, SYN | ACK, 500, 101),
+        TG0,
     );
-    let p = forwarded(&r, TG0);
     assert_eq!((p.src(), p.sport()), (ip("10.0.2.100"), 80));
     // ACK: ESTABLISHED and ASSURED.
-    let r = send(
+    forward(
         &gw,
         TG0,
         1,
         tcp("10.0.1.2", 40000, "10.0.2.100", 80, ACK, 101, 501),
+        TG1,
     );
-    forwarded(&r, TG1);
-    let snap = ct
-        .lookup(
-            &r_tuple("10.0.1.2", 40000, "10.0.2.100", 80),
-            Timestamp::from_secs(1),
-        )
-        .unwrap();
+    let snap = ct.lookup(&flow, Timestamp::from_secs(1)).unwrap();
     assert!(snap.status().assured());
     assert_eq!(format!("{:?}", snap.tcp_state().unwrap()), "Established");
     // Close: FIN from client, ACK+FIN from server, last ACK.
-    forwarded(
-        &send(
-            &gw,
-            TG0,
-            2,
-            tcp("10.0.1.2", 40000, "10.0.2.100", 80, FIN | ACK, 101, 501),
-        ),
+    forward(
+        &gw,
+        TG0,
+        2,
+        tcp("10.0.1.2", 40000, "10.0.2.100", 80, FIN | ACK, 101, 501),
         TG1,
     );
-    forwarded(
-        &send(
-            &gw,
-            TG1,
-            2,
-            tcp("10.0.2.2", 8080, "10.0.1.2", 40000, FIN | ACK, 501, 102),
-        ),
+    forward(
+        &gw,
+        TG1,
+        2,
+        tcp("10.0.2.2", 8080, "10.0.1.2", 40000, FIN | ACK, 501, 102),
         TG0,
     );
-    forwarded(
-        &send(
-            &gw,
-            TG0,
-            2,
-            tcp("10.0.1.2", 40000, "10.0.2.100", 80, ACK, 102, 502),
-        ),
+    forward(
+        &gw,
+        TG0,
+        2,
+        tcp("10.0.1.2", 40000, "10.0.2.100", 80, ACK, 102, 502),
         TG1,
     );
-    let c = ct
-        .lookup(
-            &r_tuple("10.0.1.2", 40000, "10.0.2.100", 80),
-            Timestamp::from_secs(2),
-        )
-        .unwrap();
+    let c = ct.lookup(&flow, Timestamp::from_secs(2)).unwrap();
     assert_eq!(format!("{:?}", c.tcp_state().unwrap()), "TimeWait");
     // Still there just before 120 s of TIME_WAIT, gone after.
-    assert!(ct
-        .lookup(
-            &r_tuple("10.0.1.2", 40000, "10.0.2.100", 80),
-            Timestamp::from_secs(121)
-        )
-        .is_some());
-    assert!(ct
-        .lookup(
-            &r_tuple("10.0.1.2", 40000, "10.0.2.100", 80),
-            Timestamp::from_secs(123)
-        )
-        .is_none());
+    assert!(ct.lookup(&flow, Timestamp::from_secs(121)).is_some());
+    assert!(ct.lookup(&flow, Timestamp::from_secs(123)).is_none());
 }
 
 fn r_tuple(src: &str, sport: u16, dst: &str, dport: u16) -> crate::conntrack::Tuple {
@@ -384,8 +380,11 @@ fn u_tuple(src: &str, sport: u16, dst: &str, dport: u16) -> crate::conntrack::Tu
 fn udp_unreplied_expires_at_30s_replied_stream_at_120s() {
     let gw = gateway(DNAT_RULES);
     let ct = gw.conntrack();
-    forwarded(
-        &send(&gw, TG0, 10, udp("10.0.1.2", 5000, "10.0.2.9", 53, b"q")),
+    forward(
+        &gw,
+        TG0,
+        10,
+        udp("10.0.1.2", 5000, "10.0.2.9", 53, b"q"),
         TG1,
     );
     let t = u_tuple("10.0.1.2", 5000, "10.0.2.9", 53);
@@ -394,16 +393,25 @@ fn udp_unreplied_expires_at_30s_replied_stream_at_120s() {
 
     // A replied flow seen again later becomes a stream: 120 s.
     let t = u_tuple("10.0.1.2", 5001, "10.0.2.9", 53);
-    forwarded(
-        &send(&gw, TG0, 100, udp("10.0.1.2", 5001, "10.0.2.9", 53, b"q")),
+    forward(
+        &gw,
+        TG0,
+        100,
+        udp("10.0.1.2", 5001, "10.0.2.9", 53, b"q"),
         TG1,
     );
-    forwarded(
-        &send(&gw, TG1, 100, udp("10.0.2.9", 53, "10.0.1.2", 5001, b"a")),
+    forward(
+        &gw,
+        TG1,
+        100,
+        udp("10.0.2.9", 53, "10.0.1.2", 5001, b"a"),
         TG0,
     );
-    forwarded(
-        &send(&gw, TG0, 105, udp("10.0.1.2", 5001, "10.0.2.9", 53, b"q")),
+    forward(
+        &gw,
+        TG0,
+        105,
+        udp("10.0.1.2", 5001, "10.0.2.9", 53, b"q"),
         TG1,
     );
     assert!(ct.lookup(&t, Timestamp::from_secs(105 + 119)).is_some());
@@ -421,8 +429,7 @@ fn port_unreachable_from_backend_reaches_client_with_original_addresses() {
     let mut icmp = vec![3u8, 3, 0, 0, 0, 0, 0, 0];
     icmp.extend_from_slice(&sent.0);
     let err = ipv4("10.0.2.2", "10.0.1.2", 1, &icmp, 64);
-    let r = send(&gw, TG1, 1, err);
-    let p = forwarded(&r, TG0);
+    let p = forward(&gw, TG1, 1, err, TG0);
     assert_eq!(
         p.src(),
         ip("10.0.2.100"),
@@ -463,13 +470,13 @@ COMMIT
 #[test]
 fn kube_mark_masq_masquerade_uses_egress_address() {
     let gw = gateway(MASQ_RULES);
-    let r = send(
+    let p = forward(
         &gw,
         TG0,
         1,
         tcp("10.0.1.2", 40000, "10.0.2.2", 80, SYN, 1, 0),
+        TG1,
     );
-    let p = forwarded(&r, TG1);
     assert_eq!(
         p.src(),
         ip("10.0.2.1"),
@@ -477,22 +484,26 @@ fn kube_mark_masq_masquerade_uses_egress_address() {
     );
     let masq_port = p.sport();
     // The reply is translated back to the client.
-    let r = send(
+    let back = forward(
         &gw,
         TG1,
         1,
         tcp("10.0.2.2", 80, "10.0.2.1", masq_port, SYN | ACK, 9, 2),
+        TG0,
     );
-    let back = forwarded(&r, TG0);
     assert_eq!((back.dst(), back.dport()), (ip("10.0.1.2"), 40000));
     // Unmarked traffic from elsewhere is not masqueraded.
-    let r = send(
-        &gw,
-        TG1,
-        1,
-        tcp("10.0.2.2", 1234, "10.0.1.2", 22, SYN, 1, 0),
+    assert_eq!(
+        forward(
+            &gw,
+            TG1,
+            1,
+            tcp("10.0.2.2", 1234, "10.0.1.2", 22, SYN, 1, 0),
+            TG0
+        )
+        .src(),
+        ip("10.0.2.2")
     );
-    assert_eq!(forwarded(&r, TG0).src(), ip("10.0.2.2"));
 }
 
 #[test]
@@ -619,13 +630,13 @@ fn reject_with_tcp_reset_answers_client_from_the_address_it_used() {
          -A FORWARD -p tcp -m tcp --dport 3000 -j REJECT\nCOMMIT\n"
     );
     let gw = gateway(&rules);
-    let r = send(
+    let r = dropped(
         &gw,
         TG0,
         1,
         tcp("10.0.1.2", 40000, "10.0.2.100", 80, SYN, 100, 0),
+        DropReason::RuleReject,
     );
-    assert_eq!(r.verdict, Verdict::Drop(DropReason::RuleReject));
     assert_eq!(r.emitted.len(), 1);
     let (out, rst) = &r.emitted[0];
     assert_eq!(*out, TG0);
@@ -638,13 +649,13 @@ fn reject_with_tcp_reset_answers_client_from_the_address_it_used() {
     assert_eq!((rst.dst(), rst.dport()), (ip("10.0.1.2"), 40000));
     assert_eq!(rst.l4()[13], RST | ACK);
     // Default REJECT: ICMP port unreachable from the ingress address.
-    let r = send(
+    let r = dropped(
         &gw,
         TG0,
         1,
         tcp("10.0.1.2", 40001, "10.0.2.2", 3000, SYN, 100, 0),
+        DropReason::RuleReject,
     );
-    assert_eq!(r.verdict, Verdict::Drop(DropReason::RuleReject));
     let (_, icmp) = &r.emitted[0];
     icmp.assert_checksums();
     assert_eq!(icmp.src(), ip("10.0.1.1"));
@@ -658,30 +669,26 @@ fn drop_policy_and_established_accept() {
                  -A FORWARD -i tg0 -o tg1 -j ACCEPT\nCOMMIT\n";
     let gw = gateway(rules);
     // Server-initiated traffic is dropped by the policy.
-    let r = send(
+    dropped(
         &gw,
         TG1,
         1,
         tcp("10.0.2.2", 5555, "10.0.1.2", 22, SYN, 1, 0),
+        DropReason::PolicyDrop,
     );
-    assert_eq!(r.verdict, Verdict::Drop(DropReason::PolicyDrop));
     // Client-initiated flow and its replies pass.
-    forwarded(
-        &send(
-            &gw,
-            TG0,
-            1,
-            tcp("10.0.1.2", 40000, "10.0.2.2", 22, SYN, 1, 0),
-        ),
+    forward(
+        &gw,
+        TG0,
+        1,
+        tcp("10.0.1.2", 40000, "10.0.2.2", 22, SYN, 1, 0),
         TG1,
     );
-    forwarded(
-        &send(
-            &gw,
-            TG1,
-            1,
-            tcp("10.0.2.2", 22, "10.0.1.2", 40000, SYN | ACK, 5, 2),
-        ),
+    forward(
+        &gw,
+        TG1,
+        1,
+        tcp("10.0.2.2", 22, "10.0.1.2", 40000, SYN | ACK, 5, 2),
         TG0,
     );
     let snap = crate::syntax::save(&gw.ruleset().snapshot(), true);
@@ -711,19 +718,18 @@ fn gateway_answers_ping_and_ttl_expiry() {
     p.0[10..12].fill(0);
     let c = checksum::checksum(&p.0[..20]);
     p.0[10..12].copy_from_slice(&c.to_be_bytes());
-    let r = send(&gw, TG0, 1, p);
-    assert_eq!(r.verdict, Verdict::Drop(DropReason::TtlExceeded));
+    let r = dropped(&gw, TG0, 1, p, DropReason::TtlExceeded);
     let (_, te) = &r.emitted[0];
     assert_eq!(te.l4()[0], 11);
     assert_eq!(te.src(), ip("10.0.1.1"));
     // No route: net unreachable.
-    let r = send(
+    let r = dropped(
         &gw,
         TG0,
         1,
         tcp("10.0.1.2", 40000, "192.0.2.1", 80, SYN, 1, 0),
+        DropReason::NoRoute,
     );
-    assert_eq!(r.verdict, Verdict::Drop(DropReason::NoRoute));
     assert_eq!(&r.emitted[0].1.l4()[..2], &[3, 0]);
 }
 
@@ -739,49 +745,41 @@ fn full_table_drops_only_new_flows() {
     );
     // Eight assured flows fill the table.
     for i in 0..8u16 {
-        forwarded(
-            &send(
-                &gw,
-                TG0,
-                1,
-                tcp("10.0.1.2", 1000 + i, "10.0.2.2", 80, SYN, 1, 0),
-            ),
+        forward(
+            &gw,
+            TG0,
+            1,
+            tcp("10.0.1.2", 1000 + i, "10.0.2.2", 80, SYN, 1, 0),
             TG1,
         );
-        forwarded(
-            &send(
-                &gw,
-                TG1,
-                1,
-                tcp("10.0.2.2", 80, "10.0.1.2", 1000 + i, SYN | ACK, 1, 2),
-            ),
+        forward(
+            &gw,
+            TG1,
+            1,
+            tcp("10.0.2.2", 80, "10.0.1.2", 1000 + i, SYN | ACK, 1, 2),
             TG0,
         );
-        forwarded(
-            &send(
-                &gw,
-                TG0,
-                1,
-                tcp("10.0.1.2", 1000 + i, "10.0.2.2", 80, ACK, 2, 2),
-            ),
+        forward(
+            &gw,
+            TG0,
+            1,
+            tcp("10.0.1.2", 1000 + i, "10.0.2.2", 80, ACK, 2, 2),
             TG1,
         );
     }
-    let r = send(
+    dropped(
         &gw,
         TG0,
         2,
         tcp("10.0.1.2", 2000, "10.0.2.2", 80, SYN, 1, 0),
+        DropReason::ConntrackFull,
     );
-    assert_eq!(r.verdict, Verdict::Drop(DropReason::ConntrackFull));
     // Established flows keep going.
-    forwarded(
-        &send(
-            &gw,
-            TG0,
-            2,
-            tcp("10.0.1.2", 1003, "10.0.2.2", 80, ACK, 2, 2),
-        ),
+    forward(
+        &gw,
+        TG0,
+        2,
+        tcp("10.0.1.2", 1003, "10.0.2.2", 80, ACK, 2, 2),
         TG1,
     );
 }
@@ -933,14 +931,14 @@ fn ruleset_swaps_and_two_pipelines_on_one_thread() {
     let synack = || tcp("10.0.2.2", 80, "10.0.1.2", 40000, SYN | ACK, 7, 2);
     let ack = || tcp("10.0.1.2", 40000, "10.0.2.2", 80, ACK, 2, 8);
     for _ in 0..2 {
-        forwarded(&send(&a, TG0, 1, syn()), TG1);
+        forward(&a, TG0, 1, syn(), TG1);
         assert_eq!(
             send(&b, TG0, 1, syn()).verdict,
             Verdict::Drop(DropReason::PolicyDrop)
         );
     }
-    forwarded(&send(&a, TG1, 1, synack()), TG0);
-    forwarded(&send(&a, TG0, 1, ack()), TG1);
+    forward(&a, TG1, 1, synack(), TG0);
+    forward(&a, TG0, 1, ack(), TG1);
     // Swap `a` to DROP: its established flow is dropped from the next packet.
     let g = a.replace_ruleset(compiled(drop_fwd));
     assert_eq!(a.generation(), g);
@@ -954,15 +952,15 @@ fn ruleset_swaps_and_two_pipelines_on_one_thread() {
     assert_eq!(a.generation(), b.generation() + 1);
     b.replace_ruleset(compiled(drop_fwd));
     assert_eq!(a.generation(), b.generation());
-    forwarded(&send(&a, TG0, 1, ack()), TG1);
+    forward(&a, TG0, 1, ack(), TG1);
     assert_eq!(
         send(&b, TG0, 1, syn()).verdict,
         Verdict::Drop(DropReason::PolicyDrop)
     );
-    forwarded(&send(&a, TG0, 1, ack()), TG1);
+    forward(&a, TG0, 1, ack(), TG1);
     // Another thread sees the same rules.
     std::thread::scope(|s| {
-        s.spawn(|| forwarded(&send(&a, TG0, 1, ack()), TG1).clone());
+        s.spawn(|| forward(&a, TG0, 1, ack(), TG1).clone());
     });
     // Empty built-in chains still count their policy, per packet and byte:
     // three ACKs since the last swap on `a`.
