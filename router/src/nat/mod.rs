@@ -18,10 +18,14 @@
 
 use crate::clock::Timestamp;
 use crate::conntrack::{
-    ConnTable, NewConn, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
+    ConnTable, NewConn, Status, Tuple, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
+    PROTO_UDPLITE,
 };
-use crate::wire::checksum::{update_addr, update_port};
-use crate::wire::{get_u16, icmp, set_u16, Family, IcmpPacket, Ipv4Packet, PacketRepr, WireError};
+use crate::wire::checksum::{update_addr, update_addr6, update_port};
+use crate::wire::{
+    exthdr, get_u16, icmp, icmpv6, ipv6, set_u16, ExtHdrs, Family, IcmpPacket, Icmpv6Packet,
+    Ipv4Packet, Ipv6Packet, PacketRepr, WireError,
+};
 
 /// Which half of the tuple a NAT step changes (`enum nf_nat_manip_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -202,7 +206,7 @@ fn in_range(t: &Tuple, range: &NatRange, manip: Manip) -> bool {
     }
     match range.port_range() {
         Some((min, max)) if t.has_ports() => {
-            let key = if t.proto == PROTO_ICMP { t.sport } else { p };
+            let key = if t.is_icmp() { t.sport } else { p };
             min <= key && key <= max
         }
         _ => true,
@@ -279,8 +283,8 @@ pub fn setup(
     }
     // nf_nat_l4proto_unique_tuple.
     let (min, size): (u32, u32);
-    let icmp = t.proto == PROTO_ICMP;
-    if !matches!(t.proto, PROTO_TCP | PROTO_UDP | PROTO_UDPLITE | PROTO_ICMP) {
+    let icmp = t.is_icmp();
+    if !t.has_ports() {
         if used(&t) {
             return Err(NatError::Exhausted);
         }
@@ -366,6 +370,9 @@ pub fn translate(
     target: &Tuple,
     manip: Manip,
 ) -> Result<bool, WireError> {
+    if packet.first().is_some_and(|b| b >> 4 == 6) {
+        return translate6(packet, partial, target, manip);
+    }
     let ip = Ipv4Packet::new_checked(&*packet)?;
     let end = ip.total_len() as usize;
     let hl = ip.header_len();
@@ -454,6 +461,11 @@ fn note_translated(repr: &mut PacketRepr, target: &Tuple, manip: Manip) {
         {
             l4.icmp_id = target.sport;
         }
+        (PROTO_ICMPV6, _)
+            if usize::from(l4.len) >= icmp::HEADER_LEN && icmpv6::is_echo(l4.icmp_type) =>
+        {
+            l4.icmp_id = target.sport;
+        }
         _ => {}
     }
 }
@@ -480,7 +492,50 @@ fn manip_pkt(buf: &mut [u8], partial: bool, target: &Tuple, manip: Manip, inner:
     if ip.frag_offset() != 0 {
         return changed;
     }
-    let l4 = &mut buf[hl..];
+    let a = AddrChange {
+        family: Family::V4,
+        old: old_addr.to_bits() as u128,
+        new: new_addr.to_bits() as u128,
+    };
+    manip_l4(&mut buf[hl..], proto, a, partial, target, manip, inner) || changed
+}
+
+/// An address rewrite as the L4 checksum sees it (TCP, UDP and ICMPv6
+/// checksums cover the pseudo header; ICMP's does not).
+#[derive(Clone, Copy)]
+struct AddrChange {
+    family: Family,
+    old: u128,
+    new: u128,
+}
+
+impl AddrChange {
+    fn csum(&self, c: u16, partial: bool) -> u16 {
+        match self.family {
+            Family::V4 => {
+                let v4 = |a: u128| std::net::Ipv4Addr::from(a as u32);
+                update_addr(c, v4(self.old), v4(self.new), partial)
+            }
+            Family::V6 => update_addr6(c, self.old, self.new, partial),
+        }
+    }
+}
+
+/// The transport part of a NAT rewrite, either family: the `manip` port
+/// (or the ICMP/ICMPv6 echo id) and the L4 checksum for the port and the
+/// address change `a`. For an embedded packet (`inner`) the L4 part may be
+/// only 8 bytes: a TCP checksum outside them is left alone, as the kernel
+/// does. Returns whether a port or id changed.
+fn manip_l4(
+    l4: &mut [u8],
+    proto: u8,
+    a: AddrChange,
+    partial: bool,
+    target: &Tuple,
+    manip: Manip,
+    inner: bool,
+) -> bool {
+    let mut changed = false;
     let (port_at, new_port) = match manip {
         Manip::Src => (0, target.sport),
         Manip::Dst => (2, target.dport),
@@ -493,7 +548,7 @@ fn manip_pkt(buf: &mut [u8], partial: bool, target: &Tuple, manip: Manip, inner:
             let old_port = set_port(l4, port_at, new_port, &mut changed);
             if l4.len() >= 20 && !(inner && l4.len() < 20) {
                 let mut c = get_u16(l4, 16);
-                c = update_addr(c, old_addr, new_addr, partial);
+                c = a.csum(c, partial);
                 c = update_port(c, old_port, new_port, partial);
                 set_u16(l4, 16, c);
             }
@@ -505,7 +560,7 @@ fn manip_pkt(buf: &mut [u8], partial: bool, target: &Tuple, manip: Manip, inner:
             let old_port = set_port(l4, port_at, new_port, &mut changed);
             let c = get_u16(l4, 6);
             if c != 0 || partial || proto == PROTO_UDPLITE {
-                let mut n = update_addr(c, old_addr, new_addr, partial);
+                let mut n = a.csum(c, partial);
                 n = update_port(n, old_port, new_port, partial);
                 if n == 0 && !partial {
                     n = 0xffff;
@@ -513,7 +568,7 @@ fn manip_pkt(buf: &mut [u8], partial: bool, target: &Tuple, manip: Manip, inner:
                 set_u16(l4, 6, n);
             }
         }
-        PROTO_ICMP => {
+        PROTO_ICMP if a.family == Family::V4 => {
             if l4.len() < 8 || !icmp::is_query(l4[0]) {
                 return changed;
             }
@@ -526,9 +581,119 @@ fn manip_pkt(buf: &mut [u8], partial: bool, target: &Tuple, manip: Manip, inner:
                 changed = true;
             }
         }
+        PROTO_ICMPV6 if a.family == Family::V6 => {
+            // icmpv6_manip_pkt: the checksum follows the address (pseudo
+            // header) for every type, the id for echo only.
+            if l4.len() < 8 {
+                return changed;
+            }
+            let mut c = a.csum(get_u16(l4, 2), partial);
+            if icmpv6::is_echo(l4[0]) {
+                let old_id = get_u16(l4, 4);
+                if old_id != target.sport {
+                    c = update_port(c, old_id, target.sport, partial);
+                    set_u16(l4, 4, target.sport);
+                    changed = true;
+                }
+            }
+            set_u16(l4, 2, c);
+        }
         _ => {}
     }
     changed
+}
+
+/// [`translate`] for an IPv6 packet (`nf_nat_ipv6_manip_pkt` and
+/// `nf_nat_icmpv6_reply_translation`): the address (no header checksum in
+/// IPv6), then the transport header past the extension headers; an
+/// ICMPv6 error's quoted packet gets the inverse tuple with the opposite
+/// manip and the ICMPv6 checksum is recomputed over the pseudo header.
+fn translate6(
+    packet: &mut [u8],
+    partial: bool,
+    target: &Tuple,
+    manip: Manip,
+) -> Result<bool, WireError> {
+    let ip = Ipv6Packet::new_checked(&*packet)?;
+    let end = ip.total_len();
+    let ext = exthdr::walk(&packet[..end])?;
+    let hl = usize::from(ext.proto_offset);
+    let is_err = ext.proto == PROTO_ICMPV6
+        && !ext.later_fragment()
+        && end >= hl + icmp::HEADER_LEN
+        && icmpv6::is_error(packet[hl]);
+    if !is_err {
+        return Ok(manip6(
+            &mut packet[..end],
+            &ext,
+            partial,
+            target,
+            manip,
+            false,
+        ));
+    }
+    // The quoted packet: its header whole and its extension headers
+    // walkable within the quote, before anything is touched.
+    let start = hl + icmp::HEADER_LEN;
+    let inner_ext = {
+        let quoted = Icmpv6Packet::new_unchecked(&packet[hl..end]);
+        let inner = quoted.embedded()?;
+        exthdr::walk_from(inner[6], inner, ipv6::HEADER_LEN)?
+    };
+    let mut changed = manip6(
+        &mut packet[start..end],
+        &inner_ext,
+        false,
+        &target.inverse(),
+        manip.other(),
+        true,
+    );
+    changed |= manip6(&mut packet[..end], &ext, false, target, manip, true);
+    if changed {
+        let ip = Ipv6Packet::new_unchecked(&packet[..end]);
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        Icmpv6Packet::new_unchecked(&mut packet[hl..end]).fill_checksum(src, dst);
+    }
+    Ok(changed)
+}
+
+/// Rewrites one (outer or quoted) IPv6 packet in `buf` whose extension
+/// headers `ext` describes.
+fn manip6(
+    buf: &mut [u8],
+    ext: &ExtHdrs,
+    partial: bool,
+    target: &Tuple,
+    manip: Manip,
+    inner: bool,
+) -> bool {
+    let mut ip = Ipv6Packet::new_unchecked(&mut *buf);
+    let (old, new) = match manip {
+        Manip::Src => (ip.src_addr(), target.src),
+        Manip::Dst => (ip.dst_addr(), target.dst),
+    };
+    let mut changed = false;
+    if old != new {
+        match manip {
+            Manip::Src => ip.set_src_addr(new),
+            Manip::Dst => ip.set_dst_addr(new),
+        }
+        changed = true;
+    }
+    if ext.later_fragment() {
+        return changed;
+    }
+    let a = AddrChange {
+        family: Family::V6,
+        old,
+        new,
+    };
+    let l4 = &mut buf[usize::from(ext.proto_offset)..];
+    // An ICMPv6 error's own header: its checksum is recomputed by the caller.
+    if ext.proto == PROTO_ICMPV6 && l4.first().is_some_and(|&t| icmpv6::is_error(t)) {
+        return changed;
+    }
+    manip_l4(l4, ext.proto, a, partial, target, manip, inner) || changed
 }
 
 /// Writes `new` over the port at `at` of `l4` (noting in `changed` whether
@@ -553,3 +718,5 @@ pub fn translate_both(packet: &mut [u8], partial: bool, target: &Tuple) -> Resul
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests6;

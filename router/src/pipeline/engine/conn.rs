@@ -9,11 +9,7 @@ pub(super) fn pack(t: &Tuple) -> (u32, u32, u16, u16) {
         t.src as u32,
         t.dst as u32,
         t.sport,
-        if t.proto == conntrack::PROTO_ICMP {
-            0
-        } else {
-            t.dport
-        },
+        if t.is_icmp() { 0 } else { t.dport },
     )
 }
 
