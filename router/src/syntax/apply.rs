@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt::Write;
 use std::sync::Arc;
 
-use super::command::{parse_command, Command, Op};
+use super::command::{parse_command_for, Command, Op};
 use super::list::{list, ListFormat};
 use super::save::{list_rules, save_table};
 use super::SyntaxError;
@@ -57,7 +57,7 @@ const NO_CHAIN: &str = "No chain/target/match by that name.";
 /// `rs`, as `iptables` would. Nothing is changed when it fails.
 pub fn apply_command(rs: &mut Ruleset, args: &[&str]) -> Output {
     let mut out = Output::default();
-    let res = parse_command(args)
+    let res = parse_command_for(rs.family(), args)
         .map_err(CmdError::from)
         .and_then(|cmd| exec(rs, &cmd, &mut out.stdout));
     if let Err(e) = res {
@@ -67,15 +67,16 @@ pub fn apply_command(rs: &mut Ruleset, args: &[&str]) -> Output {
                 let _ = writeln!(out.stderr, "{e}");
             }
             _ => {
-                let _ = writeln!(out.stderr, "iptables v1.8.9 (tungate): {e}");
+                let _ = writeln!(out.stderr, "{} v1.8.9 (tungate): {e}", rs.family().tool());
             }
         }
     }
     out
 }
 
-/// The one-line rule form `iptables -v -A/-I/-D/-C/-R` prints.
-pub fn verbose_rule(r: &Rule) -> String {
+/// The one-line rule form `iptables -v -A/-I/-D/-C/-R` prints, its
+/// addresses of `family`.
+pub fn verbose_rule(r: &Rule, family: Family) -> String {
     let mut s = String::new();
     let proto = super::names::proto_list_name(r.proto, true)
         .map(str::to_string)
@@ -94,7 +95,7 @@ pub fn verbose_rule(r: &Rule) -> String {
         ),
         None => "*".to_string(),
     };
-    let addr = |a: &AddrMask| super::list::list_addr_any(a.addr, a.mask);
+    let addr = |a: &AddrMask| super::list::list_addr_any(family, a.addr, a.mask);
     // 1.8.9's layout; trailing blanks trimmed as in listings.
     let _ = write!(
         s,
@@ -110,7 +111,7 @@ pub fn verbose_rule(r: &Rule) -> String {
         if r.dst.invert { '!' } else { ' ' },
         addr(&r.dst)
     );
-    super::list::list_rule_tail(&mut s, r, true);
+    super::list::list_rule_tail(&mut s, r, family, true);
     let n = s.trim_end().len();
     s.truncate(n);
     s
@@ -118,9 +119,14 @@ pub fn verbose_rule(r: &Rule) -> String {
 
 /// Executes a parsed command. Validation failures leave `rs` unchanged.
 pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), CmdError> {
+    if cmd.op == Op::Version {
+        let _ = writeln!(out, "{} v1.8.9 (nf_tables)", rs.family().tool());
+        return Ok(());
+    }
     let kind = cmd.table;
     let t = rs.table_mut(kind);
     match cmd.op {
+        Op::Version => Ok(()),
         Op::List | Op::ListRules => {
             if let Some(c) = &cmd.chain {
                 if t.chain(c).is_none() {
@@ -137,7 +143,7 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
                 match (cmd.rulenum, cmd.chain.as_deref().and_then(|c| t.chain(c))) {
                     (Some(n), Some(c)) => {
                         if let Some(r) = c.rules.get(n - 1) {
-                            super::list::list_rule(out, r, n, f);
+                            super::list::list_rule(out, r, n, f, t.family);
                             out.push('\n');
                         }
                     }
@@ -254,7 +260,7 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
             }
             let mut rule = cmd.rule.clone().expect("rule commands carry a rule");
             if cmd.verbose {
-                let _ = writeln!(out, "{}", verbose_rule(&rule));
+                let _ = writeln!(out, "{}", verbose_rule(&rule, t.family));
             }
             if let Some(j) = rule.target.chain_ref_mut() {
                 match t.chain_index(j) {
@@ -332,18 +338,7 @@ fn check_after_add(t: &Table, ci: usize, pos: usize) -> Result<(), CmdError> {
     let r = &t.chains[ci].rules[pos];
     let restricted = r.target.chain_ref().is_some()
         || crate::ruleset::target_placement(&r.target).is_some()
-        || r.matches.iter().any(|m| {
-            matches!(
-                m,
-                Match::Addrtype {
-                    limit_iface_in: true,
-                    ..
-                } | Match::Addrtype {
-                    limit_iface_out: true,
-                    ..
-                }
-            )
-        });
+        || r.matches.iter().any(crate::ruleset::match_restricted);
     // A rule that neither jumps nor is restricted to some hooks cannot make
     // the table invalid: skip the whole-table check (O(rules)).
     if !restricted {
@@ -593,8 +588,9 @@ fn stage_rule_line<'a>(
     line: &'a str,
     toks: &mut Vec<Cow<'a, str>>,
     opts: RestoreOptions,
+    family: Family,
 ) -> RuleLine {
-    let (pre, mut cmd) = parse_rule_line(line, toks).map_err(Box::new)?;
+    let (pre, mut cmd) = parse_rule_line(line, toks, family).map_err(Box::new)?;
     if let Some(r) = cmd.rule.as_mut() {
         if opts.counters {
             if let Some(c) = pre {
@@ -618,6 +614,7 @@ fn stage_rule_line<'a>(
 fn parse_rule_line<'a>(
     line: &'a str,
     toks: &mut Vec<Cow<'a, str>>,
+    family: Family,
 ) -> Result<(Option<Counters>, Command), SyntaxError> {
     tokenize_into(line, toks)?;
     let mut args: Vec<&str> = toks.iter().map(|c| c.as_ref()).collect();
@@ -637,7 +634,7 @@ fn parse_rule_line<'a>(
             "-t is not allowed inside a restore table".into(),
         ));
     }
-    Ok((pre, parse_command(&args)?))
+    Ok((pre, parse_command_for(family, &args)?))
 }
 
 /// Below this many bytes a restore parses its rule lines on the calling
@@ -665,6 +662,7 @@ const RESTORE_SLICES: usize = 64;
 fn pre_parse(
     text: &str,
     opts: RestoreOptions,
+    family: Family,
     helper_start: &(dyn Fn() + Sync),
 ) -> Option<Vec<Vec<RuleLine>>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -690,7 +688,7 @@ fn pre_parse(
                 .lines()
                 .map(str::trim_start)
                 .filter(|l| is_rule_line(l))
-                .map(|l| stage_rule_line(l, &mut toks, opts))
+                .map(|l| stage_rule_line(l, &mut toks, opts, family))
                 .collect();
             let _ = done[i].set(parsed);
         }
@@ -747,7 +745,7 @@ pub fn restore_with(
     opts: RestoreOptions,
     helper_start: &(dyn Fn() + Sync),
 ) -> Result<(), RestoreError> {
-    let parsed = pre_parse(text, opts, helper_start);
+    let parsed = pre_parse(text, opts, rs.family(), helper_start);
     restore_parsed(rs, text, opts, parsed)
 }
 
@@ -790,7 +788,7 @@ fn restore_parsed(
             work = Some(if opts.noflush {
                 rs.table(kind).clone()
             } else {
-                Table::new(kind)
+                Table::new_family(kind, rs.family())
             });
             continue;
         }
@@ -878,7 +876,7 @@ fn restore_parsed(
         }
         let staged = match &mut parsed {
             Some(it) => it.next().expect("one pre-parsed entry per rule line"),
-            None => stage_rule_line(line, &mut toks, opts),
+            None => stage_rule_line(line, &mut toks, opts, rs.family()),
         }
         .map_err(|e| rerr(ln, *e))?;
         match staged {
@@ -887,10 +885,11 @@ fn restore_parsed(
                 // -I, -D, -N... (every -A is `Staged::Append`), rare in
                 // restore files: run on a ruleset lent the table.
                 cmd.table = kind;
-                let mut w = Ruleset::new();
-                w.replace_table(std::mem::replace(t, Table::new(kind)));
+                let family = rs.family();
+                let mut w = Ruleset::new_family(family);
+                w.replace_table(std::mem::replace(t, Table::new_family(kind, family)));
                 let r = exec(&mut w, &cmd, &mut String::new());
-                *t = std::mem::replace(w.table_mut(kind), Table::new(kind));
+                *t = std::mem::replace(w.table_mut(kind), Table::new_family(kind, family));
                 r
             }
         }
@@ -997,7 +996,7 @@ mod tests {
         let text = big_restore(4000, "");
         assert!(text.len() > PARALLEL_RESTORE_BYTES, "{}", text.len());
         assert!(
-            pre_parse(&text, RestoreOptions::default(), &|| {}).is_some()
+            pre_parse(&text, RestoreOptions::default(), Family::V4, &|| {}).is_some()
                 || std::thread::available_parallelism().map_or(1, |n| n.get()) < 2
         );
         for counters in [false, true] {
@@ -1054,7 +1053,7 @@ mod tests {
                     counters,
                     ..Default::default()
                 };
-                let pre = pre_parse(&text, opts, &|| {});
+                let pre = pre_parse(&text, opts, Family::V4, &|| {});
                 assert!(pre.is_some());
                 let (mut a, mut b) = (Ruleset::new(), Ruleset::new());
                 let ra = restore_parsed(&mut a, &text, opts, pre);
