@@ -8,7 +8,7 @@
 mod common;
 use common::shared;
 
-use tungate::ruleset::Ruleset;
+use tungate::ruleset::{Family, Ruleset};
 use tungate::syntax::{apply_command, restore, save, tokenize, Output, RestoreOptions};
 
 /// Shell variable assignments `NAME='…'` / `NAME="…"` in file order
@@ -214,9 +214,17 @@ fn chain_refs_0001() {
 
 #[test]
 fn return_codes_0004() {
+    // The script runs every command through iptables and ip6tables.
+    for family in [Family::V4, Family::V6] {
+        return_codes_0004_for(family);
+    }
+}
+
+fn return_codes_0004_for(family: Family) {
     let v = assignments("iptables_0004-return-codes_0");
-    let m = |n: &str| format!("iptables{}", var(&v, n, 0));
-    let mut rs = Ruleset::new();
+    let tool = family.tool();
+    let m = |n: &str| format!("{tool}{}", var(&v, n, 0));
+    let mut rs = Ruleset::new_family(family);
     let cases: Vec<(i32, Option<String>, &str)> = vec![
         (0, None, "-N foo"),
         (1, Some(m("EEXIST")), "-N foo"),
@@ -255,18 +263,18 @@ fn return_codes_0004() {
     ];
     for (rc, msg, c) in cases {
         let o = run(&mut rs, c);
-        assert_eq!(o.status, rc, "iptables {c}: {}", o.stderr);
+        assert_eq!(o.status, rc, "{tool} {c}: {}", o.stderr);
         if let Some(msg) = msg {
             assert!(
                 o.stderr.contains(&msg),
-                "iptables {c}: {:?} lacks {msg:?}",
+                "{tool} {c}: {:?} lacks {msg:?}",
                 o.stderr
             );
         }
     }
     // ENOMTH's pattern: "iptables v<version> <word>: Couldn't load match `foobar'"
     let o = run(&mut rs, "-C INPUT -m foobar -j ACCEPT");
-    assert!(o.stderr.starts_with("iptables v"), "{}", o.stderr);
+    assert!(o.stderr.starts_with(&format!("{tool} v")), "{}", o.stderr);
     assert!(
         o.stderr.contains("Couldn't load match `foobar'"),
         "{}",

@@ -25,7 +25,9 @@ pub struct Output {
 pub enum CmdError {
     #[error("{0}")]
     Syntax(#[from] SyntaxError),
-    #[error("iptables: {0}")]
+    /// A failure iptables reports as `iptables: MESSAGE` (the tool's name
+    /// is the printer's: see [`apply_command`]).
+    #[error("{0}")]
     Other(String),
     #[error("Chain '{chain}' does not exist{}", suggest.as_ref().map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default())]
     NoTargetChain {
@@ -52,6 +54,7 @@ fn other(s: &str) -> CmdError {
 }
 
 const NO_CHAIN: &str = "No chain/target/match by that name.";
+const BAD_RULE: &str = "Bad rule (does a matching rule exist in that chain?).";
 
 /// Runs one iptables command line (arguments without the program name) on
 /// `rs`, as `iptables` would. Nothing is changed when it fails.
@@ -59,15 +62,33 @@ pub fn apply_command(rs: &mut Ruleset, args: &[&str]) -> Output {
     let mut out = Output::default();
     let res = parse_command_for(rs.family(), args)
         .map_err(CmdError::from)
-        .and_then(|cmd| exec(rs, &cmd, &mut out.stdout));
+        .and_then(|cmd| {
+            if cmd.wait_interval {
+                out.stderr
+                    .push_str("Ignoring deprecated --wait-interval option.\n");
+            }
+            exec(rs, &cmd, &mut out.stdout)
+        });
     if let Err(e) = res {
         out.status = e.status();
+        let tool = rs.family().tool();
         match e {
             CmdError::Other(_) => {
-                let _ = writeln!(out.stderr, "{e}");
+                let _ = writeln!(out.stderr, "{tool}: {e}");
             }
             _ => {
-                let _ = writeln!(out.stderr, "{} v1.8.9 (tungate): {e}", rs.family().tool());
+                let _ = writeln!(out.stderr, "{tool} v1.8.9 (nf_tables): {e}");
+                if out.status == 2 {
+                    // A parameter problem: the real tools point at --help
+                    // (after a blank line when a module failed to load).
+                    if matches!(e, CmdError::Syntax(SyntaxError::UnknownMatch { .. })) {
+                        out.stderr.push('\n');
+                    }
+                    let _ = writeln!(
+                        out.stderr,
+                        "Try `{tool} -h' or '{tool} --help' for more information."
+                    );
+                }
             }
         }
     }
@@ -248,10 +269,16 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
         }
         Op::Append | Op::Insert | Op::Replace | Op::Delete | Op::Check => {
             let n = cmd.chain.as_deref().unwrap_or("");
-            let ci = t.chain_index(n).ok_or_else(|| other(NO_CHAIN))?;
             if cmd.op == Op::Delete {
                 if let Some(num) = cmd.rulenum {
-                    if num == 0 || num > t.chains[ci].rules.len() {
+                    // iptables-nft: no such chain, or no rule in it, is
+                    // ENOENT; a number past the last rule E2BIG.
+                    let ci = t.chain_index(n).ok_or_else(|| other(NO_CHAIN))?;
+                    let len = t.chains[ci].rules.len();
+                    if len == 0 {
+                        return Err(other(NO_CHAIN));
+                    }
+                    if num == 0 || num > len {
                         return Err(other("Index of deletion too big."));
                     }
                     t.chains[ci].rules.remove(num - 1);
@@ -259,6 +286,17 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
                 }
             }
             let mut rule = cmd.rule.clone().expect("rule commands carry a rule");
+            if matches!(cmd.op, Op::Check | Op::Delete) && t.chain_index(n).is_none() {
+                // A rule looked for in a chain that is not there: not found
+                // (after the jump target's check, as iptables-nft orders it).
+                if let Some(j) = rule.target.chain_ref() {
+                    if t.chain_index(j).is_none_or(|i| t.chains[i].is_builtin()) {
+                        return Err(no_target(t, j));
+                    }
+                }
+                return Err(other(BAD_RULE));
+            }
+            let ci = t.chain_index(n).ok_or_else(|| other(NO_CHAIN))?;
             if cmd.verbose {
                 let _ = writeln!(out, "{}", verbose_rule(&rule, t.family));
             }
@@ -274,9 +312,7 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
                         .rules
                         .iter()
                         .position(|r| r.same_spec(&rule))
-                        .ok_or_else(|| {
-                            other("Bad rule (does a matching rule exist in that chain?).")
-                        })?;
+                        .ok_or_else(|| other(BAD_RULE))?;
                     t.chains[ci].rules.remove(pos);
                     Ok(())
                 }
@@ -284,9 +320,7 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
                     if t.chains[ci].rules.iter().any(|r| r.same_spec(&rule)) {
                         Ok(())
                     } else {
-                        Err(other(
-                            "Bad rule (does a matching rule exist in that chain?).",
-                        ))
+                        Err(other(BAD_RULE))
                     }
                 }
                 _ => {
@@ -392,20 +426,24 @@ fn zero(
     verbose: bool,
     out: &mut String,
 ) -> Result<(), CmdError> {
-    let idxs: Vec<usize> = match chain {
-        Some(c) => vec![t.chain_index(c).ok_or_else(|| other(NO_CHAIN))?],
-        None => (0..t.chains.len()).collect(),
-    };
-    if let (Some(n), Some(&i)) = (num, idxs.first()) {
+    if let (Some(n), Some(c)) = (num, chain) {
+        // A missing chain or rule is "Bad rule" (iptables-nft 1.8.9's
+        // words); a number past the last rule fails, as 1.8.11 has it
+        // (shell/iptables_0011-rulenum_0; 1.8.9 zeroes nothing and succeeds).
+        let i = t.chain_index(c).ok_or_else(|| other(BAD_RULE))?;
         let r = t.chains[i]
             .rules
             .get_mut(n.wrapping_sub(1))
-            .ok_or_else(|| other("Index of zeroing too big."))?;
+            .ok_or_else(|| other(BAD_RULE))?;
         if r.counters != Counters::default() {
             Arc::make_mut(r).counters = Counters::default();
         }
         return Ok(());
     }
+    let idxs: Vec<usize> = match chain {
+        Some(c) => vec![t.chain_index(c).ok_or_else(|| other(NO_CHAIN))?],
+        None => (0..t.chains.len()).collect(),
+    };
     let order: Vec<String> = t.chains_listed().iter().map(|c| c.name.clone()).collect();
     for n in order {
         let i = t.chain_index(&n).unwrap();

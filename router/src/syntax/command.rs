@@ -49,6 +49,8 @@ pub struct Command {
     pub counters: Option<Counters>,
     /// With `-Z` also `-L`/`-S` (`iptables -L -Z`).
     pub zero_too: bool,
+    /// `-W` was given (accepted and ignored, with iptables' notice).
+    pub wait_interval: bool,
 }
 
 /// Token cursor.
@@ -180,6 +182,7 @@ pub fn parse_command_for(family: Family, toks: &[&str]) -> Result<Command, Synta
         line_numbers: false,
         counters: None,
         zero_too: false,
+        wait_interval: false,
     };
     let mut op: Option<Op> = None;
     let mut b = RuleBuilder::new(family);
@@ -377,6 +380,7 @@ pub fn parse_command_for(family: Family, toks: &[&str]) -> Result<Command, Synta
             }
             "-W" | "--wait-interval" => {
                 o.arg(&mut c)?;
+                cmd.wait_interval = true;
                 continue;
             }
             "--modprobe" => {
