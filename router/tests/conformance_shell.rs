@@ -4,6 +4,8 @@
 //! ([`apply_command`], [`restore`]); the expected texts are read from the
 //! scripts at run time (their `NAME='...'` / `NAME="..."` assignments).
 //! Comparisons ignore trailing white space, as the scripts' `diff -Z` does.
+//! Not replayed: `ip6tables_0005-rule-check_0` (its rule is an IPv6 DNAT,
+//! which waits for the family-tagged NAT range).
 
 mod common;
 use common::shared;
@@ -170,8 +172,17 @@ fn verbose_output_0002() {
 
 #[test]
 fn list_rules_0003() {
-    let v = assignments("iptables_0003-list-rules_0");
-    let mut rs = Ruleset::new();
+    list_rules_0003_for(Family::V4, "iptables_0003-list-rules_0");
+}
+
+#[test]
+fn ip6tables_list_rules_0003() {
+    list_rules_0003_for(Family::V6, "ip6tables_0003-list-rules_0");
+}
+
+fn list_rules_0003_for(family: Family, file: &str) {
+    let v = assignments(file);
+    let mut rs = Ruleset::new_family(family);
     ok(&mut rs, "-N foo");
     ok(&mut rs, "-A FORWARD -i eth23 -o eth42 -j ACCEPT -c 23 42");
     ok(&mut rs, "-A FORWARD -i eth42 -o eth23 -g foo");
@@ -193,12 +204,90 @@ fn list_rules_0003() {
         assert_eq!(
             trim(&ok(&mut rs, cmd)),
             var(&v, "EXPECT", i),
-            "iptables {cmd}"
+            "{} {cmd}",
+            family.tool()
         );
     }
     assert_ne!(run(&mut rs, "-S nonexistent").status, 0);
     assert_ne!(run(&mut rs, "-S nonexistent 23").status, 0);
     assert_eq!(run(&mut rs, "-S FORWARD 234").status, 0);
+}
+
+/// The text of the script's first here-document (`<<EOF` to `EOF`).
+fn heredoc(file: &str) -> String {
+    let text = std::fs::read_to_string(shared().join("conformance/shell").join(file))
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+    let start = text.find("<<EOF\n").expect("a here-document") + 6;
+    let end = start + text[start..].find("\nEOF\n").expect("its end");
+    text[start..=end].to_string()
+}
+
+#[test]
+fn ip6tables_verbose_output_0002() {
+    let v = assignments("ip6tables_0002-verbose-output_0");
+    let mut rs = Ruleset::new_family(Family::V6);
+    let rules: Vec<(String, String)> = (1..=5)
+        .map(|i| {
+            (
+                var(&v, &format!("RULE{i}"), 0),
+                var(&v, &format!("VOUT{i}"), 0),
+            )
+        })
+        .collect();
+    for (i, (rule, vout)) in rules.iter().enumerate() {
+        let cmd = if i == 1 {
+            format!("-v -I FORWARD 2 {rule}")
+        } else {
+            format!("-v -A FORWARD {rule}")
+        };
+        assert_eq!(trim(&ok(&mut rs, &cmd)), *vout, "ip6tables {cmd}");
+    }
+    for (rule, vout) in &rules {
+        assert_eq!(trim(&ok(&mut rs, &format!("-v -C FORWARD {rule}"))), *vout);
+    }
+    assert_eq!(trim(&ok(&mut rs, "-v -n -L")), var(&v, "EXPECT", 0));
+    for (rule, vout) in &rules[..2] {
+        assert_eq!(trim(&ok(&mut rs, &format!("-v -D FORWARD {rule}"))), *vout);
+    }
+    assert_eq!(trim(&ok(&mut rs, "-v -F")), var(&v, "EXPECT", 1));
+    assert_eq!(trim(&ok(&mut rs, "-v -Z")), var(&v, "EXPECT", 2));
+    assert_eq!(
+        trim(&ok(&mut rs, "-v -F OUTPUT")),
+        "Flushing chain `OUTPUT'"
+    );
+    assert_eq!(trim(&ok(&mut rs, "-v -Z OUTPUT")), "Zeroing chain `OUTPUT'");
+    ok(&mut rs, "-N foo");
+    assert_eq!(trim(&ok(&mut rs, "-v -X foo")), "Deleting chain `foo'");
+}
+
+#[test]
+fn ip6tables_address_masks_0004() {
+    let file = "ip6tables_0004-address-masks_0";
+    let mut rs = Ruleset::new_family(Family::V6);
+    restore_ok(&mut rs, &heredoc(file), false);
+    let v = assignments(file);
+    assert_eq!(trim(&ok(&mut rs, "-S FORWARD")), var(&v, "EXPECT", 0));
+}
+
+/// Each restore skips the rule lines flagged with the other family
+/// (`-6` in iptables-restore, `-4` in ip6tables-restore) and keeps its
+/// own family's.
+#[test]
+fn restores_skip_the_other_familys_lines_0005_0006() {
+    for (family, file) in [
+        (Family::V4, "ipt-restore_0005-ipt-6_0"),
+        (Family::V6, "ipt-restore_0006-ip6t-4_0"),
+    ] {
+        let mut rs = Ruleset::new_family(family);
+        restore_ok(&mut rs, &heredoc(file), false);
+        let shown: Vec<String> = ok(&mut rs, "-S")
+            .lines()
+            .filter(|l| !l.starts_with("-P"))
+            .map(str::to_string)
+            .collect();
+        let v = assignments(file);
+        assert_eq!(shown.join("\n"), var(&v, "EXPECT", 0), "{file}");
+    }
 }
 
 #[test]

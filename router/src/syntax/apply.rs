@@ -619,6 +619,22 @@ fn is_rule_line(line: &str) -> bool {
         || line.trim_end() == "COMMIT")
 }
 
+/// Whether a rule line is flagged for the other family (`-6 -A ...` in
+/// an iptables-restore input, `-4 -A ...` in ip6tables-restore's): the
+/// restores skip those, so one file can serve both.
+fn other_family_line(line: &str, family: Family) -> bool {
+    let other = match family {
+        Family::V4 => "-6",
+        Family::V6 => "-4",
+    };
+    let mut words = line.split_ascii_whitespace();
+    let first = match words.next() {
+        Some(w) if w.starts_with('[') => words.next(),
+        w => w,
+    };
+    first == Some(other)
+}
+
 /// Parses one rule line and applies the restore's counter options to it
 /// (`[p:b]` prefixes kept with `--counters`, otherwise a rule starts at
 /// zero unless the line gave `-c`).
@@ -725,7 +741,7 @@ fn pre_parse(
             let parsed = slice
                 .lines()
                 .map(str::trim_start)
-                .filter(|l| is_rule_line(l))
+                .filter(|l| is_rule_line(l) && !other_family_line(l, family))
                 .map(|l| stage_rule_line(l, &mut toks, opts, family))
                 .collect();
             let _ = done[i].set(parsed);
@@ -910,6 +926,9 @@ fn restore_parsed(
                     t.add_absent_user_chain(name);
                 }
             }
+            continue;
+        }
+        if other_family_line(line, rs.family()) {
             continue;
         }
         let staged = match &mut parsed {

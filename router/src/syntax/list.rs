@@ -415,12 +415,14 @@ pub fn list_rule(out: &mut String, r: &Rule, n: usize, f: ListFormat, family: Fa
     }
     let _ = write!(out, "{:<9} ", list_target_name(&r.target));
     out.push(if r.proto_invert { '!' } else { ' ' });
+    // "%-4s ": a name of five letters or more still gets its blank
+    // (`ipv6-icmp --`, `udplite --`).
     match names::proto_list_name(r.proto, f.numeric) {
         Some(p) => {
-            let _ = write!(out, "{p:<5}");
+            let _ = write!(out, "{p:<4} ");
         }
         None => {
-            let _ = write!(out, "{:<5}", r.proto);
+            let _ = write!(out, "{:<4} ", r.proto);
         }
     }
     match r.fragment {
