@@ -168,7 +168,7 @@ fn feed(t: &ConnTable, pkt: &[u8], prep: impl FnOnce(&ConnTable, &mut NewConn)) 
             t.confirm(&nc, T0).unwrap();
         }
         Tracked::Known { .. } | Tracked::Related(_) => {}
-        Tracked::Invalid => panic!("fixture packet is INVALID"),
+        Tracked::Invalid | Tracked::Untracked => panic!("fixture packet is not tracked"),
     }
 }
 
@@ -178,7 +178,8 @@ fn none(_: &ConnTable, _: &mut NewConn) {}
 fn build(t: &ConnTable, ns: &ScratchNs) {
     // An assured TCP connection whose server side was translated.
     feed(t, &tcp("10.9.0.1", "10.9.0.99", 50236, 80, SYN), |t, nc| {
-        let r = NatRange::addr("127.0.0.1".parse().unwrap()).with_ports(8080, 8080);
+        let r = NatRange::addr("127.0.0.1".parse::<std::net::Ipv4Addr>().unwrap())
+            .with_ports(8080, 8080);
         nat::setup(t, nc, &r, Manip::Dst, &mut Rng::new(7), T0).unwrap();
     });
     feed(
@@ -201,7 +202,7 @@ fn build(t: &ConnTable, ns: &ScratchNs) {
     feed(t, &tcp("10.9.0.1", "10.9.0.1", 54746, 9999, SYN), none);
     // A source-NATed UDP flow with an answer.
     feed(t, &udp("192.168.1.5", "8.8.8.8", 5000, 53), |t, nc| {
-        let r = NatRange::addr("203.0.113.1".parse().unwrap());
+        let r = NatRange::addr("203.0.113.1".parse::<std::net::Ipv4Addr>().unwrap());
         nat::setup(t, nc, &r, Manip::Src, &mut Rng::new(7), T0).unwrap();
     });
     feed(t, &udp("8.8.8.8", "203.0.113.1", 53, 5000), none);

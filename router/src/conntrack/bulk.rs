@@ -19,7 +19,7 @@ impl ConnTable {
             let s = self.slab.get(idx);
             if s.gen_live.load(Acquire) & (LIVE | BUSY) == LIVE && s.deadline.load(Relaxed) > now.0
             {
-                f(&self.snapshot_raw(s));
+                f(&self.snapshot_raw(idx, s));
             }
         }
     }
@@ -41,7 +41,7 @@ impl ConnTable {
             let s = self.slab.get(idx);
             let gl = s.gen_live.load(Acquire);
             if gl & (LIVE | BUSY) == LIVE
-                && pred(&self.snapshot_raw(s))
+                && pred(&self.snapshot_raw(idx, s))
                 && self.kill(idx, gl >> GEN_SHIFT, KillReason::Deleted)
             {
                 n += 1;
@@ -63,7 +63,7 @@ impl ConnTable {
         for idx in 0..high {
             let s = self.slab.get(idx);
             let gl = s.gen_live.load(Acquire);
-            if gl & (LIVE | BUSY) == LIVE && pred(&self.snapshot_raw(s)) {
+            if gl & (LIVE | BUSY) == LIVE && pred(&self.snapshot_raw(idx, s)) {
                 let c = ConnRef {
                     table: self,
                     slot: s,

@@ -9,7 +9,9 @@ use super::slab::{Slot, BUSY, GEN_SHIFT, LIVE};
 use super::snapshot::ConnSnapshot;
 use super::table::{ConnTable, KillReason};
 use super::tcp::{self, TcpBits, TcpState, TcpVerdict};
-use super::{CtState, Dir, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE};
+use super::{
+    CtState, Dir, Status, Tuple, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
+};
 use crate::clock::Timestamp;
 use std::fmt;
 use std::sync::atomic::Ordering::*;
@@ -90,7 +92,7 @@ impl<'a> ConnRef<'a> {
         ConnRef { dir, ..self }
     }
     pub fn tuple(&self, d: Dir) -> Tuple {
-        self.slot().tuple(d)
+        self.table.slab.tuple(self.idx, self.slot, d)
     }
     pub fn orig(&self) -> Tuple {
         self.tuple(Dir::Original)
@@ -266,6 +268,7 @@ impl<'a> ConnRef<'a> {
                 }
             }
             PROTO_ICMP => timeout = to.icmp,
+            PROTO_ICMPV6 => timeout = to.icmpv6,
             // generic_packet / icmp_packet only refresh the timeout (never ASSURED).
             _ => timeout = to.generic,
         }

@@ -28,7 +28,9 @@ pub(super) struct SrcKey(u64);
 impl SrcKey {
     #[inline]
     pub(super) fn of(t: &Tuple) -> SrcKey {
-        SrcKey((u32::from(t.src) as u64) << 32 | (t.sport as u64) << 8 | t.proto as u64)
+        // IPv6: a fold of the address (the caller compares the whole).
+        let a = t.src as u64 ^ (t.src >> 64) as u64;
+        SrcKey((a as u32 as u64 ^ a >> 32) << 32 | (t.sport as u64) << 8 | t.proto as u64)
     }
 }
 

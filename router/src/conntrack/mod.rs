@@ -52,17 +52,22 @@ pub mod table;
 pub mod tcp;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests6;
 
-use crate::wire::{icmp, IcmpPacket, IpProtocol, Ipv4Packet, PacketRepr, TcpPacket, UdpPacket};
+use crate::wire::{
+    exthdr, icmp, ipv6, Family, IcmpPacket, Icmpv6Packet, Ipv4Packet, Ipv6Packet, PacketRepr,
+    TcpPacket, UdpPacket,
+};
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 pub use conn::{ConnRef, NewConn};
 pub use event::{CtEvent, EventKind, EventLine, EventSubscription};
 pub use slab::{Release, Slot};
-pub use snapshot::{ConnSnapshot, ConntrackLine};
+pub use snapshot::{proto_name, ConnSnapshot, ConntrackLine};
 pub use table::{ClashKind, ConfirmError, Confirmed, ConnTable, Stats, StatsSnapshot, Tracked};
 pub use tcp::TcpState;
 
@@ -73,48 +78,108 @@ pub const PROTO_UDP: u8 = 17;
 /// UDP-Lite (RFC 3828): ports like UDP, a checksum that is never optional.
 pub const PROTO_UDPLITE: u8 = 136;
 
-/// A connection tuple (`nf_conntrack_tuple`, IPv4 part).
+/// ICMPv6 (next header 58).
+pub const PROTO_ICMPV6: u8 = 58;
+
+/// Word-1 bit of a packed tuple ([`Tuple::pack`]) that marks an IPv6 tuple.
+pub(crate) const PACK_V6: u64 = 1 << 40;
+
+/// A connection tuple (`nf_conntrack_tuple`), either family.
 ///
-/// TCP/UDP: ports. ICMP queries: `sport` is the identifier (in both
-/// directions, as the kernel keeps `src.u.icmp.id`) and `dport` is
-/// `type << 8 | code`. Other protocols: both ports are 0 ("generic").
+/// Addresses are host order, IPv4 zero-extended in the low 32 bits
+/// (`family` says which). TCP/UDP: ports. ICMP and ICMPv6 queries: `sport`
+/// is the identifier (in both directions, as the kernel keeps
+/// `src.u.icmp.id`) and `dport` is `type << 8 | code`. Other protocols:
+/// both ports are 0 ("generic").
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Tuple {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: u128,
+    pub dst: u128,
     pub sport: u16,
     pub dport: u16,
     pub proto: u8,
+    pub family: Family,
 }
 
 impl Hash for Tuple {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
         let (a, b) = self.pack();
+        if self.family == Family::V6 {
+            state.write_u128(self.src);
+            state.write_u128(self.dst);
+        }
         state.write_u64(a);
         state.write_u64(b);
     }
 }
 
 impl Tuple {
+    /// An IPv4 tuple.
     pub fn new(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, sport: u16, dport: u16) -> Tuple {
+        Tuple {
+            src: src.to_bits() as u128,
+            dst: dst.to_bits() as u128,
+            sport,
+            dport,
+            proto,
+            family: Family::V4,
+        }
+    }
+
+    /// An IPv6 tuple.
+    pub fn new6(src: Ipv6Addr, dst: Ipv6Addr, proto: u8, sport: u16, dport: u16) -> Tuple {
+        Tuple {
+            src: src.to_bits(),
+            dst: dst.to_bits(),
+            sport,
+            dport,
+            proto,
+            family: Family::V6,
+        }
+    }
+
+    /// A tuple of `family` from `u128` addresses.
+    pub fn of(family: Family, src: u128, dst: u128, proto: u8, sport: u16, dport: u16) -> Tuple {
         Tuple {
             src,
             dst,
             sport,
             dport,
             proto,
+            family,
         }
     }
 
     /// An ICMP query tuple.
     pub fn icmp(src: Ipv4Addr, dst: Ipv4Addr, ty: u8, code: u8, id: u16) -> Tuple {
-        Tuple {
-            src,
-            dst,
-            sport: id,
-            dport: (ty as u16) << 8 | code as u16,
-            proto: PROTO_ICMP,
-        }
+        Tuple::new(src, dst, PROTO_ICMP, id, (ty as u16) << 8 | code as u16)
+    }
+
+    /// An ICMPv6 query tuple.
+    pub fn icmp6(src: Ipv6Addr, dst: Ipv6Addr, ty: u8, code: u8, id: u16) -> Tuple {
+        Tuple::new6(src, dst, PROTO_ICMPV6, id, (ty as u16) << 8 | code as u16)
+    }
+
+    /// The source address (IPv4 or IPv6).
+    pub fn src_ip(&self) -> IpAddr {
+        self.family.ip(self.src)
+    }
+    pub fn dst_ip(&self) -> IpAddr {
+        self.family.ip(self.dst)
+    }
+    /// The IPv4 source address (meaningful for `Family::V4` only).
+    pub fn src_v4(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.src as u32)
+    }
+    pub fn dst_v4(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.dst as u32)
+    }
+
+    /// ICMP or ICMPv6: the ports hold id and type/code.
+    #[inline]
+    pub fn is_icmp(&self) -> bool {
+        self.proto == PROTO_ICMP || self.proto == PROTO_ICMPV6
     }
 
     pub fn icmp_type(&self) -> u8 {
@@ -131,33 +196,25 @@ impl Tuple {
     /// swapped; ICMP keeps the id and maps request type to reply type.
     /// `None` for an ICMP type without a reply (the kernel's `invmap`).
     pub fn invert(&self) -> Option<Tuple> {
-        if self.proto == PROTO_ICMP {
-            let inv = match self.icmp_type() {
-                icmp::types::ECHO_REQUEST => icmp::types::ECHO_REPLY,
-                icmp::types::ECHO_REPLY => icmp::types::ECHO_REQUEST,
-                icmp::types::TIMESTAMP => icmp::types::TIMESTAMP_REPLY,
-                icmp::types::TIMESTAMP_REPLY => icmp::types::TIMESTAMP,
-                icmp::types::INFO_REQUEST => icmp::types::INFO_REPLY,
-                icmp::types::INFO_REPLY => icmp::types::INFO_REQUEST,
-                icmp::types::ADDRESS_MASK => icmp::types::ADDRESS_MASK_REPLY,
-                icmp::types::ADDRESS_MASK_REPLY => icmp::types::ADDRESS_MASK,
-                _ => return None,
-            };
-            return Some(Tuple::icmp(
-                self.dst,
-                self.src,
-                inv,
-                self.icmp_code(),
-                self.sport,
-            ));
-        }
-        Some(Tuple {
+        let swapped = |sport, dport| Tuple {
             src: self.dst,
             dst: self.src,
-            sport: self.dport,
-            dport: self.sport,
-            proto: self.proto,
-        })
+            sport,
+            dport,
+            ..*self
+        };
+        if self.is_icmp() {
+            let inv = if self.proto == PROTO_ICMP {
+                icmp_invert(self.icmp_type())?
+            } else {
+                icmpv6_invert(self.icmp_type())?
+            };
+            return Some(swapped(
+                self.sport,
+                (inv as u16) << 8 | self.icmp_code() as u16,
+            ));
+        }
+        Some(swapped(self.dport, self.sport))
     }
 
     /// Inversion for tuples known to be invertible (TCP, UDP, generic, ICMP
@@ -168,7 +225,7 @@ impl Tuple {
             dst: self.src,
             sport: self.dport,
             dport: self.sport,
-            proto: self.proto,
+            ..*self
         })
     }
 
@@ -176,38 +233,86 @@ impl Tuple {
     pub fn has_ports(&self) -> bool {
         matches!(
             self.proto,
-            PROTO_TCP | PROTO_UDP | PROTO_UDPLITE | PROTO_ICMP
+            PROTO_TCP | PROTO_UDP | PROTO_UDPLITE | PROTO_ICMP | PROTO_ICMPV6
         )
     }
 
-    /// Two words: `src << 32 | dst`, `sport << 24 | dport << 8 | proto`.
+    /// Two words. IPv4: `src << 32 | dst`, `sport << 24 | dport << 8 |
+    /// proto`: the whole tuple. IPv6: a fold of the addresses and the same
+    /// second word with [`PACK_V6`] set; the addresses themselves are kept
+    /// beside (the slab's IPv6 words), so an IPv4 entry does not pay for them.
+    #[inline]
     pub fn pack(&self) -> (u64, u64) {
-        (
-            (u32::from(self.src) as u64) << 32 | u32::from(self.dst) as u64,
-            (self.sport as u64) << 24 | (self.dport as u64) << 8 | self.proto as u64,
-        )
+        let b = (self.sport as u64) << 24 | (self.dport as u64) << 8 | self.proto as u64;
+        match self.family {
+            Family::V4 => ((self.src as u64) << 32 | self.dst as u64, b),
+            Family::V6 => {
+                let fold = |a: u128| (a as u64) ^ ((a >> 64) as u64);
+                (fold(self.src) ^ fold(self.dst).rotate_left(32), b | PACK_V6)
+            }
+        }
     }
 
+    /// An IPv4 tuple from its two words.
     pub fn unpack(a: u64, b: u64) -> Tuple {
         Tuple {
-            src: Ipv4Addr::from((a >> 32) as u32),
-            dst: Ipv4Addr::from(a as u32),
+            src: (a >> 32) as u128,
+            dst: a as u32 as u128,
             sport: (b >> 24) as u16,
             dport: (b >> 8) as u16,
             proto: b as u8,
+            family: Family::V4,
         }
     }
+
+    /// An IPv6 tuple from its second word and its addresses.
+    pub fn unpack6(b: u64, src: u128, dst: u128) -> Tuple {
+        Tuple {
+            src,
+            dst,
+            family: Family::V6,
+            ..Tuple::unpack(0, b)
+        }
+    }
+}
+
+/// The ICMP reply type of a query type (the kernel's `invmap`).
+pub fn icmp_invert(ty: u8) -> Option<u8> {
+    use icmp::types::*;
+    Some(match ty {
+        ECHO_REQUEST => ECHO_REPLY,
+        ECHO_REPLY => ECHO_REQUEST,
+        TIMESTAMP => TIMESTAMP_REPLY,
+        TIMESTAMP_REPLY => TIMESTAMP,
+        INFO_REQUEST => INFO_REPLY,
+        INFO_REPLY => INFO_REQUEST,
+        ADDRESS_MASK => ADDRESS_MASK_REPLY,
+        ADDRESS_MASK_REPLY => ADDRESS_MASK,
+        _ => return None,
+    })
+}
+
+/// The ICMPv6 reply type of a query type (`nf_conntrack_proto_icmpv6`'s
+/// `invmap`): echo and node information.
+pub fn icmpv6_invert(ty: u8) -> Option<u8> {
+    Some(match ty {
+        128 => 129,
+        129 => 128,
+        139 => 140,
+        140 => 139,
+        _ => return None,
+    })
 }
 
 impl fmt::Display for Tuple {
     /// `conntrack -L` form: `src=A dst=B sport=P dport=Q` (ICMP: `type= code= id=`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "src={} dst={}", self.src, self.dst)?;
+        write!(f, "src={} dst={}", self.src_ip(), self.dst_ip())?;
         match self.proto {
             PROTO_TCP | PROTO_UDP | PROTO_UDPLITE => {
                 write!(f, " sport={} dport={}", self.sport, self.dport)
             }
-            PROTO_ICMP => write!(
+            PROTO_ICMP | PROTO_ICMPV6 => write!(
                 f,
                 " type={} code={} id={}",
                 self.icmp_type(),
@@ -309,6 +414,8 @@ pub struct Timeouts {
     pub udp_unreplied: Duration,
     pub udp_stream: Duration,
     pub icmp: Duration,
+    /// `nf_conntrack_icmpv6_timeout`.
+    pub icmpv6: Duration,
     pub generic: Duration,
 }
 
@@ -327,6 +434,7 @@ impl Default for Timeouts {
             udp_unreplied: s(30),
             udp_stream: s(120),
             icmp: s(30),
+            icmpv6: s(30),
             generic: s(600),
         }
     }
@@ -340,7 +448,7 @@ pub struct UnknownTimeout(pub String);
 impl Timeouts {
     /// The settable names: the kernel's sysctls without the
     /// `net.netfilter.nf_conntrack_` prefix.
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 13] = [
         "tcp_timeout_syn_sent",
         "tcp_timeout_syn_recv",
         "tcp_timeout_established",
@@ -352,6 +460,7 @@ impl Timeouts {
         "udp_timeout",
         "udp_timeout_stream",
         "icmp_timeout",
+        "icmpv6_timeout",
         "generic_timeout",
     ];
 
@@ -374,6 +483,7 @@ impl Timeouts {
             "udp_timeout" => &mut self.udp_unreplied,
             "udp_timeout_stream" => &mut self.udp_stream,
             "icmp_timeout" => &mut self.icmp,
+            "icmpv6_timeout" => &mut self.icmpv6,
             "generic_timeout" => &mut self.generic,
             _ => return Err(UnknownTimeout(name.to_string())),
         };
@@ -443,6 +553,9 @@ pub enum PacketKey {
     /// Conntrack cannot track it (unknown ICMP type, truncated L4 header of
     /// TCP/UDP, an ICMP error quoting something unparsable): INVALID.
     Untrackable,
+    /// Conntrack leaves it alone on purpose (ICMPv6 neighbour and router
+    /// discovery, MLD): ctstate UNTRACKED, as after NOTRACK.
+    NoTrack,
 }
 
 /// Reads the tuple of the packet (an IPv4 packet, not a fragment: reassemble
@@ -454,91 +567,146 @@ pub fn classify(packet: &[u8]) -> Result<PacketKey, crate::wire::WireError> {
         // A non-first fragment has no L4 header.
         return Ok(PacketKey::Untrackable);
     }
-    Ok(l4_key(
-        ip.src_addr(),
-        ip.dst_addr(),
-        ip.protocol_raw(),
-        ip.payload(),
-        true,
-    ))
+    let net = Net::v4(ip.src_addr(), ip.dst_addr(), ip.protocol_raw());
+    Ok(l4_key(net, ip.payload(), true))
 }
 
 /// [`classify`] for a packet already described by the pipeline's one
-/// parse: the IP header is not read again (its fields come from `repr`),
-/// only the transport header (the TCP segment for window tracking, the
-/// quoted packet of an ICMP error). `repr` must describe `packet`.
+/// parse, either family: the IP header is not read again (its fields come
+/// from `repr`), only the transport header (the TCP segment for window
+/// tracking, the quoted packet of an ICMP or ICMPv6 error). `repr` must
+/// describe `packet`.
 #[inline]
 pub fn classify_repr(repr: &PacketRepr, packet: &[u8]) -> PacketKey {
-    let ip = repr.v4();
-    if ip.frag_offset_units() != 0 {
+    if repr.later_fragment() {
         // A non-first fragment has no L4 header.
         return PacketKey::Untrackable;
     }
-    l4_key(
-        Ipv4Addr::from(ip.src),
-        Ipv4Addr::from(ip.dst),
-        ip.proto,
-        repr.l4_bytes(packet),
-        true,
+    let net = Net {
+        family: repr.family(),
+        src: repr.src_addr(),
+        dst: repr.dst_addr(),
+        proto: repr.proto(),
+    };
+    l4_key(net, repr.l4_bytes(packet), true)
+}
+
+/// The network part of a tuple, as [`l4_key`] takes it.
+#[derive(Clone, Copy)]
+struct Net {
+    family: Family,
+    src: u128,
+    dst: u128,
+    proto: u8,
+}
+
+impl Net {
+    fn v4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8) -> Net {
+        Net {
+            family: Family::V4,
+            src: src.to_bits() as u128,
+            dst: dst.to_bits() as u128,
+            proto,
+        }
+    }
+    fn tuple(&self, sport: u16, dport: u16) -> Tuple {
+        Tuple::of(self.family, self.src, self.dst, self.proto, sport, dport)
+    }
+}
+
+/// The ICMPv6 types conntrack leaves untracked (`noct_valid_new`): MLD,
+/// router and neighbour discovery. They pass the hooks with ctstate
+/// UNTRACKED.
+fn icmpv6_untracked(ty: u8) -> bool {
+    use crate::wire::icmpv6::types::*;
+    matches!(
+        ty,
+        MLD_QUERY
+            | MLD_REPORT
+            | MLD_DONE
+            | ROUTER_SOLICIT
+            | ROUTER_ADVERT
+            | NEIGHBOUR_SOLICIT
+            | NEIGHBOUR_ADVERT
+            | MLD2_REPORT
     )
 }
 
-fn l4_key(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8], outer: bool) -> PacketKey {
-    match IpProtocol::from(proto) {
-        IpProtocol::Tcp => {
+/// The tuple of the IPv6 packet an ICMPv6 error quotes (its extension
+/// headers walked over the quoted bytes).
+fn quoted_v6(inner: &[u8]) -> PacketKey {
+    let ip = Ipv6Packet::new_unchecked(inner);
+    let Ok(ext) = exthdr::walk_from(ip.next_header(), inner, ipv6::HEADER_LEN) else {
+        return PacketKey::Untrackable;
+    };
+    if ext.later_fragment() {
+        return PacketKey::Untrackable;
+    }
+    let net = Net {
+        family: Family::V6,
+        src: ip.src_addr(),
+        dst: ip.dst_addr(),
+        proto: ext.proto,
+    };
+    match l4_key(net, &inner[usize::from(ext.proto_offset)..], false) {
+        PacketKey::Flow { tuple, .. } => PacketKey::IcmpError { embedded: tuple },
+        _ => PacketKey::Untrackable,
+    }
+}
+
+fn l4_key(net: Net, l4: &[u8], outer: bool) -> PacketKey {
+    let flow = |tuple: Tuple, tcp_flags: u8, tcp: tcp::Segment| PacketKey::Flow {
+        tuple,
+        tcp_flags,
+        tcp,
+    };
+    match (net.proto, net.family) {
+        (PROTO_TCP, _) => {
             // The quoted segment in an ICMP error has only 8 bytes.
             if outer {
                 match TcpPacket::new_checked(l4) {
-                    Ok(t) => PacketKey::Flow {
-                        tuple: Tuple::new(src, dst, proto, t.src_port(), t.dst_port()),
-                        tcp_flags: t.flags(),
-                        tcp: tcp::Segment::parse(l4),
-                    },
+                    Ok(t) => flow(
+                        net.tuple(t.src_port(), t.dst_port()),
+                        t.flags(),
+                        tcp::Segment::parse(l4),
+                    ),
                     Err(_) => PacketKey::Untrackable,
                 }
             } else if l4.len() >= 4 {
                 let t = TcpPacket::new_unchecked(l4);
-                PacketKey::Flow {
-                    tuple: Tuple::new(src, dst, proto, t.src_port(), t.dst_port()),
-                    tcp_flags: 0,
-                    tcp: tcp::Segment::default(),
-                }
+                flow(
+                    net.tuple(t.src_port(), t.dst_port()),
+                    0,
+                    tcp::Segment::default(),
+                )
             } else {
                 PacketKey::Untrackable
             }
         }
-        IpProtocol::Udp | IpProtocol::Udplite => match UdpPacket::new_checked(l4) {
-            Ok(u) => PacketKey::Flow {
-                tuple: Tuple::new(src, dst, proto, u.src_port(), u.dst_port()),
-                tcp_flags: 0,
-                tcp: tcp::Segment::default(),
-            },
+        (PROTO_UDP | PROTO_UDPLITE, _) => match UdpPacket::new_checked(l4) {
+            Ok(u) => flow(
+                net.tuple(u.src_port(), u.dst_port()),
+                0,
+                tcp::Segment::default(),
+            ),
             Err(_) => PacketKey::Untrackable,
         },
-        IpProtocol::Icmp => {
+        (PROTO_ICMP, Family::V4) => {
             let Ok(ic) = IcmpPacket::new_checked(l4) else {
                 return PacketKey::Untrackable;
             };
             let ty = ic.msg_type();
             if icmp::is_query(ty) {
-                PacketKey::Flow {
-                    tuple: Tuple::icmp(src, dst, ty, ic.code(), ic.ident()),
-                    tcp_flags: 0,
-                    tcp: tcp::Segment::default(),
-                }
+                let t = net.tuple(ic.ident(), (ty as u16) << 8 | ic.code() as u16);
+                flow(t, 0, tcp::Segment::default())
             } else if outer && icmp::is_error(ty) {
                 let Ok(inner) = ic.embedded() else {
                     return PacketKey::Untrackable;
                 };
                 let iip = Ipv4Packet::new_unchecked(inner);
                 let h = iip.header_len();
-                match l4_key(
-                    iip.src_addr(),
-                    iip.dst_addr(),
-                    iip.protocol_raw(),
-                    &inner[h..],
-                    false,
-                ) {
+                let inet = Net::v4(iip.src_addr(), iip.dst_addr(), iip.protocol_raw());
+                match l4_key(inet, &inner[h..], false) {
                     PacketKey::Flow { tuple, .. } => PacketKey::IcmpError { embedded: tuple },
                     _ => PacketKey::Untrackable,
                 }
@@ -546,10 +714,28 @@ fn l4_key(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8], outer: bool) -> Pa
                 PacketKey::Untrackable
             }
         }
-        _ => PacketKey::Flow {
-            tuple: Tuple::new(src, dst, proto, 0, 0),
-            tcp_flags: 0,
-            tcp: tcp::Segment::default(),
-        },
+        (PROTO_ICMPV6, Family::V6) => {
+            let Ok(ic) = Icmpv6Packet::new_checked(l4) else {
+                return PacketKey::Untrackable;
+            };
+            let ty = ic.msg_type();
+            if outer && icmpv6_untracked(ty) {
+                PacketKey::NoTrack
+            } else if ty >= 128 {
+                // Informational: the identifier and type/code, as
+                // icmpv6_pkt_to_tuple keeps them; types without a reply
+                // (invmap) cannot open a connection.
+                let t = net.tuple(ic.ident(), (ty as u16) << 8 | ic.code() as u16);
+                flow(t, 0, tcp::Segment::default())
+            } else if outer {
+                match ic.embedded() {
+                    Ok(inner) => quoted_v6(inner),
+                    Err(_) => PacketKey::Untrackable,
+                }
+            } else {
+                PacketKey::Untrackable
+            }
+        }
+        _ => flow(net.tuple(0, 0), 0, tcp::Segment::default()),
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! See [`super::table`] for how the table uses it.
 
-use super::{tcp, Dir, Tuple};
+use super::{tcp, Dir, Tuple, PACK_V6};
+use crate::wire::Family;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::sync::{Mutex, OnceLock};
@@ -72,16 +73,12 @@ crate::sys::mem::zeroable_atomics!(Slot {
 /// ([`super::ConnTable::set_release`], `sys::mem::discard`).
 pub type Release = fn(&[Slot]) -> usize;
 
-impl Slot {
-    #[inline]
-    pub(super) fn tuple(&self, d: Dir) -> Tuple {
-        let i = d.index() * 2;
-        Tuple::unpack(
-            self.tuples[i].load(Relaxed),
-            self.tuples[i + 1].load(Relaxed),
-        )
-    }
-}
+/// The IPv6 addresses of one entry, beside its slot: ORIGINAL source and
+/// destination, REPLY source and destination, two words each (high first).
+/// Kept in chunks parallel to the slot chunks and allocated only when an
+/// IPv6 entry first lands in that chunk, so an IPv4-only table holds none
+/// (its entries stay 128 bytes); an IPv6 entry costs 64 bytes more.
+pub(super) type V6Words = [AtomicU64; 8];
 
 /// Freed slots. A chunk whose slots are all free is taken out of the list
 /// and its memory given back to the kernel (`discard_free_chunks`, at the
@@ -127,6 +124,8 @@ impl FreeList {
 /// and the free list.
 pub(super) struct Slab {
     chunks: Box<[OnceLock<Box<[Slot]>>]>,
+    /// IPv6 addresses ([`V6Words`]), per chunk, on first use.
+    v6: Box<[OnceLock<Box<[V6Words]>>]>,
     capacity: u32,
     /// Slots ever handed out (bump allocator high-water mark).
     pub(super) high: AtomicU32,
@@ -141,6 +140,7 @@ impl Slab {
         let chunks: Vec<OnceLock<Box<[Slot]>>> = (0..nchunks).map(|_| OnceLock::new()).collect();
         Slab {
             chunks: chunks.into_boxed_slice(),
+            v6: (0..nchunks).map(|_| OnceLock::new()).collect(),
             capacity: capacity as u32,
             high: AtomicU32::new(0),
             free: Mutex::new(FreeList::new(nchunks)),
@@ -160,6 +160,49 @@ impl Slab {
         &chunk[i % CHUNK]
     }
 
+    /// The IPv6 address words of slot `idx` (its chunk's are allocated on
+    /// first touch).
+    #[inline]
+    fn v6(&self, idx: u32) -> &V6Words {
+        let i = idx as usize;
+        let chunk = self.v6[i / CHUNK].get_or_init(|| {
+            (0..CHUNK)
+                .map(|_| V6Words::default())
+                .collect::<Vec<_>>()
+                .into_boxed_slice()
+        });
+        &chunk[i % CHUNK]
+    }
+
+    /// The tuple of direction `d` of slot `s` (which is slot `idx`).
+    #[inline]
+    pub(super) fn tuple(&self, idx: u32, s: &Slot, d: Dir) -> Tuple {
+        let i = d.index() * 2;
+        let (a, b) = (s.tuples[i].load(Relaxed), s.tuples[i + 1].load(Relaxed));
+        if b & PACK_V6 == 0 {
+            return Tuple::unpack(a, b);
+        }
+        let (w, j) = (self.v6(idx), d.index() * 4);
+        let word = |k: usize| (w[k].load(Relaxed) as u128) << 64 | w[k + 1].load(Relaxed) as u128;
+        Tuple::unpack6(b, word(j), word(j + 2))
+    }
+
+    /// Writes both tuples of slot `idx` (before it is published).
+    pub(super) fn store_tuples(&self, idx: u32, s: &Slot, orig: &Tuple, reply: &Tuple) {
+        let ((a, b), (c, d)) = (orig.pack(), reply.pack());
+        for (w, v) in s.tuples.iter().zip([a, b, c, d]) {
+            w.store(v, Relaxed);
+        }
+        if orig.family == Family::V6 {
+            let w = self.v6(idx);
+            let addrs = [orig.src, orig.dst, reply.src, reply.dst];
+            for (k, a) in addrs.into_iter().enumerate() {
+                w[2 * k].store((a >> 64) as u64, Relaxed);
+                w[2 * k + 1].store(a as u64, Relaxed);
+            }
+        }
+    }
+
     /// Bytes of the slab chunks in use (touched and not given back) and of
     /// the free list.
     pub(super) fn memory_usage(&self) -> usize {
@@ -168,7 +211,8 @@ impl Slab {
         let free = free.fifo.capacity() * 4;
         let chunks = self.chunks.iter().filter(|c| c.get().is_some()).count();
         let slab = (chunks - discarded) * CHUNK * std::mem::size_of::<Slot>();
-        slab + free
+        let v6 = self.v6.iter().filter(|c| c.get().is_some()).count();
+        slab + free + v6 * CHUNK * std::mem::size_of::<V6Words>()
     }
 
     /// A free slot: the oldest on the free list, else the first of the

@@ -5,7 +5,7 @@
 use super::slab::Slot;
 use super::table::ConnTable;
 use super::tcp::{TcpBits, TcpState};
-use super::{Dir, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE};
+use super::{Dir, Status, Tuple, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE};
 use crate::clock::Timestamp;
 use std::fmt;
 use std::sync::atomic::Ordering::*;
@@ -51,20 +51,25 @@ pub struct ConntrackLine<'a> {
     pub(super) event: bool,
 }
 
+/// The protocol name conntrack-tools prints for a tuple's protocol.
+pub fn proto_name(p: u8) -> &'static str {
+    match p {
+        PROTO_TCP => "tcp",
+        PROTO_UDP => "udp",
+        PROTO_UDPLITE => "udplite",
+        PROTO_ICMP => "icmp",
+        PROTO_ICMPV6 => "icmpv6",
+        _ => "unknown",
+    }
+}
+
 impl fmt::Display for ConntrackLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.s;
-        let name = match s.orig.proto {
-            PROTO_TCP => "tcp",
-            PROTO_UDP => "udp",
-            PROTO_UDPLITE => "udplite",
-            PROTO_ICMP => "icmp",
-            _ => "unknown",
-        };
         write!(
             f,
             "{:<8} {} {} ",
-            name,
+            proto_name(s.orig.proto),
             s.orig.proto,
             s.timeout_secs(self.now)
         )?;
@@ -97,12 +102,12 @@ impl fmt::Display for ConntrackLine<'_> {
 
 impl ConnTable {
     /// A copy of the entry in slot `s` (the caller checks that it is live).
-    pub(super) fn snapshot_raw(&self, s: &Slot) -> ConnSnapshot {
-        let orig = s.tuple(Dir::Original);
+    pub(super) fn snapshot_raw(&self, idx: u32, s: &Slot) -> ConnSnapshot {
+        let orig = self.slab.tuple(idx, s, Dir::Original);
         ConnSnapshot {
             id: s.id.load(Relaxed),
             orig,
-            reply: s.tuple(Dir::Reply),
+            reply: self.slab.tuple(idx, s, Dir::Reply),
             status: Status(s.status.load(Relaxed)),
             tcp_state: (orig.proto == PROTO_TCP).then(|| TcpBits(s.proto.load(Relaxed)).state()),
             mark: s.mark.load(Relaxed),
@@ -114,6 +119,6 @@ impl ConnTable {
 
     /// A copy of the entry in slot `idx`.
     pub(super) fn snapshot_slot(&self, idx: u32) -> ConnSnapshot {
-        self.snapshot_raw(self.slab.get(idx))
+        self.snapshot_raw(idx, self.slab.get(idx))
     }
 }

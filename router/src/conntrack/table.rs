@@ -78,8 +78,10 @@ use super::event::{CtEvent, EventKind, EventQueue};
 use super::index::{dir_of, HintTable, SlotIndex, SrcKey, SHRINK_MIN};
 use super::slab::{Release, Slab, Slot, BUSY, GEN_SHIFT, LIVE};
 use super::tcp::{self, TcpBits};
+use super::PACK_V6;
 use super::{
-    ConntrackConfig, CtState, Dir, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
+    ConntrackConfig, CtState, Dir, Status, Tuple, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
+    PROTO_UDPLITE,
 };
 use crate::clock::Timestamp;
 use crate::hash::TupleHashBuilder;
@@ -199,6 +201,9 @@ pub enum Tracked<'a> {
     New(NewConn),
     /// INVALID (no entry; rules see `--ctstate INVALID`).
     Invalid,
+    /// Left untracked by conntrack itself (ICMPv6 neighbour and router
+    /// discovery, MLD): rules see `--ctstate UNTRACKED`.
+    Untracked,
 }
 
 impl ConnTable {
@@ -282,7 +287,7 @@ impl ConnTable {
 
     /// The tuple an index value stands for (`slot << 1 | direction`).
     fn key_of(&self, v: u32) -> Tuple {
-        self.slab.get(v >> 1).tuple(dir_of(v))
+        self.slab.tuple(v >> 1, self.slab.get(v >> 1), dir_of(v))
     }
 
     /// The index alone (no hints), for the invariant checks.
@@ -325,7 +330,7 @@ impl ConnTable {
     pub fn lookup(&self, t: &Tuple, now: Timestamp) -> Option<ConnRef<'_>> {
         let packed = t.pack();
         let hh = self.hints.hash(packed);
-        let (s, idx, dir, gl) = match self.hinted(hh, packed) {
+        let (s, idx, dir, gl) = match self.hinted(hh, t, packed) {
             Some(hit) => hit,
             None => {
                 let h = self.hasher.hash_one(t);
@@ -336,7 +341,7 @@ impl ConnTable {
                 let (idx, dir) = (v >> 1, dir_of(v));
                 let s = self.slab.get(idx);
                 let gl = s.gen_live.load(Acquire);
-                if gl & LIVE == 0 || s.tuple(dir) != *t {
+                if gl & LIVE == 0 || self.slab.tuple(idx, s, dir) != *t {
                     return None;
                 }
                 self.hints.set(hh, v);
@@ -364,7 +369,7 @@ impl ConnTable {
     /// here before the acquire fence imply the second generation read sees
     /// the bump.
     #[inline]
-    fn hinted(&self, h: u64, packed: (u64, u64)) -> Option<(&Slot, u32, Dir, u32)> {
+    fn hinted(&self, h: u64, t: &Tuple, packed: (u64, u64)) -> Option<(&Slot, u32, Dir, u32)> {
         let v = self.hints.get(h)?;
         let (idx, dir) = (v >> 1, dir_of(v));
         let s = self.slab.get(idx);
@@ -376,9 +381,13 @@ impl ConnTable {
         }
         let i = dir.index() * 2;
         let (a, b) = (s.tuples[i].load(Relaxed), s.tuples[i + 1].load(Relaxed));
+        // IPv6: the packed words hold a fold of the addresses; compare the
+        // whole tuple (read under the same seqlock).
+        let full = (b & PACK_V6 != 0).then(|| self.slab.tuple(idx, s, dir));
         std::sync::atomic::fence(Acquire);
         let again = s.gen_live.load(Relaxed);
-        (again == gl && (a, b) == packed).then_some((s, idx, dir, gl))
+        let same = (a, b) == packed && full.is_none_or(|f| f == *t);
+        (again == gl && same).then_some((s, idx, dir, gl))
     }
 
     /// The conntrack hook in one call: lookup (or RELATED lookup), protocol
@@ -404,6 +413,7 @@ impl ConnTable {
                 None => Tracked::Invalid,
             },
             super::PacketKey::Untrackable => Tracked::Invalid,
+            super::PacketKey::NoTrack => Tracked::Untracked,
         }
     }
 
@@ -419,20 +429,16 @@ impl ConnTable {
     /// port) of a live source-NATed connection from the same original source
     /// address, port and protocol, so a client keeps one mapping across
     /// destinations (when free and in range; the caller checks).
-    pub fn find_src_mapping(
-        &self,
-        orig: &Tuple,
-        now: Timestamp,
-    ) -> Option<(std::net::Ipv4Addr, u16)> {
+    pub fn find_src_mapping(&self, orig: &Tuple, now: Timestamp) -> Option<(u128, u16)> {
         let idx = *self.bysrc.get(&SrcKey::of(orig))?;
         let s = self.slab.get(idx);
         let gl = s.gen_live.load(Acquire);
-        let o = s.tuple(Dir::Original);
-        if gl & LIVE == 0 || s.deadline.load(Relaxed) <= now.0 || SrcKey::of(&o) != SrcKey::of(orig)
-        {
+        let o = self.slab.tuple(idx, s, Dir::Original);
+        let same_src = |t: &Tuple| (t.src, t.sport, t.proto, t.family);
+        if gl & LIVE == 0 || s.deadline.load(Relaxed) <= now.0 || same_src(&o) != same_src(orig) {
             return None;
         }
-        let r = s.tuple(Dir::Reply);
+        let r = self.slab.tuple(idx, s, Dir::Reply);
         Some((r.dst, r.dport))
     }
 
@@ -478,6 +484,15 @@ impl ConnTable {
                 }
                 0
             }
+            // icmpv6_new: only echo request and node information query
+            // start a connection.
+            PROTO_ICMPV6 => {
+                if !matches!(t.icmp_type(), 128 | 139) {
+                    self.stats.invalid.fetch_add(1, Relaxed);
+                    return None;
+                }
+                0
+            }
             _ => 0,
         };
         let reply = t.invert()?;
@@ -499,6 +514,7 @@ impl ConnTable {
             PROTO_TCP => to.tcp(TcpBits(nc.proto_state).state()),
             PROTO_UDP | PROTO_UDPLITE => to.udp_unreplied,
             PROTO_ICMP => to.icmp,
+            PROTO_ICMPV6 => to.icmpv6,
             _ => to.generic,
         }
     }
@@ -521,14 +537,10 @@ impl ConnTable {
             return Err(ConfirmError::Full);
         };
         let s = self.slab.get(idx);
-        let (a, b) = nc.orig.pack();
-        let (c, d) = nc.reply.pack();
         // Orders the generation bump that freed this slot (seen through the
         // free list's lock) before the new tuples, for `hinted`'s seqlock.
         std::sync::atomic::fence(Release);
-        for (w, v) in s.tuples.iter().zip([a, b, c, d]) {
-            w.store(v, Relaxed);
-        }
+        self.slab.store_tuples(idx, s, &nc.orig, &nc.reply);
         s.status.store(nc.status.0 | Status::CONFIRMED, Relaxed);
         s.proto.store(nc.proto_state, Relaxed);
         for (a, v) in s.tcp_win.iter().zip(nc.tcp_win.to_words()) {
@@ -662,7 +674,10 @@ impl ConnTable {
             return false;
         }
         s.status.fetch_or(Status::DYING, Relaxed);
-        let (o, r) = (s.tuple(Dir::Original), s.tuple(Dir::Reply));
+        let (o, r) = (
+            self.slab.tuple(idx, s, Dir::Original),
+            self.slab.tuple(idx, s, Dir::Reply),
+        );
         self.map_remove(&o, idx << 1);
         if r != o {
             self.map_remove(&r, idx << 1 | 1);
@@ -671,7 +686,7 @@ impl ConnTable {
             self.bysrc.remove_if(&SrcKey::of(&o), |_, v| *v == idx);
         }
         if self.events_wanted() {
-            let snap = self.snapshot_raw(s);
+            let snap = self.snapshot_raw(idx, s);
             self.push_event(CtEvent {
                 kind: EventKind::Destroy,
                 conn: snap,
@@ -767,12 +782,16 @@ impl ConnTable {
             if gl & LIVE != 0 {
                 assert!(!seen[idx as usize], "live slot {idx} in the free list");
                 live += 1;
-                assert_eq!(self.map_get(&s.tuple(Dir::Original)), Some(idx << 1));
-                if s.tuple(Dir::Reply) == s.tuple(Dir::Original) {
+                let (o, r) = (
+                    self.slab.tuple(idx, s, Dir::Original),
+                    self.slab.tuple(idx, s, Dir::Reply),
+                );
+                assert_eq!(self.map_get(&o), Some(idx << 1));
+                if r == o {
                     // src == dst and sport == dport: one key serves both.
                     self_inverse += 1;
                 } else {
-                    assert_eq!(self.map_get(&s.tuple(Dir::Reply)), Some(idx << 1 | 1));
+                    assert_eq!(self.map_get(&r), Some(idx << 1 | 1));
                 }
             } else {
                 assert!(seen[idx as usize], "dead slot {idx} not in the free list");

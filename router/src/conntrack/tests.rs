@@ -30,6 +30,7 @@ fn hook<'a>(t: &'a ConnTable, pkt: &[u8], now: Timestamp) -> (CtState, Option<Co
             Err(_) => (CtState::Invalid, None),
         },
         Tracked::Invalid => (CtState::Invalid, None),
+        Tracked::Untracked => (CtState::Untracked, None),
     }
 }
 
@@ -50,7 +51,10 @@ fn tuple_inversion_and_icmp_types() {
     );
     let e = Tuple::icmp(a("1.1.1.1"), a("2.2.2.2"), 8, 0, 77);
     let r = e.invert().unwrap();
-    assert_eq!((r.icmp_type(), r.icmp_id(), r.src), (0, 77, a("2.2.2.2")));
+    assert_eq!(
+        (r.icmp_type(), r.icmp_id(), r.src_v4()),
+        (0, 77, a("2.2.2.2"))
+    );
     assert!(Tuple::icmp(a("1.1.1.1"), a("2.2.2.2"), 3, 3, 0)
         .invert()
         .is_none());

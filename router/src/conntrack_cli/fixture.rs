@@ -35,7 +35,7 @@ pub(super) fn feed(
             t.confirm(&nc, now).unwrap();
         }
         Tracked::Known { .. } | Tracked::Related(_) => {}
-        Tracked::Invalid => panic!("invalid packet in fixture"),
+        Tracked::Invalid | Tracked::Untracked => panic!("untrackable packet in fixture"),
     }
 }
 

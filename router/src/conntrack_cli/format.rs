@@ -4,7 +4,7 @@
 use super::request::Request;
 use crate::clock::Timestamp;
 use crate::conntrack::{
-    ConnSnapshot, ConnTable, CtEvent, EventKind, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+    proto_name, ConnSnapshot, ConnTable, CtEvent, EventKind, Tuple, PROTO_TCP, PROTO_UDP,
 };
 use std::fmt::Write as _;
 
@@ -23,7 +23,7 @@ pub fn format_entry(c: &ConnSnapshot, now: Timestamp, req: &Request, opts: CliOp
     }
     let mut s = String::with_capacity(200);
     if req.extended {
-        s.push_str("ipv4     2 ");
+        family_prefix(&mut s, c);
     }
     let _ = write!(s, "{}", c.display(now, opts.acct));
     if req.show_id {
@@ -44,7 +44,7 @@ pub fn format_event(ev: &CtEvent, now: Timestamp, req: &Request, opts: CliOption
     };
     let mut s = format!("{tag:>9} ");
     if req.extended {
-        s.push_str("ipv4     2 ");
+        family_prefix(&mut s, c);
     }
     let _ = write!(s, "{:<8} {} ", proto_name(c.orig.proto), c.orig.proto);
     let secs = c.timeout_secs(now);
@@ -94,8 +94,8 @@ pub fn format_xml(c: &ConnSnapshot, now: Timestamp, opts: CliOptions) -> String 
         let name = proto_name(t.proto);
         let _ = write!(
             s,
-            "<meta direction=\"{dir}\"><layer3 protonum=\"2\" protoname=\"ipv4\"><src>{}</src><dst>{}</dst></layer3><layer4 protonum=\"{}\" protoname=\"{name}\">",
-            t.src, t.dst, t.proto
+            "<meta direction=\"{dir}\"><layer3 protonum=\"{}\" protoname=\"{}\"><src>{}</src><dst>{}</dst></layer3><layer4 protonum=\"{}\" protoname=\"{name}\">",
+            t.family.l3proto(), t.family.name(), t.src_ip(), t.dst_ip(), t.proto
         );
         if matches!(t.proto, PROTO_TCP | PROTO_UDP) {
             let _ = write!(s, "<sport>{}</sport><dport>{}</dport>", t.sport, t.dport);
@@ -131,17 +131,14 @@ pub fn format_xml(c: &ConnSnapshot, now: Timestamp, opts: CliOptions) -> String 
     s
 }
 
-fn write_tuple(s: &mut String, t: &Tuple) {
-    let _ = write!(s, "{t}");
+/// `-o extended`: the layer-3 name and number (`ipv4     2 `).
+fn family_prefix(s: &mut String, c: &ConnSnapshot) {
+    let f = c.orig.family;
+    let _ = write!(s, "{:<8} {} ", f.name(), f.l3proto());
 }
 
-fn proto_name(p: u8) -> &'static str {
-    match p {
-        PROTO_TCP => "tcp",
-        PROTO_UDP => "udp",
-        PROTO_ICMP => "icmp",
-        _ => "unknown",
-    }
+fn write_tuple(s: &mut String, t: &Tuple) {
+    let _ = write!(s, "{t}");
 }
 
 /// `conntrack -S`: tungate's counters in the kernel's per-cpu line

@@ -56,7 +56,7 @@ fn parse_inner(args: &[String], warnings: &mut Vec<String>) -> Result<Request, C
     let mut req = Request::new(Cmd::List);
     // Protocol options become known once `-p` has been seen.
     let mut proto_opts: Vec<(&'static str, Arg, Key)> = Vec::new();
-    let (mut mask_src, mut mask_dst): (Option<u32>, Option<u32>) = (None, None);
+    let (mut mask_src, mut mask_dst): (Option<u128>, Option<u128>) = (None, None);
     let mut i = 0;
     while i < args.len() {
         let tok = args[i].as_str();
@@ -202,11 +202,11 @@ fn parse_inner(args: &[String], warnings: &mut Vec<String>) -> Result<Request, C
                             let m = match inet_aton(&a) {
                                 Some(m) => {
                                     set_family(&mut family, false)?;
-                                    Some(u32::from(m))
+                                    Some(m.to_bits() as u128)
                                 }
                                 None if a.parse::<std::net::Ipv6Addr>().is_ok() => {
                                     set_family(&mut family, true)?;
-                                    None
+                                    a.parse::<std::net::Ipv6Addr>().ok().map(|m| m.to_bits())
                                 }
                                 None => return Err(CtError::BadAddress { token: a }),
                             };

@@ -4,28 +4,30 @@
 
 use super::option::{Cmd, CtTable};
 use crate::conntrack::{
-    ConnSnapshot, EventKind, Status, TcpState, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+    ConnSnapshot, EventKind, Status, TcpState, Tuple, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP,
+    PROTO_UDP,
 };
-use std::net::Ipv4Addr;
+use crate::wire::Family;
 
 /// An address filter: `addr` under `mask` (`ADDR/LEN`, or `--mask-src`
 /// / `--mask-dst` for the original addresses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddrFilter {
-    pub addr: Ipv4Addr,
-    pub mask: u32,
+    /// Host order; IPv4 in the low 32 bits (the request's family says which).
+    pub addr: u128,
+    pub mask: u128,
 }
 
 impl AddrFilter {
-    fn matches(&self, a: Ipv4Addr) -> bool {
-        u32::from(a) & self.mask == u32::from(self.addr) & self.mask
+    fn matches(&self, a: u128) -> bool {
+        a & self.mask == self.addr & self.mask
     }
 }
 
 /// A NAT filter argument (`-n`, `-g`, `-j`): optional address, optional port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct NatArg {
-    pub addr: Option<Ipv4Addr>,
+    pub addr: Option<u128>,
     pub port: Option<u16>,
 }
 
@@ -34,7 +36,8 @@ pub struct NatArg {
 pub struct Request {
     pub cmd: Cmd,
     pub table: CtTable,
-    /// `-f ipv6` or an IPv6 address: tungate tracks IPv4 only, nothing matches.
+    /// `-f ipv6` or an IPv6 address: the request is about IPv6 entries
+    /// (otherwise IPv4 ones).
     pub ipv6: bool,
     pub src: Option<AddrFilter>,
     pub dst: Option<AddrFilter>,
@@ -91,11 +94,11 @@ impl Request {
 
     /// True if the entry passes every filter of the command line.
     pub fn matches(&self, c: &ConnSnapshot) -> bool {
-        if self.ipv6 {
+        if (c.orig.family == Family::V6) != self.ipv6 {
             return false;
         }
         let (o, r) = (&c.orig, &c.reply);
-        let addr_ok = |f: &Option<AddrFilter>, a: Ipv4Addr| f.is_none_or(|f| f.matches(a));
+        let addr_ok = |f: &Option<AddrFilter>, a: u128| f.is_none_or(|f| f.matches(a));
         let eq = |f: Option<u16>, v: u16| f.is_none_or(|f| f == v);
         if !(addr_ok(&self.src, o.src)
             && addr_ok(&self.dst, o.dst)
@@ -162,7 +165,7 @@ impl Request {
         let is_spat = st.has(Status::SRC_NAT_DONE) && r.dport != o.sport;
         let is_dnat = st.has(Status::DST_NAT_DONE) && r.src != o.dst;
         let is_dpat = st.has(Status::DST_NAT_DONE) && r.sport != o.dport;
-        let has = |arg: NatArg, is_nat: bool, is_pat: bool, ip: Ipv4Addr, port: u16| -> bool {
+        let has = |arg: NatArg, is_nat: bool, is_pat: bool, ip: u128, port: u16| -> bool {
             let mut has = false;
             if let Some(a) = arg.addr {
                 has = is_nat && a == ip;
@@ -217,19 +220,26 @@ impl Request {
             (_, _, Some(s), Some(d)) => (s.addr, d.addr, self.reply_sport, self.reply_dport),
             _ => return None,
         };
-        Some(if proto == PROTO_ICMP {
-            Tuple::icmp(
-                src,
-                dst,
-                self.icmp_type.unwrap_or(0),
-                self.icmp_code.unwrap_or(0),
-                self.icmp_id.unwrap_or(0),
+        let family = if self.ipv6 { Family::V6 } else { Family::V4 };
+        let (sp, dp) = if proto == PROTO_ICMP || proto == PROTO_ICMPV6 {
+            let ty = self.icmp_type.unwrap_or(0) as u16;
+            (
+                self.icmp_id,
+                Some(ty << 8 | self.icmp_code.unwrap_or(0) as u16),
             )
         } else if matches!(proto, PROTO_TCP | PROTO_UDP) {
-            Tuple::new(src, dst, proto, sp.unwrap_or(0), dp.unwrap_or(0))
+            (sp, dp)
         } else {
-            Tuple::new(src, dst, proto, 0, 0)
-        })
+            (None, None)
+        };
+        Some(Tuple::of(
+            family,
+            src,
+            dst,
+            proto,
+            sp.unwrap_or(0),
+            dp.unwrap_or(0),
+        ))
     }
 }
 

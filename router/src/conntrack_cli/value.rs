@@ -121,16 +121,25 @@ pub(super) fn parse_addr(
                 _ => return Err(CtError::BadNetmask),
             },
         };
-        return Ok(Some(AddrFilter { addr, mask }));
+        return Ok(Some(AddrFilter {
+            addr: addr.to_bits() as u128,
+            mask: mask as u128,
+        }));
     }
-    if a.parse::<std::net::Ipv6Addr>().is_ok() {
-        if let Some(l) = len {
-            if !matches!(l.parse::<u8>(), Ok(p) if p <= 128) {
-                return Err(CtError::BadNetmask);
-            }
-        }
+    if let Ok(addr) = a.parse::<std::net::Ipv6Addr>() {
+        let mask = match len {
+            None => u128::MAX,
+            Some(l) => match l.parse::<u8>() {
+                Ok(0) => 0,
+                Ok(p) if p <= 128 => u128::MAX << (128 - p as u32),
+                _ => return Err(CtError::BadNetmask),
+            },
+        };
         set_family(ipv6, true)?;
-        return Ok(None);
+        return Ok(Some(AddrFilter {
+            addr: addr.to_bits(),
+            mask,
+        }));
     }
     Err(bad())
 }

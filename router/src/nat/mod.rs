@@ -12,7 +12,7 @@
 //! and the L4 checksum, and keep a CHECKSUM_PARTIAL L4 field partial (it
 //! follows address changes, not port changes); see `wire::checksum`.
 //!
-//! Not implemented from nf_nat_core: `NF_NAT_RANGE_PROTO_OFFSET`, zones.
+//! Not implemented from nf_nat_core: zones.
 //! `find_appropriate_src` is: a source keeps its existing mapping across
 //! destinations when that mapping is in the range and free.
 
@@ -21,8 +21,7 @@ use crate::conntrack::{
     ConnTable, NewConn, Status, Tuple, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
 };
 use crate::wire::checksum::{update_addr, update_port};
-use crate::wire::{get_u16, icmp, set_u16, IcmpPacket, Ipv4Packet, PacketRepr, WireError};
-use std::net::Ipv4Addr;
+use crate::wire::{get_u16, icmp, set_u16, Family, IcmpPacket, Ipv4Packet, PacketRepr, WireError};
 
 /// Which half of the tuple a NAT step changes (`enum nf_nat_manip_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,92 +41,10 @@ impl Manip {
     }
 }
 
-/// `NF_NAT_RANGE_*` flags, kernel values.
-pub mod flags {
-    pub const MAP_IPS: u32 = 1 << 0;
-    pub const PROTO_SPECIFIED: u32 = 1 << 1;
-    pub const PROTO_RANDOM: u32 = 1 << 2;
-    pub const PERSISTENT: u32 = 1 << 3;
-    pub const PROTO_RANDOM_FULLY: u32 = 1 << 4;
-    pub const PROTO_RANDOM_ALL: u32 = PROTO_RANDOM | PROTO_RANDOM_FULLY;
-}
-
-/// A NAT range (`nf_nat_range2`, IPv4): `--to-source/--to-destination
-/// A[-B][:P[-Q]]` plus `--random`, `--random-fully`, `--persistent`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NatRange {
-    pub flags: u32,
-    pub min_addr: Ipv4Addr,
-    pub max_addr: Ipv4Addr,
-    /// Port (or ICMP id) range, used with `PROTO_SPECIFIED`.
-    pub min_port: u16,
-    pub max_port: u16,
-}
-
-impl NatRange {
-    /// One address, ports unchanged where possible.
-    pub fn addr(a: Ipv4Addr) -> NatRange {
-        NatRange {
-            flags: flags::MAP_IPS,
-            min_addr: a,
-            max_addr: a,
-            min_port: 0,
-            max_port: 0,
-        }
-    }
-    /// No address (`--to-destination :80`): the packet's address is kept,
-    /// only a port range given by `with_ports` applies.
-    pub fn ports_only() -> NatRange {
-        NatRange {
-            flags: 0,
-            min_addr: Ipv4Addr::UNSPECIFIED,
-            max_addr: Ipv4Addr::UNSPECIFIED,
-            min_port: 0,
-            max_port: 0,
-        }
-    }
-    /// An address range.
-    pub fn addrs(min: Ipv4Addr, max: Ipv4Addr) -> NatRange {
-        NatRange {
-            flags: flags::MAP_IPS,
-            min_addr: min,
-            max_addr: max,
-            min_port: 0,
-            max_port: 0,
-        }
-    }
-    /// Adds a port range.
-    pub fn with_ports(mut self, min: u16, max: u16) -> NatRange {
-        self.flags |= flags::PROTO_SPECIFIED;
-        self.min_port = min.min(max);
-        self.max_port = max.max(min);
-        self
-    }
-    pub fn with_flags(mut self, f: u32) -> NatRange {
-        self.flags |= f;
-        self
-    }
-    /// MASQUERADE: SNAT to the egress interface's address, keeping the
-    /// rule's port range and random flags.
-    pub fn masquerade(egress_addr: Ipv4Addr, rule: Option<&NatRange>) -> NatRange {
-        let mut r = NatRange::addr(egress_addr);
-        if let Some(x) = rule {
-            r.flags |= x.flags & !flags::MAP_IPS;
-            r.min_port = x.min_port;
-            r.max_port = x.max_port;
-        }
-        r
-    }
-    /// REDIRECT: DNAT to the ingress interface's address, ports from
-    /// `--to-ports` when given.
-    pub fn redirect(ingress_addr: Ipv4Addr, ports: Option<(u16, u16)>) -> NatRange {
-        let r = NatRange::addr(ingress_addr);
-        match ports {
-            Some((a, b)) => r.with_ports(a, b),
-            None => r,
-        }
-    }
-}
+/// `NF_NAT_RANGE_*` flags (the ruleset's [`crate::ruleset::nat_flags`]).
+pub use crate::ruleset::nat_flags as flags;
+/// The NAT range: the ruleset's, as the rule holds it (`nf_nat_range2`).
+pub use crate::ruleset::NatRange;
 
 /// A small seedable PRNG (SplitMix64) for `--random-fully` and port offsets;
 /// one per worker, no locking.
@@ -213,33 +130,63 @@ fn fin(x: u32, y: u32, r: u32) -> u32 {
     (x ^ y).wrapping_sub(y.rotate_left(r))
 }
 
-/// `find_best_ips_proto`'s hash: `jhash2` over the source address as the
-/// kernel stores it (a 16-byte `nf_inet_addr`, raw network-order words read
-/// natively, IPv4 in the first word), seeded with the raw destination word
-/// (0 with PERSISTENT; zone 0).
-fn addr_hash(src: Ipv4Addr, dst: Option<Ipv4Addr>) -> u32 {
-    let word = |a: Ipv4Addr| u32::from_ne_bytes(a.octets());
-    jhash2(&[word(src), 0, 0, 0], dst.map_or(0, word))
+/// An address as the kernel's `nf_inet_addr` words (host-order values,
+/// most significant first; IPv4 in the first word, the rest 0).
+fn addr_words(a: u128, family: Family) -> [u32; 4] {
+    match family {
+        Family::V4 => [a as u32, 0, 0, 0],
+        Family::V6 => [
+            (a >> 96) as u32,
+            (a >> 64) as u32,
+            (a >> 32) as u32,
+            a as u32,
+        ],
+    }
 }
 
-/// `find_best_ips_proto`: the address, by hash of the source address (and
-/// of the destination unless PERSISTENT), scaled into the range.
+/// A word as the kernel reads a `__be32` natively (jhash2 input).
+fn raw(w: u32) -> u32 {
+    u32::from_ne_bytes(w.to_be_bytes())
+}
+
+/// `find_best_ips_proto`: the address, by `jhash2` of the source address
+/// (16 bytes, as the kernel stores it) seeded with the destination's last
+/// word (0 with PERSISTENT), scaled into the range word by word as the
+/// kernel does for either family.
 fn pick_addr(t: &mut Tuple, range: &NatRange, manip: Manip) {
-    if range.flags & flags::MAP_IPS == 0 {
+    let Some((min, max)) = range.addr_range() else {
         return;
-    }
-    let (min, max) = (u32::from(range.min_addr), u32::from(range.max_addr));
-    let v = if min >= max {
+    };
+    let v = if min == max {
         min
     } else {
-        let dst = (range.flags & flags::PERSISTENT == 0).then_some(t.dst);
-        let j = addr_hash(t.src, dst);
-        let dist = (max - min) as u64 + 1;
-        min + ((j as u64 * dist) >> 32) as u32
+        let n = if t.family == Family::V6 { 4 } else { 1 };
+        let persistent = range.has(flags::PERSISTENT);
+        let (sw, dw) = (addr_words(t.src, t.family), addr_words(t.dst, t.family));
+        let mut j = jhash2(&sw.map(raw), if persistent { 0 } else { raw(dw[n - 1]) });
+        let (minw, maxw) = (addr_words(min, t.family), addr_words(max, t.family));
+        let mut out = [0u32; 4];
+        let mut full = false;
+        for i in 0..n {
+            let (lo, dist) = if full {
+                (0, u32::MAX)
+            } else {
+                (minw[i], maxw[i].wrapping_sub(minw[i]).wrapping_add(1))
+            };
+            out[i] = lo.wrapping_add(((j as u64 * dist as u64) >> 32) as u32);
+            full |= out[i] != maxw[i];
+            if !persistent {
+                j ^= raw(dw[i]);
+            }
+        }
+        match t.family {
+            Family::V4 => out[0] as u128,
+            Family::V6 => out.iter().fold(0u128, |acc, &w| acc << 32 | w as u128),
+        }
     };
     match manip {
-        Manip::Src => t.src = Ipv4Addr::from(v),
-        Manip::Dst => t.dst = Ipv4Addr::from(v),
+        Manip::Src => t.src = v,
+        Manip::Dst => t.dst = v,
     }
 }
 
@@ -248,14 +195,18 @@ fn in_range(t: &Tuple, range: &NatRange, manip: Manip) -> bool {
         Manip::Src => (t.src, t.sport),
         Manip::Dst => (t.dst, t.dport),
     };
-    if range.flags & flags::MAP_IPS != 0 && !(range.min_addr <= a && a <= range.max_addr) {
-        return false;
+    if let Some((min, max)) = range.addr_range() {
+        if !(min <= a && a <= max) {
+            return false;
+        }
     }
-    if range.flags & flags::PROTO_SPECIFIED != 0 && t.has_ports() {
-        let key = if t.proto == PROTO_ICMP { t.sport } else { p };
-        return range.min_port <= key && key <= range.max_port;
+    match range.port_range() {
+        Some((min, max)) if t.has_ports() => {
+            let key = if t.proto == PROTO_ICMP { t.sport } else { p };
+            min <= key && key <= max
+        }
+        _ => true,
     }
-    true
 }
 
 /// Picks the translated tuple for `nc` (the kernel's `get_unique_tuple` +
@@ -312,8 +263,12 @@ pub fn setup(
     let mut t = orig;
     pick_addr(&mut t, range, manip);
     if !random_all {
-        if range.flags & flags::PROTO_SPECIFIED != 0 {
-            if in_range(&t, range, manip) && (range.min_port == range.max_port || !used(&t)) {
+        if range.has(flags::PROTO_SPECIFIED) {
+            // With PROTO_OFFSET the port is always recomputed from its base.
+            if !range.has(flags::PROTO_OFFSET)
+                && in_range(&t, range, manip)
+                && (range.min_port == range.max_port || !used(&t))
+            {
                 done(nc, t);
                 return Ok(());
             }
@@ -359,7 +314,11 @@ pub fn setup(
     }
     // The kernel draws a u16 offset; a u32 one avoids the modulo bias that
     // makes the first ports of a 64512-port class twice as likely.
-    let mut off: u32 = if random_all || manip != Manip::Dst {
+    let mut off: u32 = if range.has(flags::PROTO_OFFSET) {
+        // `/base`: the port keeps its distance from the base (modulo the
+        // range), as nf_nat_l4proto_unique_tuple does.
+        key(&mut t).wrapping_sub(range.base_port) as u32
+    } else if random_all || manip != Manip::Dst {
         rng.next_u32()
     } else {
         0
@@ -478,12 +437,11 @@ pub fn translate_both_repr(
 /// 8-byte header (an ICMP error's outer type, code and id are untouched).
 #[inline]
 fn note_translated(repr: &mut PacketRepr, target: &Tuple, manip: Manip) {
-    let ip = repr.v4_mut();
     match manip {
-        Manip::Src => ip.src = u32::from(target.src),
-        Manip::Dst => ip.dst = u32::from(target.dst),
+        Manip::Src => repr.set_src_addr(target.src),
+        Manip::Dst => repr.set_dst_addr(target.dst),
     }
-    let (proto, later) = (ip.proto, ip.frag_offset_units() != 0);
+    let (proto, later) = (repr.proto(), repr.later_fragment());
     let l4 = &mut repr.l4;
     if later || !l4.present {
         return;
@@ -508,8 +466,8 @@ fn manip_pkt(buf: &mut [u8], partial: bool, target: &Tuple, manip: Manip, inner:
     let hl = ip.header_len();
     let proto = ip.protocol_raw();
     let (old_addr, new_addr) = match manip {
-        Manip::Src => (ip.src_addr(), target.src),
-        Manip::Dst => (ip.dst_addr(), target.dst),
+        Manip::Src => (ip.src_addr(), target.src_v4()),
+        Manip::Dst => (ip.dst_addr(), target.dst_v4()),
     };
     let mut changed = false;
     if old_addr != new_addr {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::conntrack::{classify, ConnTable, ConntrackConfig, CtState, PacketKey, Tracked};
+use crate::ruleset::IntoAddr;
 use crate::wire::tcp::flags::*;
 use crate::wire::testutil::{self, a, assert_checksums};
 use std::time::Duration;
@@ -59,6 +60,7 @@ fn pass(
             CtState::New
         }
         Tracked::Invalid => CtState::Invalid,
+        Tracked::Untracked => CtState::Untracked,
     }
 }
 
@@ -73,12 +75,9 @@ fn tuple_of(p: &[u8]) -> Tuple {
 fn dnat_tcp_scenario_translates_both_ways_and_expires() {
     let t = table();
     let mut rng = Rng::new(1);
-    let vip = NatRange::addr(a("10.96.0.10")).with_ports(8080, 8080);
-    let vip = NatRange {
-        min_addr: a("172.16.0.5"),
-        max_addr: a("172.16.0.5"),
-        ..vip
-    };
+    let vip = NatRange::addr(a("10.96.0.10"))
+        .with_ports(8080, 8080)
+        .with_addr(a("172.16.0.5"));
     // Client 10.0.0.1:40000 -> service 10.96.0.10:80, DNAT to 172.16.0.5:8080.
     let mut syn = testutil::tcp("10.0.0.1", "10.96.0.10", 40000, 80, SYN, b"");
     assert_eq!(
@@ -116,7 +115,7 @@ fn dnat_tcp_scenario_translates_both_ways_and_expires() {
         pass(&t, &mut ack, false, None, None, &mut rng, secs(2)),
         CtState::Established
     );
-    assert_eq!(tuple_of(&ack).dst, a("172.16.0.5"));
+    assert_eq!(tuple_of(&ack).dst_v4(), a("172.16.0.5"));
     assert_checksums(&ack);
     assert!(t.list(secs(2))[0].status.assured());
 
@@ -165,7 +164,7 @@ fn snat_keeps_port_when_free_and_moves_within_class_on_clash() {
         pass(&t, &mut p, false, None, Some(masq), &mut rng, secs(1));
         assert_checksums(&p);
         let tt = tuple_of(&p);
-        assert_eq!(tt.src, a("203.0.113.1"));
+        assert_eq!(tt.src_v4(), a("203.0.113.1"));
         out.push(tt.sport);
     }
     assert_eq!(
@@ -292,7 +291,7 @@ fn partial_checksums_follow_addresses_not_ports() {
         pass(&t, &mut p, true, Some(dnat), Some(masq), &mut rng, secs(1));
         let tt = tuple_of(&p);
         assert_eq!(
-            (tt.src, tt.dst, tt.dport),
+            (tt.src_v4(), tt.dst_v4(), tt.dport),
             (a("203.0.113.1"), a("172.16.0.5"), 8443)
         );
         assert_ne!(tt.sport, 40000);
@@ -419,7 +418,7 @@ fn icmp_echo_snat_changes_id_on_clash_and_translates_reply() {
     );
     assert_checksums(&r2);
     let rt = tuple_of(&r2);
-    assert_eq!((rt.dst, rt.icmp_id()), (a("10.0.0.2"), 7));
+    assert_eq!((rt.dst_v4(), rt.icmp_id()), (a("10.0.0.2"), 7));
 }
 
 #[test]
@@ -569,9 +568,9 @@ fn real_captures_partial_rewrite_and_icmp_error() {
         let mut q = p.to_vec();
         let tu = tuple_of(&q);
         let target = Tuple {
-            src: a("192.0.2.7"),
+            src: a("192.0.2.7").into_addr(),
             sport: 61000,
-            dst: a("10.9.8.7"),
+            dst: a("10.9.8.7").into_addr(),
             dport: 8080,
             ..tu
         };
@@ -594,7 +593,7 @@ fn real_captures_partial_rewrite_and_icmp_error() {
     };
     // Pretend the client sent to 10.96.0.10:53 and we DNATed to 127.0.0.1:9.
     nc.orig = Tuple {
-        dst: a("10.96.0.10"),
+        dst: a("10.96.0.10").into_addr(),
         dport: 53,
         ..nc.orig
     };
@@ -755,7 +754,7 @@ fn udplite_is_natted_with_its_checksum() {
     pass(&t, &mut first, false, None, Some(masq), &mut rng, secs(1));
     pass(&t, &mut p, false, None, Some(masq), &mut rng, secs(1));
     let tu = tuple_of(&p);
-    assert_eq!((tu.src, tu.proto), (a("203.0.113.1"), 136));
+    assert_eq!((tu.src_v4(), tu.proto), (a("203.0.113.1"), 136));
     assert_ne!(tu.sport, 5000);
     verify(&p);
     let s = t.list(secs(1));
@@ -803,8 +802,8 @@ fn translate_repr_matches_a_fresh_parse() {
         };
         let r = |rng: &mut Rng| rng.next_u32();
         let target = Tuple::new(
-            Ipv4Addr::from(r(&mut rng)),
-            Ipv4Addr::from(r(&mut rng)),
+            std::net::Ipv4Addr::from(r(&mut rng)),
+            std::net::Ipv4Addr::from(r(&mut rng)),
             p[9],
             r(&mut rng) as u16,
             r(&mut rng) as u16,
@@ -821,4 +820,20 @@ fn translate_repr_matches_a_fresh_parse() {
         }
     }
     assert!(checked > 10_000, "{checked}");
+}
+
+#[test]
+fn dnat_port_offset_keeps_the_distance_from_the_base() {
+    // --to-destination 172.16.0.5:1000-1006/500: port P maps to
+    // 1000 + (P - 500) % 7, also when P already lies in the range.
+    let t = table();
+    let mut rng = Rng::new(5);
+    let mut r = NatRange::addr(a("172.16.0.5")).with_ports(1000, 1006);
+    r.flags |= flags::PROTO_OFFSET;
+    r.base_port = 500;
+    for (client, dport, want) in [(1, 505, 1005), (2, 1002, 1005), (3, 510, 1003)] {
+        let mut p = testutil::udp(&format!("10.0.0.{client}"), "10.96.0.1", 40000, dport, b"");
+        pass(&t, &mut p, false, Some(r), None, &mut rng, secs(1));
+        assert_eq!(tuple_of(&p).dport, want, "dport {dport}");
+    }
 }

@@ -433,10 +433,10 @@ impl<'e> Walk<'e> {
                                 (chain, pos) = stack.pop(depth);
                             }
                             Target::Reject(w) => return TableVerdict::Reject(*w),
-                            t @ (Target::Dnat { .. }
-                            | Target::Snat { .. }
-                            | Target::Masquerade { .. }
-                            | Target::Redirect { .. }) => return TableVerdict::Nat(t),
+                            t @ (Target::Dnat(_)
+                            | Target::Snat(_)
+                            | Target::Masquerade(_)
+                            | Target::Redirect(_)) => return TableVerdict::Nat(t),
                             other => {
                                 apply_continue(other, pkt, marks, env);
                                 pos = i + 1;

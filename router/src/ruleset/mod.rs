@@ -51,7 +51,8 @@ pub use matches::{
 };
 pub use table::{Chain, ChainRef, Table, NO_RECENT};
 pub use targets::{
-    ConnmarkTarget, CtTarget, HlMode, LogTarget, NatFlags, NatRange, NflogTarget, RejectWith,
+    nat_flags, ConnmarkTarget, CtTarget, HlMode, IntoAddr, LogTarget, NatRange, NflogTarget,
+    RejectWith,
     Target, CT_EVENT_NAMES,
 };
 pub use validate::ValidateError;

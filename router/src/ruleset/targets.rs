@@ -76,22 +76,130 @@ pub struct LogTarget {
     pub flags: u8,
 }
 
-/// NAT range of DNAT/SNAT (`--to-destination a[-b][:p[-q][/base]]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct NatRange {
-    /// None: keep the address (only ports given, e.g. `:80`).
-    pub addrs: Option<(u32, u32)>,
-    pub ports: Option<(u16, u16)>,
-    /// `/base` (port offset base, kernel NF_NAT_RANGE_PROTO_OFFSET).
-    pub base_port: Option<u16>,
+/// `NF_NAT_RANGE_*` flags, the kernel's values.
+pub mod nat_flags {
+    pub const MAP_IPS: u32 = 1 << 0;
+    pub const PROTO_SPECIFIED: u32 = 1 << 1;
+    pub const PROTO_RANDOM: u32 = 1 << 2;
+    pub const PERSISTENT: u32 = 1 << 3;
+    pub const PROTO_RANDOM_FULLY: u32 = 1 << 4;
+    pub const PROTO_OFFSET: u32 = 1 << 5;
+    pub const PROTO_RANDOM_ALL: u32 = PROTO_RANDOM | PROTO_RANDOM_FULLY;
 }
 
-/// NAT flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct NatFlags {
-    pub random: bool,
-    pub random_fully: bool,
-    pub persistent: bool,
+/// An address the model holds: host order, IPv4 zero-extended into the low
+/// 32 bits (the family comes from the ruleset or the packet).
+pub trait IntoAddr {
+    fn into_addr(self) -> u128;
+}
+
+impl IntoAddr for u128 {
+    fn into_addr(self) -> u128 {
+        self
+    }
+}
+impl IntoAddr for u32 {
+    fn into_addr(self) -> u128 {
+        self as u128
+    }
+}
+impl IntoAddr for std::net::Ipv4Addr {
+    fn into_addr(self) -> u128 {
+        self.to_bits() as u128
+    }
+}
+impl IntoAddr for std::net::Ipv6Addr {
+    fn into_addr(self) -> u128 {
+        self.to_bits()
+    }
+}
+
+/// A NAT range, the kernel's `nf_nat_range2`: what DNAT, SNAT, MASQUERADE
+/// and REDIRECT carry. The parser builds it once (`--to-destination
+/// a[-b][:p[-q][/base]]`, `--to-ports`, `--random`, `--random-fully`,
+/// `--persistent`), the printers print from it, and `nat::setup` consumes it
+/// as it is: MASQUERADE and REDIRECT add the interface's address
+/// ([`NatRange::with_addr`]) when a connection is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct NatRange {
+    /// Address range (with [`nat_flags::MAP_IPS`]; otherwise the packet's
+    /// address is kept, e.g. `--to-destination :80`).
+    pub min_addr: u128,
+    pub max_addr: u128,
+    /// [`nat_flags`] bits.
+    pub flags: u32,
+    /// Port (or ICMP id) range, with [`nat_flags::PROTO_SPECIFIED`].
+    pub min_port: u16,
+    pub max_port: u16,
+    /// `/base`, with [`nat_flags::PROTO_OFFSET`]: a port keeps its distance
+    /// from this base inside the range.
+    pub base_port: u16,
+}
+
+impl NatRange {
+    /// One address, ports unchanged where possible.
+    pub fn addr(a: impl IntoAddr) -> NatRange {
+        let a = a.into_addr();
+        NatRange::addrs(a, a)
+    }
+    /// No address and no ports yet (`--to-destination :80` adds the port).
+    pub fn ports_only() -> NatRange {
+        NatRange::default()
+    }
+    /// An address range.
+    pub fn addrs(min: impl IntoAddr, max: impl IntoAddr) -> NatRange {
+        NatRange {
+            min_addr: min.into_addr(),
+            max_addr: max.into_addr(),
+            flags: nat_flags::MAP_IPS,
+            ..NatRange::default()
+        }
+    }
+    /// Adds a port range.
+    pub fn with_ports(mut self, min: u16, max: u16) -> NatRange {
+        self.flags |= nat_flags::PROTO_SPECIFIED;
+        self.min_port = min.min(max);
+        self.max_port = max.max(min);
+        self
+    }
+    pub fn with_flags(mut self, f: u32) -> NatRange {
+        self.flags |= f;
+        self
+    }
+    /// This range mapped to one address (MASQUERADE: the egress interface's,
+    /// REDIRECT: the ingress interface's), ports and flags kept, as
+    /// `masquerade_tg` / `nf_nat_redirect` build theirs.
+    pub fn with_addr(mut self, a: impl IntoAddr) -> NatRange {
+        let a = a.into_addr();
+        self.flags |= nat_flags::MAP_IPS;
+        (self.min_addr, self.max_addr) = (a, a);
+        self
+    }
+    /// MASQUERADE to `egress_addr`, with the rule's ports and flags.
+    pub fn masquerade(egress_addr: impl IntoAddr, rule: Option<&NatRange>) -> NatRange {
+        rule.copied().unwrap_or_default().with_addr(egress_addr)
+    }
+    /// REDIRECT to `ingress_addr`, ports from `--to-ports` when given.
+    pub fn redirect(ingress_addr: impl IntoAddr, ports: Option<(u16, u16)>) -> NatRange {
+        let r = NatRange::addr(ingress_addr);
+        match ports {
+            Some((a, b)) => r.with_ports(a, b),
+            None => r,
+        }
+    }
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+    /// The address range, when the range maps addresses.
+    pub fn addr_range(&self) -> Option<(u128, u128)> {
+        self.has(nat_flags::MAP_IPS)
+            .then_some((self.min_addr, self.max_addr))
+    }
+    /// The port range, when one is given.
+    pub fn port_range(&self) -> Option<(u16, u16)> {
+        self.has(nat_flags::PROTO_SPECIFIED)
+            .then_some((self.min_port, self.max_port))
+    }
 }
 
 /// CONNMARK target modes.
@@ -151,22 +259,14 @@ pub enum Target {
         mask: u32,
     },
     Connmark(ConnmarkTarget),
-    Dnat {
-        range: NatRange,
-        flags: NatFlags,
-    },
-    Snat {
-        range: NatRange,
-        flags: NatFlags,
-    },
-    Masquerade {
-        ports: Option<(u16, u16)>,
-        flags: NatFlags,
-    },
-    Redirect {
-        ports: Option<(u16, u16)>,
-        flags: NatFlags,
-    },
+    /// The NAT targets hold their range boxed: 48 bytes, and most rules
+    /// have another target.
+    Dnat(Box<NatRange>),
+    Snat(Box<NatRange>),
+    /// The range's ports and flags; the address is the egress interface's.
+    Masquerade(Box<NatRange>),
+    /// The range's ports and flags; the address is the ingress interface's.
+    Redirect(Box<NatRange>),
     Notrack,
     /// Boxed, as the rare large variants are: keeps `Target` (and so
     /// every rule of a 140,000-rule ruleset) small.
@@ -226,10 +326,10 @@ impl Target {
             Target::Log(_) => "LOG",
             Target::Mark { .. } => "MARK",
             Target::Connmark(_) => "CONNMARK",
-            Target::Dnat { .. } => "DNAT",
-            Target::Snat { .. } => "SNAT",
-            Target::Masquerade { .. } => "MASQUERADE",
-            Target::Redirect { .. } => "REDIRECT",
+            Target::Dnat(_) => "DNAT",
+            Target::Snat(_) => "SNAT",
+            Target::Masquerade(_) => "MASQUERADE",
+            Target::Redirect(_) => "REDIRECT",
             Target::Notrack => "NOTRACK",
             Target::Ct(_) => "CT",
             Target::TcpmssSet(_) | Target::TcpmssClamp => "TCPMSS",

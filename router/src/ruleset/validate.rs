@@ -43,25 +43,25 @@ pub(crate) fn target_rules(
     use Hook::*;
     let b = |hs: &[Hook]| hs.iter().fold(0u8, |m, h| m | h.bit());
     Some(match t {
-        Target::Dnat { .. } => (
+        Target::Dnat(_) => (
             "DNAT",
             Some(TableKind::Nat),
             b(&[Prerouting, Output]),
             "the nat table, chains PREROUTING and OUTPUT",
         ),
-        Target::Redirect { .. } => (
+        Target::Redirect(_) => (
             "REDIRECT",
             Some(TableKind::Nat),
             b(&[Prerouting, Output]),
             "the nat table, chains PREROUTING and OUTPUT",
         ),
-        Target::Snat { .. } => (
+        Target::Snat(_) => (
             "SNAT",
             Some(TableKind::Nat),
             b(&[Postrouting, Input]),
             "the nat table, chains POSTROUTING and INPUT",
         ),
-        Target::Masquerade { .. } => (
+        Target::Masquerade(_) => (
             "MASQUERADE",
             Some(TableKind::Nat),
             b(&[Postrouting]),

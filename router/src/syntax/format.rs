@@ -166,17 +166,17 @@ pub(super) fn rate(avg: u32) -> String {
 }
 
 pub(super) fn nat_range(out: &mut String, r: &NatRange) {
-    if let Some((a, b)) = r.addrs {
-        let _ = write!(out, "{}", ip(a));
+    if let Some((a, b)) = r.addr_range() {
+        let _ = write!(out, "{}", ip(a as u32));
         if a != b {
-            let _ = write!(out, "-{}", ip(b));
+            let _ = write!(out, "-{}", ip(b as u32));
         }
     }
-    if let Some((lo, hi)) = r.ports {
+    if let Some((lo, hi)) = r.port_range() {
         out.push(':');
         range(out, lo, hi, '-');
-        if let Some(b) = r.base_port {
-            let _ = write!(out, "/{b}");
+        if r.has(nat_flags::PROTO_OFFSET) {
+            let _ = write!(out, "/{}", r.base_port);
         }
     }
 }
@@ -285,13 +285,13 @@ pub(super) fn nflog_options(out: &mut String, n: &NflogTarget, pre: &str) {
 }
 
 /// The NAT targets' flags.
-pub(super) fn nat_flags(out: &mut String, f: &NatFlags, pre: &str) {
-    for (on, name) in [
-        (f.random, "random"),
-        (f.random_fully, "random-fully"),
-        (f.persistent, "persistent"),
+pub(super) fn nat_flag_names(out: &mut String, r: &NatRange, pre: &str) {
+    for (bit, name) in [
+        (nat_flags::PROTO_RANDOM, "random"),
+        (nat_flags::PROTO_RANDOM_FULLY, "random-fully"),
+        (nat_flags::PERSISTENT, "persistent"),
     ] {
-        if on {
+        if r.has(bit) {
             let _ = write!(out, " {pre}{name}");
         }
     }

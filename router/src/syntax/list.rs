@@ -303,21 +303,21 @@ fn target_list(out: &mut String, t: &Target, numeric: bool) {
                 connmark_copy(out, "restore", ("ctmask", *ctmask), ("nfmask", *nfmask))
             }
         },
-        Target::Dnat { range, flags } | Target::Snat { range, flags } => {
+        Target::Dnat(r) | Target::Snat(r) => {
             out.push_str(" to:");
-            nat_range(out, range);
-            nat_flags(out, flags, "");
+            nat_range(out, r);
+            nat_flag_names(out, r, "");
         }
-        Target::Masquerade { ports, flags } | Target::Redirect { ports, flags } => {
-            if let Some((lo, hi)) = ports {
-                out.push_str(if matches!(t, Target::Masquerade { .. }) {
+        Target::Masquerade(r) | Target::Redirect(r) => {
+            if let Some((lo, hi)) = r.port_range() {
+                out.push_str(if matches!(t, Target::Masquerade(_)) {
                     " masq ports: "
                 } else {
                     " redir ports "
                 });
-                range(out, *lo, *hi, '-');
+                range(out, lo, hi, '-');
             }
-            nat_flags(out, flags, "");
+            nat_flag_names(out, r, "");
         }
         Target::Notrack => out.push_str(" NOTRACK"),
         Target::Ct(ct) => {

@@ -248,21 +248,21 @@ fn target_save(out: &mut String, t: &Target) {
                 }
             };
         }
-        Target::Dnat { range, flags } | Target::Snat { range, flags } => {
-            out.push_str(if matches!(t, Target::Dnat { .. }) {
+        Target::Dnat(r) | Target::Snat(r) => {
+            out.push_str(if matches!(t, Target::Dnat(_)) {
                 " --to-destination "
             } else {
                 " --to-source "
             });
-            nat_range(out, range);
-            nat_flags(out, flags, "--");
+            nat_range(out, r);
+            nat_flag_names(out, r, "--");
         }
-        Target::Masquerade { ports, flags } | Target::Redirect { ports, flags } => {
-            if let Some((lo, hi)) = ports {
+        Target::Masquerade(r) | Target::Redirect(r) => {
+            if let Some((lo, hi)) = r.port_range() {
                 out.push_str(" --to-ports ");
-                range(out, *lo, *hi, '-');
+                range(out, lo, hi, '-');
             }
-            nat_flags(out, flags, "--");
+            nat_flag_names(out, r, "--");
         }
         Target::Ct(ct) => ct_target_options(out, ct, "--"),
         Target::TcpmssSet(m) => {

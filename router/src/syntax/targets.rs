@@ -339,10 +339,7 @@ fn connmark(t: &mut Target, seen: &mut u32, a: &mut Arg) -> R<bool> {
 const DNAT: TargetExt = TargetExt {
     name: "DNAT",
     family: Some(Family::V4),
-    new: Some(|_| Target::Dnat {
-        range: NatRange::default(),
-        flags: NatFlags::default(),
-    }),
+    new: Some(|_| Target::Dnat(Box::default())),
     option: nat,
     check: |_, s, _, _| required(s, "DNAT: option \"--to-destination\" must be specified"),
 };
@@ -351,18 +348,15 @@ const DNAT: TargetExt = TargetExt {
 const SNAT: TargetExt = TargetExt {
     name: "SNAT",
     family: Some(Family::V4),
-    new: Some(|_| Target::Snat {
-        range: NatRange::default(),
-        flags: NatFlags::default(),
-    }),
+    new: Some(|_| Target::Snat(Box::default())),
     option: nat,
     check: |_, s, _, _| required(s, "SNAT: option \"--to-source\" must be specified"),
 };
 
 /// The options of DNAT and SNAT (`--to` for either).
 fn nat(t: &mut Target, seen: &mut u32, a: &mut Arg) -> R<bool> {
-    let is_dnat = matches!(t, Target::Dnat { .. });
-    let (Target::Dnat { range, flags } | Target::Snat { range, flags }) = t else {
+    let is_dnat = matches!(t, Target::Dnat(_));
+    let (Target::Dnat(range) | Target::Snat(range)) = t else {
         return Ok(false);
     };
     let name = a.name;
@@ -380,16 +374,17 @@ fn nat(t: &mut Target, seen: &mut u32, a: &mut Arg) -> R<bool> {
             once(seen, S1, want)?;
             let v = a.value()?;
             let r = parse_nat_range(want, v, is_dnat)?;
-            if r.ports.is_some() && !nat_ports_ok(a.proto, a.proto_inv) {
+            if r.port_range().is_some() && !nat_ports_ok(a.proto, a.proto_inv) {
                 return Err(invalid(format!(
                     "Need TCP, UDP, SCTP or DCCP with port specification (\"{v}\")"
                 )));
             }
-            *range = r;
+            // The flags given before `--to` stay.
+            **range = r.with_flags(range.flags);
         }
-        "--random" => flags.random = true,
-        "--random-fully" => flags.random_fully = true,
-        "--persistent" => flags.persistent = true,
+        "--random" => range.flags |= nat_flags::PROTO_RANDOM,
+        "--random-fully" => range.flags |= nat_flags::PROTO_RANDOM_FULLY,
+        "--persistent" => range.flags |= nat_flags::PERSISTENT,
         _ => return Ok(false),
     }
     Ok(true)
@@ -399,10 +394,7 @@ fn nat(t: &mut Target, seen: &mut u32, a: &mut Arg) -> R<bool> {
 const MASQUERADE: TargetExt = TargetExt {
     name: "MASQUERADE",
     family: None,
-    new: Some(|_| Target::Masquerade {
-        ports: None,
-        flags: NatFlags::default(),
-    }),
+    new: Some(|_| Target::Masquerade(Box::default())),
     option: to_ports,
     check: no_check,
 };
@@ -411,10 +403,7 @@ const MASQUERADE: TargetExt = TargetExt {
 const REDIRECT: TargetExt = TargetExt {
     name: "REDIRECT",
     family: None,
-    new: Some(|_| Target::Redirect {
-        ports: None,
-        flags: NatFlags::default(),
-    }),
+    new: Some(|_| Target::Redirect(Box::default())),
     option: to_ports,
     check: no_check,
 };
@@ -422,8 +411,8 @@ const REDIRECT: TargetExt = TargetExt {
 /// The options of MASQUERADE and REDIRECT (`--random-fully` only for
 /// MASQUERADE).
 fn to_ports(t: &mut Target, _: &mut u32, a: &mut Arg) -> R<bool> {
-    let masquerade = matches!(t, Target::Masquerade { .. });
-    let (Target::Masquerade { ports, flags } | Target::Redirect { ports, flags }) = t else {
+    let masquerade = matches!(t, Target::Masquerade(_));
+    let (Target::Masquerade(range) | Target::Redirect(range)) = t else {
         return Ok(false);
     };
     let name = a.name;
@@ -436,10 +425,11 @@ fn to_ports(t: &mut Target, _: &mut u32, a: &mut Arg) -> R<bool> {
                     "Need TCP, UDP, SCTP or DCCP with port specification (\"{v}\")"
                 )));
             }
-            *ports = Some(parse_to_ports(name, v)?);
+            let (lo, hi) = parse_to_ports(name, v)?;
+            **range = range.with_ports(lo, hi);
         }
-        "--random" => flags.random = true,
-        "--random-fully" if masquerade => flags.random_fully = true,
+        "--random" => range.flags |= nat_flags::PROTO_RANDOM,
+        "--random-fully" if masquerade => range.flags |= nat_flags::PROTO_RANDOM_FULLY,
         _ => return Ok(false),
     }
     Ok(true)

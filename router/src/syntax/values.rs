@@ -341,7 +341,7 @@ pub(super) fn parse_nat_range(opt: &str, s: &str, with_base: bool) -> R<NatRange
         if a > b {
             return Err(invalid(format!("bad IP range \"{addrs}\" for {opt}")));
         }
-        r.addrs = Some((a, b));
+        r = NatRange::addrs(a, b);
     }
     if let Some(p) = ports {
         let (range, base) = match split_byte(p, b'/') {
@@ -369,13 +369,14 @@ pub(super) fn parse_nat_range(opt: &str, s: &str, with_base: bool) -> R<NatRange
         if lo > hi {
             return Err(invalid(format!("bad port range \"{range}\" for {opt}")));
         }
-        r.ports = Some((lo, hi));
+        r = r.with_ports(lo, hi);
         if let Some(bs) = base {
             let b = parse_port(opt, bs, None)?;
             if b == 0 {
                 return Err(err_val(opt, bs, "a base port 1-65535"));
             }
-            r.base_port = Some(b);
+            r.flags |= nat_flags::PROTO_OFFSET;
+            r.base_port = b;
         }
     }
     Ok(r)

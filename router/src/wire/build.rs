@@ -144,6 +144,18 @@ pub fn tcp_reset(orig: &[u8], out: &mut Vec<u8>) -> bool {
     }
     let o = Origin { id: 0, df: true };
     ip_header(out, ip.dst_addr(), ip.src_addr(), 6, 0, o);
+    out.extend_from_slice(&reset_segment(&t));
+    let ps = checksum::pseudo_header_sum(ip.dst_addr(), ip.src_addr(), 6, tcp::HEADER_LEN as u16);
+    let c = !checksum::fold(checksum::sum(&out[20..], ps));
+    set_u16(out, 20 + 16, c);
+    finish_ip(out);
+    true
+}
+
+/// The TCP header of the RST answering segment `t` (checksum 0): if `t`
+/// carries ACK the reset uses its ack number as sequence, else it ACKs
+/// everything `t` occupied (SYN and FIN count one). Both families.
+pub(super) fn reset_segment(t: &TcpPacket<&[u8]>) -> [u8; tcp::HEADER_LEN] {
     let (seq, ack, fl) = if t.flags() & tf::ACK != 0 {
         (t.ack_number(), 0, tf::RST)
     } else {
@@ -159,12 +171,7 @@ pub fn tcp_reset(orig: &[u8], out: &mut Vec<u8>) -> bool {
     h[8..12].copy_from_slice(&ack.to_be_bytes());
     h[12] = 5 << 4;
     h[13] = fl;
-    out.extend_from_slice(&h);
-    let ps = checksum::pseudo_header_sum(ip.dst_addr(), ip.src_addr(), 6, tcp::HEADER_LEN as u16);
-    let c = !checksum::fold(checksum::sum(&out[20..], ps));
-    set_u16(out, 20 + 16, c);
-    finish_ip(out);
-    true
+    h
 }
 
 #[cfg(test)]

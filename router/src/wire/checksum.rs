@@ -8,7 +8,13 @@
 //!   ports are not: a port rewrite must leave a partial field alone.
 //!
 //! The `update*` helpers take a `partial` flag and do the right thing for both
-//! (Linux `inet_proto_csum_replace4/2` with `pseudohdr`).
+//! (Linux `inet_proto_csum_replace4/2/16` with `pseudohdr`).
+//!
+//! Both families: an L4 checksum is the sum of the family's pseudo header
+//! ([`pseudo_header_sum`] for IPv4, [`pseudo_header_sum_v6`] for IPv6, or
+//! [`pseudo_sum`] with the family from context) and the L4 bytes:
+//! [`l4_checksum`] / [`l4_verify`] take that sum. NAT66 changes a 128-bit
+//! address: [`update128`] / [`update_addr6`].
 
 use std::net::Ipv4Addr;
 
@@ -61,6 +67,80 @@ pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4_len: u16) -
         + u16::from_be_bytes([d[2], d[3]]) as u32
         + proto as u32
         + l4_len as u32
+}
+
+/// Sum of the IPv6 pseudo header (RFC 8200 section 8.1): source, destination,
+/// the upper-layer packet length as 32 bits, three zero bytes and the next
+/// header (the upper-layer protocol, not an extension header's number).
+/// Not folded.
+pub fn pseudo_header_sum_v6(src: u128, dst: u128, next_header: u8, upper_len: u32) -> u32 {
+    words128(src) + words128(dst) + (upper_len >> 16) + (upper_len & 0xffff) + next_header as u32
+}
+
+/// The pseudo-header sum of either family; `src`/`dst` are IPv4 addresses
+/// zero-extended for [`Family::V4`](super::Family::V4) (whose length field
+/// is 16 bits: `l4_len` must fit, as it does in any IPv4 packet).
+#[inline]
+pub fn pseudo_sum(family: super::Family, src: u128, dst: u128, proto: u8, l4_len: u32) -> u32 {
+    match family {
+        super::Family::V4 => pseudo_header_sum(
+            Ipv4Addr::from(src as u32),
+            Ipv4Addr::from(dst as u32),
+            proto,
+            l4_len as u16,
+        ),
+        super::Family::V6 => pseudo_header_sum_v6(src, dst, proto, l4_len),
+    }
+}
+
+/// The checksum to store in an L4 header (its checksum field zero in `l4`)
+/// given the family's pseudo-header sum.
+#[inline]
+pub fn l4_checksum(pseudo: u32, l4: &[u8]) -> u16 {
+    !fold(sum(l4, pseudo))
+}
+
+/// True if `l4` (checksum field included) sums to all-ones with the
+/// family's pseudo-header sum.
+#[inline]
+pub fn l4_verify(pseudo: u32, l4: &[u8]) -> bool {
+    fold(sum(l4, pseudo)) == 0xffff
+}
+
+/// The sum of the eight 16-bit words of a 128-bit value (at most 8 * 0xffff).
+#[inline]
+fn words128(v: u128) -> u32 {
+    (0..8).map(|i| ((v >> (16 * i)) & 0xffff) as u32).sum()
+}
+
+/// The sum of the complements of the eight 16-bit words (`~m` of RFC 1624).
+#[inline]
+fn not_words128(v: u128) -> u32 {
+    words128(!v)
+}
+
+/// RFC 1624 eqn. 3 for a 128-bit field (an IPv6 address: eight words).
+#[inline]
+pub fn update128(hc: u16, old: u128, new: u128) -> u16 {
+    !fold(!hc as u32 + not_words128(old) + words128(new))
+}
+
+/// Partial (non-complemented) field, 128-bit change: `S' = S - m + m'`.
+#[inline]
+pub fn update128_partial(s: u16, old: u128, new: u128) -> u16 {
+    fold(s as u32 + not_words128(old) + words128(new))
+}
+
+/// Updates an L4 checksum field (TCP, UDP, ICMPv6: all cover the IPv6
+/// pseudo header) for an IPv6 address change. `partial`: the field holds a
+/// CHECKSUM_PARTIAL pseudo-header sum.
+#[inline]
+pub fn update_addr6(field: u16, old: u128, new: u128, partial: bool) -> u16 {
+    if partial {
+        update128_partial(field, old, new)
+    } else {
+        update128(field, old, new)
+    }
 }
 
 /// RFC 1624 eqn. 3: `HC' = ~(~HC + ~m + m')` for a 16-bit field change.
@@ -171,6 +251,57 @@ mod tests {
         assert_eq!(
             fold(sum(&ones, u32::MAX >> 1)),
             reference(&ones, u32::MAX >> 1)
+        );
+    }
+
+    /// The IPv6 pseudo-header sum and the 128-bit update against
+    /// etherparse's TCP checksum over the IPv6 pseudo header.
+    #[test]
+    fn ipv6_pseudo_header_and_128_bit_update() {
+        use etherparse::TcpHeader;
+        let a: u128 = 0x2001_0db8_0000_0000_0000_0000_0000_0001;
+        let b: u128 = 0xfd00_0000_0000_0000_0000_0000_0000_00ff;
+        let c: u128 = 0xffff_ffff_ffff_ffff_ffff_ffff_ffff_fffe;
+        let mut t = TcpHeader::new(40000, 443, 7, 1024);
+        t.syn = true;
+        let payload = b"hello, v6";
+        let want = t
+            .calc_checksum_ipv6_raw(a.to_be_bytes(), b.to_be_bytes(), payload)
+            .unwrap();
+        let mut seg = t.to_bytes().to_vec();
+        seg.extend_from_slice(payload);
+        seg[16] = 0;
+        seg[17] = 0;
+        let ps = pseudo_header_sum_v6(a, b, 6, seg.len() as u32);
+        assert_eq!(
+            ps,
+            pseudo_sum(crate::wire::Family::V6, a, b, 6, seg.len() as u32)
+        );
+        let got = l4_checksum(ps, &seg);
+        assert_eq!(got, want);
+        seg[16..18].copy_from_slice(&got.to_be_bytes());
+        assert!(l4_verify(ps, &seg));
+        // NAT66: rewrite the source, update incrementally, compare.
+        let inc = update_addr6(got, a, c, false);
+        let full = t
+            .calc_checksum_ipv6_raw(c.to_be_bytes(), b.to_be_bytes(), payload)
+            .unwrap();
+        assert_eq!(inc, full);
+        // Partial field: tracks the folded pseudo-header sum.
+        let p = fold(ps);
+        let q = fold(pseudo_header_sum_v6(c, b, 6, seg.len() as u32));
+        assert_eq!(update_addr6(p, a, c, true), q);
+        // IPv4 through the family-generic sum.
+        let (x, y) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        assert_eq!(
+            pseudo_sum(
+                crate::wire::Family::V4,
+                u32::from(x).into(),
+                u32::from(y).into(),
+                17,
+                9
+            ),
+            pseudo_header_sum(x, y, 17, 9)
         );
     }
 

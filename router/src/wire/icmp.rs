@@ -6,7 +6,7 @@
 //! header of the offending packet plus at least 8 bytes of its payload, from
 //! byte 8 on: [`IcmpPacket::embedded`].
 
-use super::{get_u16, set_u16, WireError};
+use super::WireError;
 
 pub mod field {
     pub type Field = std::ops::Range<usize>;
@@ -16,6 +16,8 @@ pub mod field {
     pub const IDENT: Field = 4..6;
     pub const SEQ: Field = 6..8;
     pub const MTU: Field = 6..8;
+    /// The whole rest of header (bytes 4..8).
+    pub const INFO: Field = 4..8;
     pub const DATA: usize = 8;
 }
 
@@ -84,28 +86,11 @@ view! {
     fn new_checked(_) {}
 }
 
+icmp_header!(IcmpPacket);
+
 impl<T: AsRef<[u8]>> IcmpPacket<T> {
-    pub fn msg_type(&self) -> u8 {
-        self.buffer.as_ref()[field::TYPE]
-    }
-    pub fn code(&self) -> u8 {
-        self.buffer.as_ref()[field::CODE]
-    }
-    pub fn checksum(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), 2)
-    }
-    pub fn ident(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), 4)
-    }
-    pub fn seq(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), 6)
-    }
     pub fn is_error(&self) -> bool {
         is_error(self.msg_type())
-    }
-    /// Everything after the 8-byte header (for errors: the embedded packet).
-    pub fn data(&self) -> &[u8] {
-        &self.buffer.as_ref()[HEADER_LEN..]
     }
     /// For error messages: the embedded IP header + leading L4 bytes. Checks
     /// version, IHL and that at least 8 bytes of L4 follow the embedded header
@@ -130,24 +115,6 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
-    pub fn set_msg_type(&mut self, v: u8) {
-        self.buffer.as_mut()[field::TYPE] = v;
-    }
-    pub fn set_code(&mut self, v: u8) {
-        self.buffer.as_mut()[field::CODE] = v;
-    }
-    pub fn set_checksum(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), 2, v)
-    }
-    pub fn set_ident(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), 4, v)
-    }
-    pub fn set_seq(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), 6, v)
-    }
-    pub fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[HEADER_LEN..]
-    }
     /// Recomputes the checksum over the whole message.
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);

@@ -5,7 +5,7 @@
 //! longer than the total length (trailing padding); [`Ipv4Packet::payload`]
 //! stops at the total length.
 
-use super::{checksum, get_u16, set_u16, WireError};
+use super::{checksum, get_u16, WireError};
 use std::net::Ipv4Addr;
 
 /// Byte ranges of the fixed header (RFC 791 section 3.1).
@@ -119,21 +119,21 @@ view! {
     }
 }
 
+fields! {
+    Ipv4Packet {
+        tos, set_tos: u8 = field::TOS;
+        total_len, set_total_len: u16 = field::LENGTH.start;
+        ident, set_ident: u16 = field::IDENT.start;
+        flags_offset, set_flags_offset: u16 = field::FLG_OFF.start;
+        ttl, set_ttl: u8 = field::TTL;
+        protocol_raw, set_protocol_raw: u8 = field::PROTOCOL;
+        checksum, set_checksum: u16 = field::CHECKSUM.start;
+    }
+}
+
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn header_len(&self) -> usize {
         ((self.buffer.as_ref()[field::VER_IHL] & 0x0f) as usize) * 4
-    }
-    pub fn tos(&self) -> u8 {
-        self.buffer.as_ref()[field::TOS]
-    }
-    pub fn total_len(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::LENGTH.start)
-    }
-    pub fn ident(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::IDENT.start)
-    }
-    pub fn flags_offset(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::FLG_OFF.start)
     }
     pub fn dont_frag(&self) -> bool {
         self.flags_offset() & FLAG_DF != 0
@@ -149,17 +149,8 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn is_fragment(&self) -> bool {
         self.flags_offset() & (FLAG_MF | OFFSET_MASK) != 0
     }
-    pub fn ttl(&self) -> u8 {
-        self.buffer.as_ref()[field::TTL]
-    }
     pub fn protocol(&self) -> IpProtocol {
-        IpProtocol::from(self.buffer.as_ref()[field::PROTOCOL])
-    }
-    pub fn protocol_raw(&self) -> u8 {
-        self.buffer.as_ref()[field::PROTOCOL]
-    }
-    pub fn checksum(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), field::CHECKSUM.start)
+        IpProtocol::from(self.protocol_raw())
     }
     pub fn src_addr(&self) -> Ipv4Addr {
         let b = self.buffer.as_ref();
@@ -185,26 +176,8 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
-    pub fn set_tos(&mut self, v: u8) {
-        self.buffer.as_mut()[field::TOS] = v;
-    }
-    pub fn set_total_len(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), field::LENGTH.start, v)
-    }
-    pub fn set_ident(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), field::IDENT.start, v)
-    }
-    pub fn set_flags_offset(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), field::FLG_OFF.start, v)
-    }
-    pub fn set_ttl(&mut self, v: u8) {
-        self.buffer.as_mut()[field::TTL] = v;
-    }
     pub fn set_protocol(&mut self, v: IpProtocol) {
-        self.buffer.as_mut()[field::PROTOCOL] = v.into();
-    }
-    pub fn set_checksum(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), field::CHECKSUM.start, v)
+        self.set_protocol_raw(v.into());
     }
     pub fn set_src_addr(&mut self, a: Ipv4Addr) {
         self.buffer.as_mut()[field::SRC_ADDR].copy_from_slice(&a.octets());

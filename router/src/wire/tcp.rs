@@ -44,33 +44,22 @@ view! {
     }
 }
 
+fields! {
+    TcpPacket {
+        src_port, set_src_port: u16 = field::SRC_PORT.start;
+        dst_port, set_dst_port: u16 = field::DST_PORT.start;
+        seq_number, set_seq_number: u32 = field::SEQ_NUM.start;
+        ack_number, set_ack_number: u32 = field::ACK_NUM.start;
+        /// The flag byte (FIN..CWR).
+        flags, set_flags: u8 = field::FLAGS;
+        window, set_window: u16 = field::WIN_SIZE.start;
+        checksum, set_checksum: u16 = field::CHECKSUM.start;
+    }
+}
+
 impl<T: AsRef<[u8]>> TcpPacket<T> {
-    pub fn src_port(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), 0)
-    }
-    pub fn dst_port(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), 2)
-    }
-    pub fn seq_number(&self) -> u32 {
-        let b = self.buffer.as_ref();
-        u32::from_be_bytes([b[4], b[5], b[6], b[7]])
-    }
-    pub fn ack_number(&self) -> u32 {
-        let b = self.buffer.as_ref();
-        u32::from_be_bytes([b[8], b[9], b[10], b[11]])
-    }
     pub fn header_len(&self) -> usize {
         ((self.buffer.as_ref()[field::DATA_OFF] >> 4) as usize) * 4
-    }
-    /// The flag byte (FIN..CWR).
-    pub fn flags(&self) -> u8 {
-        self.buffer.as_ref()[field::FLAGS]
-    }
-    pub fn window(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), 14)
-    }
-    pub fn checksum(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), 16)
     }
     /// Options bytes (between the fixed header and the data).
     pub fn options(&self) -> &[u8] {
@@ -82,18 +71,6 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
-    pub fn set_src_port(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), 0, v)
-    }
-    pub fn set_dst_port(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), 2, v)
-    }
-    pub fn set_flags(&mut self, v: u8) {
-        self.buffer.as_mut()[field::FLAGS] = v;
-    }
-    pub fn set_checksum(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), 16, v)
-    }
     pub fn options_mut(&mut self) -> &mut [u8] {
         let h = self.header_len();
         &mut self.buffer.as_mut()[HEADER_LEN..h]

@@ -2,15 +2,123 @@
 //! the packets and recomputes checksums independently of our code).
 
 use super::checksum;
-use etherparse::{PacketBuilder, TcpHeaderSlice, UdpHeaderSlice};
-use std::net::Ipv4Addr;
+use etherparse::{IpHeaders, PacketBuilder, PacketBuilderStep, TcpHeaderSlice, UdpHeaderSlice};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub fn a(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
+/// An IPv6 address as the crate holds it: a host-order `u128`.
+pub fn a6(s: &str) -> u128 {
+    u128::from(s.parse::<Ipv6Addr>().unwrap())
+}
+
+fn o6(s: &str) -> [u8; 16] {
+    a6(s).to_be_bytes()
+}
+
+/// An IPv6 TCP segment (etherparse), sequence numbers as [`tcp`]'s.
+pub fn tcp6(src: &str, dst: &str, sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let ip = PacketBuilder::ipv6(o6(src), o6(dst), 64);
+    tcp_over(ip, sport, dport, flags, payload)
+}
+
+pub fn udp6(src: &str, dst: &str, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    udp_over(
+        PacketBuilder::ipv6(o6(src), o6(dst), 64),
+        sport,
+        dport,
+        payload,
+    )
+}
+
+pub fn echo_request6(src: &str, dst: &str, id: u16, seq: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv6(o6(src), o6(dst), 64)
+        .icmpv6_echo_request(id, seq)
+        .write(&mut v, b"ping-payload")
+        .unwrap();
+    v
+}
+
+/// An ICMPv6 error from `src` to `dst` quoting all of `about`.
+pub fn icmp6_error(src: &str, dst: &str, ty: u8, code: u8, about: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv6(o6(src), o6(dst), 64)
+        .icmpv6_raw(ty, code, [0; 4])
+        .write(&mut v, about)
+        .unwrap();
+    v
+}
+
+/// `p` (an IPv6 packet without extension headers) with extension headers
+/// inserted after the fixed header: each `(kind, length in bytes)` (a
+/// multiple of 8; AH a multiple of 4, at least 8), the next-header chain
+/// and payload length fixed. Option areas are Pad1 bytes; a fragment
+/// header has offset 0, no M flag and identification 0.
+pub fn with_exts(p: &[u8], exts: &[(u8, usize)]) -> Vec<u8> {
+    let upper = p[6];
+    let mut out = p[..40].to_vec();
+    out[6] = exts.first().map_or(upper, |e| e.0);
+    for (i, &(kind, len)) in exts.iter().enumerate() {
+        let mut h = vec![0u8; len];
+        h[0] = exts.get(i + 1).map_or(upper, |e| e.0);
+        h[1] = match kind {
+            44 => 0,
+            51 => (len / 4 - 2) as u8,
+            _ => (len / 8 - 1) as u8,
+        };
+        out.extend(h);
+    }
+    out.extend_from_slice(&p[40..]);
+    let plen = (out.len() - 40) as u16;
+    out[4..6].copy_from_slice(&plen.to_be_bytes());
+    out
+}
+
+/// Asserts an IPv6 packet's TCP, UDP or ICMPv6 checksum with etherparse
+/// (which walks the extension headers itself).
+pub fn assert_checksums6(p: &[u8]) {
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+    let s = SlicedPacket::from_ip(p).unwrap();
+    let Some(NetSlice::Ipv6(ip)) = &s.net else {
+        panic!("not IPv6")
+    };
+    let (src, dst) = (
+        ip.header().source_addr().octets(),
+        ip.header().destination_addr().octets(),
+    );
+    match s.transport.as_ref().expect("a transport header") {
+        TransportSlice::Tcp(t) => {
+            assert_eq!(t.checksum(), t.calc_checksum_ipv6(src, dst).unwrap())
+        }
+        TransportSlice::Udp(u) => {
+            let want = u
+                .to_header()
+                .calc_checksum_ipv6_raw(src, dst, u.payload())
+                .unwrap();
+            assert_eq!(u.checksum(), want, "UDP checksum");
+        }
+        TransportSlice::Icmpv6(i) => assert!(i.is_checksum_valid(src, dst), "ICMPv6 checksum"),
+        other => panic!("unexpected transport {other:?}"),
+    }
+}
+
 /// A TCP segment with the given flag byte (FIN..URG) and payload.
 pub fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let ip = PacketBuilder::ipv4(a(src).octets(), a(dst).octets(), 64);
+    tcp_over(ip, sport, dport, flags, payload)
+}
+
+/// The TCP segment of [`tcp`] and [`tcp6`] over the IP header `ip`.
+fn tcp_over(
+    ip: PacketBuilderStep<IpHeaders>,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     use super::tcp::flags as f;
     // Sequence numbers conntrack's window tracking accepts without knowing
     // the flow's history: the side with the higher port is the client (ISN
@@ -22,8 +130,7 @@ pub fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u8, payload: &[u
         (1999, 999)
     };
     let seq = if flags & f::SYN != 0 { isn } else { isn + 1 };
-    let mut b =
-        PacketBuilder::ipv4(a(src).octets(), a(dst).octets(), 64).tcp(sport, dport, seq, 64240);
+    let mut b = ip.tcp(sport, dport, seq, 64240);
     if flags & f::SYN != 0 {
         b = b.syn();
     }
@@ -44,13 +151,15 @@ pub fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u8, payload: &[u
     v
 }
 
-pub fn udp(src: &str, dst: &str, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+fn udp_over(ip: PacketBuilderStep<IpHeaders>, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
-    PacketBuilder::ipv4(a(src).octets(), a(dst).octets(), 64)
-        .udp(sport, dport)
-        .write(&mut v, payload)
-        .unwrap();
+    ip.udp(sport, dport).write(&mut v, payload).unwrap();
     v
+}
+
+pub fn udp(src: &str, dst: &str, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let ip = PacketBuilder::ipv4(a(src).octets(), a(dst).octets(), 64);
+    udp_over(ip, sport, dport, payload)
 }
 
 pub fn echo_request(src: &str, dst: &str, id: u16, seq: u16) -> Vec<u8> {

@@ -3,7 +3,7 @@
 //! A checksum of 0 means "no checksum" (RFC 768): rewrites keep it 0, and a
 //! computed 0 is sent as 0xffff.
 
-use super::{get_u16, set_u16, WireError};
+use super::WireError;
 
 pub mod field {
     pub type Field = std::ops::Range<usize>;
@@ -23,39 +23,21 @@ view! {
     fn new_checked(_) {}
 }
 
-impl<T: AsRef<[u8]>> UdpPacket<T> {
-    pub fn src_port(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), 0)
-    }
-    pub fn dst_port(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), 2)
-    }
-    pub fn len(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), 4)
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() <= HEADER_LEN as u16
-    }
-    pub fn checksum(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), 6)
-    }
-    pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[HEADER_LEN..]
+fields! {
+    UdpPacket {
+        src_port, set_src_port: u16 = field::SRC_PORT.start;
+        dst_port, set_dst_port: u16 = field::DST_PORT.start;
+        len, set_len: u16 = field::LENGTH.start;
+        checksum, set_checksum: u16 = field::CHECKSUM.start;
     }
 }
 
-impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
-    pub fn set_src_port(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), 0, v)
+impl<T: AsRef<[u8]>> UdpPacket<T> {
+    pub fn is_empty(&self) -> bool {
+        self.len() <= HEADER_LEN as u16
     }
-    pub fn set_dst_port(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), 2, v)
-    }
-    pub fn set_len(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), 4, v)
-    }
-    pub fn set_checksum(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), 6, v)
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[HEADER_LEN..]
     }
 }
 

@@ -6,8 +6,8 @@ use super::*;
 
 pub(super) fn pack(t: &Tuple) -> (u32, u32, u16, u16) {
     (
-        u32::from(t.src),
-        u32::from(t.dst),
+        t.src as u32,
+        t.dst as u32,
         t.sport,
         if t.proto == conntrack::PROTO_ICMP {
             0

@@ -456,7 +456,7 @@ impl Processor for Pipeline {
             Ok(r) => r,
             Err(r) => return Verdict::Drop(r),
         };
-        let total = usize::from(repr.total_len());
+        let total = repr.total_len();
         if total < packet.len() && !vnet.is_gso() {
             // ip_rcv_core trims bytes past the total length (link padding,
             // or garbage) before anything looks at the packet; the packet
@@ -575,12 +575,16 @@ pub fn check_ipv4(p: &[u8]) -> Result<(), DropReason> {
 }
 
 /// The pipeline's one parse: ip_rcv_core's checks, then the packet's
-/// description ([`PacketRepr::parse_checked`]) that rule evaluation,
-/// conntrack and the hooks read instead of the header bytes.
+/// description ([`PacketRepr::parse_checked_v4_only`]) that rule evaluation,
+/// conntrack and the hooks read instead of the header bytes. IPv6 is
+/// refused here (counted `ipv6_unsupported`), so every description the
+/// pipeline holds is IPv4.
 #[inline]
 pub fn parse_ipv4(p: &[u8]) -> Result<PacketRepr, DropReason> {
-    PacketRepr::parse_checked(p).map_err(|e| match e {
+    PacketRepr::parse_checked_v4_only(p).map_err(|e| match e {
         ParseError::Malformed | ParseError::BadOptions => DropReason::Malformed,
+        // IPv6 only: parse_checked_v4_only never returns them.
+        ParseError::BadExtHeader | ParseError::BadAddress => DropReason::Malformed,
         ParseError::Ipv6 => DropReason::Ipv6Unsupported,
         ParseError::BadVersion => DropReason::BadVersion,
         ParseError::BadChecksum => DropReason::BadIpChecksum,

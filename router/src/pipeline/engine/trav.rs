@@ -346,6 +346,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
             Tracked::Related(c) => Conn::Related(c),
             Tracked::New(nc) => Conn::New(nc),
             Tracked::Invalid => Conn::None { untracked: false },
+            Tracked::Untracked => Conn::None { untracked: true },
         }
     }
 
@@ -402,53 +403,16 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         Ok(())
     }
 
-    /// The NAT range a nat-table target asks for.
+    /// The NAT range a nat-table target asks for: the rule's own, with the
+    /// interface's address for MASQUERADE (egress) and REDIRECT (ingress).
     pub(super) fn nat_range(&self, t: &Target, iface: Option<IfIndex>) -> Option<NatRange> {
-        let flags = |f: &crate::ruleset::NatFlags| {
-            let mut x = 0;
-            if f.random {
-                x |= nat::flags::PROTO_RANDOM;
-            }
-            if f.random_fully {
-                x |= nat::flags::PROTO_RANDOM_FULLY;
-            }
-            if f.persistent {
-                x |= nat::flags::PERSISTENT;
-            }
-            x
-        };
-        let from_model = |r: &crate::ruleset::NatRange, f: &crate::ruleset::NatFlags| {
-            // `--to-destination :8080` names no address: the kernel keeps
-            // the packet's (no NF_NAT_RANGE_MAP_IPS) and maps only the port.
-            let mut nr = match r.addrs {
-                Some((a, b)) => NatRange::addrs(a.into(), b.into()),
-                None => NatRange::ports_only(),
-            }
-            .with_flags(flags(f));
-            if let Some((lo, hi)) = r.ports {
-                nr = nr.with_ports(lo, hi);
-            }
-            Some(nr)
-        };
         match t {
-            Target::Dnat { range, flags: f } | Target::Snat { range, flags: f } => {
-                from_model(range, f)
-            }
-            Target::Masquerade { ports, flags: f } => {
+            Target::Dnat(r) | Target::Snat(r) => Some(**r),
+            Target::Masquerade(r) => {
                 let addr = self.p.iface_addr(iface?);
-                if addr == 0 {
-                    return None;
-                }
-                let mut r = NatRange::addr(addr.into()).with_flags(flags(f));
-                if let Some((lo, hi)) = ports {
-                    r = r.with_ports(*lo, *hi);
-                }
-                Some(r)
+                (addr != 0).then(|| r.with_addr(addr))
             }
-            Target::Redirect { ports, flags: f } => {
-                let addr = self.p.iface_addr(iface?);
-                Some(NatRange::redirect(addr.into(), *ports).with_flags(flags(f)))
-            }
+            Target::Redirect(r) => Some(r.with_addr(self.p.iface_addr(iface?))),
             _ => None,
         }
     }
@@ -598,7 +562,7 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
         let wire_len = if vnet.is_gso() {
             vnet.hdr_len as usize + vnet.gso_size as usize
         } else {
-            flow.repr.total_len() as usize
+            flow.repr.total_len()
         };
         if wire_len > mtu && (flow.repr.v4().dont_frag() || vnet.is_gso()) {
             let attach = flow.conn.answer();
@@ -609,7 +573,8 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
             self.icmp_error(pkt, spec, Some(ingress), attach, out);
             return Err(DropReason::FragNeeded);
         }
-        flow.repr.v4_mut().ttl = Ipv4Packet::new_unchecked(&mut *pkt).decrement_ttl();
+        let ttl = Ipv4Packet::new_unchecked(&mut *pkt).decrement_ttl();
+        flow.repr.set_ttl_or_hop_limit(ttl);
         flow.out_name = self.p.iface_name(egress);
         let tables = [TableKind::Mangle, TableKind::Filter, TableKind::Security];
         self.filter_steps(&tables, Hook::Forward, pkt, flow, out)?;
