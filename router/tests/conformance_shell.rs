@@ -4,8 +4,6 @@
 //! ([`apply_command`], [`restore`]); the expected texts are read from the
 //! scripts at run time (their `NAME='...'` / `NAME="..."` assignments).
 //! Comparisons ignore trailing white space, as the scripts' `diff -Z` does.
-//! Not replayed: `ip6tables_0005-rule-check_0` (its rule is an IPv6 DNAT,
-//! which waits for the family-tagged NAT range).
 
 mod common;
 use common::shared;
@@ -288,6 +286,22 @@ fn restores_skip_the_other_familys_lines_0005_0006() {
         let v = assignments(file);
         assert_eq!(shown.join("\n"), var(&v, "EXPECT", 0), "{file}");
     }
+}
+
+/// ip6tables_0005: `-C` finds an IPv6 DNAT rule with a bracketed address
+/// and port, and not one that differs in the port.
+#[test]
+fn ip6tables_rule_check_0005() {
+    let rule = "-p tcp --dport 81 -j DNAT --to-destination [::1]:81";
+    let mut rs = Ruleset::new_family(Family::V6);
+    ok(&mut rs, "-t nat -N testchain");
+    ok(&mut rs, &format!("-t nat -A testchain {rule}"));
+    ok(&mut rs, &format!("-t nat -C testchain {rule}"));
+    let other = rule.replace("81", "82");
+    assert_eq!(
+        run(&mut rs, &format!("-t nat -C testchain {other}")).status,
+        1
+    );
 }
 
 #[test]

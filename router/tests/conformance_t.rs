@@ -51,6 +51,8 @@ const FILES: &[&str] = &[
 /// tungate implements, and every `libxt_` file of [`FILES`].
 const FILES6: &[&str] = &[
     "libip6t_standard",
+    "libip6t_DNAT",
+    "libip6t_SNAT",
     "libip6t_HL",
     "libip6t_LOG",
     "libip6t_MASQUERADE",
@@ -73,14 +75,6 @@ const FILES6: &[&str] = &[
 /// or whose model is not there yet. A new `.t` file must land in
 /// [`FILES6`] or here.
 const SKIPPED6: &[(&str, &str)] = &[
-    (
-        "libip6t_DNAT",
-        "IPv6 DNAT waits for the family-tagged NAT range",
-    ),
-    (
-        "libip6t_SNAT",
-        "IPv6 SNAT waits for the family-tagged NAT range",
-    ),
     (
         "libip6t_NETMAP",
         "NETMAP is not implemented (neither family)",

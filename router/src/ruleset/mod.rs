@@ -52,8 +52,7 @@ pub use matches::{
 pub use table::{Chain, ChainRef, Table, NO_RECENT};
 pub use targets::{
     nat_flags, ConnmarkTarget, CtTarget, HlMode, IntoAddr, LogTarget, NatRange, NflogTarget,
-    RejectWith,
-    Target, CT_EVENT_NAMES,
+    RejectWith, Target, CT_EVENT_NAMES,
 };
 pub use validate::ValidateError;
 

@@ -165,11 +165,20 @@ pub(super) fn rate(avg: u32) -> String {
     format!("{}/{}", RATES[i - 1].1 / avg, RATES[i - 1].0)
 }
 
-pub(super) fn nat_range(out: &mut String, r: &NatRange) {
+/// A NAT range as both printers write it; an IPv6 address range with
+/// ports goes in brackets (`[dead::beef]:80`).
+pub(super) fn nat_range(out: &mut String, r: &NatRange, family: Family) {
+    let bracket = family == Family::V6 && r.port_range().is_some();
     if let Some((a, b)) = r.addr_range() {
-        let _ = write!(out, "{}", ip(a as u32));
+        if bracket {
+            out.push('[');
+        }
+        out.push_str(&addr_text(family, a));
         if a != b {
-            let _ = write!(out, "-{}", ip(b as u32));
+            let _ = write!(out, "-{}", addr_text(family, b));
+        }
+        if bracket {
+            out.push(']');
         }
     }
     if let Some((lo, hi)) = r.port_range() {

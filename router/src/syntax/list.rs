@@ -267,7 +267,7 @@ fn match_list(out: &mut String, m: &Match, family: Family, numeric: bool, proto:
     }
 }
 
-fn target_list(out: &mut String, t: &Target, numeric: bool) {
+fn target_list(out: &mut String, t: &Target, family: Family, numeric: bool) {
     match t {
         Target::Reject(w) => {
             let _ = write!(out, " reject-with {}", w.name());
@@ -305,7 +305,7 @@ fn target_list(out: &mut String, t: &Target, numeric: bool) {
         },
         Target::Dnat(r) | Target::Snat(r) => {
             out.push_str(" to:");
-            nat_range(out, r);
+            nat_range(out, r, family);
             nat_flag_names(out, r, "");
         }
         Target::Masquerade(r) | Target::Redirect(r) => {
@@ -399,7 +399,7 @@ pub fn list_rule_tail(out: &mut String, r: &Rule, family: Family, numeric: bool)
     for m in &r.matches {
         match_list(out, m, family, numeric, proto);
     }
-    target_list(out, &r.target, numeric);
+    target_list(out, &r.target, family, numeric);
 }
 
 /// One rule line of `iptables -L` (no newline), its addresses of

@@ -202,7 +202,7 @@ fn match_save(out: &mut String, m: &Match, family: Family) {
     }
 }
 
-fn target_save(out: &mut String, t: &Target) {
+fn target_save(out: &mut String, t: &Target, family: Family) {
     match t {
         Target::None => {}
         Target::Goto(c) => {
@@ -254,7 +254,7 @@ fn target_save(out: &mut String, t: &Target) {
             } else {
                 " --to-source "
             });
-            nat_range(out, r);
+            nat_range(out, r, family);
             nat_flag_names(out, r, "--");
         }
         Target::Masquerade(r) | Target::Redirect(r) => {
@@ -330,7 +330,7 @@ pub fn rule_spec(out: &mut String, r: &Rule, family: Family, counters: bool) {
     if counters {
         let _ = write!(out, " -c {} {}", r.counters.packets, r.counters.bytes);
     }
-    target_save(out, &r.target);
+    target_save(out, &r.target, family);
 }
 
 /// `iptables-save` output for one table (no `#` lines). With `counters`,

@@ -338,7 +338,7 @@ fn connmark(t: &mut Target, seen: &mut u32, a: &mut Arg) -> R<bool> {
 /// `-j DNAT`.
 const DNAT: TargetExt = TargetExt {
     name: "DNAT",
-    family: Some(Family::V4),
+    family: None,
     new: Some(|_| Target::Dnat(Box::default())),
     option: nat,
     check: |_, s, _, _| required(s, "DNAT: option \"--to-destination\" must be specified"),
@@ -347,7 +347,7 @@ const DNAT: TargetExt = TargetExt {
 /// `-j SNAT`.
 const SNAT: TargetExt = TargetExt {
     name: "SNAT",
-    family: Some(Family::V4),
+    family: None,
     new: Some(|_| Target::Snat(Box::default())),
     option: nat,
     check: |_, s, _, _| required(s, "SNAT: option \"--to-source\" must be specified"),
@@ -373,7 +373,7 @@ fn nat(t: &mut Target, seen: &mut u32, a: &mut Arg) -> R<bool> {
             }
             once(seen, S1, want)?;
             let v = a.value()?;
-            let r = parse_nat_range(want, v, is_dnat)?;
+            let r = parse_nat_range(a.family, want, v, is_dnat)?;
             if r.port_range().is_some() && !nat_ports_ok(a.proto, a.proto_inv) {
                 return Err(invalid(format!(
                     "Need TCP, UDP, SCTP or DCCP with port specification (\"{v}\")"

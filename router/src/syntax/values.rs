@@ -325,18 +325,44 @@ pub(super) fn tcp_flags(opt: &str, s: &str) -> R<u8> {
     Ok(v)
 }
 
-pub(super) fn parse_nat_range(opt: &str, s: &str, with_base: bool) -> R<NatRange> {
+/// `--to-destination` / `--to-source`: `addr[-addr][:port[-port][/base]]`
+/// for IPv4; for IPv6 `addr[-addr]`, `[addr[-addr]]:port[-port][/base]`
+/// or `:port...` (an IPv6 address takes its colons: ports need the
+/// brackets).
+pub(super) fn parse_nat_range(family: Family, opt: &str, s: &str, with_base: bool) -> R<NatRange> {
     let mut r = NatRange::default();
-    let (addrs, ports) = match split_byte(s, b':') {
-        Some((a, p)) => (a, Some(p)),
-        None => (s, None),
+    let form = match family {
+        Family::V4 => "addr[-addr][:port[-port]]",
+        Family::V6 => "addr[-addr] or [addr[-addr]]:port[-port]",
+    };
+    let (addrs, ports) = match family {
+        Family::V4 => match split_byte(s, b':') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        },
+        Family::V6 => match s.strip_prefix('[') {
+            Some(rest) => {
+                let (a, after) = split_byte(rest, b']').ok_or_else(|| err_val(opt, s, form))?;
+                match after {
+                    "" => (a, None),
+                    p => (
+                        a,
+                        Some(p.strip_prefix(':').ok_or_else(|| err_val(opt, s, form))?),
+                    ),
+                }
+            }
+            None => match s.strip_prefix(':') {
+                Some(p) => ("", Some(p)),
+                None => (s, None),
+            },
+        },
     };
     if !addrs.is_empty() {
         let (a, b) = match split_byte(addrs, b'-') {
             Some((a, b)) => (a, b),
             None => (addrs, addrs),
         };
-        let pa = |x: &str| parse_ip(x).ok_or_else(|| err_val(opt, s, "addr[-addr][:port[-port]]"));
+        let pa = |x: &str| parse_addr(family, x).ok_or_else(|| err_val(opt, s, form));
         let (a, b) = (pa(a)?, pa(b)?);
         if a > b {
             return Err(invalid(format!("bad IP range \"{addrs}\" for {opt}")));
