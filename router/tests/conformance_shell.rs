@@ -8,7 +8,7 @@
 mod common;
 use common::shared;
 
-use tungate::ruleset::Ruleset;
+use tungate::ruleset::{Family, Ruleset};
 use tungate::syntax::{apply_command, restore, save, tokenize, Output, RestoreOptions};
 
 /// Shell variable assignments `NAME='…'` / `NAME="…"` in file order
@@ -170,8 +170,17 @@ fn verbose_output_0002() {
 
 #[test]
 fn list_rules_0003() {
-    let v = assignments("iptables_0003-list-rules_0");
-    let mut rs = Ruleset::new();
+    list_rules_0003_for(Family::V4, "iptables_0003-list-rules_0");
+}
+
+#[test]
+fn ip6tables_list_rules_0003() {
+    list_rules_0003_for(Family::V6, "ip6tables_0003-list-rules_0");
+}
+
+fn list_rules_0003_for(family: Family, file: &str) {
+    let v = assignments(file);
+    let mut rs = Ruleset::new_family(family);
     ok(&mut rs, "-N foo");
     ok(&mut rs, "-A FORWARD -i eth23 -o eth42 -j ACCEPT -c 23 42");
     ok(&mut rs, "-A FORWARD -i eth42 -o eth23 -g foo");
@@ -193,12 +202,106 @@ fn list_rules_0003() {
         assert_eq!(
             trim(&ok(&mut rs, cmd)),
             var(&v, "EXPECT", i),
-            "iptables {cmd}"
+            "{} {cmd}",
+            family.tool()
         );
     }
     assert_ne!(run(&mut rs, "-S nonexistent").status, 0);
     assert_ne!(run(&mut rs, "-S nonexistent 23").status, 0);
     assert_eq!(run(&mut rs, "-S FORWARD 234").status, 0);
+}
+
+/// The text of the script's first here-document (`<<EOF` to `EOF`).
+fn heredoc(file: &str) -> String {
+    let text = std::fs::read_to_string(shared().join("conformance/shell").join(file))
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+    let start = text.find("<<EOF\n").expect("a here-document") + 6;
+    let end = start + text[start..].find("\nEOF\n").expect("its end");
+    text[start..=end].to_string()
+}
+
+#[test]
+fn ip6tables_verbose_output_0002() {
+    let v = assignments("ip6tables_0002-verbose-output_0");
+    let mut rs = Ruleset::new_family(Family::V6);
+    let rules: Vec<(String, String)> = (1..=5)
+        .map(|i| {
+            (
+                var(&v, &format!("RULE{i}"), 0),
+                var(&v, &format!("VOUT{i}"), 0),
+            )
+        })
+        .collect();
+    for (i, (rule, vout)) in rules.iter().enumerate() {
+        let cmd = if i == 1 {
+            format!("-v -I FORWARD 2 {rule}")
+        } else {
+            format!("-v -A FORWARD {rule}")
+        };
+        assert_eq!(trim(&ok(&mut rs, &cmd)), *vout, "ip6tables {cmd}");
+    }
+    for (rule, vout) in &rules {
+        assert_eq!(trim(&ok(&mut rs, &format!("-v -C FORWARD {rule}"))), *vout);
+    }
+    assert_eq!(trim(&ok(&mut rs, "-v -n -L")), var(&v, "EXPECT", 0));
+    for (rule, vout) in &rules[..2] {
+        assert_eq!(trim(&ok(&mut rs, &format!("-v -D FORWARD {rule}"))), *vout);
+    }
+    assert_eq!(trim(&ok(&mut rs, "-v -F")), var(&v, "EXPECT", 1));
+    assert_eq!(trim(&ok(&mut rs, "-v -Z")), var(&v, "EXPECT", 2));
+    assert_eq!(
+        trim(&ok(&mut rs, "-v -F OUTPUT")),
+        "Flushing chain `OUTPUT'"
+    );
+    assert_eq!(trim(&ok(&mut rs, "-v -Z OUTPUT")), "Zeroing chain `OUTPUT'");
+    ok(&mut rs, "-N foo");
+    assert_eq!(trim(&ok(&mut rs, "-v -X foo")), "Deleting chain `foo'");
+}
+
+#[test]
+fn ip6tables_address_masks_0004() {
+    let file = "ip6tables_0004-address-masks_0";
+    let mut rs = Ruleset::new_family(Family::V6);
+    restore_ok(&mut rs, &heredoc(file), false);
+    let v = assignments(file);
+    assert_eq!(trim(&ok(&mut rs, "-S FORWARD")), var(&v, "EXPECT", 0));
+}
+
+/// Each restore skips the rule lines flagged with the other family
+/// (`-6` in iptables-restore, `-4` in ip6tables-restore) and keeps its
+/// own family's.
+#[test]
+fn restores_skip_the_other_familys_lines_0005_0006() {
+    for (family, file) in [
+        (Family::V4, "ipt-restore_0005-ipt-6_0"),
+        (Family::V6, "ipt-restore_0006-ip6t-4_0"),
+    ] {
+        let mut rs = Ruleset::new_family(family);
+        restore_ok(&mut rs, &heredoc(file), false);
+        let shown: Vec<String> = ok(&mut rs, "-S")
+            .lines()
+            .filter(|l| !l.starts_with("-P"))
+            .map(str::to_string)
+            .collect();
+        let v = assignments(file);
+        assert_eq!(shown.join("\n"), var(&v, "EXPECT", 0), "{file}");
+    }
+}
+
+/// ip6tables_0005: `-C` finds an IPv6 DNAT rule with a bracketed address
+/// and port, and not one that differs in the port.
+#[test]
+fn ip6tables_rule_check_0005() {
+    let rule = "-p tcp --dport 81 -j DNAT --to-destination [::1]:81";
+    let mut rs = Ruleset::new_family(Family::V6);
+    ok(&mut rs, "-t nat -N testchain");
+    ok(&mut rs, &format!("-t nat -A testchain {rule}"));
+    ok(&mut rs, &format!("-t nat -C testchain {rule}"));
+    let other = rule.replace("81", "82");
+    assert_eq!(
+        run(&mut rs, &format!("-t nat -C testchain {other}")).status,
+        1
+    );
 }
 
 #[test]
@@ -214,9 +317,17 @@ fn chain_refs_0001() {
 
 #[test]
 fn return_codes_0004() {
+    // The script runs every command through iptables and ip6tables.
+    for family in [Family::V4, Family::V6] {
+        return_codes_0004_for(family);
+    }
+}
+
+fn return_codes_0004_for(family: Family) {
     let v = assignments("iptables_0004-return-codes_0");
-    let m = |n: &str| format!("iptables{}", var(&v, n, 0));
-    let mut rs = Ruleset::new();
+    let tool = family.tool();
+    let m = |n: &str| format!("{tool}{}", var(&v, n, 0));
+    let mut rs = Ruleset::new_family(family);
     let cases: Vec<(i32, Option<String>, &str)> = vec![
         (0, None, "-N foo"),
         (1, Some(m("EEXIST")), "-N foo"),
@@ -255,18 +366,18 @@ fn return_codes_0004() {
     ];
     for (rc, msg, c) in cases {
         let o = run(&mut rs, c);
-        assert_eq!(o.status, rc, "iptables {c}: {}", o.stderr);
+        assert_eq!(o.status, rc, "{tool} {c}: {}", o.stderr);
         if let Some(msg) = msg {
             assert!(
                 o.stderr.contains(&msg),
-                "iptables {c}: {:?} lacks {msg:?}",
+                "{tool} {c}: {:?} lacks {msg:?}",
                 o.stderr
             );
         }
     }
     // ENOMTH's pattern: "iptables v<version> <word>: Couldn't load match `foobar'"
     let o = run(&mut rs, "-C INPUT -m foobar -j ACCEPT");
-    assert!(o.stderr.starts_with("iptables v"), "{}", o.stderr);
+    assert!(o.stderr.starts_with(&format!("{tool} v")), "{}", o.stderr);
     assert!(
         o.stderr.contains("Couldn't load match `foobar'"),
         "{}",

@@ -24,7 +24,7 @@ use fuzz_common::Rng;
 
 use std::sync::LazyLock;
 
-use tungate::ruleset::{Ruleset, TableKind};
+use tungate::ruleset::{Family, Ruleset, TableKind};
 use tungate::syntax::{
     apply_command, list, list_rules, restore, save, tokenize, ListFormat, RestoreOptions,
 };
@@ -173,11 +173,12 @@ const MORE_WORDS: &[&str] = &[
 
 fn corpus() -> Vec<String> {
     let mut v = Vec::new();
-    let dumps = shared().join("conformance/dumps");
-    if let Ok(rd) = std::fs::read_dir(&dumps) {
-        for e in rd.flatten() {
-            if let Ok(t) = std::fs::read_to_string(e.path()) {
-                v.push(t);
+    for dir in ["conformance/dumps", "conformance/dumps6"] {
+        if let Ok(rd) = std::fs::read_dir(shared().join(dir)) {
+            for e in rd.flatten() {
+                if let Ok(t) = std::fs::read_to_string(e.path()) {
+                    v.push(t);
+                }
             }
         }
     }
@@ -290,16 +291,24 @@ fn mutate(rng: &mut Rng, base: &str) -> String {
     s
 }
 
-/// One input through every entry point; Err describes a property failure.
+/// One input through every entry point, as iptables and as ip6tables
+/// input; Err describes a property failure.
 fn check(input: &str) -> Result<(), String> {
+    for family in [Family::V4, Family::V6] {
+        check_family(input, family).map_err(|e| format!("{}: {e}", family.tool()))?;
+    }
+    Ok(())
+}
+
+fn check_family(input: &str, family: Family) -> Result<(), String> {
     let opts = RestoreOptions {
         counters: true,
         ..Default::default()
     };
-    let mut rs = Ruleset::new();
+    let mut rs = Ruleset::new_family(family);
     if restore(&mut rs, input, opts).is_ok() {
         let s1 = save(&rs, true);
-        let mut rs2 = Ruleset::new();
+        let mut rs2 = Ruleset::new_family(family);
         restore(&mut rs2, &s1, opts)
             .map_err(|e| format!("saved text does not restore: {e}\n{s1}"))?;
         let s2 = save(&rs2, true);
@@ -322,7 +331,7 @@ fn check(input: &str) -> Result<(), String> {
             // `-S` lines re-applied as commands rebuild the same table.
             let mut rules = String::new();
             list_rules(&mut rules, rs.table(k), None, None, true);
-            let mut rs3 = Ruleset::new();
+            let mut rs3 = Ruleset::new_family(family);
             for line in rules.lines() {
                 let toks = tokenize(line)
                     .map_err(|e| format!("-S line does not tokenize: {e}: {line}"))?;
@@ -350,7 +359,7 @@ fn check(input: &str) -> Result<(), String> {
     for line in input.lines().take(50) {
         if let Ok(toks) = tokenize(line) {
             let args: Vec<&str> = toks.iter().map(|t| t.as_ref()).collect();
-            let mut r = Ruleset::new();
+            let mut r = Ruleset::new_family(family);
             let _ = apply_command(&mut r, &["-N", "foo"]);
             let _ = apply_command(&mut r, &args);
         }

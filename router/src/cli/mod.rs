@@ -13,17 +13,22 @@ usage: tungate <command> [args]
 
 commands:
   run --config FILE            run the gateway
-  ruleset check [FILE|-]       validate an iptables-restore file
-  ruleset save [FILE|-]        print its iptables-save form
-  ruleset list [FILE|-] [-t TABLE] [-n] [-v] [-x] [--line-numbers]
+  ruleset check [-6] [FILE|-]  validate an iptables-restore file
+                               (-6: ip6tables-restore)
+  ruleset save [-6] [FILE|-]   print its iptables-save form
+  ruleset list [-6] [FILE|-] [-t TABLE] [-n] [-v] [-x] [--line-numbers]
                                print its iptables -L form
   iptables ARGS...             iptables against the running gateway
   iptables-save [-t TABLE] [-c]
   iptables-restore [--noflush] [--counters] [--test] < FILE
+  ip6tables, ip6tables-save, ip6tables-restore
+                               the same for the IPv6 ruleset (held by the
+                               gateway; IPv6 packets are not filtered yet)
   conntrack -L|-D|-F|-C|-S|-E [filters]
   stats                        counters of the running gateway
   install-links DIR            links named iptables, iptables-save,
-                               iptables-restore, conntrack -> tungate
+                               iptables-restore, ip6tables, ip6tables-save,
+                               ip6tables-restore, conntrack -> tungate
 
 The control socket is --ctl PATH (first argument of a front end), else
 $TUNGATE_CTL, else /run/tungate/control.sock.

@@ -7,7 +7,15 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 /// Names `install-links` creates, each a symlink to the tungate binary.
-pub const LINK_NAMES: [&str; 4] = ["iptables", "iptables-save", "iptables-restore", "conntrack"];
+pub const LINK_NAMES: [&str; 7] = [
+    "iptables",
+    "iptables-save",
+    "iptables-restore",
+    "ip6tables",
+    "ip6tables-save",
+    "ip6tables-restore",
+    "conntrack",
+];
 
 /// Runs `tool` with `args` (program name already removed). A leading
 /// `--ctl PATH` selects the socket.
@@ -25,7 +33,7 @@ pub fn run(tool: Tool, mut args: Vec<String>) -> ExitCode {
         let _ = out.flush();
         let _ = err.write_all(r.stderr.as_bytes());
     };
-    if tool == Tool::IptablesRestore {
+    if tool.reads_stdin() {
         // Input redirected from a file: the kernel sends it to the gateway.
         if let Some((file, len)) = stdin_file() {
             return exit(
@@ -34,7 +42,7 @@ pub fn run(tool: Tool, mut args: Vec<String>) -> ExitCode {
             );
         }
     }
-    let stdin = if tool == Tool::IptablesRestore {
+    let stdin = if tool.reads_stdin() {
         let mut s = String::new();
         if let Err(e) = std::io::stdin().read_to_string(&mut s) {
             eprintln!("{}: reading standard input: {e}", tool.name());

@@ -1,15 +1,19 @@
-//! `tungate ruleset check|save|list`: offline lint and conversion of an
-//! iptables-restore file, without a running gateway.
+//! `tungate ruleset check|save|list [-6]`: offline lint and conversion of
+//! an iptables-restore (or, with `-6`, ip6tables-restore) file, without a
+//! running gateway.
 
 use std::io::Read;
 use std::process::ExitCode;
 
-use crate::ruleset::{Ruleset, TableKind};
+use crate::ruleset::{Family, Ruleset, TableKind};
 use crate::syntax::{list, restore, save, ListFormat, RestoreOptions};
 
-const USAGE: &str = "usage: tungate ruleset check [FILE|-] [--timing]
-       tungate ruleset save [FILE|-] [-c]
-       tungate ruleset list [FILE|-] [-t TABLE] [-n] [-v] [-x] [--line-numbers] [-c]
+const USAGE: &str = "usage: tungate ruleset check [-6] [FILE|-] [--timing]
+       tungate ruleset save [-6] [FILE|-] [-c]
+       tungate ruleset list [-6] [FILE|-] [-t TABLE] [-n] [-v] [-x] [--line-numbers] [-c]
+
+-6 reads an ip6tables-restore file (IPv6), as ip6tables-restore would;
+without it the file is iptables-restore's (IPv4). -4 says so explicitly.
 
 -c keeps the [packets:bytes] counters of the input (iptables-restore --counters);
 without it counters read as zero, as after a plain iptables-restore.
@@ -39,6 +43,7 @@ pub fn main(args: &[String]) -> ExitCode {
     let mut f = ListFormat::default();
     let mut counters = false;
     let mut timing = false;
+    let mut family = Family::V4;
     let mut i = 1;
     while i < args.len() {
         match args[i].as_str() {
@@ -55,6 +60,8 @@ pub fn main(args: &[String]) -> ExitCode {
                 }
             }
             "-c" | "--counters" => counters = true,
+            "-6" | "--ipv6" => family = Family::V6,
+            "-4" | "--ipv4" => family = Family::V4,
             "--timing" if sub == "check" => timing = true,
             "-n" | "--numeric" if sub == "list" => f.numeric = true,
             "-v" | "--verbose" if sub == "list" => f.verbose = true,
@@ -77,7 +84,7 @@ pub fn main(args: &[String]) -> ExitCode {
         }
     };
     let t1 = std::time::Instant::now();
-    let mut rs = Ruleset::new();
+    let mut rs = Ruleset::new_family(family);
     let opts = RestoreOptions {
         counters,
         ..Default::default()

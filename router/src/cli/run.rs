@@ -17,7 +17,7 @@ use crate::dataplane::housekeeping::Housekeeping;
 use crate::dataplane::{netns, Dataplane, Options, TunDevice};
 use crate::pipeline::engine::{Interface, Pipeline, PipelineConfig};
 use crate::route::RouteTable;
-use crate::ruleset::Ruleset;
+use crate::ruleset::{Family, Ruleset};
 use crate::syntax::{self, RestoreOptions};
 use crate::sys::caps::{drop_privileges, Identity};
 use crate::sys::lock::{DeviceLock, LockState, LOCK_DIR};
@@ -38,6 +38,8 @@ The config file is TOML:
 
   workers = 2                    # worker threads (default: number of cores)
   ruleset = \"rules.v4\"           # iptables-restore file (relative to the config)
+  ruleset6 = \"rules.v6\"          # ip6tables-restore file (held for ip6tables; IPv6
+                                  # packets are not filtered yet)
   control_socket = \"/run/tungate.sock\"
   log_level = \"info\"             # error|warn|info|debug|trace (RUST_LOG overrides)
   offload = true                 # false: plain frames, no vnet header / TSO
@@ -80,18 +82,31 @@ a crash, even SIGKILL, a restart with the same config replaces the dead
 gateway's leftover devices; a live gateway's devices are never touched.
 ";
 
+/// The ruleset of `family` an (ip6)tables-restore file holds (empty without
+/// one), checked whole: a bad line is reported with the file and line.
+fn load_ruleset(family: Family, path: Option<&std::path::Path>) -> anyhow::Result<Ruleset> {
+    let mut rs = Ruleset::new_family(family);
+    let key = match family {
+        Family::V4 => "ruleset",
+        Family::V6 => "ruleset6",
+    };
+    if let Some(path) = path {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{key} {}: {e}", path.display()))?;
+        syntax::restore(&mut rs, &text, RestoreOptions::default())
+            .map_err(|e| anyhow::anyhow!("{key} {}: {e}", path.display()))?;
+    }
+    Ok(rs)
+}
+
 /// Builds the packet pipeline from the configuration: the ruleset file
 /// (iptables-restore text, checked whole: a bad line is reported with the
 /// file and line before any device is touched), conntrack limits and
 /// timeouts, interfaces and routes.
 pub fn build_pipeline(cfg: &Config, routes: RouteTable) -> anyhow::Result<Arc<Pipeline>> {
-    let mut rs = Ruleset::new();
-    if let Some(path) = &cfg.ruleset {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("ruleset {}: {e}", path.display()))?;
-        syntax::restore(&mut rs, &text, RestoreOptions::default())
-            .map_err(|e| anyhow::anyhow!("ruleset {}: {e}", path.display()))?;
-    }
+    let rs = load_ruleset(Family::V4, cfg.ruleset.as_deref())?;
+    // Held for ip6tables; the pipeline sees no IPv6 packet yet.
+    let rs6 = load_ruleset(Family::V6, cfg.ruleset6.as_deref())?;
     let interfaces = cfg
         .interfaces
         .iter()
@@ -133,6 +148,7 @@ pub fn build_pipeline(cfg: &Config, routes: RouteTable) -> anyhow::Result<Arc<Pi
         },
         rs,
     );
+    pipeline.replace_ruleset6(rs6);
     pipeline.conntrack().events_on_demand();
     // Free slab chunks go back to the kernel (the core makes no system call).
     pipeline.conntrack().set_release(crate::sys::mem::discard);

@@ -7,6 +7,7 @@
 //! ```toml
 //! workers = 2                      # worker threads, default: number of cores
 //! ruleset = "rules.v4"             # iptables-restore file, relative to this file
+//! ruleset6 = "rules.v6"            # ip6tables-restore file (held, not yet applied to packets)
 //! control_socket = "/run/tungate.sock"
 //! log_level = "info"               # error | warn | info | debug | trace
 //! offload = true                   # vnet header + TSO (false: plain frames)
@@ -134,6 +135,9 @@ pub struct Config {
     pub workers: usize,
     /// iptables-restore file, resolved; `None` = empty ruleset (ACCEPT policies).
     pub ruleset: Option<PathBuf>,
+    /// ip6tables-restore file, resolved; `None` = empty IPv6 ruleset. The
+    /// gateway holds it for `ip6tables`; no IPv6 packet is evaluated yet.
+    pub ruleset6: Option<PathBuf>,
     pub control_socket: Option<PathBuf>,
     pub log_level: String,
     pub conntrack: ConntrackConfig,
@@ -220,6 +224,7 @@ fn resolve_group(v: &str) -> Result<u32, String> {
 struct RawConfig {
     workers: Option<usize>,
     ruleset: Option<String>,
+    ruleset6: Option<String>,
     control_socket: Option<String>,
     log_level: Option<String>,
     offload: Option<bool>,
@@ -330,12 +335,15 @@ impl Config {
             ));
         }
         let ruleset = raw.ruleset.map(|r| base.join(r));
-        if let Some(r) = &ruleset {
-            if !r.is_file() {
-                return Err(invalid(
-                    "ruleset".into(),
-                    format!("{} does not exist or is not a file", r.display()),
-                ));
+        let ruleset6 = raw.ruleset6.map(|r| base.join(r));
+        for (key, r) in [("ruleset", &ruleset), ("ruleset6", &ruleset6)] {
+            if let Some(r) = r {
+                if !r.is_file() {
+                    return Err(invalid(
+                        key.into(),
+                        format!("{} does not exist or is not a file", r.display()),
+                    ));
+                }
             }
         }
         let metrics = match raw.metrics.as_deref() {
@@ -469,6 +477,7 @@ impl Config {
             file: file.to_owned(),
             workers,
             ruleset,
+            ruleset6,
             control_socket: raw.control_socket.map(|s| base.join(s)),
             log_level,
             conntrack: raw.conntrack,
@@ -619,6 +628,14 @@ interface = "tg-s"
             .unwrap_err()
             .to_string()
             .contains("key `ruleset`"));
+        let bad = GOOD.replace(
+            "log_level = \"debug\"",
+            "ruleset6 = \"/nonexistent/rules.v6\"",
+        );
+        assert!(parse(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("key `ruleset6`"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The control requests a running gateway answers: `iptables`,
-//! `iptables-save`, `iptables-restore`, `conntrack` and `stats`, run against
-//! the live ruleset and connection table.
+//! `iptables-save`, `iptables-restore` (and their `ip6tables` twins, run
+//! against the IPv6 ruleset the pipeline holds but does not evaluate yet),
+//! `conntrack` and `stats`, run against the live ruleset and connection
+//! table.
 //!
 //! Every change is made on a copy of the model, checked, compiled off the
 //! packet path and swapped in one step ([`Pipeline::replace_ruleset`]); a
@@ -19,7 +21,7 @@ use crate::clock::Timestamp;
 use crate::conntrack_cli;
 use crate::pipeline::compile::CompiledRuleset;
 use crate::pipeline::engine::Pipeline;
-use crate::ruleset::{Ruleset, TableKind};
+use crate::ruleset::{Family, Ruleset, TableKind};
 use crate::syntax::{self, Op, RestoreOptions};
 use std::sync::{Arc, Mutex};
 
@@ -69,24 +71,51 @@ impl GatewayHandler {
         retire(old, self.background_nice);
     }
 
-    fn iptables(&self, args: &[String]) -> Response {
+    /// The model of `family` a command starts from: IPv4's with the live
+    /// counters, IPv6's as held.
+    fn model(&self, family: Family) -> Ruleset {
+        match family {
+            Family::V4 => self.pipeline.ruleset().snapshot(),
+            Family::V6 => (*self.pipeline.ruleset6()).clone(),
+        }
+    }
+
+    /// Whether table `kind` of the `family` ruleset exists.
+    fn is_present(&self, family: Family, kind: TableKind) -> bool {
+        match family {
+            Family::V4 => self.pipeline.ruleset().source.is_present(kind),
+            Family::V6 => self.pipeline.ruleset6().is_present(kind),
+        }
+    }
+
+    /// Installs a changed model of its family.
+    fn install(&self, rs: Ruleset) {
+        match rs.family() {
+            Family::V4 => self.swap(rs),
+            Family::V6 => self.pipeline.replace_ruleset6(rs),
+        }
+    }
+
+    fn iptables(&self, family: Family, args: &[String]) -> Response {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let parsed = syntax::parse_command(&argv);
+        let parsed = syntax::parse_command_for(family, &argv);
         let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let mut rs = self.pipeline.ruleset().snapshot();
+        let mut rs = self.model(family);
         let out = syntax::apply_command(&mut rs, &argv);
         if let Ok(cmd) = &parsed {
             // As with nft, naming a table creates it (also for -L/-S/-C).
-            let created = !self.pipeline.ruleset().source.is_present(cmd.table);
-            let mutates = !matches!(cmd.op, Op::Check | Op::List | Op::ListRules) || cmd.zero_too;
-            if out.status == 0 && (mutates || created) {
-                self.swap(rs);
+            let created = !self.is_present(family, cmd.table);
+            let mutates = !matches!(cmd.op, Op::Check | Op::List | Op::ListRules | Op::Version)
+                || cmd.zero_too;
+            if out.status == 0 && (mutates || created) && cmd.op != Op::Version {
+                self.install(rs);
             }
         }
         Response::from(out)
     }
 
-    fn save(&self, args: &[String]) -> Response {
+    fn save(&self, family: Family, args: &[String]) -> Response {
+        let tool = format!("{}-save", family.tool());
         let mut counters = false;
         let mut only = None;
         let mut it = args.iter();
@@ -98,7 +127,9 @@ impl GatewayHandler {
                     None => {
                         return Response::error(
                             1,
-                            "iptables-save v1.8.9 (nf_tables): Cannot initialize: table does not exist\n",
+                            format!(
+                            "{tool} v1.8.9 (nf_tables): Cannot initialize: table does not exist\n"
+                        ),
                         )
                     }
                 },
@@ -106,29 +137,39 @@ impl GatewayHandler {
                     it.next();
                 }
                 "-f" | "--file" => {
-                    return Response::error(2, "iptables-save: --file is not supported through the gateway; redirect stdout\n")
+                    return Response::error(
+                        2,
+                        format!(
+                        "{tool}: --file is not supported through the gateway; redirect stdout\n"
+                    ),
+                    )
                 }
                 other => {
                     return Response::error(
                         2,
-                        format!("iptables-save v1.8.9 (nf_tables): unknown option \"{other}\"\n"),
+                        format!("{tool} v1.8.9 (nf_tables): unknown option \"{other}\"\n"),
                     )
                 }
             }
         }
-        let mut rs = self.pipeline.ruleset().snapshot();
+        let mut rs = self.model(family);
         if let Some(t) = only {
             // `-t TABLE`: that table alone (nft creates it if need be).
-            let keep = std::mem::take(&mut rs);
+            let keep = std::mem::replace(&mut rs, Ruleset::new_family(family));
             rs.replace_table(keep.table(t).clone());
         }
         let stamp = ctime(std::time::SystemTime::now());
-        let out =
-            syntax::save_with_comments(&rs, counters, "iptables-save v1.8.9 (nf_tables)", &stamp);
+        let out = syntax::save_with_comments(
+            &rs,
+            counters,
+            &format!("{tool} v1.8.9 (nf_tables)"),
+            &stamp,
+        );
         Response::ok(out)
     }
 
-    fn restore(&self, args: &[String], stdin: Option<&str>) -> Response {
+    fn restore(&self, family: Family, args: &[String], stdin: Option<&str>) -> Response {
+        let tool = format!("{}-restore", family.tool());
         let mut opts = RestoreOptions::default();
         let mut only: Option<TableKind> = None;
         let mut it = args.iter();
@@ -150,9 +191,7 @@ impl GatewayHandler {
                 other => {
                     return Response::error(
                         2,
-                        format!(
-                            "iptables-restore v1.8.9 (nf_tables): unknown option \"{other}\"\n"
-                        ),
+                        format!("{tool} v1.8.9 (nf_tables): unknown option \"{other}\"\n"),
                     )
                 }
             }
@@ -169,6 +208,19 @@ impl GatewayHandler {
         // All or nothing: the restore works on a copy of the model (five
         // shared tables: a table is copied only when the restore changes
         // it); a failure drops the copy and leaves the gateway untouched.
+        if family == Family::V6 {
+            // The IPv6 model has no live counters to carry.
+            let mut rs = (*self.pipeline.ruleset6()).clone();
+            return match syntax::restore(&mut rs, &text, opts) {
+                Ok(()) => {
+                    if !opts.test {
+                        self.install(rs);
+                    }
+                    Response::ok("")
+                }
+                Err(e) => restore_error(&tool, &e),
+            };
+        }
         let t0 = std::time::Instant::now();
         let c0 = thread_cpu();
         let live = self.pipeline.ruleset();
@@ -193,10 +245,7 @@ impl GatewayHandler {
                 );
                 Response::ok("")
             }
-            Err(e) => Response::error(
-                e.status(),
-                format!("iptables-restore v1.8.9 (nf_tables): {e}\nError occurred at line: {}\nTry `iptables-restore -h' or 'iptables-restore --help' for more information.\n", e.line),
-            ),
+            Err(e) => restore_error(&tool, &e),
         }
     }
 
@@ -262,13 +311,24 @@ impl GatewayHandler {
 impl Handler for GatewayHandler {
     fn handle(&self, req: &Request, stream: &mut dyn FnMut(&Response) -> bool) -> Response {
         match req.tool {
-            Tool::Iptables => self.iptables(&req.args),
-            Tool::IptablesSave => self.save(&req.args),
-            Tool::IptablesRestore => self.restore(&req.args, req.stdin.as_deref()),
+            Tool::Iptables => self.iptables(Family::V4, &req.args),
+            Tool::IptablesSave => self.save(Family::V4, &req.args),
+            Tool::IptablesRestore => self.restore(Family::V4, &req.args, req.stdin.as_deref()),
+            Tool::Ip6tables => self.iptables(Family::V6, &req.args),
+            Tool::Ip6tablesSave => self.save(Family::V6, &req.args),
+            Tool::Ip6tablesRestore => self.restore(Family::V6, &req.args, req.stdin.as_deref()),
             Tool::Conntrack => self.conntrack(&req.args, stream),
             Tool::Stats => self.stats(&req.args),
         }
     }
+}
+
+/// A failed restore's answer, as `tool` (`iptables-restore`, ...) words it.
+fn restore_error(tool: &str, e: &syntax::RestoreError) -> Response {
+    Response::error(
+        e.status(),
+        format!("{tool} v1.8.9 (nf_tables): {e}\nError occurred at line: {}\nTry `{tool} -h' or '{tool} --help' for more information.\n", e.line),
+    )
 }
 
 /// Frees a replaced ruleset once no worker holds it any more (workers drop
@@ -394,6 +454,59 @@ mod tests {
             stdin_file: None,
         };
         h.handle(&req, &mut |_| true)
+    }
+
+    #[test]
+    fn ip6tables_edits_the_ipv6_ruleset_beside_the_ipv4_one() {
+        let h = handler();
+        let g0 = h.pipeline.generation();
+        let a = |args: &str| {
+            let v: Vec<&str> = args.split(' ').collect();
+            call(&h, Tool::Ip6tables, &v, None)
+        };
+        let rule = "INPUT -s 2001:db8::/32 -p tcp --dport 22 -j ACCEPT";
+        let r = a(&format!("-A {rule}"));
+        assert_eq!(r.status, 0, "{r:?}");
+        assert_eq!(a(&format!("-C {rule}")).status, 0);
+        // IPv4 syntax is refused, and the IPv4 ruleset is untouched.
+        assert_eq!(a("-A INPUT -s 10.0.0.1 -j DROP").status, 2);
+        assert_eq!(
+            h.pipeline.generation(),
+            g0,
+            "the compiled (IPv4) ruleset was not swapped"
+        );
+        assert!(call(&h, Tool::IptablesSave, &[], None)
+            .stdout
+            .lines()
+            .all(|l| !l.starts_with("-A")));
+        let saved = call(&h, Tool::Ip6tablesSave, &[], None).stdout;
+        assert!(
+            saved.starts_with("# Generated by ip6tables-save v1.8.9 (nf_tables)"),
+            "{saved}"
+        );
+        assert!(
+            saved.contains("-A INPUT -s 2001:db8::/32 -p tcp -m tcp --dport 22 -j ACCEPT\n"),
+            "{saved}"
+        );
+        let l = a("-L INPUT -n").stdout;
+        assert!(
+            l.contains("2001:db8::/32        ::/0                 tcp dpt:22"),
+            "{l}"
+        );
+        // A restore replaces it; a bad one names the line and changes nothing.
+        let text = "*filter\n:INPUT DROP [0:0]\n-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT\nCOMMIT\n";
+        assert_eq!(call(&h, Tool::Ip6tablesRestore, &[], Some(text)).status, 0);
+        let bad = "*filter\n-A INPUT -s 1.2.3.4 -j ACCEPT\nCOMMIT\n";
+        let r = call(&h, Tool::Ip6tablesRestore, &[], Some(bad));
+        assert_eq!(r.status, 1);
+        assert!(
+            r.stderr
+                .starts_with("ip6tables-restore v1.8.9 (nf_tables): line 2:"),
+            "{r:?}"
+        );
+        let s = a("-S").stdout;
+        assert_eq!(s, "-P INPUT DROP\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT\n");
+        assert_eq!(h.pipeline.ruleset6().family(), Family::V6);
     }
 
     #[test]

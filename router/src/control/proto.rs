@@ -32,6 +32,7 @@
 //! A request whose `version` the server does not speak is answered with status
 //! 2 and a message naming the versions it does speak.
 
+use crate::ruleset::Family;
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
@@ -55,6 +56,12 @@ pub enum Tool {
     IptablesRestore,
     Conntrack,
     Stats,
+    /// The IPv6 tools (`"ip6tables"`, ...): added to version 1 without a
+    /// version bump, as a request naming them is one an older server
+    /// refuses anyway (an unknown tool), and older clients never send them.
+    Ip6tables,
+    Ip6tablesSave,
+    Ip6tablesRestore,
 }
 
 impl Tool {
@@ -70,10 +77,31 @@ impl Tool {
             "iptables-restore" | "iptables-nft-restore" | "iptables-legacy-restore" => {
                 Some(Tool::IptablesRestore)
             }
+            "ip6tables" | "ip6tables-nft" | "ip6tables-legacy" => Some(Tool::Ip6tables),
+            "ip6tables-save" | "ip6tables-nft-save" | "ip6tables-legacy-save" => {
+                Some(Tool::Ip6tablesSave)
+            }
+            "ip6tables-restore" | "ip6tables-nft-restore" | "ip6tables-legacy-restore" => {
+                Some(Tool::Ip6tablesRestore)
+            }
             "conntrack" => Some(Tool::Conntrack),
             "stats" => Some(Tool::Stats),
             _ => None,
         }
+    }
+
+    /// The address family of an iptables tool (None for the others).
+    pub fn family(self) -> Option<Family> {
+        match self {
+            Tool::Iptables | Tool::IptablesSave | Tool::IptablesRestore => Some(Family::V4),
+            Tool::Ip6tables | Tool::Ip6tablesSave | Tool::Ip6tablesRestore => Some(Family::V6),
+            Tool::Conntrack | Tool::Stats => None,
+        }
+    }
+
+    /// Whether the tool reads standard input (the restores).
+    pub fn reads_stdin(self) -> bool {
+        matches!(self, Tool::IptablesRestore | Tool::Ip6tablesRestore)
     }
 
     pub fn name(self) -> &'static str {
@@ -83,6 +111,9 @@ impl Tool {
             Tool::IptablesRestore => "iptables-restore",
             Tool::Conntrack => "conntrack",
             Tool::Stats => "stats",
+            Tool::Ip6tables => "ip6tables",
+            Tool::Ip6tablesSave => "ip6tables-save",
+            Tool::Ip6tablesRestore => "ip6tables-restore",
         }
     }
 }

@@ -77,7 +77,7 @@ pub enum KeyKind {
 }
 
 /// Packet key for a run: (address, proto, port); unused parts zero.
-pub type RunKey = (u32, u8, u16);
+pub type RunKey = (u128, u8, u16);
 
 #[derive(Debug)]
 pub struct KeyedRun {
@@ -219,6 +219,7 @@ impl CompiledRuleset {
         let mut nslots = 0u32;
         let mut base = Vec::new();
         let mut tables = Vec::new();
+        let host = source.family().host_mask();
         for t in source.tables() {
             let mut chains = Vec::with_capacity(t.chains.len());
             let mut hook_chain = [None; 5];
@@ -271,7 +272,7 @@ impl CompiledRuleset {
                     })
                     .collect();
                 let (runs, run_at) = if keyed_runs {
-                    build_runs(&rules)
+                    build_runs(&rules, host)
                 } else {
                     (Vec::new(), vec![NO_RUN; rules.len()])
                 };
@@ -435,13 +436,14 @@ fn set_base(base: &mut Vec<Counters>, slot: u32, c: Counters) {
     }
 }
 
-/// The key of `r` under `kind`, if `r` pins one.
-fn rule_key(r: &Rule, kind: KeyKind) -> Option<RunKey> {
+/// The key of `r` under `kind`, if `r` pins one (`host`: the family's
+/// host mask, `/32` or `/128`).
+fn rule_key(r: &Rule, kind: KeyKind, host: u128) -> Option<RunKey> {
     match kind {
-        KeyKind::Src => (r.src.mask == u32::MAX && !r.src.invert).then_some((r.src.addr, 0, 0)),
-        KeyKind::Dst => (r.dst.mask == u32::MAX && !r.dst.invert).then_some((r.dst.addr, 0, 0)),
+        KeyKind::Src => (r.src.mask == host && !r.src.invert).then_some((r.src.addr, 0, 0)),
+        KeyKind::Dst => (r.dst.mask == host && !r.dst.invert).then_some((r.dst.addr, 0, 0)),
         KeyKind::DstProtoPort => {
-            if r.dst.mask != u32::MAX || r.dst.invert || r.proto_invert {
+            if r.dst.mask != host || r.dst.invert || r.proto_invert {
                 return None;
             }
             if r.proto != 6 && r.proto != 17 {
@@ -460,7 +462,7 @@ fn rule_key(r: &Rule, kind: KeyKind) -> Option<RunKey> {
     }
 }
 
-fn build_runs(rules: &[CRule]) -> (Vec<KeyedRun>, Vec<u32>) {
+fn build_runs(rules: &[CRule], host: u128) -> (Vec<KeyedRun>, Vec<u32>) {
     let mut runs = Vec::new();
     let mut run_at = vec![NO_RUN; rules.len()];
     let mut i = 0;
@@ -469,7 +471,7 @@ fn build_runs(rules: &[CRule]) -> (Vec<KeyedRun>, Vec<u32>) {
         for kind in [KeyKind::DstProtoPort, KeyKind::Dst, KeyKind::Src] {
             let len = rules[i..]
                 .iter()
-                .take_while(|r| rule_key(&r.rule, kind).is_some())
+                .take_while(|r| rule_key(&r.rule, kind, host).is_some())
                 .count();
             if len >= MIN_RUN && best.is_none_or(|(_, l)| len > l) {
                 best = Some((kind, len));
@@ -479,7 +481,7 @@ fn build_runs(rules: &[CRule]) -> (Vec<KeyedRun>, Vec<u32>) {
             Some((kind, len)) => {
                 let mut map: HashMap<RunKey, Vec<u32>> = HashMap::with_capacity(len);
                 for (j, r) in rules[i..i + len].iter().enumerate() {
-                    if let Some(k) = rule_key(&r.rule, kind) {
+                    if let Some(k) = rule_key(&r.rule, kind, host) {
                         map.entry(k).or_default().push((i + j) as u32);
                     }
                 }

@@ -102,8 +102,10 @@ impl<'a> LazyCt<'a> {
 /// Header fields of the packet being evaluated, extracted once.
 #[derive(Debug, Clone)]
 pub struct PacketFields<'a> {
-    pub src: u32,
-    pub dst: u32,
+    /// Host order, an IPv4 address zero-extended (the ruleset model's
+    /// form, so rules compare without conversion).
+    pub src: u128,
+    pub dst: u128,
     pub proto: u8,
     /// Fragment offset (in 8-byte units) is nonzero.
     pub later_fragment: bool,
@@ -143,8 +145,8 @@ impl<'a> PacketFields<'a> {
         let ip = repr.v4();
         let l4 = &repr.l4;
         PacketFields {
-            src: ip.src,
-            dst: ip.dst,
+            src: u128::from(ip.src),
+            dst: u128::from(ip.dst),
             proto: ip.proto,
             later_fragment: ip.frag_offset_units() != 0,
             len: ip.total_len,
@@ -230,14 +232,14 @@ pub trait Env {
 /// kernel keeps them by name.
 #[derive(Debug, Default)]
 pub struct RecentTables {
-    lists: Mutex<HashMap<String, HashMap<u32, Vec<Timestamp>>>>,
+    lists: Mutex<HashMap<String, HashMap<u128, Vec<Timestamp>>>>,
 }
 
 /// Per-list capacity as the kernel's `ip_pkt_list_tot` default.
 const RECENT_PKTS: usize = 20;
 
 impl RecentTables {
-    fn check(&self, m: &RecentMatch, addr: u32, ttl: u8, now: Timestamp) -> bool {
+    fn check(&self, m: &RecentMatch, addr: u128, ttl: u8, now: Timestamp) -> bool {
         let _ = ttl;
         let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
         let list = lists.entry(m.name.clone()).or_default();
@@ -644,13 +646,17 @@ impl<'e> Walk<'e> {
                 } else {
                     None
                 };
-                src.is_none_or(|(t, inv)| ((env.addr_type(p.src, iface).0 & t.0) != 0) != inv)
-                    && dst
-                        .is_none_or(|(t, inv)| ((env.addr_type(p.dst, iface).0 & t.0) != 0) != inv)
+                // Only IPv4 packets reach a hook: the address is the low
+                // 32 bits.
+                let (s4, d4) = (p.src as u32, p.dst as u32);
+                src.is_none_or(|(t, inv)| ((env.addr_type(s4, iface).0 & t.0) != 0) != inv)
+                    && dst.is_none_or(|(t, inv)| ((env.addr_type(d4, iface).0 & t.0) != 0) != inv)
             }
-            Match::Iprange { src, dst } => {
-                src.is_none_or(|(lo, hi, inv)| (lo <= p.src && p.src <= hi) != inv)
-                    && dst.is_none_or(|(lo, hi, inv)| (lo <= p.dst && p.dst <= hi) != inv)
+            Match::Iprange(r) => {
+                r.src
+                    .is_none_or(|(lo, hi, inv)| (lo <= p.src && p.src <= hi) != inv)
+                    && r.dst
+                        .is_none_or(|(lo, hi, inv)| (lo <= p.dst && p.dst <= hi) != inv)
             }
             Match::Limit { avg, burst } => {
                 // Token bucket in nanoseconds of credit, as xt_limit's
@@ -698,6 +704,18 @@ impl<'e> Walk<'e> {
                 let addr = if rm.rdest { p.dst } else { p.src };
                 self.recent.check(rm, addr, p.ttl, self.now)
             }
+            // ip6tables' own matches: only an IPv6 ruleset holds them, and
+            // no IPv6 packet reaches a hook yet (the pipeline drops them
+            // before PREROUTING), so they are never asked. When the IPv6
+            // packet path lands, their evaluation goes here.
+            Match::Icmp6 { .. }
+            | Match::Frag(_)
+            | Match::Ipv6Header { .. }
+            | Match::Hbh(_)
+            | Match::Dst(_)
+            | Match::Rt(_)
+            | Match::Hl { .. }
+            | Match::Eui64 => false,
         }
     }
 }
@@ -750,7 +768,8 @@ fn conntrack_match(c: &ConntrackMatch, lazy: &LazyCt<'_>) -> bool {
             return false;
         }
     }
-    let addr_ok = |m: &Option<crate::ruleset::AddrMask>, a: u32| m.is_none_or(|m| m.matches(a));
+    let addr_ok =
+        |m: &Option<crate::ruleset::AddrMask>, a: u32| m.is_none_or(|m| m.matches(u128::from(a)));
     let port_ok = |m: &Option<crate::ruleset::Range16>, v: u16| m.is_none_or(|r| r.matches(v));
     if !addr_ok(&c.orig_src, ct.orig.0)
         || !addr_ok(&c.orig_dst, ct.orig.1)
@@ -851,8 +870,8 @@ mod tests {
 
     fn host(a: u32) -> AddrMask {
         AddrMask {
-            addr: a,
-            mask: u32::MAX,
+            addr: u128::from(a),
+            mask: u128::from(u32::MAX),
             invert: false,
         }
     }
@@ -977,7 +996,7 @@ mod tests {
             if env.random_u32().is_multiple_of(10) {
                 r.src = AddrMask {
                     addr: 3,
-                    mask: u32::MAX,
+                    mask: u128::from(u32::MAX),
                     invert: true,
                 };
             }

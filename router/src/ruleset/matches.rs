@@ -1,7 +1,8 @@
 //! The match model: [`Match`], one `-m` module in semantic form, and the
 //! values its variants hold (ctstates and statuses, marks, conntrack
 //! options, multiport kinds, statistic modes, address types, TTL
-//! comparisons, recent lists).
+//! comparisons, recent lists), and the IPv6-only matches (`icmp6`, `frag`,
+//! `ipv6header`, `hbh`/`dst` options, `rt`, `hl`, `eui64`).
 
 use super::{AddrMask, Range16};
 
@@ -163,7 +164,55 @@ pub struct RecentMatch {
     pub name: String,
     /// true = `--rdest` (default `--rsource`).
     pub rdest: bool,
-    pub mask: u32,
+    /// Host order, IPv4 in the low 32 bits.
+    pub mask: u128,
+}
+
+/// `-m iprange`: (from, to, invert), host order (IPv4 in the low 32 bits).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IprangeMatch {
+    pub src: Option<(u128, u128, bool)>,
+    pub dst: Option<(u128, u128, bool)>,
+}
+
+/// `-m frag` (IPv6 fragment header).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FragMatch {
+    /// `--fragid lo[:hi]`, inclusive, with inversion.
+    pub ids: Option<(u32, u32, bool)>,
+    /// `--fraglen N` with inversion.
+    pub len: Option<(u32, bool)>,
+    pub res: bool,
+    pub first: bool,
+    pub more: bool,
+    pub last: bool,
+}
+
+/// `-m hbh` / `-m dst` (IPv6 hop-by-hop and destination options headers).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OptsMatch {
+    /// `--hbh-len N` / `--dst-len N` with inversion.
+    pub len: Option<(u32, bool)>,
+    /// `--hbh-opts type[:len],...`: option types, each with its length
+    /// when given.
+    pub opts: Vec<(u8, Option<u8>)>,
+}
+
+/// `-m rt` (IPv6 routing header).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RtMatch {
+    /// `--rt-type N` with inversion.
+    pub rt_type: Option<(u8, bool)>,
+    /// `--rt-segsleft lo[:hi]` with inversion.
+    pub segsleft: Option<(u32, u32, bool)>,
+    /// `--rt-len N` with inversion.
+    pub len: Option<(u32, bool)>,
+    /// `--rt-0-res`.
+    pub res: bool,
+    /// `--rt-0-addrs a,b,...` (host order).
+    pub addrs: Vec<u128>,
+    /// `--rt-0-not-strict`.
+    pub not_strict: bool,
 }
 
 /// One `-m` match, semantic form.
@@ -212,11 +261,8 @@ pub enum Match {
         limit_iface_in: bool,
         limit_iface_out: bool,
     },
-    Iprange {
-        /// (from, to, invert), host order.
-        src: Option<(u32, u32, bool)>,
-        dst: Option<(u32, u32, bool)>,
-    },
+    /// Boxed: two 128-bit ranges would double `Match`.
+    Iprange(Box<IprangeMatch>),
     Limit {
         /// Average interval in 1/10000 s: `10000 * unit_seconds / n` for
         /// `--limit n/unit`.
@@ -236,6 +282,32 @@ pub enum Match {
         addr: [u8; 6],
         invert: bool,
     },
+    // IPv6 only (ip6tables' libip6t_ extensions). The pipeline sees no IPv6
+    // packet yet, so these are parsed, printed and kept, never evaluated.
+    /// `-m icmp6 --icmpv6-type` (also loaded by `-p ipv6-icmp`).
+    Icmp6 {
+        /// 255 = any.
+        icmp_type: u8,
+        code_lo: u8,
+        code_hi: u8,
+        invert: bool,
+    },
+    Frag(Box<FragMatch>),
+    /// `-m ipv6header --header ...`: kernel `MASK_*` header bits.
+    Ipv6Header {
+        headers: u8,
+        soft: bool,
+        invert: bool,
+    },
+    Hbh(Box<OptsMatch>),
+    Dst(Box<OptsMatch>),
+    Rt(Box<RtMatch>),
+    /// `--hl-eq/-lt/-gt` (and `! --hl-eq` = `Ne`).
+    Hl {
+        op: TtlOp,
+        value: u8,
+    },
+    Eui64,
 }
 
 impl Match {
@@ -260,6 +332,14 @@ impl Match {
             Match::Tcpmss(_) => "tcpmss",
             Match::Recent(_) => "recent",
             Match::Mac { .. } => "mac",
+            Match::Icmp6 { .. } => "icmp6",
+            Match::Frag(_) => "frag",
+            Match::Ipv6Header { .. } => "ipv6header",
+            Match::Hbh(_) => "hbh",
+            Match::Dst(_) => "dst",
+            Match::Rt(_) => "rt",
+            Match::Hl { .. } => "hl",
+            Match::Eui64 => "eui64",
         }
     }
 }

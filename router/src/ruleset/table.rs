@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::{validate, Counters, Hook, Policy, Rule, TableKind, ValidateError};
+use super::{validate, Counters, Family, Hook, Policy, Rule, TableKind, ValidateError};
 use crate::hash::{name_hash, NameHash, PreHashed};
 
 /// One table: its chains, built-in chains first (hook order), then user
@@ -17,6 +17,8 @@ use crate::hash::{name_hash, NameHash, PreHashed};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
     pub kind: TableKind,
+    /// The family of the ruleset it belongs to (its printers' addresses).
+    pub family: Family,
     /// Edit through the methods, or call [`Table::reindex`] after changing
     /// names or order directly.
     pub chains: Vec<Chain>,
@@ -34,9 +36,16 @@ pub struct Table {
 pub const NO_RECENT: [usize; 2] = [usize::MAX; 2];
 
 impl Table {
+    /// An empty IPv4 table with its built-in chains.
     pub fn new(kind: TableKind) -> Table {
+        Table::new_family(kind, Family::V4)
+    }
+
+    /// An empty table of `family` with its built-in chains.
+    pub fn new_family(kind: TableKind, family: Family) -> Table {
         let mut t = Table {
             kind,
+            family,
             chains: kind.hooks().iter().map(|&h| Chain::builtin(h)).collect(),
             index: HashMap::default(),
             spill: HashMap::default(),

@@ -4,7 +4,8 @@
 
 use super::ChainRef;
 
-/// REJECT's `--reject-with`.
+/// REJECT's `--reject-with`: ICMP codes (IPv4), ICMPv6 codes (IPv6), or a
+/// TCP reset (both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectWith {
     NetUnreachable,
@@ -15,9 +16,16 @@ pub enum RejectWith {
     HostProhibited,
     AdminProhibited,
     TcpReset,
+    Icmp6NoRoute,
+    Icmp6AdmProhibited,
+    Icmp6AddrUnreachable,
+    Icmp6PortUnreachable,
+    Icmp6PolicyFail,
+    Icmp6RejectRoute,
 }
 
 impl RejectWith {
+    /// IPv4's (iptables) replies and their saved names.
     pub const ALL: [(RejectWith, &'static str); 8] = [
         (RejectWith::NetUnreachable, "icmp-net-unreachable"),
         (RejectWith::HostUnreachable, "icmp-host-unreachable"),
@@ -29,9 +37,32 @@ impl RejectWith {
         (RejectWith::TcpReset, "tcp-reset"),
     ];
 
+    /// IPv6's (ip6tables) replies and their saved names.
+    pub const ALL6: [(RejectWith, &'static str); 7] = [
+        (RejectWith::Icmp6NoRoute, "icmp6-no-route"),
+        (RejectWith::Icmp6AdmProhibited, "icmp6-adm-prohibited"),
+        (RejectWith::Icmp6AddrUnreachable, "icmp6-addr-unreachable"),
+        (RejectWith::Icmp6PortUnreachable, "icmp6-port-unreachable"),
+        (RejectWith::Icmp6PolicyFail, "icmp6-policy-fail"),
+        (RejectWith::Icmp6RejectRoute, "icmp6-reject-route"),
+        (RejectWith::TcpReset, "tcp-reset"),
+    ];
+
     pub fn name(self) -> &'static str {
-        RejectWith::ALL.iter().find(|(r, _)| *r == self).unwrap().1
+        RejectWith::ALL
+            .iter()
+            .chain(RejectWith::ALL6.iter())
+            .find(|(r, _)| *r == self)
+            .map_or("tcp-reset", |(_, n)| n)
     }
+}
+
+/// HL target modes (`--hl-set`, `--hl-inc`, `--hl-dec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HlMode {
+    Set,
+    Inc,
+    Dec,
 }
 
 /// LOG target.
@@ -248,6 +279,11 @@ pub enum Target {
     Nflog(Box<NflogTarget>),
     /// `CHECKSUM --checksum-fill`: complete a partial checksum.
     ChecksumFill,
+    /// HL (IPv6 only): set, increment or decrement the hop limit.
+    Hl {
+        mode: HlMode,
+        value: u8,
+    },
 }
 
 /// NFLOG target.
@@ -299,6 +335,7 @@ impl Target {
             Target::TcpmssSet(_) | Target::TcpmssClamp => "TCPMSS",
             Target::Nflog(_) => "NFLOG",
             Target::ChecksumFill => "CHECKSUM",
+            Target::Hl { .. } => "HL",
         }
     }
 }

@@ -91,6 +91,12 @@ pub(crate) fn target_rules(
             b(&[Forward, Output, Postrouting]),
             "chains FORWARD, OUTPUT and POSTROUTING (path-MTU clamping)",
         ),
+        Target::Hl { .. } => (
+            "HL",
+            Some(TableKind::Mangle),
+            b(&[Prerouting, Input, Forward, Output, Postrouting]),
+            "the mangle table",
+        ),
         Target::ChecksumFill => (
             "CHECKSUM",
             Some(TableKind::Mangle),
@@ -217,32 +223,47 @@ pub(crate) fn validate_table(t: &Table) -> Result<(), ValidateError> {
                 }
             }
             for m in &r.matches {
-                if let Match::Addrtype {
-                    limit_iface_in,
-                    limit_iface_out,
-                    ..
-                } = m
-                {
-                    let inb = Hook::Prerouting.bit() | Hook::Input.bit() | Hook::Forward.bit();
-                    let outb = Hook::Postrouting.bit() | Hook::Output.bit() | Hook::Forward.bit();
-                    let bad = if *limit_iface_in && hooks & !inb != 0 {
-                        Some("addrtype: --limit-iface-in only valid in PREROUTING, INPUT and FORWARD")
-                    } else if *limit_iface_out && hooks & !outb != 0 {
-                        Some("addrtype: --limit-iface-out only valid in POSTROUTING, OUTPUT and FORWARD")
-                    } else {
-                        None
-                    };
-                    if let Some(what) = bad {
-                        return Err(ValidateError::MatchPlacement {
-                            what,
-                            table: t.kind.name(),
-                            chain: c.name.clone(),
-                            rule: ri + 1,
-                        });
-                    }
+                if let Some(what) = match_placement(m, hooks) {
+                    return Err(ValidateError::MatchPlacement {
+                        what,
+                        table: t.kind.name(),
+                        chain: c.name.clone(),
+                        rule: ri + 1,
+                    });
                 }
             }
         }
     }
     Ok(())
+}
+
+/// Whether match `m` is restricted to some hooks (only those need the
+/// table's reachability checked when a rule is added).
+pub(crate) fn match_restricted(m: &Match) -> bool {
+    match_placement(m, 0xff).is_some()
+}
+
+/// Why match `m` may not be used from the hooks in `hooks`, if it may not.
+fn match_placement(m: &Match, hooks: u8) -> Option<&'static str> {
+    let inb = Hook::Prerouting.bit() | Hook::Input.bit() | Hook::Forward.bit();
+    let outb = Hook::Postrouting.bit() | Hook::Output.bit() | Hook::Forward.bit();
+    match m {
+        Match::Addrtype {
+            limit_iface_in: true,
+            ..
+        } if hooks & !inb != 0 => {
+            Some("addrtype: --limit-iface-in only valid in PREROUTING, INPUT and FORWARD")
+        }
+        Match::Addrtype {
+            limit_iface_out: true,
+            ..
+        } if hooks & !outb != 0 => {
+            Some("addrtype: --limit-iface-out only valid in POSTROUTING, OUTPUT and FORWARD")
+        }
+        // The source MAC exists only on received packets.
+        Match::Eui64 if hooks & !inb != 0 => {
+            Some("eui64: only valid in PREROUTING, INPUT and FORWARD")
+        }
+        _ => None,
+    }
 }

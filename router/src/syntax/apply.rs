@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt::Write;
 use std::sync::Arc;
 
-use super::command::{parse_command, Command, Op};
+use super::command::{parse_command_for, Command, Op};
 use super::list::{list, ListFormat};
 use super::save::{list_rules, save_table};
 use super::SyntaxError;
@@ -25,7 +25,9 @@ pub struct Output {
 pub enum CmdError {
     #[error("{0}")]
     Syntax(#[from] SyntaxError),
-    #[error("iptables: {0}")]
+    /// A failure iptables reports as `iptables: MESSAGE` (the tool's name
+    /// is the printer's: see [`apply_command`]).
+    #[error("{0}")]
     Other(String),
     #[error("Chain '{chain}' does not exist{}", suggest.as_ref().map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default())]
     NoTargetChain {
@@ -52,30 +54,50 @@ fn other(s: &str) -> CmdError {
 }
 
 const NO_CHAIN: &str = "No chain/target/match by that name.";
+const BAD_RULE: &str = "Bad rule (does a matching rule exist in that chain?).";
 
 /// Runs one iptables command line (arguments without the program name) on
 /// `rs`, as `iptables` would. Nothing is changed when it fails.
 pub fn apply_command(rs: &mut Ruleset, args: &[&str]) -> Output {
     let mut out = Output::default();
-    let res = parse_command(args)
+    let res = parse_command_for(rs.family(), args)
         .map_err(CmdError::from)
-        .and_then(|cmd| exec(rs, &cmd, &mut out.stdout));
+        .and_then(|cmd| {
+            if cmd.wait_interval {
+                out.stderr
+                    .push_str("Ignoring deprecated --wait-interval option.\n");
+            }
+            exec(rs, &cmd, &mut out.stdout)
+        });
     if let Err(e) = res {
         out.status = e.status();
+        let tool = rs.family().tool();
         match e {
             CmdError::Other(_) => {
-                let _ = writeln!(out.stderr, "{e}");
+                let _ = writeln!(out.stderr, "{tool}: {e}");
             }
             _ => {
-                let _ = writeln!(out.stderr, "iptables v1.8.9 (tungate): {e}");
+                let _ = writeln!(out.stderr, "{tool} v1.8.9 (nf_tables): {e}");
+                if out.status == 2 {
+                    // A parameter problem: the real tools point at --help
+                    // (after a blank line when a module failed to load).
+                    if matches!(e, CmdError::Syntax(SyntaxError::UnknownMatch { .. })) {
+                        out.stderr.push('\n');
+                    }
+                    let _ = writeln!(
+                        out.stderr,
+                        "Try `{tool} -h' or '{tool} --help' for more information."
+                    );
+                }
             }
         }
     }
     out
 }
 
-/// The one-line rule form `iptables -v -A/-I/-D/-C/-R` prints.
-pub fn verbose_rule(r: &Rule) -> String {
+/// The one-line rule form `iptables -v -A/-I/-D/-C/-R` prints, its
+/// addresses of `family`.
+pub fn verbose_rule(r: &Rule, family: Family) -> String {
     let mut s = String::new();
     let proto = super::names::proto_list_name(r.proto, true)
         .map(str::to_string)
@@ -94,7 +116,7 @@ pub fn verbose_rule(r: &Rule) -> String {
         ),
         None => "*".to_string(),
     };
-    let addr = |a: &AddrMask| super::list::list_addr_any(a.addr, a.mask);
+    let addr = |a: &AddrMask| super::list::list_addr_any(family, a.addr, a.mask);
     // 1.8.9's layout; trailing blanks trimmed as in listings.
     let _ = write!(
         s,
@@ -110,7 +132,7 @@ pub fn verbose_rule(r: &Rule) -> String {
         if r.dst.invert { '!' } else { ' ' },
         addr(&r.dst)
     );
-    super::list::list_rule_tail(&mut s, r, true);
+    super::list::list_rule_tail(&mut s, r, family, true);
     let n = s.trim_end().len();
     s.truncate(n);
     s
@@ -118,9 +140,14 @@ pub fn verbose_rule(r: &Rule) -> String {
 
 /// Executes a parsed command. Validation failures leave `rs` unchanged.
 pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), CmdError> {
+    if cmd.op == Op::Version {
+        let _ = writeln!(out, "{} v1.8.9 (nf_tables)", rs.family().tool());
+        return Ok(());
+    }
     let kind = cmd.table;
     let t = rs.table_mut(kind);
     match cmd.op {
+        Op::Version => Ok(()),
         Op::List | Op::ListRules => {
             if let Some(c) = &cmd.chain {
                 if t.chain(c).is_none() {
@@ -137,7 +164,7 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
                 match (cmd.rulenum, cmd.chain.as_deref().and_then(|c| t.chain(c))) {
                     (Some(n), Some(c)) => {
                         if let Some(r) = c.rules.get(n - 1) {
-                            super::list::list_rule(out, r, n, f);
+                            super::list::list_rule(out, r, n, f, t.family);
                             out.push('\n');
                         }
                     }
@@ -242,10 +269,16 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
         }
         Op::Append | Op::Insert | Op::Replace | Op::Delete | Op::Check => {
             let n = cmd.chain.as_deref().unwrap_or("");
-            let ci = t.chain_index(n).ok_or_else(|| other(NO_CHAIN))?;
             if cmd.op == Op::Delete {
                 if let Some(num) = cmd.rulenum {
-                    if num == 0 || num > t.chains[ci].rules.len() {
+                    // iptables-nft: no such chain, or no rule in it, is
+                    // ENOENT; a number past the last rule E2BIG.
+                    let ci = t.chain_index(n).ok_or_else(|| other(NO_CHAIN))?;
+                    let len = t.chains[ci].rules.len();
+                    if len == 0 {
+                        return Err(other(NO_CHAIN));
+                    }
+                    if num == 0 || num > len {
                         return Err(other("Index of deletion too big."));
                     }
                     t.chains[ci].rules.remove(num - 1);
@@ -253,8 +286,19 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
                 }
             }
             let mut rule = cmd.rule.clone().expect("rule commands carry a rule");
+            if matches!(cmd.op, Op::Check | Op::Delete) && t.chain_index(n).is_none() {
+                // A rule looked for in a chain that is not there: not found
+                // (after the jump target's check, as iptables-nft orders it).
+                if let Some(j) = rule.target.chain_ref() {
+                    if t.chain_index(j).is_none_or(|i| t.chains[i].is_builtin()) {
+                        return Err(no_target(t, j));
+                    }
+                }
+                return Err(other(BAD_RULE));
+            }
+            let ci = t.chain_index(n).ok_or_else(|| other(NO_CHAIN))?;
             if cmd.verbose {
-                let _ = writeln!(out, "{}", verbose_rule(&rule));
+                let _ = writeln!(out, "{}", verbose_rule(&rule, t.family));
             }
             if let Some(j) = rule.target.chain_ref_mut() {
                 match t.chain_index(j) {
@@ -268,9 +312,7 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
                         .rules
                         .iter()
                         .position(|r| r.same_spec(&rule))
-                        .ok_or_else(|| {
-                            other("Bad rule (does a matching rule exist in that chain?).")
-                        })?;
+                        .ok_or_else(|| other(BAD_RULE))?;
                     t.chains[ci].rules.remove(pos);
                     Ok(())
                 }
@@ -278,9 +320,7 @@ pub fn exec(rs: &mut Ruleset, cmd: &Command, out: &mut String) -> Result<(), Cmd
                     if t.chains[ci].rules.iter().any(|r| r.same_spec(&rule)) {
                         Ok(())
                     } else {
-                        Err(other(
-                            "Bad rule (does a matching rule exist in that chain?).",
-                        ))
+                        Err(other(BAD_RULE))
                     }
                 }
                 _ => {
@@ -332,18 +372,7 @@ fn check_after_add(t: &Table, ci: usize, pos: usize) -> Result<(), CmdError> {
     let r = &t.chains[ci].rules[pos];
     let restricted = r.target.chain_ref().is_some()
         || crate::ruleset::target_placement(&r.target).is_some()
-        || r.matches.iter().any(|m| {
-            matches!(
-                m,
-                Match::Addrtype {
-                    limit_iface_in: true,
-                    ..
-                } | Match::Addrtype {
-                    limit_iface_out: true,
-                    ..
-                }
-            )
-        });
+        || r.matches.iter().any(crate::ruleset::match_restricted);
     // A rule that neither jumps nor is restricted to some hooks cannot make
     // the table invalid: skip the whole-table check (O(rules)).
     if !restricted {
@@ -397,20 +426,24 @@ fn zero(
     verbose: bool,
     out: &mut String,
 ) -> Result<(), CmdError> {
-    let idxs: Vec<usize> = match chain {
-        Some(c) => vec![t.chain_index(c).ok_or_else(|| other(NO_CHAIN))?],
-        None => (0..t.chains.len()).collect(),
-    };
-    if let (Some(n), Some(&i)) = (num, idxs.first()) {
+    if let (Some(n), Some(c)) = (num, chain) {
+        // A missing chain or rule is "Bad rule" (iptables-nft 1.8.9's
+        // words); a number past the last rule fails, as 1.8.11 has it
+        // (shell/iptables_0011-rulenum_0; 1.8.9 zeroes nothing and succeeds).
+        let i = t.chain_index(c).ok_or_else(|| other(BAD_RULE))?;
         let r = t.chains[i]
             .rules
             .get_mut(n.wrapping_sub(1))
-            .ok_or_else(|| other("Index of zeroing too big."))?;
+            .ok_or_else(|| other(BAD_RULE))?;
         if r.counters != Counters::default() {
             Arc::make_mut(r).counters = Counters::default();
         }
         return Ok(());
     }
+    let idxs: Vec<usize> = match chain {
+        Some(c) => vec![t.chain_index(c).ok_or_else(|| other(NO_CHAIN))?],
+        None => (0..t.chains.len()).collect(),
+    };
     let order: Vec<String> = t.chains_listed().iter().map(|c| c.name.clone()).collect();
     for n in order {
         let i = t.chain_index(&n).unwrap();
@@ -586,6 +619,22 @@ fn is_rule_line(line: &str) -> bool {
         || line.trim_end() == "COMMIT")
 }
 
+/// Whether a rule line is flagged for the other family (`-6 -A ...` in
+/// an iptables-restore input, `-4 -A ...` in ip6tables-restore's): the
+/// restores skip those, so one file can serve both.
+fn other_family_line(line: &str, family: Family) -> bool {
+    let other = match family {
+        Family::V4 => "-6",
+        Family::V6 => "-4",
+    };
+    let mut words = line.split_ascii_whitespace();
+    let first = match words.next() {
+        Some(w) if w.starts_with('[') => words.next(),
+        w => w,
+    };
+    first == Some(other)
+}
+
 /// Parses one rule line and applies the restore's counter options to it
 /// (`[p:b]` prefixes kept with `--counters`, otherwise a rule starts at
 /// zero unless the line gave `-c`).
@@ -593,8 +642,9 @@ fn stage_rule_line<'a>(
     line: &'a str,
     toks: &mut Vec<Cow<'a, str>>,
     opts: RestoreOptions,
+    family: Family,
 ) -> RuleLine {
-    let (pre, mut cmd) = parse_rule_line(line, toks).map_err(Box::new)?;
+    let (pre, mut cmd) = parse_rule_line(line, toks, family).map_err(Box::new)?;
     if let Some(r) = cmd.rule.as_mut() {
         if opts.counters {
             if let Some(c) = pre {
@@ -618,6 +668,7 @@ fn stage_rule_line<'a>(
 fn parse_rule_line<'a>(
     line: &'a str,
     toks: &mut Vec<Cow<'a, str>>,
+    family: Family,
 ) -> Result<(Option<Counters>, Command), SyntaxError> {
     tokenize_into(line, toks)?;
     let mut args: Vec<&str> = toks.iter().map(|c| c.as_ref()).collect();
@@ -637,7 +688,7 @@ fn parse_rule_line<'a>(
             "-t is not allowed inside a restore table".into(),
         ));
     }
-    Ok((pre, parse_command(&args)?))
+    Ok((pre, parse_command_for(family, &args)?))
 }
 
 /// Below this many bytes a restore parses its rule lines on the calling
@@ -665,6 +716,7 @@ const RESTORE_SLICES: usize = 64;
 fn pre_parse(
     text: &str,
     opts: RestoreOptions,
+    family: Family,
     helper_start: &(dyn Fn() + Sync),
 ) -> Option<Vec<Vec<RuleLine>>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -689,8 +741,8 @@ fn pre_parse(
             let parsed = slice
                 .lines()
                 .map(str::trim_start)
-                .filter(|l| is_rule_line(l))
-                .map(|l| stage_rule_line(l, &mut toks, opts))
+                .filter(|l| is_rule_line(l) && !other_family_line(l, family))
+                .map(|l| stage_rule_line(l, &mut toks, opts, family))
                 .collect();
             let _ = done[i].set(parsed);
         }
@@ -747,7 +799,7 @@ pub fn restore_with(
     opts: RestoreOptions,
     helper_start: &(dyn Fn() + Sync),
 ) -> Result<(), RestoreError> {
-    let parsed = pre_parse(text, opts, helper_start);
+    let parsed = pre_parse(text, opts, rs.family(), helper_start);
     restore_parsed(rs, text, opts, parsed)
 }
 
@@ -790,7 +842,7 @@ fn restore_parsed(
             work = Some(if opts.noflush {
                 rs.table(kind).clone()
             } else {
-                Table::new(kind)
+                Table::new_family(kind, rs.family())
             });
             continue;
         }
@@ -876,9 +928,12 @@ fn restore_parsed(
             }
             continue;
         }
+        if other_family_line(line, rs.family()) {
+            continue;
+        }
         let staged = match &mut parsed {
             Some(it) => it.next().expect("one pre-parsed entry per rule line"),
-            None => stage_rule_line(line, &mut toks, opts),
+            None => stage_rule_line(line, &mut toks, opts, rs.family()),
         }
         .map_err(|e| rerr(ln, *e))?;
         match staged {
@@ -887,10 +942,11 @@ fn restore_parsed(
                 // -I, -D, -N... (every -A is `Staged::Append`), rare in
                 // restore files: run on a ruleset lent the table.
                 cmd.table = kind;
-                let mut w = Ruleset::new();
-                w.replace_table(std::mem::replace(t, Table::new(kind)));
+                let family = rs.family();
+                let mut w = Ruleset::new_family(family);
+                w.replace_table(std::mem::replace(t, Table::new_family(kind, family)));
                 let r = exec(&mut w, &cmd, &mut String::new());
-                *t = std::mem::replace(w.table_mut(kind), Table::new(kind));
+                *t = std::mem::replace(w.table_mut(kind), Table::new_family(kind, family));
                 r
             }
         }
@@ -997,7 +1053,7 @@ mod tests {
         let text = big_restore(4000, "");
         assert!(text.len() > PARALLEL_RESTORE_BYTES, "{}", text.len());
         assert!(
-            pre_parse(&text, RestoreOptions::default(), &|| {}).is_some()
+            pre_parse(&text, RestoreOptions::default(), Family::V4, &|| {}).is_some()
                 || std::thread::available_parallelism().map_or(1, |n| n.get()) < 2
         );
         for counters in [false, true] {
@@ -1054,7 +1110,7 @@ mod tests {
                     counters,
                     ..Default::default()
                 };
-                let pre = pre_parse(&text, opts, &|| {});
+                let pre = pre_parse(&text, opts, Family::V4, &|| {});
                 assert!(pre.is_some());
                 let (mut a, mut b) = (Ruleset::new(), Ruleset::new());
                 let ra = restore_parsed(&mut a, &text, opts, pre);

@@ -26,6 +26,8 @@ pub enum Op {
     Check,
     List,
     ListRules,
+    /// `-V` / `--version`: print the version line.
+    Version,
 }
 
 /// A parsed iptables command line.
@@ -47,6 +49,8 @@ pub struct Command {
     pub counters: Option<Counters>,
     /// With `-Z` also `-L`/`-S` (`iptables -L -Z`).
     pub zero_too: bool,
+    /// `-W` was given (accepted and ignored, with iptables' notice).
+    pub wait_interval: bool,
 }
 
 /// Token cursor.
@@ -147,6 +151,12 @@ fn expand_bundles<'a>(toks: &[&'a str]) -> Vec<&'a str> {
 
 /// Parses a complete iptables argument list (without the program name).
 pub fn parse_command(toks: &[&str]) -> Result<Command, SyntaxError> {
+    parse_command_for(Family::V4, toks)
+}
+
+/// Parses a complete argument list of `iptables` (IPv4) or `ip6tables`
+/// (IPv6), without the program name.
+pub fn parse_command_for(family: Family, toks: &[&str]) -> Result<Command, SyntaxError> {
     let expanded;
     let toks = if toks
         .iter()
@@ -172,9 +182,10 @@ pub fn parse_command(toks: &[&str]) -> Result<Command, SyntaxError> {
         line_numbers: false,
         counters: None,
         zero_too: false,
+        wait_interval: false,
     };
     let mut op: Option<Op> = None;
-    let mut b = RuleBuilder::new();
+    let mut b = RuleBuilder::new(family);
     let mut rule_opts = false;
     let mut invert = false;
     let mut table_given = false;
@@ -307,6 +318,26 @@ pub fn parse_command(toks: &[&str]) -> Result<Command, SyntaxError> {
             continue;
         }
         match name {
+            "-V" | "--version" => {
+                // Printed as soon as it is read, the rest unread (getopt's
+                // order, as iptables does).
+                cmd.op = Op::Version;
+                return Ok(cmd);
+            }
+            "-4" | "--ipv4" | "-6" | "--ipv6" => {
+                let asked = if name.contains('4') {
+                    Family::V4
+                } else {
+                    Family::V6
+                };
+                if asked != family {
+                    return Err(invalid(match family {
+                        Family::V4 => "This is the IPv4 version of iptables.",
+                        Family::V6 => "This is the IPv6 version of ip6tables.",
+                    }));
+                }
+                continue;
+            }
             "-t" | "--table" => {
                 let t = o.arg(&mut c)?;
                 if table_given {
@@ -349,6 +380,7 @@ pub fn parse_command(toks: &[&str]) -> Result<Command, SyntaxError> {
             }
             "-W" | "--wait-interval" => {
                 o.arg(&mut c)?;
+                cmd.wait_interval = true;
                 continue;
             }
             "--modprobe" => {
@@ -430,6 +462,7 @@ fn op_letter(op: Op) -> &'static str {
         Op::Check => "-C",
         Op::List => "-L",
         Op::ListRules => "-S",
+        Op::Version => "-V",
     }
 }
 

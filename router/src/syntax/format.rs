@@ -12,16 +12,71 @@ pub(super) fn ip(a: u32) -> Ipv4Addr {
     Ipv4Addr::from(a)
 }
 
-/// `/N` when the mask is a prefix, else `/a.b.c.d`.
-pub(super) fn mask_suffix(mask: u32) -> String {
-    if mask == u32::MAX {
-        return "/32".to_string();
+/// An address of `family` as inet_ntop writes it (the text every printer
+/// uses): dotted quad, or IPv6 with the longest run of two or more zero
+/// groups as `::` and an embedded IPv4 address in IPv4-compatible and
+/// IPv4-mapped addresses (`::1.2.3.4`, `::ffff:1.2.3.4`), as glibc does.
+pub(super) fn addr_text(family: Family, a: u128) -> String {
+    if family == Family::V4 {
+        return ip(a as u32).to_string();
     }
-    let l = mask.leading_ones();
-    if mask == 0 || (l < 32 && mask << l == 0) {
-        format!("/{l}")
-    } else {
-        format!("/{}", ip(mask))
+    let words: [u16; 8] = std::array::from_fn(|i| (a >> (112 - 16 * i)) as u16);
+    // The longest run of zero words (the first of equal ones), if >= 2.
+    let (mut best, mut cur) = ((0usize, 0usize), (0usize, 0usize));
+    for (i, w) in words.iter().enumerate() {
+        if *w == 0 {
+            if cur.1 == 0 {
+                cur.0 = i;
+            }
+            cur.1 += 1;
+            if cur.1 > best.1 {
+                best = cur;
+            }
+        } else {
+            cur.1 = 0;
+        }
+    }
+    let (base, len) = if best.1 >= 2 { best } else { (usize::MAX, 0) };
+    let mut out = String::with_capacity(39);
+    let mut i = 0;
+    while i < 8 {
+        if i == base {
+            out.push(':');
+            i += len;
+            continue;
+        }
+        if i != 0 {
+            out.push(':');
+        }
+        if i == 6 && base == 0 && (len == 6 || (len == 5 && words[5] == 0xffff)) {
+            let _ = write!(out, "{}", ip(a as u32));
+            return out;
+        }
+        let _ = write!(out, "{:x}", words[i]);
+        i += 1;
+    }
+    if base != usize::MAX && base + len == 8 {
+        out.push(':');
+    }
+    out
+}
+
+/// The prefix length of `mask` in `family` if it is one (contiguous ones
+/// from the top), else None.
+pub(super) fn prefix_len(family: Family, mask: u128) -> Option<u32> {
+    let bits = family.bits();
+    // Left-align the family's mask in 128 bits.
+    let m = mask << (128 - bits);
+    let l = m.leading_ones().min(bits);
+    (l == bits || m << l == 0).then_some(l)
+}
+
+/// `/N` when the mask is a prefix (`/32` and `/128` too), else
+/// `/address`.
+pub(super) fn mask_suffix(family: Family, mask: u128) -> String {
+    match prefix_len(family, mask) {
+        Some(l) => format!("/{l}"),
+        None => format!("/{}", addr_text(family, mask)),
     }
 }
 
@@ -110,11 +165,20 @@ pub(super) fn rate(avg: u32) -> String {
     format!("{}/{}", RATES[i - 1].1 / avg, RATES[i - 1].0)
 }
 
-pub(super) fn nat_range(out: &mut String, r: &NatRange) {
+/// A NAT range as both printers write it; an IPv6 address range with
+/// ports goes in brackets (`[dead::beef]:80`).
+pub(super) fn nat_range(out: &mut String, r: &NatRange, family: Family) {
+    let bracket = family == Family::V6 && r.port_range().is_some();
     if let Some((a, b)) = r.addr_range() {
-        let _ = write!(out, "{}", ip(a as u32));
+        if bracket {
+            out.push('[');
+        }
+        out.push_str(&addr_text(family, a));
         if a != b {
-            let _ = write!(out, "-{}", ip(b as u32));
+            let _ = write!(out, "-{}", addr_text(family, b));
+        }
+        if bracket {
+            out.push(']');
         }
     }
     if let Some((lo, hi)) = r.port_range() {
@@ -137,7 +201,7 @@ pub(super) fn mac(a: &[u8; 6]) -> String {
 // writes ` --name value` (`pre` = `--`), -L ` name value` (`pre` = ``).
 
 /// `-m conntrack`'s options, `!` before each inverted one.
-pub(super) fn conntrack_options(out: &mut String, ct: &ConntrackMatch, pre: &str) {
+pub(super) fn conntrack_options(out: &mut String, ct: &ConntrackMatch, family: Family, pre: &str) {
     if let Some((s, i)) = ct.state {
         inv(out, i);
         let _ = write!(out, " {pre}ctstate {}", states(s));
@@ -154,9 +218,9 @@ pub(super) fn conntrack_options(out: &mut String, ct: &ConntrackMatch, pre: &str
     ] {
         if let Some(a) = a {
             inv(out, a.invert);
-            let _ = write!(out, " {pre}{o} {}", ip(a.addr));
-            if a.mask != u32::MAX {
-                out.push_str(&mask_suffix(a.mask));
+            let _ = write!(out, " {pre}{o} {}", addr_text(family, a.addr));
+            if a.mask != family.host_mask() {
+                out.push_str(&mask_suffix(family, a.mask));
             }
         }
     }
@@ -326,5 +390,57 @@ pub(super) fn recent_options(out: &mut String, r: &RecentMatch, w: &RecentWords)
     }
     if r.rttl {
         out.push_str(w.rttl);
+    }
+}
+
+/// ttl's and hl's comparison as saved (`pre`: `--ttl` or `--hl`).
+pub(super) fn ttl_save(out: &mut String, op: TtlOp, value: u8, pre: &str) {
+    let _ = match op {
+        TtlOp::Eq => write!(out, " {pre}-eq {value}"),
+        TtlOp::Ne => write!(out, " ! {pre}-eq {value}"),
+        TtlOp::Lt => write!(out, " {pre}-lt {value}"),
+        TtlOp::Gt => write!(out, " {pre}-gt {value}"),
+    };
+}
+
+/// ttl's and hl's comparison as `-L` prints it (`what`: `TTL` or `HL`).
+pub(super) fn ttl_list(out: &mut String, op: TtlOp, value: u8, what: &str) {
+    let o = match op {
+        TtlOp::Eq => "==",
+        TtlOp::Ne => "!=",
+        TtlOp::Lt => "<",
+        TtlOp::Gt => ">",
+    };
+    let _ = write!(out, " {what} match {what} {o} {value}");
+}
+
+/// `--icmp-type` / `--icmpv6-type` as `-L` prints it (libipt_icmp's and
+/// libip6t_icmp6's print_icmptype, byte for byte): `label` is ` icmp` or
+/// ` ipv6-icmp`, `table` the names to try unless `numeric`.
+pub(super) fn icmp_list(
+    out: &mut String,
+    label: &str,
+    (icmp_type, code_lo, code_hi, invert): (u8, u8, u8, bool),
+    table: &[(&str, u8, u8, u8)],
+    numeric: bool,
+) {
+    out.push_str(label);
+    if !numeric {
+        if let Some((n, ..)) = table
+            .iter()
+            .find(|(_, t, lo, hi)| *t == icmp_type && *lo == code_lo && *hi == code_hi)
+        {
+            let _ = write!(out, " {}{n}", if invert { "!" } else { "" });
+            return;
+        }
+    }
+    if invert {
+        out.push_str(" !");
+    }
+    let _ = write!(out, "type {icmp_type}");
+    if code_lo == code_hi {
+        let _ = write!(out, " code {code_lo}");
+    } else if code_lo != 0 || code_hi != 0xFF {
+        let _ = write!(out, " codes {code_lo}-{code_hi}");
     }
 }

@@ -86,15 +86,16 @@ fn list_ports(
     }
 }
 
-fn list_addr(a: u32, mask: u32) -> String {
-    if mask == u32::MAX {
-        ip(a).to_string()
+/// An address with its mask as `-L` prints it: no `/32` or `/128`.
+fn list_addr(family: Family, a: u128, mask: u128) -> String {
+    if mask == family.host_mask() {
+        addr_text(family, a)
     } else {
-        format!("{}{}", ip(a), mask_suffix(mask))
+        format!("{}{}", addr_text(family, a), mask_suffix(family, mask))
     }
 }
 
-fn match_list(out: &mut String, m: &Match, numeric: bool, proto: &str) {
+fn match_list(out: &mut String, m: &Match, family: Family, numeric: bool, proto: &str) {
     match m {
         Match::Tcp {
             sport,
@@ -127,28 +128,13 @@ fn match_list(out: &mut String, m: &Match, numeric: bool, proto: &str) {
             code_lo,
             code_hi,
             invert,
-        } => {
-            // libipt_icmp's print_icmptype, byte for byte.
-            out.push_str(" icmp");
-            if !numeric {
-                if let Some((n, ..)) = names::ICMP_NAMES
-                    .iter()
-                    .find(|(_, t, lo, hi)| t == icmp_type && lo == code_lo && hi == code_hi)
-                {
-                    let _ = write!(out, " {}{n}", if *invert { "!" } else { "" });
-                    return;
-                }
-            }
-            if *invert {
-                out.push_str(" !");
-            }
-            let _ = write!(out, "type {icmp_type}");
-            if *code_lo == *code_hi {
-                let _ = write!(out, " code {code_lo}");
-            } else if *code_lo != 0 || *code_hi != 0xFF {
-                let _ = write!(out, " codes {code_lo}-{code_hi}");
-            }
-        }
+        } => icmp_list(
+            out,
+            " icmp",
+            (*icmp_type, *code_lo, *code_hi, *invert),
+            &names::ICMP_NAMES,
+            numeric,
+        ),
         Match::Multiport {
             kind,
             ports,
@@ -173,7 +159,7 @@ fn match_list(out: &mut String, m: &Match, numeric: bool, proto: &str) {
                 }
             }
         }
-        Match::Conntrack(ct) => conntrack_options(out, ct, ""),
+        Match::Conntrack(ct) => conntrack_options(out, ct, family, ""),
         Match::State { states: s, invert } => {
             let _ = write!(
                 out,
@@ -227,11 +213,12 @@ fn match_list(out: &mut String, m: &Match, numeric: bool, proto: &str) {
                 },
             );
         }
-        Match::Iprange { src, dst } => {
-            for (o, r) in [("source", src), ("destination", dst)] {
+        Match::Iprange(r) => {
+            for (o, r) in [("source", &r.src), ("destination", &r.dst)] {
                 if let Some((a, b, i)) = r {
                     let i = if *i { "! " } else { "" };
-                    let _ = write!(out, " {o} IP range {i}{}-{}", ip(*a), ip(*b));
+                    let (a, b) = (addr_text(family, *a), addr_text(family, *b));
+                    let _ = write!(out, " {o} IP range {i}{a}-{b}");
                 }
             }
         }
@@ -247,15 +234,7 @@ fn match_list(out: &mut String, m: &Match, numeric: bool, proto: &str) {
             let _ = write!(out, " {what} {}", if r.invert { "!" } else { "" });
             range(out, r.lo, r.hi, ':');
         }
-        Match::Ttl { op, value } => {
-            let o = match op {
-                TtlOp::Eq => "==",
-                TtlOp::Ne => "!=",
-                TtlOp::Lt => "<",
-                TtlOp::Gt => ">",
-            };
-            let _ = write!(out, " TTL match TTL {o} {value}");
-        }
+        Match::Ttl { op, value } => ttl_list(out, *op, *value, "TTL"),
         Match::Mac { addr, invert } => {
             let _ = write!(out, " MAC{} {}", if *invert { " !" } else { "" }, mac(addr));
         }
@@ -280,13 +259,15 @@ fn match_list(out: &mut String, m: &Match, numeric: bool, proto: &str) {
                 " name: {} side: {} mask: {}",
                 r.name,
                 if r.rdest { "dest" } else { "source" },
-                ip(r.mask)
+                addr_text(family, r.mask)
             );
         }
+        // ip6tables' own matches (every variant not above).
+        _ => super::format6::match_list6(out, m, numeric),
     }
 }
 
-fn target_list(out: &mut String, t: &Target, numeric: bool) {
+fn target_list(out: &mut String, t: &Target, family: Family, numeric: bool) {
     match t {
         Target::Reject(w) => {
             let _ = write!(out, " reject-with {}", w.name());
@@ -324,7 +305,7 @@ fn target_list(out: &mut String, t: &Target, numeric: bool) {
         },
         Target::Dnat(r) | Target::Snat(r) => {
             out.push_str(" to:");
-            nat_range(out, r);
+            nat_range(out, r, family);
             nat_flag_names(out, r, "");
         }
         Target::Masquerade(r) | Target::Redirect(r) => {
@@ -354,6 +335,14 @@ fn target_list(out: &mut String, t: &Target, numeric: bool) {
             nflog_options(out, n, "");
         }
         Target::ChecksumFill => out.push_str(" CHECKSUM fill"),
+        Target::Hl { mode, value } => {
+            let how = match mode {
+                HlMode::Set => "set to",
+                HlMode::Inc => "increment by",
+                HlMode::Dec => "decrement by",
+            };
+            let _ = write!(out, " HL {how} {value}");
+        }
         _ => {}
     }
 }
@@ -395,8 +384,9 @@ fn list_target_name(t: &Target) -> &str {
     }
 }
 
-/// The matches and target options of a rule as `-L` prints them.
-pub fn list_rule_tail(out: &mut String, r: &Rule, numeric: bool) {
+/// The matches and target options of a rule of `family` as `-L` prints
+/// them.
+pub fn list_rule_tail(out: &mut String, r: &Rule, family: Family, numeric: bool) {
     if matches!(r.target, Target::Goto(_)) {
         out.push_str("[goto] ");
     }
@@ -407,13 +397,14 @@ pub fn list_rule_tail(out: &mut String, r: &Rule, numeric: bool) {
         _ => "tcp",
     };
     for m in &r.matches {
-        match_list(out, m, numeric, proto);
+        match_list(out, m, family, numeric, proto);
     }
-    target_list(out, &r.target, numeric);
+    target_list(out, &r.target, family, numeric);
 }
 
-/// One rule line of `iptables -L` (no newline).
-pub fn list_rule(out: &mut String, r: &Rule, n: usize, f: ListFormat) {
+/// One rule line of `iptables -L` (no newline), its addresses of
+/// `family`.
+pub fn list_rule(out: &mut String, r: &Rule, n: usize, f: ListFormat, family: Family) {
     let start = out.len();
     if f.line_numbers {
         let _ = write!(out, "{n:<4} ");
@@ -424,12 +415,14 @@ pub fn list_rule(out: &mut String, r: &Rule, n: usize, f: ListFormat) {
     }
     let _ = write!(out, "{:<9} ", list_target_name(&r.target));
     out.push(if r.proto_invert { '!' } else { ' ' });
+    // "%-4s ": a name of five letters or more still gets its blank
+    // (`ipv6-icmp --`, `udplite --`).
     match names::proto_list_name(r.proto, f.numeric) {
         Some(p) => {
-            let _ = write!(out, "{p:<5}");
+            let _ = write!(out, "{p:<4} ");
         }
         None => {
-            let _ = write!(out, "{:<5}", r.proto);
+            let _ = write!(out, "{:<4} ", r.proto);
         }
     }
     match r.fragment {
@@ -457,31 +450,42 @@ pub fn list_rule(out: &mut String, r: &Rule, n: usize, f: ListFormat) {
         out.push(' ');
     }
     for a in [&r.src, &r.dst] {
-        let s = if a.mask == 0 && !a.invert && !f.numeric {
+        // iptables says `anywhere` for a zero mask, ip6tables for the
+        // unspecified address (whatever the mask: `::/127` too).
+        let anywhere = match family {
+            Family::V4 => a.mask == 0 && !a.invert,
+            Family::V6 => a.addr == 0,
+        };
+        let s = if anywhere && !f.numeric {
             "anywhere".to_string()
         } else if !f.numeric {
-            // xtables_ipaddr_to_anyname: host name, else network name.
-            match names::host_name(a.addr).or_else(|| names::net_name(a.addr)) {
-                Some(h) if a.mask == u32::MAX => h.to_string(),
-                Some(h) => format!("{h}{}", mask_suffix(a.mask)),
-                None => list_addr_any(a.addr, a.mask),
+            // xtables_ipaddr_to_anyname: host name, else network name
+            // (IPv4 only).
+            let name = names::host_name(family, a.addr).or_else(|| match family {
+                Family::V4 => names::net_name(a.addr as u32),
+                Family::V6 => None,
+            });
+            match name {
+                Some(h) if a.mask == family.host_mask() => h.to_string(),
+                Some(h) => format!("{h}{}", mask_suffix(family, a.mask)),
+                None => list_addr_any(family, a.addr, a.mask),
             }
         } else {
-            list_addr_any(a.addr, a.mask)
+            list_addr_any(family, a.addr, a.mask)
         };
         out.push(if a.invert { '!' } else { ' ' });
         let _ = write!(out, "{s:<19} ");
     }
-    list_rule_tail(out, r, f.numeric);
+    list_rule_tail(out, r, family, f.numeric);
     let trimmed = out[start..].trim_end().len();
     out.truncate(start + trimmed);
 }
 
-pub(crate) fn list_addr_any(a: u32, mask: u32) -> String {
+pub(crate) fn list_addr_any(family: Family, a: u128, mask: u128) -> String {
     if mask == 0 {
-        format!("{}/0", ip(a))
+        format!("{}/0", addr_text(family, a))
     } else {
-        list_addr(a, mask)
+        list_addr(family, a, mask)
     }
 }
 
@@ -541,7 +545,7 @@ pub fn list(out: &mut String, t: &Table, chain: Option<&str>, f: ListFormat) {
         out.truncate(hstart + trimmed);
         out.push('\n');
         for (i, r) in c.rules.iter().enumerate() {
-            list_rule(out, r, i + 1, f);
+            list_rule(out, r, i + 1, f, t.family);
             out.push('\n');
         }
     }

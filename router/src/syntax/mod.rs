@@ -44,6 +44,7 @@ macro_rules! ours {
 pub mod apply;
 mod command;
 mod format;
+mod format6;
 mod list;
 mod matches;
 pub mod names;
@@ -56,7 +57,7 @@ pub use apply::{
     apply_command, exec, restore, restore_with, save_one as save_table_text, tokenize,
     verbose_rule, CmdError, Output, RestoreError, RestoreOptions,
 };
-pub use command::{parse_command, Command, Op};
+pub use command::{parse_command, parse_command_for, Command, Op};
 pub use list::{list, list_rule, ListFormat};
 pub use save::{list_rules, rule_spec, save, save_table, save_with_comments};
 
@@ -77,8 +78,14 @@ pub enum SyntaxError {
         value: String,
         expected: &'static str,
     },
-    #[error("host names are not supported: \"{value}\" for {option}: give a numeric IPv4 address")]
-    HostName { option: String, value: String },
+    #[error(
+        "host names are not supported: \"{value}\" for {option}: give a numeric {family} address"
+    )]
+    HostName {
+        option: String,
+        value: String,
+        family: &'static str,
+    },
     #[error("unknown protocol \"{value}\" specified")]
     UnknownProtocol { value: String },
     #[error("Couldn't load match `{name}':No such file or directory{}", suggest.map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default())]

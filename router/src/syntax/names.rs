@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use crate::ruleset::Family;
+
 /// The text of the system's name databases (`None`: not readable).
 #[derive(Debug, Clone, Default)]
 pub struct SystemFiles {
@@ -31,13 +33,17 @@ fn system_file(which: fn(&SystemFiles) -> &Option<String>) -> Option<&'static st
     FILES.get().and_then(|f| which(f).as_deref())
 }
 
-/// Protocols iptables knows without a lookup (`xtables_chain_protos`).
-const CHAIN_PROTOS: [(&str, u8); 10] = [
+/// Protocols iptables knows without a lookup (`xtables_chain_protos`);
+/// the first name of a number is the one printed (1.8.11 prints
+/// `ipv6-icmp` for 58, as the shell tests' listings show; `icmpv6` still
+/// reads).
+const CHAIN_PROTOS: [(&str, u8); 11] = [
     ("tcp", 6),
     ("sctp", 132),
     ("udp", 17),
     ("udplite", 136),
     ("icmp", 1),
+    ("ipv6-icmp", 58),
     ("icmpv6", 58),
     ("esp", 50),
     ("ah", 51),
@@ -256,6 +262,55 @@ pub const ICMP_NAMES: [(&str, u8, u8, u8); 39] = [
     ("pong", 0, 0, 0xFF),
 ];
 
+/// ICMPv6 type names (`xtables_icmpv6_codes`): (name, type, code_lo,
+/// code_hi). Listings print the first name of a type and code range.
+pub const ICMP6_NAMES: [(&str, u8, u8, u8); 31] = [
+    ("destination-unreachable", 1, 0, 0xFF),
+    ("no-route", 1, 0, 0),
+    ("communication-prohibited", 1, 1, 1),
+    ("beyond-scope", 1, 2, 2),
+    ("address-unreachable", 1, 3, 3),
+    ("port-unreachable", 1, 4, 4),
+    ("failed-policy", 1, 5, 5),
+    ("reject-route", 1, 6, 6),
+    ("packet-too-big", 2, 0, 0xFF),
+    ("time-exceeded", 3, 0, 0xFF),
+    ("ttl-zero-during-transit", 3, 0, 0),
+    ("ttl-zero-during-reassembly", 3, 1, 1),
+    ("parameter-problem", 4, 0, 0xFF),
+    ("bad-header", 4, 0, 0),
+    ("unknown-header-type", 4, 1, 1),
+    ("unknown-option", 4, 2, 2),
+    ("echo-request", 128, 0, 0xFF),
+    ("ping", 128, 0, 0xFF),
+    ("echo-reply", 129, 0, 0xFF),
+    ("pong", 129, 0, 0xFF),
+    ("mld-listener-query", 130, 0, 0xFF),
+    ("mld-listener-report", 131, 0, 0xFF),
+    ("mld-listener-done", 132, 0, 0xFF),
+    ("mld-listener-reduction", 132, 0, 0xFF),
+    ("router-solicitation", 133, 0, 0xFF),
+    ("router-advertisement", 134, 0, 0xFF),
+    ("neighbour-solicitation", 135, 0, 0xFF),
+    ("neighbor-solicitation", 135, 0, 0xFF),
+    ("neighbour-advertisement", 136, 0, 0xFF),
+    ("neighbor-advertisement", 136, 0, 0xFF),
+    ("redirect", 137, 0, 0xFF),
+];
+
+/// The IPv6 extension headers `-m ipv6header` knows: (protocol number,
+/// the kernel's `MASK_*` bit, the name printed), in printing order.
+pub const IPV6_HEADERS: [(u8, u8, &str); 8] = [
+    (0, 0x80, "hop-by-hop"),
+    (60, 0x40, "ipv6-opts"),
+    (43, 0x20, "ipv6-route"),
+    (44, 0x10, "ipv6-frag"),
+    (51, 0x08, "ah"),
+    (50, 0x04, "esp"),
+    (59, 0x02, "ipv6-nonxt"),
+    (255, 0x01, "protocol"),
+];
+
 pub const LOG_LEVELS: [(&str, u8); 10] = [
     ("emerg", 0),
     ("alert", 1),
@@ -342,6 +397,31 @@ pub const ALL_OPTIONS: &[&str] = &[
     "--ttl-eq",
     "--ttl-lt",
     "--ttl-gt",
+    "--hl-eq",
+    "--hl-lt",
+    "--hl-gt",
+    "--hl-set",
+    "--hl-inc",
+    "--hl-dec",
+    "--icmpv6-type",
+    "--fragid",
+    "--fraglen",
+    "--fragres",
+    "--fragfirst",
+    "--fragmore",
+    "--fraglast",
+    "--header",
+    "--soft",
+    "--hbh-len",
+    "--hbh-opts",
+    "--dst-len",
+    "--dst-opts",
+    "--rt-type",
+    "--rt-segsleft",
+    "--rt-len",
+    "--rt-0-res",
+    "--rt-0-addrs",
+    "--rt-0-not-strict",
     "--mss",
     "--set",
     "--rcheck",
@@ -429,8 +509,9 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 /// Reverse lookup in /etc/hosts for `-L` without `-n` (first name of the
 /// first line naming the address, as the resolver answers from files).
 /// DNS is not consulted: without an answer the address prints as is.
-pub fn host_name(addr: u32) -> Option<&'static str> {
-    static H: OnceLock<HashMap<u32, String>> = OnceLock::new();
+/// `addr` is of `family` (IPv4 in the low 32 bits).
+pub fn host_name(family: Family, addr: u128) -> Option<&'static str> {
+    static H: OnceLock<HashMap<(Family, u128), String>> = OnceLock::new();
     H.get_or_init(|| {
         let mut m = HashMap::new();
         if let Some(text) = system_file(|f| &f.hosts) {
@@ -440,14 +521,17 @@ pub fn host_name(addr: u32) -> Option<&'static str> {
                 let (Some(a), Some(n)) = (it.next(), it.next()) else {
                     continue;
                 };
-                if let Ok(ip) = a.parse::<std::net::Ipv4Addr>() {
-                    m.entry(u32::from(ip)).or_insert_with(|| n.to_string());
-                }
+                let key = match a.parse::<std::net::IpAddr>() {
+                    Ok(std::net::IpAddr::V4(ip)) => (Family::V4, u128::from(u32::from(ip))),
+                    Ok(std::net::IpAddr::V6(ip)) => (Family::V6, u128::from(ip)),
+                    Err(_) => continue,
+                };
+                m.entry(key).or_insert_with(|| n.to_string());
             }
         }
         m
     })
-    .get(&addr)
+    .get(&(family, addr))
     .map(|s| s.as_str())
 }
 

@@ -25,6 +25,8 @@ struct Loaded {
 
 /// Rule-building state.
 pub(super) struct RuleBuilder {
+    /// The tool's family: addresses, and which extensions load.
+    family: Family,
     rule: Rule,
     loaded: Vec<Loaded>,
     /// The extension of the `-j` target (None for a chain, `-g` or no `-j`).
@@ -73,6 +75,8 @@ pub(super) struct Arg<'x, 'a, 't> {
     /// The rule's protocol number (0 = all) and its inversion.
     pub(super) proto: u8,
     pub(super) proto_inv: bool,
+    /// The tool's family (addresses in option values).
+    pub(super) family: Family,
     opt: &'x mut Opt<'a>,
     cur: &'x mut Cursor<'a, 't>,
 }
@@ -100,8 +104,9 @@ impl<'a> Arg<'_, 'a, '_> {
 }
 
 impl RuleBuilder {
-    pub(super) fn new() -> RuleBuilder {
+    pub(super) fn new(family: Family) -> RuleBuilder {
         RuleBuilder {
+            family,
             rule: Rule::default(),
             loaded: Vec::new(),
             target: None,
@@ -137,7 +142,7 @@ impl RuleBuilder {
             return Ok(());
         }
         if long(name, "-s", &["--source", "--src"]) {
-            let (addr, mask) = parse_addr_mask("-s", o.arg(c)?)?;
+            let (addr, mask) = parse_addr_mask(self.family, "-s", o.arg(c)?)?;
             self.given_once(G_SRC, "-s")?;
             self.rule.src = AddrMask {
                 addr,
@@ -147,7 +152,7 @@ impl RuleBuilder {
             return Ok(());
         }
         if long(name, "-d", &["--destination", "--dst"]) {
-            let (addr, mask) = parse_addr_mask("-d", o.arg(c)?)?;
+            let (addr, mask) = parse_addr_mask(self.family, "-d", o.arg(c)?)?;
             self.given_once(G_DST, "-d")?;
             self.rule.dst = AddrMask {
                 addr,
@@ -169,6 +174,11 @@ impl RuleBuilder {
             return Ok(());
         }
         if long(name, "-f", &["--fragment"]) {
+            if self.family == Family::V6 {
+                return Err(invalid(
+                    "`-f' is not supported in IPv6, use -m frag instead",
+                ));
+            }
             if self.rule.fragment.is_some() {
                 return Err(invalid("multiple -f flags not allowed"));
             }
@@ -184,7 +194,7 @@ impl RuleBuilder {
             self.target_given = true;
             let goto = name == "-g" || name == "--goto";
             simple_name(name, v)?;
-            let found = targets::find(v);
+            let found = targets::find(v, self.family);
             if goto {
                 if found.is_none() {
                     self.rule.target = Target::Goto(v.into());
@@ -208,10 +218,10 @@ impl RuleBuilder {
         if long(name, "-m", &["--match"]) {
             let v = o.arg(c)?;
             no_inv(inv, name)?;
-            let ext = matches::find(v)?;
+            let ext = matches::find(v, self.family)?;
             self.loaded.push(Loaded {
                 ext,
-                m: (ext.new)(),
+                m: (ext.new)(self.family),
                 seen: 0,
             });
             return Ok(());
@@ -228,6 +238,7 @@ impl RuleBuilder {
             inv,
             proto: self.rule.proto,
             proto_inv: self.rule.proto_invert,
+            family: self.family,
             opt: &mut o,
             cur: c,
         };
@@ -242,18 +253,19 @@ impl RuleBuilder {
             }
         }
         // Implicit protocol match (`-p tcp --dport 22`).
-        let implicit = match (self.rule.proto, self.rule.proto_invert) {
-            (6, false) => Some("tcp"),
-            (17, false) => Some("udp"),
-            (1, false) => Some("icmp"),
+        let implicit = match (self.rule.proto, self.rule.proto_invert, self.family) {
+            (6, false, _) => Some("tcp"),
+            (17, false, _) => Some("udp"),
+            (1, false, Family::V4) => Some("icmp"),
+            (58, false, Family::V6) => Some("icmp6"),
             _ => None,
         };
         if let Some(p) = implicit {
             if !self.loaded.iter().any(|l| l.ext.name == p) {
-                let ext = matches::find(p)?;
+                let ext = matches::find(p, self.family)?;
                 let mut l = Loaded {
                     ext,
-                    m: (ext.new)(),
+                    m: (ext.new)(self.family),
                     seen: 0,
                 };
                 if (ext.option)(&mut l.m, &mut l.seen, &mut a)? {

@@ -42,7 +42,7 @@ fn port_options(out: &mut String, sport: &Option<Range16>, dport: &Option<Range1
     }
 }
 
-fn match_save(out: &mut String, m: &Match) {
+fn match_save(out: &mut String, m: &Match, family: Family) {
     let _ = write!(out, " -m {}", m.name());
     match m {
         Match::Tcp {
@@ -106,7 +106,7 @@ fn match_save(out: &mut String, m: &Match) {
                 range(out, *lo, *hi, ':');
             }
         }
-        Match::Conntrack(ct) => conntrack_options(out, ct, "--"),
+        Match::Conntrack(ct) => conntrack_options(out, ct, family, "--"),
         Match::State { states: s, invert } => {
             inv(out, *invert);
             let _ = write!(out, " --state {}", states(*s));
@@ -151,11 +151,12 @@ fn match_save(out: &mut String, m: &Match) {
                 inv_on_types: false,
             },
         ),
-        Match::Iprange { src, dst } => {
-            for (o, r) in [("--src-range", src), ("--dst-range", dst)] {
+        Match::Iprange(r) => {
+            for (o, r) in [("--src-range", &r.src), ("--dst-range", &r.dst)] {
                 if let Some((a, b, i)) = r {
                     inv(out, *i);
-                    let _ = write!(out, " {o} {}-{}", ip(*a), ip(*b));
+                    let (a, b) = (addr_text(family, *a), addr_text(family, *b));
+                    let _ = write!(out, " {o} {a}-{b}");
                 }
             }
         }
@@ -174,14 +175,7 @@ fn match_save(out: &mut String, m: &Match) {
             });
             range(out, r.lo, r.hi, ':');
         }
-        Match::Ttl { op, value } => {
-            let _ = match op {
-                TtlOp::Eq => write!(out, " --ttl-eq {value}"),
-                TtlOp::Ne => write!(out, " ! --ttl-eq {value}"),
-                TtlOp::Lt => write!(out, " --ttl-lt {value}"),
-                TtlOp::Gt => write!(out, " --ttl-gt {value}"),
-            };
-        }
+        Match::Ttl { op, value } => ttl_save(out, *op, *value, "--ttl"),
         Match::Recent(r) => {
             inv(out, r.invert);
             recent_options(
@@ -195,17 +189,20 @@ fn match_save(out: &mut String, m: &Match) {
                     rttl: " --rttl",
                 },
             );
-            let _ = write!(out, " --name {} --mask {}", r.name, ip(r.mask));
+            let mask = addr_text(family, r.mask);
+            let _ = write!(out, " --name {} --mask {mask}", r.name);
             out.push_str(if r.rdest { " --rdest" } else { " --rsource" });
         }
         Match::Mac { addr, invert } => {
             inv(out, *invert);
             let _ = write!(out, " --mac-source {}", mac(addr));
         }
+        // ip6tables' own matches (every variant not above).
+        _ => super::format6::match_save6(out, m),
     }
 }
 
-fn target_save(out: &mut String, t: &Target) {
+fn target_save(out: &mut String, t: &Target, family: Family) {
     match t {
         Target::None => {}
         Target::Goto(c) => {
@@ -257,7 +254,7 @@ fn target_save(out: &mut String, t: &Target) {
             } else {
                 " --to-source "
             });
-            nat_range(out, r);
+            nat_range(out, r, family);
             nat_flag_names(out, r, "--");
         }
         Target::Masquerade(r) | Target::Redirect(r) => {
@@ -280,6 +277,9 @@ fn target_save(out: &mut String, t: &Target) {
             nflog_options(out, n, "--");
         }
         Target::ChecksumFill => out.push_str(" --checksum-fill"),
+        Target::Hl { mode, value } => {
+            let _ = write!(out, " --hl-{} {value}", super::format6::hl_mode_word(*mode));
+        }
         _ => {}
     }
 }
@@ -296,13 +296,15 @@ fn iface(out: &mut String, opt: &str, i: &Option<Box<Iface>>) {
     }
 }
 
-/// The rule specification after `-A CHAIN` in canonical order. With
-/// `counters`, `-c P B` goes before the target (as `iptables -v -S`).
-pub fn rule_spec(out: &mut String, r: &Rule, counters: bool) {
+/// The rule specification after `-A CHAIN` in canonical order, its
+/// addresses of `family`. With `counters`, `-c P B` goes before the
+/// target (as `iptables -v -S`).
+pub fn rule_spec(out: &mut String, r: &Rule, family: Family, counters: bool) {
     for (o, a) in [("-s", &r.src), ("-d", &r.dst)] {
         if a.mask != 0 || a.invert {
             inv(out, a.invert);
-            let _ = write!(out, " {o} {}{}", ip(a.addr), mask_suffix(a.mask));
+            let (addr, mask) = (addr_text(family, a.addr), mask_suffix(family, a.mask));
+            let _ = write!(out, " {o} {addr}{mask}");
         }
     }
     iface(out, "-i", &r.in_iface);
@@ -323,12 +325,12 @@ pub fn rule_spec(out: &mut String, r: &Rule, counters: bool) {
         out.push_str(" -f");
     }
     for m in &r.matches {
-        match_save(out, m);
+        match_save(out, m, family);
     }
     if counters {
         let _ = write!(out, " -c {} {}", r.counters.packets, r.counters.bytes);
     }
-    target_save(out, &r.target);
+    target_save(out, &r.target, family);
 }
 
 /// `iptables-save` output for one table (no `#` lines). With `counters`,
@@ -360,7 +362,7 @@ pub fn save_table(out: &mut String, t: &Table, counters: bool) {
                 let _ = write!(out, "[{}:{}] ", r.counters.packets, r.counters.bytes);
             }
             let _ = write!(out, "-A {}", c.name);
-            rule_spec(out, r, false);
+            rule_spec(out, r, t.family, false);
             out.push('\n');
         }
     }
@@ -441,7 +443,7 @@ pub fn list_rules(
                 }
             }
             let _ = write!(out, "-A {}", c.name);
-            rule_spec(out, r, verbose);
+            rule_spec(out, r, t.family, verbose);
             out.push('\n');
         }
     }

@@ -20,20 +20,23 @@ type CheckFn = fn(&Target, u32, u8, bool) -> R<()>;
 /// One target extension.
 pub(super) struct TargetExt {
     pub(super) name: &'static str,
+    /// The family it serves: None for both (libxt_), else IPv4 only
+    /// (libipt_) or IPv6 only (libip6t_).
+    family: Option<Family>,
     /// The target as `-j NAME` starts it, before any of its options. None
     /// for a name iptables has and tungate does not implement (QUEUE): it
     /// is reserved and suggested like the others, but `-j`/`-g` take it
     /// for a chain's name (and find none: no chain may be called so).
-    new: Option<fn() -> Target>,
+    new: Option<fn(Family) -> Target>,
     pub(super) option: OptionFn,
     pub(super) check: CheckFn,
 }
 
 /// Target names tungate knows (besides user chains), in the order names
 /// are suggested.
-static TARGETS: [TargetExt; 17] = [
+static TARGETS: [TargetExt; 18] = [
     ACCEPT, DROP, RETURN, REJECT, LOG, MARK, CONNMARK, DNAT, SNAT, MASQUERADE, REDIRECT, NOTRACK,
-    CT, TCPMSS, NFLOG, CHECKSUM, QUEUE,
+    CT, TCPMSS, NFLOG, CHECKSUM, QUEUE, HL,
 ];
 
 /// Every name on [`TARGETS`] (as `&'a str`, to chain with chain names).
@@ -47,11 +50,14 @@ pub(super) fn is_target_name(name: &str) -> bool {
     TARGETS.iter().any(|t| t.name == name)
 }
 
-/// The implemented target `-j name` names, and the target it starts; None
-/// for a chain's name.
-pub(super) fn find(name: &str) -> Option<(&'static TargetExt, Target)> {
-    let ext = TARGETS.iter().find(|t| t.name == name)?;
-    Some((ext, (ext.new?)()))
+/// The implemented target `-j name` names in a rule of `family`, and the
+/// target it starts; None for a chain's name (another family's target is
+/// a chain name too, as the real tools take it).
+pub(super) fn find(name: &str, family: Family) -> Option<(&'static TargetExt, Target)> {
+    let ext = TARGETS
+        .iter()
+        .find(|t| t.name == name && t.family.is_none_or(|f| f == family))?;
+    Some((ext, (ext.new?)(family)))
 }
 
 fn no_options(_: &mut Target, _: &mut u32, _: &mut Arg) -> R<bool> {
@@ -71,21 +77,23 @@ fn required(seen: u32, msg: &str) -> R<()> {
 }
 
 /// A target without options.
-const fn plain(name: &'static str, new: fn() -> Target) -> TargetExt {
+const fn plain(name: &'static str, new: fn(Family) -> Target) -> TargetExt {
     TargetExt {
         name,
+        family: None,
         new: Some(new),
         option: no_options,
         check: no_check,
     }
 }
 
-const ACCEPT: TargetExt = plain("ACCEPT", || Target::Accept);
-const DROP: TargetExt = plain("DROP", || Target::Drop);
-const RETURN: TargetExt = plain("RETURN", || Target::Return);
-const NOTRACK: TargetExt = plain("NOTRACK", || Target::Notrack);
+const ACCEPT: TargetExt = plain("ACCEPT", |_| Target::Accept);
+const DROP: TargetExt = plain("DROP", |_| Target::Drop);
+const RETURN: TargetExt = plain("RETURN", |_| Target::Return);
+const NOTRACK: TargetExt = plain("NOTRACK", |_| Target::Notrack);
 const QUEUE: TargetExt = TargetExt {
     name: "QUEUE",
+    family: None,
     new: None,
     option: no_options,
     check: no_check,
@@ -94,7 +102,13 @@ const QUEUE: TargetExt = TargetExt {
 /// `-j REJECT`.
 const REJECT: TargetExt = TargetExt {
     name: "REJECT",
-    new: Some(|| Target::Reject(RejectWith::PortUnreachable)),
+    family: None,
+    new: Some(|f| {
+        Target::Reject(match f {
+            Family::V4 => RejectWith::PortUnreachable,
+            Family::V6 => RejectWith::Icmp6PortUnreachable,
+        })
+    }),
     option: reject,
     check: no_check,
 };
@@ -107,24 +121,29 @@ fn reject(t: &mut Target, _: &mut u32, a: &mut Arg) -> R<bool> {
     }
     no_inv(a.inv, name)?;
     let v = a.value()?;
-    let alias = match v {
-        "net-unreach" | "icmp-net-unreachable" => "icmp-net-unreachable",
-        "host-unreach" | "icmp-host-unreachable" => "icmp-host-unreachable",
-        "port-unreach" | "icmp-port-unreachable" => "icmp-port-unreachable",
-        "proto-unreach" | "icmp-proto-unreachable" => "icmp-proto-unreachable",
-        "net-prohib" | "icmp-net-prohibited" => "icmp-net-prohibited",
-        "host-prohib" | "icmp-host-prohibited" => "icmp-host-prohibited",
-        "admin-prohib" | "icmp-admin-prohibited" => "icmp-admin-prohibited",
-        "tcp-reset" | "tcp-rst" => "tcp-reset",
-        _ => {
-            return Err(err_val(
-                name,
-                v,
-                "icmp-net-unreachable, icmp-host-unreachable, icmp-port-unreachable, icmp-proto-unreachable, icmp-net-prohibited, icmp-host-prohibited, icmp-admin-prohibited or tcp-reset",
-            ))
-        }
+    // Each reply's saved name, then its short alias (libipt_REJECT's and
+    // libip6t_REJECT's tables).
+    let found = match a.family {
+        Family::V4 => RejectWith::ALL
+            .iter()
+            .zip(REJECT_ALIASES)
+            .find(|((_, n), alias)| *n == v || alias.contains(&v)),
+        Family::V6 => RejectWith::ALL6
+            .iter()
+            .zip(REJECT6_ALIASES)
+            .find(|((_, n), alias)| *n == v || alias.contains(&v)),
     };
-    *w = RejectWith::ALL.iter().find(|(_, n)| *n == alias).unwrap().0;
+    let Some(((with, _), _)) = found else {
+        let known: Vec<&str> = match a.family {
+            Family::V4 => RejectWith::ALL.iter().map(|(_, n)| *n).collect(),
+            Family::V6 => RejectWith::ALL6.iter().map(|(_, n)| *n).collect(),
+        };
+        return Err(invalid(format!(
+            "unknown reject type \"{v}\" for {name}: expected {}",
+            known.join(", ")
+        )));
+    };
+    *w = *with;
     if *w == RejectWith::TcpReset && (a.proto != 6 || a.proto_inv) {
         return Err(invalid(
             "REJECT: --reject-with tcp-reset is only valid with -p tcp",
@@ -133,10 +152,34 @@ fn reject(t: &mut Target, _: &mut u32, a: &mut Arg) -> R<bool> {
     Ok(true)
 }
 
+/// The short names of [`RejectWith::ALL`]'s replies, in its order.
+const REJECT_ALIASES: [&[&str]; 8] = [
+    &["net-unreach"],
+    &["host-unreach"],
+    &["port-unreach"],
+    &["proto-unreach"],
+    &["net-prohib"],
+    &["host-prohib"],
+    &["admin-prohib"],
+    &["tcp-rst"],
+];
+
+/// The short names of [`RejectWith::ALL6`]'s replies, in its order.
+const REJECT6_ALIASES: [&[&str]; 7] = [
+    &["no-route"],
+    &["adm-prohibited"],
+    &["addr-unreach"],
+    &["port-unreach"],
+    &["policy-fail"],
+    &["reject-route"],
+    &[],
+];
+
 /// `-j LOG`.
 const LOG: TargetExt = TargetExt {
     name: "LOG",
-    new: Some(|| {
+    family: None,
+    new: Some(|_| {
         Target::Log(LogTarget {
             prefix: None,
             level: 4,
@@ -182,7 +225,8 @@ fn log(t: &mut Target, _: &mut u32, a: &mut Arg) -> R<bool> {
 /// `-j MARK`: every form is kept as `--set-xmark value/mask`.
 const MARK: TargetExt = TargetExt {
     name: "MARK",
-    new: Some(|| Target::Mark { value: 0, mask: 0 }),
+    family: None,
+    new: Some(|_| Target::Mark { value: 0, mask: 0 }),
     option: mark,
     check: |_, s, _, _| {
         required(s, "MARK target: one of --set-xmark, --set-mark, --and-mark, --or-mark or --xor-mark is required")
@@ -229,7 +273,8 @@ fn mark(t: &mut Target, seen: &mut u32, a: &mut Arg) -> R<bool> {
 /// `-j CONNMARK`.
 const CONNMARK: TargetExt = TargetExt {
     name: "CONNMARK",
-    new: Some(|| Target::Connmark(ConnmarkTarget::SetXmark { value: 0, mask: 0 })),
+    family: None,
+    new: Some(|_| Target::Connmark(ConnmarkTarget::SetXmark { value: 0, mask: 0 })),
     option: connmark,
     check: |_, s, _, _| required(s, "CONNMARK target: no operation specified"),
 };
@@ -293,7 +338,8 @@ fn connmark(t: &mut Target, seen: &mut u32, a: &mut Arg) -> R<bool> {
 /// `-j DNAT`.
 const DNAT: TargetExt = TargetExt {
     name: "DNAT",
-    new: Some(|| Target::Dnat(Box::default())),
+    family: None,
+    new: Some(|_| Target::Dnat(Box::default())),
     option: nat,
     check: |_, s, _, _| required(s, "DNAT: option \"--to-destination\" must be specified"),
 };
@@ -301,7 +347,8 @@ const DNAT: TargetExt = TargetExt {
 /// `-j SNAT`.
 const SNAT: TargetExt = TargetExt {
     name: "SNAT",
-    new: Some(|| Target::Snat(Box::default())),
+    family: None,
+    new: Some(|_| Target::Snat(Box::default())),
     option: nat,
     check: |_, s, _, _| required(s, "SNAT: option \"--to-source\" must be specified"),
 };
@@ -326,7 +373,7 @@ fn nat(t: &mut Target, seen: &mut u32, a: &mut Arg) -> R<bool> {
             }
             once(seen, S1, want)?;
             let v = a.value()?;
-            let r = parse_nat_range(want, v, is_dnat)?;
+            let r = parse_nat_range(a.family, want, v, is_dnat)?;
             if r.port_range().is_some() && !nat_ports_ok(a.proto, a.proto_inv) {
                 return Err(invalid(format!(
                     "Need TCP, UDP, SCTP or DCCP with port specification (\"{v}\")"
@@ -346,7 +393,8 @@ fn nat(t: &mut Target, seen: &mut u32, a: &mut Arg) -> R<bool> {
 /// `-j MASQUERADE`.
 const MASQUERADE: TargetExt = TargetExt {
     name: "MASQUERADE",
-    new: Some(|| Target::Masquerade(Box::default())),
+    family: None,
+    new: Some(|_| Target::Masquerade(Box::default())),
     option: to_ports,
     check: no_check,
 };
@@ -354,7 +402,8 @@ const MASQUERADE: TargetExt = TargetExt {
 /// `-j REDIRECT`.
 const REDIRECT: TargetExt = TargetExt {
     name: "REDIRECT",
-    new: Some(|| Target::Redirect(Box::default())),
+    family: None,
+    new: Some(|_| Target::Redirect(Box::default())),
     option: to_ports,
     check: no_check,
 };
@@ -389,7 +438,8 @@ fn to_ports(t: &mut Target, _: &mut u32, a: &mut Arg) -> R<bool> {
 /// `-j CT`.
 const CT: TargetExt = TargetExt {
     name: "CT",
-    new: Some(|| Target::Ct(Box::default())),
+    family: None,
+    new: Some(|_| Target::Ct(Box::default())),
     option: ct,
     check: no_check,
 };
@@ -426,7 +476,8 @@ fn ct(t: &mut Target, _: &mut u32, a: &mut Arg) -> R<bool> {
 /// `-j TCPMSS`: `--set-mss` or `--clamp-mss-to-pmtu`, with `-p tcp`.
 const TCPMSS: TargetExt = TargetExt {
     name: "TCPMSS",
-    new: Some(|| Target::TcpmssSet(0)),
+    family: None,
+    new: Some(|_| Target::TcpmssSet(0)),
     option: tcpmss,
     check: |t, s, proto, pinv| {
         if matches!(t, Target::TcpmssSet(_)) {
@@ -469,7 +520,8 @@ fn tcpmss(t: &mut Target, seen: &mut u32, a: &mut Arg) -> R<bool> {
 /// `-j NFLOG`.
 const NFLOG: TargetExt = TargetExt {
     name: "NFLOG",
-    new: Some(|| {
+    family: None,
+    new: Some(|_| {
         Target::Nflog(Box::new(NflogTarget {
             threshold: 1,
             ..Default::default()
@@ -516,7 +568,8 @@ fn nflog(t: &mut Target, _: &mut u32, a: &mut Arg) -> R<bool> {
 /// `-j CHECKSUM --checksum-fill`.
 const CHECKSUM: TargetExt = TargetExt {
     name: "CHECKSUM",
-    new: Some(|| Target::ChecksumFill),
+    family: None,
+    new: Some(|_| Target::ChecksumFill),
     option: checksum,
     check: |_, s, _, _| {
         required(
@@ -532,6 +585,47 @@ fn checksum(t: &mut Target, seen: &mut u32, a: &mut Arg) -> R<bool> {
     }
     no_inv(a.inv, a.name)?;
     *seen |= S1;
+    Ok(true)
+}
+
+/// `-j HL` (IPv6 only): `--hl-set`, `--hl-inc` or `--hl-dec`.
+const HL: TargetExt = TargetExt {
+    name: "HL",
+    family: Some(Family::V6),
+    new: Some(|_| Target::Hl {
+        mode: HlMode::Set,
+        value: 0,
+    }),
+    option: hl,
+    check: |_, s, _, _| required(s, "HL: You must specify an action"),
+};
+
+fn hl(t: &mut Target, seen: &mut u32, a: &mut Arg) -> R<bool> {
+    ours!(let Target::Hl { mode, value } = t);
+    let name = a.name;
+    let m = match name {
+        "--hl-set" => HlMode::Set,
+        "--hl-inc" => HlMode::Inc,
+        "--hl-dec" => HlMode::Dec,
+        _ => return Ok(false),
+    };
+    no_inv(a.inv, name)?;
+    once(seen, S1, "HL: --hl-set/--hl-inc/--hl-dec")?;
+    let v = a.value()?;
+    let n = parse_u32_dec(v)
+        .filter(|n| *n <= 255 && (m == HlMode::Set || *n > 0))
+        .ok_or_else(|| {
+            err_val(
+                name,
+                v,
+                if m == HlMode::Set {
+                    "a hop limit 0-255"
+                } else {
+                    "a change of 1-255"
+                },
+            )
+        })?;
+    (*mode, *value) = (m, n as u8);
     Ok(true)
 }
 

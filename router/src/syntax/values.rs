@@ -1,5 +1,5 @@
 //! Option values of the iptables command line: numbers as strtoul reads
-//! them, IPv4 addresses and masks, ports and ranges (with service names),
+//! them, IPv4 and IPv6 addresses and masks (of the rule's family), ports and ranges (with service names),
 //! marks, interface and other names, and the word lists of single options
 //! (ctstates, TCP flags, address types, conntrack events, rates, NAT
 //! ranges). Each parser names the option in its error and says what it
@@ -73,40 +73,82 @@ pub(super) fn split_byte(s: &str, c: u8) -> Option<(&str, &str)> {
     Some((&s[..i], &s[i + 1..]))
 }
 
-/// `addr[/len|/mask]` with host names rejected.
-pub(super) fn parse_addr_mask(option: &str, s: &str) -> R<(u32, u32)> {
+/// An IPv6 address as inet_pton reads it (`2001:db8::1`, `::ffff:1.2.3.4`),
+/// host order.
+pub(crate) fn parse_ip6(s: &str) -> Option<u128> {
+    s.parse::<std::net::Ipv6Addr>().ok().map(u128::from)
+}
+
+/// An address of `family`, host order (IPv4 zero-extended).
+pub(crate) fn parse_addr(family: Family, s: &str) -> Option<u128> {
+    match family {
+        Family::V4 => parse_ip(s).map(u128::from),
+        Family::V6 => parse_ip6(s),
+    }
+}
+
+/// `addr[/len|/mask]` of `family` with host names rejected; the address
+/// comes back masked.
+pub(super) fn parse_addr_mask(family: Family, option: &str, s: &str) -> R<(u128, u128)> {
     let (a, m) = match split_byte(s, b'/') {
         Some((a, m)) => (a, Some(m)),
         None => (s, None),
     };
-    let addr = match parse_ip(a) {
+    let addr = match parse_addr(family, a) {
         Some(v) => v,
         None => {
-            if a.bytes().any(|b| b.is_ascii_alphabetic()) {
+            // An IPv6 address has hex letters; a host name has a letter
+            // outside them or no colon.
+            let host = a.bytes().any(|b| b.is_ascii_alphabetic())
+                && (family == Family::V4 || !a.contains(':'));
+            if host {
                 return Err(SyntaxError::HostName {
                     option: option.to_string(),
                     value: s.to_string(),
+                    family: family_word(family),
                 });
             }
             return Err(err_val(
                 option,
                 s,
-                "an IPv4 address, address/len or address/mask",
+                match family {
+                    Family::V4 => "an IPv4 address, address/len or address/mask",
+                    Family::V6 => "an IPv6 address, address/len or address/mask",
+                },
             ));
         }
     };
     let mask = match m {
-        None => u32::MAX,
-        Some(m) if m.contains('.') => {
-            parse_ip(m).ok_or_else(|| err_val(option, s, "a mask such as /24 or /255.255.255.0"))?
+        None => family.host_mask(),
+        Some(m) if family == Family::V4 && m.contains('.') => parse_ip(m)
+            .map(u128::from)
+            .ok_or_else(|| err_val(option, s, "a mask such as /24 or /255.255.255.0"))?,
+        Some(m) if family == Family::V6 && m.contains(':') => {
+            parse_ip6(m).ok_or_else(|| err_val(option, s, "a mask such as /64 or /ffff:ffff::"))?
         }
         Some(m) => match parse_u32_dec(m) {
-            Some(0) => 0,
-            Some(l) if l <= 32 => u32::MAX << (32 - l),
-            _ => return Err(err_val(option, s, "a prefix length 0-32")),
+            Some(l) if l <= family.bits() => family.prefix_mask(l),
+            _ => {
+                return Err(err_val(
+                    option,
+                    s,
+                    match family {
+                        Family::V4 => "a prefix length 0-32",
+                        Family::V6 => "a prefix length 0-128",
+                    },
+                ))
+            }
         },
     };
     Ok((addr & mask, mask))
+}
+
+/// "IPv4" or "IPv6", for messages.
+pub(super) fn family_word(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "IPv4",
+        Family::V6 => "IPv6",
+    }
 }
 
 pub(super) fn parse_port(option: &str, s: &str, proto: Option<&str>) -> R<u16> {
@@ -283,18 +325,44 @@ pub(super) fn tcp_flags(opt: &str, s: &str) -> R<u8> {
     Ok(v)
 }
 
-pub(super) fn parse_nat_range(opt: &str, s: &str, with_base: bool) -> R<NatRange> {
+/// `--to-destination` / `--to-source`: `addr[-addr][:port[-port][/base]]`
+/// for IPv4; for IPv6 `addr[-addr]`, `[addr[-addr]]:port[-port][/base]`
+/// or `:port...` (an IPv6 address takes its colons: ports need the
+/// brackets).
+pub(super) fn parse_nat_range(family: Family, opt: &str, s: &str, with_base: bool) -> R<NatRange> {
     let mut r = NatRange::default();
-    let (addrs, ports) = match split_byte(s, b':') {
-        Some((a, p)) => (a, Some(p)),
-        None => (s, None),
+    let form = match family {
+        Family::V4 => "addr[-addr][:port[-port]]",
+        Family::V6 => "addr[-addr] or [addr[-addr]]:port[-port]",
+    };
+    let (addrs, ports) = match family {
+        Family::V4 => match split_byte(s, b':') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        },
+        Family::V6 => match s.strip_prefix('[') {
+            Some(rest) => {
+                let (a, after) = split_byte(rest, b']').ok_or_else(|| err_val(opt, s, form))?;
+                match after {
+                    "" => (a, None),
+                    p => (
+                        a,
+                        Some(p.strip_prefix(':').ok_or_else(|| err_val(opt, s, form))?),
+                    ),
+                }
+            }
+            None => match s.strip_prefix(':') {
+                Some(p) => ("", Some(p)),
+                None => (s, None),
+            },
+        },
     };
     if !addrs.is_empty() {
         let (a, b) = match split_byte(addrs, b'-') {
             Some((a, b)) => (a, b),
             None => (addrs, addrs),
         };
-        let pa = |x: &str| parse_ip(x).ok_or_else(|| err_val(opt, s, "addr[-addr][:port[-port]]"));
+        let pa = |x: &str| parse_addr(family, x).ok_or_else(|| err_val(opt, s, form));
         let (a, b) = (pa(a)?, pa(b)?);
         if a > b {
             return Err(invalid(format!("bad IP range \"{addrs}\" for {opt}")));
@@ -387,9 +455,9 @@ pub(super) fn parse_addrtypes(opt: &str, s: &str) -> R<AddrTypes> {
     Ok(AddrTypes(v))
 }
 
-pub(super) fn parse_iprange(opt: &str, s: &str) -> R<(u32, u32)> {
+pub(super) fn parse_iprange(family: Family, opt: &str, s: &str) -> R<(u128, u128)> {
     let (a, b) = s.split_once('-').unwrap_or((s, s));
-    let p = |x: &str| parse_ip(x).ok_or_else(|| err_val(opt, s, "addr[-addr]"));
+    let p = |x: &str| parse_addr(family, x).ok_or_else(|| err_val(opt, s, "addr[-addr]"));
     Ok((p(a)?, p(b)?))
 }
 

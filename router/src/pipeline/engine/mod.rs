@@ -144,6 +144,10 @@ pub struct Pipeline {
     conntrack: ConnTable,
     recent: RecentTables,
     rules: RwLock<Arc<CompiledRuleset>>,
+    /// The IPv6 (ip6tables) ruleset: held so that `ip6tables` against the
+    /// gateway edits and lists it, not yet evaluated: every IPv6 packet is
+    /// dropped before the hooks until the IPv6 packet path lands.
+    rules6: RwLock<Arc<Ruleset>>,
     generation: AtomicU64,
     workers: usize,
     seed: u64,
@@ -181,6 +185,7 @@ impl Pipeline {
             conntrack: ConnTable::new(cfg.conntrack),
             recent: RecentTables::default(),
             rules: RwLock::new(compiled),
+            rules6: RwLock::new(Arc::new(Ruleset::new_family(crate::ruleset::Family::V6))),
             generation: AtomicU64::new(1),
             workers,
             seed,
@@ -199,6 +204,20 @@ impl Pipeline {
         let mut g = self.rules.write().unwrap_or_else(|e| e.into_inner());
         *g = Arc::new(compiled);
         self.generation.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// The IPv6 ruleset (see `rules6`: held, not evaluated yet).
+    pub fn ruleset6(&self) -> Arc<Ruleset> {
+        self.rules6
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the IPv6 ruleset (a validated IPv6 model).
+    pub fn replace_ruleset6(&self, rs: Ruleset) {
+        debug_assert_eq!(rs.family(), crate::ruleset::Family::V6);
+        *self.rules6.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rs);
     }
 
     /// Periodic housekeeping, from the I/O edge's timer: sweeps `budget`

@@ -199,6 +199,14 @@ impl<'p: 'w, 'w> Trav<'p, 'w> {
             RejectWith::NetProhibited => unreach_code::NET_PROHIB,
             RejectWith::HostProhibited => unreach_code::HOST_PROHIB,
             RejectWith::AdminProhibited | RejectWith::TcpReset => unreach_code::ADMIN_PROHIB,
+            // ICMPv6 replies are ip6tables' only, and the IPv6 ruleset is
+            // not evaluated yet: no IPv6 packet reaches a hook.
+            RejectWith::Icmp6NoRoute
+            | RejectWith::Icmp6AdmProhibited
+            | RejectWith::Icmp6AddrUnreachable
+            | RejectWith::Icmp6PortUnreachable
+            | RejectWith::Icmp6PolicyFail
+            | RejectWith::Icmp6RejectRoute => unreach_code::ADMIN_PROHIB,
         };
         self.icmp_error(pkt, unreach(code), flow.ingress, attach, out);
     }

@@ -12,7 +12,8 @@ use crate::syntax::SyntaxError;
 /// `-m tcp` (also loaded by `-p tcp`).
 pub(super) const TCP: MatchExt = MatchExt {
     name: "tcp",
-    new: || Match::Tcp {
+    family: None,
+    new: |_| Match::Tcp {
         sport: None,
         dport: None,
         flags: None,
@@ -58,7 +59,8 @@ fn tcp(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
 /// `-m udp` (also loaded by `-p udp`).
 pub(super) const UDP: MatchExt = MatchExt {
     name: "udp",
-    new: || Match::Udp {
+    family: None,
+    new: |_| Match::Udp {
         sport: None,
         dport: None,
     },
@@ -94,8 +96,8 @@ fn port_option(
     Ok(true)
 }
 
-/// tcp, udp and icmp need their protocol, not inverted.
-fn needs_proto(name: &str, want: u8, proto: u8, pinv: bool) -> R<()> {
+/// tcp, udp, icmp and icmp6 need their protocol, not inverted.
+pub(super) fn needs_proto(name: &str, want: u8, proto: u8, pinv: bool) -> R<()> {
     if proto != want || pinv {
         return Err(invalid(format!(
             "{name} match: needs `-p {name}' (\"-m {name}\" without it)"
@@ -107,7 +109,8 @@ fn needs_proto(name: &str, want: u8, proto: u8, pinv: bool) -> R<()> {
 /// `-m icmp` (also loaded by `-p icmp`).
 pub(super) const ICMP: MatchExt = MatchExt {
     name: "icmp",
-    new: || Match::Icmp {
+    family: Some(Family::V4),
+    new: |_| Match::Icmp {
         icmp_type: 0xFF,
         code_lo: 0,
         code_hi: 0xFF,
@@ -119,50 +122,68 @@ pub(super) const ICMP: MatchExt = MatchExt {
 
 fn icmp(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
     ours!(let Match::Icmp { icmp_type, code_lo, code_hi, invert } = m);
-    let (name, inv) = (a.name, a.inv);
-    if name != "--icmp-type" {
+    if a.name != "--icmp-type" {
         return Ok(false);
     }
+    let v = icmp_type_option(seen, a, &names::ICMP_NAMES, "an ICMP type")?;
+    (*icmp_type, *code_lo, *code_hi, *invert) = v;
+    Ok(true)
+}
+
+/// `--icmp-type` / `--icmpv6-type`: a name from `table` or
+/// `type[/code[:code]]`; (type, lowest code, highest code, inversion).
+pub(super) fn icmp_type_option(
+    seen: &mut u32,
+    a: &mut Arg,
+    table: &[(&str, u8, u8, u8)],
+    what: &'static str,
+) -> R<(u8, u8, u8, bool)> {
+    let (name, inv) = (a.name, a.inv);
     once(seen, S1, name)?;
     let v = a.value()?;
-    if let Some(&(_, t, lo, hi)) = names::ICMP_NAMES
-        .iter()
-        .find(|(n, ..)| n.eq_ignore_ascii_case(v))
-    {
-        (*icmp_type, *code_lo, *code_hi) = (t, lo, hi);
-    } else {
-        let bad = || err_val(name, v, "an ICMP type name or type[/code[:code]]");
-        let (t, code) = match v.split_once('/') {
-            Some((t, cd)) => (t, Some(cd)),
-            None => (v, None),
-        };
-        let t = parse_u32_dec(t).filter(|t| *t <= 255).ok_or_else(bad)?;
-        let (lo, hi) = match code {
-            None => (0, 255),
-            Some(cd) => {
-                let p = |x: &str| parse_u32_dec(x).filter(|t| *t <= 255).ok_or_else(bad);
-                match cd.split_once(':') {
-                    Some((a, b)) => (p(a)?, p(b)?),
-                    None => {
-                        let x = p(cd)?;
-                        (x, x)
-                    }
+    if let Some(&(_, t, lo, hi)) = table.iter().find(|(n, ..)| n.eq_ignore_ascii_case(v)) {
+        return Ok((t, lo, hi, inv));
+    }
+    let bad = || {
+        err_val(
+            name,
+            v,
+            if what == "an ICMP type" {
+                "an ICMP type name or type[/code[:code]]"
+            } else {
+                "an ICMPv6 type name or type[/code[:code]]"
+            },
+        )
+    };
+    let (t, code) = match v.split_once('/') {
+        Some((t, cd)) => (t, Some(cd)),
+        None => (v, None),
+    };
+    let t = parse_u32_dec(t).filter(|t| *t <= 255).ok_or_else(bad)?;
+    let (lo, hi) = match code {
+        None => (0, 255),
+        Some(cd) => {
+            let p = |x: &str| parse_u32_dec(x).filter(|t| *t <= 255).ok_or_else(bad);
+            match cd.split_once(':') {
+                Some((a, b)) => (p(a)?, p(b)?),
+                None => {
+                    let x = p(cd)?;
+                    (x, x)
                 }
             }
-        };
-        if lo > hi {
-            return Err(bad());
         }
-        (*icmp_type, *code_lo, *code_hi) = (t as u8, lo as u8, hi as u8);
+    };
+    if lo > hi {
+        return Err(bad());
     }
-    *invert = inv;
-    Ok(true)
+    Ok((t as u8, lo as u8, hi as u8, inv))
 }
 
 /// `-m multiport`.
 pub(super) const MULTIPORT: MatchExt = MatchExt {
     name: "multiport",
-    new: || Match::Multiport {
+    family: None,
+    new: |_| Match::Multiport {
         kind: MultiportKind::Any,
         ports: Vec::new(),
         invert: false,
@@ -213,7 +234,8 @@ fn multiport(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
 /// `-m addrtype`.
 pub(super) const ADDRTYPE: MatchExt = MatchExt {
     name: "addrtype",
-    new: || Match::Addrtype {
+    family: None,
+    new: |_| Match::Addrtype {
         src: None,
         dst: None,
         limit_iface_in: false,
@@ -271,36 +293,28 @@ fn addrtype_check(m: &Match, _: u32, _: u8, _: bool) -> R<()> {
 /// `-m iprange`.
 pub(super) const IPRANGE: MatchExt = MatchExt {
     name: "iprange",
-    new: || Match::Iprange {
-        src: None,
-        dst: None,
-    },
+    family: None,
+    new: |_| Match::Iprange(Box::default()),
     option: iprange,
     check: |m, _, _, _| {
         require(
-            matches!(
-                m,
-                Match::Iprange {
-                    src: None,
-                    dst: None
-                }
-            ),
+            matches!(m, Match::Iprange(r) if r.src.is_none() && r.dst.is_none()),
             "iprange match: You must specify `--src-range' or `--dst-range'",
         )
     },
 };
 
 fn iprange(m: &mut Match, _: &mut u32, a: &mut Arg) -> R<bool> {
-    ours!(let Match::Iprange { src, dst } = m);
+    ours!(let Match::Iprange(r) = m);
     let (name, inv) = (a.name, a.inv);
     match name {
         "--src-range" => {
-            let (lo, hi) = parse_iprange(name, a.value()?)?;
-            *src = Some((lo, hi, inv));
+            let (lo, hi) = parse_iprange(a.family, name, a.value()?)?;
+            r.src = Some((lo, hi, inv));
         }
         "--dst-range" => {
-            let (lo, hi) = parse_iprange(name, a.value()?)?;
-            *dst = Some((lo, hi, inv));
+            let (lo, hi) = parse_iprange(a.family, name, a.value()?)?;
+            r.dst = Some((lo, hi, inv));
         }
         _ => return Ok(false),
     }
@@ -310,7 +324,8 @@ fn iprange(m: &mut Match, _: &mut u32, a: &mut Arg) -> R<bool> {
 /// `-m length`.
 pub(super) const LENGTH: MatchExt = MatchExt {
     name: "length",
-    new: || Match::Length(RANGE_NONE),
+    family: None,
+    new: |_| Match::Length(RANGE_NONE),
     option: |m, seen, a| match m {
         Match::Length(r) => range_option(r, seen, a, "--length"),
         _ => Ok(false),
@@ -321,7 +336,8 @@ pub(super) const LENGTH: MatchExt = MatchExt {
 /// `-m tcpmss`.
 pub(super) const TCPMSS: MatchExt = MatchExt {
     name: "tcpmss",
-    new: || Match::Tcpmss(RANGE_NONE),
+    family: None,
+    new: |_| Match::Tcpmss(RANGE_NONE),
     option: |m, seen, a| match m {
         Match::Tcpmss(r) => range_option(r, seen, a, "--mss"),
         _ => Ok(false),
@@ -371,7 +387,8 @@ fn value_given(m: &Match, s: u32) -> R<()> {
 /// `-m ttl`.
 pub(super) const TTL: MatchExt = MatchExt {
     name: "ttl",
-    new: || Match::Ttl {
+    family: Some(Family::V4),
+    new: |_| Match::Ttl {
         op: TtlOp::Eq,
         value: 0,
     },
@@ -381,27 +398,38 @@ pub(super) const TTL: MatchExt = MatchExt {
 
 fn ttl(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
     ours!(let Match::Ttl { op, value } = m);
+    ttl_option(op, value, seen, a, "--ttl")
+}
+
+/// ttl's `--ttl-eq/-lt/-gt` and hl's `--hl-eq/-lt/-gt` (`pre`: `--ttl`
+/// or `--hl`).
+pub(super) fn ttl_option(
+    op: &mut TtlOp,
+    value: &mut u8,
+    seen: &mut u32,
+    a: &mut Arg,
+    pre: &str,
+) -> R<bool> {
     let (name, inv) = (a.name, a.inv);
-    let o2 = match name {
-        "--ttl-eq" => {
-            if inv {
-                TtlOp::Ne
-            } else {
-                TtlOp::Eq
-            }
-        }
-        "--ttl-lt" => TtlOp::Lt,
-        "--ttl-gt" => TtlOp::Gt,
+    let Some(suffix) = name.strip_prefix(pre) else {
+        return Ok(false);
+    };
+    let o2 = match suffix {
+        "-eq" if inv => TtlOp::Ne,
+        "-eq" => TtlOp::Eq,
+        "-lt" => TtlOp::Lt,
+        "-gt" => TtlOp::Gt,
         _ => return Ok(false),
     };
+    let what = &pre[2..];
     if inv && o2 != TtlOp::Ne {
-        return Err(invalid(format!("ttl: unexpected `!' before {name}")));
+        return Err(invalid(format!("{what}: unexpected `!' before {name}")));
     }
-    once(seen, S1, "--ttl-eq/--ttl-lt/--ttl-gt")?;
+    once(seen, S1, &format!("{pre}-eq/{pre}-lt/{pre}-gt"))?;
     let v = a.value()?;
     let n = parse_u32_dec(v)
         .filter(|n| *n <= 255)
-        .ok_or_else(|| err_val(name, v, "a TTL 0-255"))?;
+        .ok_or_else(|| err_val(name, v, "a value 0-255"))?;
     *op = o2;
     *value = n as u8;
     Ok(true)
@@ -410,7 +438,8 @@ fn ttl(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
 /// `-m mac`.
 pub(super) const MAC: MatchExt = MatchExt {
     name: "mac",
-    new: || Match::Mac {
+    family: None,
+    new: |_| Match::Mac {
         addr: [0; 6],
         invert: false,
     },

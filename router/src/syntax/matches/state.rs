@@ -13,7 +13,8 @@ use crate::syntax::SyntaxError;
 /// `-m conntrack`. `S8` records that any option was given.
 pub(super) const CONNTRACK: MatchExt = MatchExt {
     name: "conntrack",
-    new: || Match::Conntrack(Box::default()),
+    family: None,
+    new: |_| Match::Conntrack(Box::default()),
     option: conntrack,
     check: |_, s, _, _| require(s & S8 == 0, "conntrack: at least one option is required"),
 };
@@ -21,7 +22,7 @@ pub(super) const CONNTRACK: MatchExt = MatchExt {
 /// `--ctorigsrc`-style addresses.
 fn ct_addr(a: &mut Arg) -> R<CtAddr> {
     let n = a.name;
-    let (addr, mask) = parse_addr_mask(n, a.value()?)?;
+    let (addr, mask) = parse_addr_mask(a.family, n, a.value()?)?;
     Ok(AddrMask {
         addr,
         mask,
@@ -111,7 +112,8 @@ fn conntrack(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
 /// `-m state`.
 pub(super) const STATE: MatchExt = MatchExt {
     name: "state",
-    new: || Match::State {
+    family: None,
+    new: |_| Match::State {
         states: CtStateSet(0),
         invert: false,
     },
@@ -134,7 +136,8 @@ fn state(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
 /// `-m mark`.
 pub(super) const MARK: MatchExt = MatchExt {
     name: "mark",
-    new: || Match::Mark(MARK_ANY),
+    family: None,
+    new: |_| Match::Mark(MARK_ANY),
     option: mark,
     check: mark_check,
 };
@@ -142,7 +145,8 @@ pub(super) const MARK: MatchExt = MatchExt {
 /// `-m connmark`: the conntrack mark, with the options of `-m mark`.
 pub(super) const CONNMARK: MatchExt = MatchExt {
     name: "connmark",
-    new: || Match::Connmark(MARK_ANY),
+    family: None,
+    new: |_| Match::Connmark(MARK_ANY),
     option: mark,
     check: mark_check,
 };
@@ -184,7 +188,8 @@ fn mark_check(m: &Match, s: u32, _: u8, _: bool) -> R<()> {
 /// `--rttl`.
 pub(super) const RECENT: MatchExt = MatchExt {
     name: "recent",
-    new: || {
+    family: None,
+    new: |family| {
         Match::Recent(Box::new(RecentMatch {
             cmd: RecentCmd::Set,
             invert: false,
@@ -194,7 +199,7 @@ pub(super) const RECENT: MatchExt = MatchExt {
             rttl: false,
             name: "DEFAULT".to_string(),
             rdest: false,
-            mask: u32::MAX,
+            mask: family.host_mask(),
         }))
     },
     option: recent,
@@ -234,7 +239,10 @@ fn recent(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
         }
         "--hitcount" => {
             let v = a.value()?;
-            r.hit_count = parse_u32_dec(v).ok_or_else(|| err_val(name, v, "a hit count"))?;
+            // The kernel refuses 65536 and more (XT_RECENT_MAX_NSTAMPS).
+            r.hit_count = parse_u32_dec(v)
+                .filter(|n| *n < 65536)
+                .ok_or_else(|| err_val(name, v, "a hit count 0-65535"))?;
         }
         "--rttl" => {
             r.rttl = true;
@@ -252,7 +260,7 @@ fn recent(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
         "--rdest" => r.rdest = true,
         "--mask" => {
             let v = a.value()?;
-            r.mask = parse_ip(v).ok_or_else(|| err_val(name, v, "a netmask"))?;
+            r.mask = parse_addr(a.family, v).ok_or_else(|| err_val(name, v, "a netmask"))?;
         }
         _ => return Ok(false),
     }
@@ -282,7 +290,8 @@ fn recent_check(m: &Match, s: u32, _: u8, _: bool) -> R<()> {
 /// `-m limit`.
 pub(super) const LIMIT: MatchExt = MatchExt {
     name: "limit",
-    new: || Match::Limit {
+    family: None,
+    new: |_| Match::Limit {
         avg: 10000 * 3600 / 3,
         burst: 5,
     },
@@ -315,7 +324,8 @@ fn limit(m: &mut Match, seen: &mut u32, a: &mut Arg) -> R<bool> {
 /// `-m statistic`.
 pub(super) const STATISTIC: MatchExt = MatchExt {
     name: "statistic",
-    new: || Match::Statistic {
+    family: None,
+    new: |_| Match::Statistic {
         mode: StatisticMode::Random { threshold: 0 },
         invert: false,
     },
@@ -417,7 +427,8 @@ fn statistic_check(m: &Match, s: u32, _: u8, _: bool) -> R<()> {
 /// `-m comment`.
 pub(super) const COMMENT: MatchExt = MatchExt {
     name: "comment",
-    new: || Match::Comment(String::new()),
+    family: None,
+    new: |_| Match::Comment(String::new()),
     option: comment,
     check: |_, s, _, _| {
         require(
