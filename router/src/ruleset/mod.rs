@@ -71,44 +71,9 @@ pub fn match_restricted(m: &Match) -> bool {
 use std::fmt;
 use std::sync::Arc;
 
-/// An address family: what `iptables` (IPv4) and `ip6tables` (IPv6) speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    /// Address width in bits.
-    pub fn bits(self) -> u32 {
-        match self {
-            Family::V4 => 32,
-            Family::V6 => 128,
-        }
-    }
-
-    /// The all-ones mask of a host address (`/32` or `/128`).
-    pub fn host_mask(self) -> u128 {
-        match self {
-            Family::V4 => u128::from(u32::MAX),
-            Family::V6 => u128::MAX,
-        }
-    }
-
-    /// The mask of a prefix of `len` bits (`len` at most [`Family::bits`]).
-    pub fn prefix_mask(self, len: u32) -> u128 {
-        // `>> 128` would overflow: a full-width prefix is the host mask.
-        self.host_mask() & !self.host_mask().checked_shr(len).unwrap_or(0)
-    }
-
-    /// The tool's name: `iptables` or `ip6tables`.
-    pub fn tool(self) -> &'static str {
-        match self {
-            Family::V4 => "iptables",
-            Family::V6 => "ip6tables",
-        }
-    }
-}
+/// The address family: what `iptables` (IPv4) and `ip6tables` (IPv6)
+/// speak; the crate's one family type.
+pub use crate::wire::Family;
 
 /// The five netfilter tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

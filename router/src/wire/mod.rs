@@ -215,6 +215,29 @@ impl Family {
             Family::V6 => 128,
         }
     }
+    /// Address width in bits (the ruleset's name for [`Family::addr_bits`]).
+    pub fn bits(self) -> u32 {
+        self.addr_bits()
+    }
+    /// The all-ones mask of a host address (`/32` or `/128`).
+    pub fn host_mask(self) -> u128 {
+        match self {
+            Family::V4 => u128::from(u32::MAX),
+            Family::V6 => u128::MAX,
+        }
+    }
+    /// The mask of a prefix of `len` bits (`len` at most [`Family::bits`]).
+    pub fn prefix_mask(self, len: u32) -> u128 {
+        // `>> 128` would overflow: a full-width prefix is the host mask.
+        self.host_mask() & !self.host_mask().checked_shr(len).unwrap_or(0)
+    }
+    /// The tool's name: `iptables` or `ip6tables`.
+    pub fn tool(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables",
+            Family::V6 => "ip6tables",
+        }
+    }
 }
 
 /// A fixed-width big-endian header field, read and written by the views'
